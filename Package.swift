@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Public products first, implementation targets after.
+let package = Package(
+    name: "bndrop",
+    products: [
+        // The Swift API: `import BNDrop`.
+        .library(name: "BNDrop", targets: ["BNDrop"]),
+        // The C ABI: libbndrop.so, described by include/bndrop.h.
+        .library(name: "bndrop", type: .dynamic, targets: ["BNDropC"]),
+    ],
+    targets: [
+        // The Swift core: layers, losses, optimizers, the sequential network, data.
+        .target(
+            name: "BNDrop",
+            dependencies: ["COpenBLAS", "CZlib"]
+        ),
+        // Thin @_cdecl exports over the Swift API, linked into libbndrop.so.
+        .target(
+            name: "BNDropC",
+            dependencies: ["BNDrop", "BNDropCSupport"],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-Xlinker", "-soname=libbndrop.so",
+                    "-Xlinker", "--version-script=\(Context.packageDirectory)/include/bndrop.map",
+                ]),
+            ]
+        ),
+        // Per-thread error text for the C ABI (C has _Thread_local; Swift does not).
+        .target(name: "BNDropCSupport"),
+        // Debian's libopenblas-dev (CBLAS interface).
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        // Debian's zlib1g-dev, for gzip-compressed IDX files.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .testTarget(
+            name: "BNDropTests",
+            dependencies: ["BNDrop"]
+        ),
+    ]
+)

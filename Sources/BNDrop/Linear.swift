@@ -1,0 +1,76 @@
+import COpenBLAS
+
+/// y = x·Wᵀ + b, as torch.nn.Linear. Weight (out, in), bias (out).
+/// Default init: W and b ~ U(-1/√in, 1/√in) (kaiming_uniform with a=√5, as PyTorch).
+public final class Linear: Layer {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    public let weight: Parameter
+    public let bias: Parameter
+    public var isTraining = true
+    public var typeName: String { "Linear" }
+    public var inputShape: [Int] { [inFeatures] }
+    public var outputShape: [Int] { [outFeatures] }
+
+    private let output = FloatBuffer()
+    private let gradInput = FloatBuffer()
+    private var input: UnsafePointer<Float>?
+    private var record = ForwardRecord()
+
+    public init(inFeatures: Int, outFeatures: Int, random: inout SeededRandom) throws {
+        guard inFeatures > 0, outFeatures > 0 else {
+            throw BNDError.invalidArgument("Linear needs positive sizes, got in=\(inFeatures) out=\(outFeatures)")
+        }
+        _ = try blasInt(outFeatures, inFeatures, "Linear weight")
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = try Parameter(shape: [outFeatures, inFeatures])
+        bias = try Parameter(shape: [outFeatures])
+        reset(random: &random)
+    }
+
+    public var state: [StateEntry] {
+        [StateEntry(name: "weight", shape: weight.shape, storage: .parameter(weight)),
+         StateEntry(name: "bias", shape: bias.shape, storage: .parameter(bias))]
+    }
+
+    public func reset(random: inout SeededRandom) {
+        let bound = 1 / Float(inFeatures).squareRoot()
+        fillUniform(weight.value, bound: bound, random: &random)
+        fillUniform(bias.value, bound: bound, random: &random)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        _ = try blasInt(batch, max(inFeatures, outFeatures), "Linear batch")
+        try output.resize(batch * outFeatures)
+        let y = output.pointer
+        // Start from the bias in every row, then y += x·Wᵀ.
+        for n in 0..<batch { (y + n * outFeatures).update(from: bias.value.pointer, count: outFeatures) }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(outFeatures), Int32(inFeatures),
+                    1, x, Int32(inFeatures), weight.value.pointer, Int32(inFeatures), 1, y, Int32(outFeatures))
+        input = x
+        record = ForwardRecord(batch: batch, wasTraining: isTraining)
+        return UnsafePointer(y)
+    }
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
+        -> UnsafePointer<Float>? {
+        try record.requireBackward(batch, typeName)
+        guard let x = input else { throw BNDError.state("Linear: backward called before forward") }
+        // dW += dyᵀ·x ; db += Σ_n dy
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(batch),
+                    1, dy, Int32(outFeatures), x, Int32(inFeatures), 1, weight.gradient.pointer, Int32(inFeatures))
+        let db = bias.gradient.pointer
+        for n in 0..<batch {
+            let row = dy + n * outFeatures
+            for o in 0..<outFeatures { db[o] += row[o] }
+        }
+        guard needInputGradient else { return nil }
+        // dx = dy·W
+        try gradInput.resize(batch * inFeatures)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(batch), Int32(inFeatures), Int32(outFeatures),
+                    1, dy, Int32(outFeatures), weight.value.pointer, Int32(inFeatures), 0, gradInput.pointer,
+                    Int32(inFeatures))
+        return UnsafePointer(gradInput.pointer)
+    }
+}

@@ -1,0 +1,91 @@
+import Glibc
+
+/// Loss functions with mean reduction, as torch.nn.functional.cross_entropy and mse_loss.
+///
+/// They compute faithfully: non-finite inputs give a non-finite loss (the training step turns that into
+/// `BNDError.numeric` before any parameter changes). Bad labels or sizes throw.
+public enum Loss {
+    /// Mean over the batch of −log_softmax(logits)[label].
+    /// - Parameters:
+    ///   - logits: batch×classes values.
+    ///   - labels: batch labels in [0, classes).
+    ///   - gradient: if non-nil, receives (softmax − onehot)/batch (batch×classes values).
+    public static func crossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
+                                    classes: Int, gradient: UnsafeMutablePointer<Float>?) throws -> Float {
+        guard batch > 0 else { throw BNDError.shape("cross_entropy needs a batch of at least 1, got \(batch)") }
+        guard classes > 0 else { throw BNDError.shape("cross_entropy needs at least 1 class, got \(classes)") }
+        _ = try Checked.multiply(batch, classes, "cross_entropy logits")
+        for n in 0..<batch where labels[n] < 0 || Int(labels[n]) >= classes {
+            throw BNDError.invalidArgument("Target \(labels[n]) is out of bounds: labels must be in [0, \(classes)) (sample \(n))")
+        }
+        var total = 0.0
+        for n in 0..<batch {
+            let row = logits + n * classes
+            var maxValue = row[0]
+            for c in 1..<max(classes, 1) where row[c] > maxValue || row[c].isNaN { maxValue = row[c] }
+            var sumExp = 0.0
+            for c in 0..<classes { sumExp += Double(expf(row[c] - maxValue)) }
+            let logSumExp = Double(maxValue) + log(sumExp)
+            total += logSumExp - Double(row[Int(labels[n])])
+            if let g = gradient {
+                let out = g + n * classes
+                let invBatch = 1 / Double(batch)
+                for c in 0..<classes {
+                    let softmax = Double(expf(row[c] - maxValue)) / sumExp
+                    out[c] = Float((softmax - (c == Int(labels[n]) ? 1 : 0)) * invBatch)
+                }
+            }
+        }
+        return Float(total / Double(batch))
+    }
+
+    /// Mean over all elements of (prediction − target)²; gradient 2(prediction − target)/count.
+    public static func mse(prediction: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int,
+                           gradient: UnsafeMutablePointer<Float>?) throws -> Float {
+        guard count > 0 else { throw BNDError.shape("mse needs at least 1 element, got \(count)") }
+        var total = 0.0
+        let scale = 2 / Float(count)
+        for i in 0..<count {
+            let d = prediction[i] - target[i]
+            total += Double(d) * Double(d)
+            gradient?[i] = scale * d
+        }
+        return Float(total / Double(count))
+    }
+
+    /// Array form of `crossEntropy`: returns the loss and the gradient.
+    public static func crossEntropy(logits: [Float], labels: [Int32], classes: Int) throws -> (loss: Float, gradient: [Float]) {
+        guard !labels.isEmpty else { throw BNDError.shape("cross_entropy needs a batch of at least 1, got 0") }
+        guard classes > 0, logits.count == labels.count * classes else {
+            throw BNDError.shape("cross_entropy: \(logits.count) logits do not match \(labels.count) labels × \(classes) classes")
+        }
+        var grad = [Float](repeating: 0, count: logits.count)
+        let loss = try logits.withUnsafeBufferPointer { l in
+            try labels.withUnsafeBufferPointer { y in
+                try grad.withUnsafeMutableBufferPointer { g in
+                    try crossEntropy(logits: l.baseAddress!, labels: y.baseAddress!, batch: labels.count,
+                                     classes: classes, gradient: g.baseAddress!)
+                }
+            }
+        }
+        return (loss, grad)
+    }
+
+    /// Array form of `mse`: returns the loss and the gradient.
+    public static func mse(prediction: [Float], target: [Float]) throws -> (loss: Float, gradient: [Float]) {
+        guard !prediction.isEmpty else { throw BNDError.shape("mse needs at least 1 element, got 0") }
+        guard prediction.count == target.count else {
+            throw BNDError.shape("mse: prediction has \(prediction.count) elements, target \(target.count)")
+        }
+        var grad = [Float](repeating: 0, count: prediction.count)
+        let loss = try prediction.withUnsafeBufferPointer { p in
+            try target.withUnsafeBufferPointer { t in
+                try grad.withUnsafeMutableBufferPointer { g in
+                    try mse(prediction: p.baseAddress!, target: t.baseAddress!, count: prediction.count,
+                            gradient: g.baseAddress!)
+                }
+            }
+        }
+        return (loss, grad)
+    }
+}

@@ -1,0 +1,205 @@
+/// Batch normalization over the channel axis, as torch.nn.BatchNorm1d (N×C or N×C×L input) and
+/// torch.nn.BatchNorm2d (N×C×H×W input).
+///
+/// Train mode (or eval without running statistics) normalises with the batch's mean and biased
+/// variance; with running statistics it then updates running_mean and the *unbiased* running_var with
+/// `momentum` (or the cumulative average when `momentum` is nil). Eval mode with running statistics
+/// normalises with them and updates nothing. Sums are taken in double precision, two-pass, so inputs with
+/// a large common offset keep their variance.
+///
+/// `eps`, `momentum`, `affine` and `trackRunningStats` are fixed at construction; only the mode changes.
+public final class BatchNorm: Layer {
+    public let numFeatures: Int
+    public let eps: Float
+    /// nil: cumulative moving average (PyTorch's momentum=None).
+    public let momentum: Float?
+    public let affine: Bool
+    public let trackRunningStats: Bool
+    public let inputShape: [Int]
+    public var outputShape: [Int] { inputShape }
+    public var isTraining = true
+    public var typeName: String { inputShape.count == 3 ? "BatchNorm2d" : "BatchNorm1d" }
+
+    /// γ and β (nil when `affine` is false).
+    public let weight: Parameter?
+    public let bias: Parameter?
+    /// Running statistics (nil when `trackRunningStats` is false).
+    public let runningMean: FloatBuffer?
+    public let runningVar: FloatBuffer?
+    public let numBatchesTracked: Counter?
+
+    /// Elements per channel per sample: 1 for N×C, L for N×C×L, H·W for N×C×H×W.
+    private let spatial: Int
+    private let output = FloatBuffer()
+    private let gradInput = FloatBuffer()
+    /// Mean and 1/√(var+eps) used by the last forward, per channel.
+    private let savedMean: FloatBuffer
+    private let savedInvStd: FloatBuffer
+    private var usedBatchStatistics = true
+    private var input: UnsafePointer<Float>?
+    private var record = ForwardRecord()
+
+    /// - Parameter shape: one sample's shape: [C], [C, L] (BatchNorm1d) or [C, H, W] (BatchNorm2d).
+    public init(shape: [Int], eps: Float = 1e-5, momentum: Float? = 0.1, affine: Bool = true,
+                trackRunningStats: Bool = true) throws {
+        guard (1...3).contains(shape.count), let channels = shape.first, channels > 0 else {
+            throw BNDError.shape("BatchNorm expects a sample shape [C], [C, L] or [C, H, W] with C > 0, got \(shape)")
+        }
+        guard eps.isFinite, eps > 0 else {
+            throw BNDError.invalidArgument("BatchNorm eps must be a positive finite number, got \(eps)")
+        }
+        if let m = momentum { try Checked.finite(m, in: 0...1, "BatchNorm momentum") }
+        numFeatures = channels
+        spatial = try Checked.product(Array(shape.dropFirst()), "BatchNorm shape")
+        guard spatial > 0 else { throw BNDError.shape("BatchNorm shape \(shape) has an empty dimension") }
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.trackRunningStats = trackRunningStats
+        inputShape = shape
+        weight = affine ? try Parameter(shape: [channels]) : nil
+        bias = affine ? try Parameter(shape: [channels]) : nil
+        runningMean = trackRunningStats ? try FloatBuffer(count: channels) : nil
+        runningVar = trackRunningStats ? try FloatBuffer(count: channels) : nil
+        numBatchesTracked = trackRunningStats ? Counter() : nil
+        savedMean = try FloatBuffer(count: channels)
+        savedInvStd = try FloatBuffer(count: channels)
+        var unused = SeededRandom(seed: 0)
+        reset(random: &unused)
+    }
+
+    public var state: [StateEntry] {
+        var entries: [StateEntry] = []
+        if let w = weight, let b = bias {
+            entries.append(StateEntry(name: "weight", shape: w.shape, storage: .parameter(w)))
+            entries.append(StateEntry(name: "bias", shape: b.shape, storage: .parameter(b)))
+        }
+        if let rm = runningMean, let rv = runningVar, let nbt = numBatchesTracked {
+            entries.append(StateEntry(name: "running_mean", shape: [numFeatures], storage: .buffer(rm)))
+            entries.append(StateEntry(name: "running_var", shape: [numFeatures], storage: .buffer(rv)))
+            entries.append(StateEntry(name: "num_batches_tracked", shape: [], storage: .counter(nbt)))
+        }
+        return entries
+    }
+
+    /// weight=1, bias=0, running_mean=0, running_var=1, num_batches_tracked=0.
+    public func reset(random: inout SeededRandom) {
+        weight?.value.fill(1)
+        bias?.value.fill(0)
+        runningMean?.fill(0)
+        runningVar?.fill(1)
+        numBatchesTracked?.value = 0
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        let total = try Checked.multiply(batch, inputCount, "\(typeName) input")
+        let perChannel = batch * spatial
+        let useBatchStats = isTraining || !trackRunningStats
+        if useBatchStats && perChannel <= 1 {
+            throw BNDError.shape("Expected more than 1 value per channel when training, got input size "
+                                 + "\([batch] + inputShape)")
+        }
+        try output.resize(total)
+        let y = output.pointer
+        let channels = numFeatures
+        let stride = channels * spatial
+        // The running-statistics update factor of this batch, when there is an update.
+        var updateFactor: Float? = nil
+        if isTraining, let nbt = numBatchesTracked {
+            nbt.value += 1
+            updateFactor = momentum ?? Float(1 / Double(nbt.value))
+        }
+        for c in 0..<channels {
+            let mean: Float, invStd: Float
+            if useBatchStats {
+                var sum = 0.0
+                for n in 0..<batch {
+                    let row = x + n * stride + c * spatial
+                    for s in 0..<spatial { sum += Double(row[s]) }
+                }
+                let mu = sum / Double(perChannel)
+                var squares = 0.0
+                for n in 0..<batch {
+                    let row = x + n * stride + c * spatial
+                    for s in 0..<spatial {
+                        let d = Double(row[s]) - mu
+                        squares += d * d
+                    }
+                }
+                mean = Float(mu)
+                invStd = Float(1 / (squares / Double(perChannel) + Double(eps)).squareRoot())
+                if let factor = updateFactor, let rm = runningMean, let rv = runningVar {
+                    let unbiased = Float(squares / Double(perChannel - 1))
+                    rm.pointer[c] = (1 - factor) * rm.pointer[c] + factor * mean
+                    rv.pointer[c] = (1 - factor) * rv.pointer[c] + factor * unbiased
+                }
+            } else if let rm = runningMean, let rv = runningVar {
+                // Eval with running statistics.
+                mean = rm.pointer[c]
+                invStd = 1 / (rv.pointer[c] + eps).squareRoot()
+            } else {
+                throw BNDError.internalError("\(typeName): no statistics to normalise with")
+            }
+            savedMean.pointer[c] = mean
+            savedInvStd.pointer[c] = invStd
+            let gamma = weight?.value.pointer[c] ?? 1
+            let beta = bias?.value.pointer[c] ?? 0
+            let scale = invStd * gamma
+            for n in 0..<batch {
+                let row = x + n * stride + c * spatial
+                let out = y + n * stride + c * spatial
+                for s in 0..<spatial { out[s] = (row[s] - mean) * scale + beta }
+            }
+        }
+        usedBatchStatistics = useBatchStats
+        input = x
+        record = ForwardRecord(batch: batch, wasTraining: isTraining)
+        return UnsafePointer(y)
+    }
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
+        -> UnsafePointer<Float>? {
+        try record.requireBackward(batch, typeName)
+        guard let x = input else { throw BNDError.state("\(typeName): backward called before forward") }
+        let channels = numFeatures
+        let stride = channels * spatial
+        let perChannel = Double(batch * spatial)
+        if needInputGradient { try gradInput.resize(batch * stride) }
+        let dx = gradInput.pointer
+        for c in 0..<channels {
+            let mean = savedMean.pointer[c], invStd = savedInvStd.pointer[c]
+            var sumDy = 0.0, dotXmuDy = 0.0
+            for n in 0..<batch {
+                let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
+                for s in 0..<spatial {
+                    sumDy += Double(gr[s])
+                    dotXmuDy += Double(xr[s] - mean) * Double(gr[s])
+                }
+            }
+            if let w = weight, let b = bias {
+                w.gradient.pointer[c] += Float(dotXmuDy * Double(invStd))
+                b.gradient.pointer[c] += Float(sumDy)
+            }
+            guard needInputGradient else { continue }
+            let gamma = weight?.value.pointer[c] ?? 1
+            if usedBatchStatistics {
+                // dx = (dy − Σdy/n − (x−μ)·invstd²·Σ(x−μ)dy/n)·invstd·γ
+                let meanDy = Float(sumDy / perChannel)
+                let projection = Float(dotXmuDy / perChannel) * invStd * invStd
+                let scale = invStd * gamma
+                for n in 0..<batch {
+                    let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
+                    let out = dx + n * stride + c * spatial
+                    for s in 0..<spatial { out[s] = (gr[s] - meanDy - (xr[s] - mean) * projection) * scale }
+                }
+            } else {
+                let scale = invStd * gamma
+                for n in 0..<batch {
+                    let gr = dy + n * stride + c * spatial, out = dx + n * stride + c * spatial
+                    for s in 0..<spatial { out[s] = gr[s] * scale }
+                }
+            }
+        }
+        return needInputGradient ? UnsafePointer(dx) : nil
+    }
+}

@@ -1,0 +1,18 @@
+#include "bndrop_support.h"
+#include <string.h>
+
+/* One slot per thread, so messages from different threads never mix. */
+static _Thread_local char last_error[1024];
+
+void bndi_set_last_error(const char *message) {
+    if (message == NULL) {
+        last_error[0] = '\0';
+        return;
+    }
+    size_t n = strlen(message);
+    if (n >= sizeof last_error) n = sizeof last_error - 1;
+    memcpy(last_error, message, n);
+    last_error[n] = '\0';
+}
+
+const char *bndi_last_error(void) { return last_error; }
