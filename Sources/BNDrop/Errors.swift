@@ -62,8 +62,9 @@ enum Checked {
 /// `a·b` as a BLAS dimension: throws when the product overflows or exceeds the 32-bit range that
 /// OpenBLAS's CBLAS interface takes. Returns `a` converted.
 func blasInt(_ a: Int, _ b: Int, _ what: @autoclosure () -> String) throws -> Int32 {
-    let total = try Checked.multiply(a, b, what())
-    guard total <= Int(Int32.max), let value = Int32(exactly: a) else {
+    guard a >= 0, b >= 0 else { throw BNDError.shape("\(what()): negative size \(a)×\(b)") }
+    let (total, overflow) = a.multipliedReportingOverflow(by: b)
+    guard !overflow, total <= Int(Int32.max), let value = Int32(exactly: a) else {
         throw BNDError.shape("\(what()): \(a)×\(b) elements exceed the 2³¹−1 that BLAS takes")
     }
     return value

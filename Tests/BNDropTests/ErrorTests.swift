@@ -1,0 +1,123 @@
+import XCTest
+@preconcurrency import BNDrop
+
+/// Every user mistake is a thrown BNDError with a message that says what was expected and what came.
+final class ErrorTests: XCTestCase {
+    private func assertThrows<T>(_ expression: @autoclosure () throws -> T, _ expectedCase: (BNDError) -> Bool,
+                                 containing text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try expression(), file: file, line: line) { error in
+            guard let error = error as? BNDError else { return XCTFail("not a BNDError: \(error)", file: file, line: line) }
+            XCTAssertTrue(expectedCase(error), "wrong category: \(error)", file: file, line: line)
+            XCTAssertFalse(error.message.isEmpty, file: file, line: line)
+            XCTAssertTrue(error.message.contains(text), "'\(error.message)' lacks '\(text)'", file: file, line: line)
+        }
+    }
+
+    private let invalid: (BNDError) -> Bool = { if case .invalidArgument = $0 { return true }; return false }
+    private let shape: (BNDError) -> Bool = { if case .shape = $0 { return true }; return false }
+    private let state: (BNDError) -> Bool = { if case .state = $0 { return true }; return false }
+    private let numeric: (BNDError) -> Bool = { if case .numeric = $0 { return true }; return false }
+
+    func testDropoutProbabilityOutOfRange() throws {
+        let net = try Sequential(sampleShape: [4])
+        for p: Float in [-0.1, 1.5, .nan, .infinity] {
+            assertThrows(try net.addDropout(p), invalid, containing: "dropout probability has to be between 0 and 1")
+        }
+        XCTAssertEqual(net.layers.count, 0, "a refused layer is not added")
+    }
+
+    func testBatchNormBatchOfOneInTraining() throws {
+        let net = try Sequential(sampleShape: [3])
+        try net.addBatchNorm()
+        assertThrows(try net.forward([1, 2, 3], batch: 1), shape, containing: "Expected more than 1 value per channel when training")
+        XCTAssertEqual(try net.tensor("0.num_batches_tracked"), [0], "a refused batch updates nothing")
+        XCTAssertEqual(try net.tensor("0.running_mean"), [0, 0, 0])
+        net.isTraining = false
+        XCTAssertEqual(try net.forward([1, 2, 3], batch: 1).count, 3, "eval with running stats takes a batch of one")
+        let noStats = try Sequential(sampleShape: [3])
+        try noStats.addBatchNorm(trackRunningStats: false)
+        noStats.isTraining = false
+        assertThrows(try noStats.forward([1, 2, 3], batch: 1), shape, containing: "Expected more than 1 value per channel")
+        // BatchNorm2d: one sample with a spatial extent is fine, 1×1 is not.
+        let conv = try Sequential(sampleShape: [2, 1, 1])
+        try conv.addBatchNorm()
+        assertThrows(try conv.forward([1, 2], batch: 1), shape, containing: "more than 1 value per channel")
+    }
+
+    func testShapeMismatches() throws {
+        let net = try Sequential(sampleShape: [1, 28, 28])
+        assertThrows(try net.addLinear(10), shape, containing: "add a Flatten first")
+        assertThrows(try net.addConv2d(outChannels: 3, kernelSize: 29), shape, containing: "larger than the padded input")
+        assertThrows(try net.addMaxPool2d(kernelSize: 0), invalid, containing: "kernel_size and stride > 0")
+        try net.addFlatten()
+        try net.addLinear(10)
+        assertThrows(try net.forward([Float](repeating: 0, count: 783), batch: 1), shape, containing: "784")
+        assertThrows(try net.forward([], batch: 0), shape, containing: "batch")
+        assertThrows(try net.setTensor("1.weight", [1, 2, 3]), shape, containing: "7840")
+        assertThrows(try net.add(Linear(inFeatures: 5, outFeatures: 2, random: &SeededRandom.shared)), shape,
+                     containing: "expects input [5]")
+        assertThrows(try Sequential(sampleShape: [2, 2, 2, 2]), shape, containing: "1 to 3 dimensions")
+        assertThrows(try Sequential(sampleShape: [0]), shape, containing: "positive")
+    }
+
+    func testLabelsOutOfRange() throws {
+        for label: Int32 in [-1, 3, 1000] {
+            assertThrows(try Loss.crossEntropy(logits: [Float](repeating: 0, count: 6), labels: [0, label], classes: 3),
+                         invalid, containing: "out of bounds")
+        }
+        let net = try Sequential(sampleShape: [2])
+        try net.addLinear(3)
+        let before = try net.tensor("0.weight")
+        let sgd = try SGD(parameters: net.parameters, learningRate: 0.1)
+        assertThrows(try net.trainStep(input: [1, 2], labels: [3], optimizer: sgd), invalid, containing: "Target 3")
+        XCTAssertEqual(try net.tensor("0.weight"), before, "a refused step changes nothing")
+    }
+
+    func testStateErrors() throws {
+        let net = try Sequential(sampleShape: [3])
+        try net.addLinear(2)
+        assertThrows(try net.backward([1, 2], batch: 1), state, containing: "forward")
+        _ = try net.forward([1, 2, 3, 4, 5, 6], batch: 2)
+        assertThrows(try net.backward([1, 2], batch: 1), shape, containing: "differs from the forward batch 2")
+        assertThrows(try net.layerOutput(5), invalid, containing: "out of range")
+        assertThrows(try net.tensor("3.weight"), invalid, containing: "0.weight, 0.bias")
+        assertThrows(try net.tensor("weight"), invalid, containing: "no tensor named 'weight'")
+        assertThrows(try net.gradient("0.running_mean"), invalid, containing: "no tensor named")
+    }
+
+    func testOptimizerHyperParameters() throws {
+        let p = try Parameter(shape: [3])
+        assertThrows(try SGD(parameters: [p], learningRate: -1), invalid, containing: "learning rate")
+        assertThrows(try SGD(parameters: [p], learningRate: .nan), invalid, containing: "learning rate")
+        assertThrows(try SGD(parameters: [p], momentum: 0, nesterov: true), invalid, containing: "Nesterov")
+        assertThrows(try SGD(parameters: [p], momentum: 0.9, dampening: 0.1, nesterov: true), invalid, containing: "dampening")
+        assertThrows(try Adam(parameters: [p], beta1: 1), invalid, containing: "beta1")
+        assertThrows(try Adam(parameters: [p], beta2: -0.1), invalid, containing: "beta2")
+        assertThrows(try Adam(parameters: [p], eps: .infinity), invalid, containing: "eps")
+        assertThrows(try BatchNorm(shape: [3], momentum: 2), invalid, containing: "momentum")
+        assertThrows(try BatchNorm(shape: [3], eps: 0), invalid, containing: "eps")
+    }
+
+    func testNonFiniteLossUpdatesNothing() throws {
+        let net = try Sequential(sampleShape: [2])
+        try net.addLinear(1)
+        let before = try net.tensor("0.weight")
+        let adam = try Adam(parameters: net.parameters)
+        assertThrows(try net.trainStep(input: [.nan, 1], targets: [0], optimizer: adam), numeric, containing: "nan")
+        XCTAssertEqual(try net.tensor("0.weight"), before)
+        XCTAssertEqual(adam.stepCount, 0)
+    }
+
+    func testHugeBatchIsRefusedNotTrapped() throws {
+        let net = try Sequential(sampleShape: [784])
+        try net.addLinear(48)
+        var x: Float = 0
+        assertThrows(try net.forward(&x, batch: Int.max / 2), shape, containing: "exceed")
+        assertThrows(try net.forward(&x, batch: -5), shape, containing: "positive")
+    }
+}
+
+extension SeededRandom {
+    /// A throwaway generator for tests that need an `inout` one.
+    nonisolated(unsafe) static var shared = SeededRandom(seed: 0)
+}

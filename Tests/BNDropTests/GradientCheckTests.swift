@@ -1,0 +1,165 @@
+import XCTest
+@preconcurrency import BNDrop
+
+/// Central finite differences against every layer's backward and both losses.
+///
+/// The scalar checked is L = Σ wᵢ·yᵢ with fixed random weights w (so dL/dy = w), evaluated in double
+/// precision. Inputs keep clear of ReLU's and MaxPool's kinks so the differences are well defined.
+final class GradientCheckTests: XCTestCase {
+    let step: Float = 1e-2
+    let atol = 2e-3, rtol = 2e-2
+
+    /// Inputs with |x| >= 0.2 and pairwise distinct, so no ±step perturbation crosses a kink or a tie.
+    static func input(_ count: Int, seed: UInt64) -> [Float] {
+        var random = SeededRandom(seed: seed)
+        return (0..<count).map { i in
+            let magnitude = 0.2 + Float(i) * (1.5 / Float(count)) + random.nextUniform(0, 0.5 / Float(count))
+            return random.nextUnitFloat() < 0.5 ? -magnitude : magnitude
+        }.shuffled(using: &random)
+    }
+
+    private func weightedSum(_ y: [Float], _ w: [Float]) -> Double {
+        zip(y, w).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    }
+
+    /// Checks the input gradient and every parameter gradient of `net` at `x`; returns the number of
+    /// elements compared. `beforeForward` runs before every forward pass (dropout resets its mask there).
+    @discardableResult
+    private func check(_ net: Sequential, batch: Int, _ x: [Float], _ what: String,
+                       beforeForward: () -> Void = {}, file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+        var random = SeededRandom(seed: 99)
+        beforeForward()
+        let y = try net.forward(x, batch: batch)
+        let w = (0..<y.count).map { _ in random.nextUniform(-1, 1) }
+        net.zeroGrad()
+        let analyticInput = try net.backward(w, batch: batch)
+        let analyticParameters = net.parameters.map { $0.gradient.array }
+        func loss(_ input: [Float]) throws -> Double {
+            beforeForward()
+            return self.weightedSum(try net.forward(input, batch: batch), w)
+        }
+        var compared = 0
+        func compare(_ analytic: Float, _ numeric: Double, _ label: String) {
+            compared += 1
+            let error = abs(Double(analytic) - numeric)
+            XCTAssertLessThanOrEqual(error, atol + rtol * abs(numeric),
+                                     "\(what) \(label): analytic \(analytic), numeric \(numeric)", file: file, line: line)
+        }
+        // Up to 40 input elements, spread over the tensor.
+        let inputStride = max(1, x.count / 40)
+        for i in Swift.stride(from: 0, to: x.count, by: inputStride) {
+            var plus = x, minus = x
+            plus[i] += step
+            minus[i] -= step
+            compare(analyticInput[i], (try loss(plus) - loss(minus)) / Double(2 * step), "dx[\(i)]")
+        }
+        for (p, parameter) in net.parameters.enumerated() {
+            let stride = max(1, parameter.count / 20)
+            for j in Swift.stride(from: 0, to: parameter.count, by: stride) {
+                let saved = parameter.value.pointer[j]
+                parameter.value.pointer[j] = saved + step
+                let up = try loss(x)
+                parameter.value.pointer[j] = saved - step
+                let down = try loss(x)
+                parameter.value.pointer[j] = saved
+                compare(analyticParameters[p][j], (up - down) / Double(2 * step), "param \(p)[\(j)]")
+            }
+        }
+        XCTAssertGreaterThan(compared, 0, what, file: file, line: line)
+        return compared
+    }
+
+    func testLinear() throws {
+        let net = try Sequential(sampleShape: [7], seed: 1)
+        try net.addLinear(5)
+        try check(net, batch: 4, Self.input(28, seed: 1), "Linear")
+    }
+
+    func testReLU() throws {
+        let net = try Sequential(sampleShape: [3, 4])
+        try net.addReLU()
+        try check(net, batch: 3, Self.input(36, seed: 2), "ReLU")
+    }
+
+    func testConv2dStridePadding() throws {
+        for (kernel, stride, padding) in [(3, 1, 1), (5, 2, 0), (2, 2, 1)] {
+            let net = try Sequential(sampleShape: [2, 7, 6], seed: 3)
+            try net.addConv2d(outChannels: 3, kernelSize: kernel, stride: stride, padding: padding)
+            try check(net, batch: 2, Self.input(2 * 2 * 7 * 6, seed: 3), "Conv2d k\(kernel) s\(stride) p\(padding)")
+        }
+    }
+
+    func testPoolingAndFlatten() throws {
+        for kind in ["avg", "max"] {
+            let net = try Sequential(sampleShape: [2, 7, 7])
+            if kind == "avg" { try net.addAvgPool2d(kernelSize: 3, stride: 2) } else { try net.addMaxPool2d(kernelSize: 2) }
+            try net.addFlatten()
+            try check(net, batch: 2, Self.input(2 * 2 * 49, seed: 4), "\(kind)pool + Flatten")
+        }
+    }
+
+    func testBatchNormAllShapesAndModes() throws {
+        for shape in [[5], [3, 6], [3, 4, 4]] {
+            for training in [true, false] {
+                for affine in [true, false] {
+                    let net = try Sequential(sampleShape: shape)
+                    try net.addBatchNorm(affine: affine)
+                    if affine {
+                        try net.setTensor("0.weight", (0..<shape[0]).map { 0.5 + Float($0) * 0.3 })
+                        try net.setTensor("0.bias", (0..<shape[0]).map { Float($0) * 0.1 - 0.2 })
+                    }
+                    try net.setTensor("0.running_mean", (0..<shape[0]).map { Float($0) * 0.05 })
+                    try net.setTensor("0.running_var", (0..<shape[0]).map { 0.8 + Float($0) * 0.2 })
+                    net.isTraining = training
+                    let count = 6 * shape.reduce(1, *)
+                    try check(net, batch: 6, Self.input(count, seed: 5).map { $0 * 2 + 0.3 },
+                              "BatchNorm \(shape) training=\(training) affine=\(affine)")
+                }
+            }
+        }
+    }
+
+    func testDropoutWithFixedMask() throws {
+        let net = try Sequential(sampleShape: [50])
+        try net.addLinear(20)
+        try net.addDropout(0.4)
+        guard let dropout = net.layers[1] as? Dropout else { return XCTFail("layer 1 is not Dropout") }
+        let saved = dropout.random
+        // Same random state before every forward: the same mask, so the function is differentiable.
+        try check(net, batch: 3, Self.input(150, seed: 6), "Linear + Dropout", beforeForward: { dropout.random = saved })
+        XCTAssertTrue(dropout.lastMask.contains(0), "the mask drops something")
+    }
+
+    /// A whole network made of the smooth layers (ReLU and MaxPool have kinks that finite differences
+    /// through several layers cannot keep clear of; they are checked on their own above).
+    func testSmallNetworkEndToEnd() throws {
+        let net = try Sequential(sampleShape: [1, 8, 8], seed: 7)
+        try net.addConv2d(outChannels: 2, kernelSize: 3, padding: 1)
+        try net.addBatchNorm()
+        try net.addAvgPool2d(kernelSize: 2)
+        try net.addFlatten()
+        try net.addLinear(6)
+        try net.addBatchNorm()
+        try net.addLinear(4)
+        try check(net, batch: 3, Self.input(192, seed: 7), "Conv-BN2d-AvgPool-Flatten-Linear-BN1d-Linear")
+    }
+
+    func testCrossEntropyAndMSE() throws {
+        let logits = Self.input(24, seed: 8).map { $0 * 3 }
+        let labels: [Int32] = [0, 3, 5, 1]
+        let targets = Self.input(24, seed: 9)
+        let (_, ceGrad) = try Loss.crossEntropy(logits: logits, labels: labels, classes: 6)
+        let (_, mseGrad) = try Loss.mse(prediction: logits, target: targets)
+        for i in logits.indices {
+            var plus = logits, minus = logits
+            plus[i] += step
+            minus[i] -= step
+            let ce = (Double(try Loss.crossEntropy(logits: plus, labels: labels, classes: 6).loss)
+                      - Double(try Loss.crossEntropy(logits: minus, labels: labels, classes: 6).loss)) / Double(2 * step)
+            XCTAssertEqual(Double(ceGrad[i]), ce, accuracy: 1e-3, "cross_entropy d[\(i)]")
+            let mse = (Double(try Loss.mse(prediction: plus, target: targets).loss)
+                       - Double(try Loss.mse(prediction: minus, target: targets).loss)) / Double(2 * step)
+            XCTAssertEqual(Double(mseGrad[i]), mse, accuracy: 1e-3, "mse d[\(i)]")
+        }
+    }
+}
