@@ -1,0 +1,473 @@
+import Glibc
+
+/// A malloc'd array of a trivial type whose allocation failure throws instead of trapping, and whose
+/// pointer stays valid for the storage's lifetime (unlike a Swift array's).
+final class RawStorage<Element> {
+    let pointer: UnsafeMutablePointer<Element>
+    let count: Int
+
+    init(count: Int, what: @autoclosure () -> String) throws {
+        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
+        guard count >= 0, !overflow, let raw = malloc(bytes) else {
+            throw BNDError.outOfMemory("cannot allocate \(count) elements for \(what())")
+        }
+        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
+        self.count = count
+    }
+
+    deinit { free(pointer) }
+
+    var buffer: UnsafeBufferPointer<Element> { UnsafeBufferPointer(start: pointer, count: count) }
+}
+
+/// A data set held in memory: `count` samples of `sampleShape` float32 features, each with either an
+/// integer class label (classification) or `targetCount` float targets (regression).
+///
+/// Features are stored contiguously, sample after sample (`count`·`sampleSize` floats). Images read from
+/// IDX files are scaled to [0, 1] as uint8/255 (what torchvision's ToTensor does); their sample shape is
+/// [1, rows, cols], which `reshape` can change to the flat [rows·cols] an MLP takes. Every constructor
+/// copies its input; a `Dataset` never changes its values afterwards.
+public final class Dataset {
+    /// Which of the standard MNIST files `loadDirectory` reads.
+    public enum Split: Int32, Sendable {
+        /// train-images-idx3-ubyte / train-labels-idx1-ubyte
+        case train = 0
+        /// t10k-images-idx3-ubyte / t10k-labels-idx1-ubyte
+        case test = 1
+    }
+
+    /// The number of samples (at least 1).
+    public let count: Int
+    /// One sample's shape, 1 to 3 positive dimensions ([784], [1, 28, 28], ...).
+    public private(set) var sampleShape: [Int]
+    /// The number of features per sample (the product of `sampleShape`).
+    public let sampleSize: Int
+    /// The number of classes for classification (labels are in 0..<classes); 0 for regression.
+    public let classes: Int
+    /// Float targets per sample for regression; 0 for classification.
+    public let targetCount: Int
+
+    let featureStorage: FloatBuffer
+    let labelStorage: RawStorage<Int32>?
+    let targetStorage: FloatBuffer?
+
+    public var isClassification: Bool { labelStorage != nil }
+
+    /// All features, `count`·`sampleSize` values, valid as long as the dataset lives.
+    public var features: UnsafePointer<Float> { UnsafePointer(featureStorage.pointer) }
+    /// All labels (`count` values), nil for a regression dataset.
+    public var labels: UnsafePointer<Int32>? { labelStorage.map { UnsafePointer($0.pointer) } }
+    /// All targets (`count`·`targetCount` values), nil for a classification dataset.
+    public var targets: UnsafePointer<Float>? { targetStorage.map { UnsafePointer($0.pointer) } }
+
+    /// A copy of all features.
+    public var featureArray: [Float] { featureStorage.array }
+    /// A copy of all labels (empty for regression).
+    public var labelArray: [Int32] { labelStorage.map { Array($0.buffer) } ?? [] }
+    /// A copy of all targets (empty for classification).
+    public var targetArray: [Float] { targetStorage?.array ?? [] }
+
+    private init(count: Int, sampleShape: [Int], sampleSize: Int, classes: Int, targetCount: Int,
+                 features: FloatBuffer, labels: RawStorage<Int32>?, targets: FloatBuffer?) {
+        self.count = count
+        self.sampleShape = sampleShape
+        self.sampleSize = sampleSize
+        self.classes = classes
+        self.targetCount = targetCount
+        featureStorage = features
+        labelStorage = labels
+        targetStorage = targets
+    }
+
+    // MARK: Constructors
+
+    /// The number of features of `shape`, or a thrown `.shape` error.
+    static func checkedSampleSize(_ shape: [Int]) throws -> Int {
+        guard (1...3).contains(shape.count), shape.allSatisfy({ $0 > 0 }) else {
+            throw BNDError.shape("a sample shape needs 1 to 3 positive dimensions, got \(shape)")
+        }
+        let size = try Checked.product(shape, "sample shape")
+        guard size <= IDX.maxElements else {
+            throw BNDError.shape("sample shape \(shape) has \(size) elements, more than \(IDX.maxElements)")
+        }
+        return size
+    }
+
+    /// Checks `labels` (all ≥ 0 and below `classes` when given) and returns the number of classes.
+    static func checkedClasses(_ labels: UnsafeBufferPointer<Int32>, classes: Int?) throws -> Int {
+        var maxLabel: Int32 = -1
+        for (i, label) in labels.enumerated() {
+            guard label >= 0 else {
+                throw BNDError.invalidArgument("label \(label) of sample \(i) is negative: labels must be class indices ≥ 0")
+            }
+            if label > maxLabel { maxLabel = label }
+        }
+        guard let classes else { return Int(maxLabel) + 1 }
+        guard classes > 0, classes > Int(maxLabel) else {
+            throw BNDError.invalidArgument("classes is \(classes) but the labels go up to \(maxLabel): "
+                                           + "labels must be in [0, classes)")
+        }
+        return classes
+    }
+
+    /// A classification dataset copied from `count`·`sampleSize` features and `count` labels.
+    /// - Parameter classes: the number of classes; nil means the largest label + 1.
+    public convenience init(features: UnsafePointer<Float>, sampleShape: [Int], labels: UnsafePointer<Int32>,
+                            count: Int, classes: Int? = nil) throws {
+        let size = try Dataset.checkedSampleSize(sampleShape)
+        guard count > 0 else { throw BNDError.shape("a dataset needs at least 1 sample, got \(count)") }
+        let total = try Checked.multiply(count, size, "dataset features")
+        let classCount = try Dataset.checkedClasses(UnsafeBufferPointer(start: labels, count: count), classes: classes)
+        let featureBuffer = try FloatBuffer(count: total)
+        featureBuffer.copy(from: features)
+        let labelBuffer = try RawStorage<Int32>(count: count, what: "dataset labels")
+        labelBuffer.pointer.update(from: labels, count: count)
+        self.init(count: count, sampleShape: sampleShape, sampleSize: size, classes: classCount, targetCount: 0,
+                  features: featureBuffer, labels: labelBuffer, targets: nil)
+    }
+
+    /// A classification dataset copied from arrays: `features.count` must be `labels.count`·`sampleSize`.
+    public convenience init(features: [Float], sampleShape: [Int], labels: [Int32], classes: Int? = nil) throws {
+        let size = try Dataset.checkedSampleSize(sampleShape)
+        guard !labels.isEmpty else { throw BNDError.shape("a dataset needs at least 1 sample, got 0 labels") }
+        guard features.count == labels.count * size else {
+            throw BNDError.shape("\(features.count) feature values do not match \(labels.count) labels × "
+                                 + "\(size) values per sample of shape \(sampleShape)")
+        }
+        let made = try features.withUnsafeBufferPointer { x in
+            try labels.withUnsafeBufferPointer { y in
+                try Dataset(features: x.baseAddress!, sampleShape: sampleShape, labels: y.baseAddress!,
+                            count: labels.count, classes: classes)
+            }
+        }
+        self.init(count: made.count, sampleShape: made.sampleShape, sampleSize: made.sampleSize,
+                  classes: made.classes, targetCount: 0, features: made.featureStorage,
+                  labels: made.labelStorage, targets: nil)
+    }
+
+    /// A regression dataset copied from `count`·`sampleSize` features and `count`·`targetCount` targets.
+    public convenience init(features: UnsafePointer<Float>, sampleShape: [Int], targets: UnsafePointer<Float>,
+                            targetCount: Int, count: Int) throws {
+        let size = try Dataset.checkedSampleSize(sampleShape)
+        guard count > 0 else { throw BNDError.shape("a dataset needs at least 1 sample, got \(count)") }
+        guard targetCount > 0 else { throw BNDError.shape("targetCount must be positive, got \(targetCount)") }
+        let total = try Checked.multiply(count, size, "dataset features")
+        let targetTotal = try Checked.multiply(count, targetCount, "dataset targets")
+        let featureBuffer = try FloatBuffer(count: total)
+        featureBuffer.copy(from: features)
+        let targetBuffer = try FloatBuffer(count: targetTotal)
+        targetBuffer.copy(from: targets)
+        self.init(count: count, sampleShape: sampleShape, sampleSize: size, classes: 0, targetCount: targetCount,
+                  features: featureBuffer, labels: nil, targets: targetBuffer)
+    }
+
+    /// A regression dataset copied from arrays: `targets.count / targetCount` samples, and
+    /// `features.count` must be that many samples of `sampleShape`.
+    public convenience init(features: [Float], sampleShape: [Int], targets: [Float], targetCount: Int = 1) throws {
+        let size = try Dataset.checkedSampleSize(sampleShape)
+        guard targetCount > 0 else { throw BNDError.shape("targetCount must be positive, got \(targetCount)") }
+        guard !targets.isEmpty, targets.count % targetCount == 0 else {
+            throw BNDError.shape("\(targets.count) target values are not a whole, non-empty number of samples of "
+                                 + "\(targetCount) targets")
+        }
+        let count = targets.count / targetCount
+        guard features.count == count * size else {
+            throw BNDError.shape("\(features.count) feature values do not match \(count) samples × \(size) values "
+                                 + "per sample of shape \(sampleShape)")
+        }
+        let made = try features.withUnsafeBufferPointer { x in
+            try targets.withUnsafeBufferPointer { t in
+                try Dataset(features: x.baseAddress!, sampleShape: sampleShape, targets: t.baseAddress!,
+                            targetCount: targetCount, count: count)
+            }
+        }
+        self.init(count: made.count, sampleShape: made.sampleShape, sampleSize: made.sampleSize, classes: 0,
+                  targetCount: targetCount, features: made.featureStorage, labels: nil, targets: made.targetStorage)
+    }
+
+    /// Images and labels from two IDX files (gzip-compressed or not): images must be 3-D
+    /// (count × rows × cols, uint8), labels 1-D (count, uint8) with the same count. Pixels become
+    /// float32 value/255 in [0, 1]; the sample shape is [1, rows, cols].
+    /// - Parameter classes: the number of classes; nil means the largest label + 1.
+    public static func loadIDX(images: String, labels: String, classes: Int? = nil) throws -> Dataset {
+        let imageArray = try IDX.read(path: images, dimensions: 3)
+        let labelArray = try IDX.read(path: labels, dimensions: 1)
+        let count = imageArray.dims[0]
+        guard labelArray.dims[0] == count else {
+            throw BNDError.format("image/label count mismatch: \(images) has \(count) images but \(labels) has "
+                                  + "\(labelArray.dims[0]) labels")
+        }
+        let shape = [1, imageArray.dims[1], imageArray.dims[2]]
+        let size = imageArray.dims[1] * imageArray.dims[2]
+        let featureBuffer = try FloatBuffer(count: imageArray.bytes.count)
+        let out = featureBuffer.pointer
+        imageArray.bytes.withUnsafeBufferPointer { src in
+            for i in 0..<src.count { out[i] = Float(src[i]) / 255 }
+        }
+        let labelBuffer = try RawStorage<Int32>(count: count, what: "dataset labels")
+        var maxLabel: Int32 = 0
+        labelArray.bytes.withUnsafeBufferPointer { src in
+            for i in 0..<count {
+                let label = Int32(src[i])
+                labelBuffer.pointer[i] = label
+                if label > maxLabel { maxLabel = label }
+            }
+        }
+        if let classes, classes <= Int(maxLabel) {
+            throw BNDError.invalidArgument("classes is \(classes) but \(labels) has labels up to \(maxLabel)")
+        }
+        return Dataset(count: count, sampleShape: shape, sampleSize: size, classes: classes ?? Int(maxLabel) + 1,
+                       targetCount: 0, features: featureBuffer, labels: labelBuffer, targets: nil)
+    }
+
+    /// The file names `loadDirectory` looks for (each also with ".gz").
+    public static func idxFileNames(split: Split) -> (images: String, labels: String) {
+        switch split {
+        case .train: return ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+        case .test: return ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+        }
+    }
+
+    /// The MNIST-layout split in `directory` (e.g. /usr/share/datasets/fashion-mnist): each file is taken
+    /// uncompressed if present, else with ".gz".
+    public static func loadDirectory(_ directory: String, split: Split, classes: Int? = nil) throws -> Dataset {
+        var info = stat()
+        guard stat(directory, &info) == 0 else {
+            throw BNDError.io("\(directory): cannot open dataset directory: \(String(cString: strerror(errno)))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw BNDError.io("\(directory): not a directory")
+        }
+        let names = idxFileNames(split: split)
+        func find(_ name: String) throws -> String {
+            let base = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+            for candidate in [base, base + ".gz"] {
+                var st = stat()
+                if stat(candidate, &st) == 0 { return candidate }
+            }
+            throw BNDError.io("\(base): missing file: neither \(name) nor \(name).gz exists in \(directory)")
+        }
+        return try loadIDX(images: find(names.images), labels: find(names.labels), classes: classes)
+    }
+
+    // MARK: Access
+
+    /// Changes the sample shape to `shape`, which must have the same number of elements
+    /// (e.g. [1, 28, 28] to [784]). The data is not moved.
+    public func reshape(_ shape: [Int]) throws {
+        let size = try Dataset.checkedSampleSize(shape)
+        guard size == sampleSize else {
+            throw BNDError.shape("cannot reshape samples of shape \(sampleShape) (\(sampleSize) values) to \(shape) "
+                                 + "(\(size) values)")
+        }
+        sampleShape = shape
+    }
+
+    private func checkIndex(_ index: Int) throws {
+        guard index >= 0, index < count else {
+            throw BNDError.invalidArgument("sample index \(index) is out of range 0..<\(count)")
+        }
+    }
+
+    /// The features of sample `index`.
+    public func sample(_ index: Int) throws -> [Float] {
+        try checkIndex(index)
+        return Array(UnsafeBufferPointer(start: features + index * sampleSize, count: sampleSize))
+    }
+
+    /// The label of sample `index` (classification only).
+    public func label(_ index: Int) throws -> Int32 {
+        try checkIndex(index)
+        guard let labels else { throw BNDError.state("a regression dataset has targets, not labels") }
+        return labels[index]
+    }
+
+    /// The targets of sample `index` (regression only).
+    public func target(_ index: Int) throws -> [Float] {
+        try checkIndex(index)
+        guard let targets else { throw BNDError.state("a classification dataset has labels, not targets") }
+        return Array(UnsafeBufferPointer(start: targets + index * targetCount, count: targetCount))
+    }
+
+    /// A copy of the samples in `range` (same shape and number of classes).
+    public func subset(_ range: Range<Int>) throws -> Dataset {
+        guard range.lowerBound >= 0, range.upperBound <= count, !range.isEmpty else {
+            throw BNDError.invalidArgument("subset \(range) must be a non-empty range inside 0..<\(count)")
+        }
+        let n = range.count
+        let featureBuffer = try FloatBuffer(count: n * sampleSize)
+        featureBuffer.copy(from: features + range.lowerBound * sampleSize)
+        var labelBuffer: RawStorage<Int32>?
+        var targetBuffer: FloatBuffer?
+        if let labels {
+            let storage = try RawStorage<Int32>(count: n, what: "dataset labels")
+            storage.pointer.update(from: labels + range.lowerBound, count: n)
+            labelBuffer = storage
+        }
+        if let targets {
+            let buffer = try FloatBuffer(count: n * targetCount)
+            buffer.copy(from: targets + range.lowerBound * targetCount)
+            targetBuffer = buffer
+        }
+        return Dataset(count: n, sampleShape: sampleShape, sampleSize: sampleSize, classes: classes,
+                       targetCount: targetCount, features: featureBuffer, labels: labelBuffer, targets: targetBuffer)
+    }
+}
+
+// MARK: - Mini-batch loader
+
+/// One mini-batch from a `BatchLoader`. The pointers belong to the loader and stay valid until its next
+/// `nextBatch()` call.
+public struct Batch {
+    /// The epoch this batch belongs to (0-based).
+    public let epoch: Int
+    /// The batch's index within its epoch (0-based).
+    public let index: Int
+    /// The number of samples (the loader's batch size, or fewer for the last batch of an epoch).
+    public let size: Int
+    /// `size`·`sampleSize` features.
+    public let inputs: UnsafePointer<Float>
+    /// `size` labels (classification), else nil.
+    public let labels: UnsafePointer<Int32>?
+    /// `size`·`targetCount` targets (regression), else nil.
+    public let targets: UnsafePointer<Float>?
+    /// The dataset indices of the batch's samples, in batch order.
+    public let sampleIndices: UnsafeBufferPointer<Int>
+    /// Features per sample.
+    public let sampleSize: Int
+    /// Targets per sample (0 for classification).
+    public let targetCount: Int
+
+    /// A copy of the inputs (`size`·`sampleSize` values).
+    public var inputArray: [Float] { Array(UnsafeBufferPointer(start: inputs, count: size * sampleSize)) }
+    /// A copy of the labels (empty for regression).
+    public var labelArray: [Int32] { labels.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [] }
+    /// A copy of the targets (empty for classification).
+    public var targetArray: [Float] {
+        targets.map { Array(UnsafeBufferPointer(start: $0, count: size * targetCount)) } ?? []
+    }
+}
+
+/// A shuffling mini-batch loader, as torch.utils.data.DataLoader(shuffle=True, drop_last=…).
+///
+/// Each epoch visits every sample once in a fresh random order: the order is reset to 0, 1, …, n−1 and
+/// shuffled by Fisher–Yates (for i from n−1 down to 1, swap i with j uniform in [0, i], drawn from
+/// `SeededRandom(seed:)` by Lemire's multiply-and-reject method). The generator carries over from epoch
+/// to epoch, so two loaders built with the same seed over equally sized datasets give exactly the same
+/// batches, epoch after epoch. The last, smaller batch of an epoch is included unless `dropLast`.
+///
+/// Batches are gathered into buffers allocated once at construction; `nextBatch` allocates nothing.
+public final class BatchLoader {
+    public let dataset: Dataset
+    public let batchSize: Int
+    public let shuffle: Bool
+    public let dropLast: Bool
+    public let seed: UInt64
+    /// The current (or last) epoch's index; -1 before the first batch.
+    public private(set) var epoch = -1
+
+    private var random: SeededRandom
+    private let order: RawStorage<Int>
+    private let inputBuffer: FloatBuffer
+    private let labelBuffer: RawStorage<Int32>?
+    private let targetBuffer: FloatBuffer?
+    private var position = 0
+    private var batchIndex = 0
+    private var inEpoch = false
+
+    /// - Parameters:
+    ///   - shuffle: false visits the samples in order (seed unused).
+    ///   - dropLast: leave out an epoch's last batch when it is smaller than `batchSize`.
+    public init(dataset: Dataset, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false) throws {
+        guard batchSize > 0 else { throw BNDError.invalidArgument("batch size must be positive, got \(batchSize)") }
+        self.dataset = dataset
+        self.batchSize = batchSize
+        self.shuffle = shuffle
+        self.dropLast = dropLast
+        self.seed = seed
+        random = SeededRandom(seed: seed)
+        let capacity = min(batchSize, dataset.count)
+        order = try RawStorage<Int>(count: dataset.count, what: "the sample order")
+        for i in 0..<dataset.count { order.pointer[i] = i }
+        inputBuffer = try FloatBuffer(count: try Checked.multiply(capacity, dataset.sampleSize, "batch inputs"))
+        labelBuffer = dataset.isClassification ? try RawStorage<Int32>(count: capacity, what: "batch labels") : nil
+        targetBuffer = dataset.isClassification ? nil
+            : try FloatBuffer(count: try Checked.multiply(capacity, dataset.targetCount, "batch targets"))
+    }
+
+    /// The number of batches each epoch yields.
+    public var batchesPerEpoch: Int {
+        dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
+    }
+
+    /// Starts the next epoch now (reshuffling), abandoning what is left of the current one.
+    public func startEpoch() {
+        epoch += 1
+        position = 0
+        batchIndex = 0
+        inEpoch = true
+        guard shuffle else { return }
+        let p = order.pointer
+        let n = dataset.count
+        for i in 0..<n { p[i] = i }
+        var i = n - 1
+        while i > 0 {
+            let j = Int(BatchLoader.uniform(below: UInt64(i + 1), using: &random))
+            let t = p[i]; p[i] = p[j]; p[j] = t
+            i -= 1
+        }
+    }
+
+    /// Restarts from the seed's first epoch, as a freshly built loader.
+    public func reset() {
+        random = SeededRandom(seed: seed)
+        epoch = -1
+        inEpoch = false
+        for i in 0..<dataset.count { order.pointer[i] = i }
+    }
+
+    /// An unbiased draw in [0, bound) (Lemire, "Fast random integer generation in an interval", 2019).
+    static func uniform(below bound: UInt64, using random: inout SeededRandom) -> UInt64 {
+        var m = random.next().multipliedFullWidth(by: bound)
+        if m.low < bound {
+            let threshold = (0 &- bound) % bound
+            while m.low < threshold { m = random.next().multipliedFullWidth(by: bound) }
+        }
+        return m.high
+    }
+
+    /// The next batch of the current epoch, starting a new epoch first when none is running; nil once the
+    /// epoch is exhausted (the call after that starts the next epoch). So `while let b = loader.nextBatch()`
+    /// runs exactly one epoch.
+    public func nextBatch() -> Batch? {
+        if !inEpoch { startEpoch() }
+        let remaining = dataset.count - position
+        let size = min(batchSize, remaining)
+        if size == 0 || (dropLast && size < batchSize) {
+            inEpoch = false
+            return nil
+        }
+        let sampleSize = dataset.sampleSize
+        let source = dataset.features
+        let indices = order.pointer + position
+        let inputs = inputBuffer.pointer
+        for k in 0..<size {
+            (inputs + k * sampleSize).update(from: source + indices[k] * sampleSize, count: sampleSize)
+        }
+        if let labels = dataset.labels, let out = labelBuffer?.pointer {
+            for k in 0..<size { out[k] = labels[indices[k]] }
+        }
+        if let targets = dataset.targets, let out = targetBuffer?.pointer {
+            let t = dataset.targetCount
+            for k in 0..<size { (out + k * t).update(from: targets + indices[k] * t, count: t) }
+        }
+        let batch = Batch(epoch: epoch, index: batchIndex, size: size, inputs: UnsafePointer(inputs),
+                          labels: labelBuffer.map { UnsafePointer($0.pointer) },
+                          targets: targetBuffer.map { UnsafePointer($0.pointer) },
+                          sampleIndices: UnsafeBufferPointer(start: indices, count: size),
+                          sampleSize: sampleSize, targetCount: dataset.targetCount)
+        position += size
+        batchIndex += 1
+        return batch
+    }
+}

@@ -1,0 +1,285 @@
+import CZlib
+import Glibc
+
+/// One array read from an IDX file (the MNIST format): its type code, dimensions and raw data bytes.
+public struct IDXArray: Sendable, Equatable {
+    /// The IDX type code; always 0x08 (unsigned byte), the only type bndrop reads.
+    public let typeCode: UInt8
+    /// The dimensions, outermost first (e.g. [60000, 28, 28]).
+    public let dims: [Int]
+    /// The data, row-major, `dims` product bytes.
+    public let bytes: [UInt8]
+
+    public init(typeCode: UInt8 = 0x08, dims: [Int], bytes: [UInt8]) {
+        self.typeCode = typeCode
+        self.dims = dims
+        self.bytes = bytes
+    }
+}
+
+/// Reading (and, for tests and tools, writing) IDX files, gzip-compressed or not.
+///
+/// The format: two zero bytes, a type code, the number of dimensions, one big-endian UInt32 per
+/// dimension, then the data. Only type 0x08 (unsigned byte, what MNIST and Fashion-MNIST use) is read;
+/// the other IDX types are refused with `BNDError.format`.
+///
+/// The reader is strict and never traps on any input. Every problem is a thrown error naming the file:
+/// `.io` for a missing or unreadable file, `.format` for a truncated header, bad magic, an unsupported
+/// type, the wrong number of dimensions, a zero dimension, more than `maxElements` elements, fewer data
+/// bytes than the dimensions say, corrupt or truncated gzip data, and **trailing bytes after the data**
+/// (an error rather than ignored: a file longer than its header says is most likely not what the caller
+/// meant to read). Sizes are checked against what the file could hold before anything is allocated.
+public enum IDX {
+    /// The largest number of elements accepted (2³¹ − 1).
+    public static let maxElements = Int(Int32.max)
+    /// deflate's best ratio is about 1032:1, so a gzip file of n bytes holds at most ~1032·n bytes.
+    static let maxDeflateRatio = 1040
+
+    /// Reads the IDX file at `path`; gzip-compressed files (any name) are decompressed transparently.
+    /// - Parameter dimensions: if given, the number of dimensions the file must have.
+    public static func read(path: String, dimensions: Int? = nil) throws -> IDXArray {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
+            throw BNDError.io("\(path): cannot open IDX file: \(reason)")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw BNDError.io("\(path): cannot read IDX file: not a regular file")
+        }
+        guard let file = gzopen(path, "rb") else {
+            throw BNDError.io("\(path): cannot open IDX file: \(String(cString: strerror(errno)))")
+        }
+        defer { gzclose_r(file) }
+        gzbuffer(file, 1 << 17)
+        var source = GzipSource(file: file, fileSize: Int(info.st_size), name: path)
+        return try parse(&source, name: path, dimensions: dimensions)
+    }
+
+    /// Parses an uncompressed IDX file held in memory. `name` is used in error messages.
+    public static func decode(_ data: [UInt8], name: String = "<memory>", dimensions: Int? = nil) throws -> IDXArray {
+        var source = MemorySource(data: data)
+        return try parse(&source, name: name, dimensions: dimensions)
+    }
+
+    /// The bytes of an uncompressed IDX file holding `array`.
+    public static func encode(_ array: IDXArray) throws -> [UInt8] {
+        try validate(array)
+        var out: [UInt8] = [0, 0, array.typeCode, UInt8(array.dims.count)]
+        for d in array.dims {
+            let v = UInt32(d)
+            out += [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
+        }
+        out += array.bytes
+        return out
+    }
+
+    /// Writes `array` to `path`, gzip-compressed when `compressed` is true (default: when the path ends
+    /// in ".gz").
+    public static func write(_ array: IDXArray, path: String, compressed: Bool? = nil) throws {
+        let data = try encode(array)
+        let gzip = compressed ?? path.hasSuffix(".gz")
+        guard let file = gzopen(path, gzip ? "wb6" : "wbT") else {
+            throw BNDError.io("\(path): cannot create IDX file: \(String(cString: strerror(errno)))")
+        }
+        var offset = 0
+        var failure: String?
+        while offset < data.count {
+            let chunk = min(data.count - offset, 1 << 30)
+            let written = data.withUnsafeBytes { gzwrite(file, $0.baseAddress! + offset, UInt32(chunk)) }
+            if written <= 0 { failure = gzipMessage(file) ?? "write failed"; break }
+            offset += Int(written)
+        }
+        let closed = gzclose_w(file)
+        if let failure { throw BNDError.io("\(path): cannot write IDX file: \(failure)") }
+        guard closed == Z_OK else { throw BNDError.io("\(path): cannot write IDX file: closing failed (\(closed))") }
+    }
+
+    // MARK: Parsing
+
+    static func typeName(_ code: UInt8) -> String? {
+        switch code {
+        case 0x08: return "unsigned byte"
+        case 0x09: return "signed byte"
+        case 0x0B: return "int16"
+        case 0x0C: return "int32"
+        case 0x0D: return "float32"
+        case 0x0E: return "float64"
+        default: return nil
+        }
+    }
+
+    static func validate(_ array: IDXArray) throws {
+        guard array.typeCode == 0x08 else {
+            throw BNDError.invalidArgument("IDX: only type 0x08 (unsigned byte) is supported, got 0x\(hex(array.typeCode))")
+        }
+        guard (1...255).contains(array.dims.count) else {
+            throw BNDError.invalidArgument("IDX: an array needs 1 to 255 dimensions, got \(array.dims.count)")
+        }
+        guard array.dims.allSatisfy({ $0 > 0 && $0 <= Int(UInt32.max) }) else {
+            throw BNDError.invalidArgument("IDX: dimensions must be in 1...\(UInt32.max), got \(array.dims)")
+        }
+        let total = try Checked.product(array.dims, "IDX dimensions")
+        guard total == array.bytes.count else {
+            throw BNDError.shape("IDX: dimensions \(array.dims) need \(total) bytes, got \(array.bytes.count)")
+        }
+    }
+
+    static func hex(_ b: UInt8) -> String {
+        let digits = Array("0123456789ABCDEF")
+        return String([digits[Int(b >> 4)], digits[Int(b & 0xF)]])
+    }
+
+    static func gzipMessage(_ file: gzFile) -> String? {
+        var code: Int32 = 0
+        guard let text = gzerror(file, &code), code != Z_OK else { return nil }
+        return String(cString: text)
+    }
+
+    private static func parse<S: IDXSource>(_ source: inout S, name: String, dimensions: Int?) throws -> IDXArray {
+        // Fixed part of the header.
+        var head = [UInt8](repeating: 0, count: 4)
+        let got = try head.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: 4, what: "header") }
+        guard got == 4 else {
+            throw BNDError.format("\(name): truncated header: the file has \(got) bytes, an IDX header needs at least 4")
+        }
+        guard head[0] == 0, head[1] == 0 else {
+            throw BNDError.format("\(name): bad magic number 0x\(hex(head[0]))\(hex(head[1]))\(hex(head[2]))\(hex(head[3])): "
+                                  + "not an IDX file (it must start with two zero bytes, a type code and the number of dimensions)")
+        }
+        let type = head[2]
+        guard type == 0x08 else {
+            if let known = typeName(type) {
+                throw BNDError.format("\(name): unsupported IDX type 0x\(hex(type)) (\(known)); only 0x08 (unsigned byte) is supported")
+            }
+            throw BNDError.format("\(name): invalid IDX type code 0x\(hex(type)) (valid codes are 08, 09, 0B, 0C, 0D, 0E)")
+        }
+        let ndims = Int(head[3])
+        guard ndims > 0 else {
+            throw BNDError.format("\(name): the IDX header declares 0 dimensions")
+        }
+        if let expected = dimensions, ndims != expected {
+            throw BNDError.format("\(name): wrong number of dimensions: the file has \(ndims), expected \(expected)"
+                                  + (expected == 3 ? " (images: count × rows × columns)" : expected == 1 ? " (labels: count)" : ""))
+        }
+        // Dimensions.
+        var dimBytes = [UInt8](repeating: 0, count: 4 * ndims)
+        let gotDims = try dimBytes.withUnsafeMutableBytes {
+            try source.read(into: $0.baseAddress!, count: 4 * ndims, what: "header")
+        }
+        guard gotDims == 4 * ndims else {
+            throw BNDError.format("\(name): truncated header: \(4 + gotDims) bytes, an IDX header with \(ndims) dimensions needs \(4 + 4 * ndims)")
+        }
+        var dims: [Int] = []
+        dims.reserveCapacity(ndims)
+        for i in 0..<ndims {
+            let b = dimBytes[(4 * i)..<(4 * i + 4)].map(Int.init)
+            dims.append(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3])
+        }
+        if let zero = dims.firstIndex(of: 0) {
+            throw BNDError.format("\(name): dimension \(zero) is 0 in \(dims): the file holds no data")
+        }
+        // Int is 64-bit; the product of up to 255 values below 2³² can still overflow, so check as we go.
+        var total = 1
+        for d in dims {
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= maxElements else {
+                throw BNDError.format("\(name): dimensions \(dims) are too large: more than \(maxElements) elements")
+            }
+            total = p
+        }
+        let headerSize = 4 + 4 * ndims
+        if let available = source.maximumRemaining(headerSize: headerSize), total > available {
+            throw BNDError.format("\(name): truncated data: dimensions \(dims) need \(total) data bytes, "
+                                  + "but the file can hold at most \(available)")
+        }
+        // Data, read in growing chunks so that a small gzip file claiming a huge size fails before much
+        // memory is committed.
+        var bytes: [UInt8] = []
+        while bytes.count < total {
+            let filled = bytes.count
+            let want = min(total - filled, max(1 << 26, filled))
+            bytes.append(contentsOf: repeatElement(0, count: want))
+            let got = try bytes.withUnsafeMutableBytes {
+                try source.read(into: $0.baseAddress! + filled, count: want, what: "data")
+            }
+            guard got == want else {
+                throw BNDError.format("\(name): truncated data: dimensions \(dims) need \(total) data bytes, "
+                                      + "the file has \(filled + got)")
+            }
+        }
+        var probe = [UInt8](repeating: 0, count: 4096)
+        var extra = 0
+        // Count trailing bytes (up to 1 MiB, enough to say how wrong the file is).
+        while extra < 1 << 20 {
+            let n = try probe.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: $0.count, what: "data") }
+            extra += n
+            if n < probe.count { break }
+        }
+        guard extra == 0 else {
+            let amount = extra >= 1 << 20 ? "at least \(extra)" : "\(extra)"
+            throw BNDError.format("\(name): trailing garbage: \(amount) unexpected bytes after the \(total) data bytes "
+                                  + "of dimensions \(dims)")
+        }
+        return IDXArray(typeCode: type, dims: dims, bytes: bytes)
+    }
+}
+
+/// A stream of (decompressed) bytes for the IDX parser.
+protocol IDXSource {
+    /// Reads up to `count` bytes into the start of `buffer`; fewer only at the end of the data.
+    /// Throws `.format` for corrupt compressed data and `.io` for read errors.
+    mutating func read(into buffer: UnsafeMutableRawPointer, count: Int, what: String) throws -> Int
+    /// An upper bound on the data bytes after a header of `headerSize`, when one is known.
+    func maximumRemaining(headerSize: Int) -> Int?
+}
+
+struct MemorySource: IDXSource {
+    let data: [UInt8]
+    var position = 0
+
+    mutating func read(into buffer: UnsafeMutableRawPointer, count: Int, what: String) throws -> Int {
+        let n = min(count, data.count - position)
+        if n > 0 {
+            data.withUnsafeBytes { src in buffer.copyMemory(from: src.baseAddress! + position, byteCount: n) }
+        }
+        position += n
+        return n
+    }
+
+    func maximumRemaining(headerSize: Int) -> Int? { max(0, data.count - headerSize) }
+}
+
+struct GzipSource: IDXSource {
+    let file: gzFile
+    let fileSize: Int
+    let name: String
+
+    mutating func read(into buffer: UnsafeMutableRawPointer, count: Int, what: String) throws -> Int {
+        var total = 0
+        while total < count {
+            let chunk = UInt32(min(count - total, 1 << 30))
+            let n = gzread(file, buffer + total, chunk)
+            var code: Int32 = Z_OK
+            let message = gzerror(file, &code).map { String(cString: $0) } ?? "unknown error"
+            if n < 0 || (code != Z_OK && code != Z_BUF_ERROR) {
+                if code == Z_ERRNO {
+                    throw BNDError.io("\(name): cannot read the \(what): \(String(cString: strerror(errno)))")
+                }
+                throw BNDError.format("\(name): corrupt gzip data in the \(what): \(message)")
+            }
+            if code == Z_BUF_ERROR {
+                // zlib's "unexpected end of file": the gzip stream stops before its end.
+                throw BNDError.format("\(name): truncated gzip stream in the \(what) (\(message))")
+            }
+            if n == 0 { break }
+            total += Int(n)
+        }
+        return total
+    }
+
+    func maximumRemaining(headerSize: Int) -> Int? {
+        if gzdirect(file) != 0 { return max(0, fileSize - headerSize) }
+        let (bound, overflow) = fileSize.multipliedReportingOverflow(by: IDX.maxDeflateRatio)
+        return overflow ? nil : bound
+    }
+}

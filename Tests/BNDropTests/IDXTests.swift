@@ -1,0 +1,380 @@
+import Foundation
+import XCTest
+import CZlib
+@preconcurrency import BNDrop
+
+/// The IDX reader and the Dataset constructors: exact round trips (raw and gzip), every malformed-file
+/// error naming the file, and a fuzz test that no byte string traps.
+final class IDXTests: XCTestCase {
+    private var directory = ""
+
+    override func setUpWithError() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("bndrop-idx-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        directory = base.path
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    // MARK: Helpers
+
+    private func path(_ name: String) -> String { directory + "/" + name }
+
+    /// Writes `bytes` as is.
+    @discardableResult
+    private func writeRaw(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let p = path(name)
+        try Data(bytes).write(to: URL(fileURLWithPath: p))
+        return p
+    }
+
+    /// Writes `bytes` gzip-compressed through zlib's gzopen/gzwrite.
+    @discardableResult
+    private func writeGzip(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let p = path(name)
+        guard let file = gzopen(p, "wb9") else { throw BNDError.io("gzopen \(p)") }
+        let written = bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32(bytes.count)) }
+        XCTAssertEqual(Int(written), bytes.count)
+        XCTAssertEqual(gzclose(file), Z_OK)
+        return p
+    }
+
+    private func fileBytes(_ p: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: p))) }
+
+    /// An IDX header: 0, 0, type, ndims, big-endian dims.
+    private func header(type: UInt8 = 0x08, _ dims: [UInt32]) -> [UInt8] {
+        var out: [UInt8] = [0, 0, type, UInt8(dims.count)]
+        for d in dims { out += [UInt8(d >> 24), UInt8((d >> 16) & 0xFF), UInt8((d >> 8) & 0xFF), UInt8(d & 0xFF)] }
+        return out
+    }
+
+    /// 3 images of 2×4 pixels covering the extremes, and their labels.
+    private let pixels: [UInt8] = [0, 1, 2, 3, 127, 128, 254, 255,
+                                   10, 20, 30, 40, 50, 60, 70, 80,
+                                   255, 0, 255, 0, 1, 2, 3, 4]
+    private let labels: [UInt8] = [2, 0, 7]
+
+    private func imageFile() -> [UInt8] { header([3, 2, 4]) + pixels }
+    private func labelFile() -> [UInt8] { header([3]) + labels }
+
+    /// Asserts that `body` throws `BNDError` of the category `expected` with a message that names `file`
+    /// and contains `text`.
+    private func assertFails<T>(_ body: @autoclosure () throws -> T, _ expected: (BNDError) -> Bool,
+                                file: String, _ text: String, sourceFile: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), file: sourceFile, line: line) { error in
+            guard let e = error as? BNDError else { return XCTFail("not a BNDError: \(error)", file: sourceFile, line: line) }
+            XCTAssertTrue(expected(e), "wrong category: \(e)", file: sourceFile, line: line)
+            XCTAssertTrue(e.message.contains(file), "message does not name \(file): \(e.message)", file: sourceFile, line: line)
+            XCTAssertTrue(e.message.contains(text), "message lacks '\(text)': \(e.message)", file: sourceFile, line: line)
+        }
+    }
+
+    private let io: (BNDError) -> Bool = { if case .io = $0 { return true }; return false }
+    private let format: (BNDError) -> Bool = { if case .format = $0 { return true }; return false }
+
+    // MARK: Round trips
+
+    private func checkLoaded(_ data: Dataset, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(data.count, 3, file: file, line: line)
+        XCTAssertEqual(data.sampleShape, [1, 2, 4], file: file, line: line)
+        XCTAssertEqual(data.sampleSize, 8, file: file, line: line)
+        XCTAssertEqual(data.classes, 8, file: file, line: line)
+        XCTAssertTrue(data.isClassification, file: file, line: line)
+        XCTAssertEqual(data.labelArray, [2, 0, 7], file: file, line: line)
+        XCTAssertEqual(data.featureArray, pixels.map { Float($0) / 255 }, file: file, line: line)
+        XCTAssertEqual(data.featureArray[7], 1.0, file: file, line: line)
+        XCTAssertEqual(data.featureArray[0], 0.0, file: file, line: line)
+    }
+
+    func testRawAndGzipRoundTrip() throws {
+        let rawImages = try writeRaw("img", imageFile()), rawLabels = try writeRaw("lbl", labelFile())
+        let gzImages = try writeGzip("img.gz", imageFile()), gzLabels = try writeGzip("lbl.gz", labelFile())
+        XCTAssertEqual(try fileBytes(gzImages).prefix(2), [0x1F, 0x8B])  // really compressed
+        checkLoaded(try Dataset.loadIDX(images: rawImages, labels: rawLabels))
+        checkLoaded(try Dataset.loadIDX(images: gzImages, labels: gzLabels))
+        checkLoaded(try Dataset.loadIDX(images: gzImages, labels: rawLabels))
+
+        let array = try IDX.read(path: gzImages)
+        XCTAssertEqual(array.dims, [3, 2, 4])
+        XCTAssertEqual(array.typeCode, 0x08)
+        XCTAssertEqual(array.bytes, pixels)
+        XCTAssertEqual(try IDX.decode(imageFile()), array)
+    }
+
+    func testWriterProducesTheStandardLayout() throws {
+        let array = IDXArray(dims: [3, 2, 4], bytes: pixels)
+        XCTAssertEqual(try IDX.encode(array), imageFile())
+        let raw = path("w-raw"), gz = path("w.gz")
+        try IDX.write(array, path: raw)
+        try IDX.write(array, path: gz)
+        XCTAssertEqual(try fileBytes(raw), imageFile())
+        XCTAssertEqual(try fileBytes(gz).prefix(2), [0x1F, 0x8B])
+        XCTAssertEqual(try IDX.read(path: gz), array)
+        XCTAssertEqual(try IDX.read(path: raw, dimensions: 3), array)
+        // A big dimension (above 65535) survives the big-endian encoding.
+        let wide = IDXArray(dims: [70_000], bytes: (0..<70_000).map { UInt8($0 % 251) })
+        try IDX.write(wide, path: path("wide.gz"))
+        XCTAssertEqual(try IDX.read(path: path("wide.gz")), wide)
+    }
+
+    func testLoadDirectoryFindsStandardNames() throws {
+        try writeGzip("train-images-idx3-ubyte.gz", imageFile())
+        try writeRaw("train-labels-idx1-ubyte", labelFile())
+        try writeRaw("t10k-images-idx3-ubyte", header([1, 2, 4]) + Array(pixels[8..<16]))
+        try writeGzip("t10k-labels-idx1-ubyte.gz", header([1]) + [5])
+        checkLoaded(try Dataset.loadDirectory(directory, split: .train))
+        let test = try Dataset.loadDirectory(directory + "/", split: .test, classes: 10)
+        XCTAssertEqual(test.count, 1)
+        XCTAssertEqual(test.classes, 10)
+        XCTAssertEqual(test.labelArray, [5])
+        XCTAssertEqual(try test.sample(0), pixels[8..<16].map { Float($0) / 255 })
+
+        try FileManager.default.removeItem(atPath: path("t10k-labels-idx1-ubyte.gz"))
+        assertFails(try Dataset.loadDirectory(directory, split: .test), io,
+                    file: path("t10k-labels-idx1-ubyte"), "missing file")
+        assertFails(try Dataset.loadDirectory(path("nowhere"), split: .train), io, file: path("nowhere"), "directory")
+    }
+
+    func testReshapeAndAccessors() throws {
+        let data = try Dataset.loadIDX(images: try writeRaw("i", imageFile()), labels: try writeRaw("l", labelFile()))
+        try data.reshape([8])
+        XCTAssertEqual(data.sampleShape, [8])
+        try data.reshape([2, 4])
+        XCTAssertEqual(data.sampleShape, [2, 4])
+        XCTAssertThrowsError(try data.reshape([9])) { XCTAssertEqual(($0 as? BNDError).map { if case .shape = $0 { 1 } else { 0 } }, 1) }
+        XCTAssertThrowsError(try data.reshape([2, 0, 4]))
+        XCTAssertEqual(data.sampleShape, [2, 4])
+        XCTAssertEqual(try data.label(2), 7)
+        XCTAssertThrowsError(try data.sample(3))
+        XCTAssertThrowsError(try data.target(0))
+        let tail = try data.subset(1..<3)
+        XCTAssertEqual(tail.count, 2)
+        XCTAssertEqual(tail.classes, 8)
+        XCTAssertEqual(tail.labelArray, [0, 7])
+        XCTAssertEqual(tail.featureArray, pixels[8...].map { Float($0) / 255 })
+        XCTAssertThrowsError(try data.subset(2..<4))
+    }
+
+    func testArrayConstructors() throws {
+        let c = try Dataset(features: [1, 2, 3, 4, 5, 6], sampleShape: [3], labels: [1, 0])
+        XCTAssertEqual(c.count, 2)
+        XCTAssertEqual(c.classes, 2)
+        XCTAssertEqual(try c.sample(1), [4, 5, 6])
+        XCTAssertEqual(try Dataset(features: [1, 2, 3], sampleShape: [3], labels: [1], classes: 10).classes, 10)
+        let r = try Dataset(features: [1, 2, 3, 4], sampleShape: [1], targets: [10, 11, 20, 21, 30, 31, 40, 41], targetCount: 2)
+        XCTAssertFalse(r.isClassification)
+        XCTAssertEqual(r.count, 4)
+        XCTAssertEqual(r.classes, 0)
+        XCTAssertEqual(try r.target(2), [30, 31])
+        XCTAssertNil(r.labels)
+        XCTAssertThrowsError(try r.label(0))
+        // Mistakes throw.
+        XCTAssertThrowsError(try Dataset(features: [1, 2], sampleShape: [3], labels: [0]))
+        XCTAssertThrowsError(try Dataset(features: [], sampleShape: [3], labels: []))
+        XCTAssertThrowsError(try Dataset(features: [1, 2, 3], sampleShape: [3], labels: [-1]))
+        XCTAssertThrowsError(try Dataset(features: [1, 2, 3], sampleShape: [3], labels: [4], classes: 4))
+        XCTAssertThrowsError(try Dataset(features: [1, 2, 3], sampleShape: [0, 3], labels: [0]))
+        XCTAssertThrowsError(try Dataset(features: [1, 2, 3], sampleShape: [1], targets: [1, 2, 3], targetCount: 2))
+        XCTAssertThrowsError(try Dataset(features: [1, 2], sampleShape: [1], targets: [1, 2, 3], targetCount: 1))
+    }
+
+    // MARK: Errors
+
+    func testMissingAndUnreadableFiles() throws {
+        let missing = path("absent-idx3-ubyte.gz")
+        assertFails(try IDX.read(path: missing), io, file: missing, "no such file")
+        assertFails(try Dataset.loadIDX(images: missing, labels: missing), io, file: missing, "no such file")
+        let labelPath = try writeRaw("labels", labelFile())
+        assertFails(try Dataset.loadIDX(images: try writeRaw("images", imageFile()), labels: missing + "x"), io,
+                    file: missing + "x", "no such file")
+        try FileManager.default.createDirectory(atPath: path("adir"), withIntermediateDirectories: false)
+        assertFails(try Dataset.loadIDX(images: path("adir"), labels: labelPath), io, file: path("adir"), "not a regular file")
+    }
+
+    func testTruncatedHeader() throws {
+        for gzip in [false, true] {
+            let write = gzip ? writeGzip : writeRaw
+            let short = try write("short\(gzip)", [0, 0, 8])
+            assertFails(try IDX.read(path: short), format, file: short, "truncated header")
+            let empty = try write("empty\(gzip)", [])
+            assertFails(try IDX.read(path: empty), format, file: empty, "truncated header")
+            let partDims = try write("dims\(gzip)", Array(imageFile().prefix(10)))
+            assertFails(try IDX.read(path: partDims), format, file: partDims, "truncated header")
+        }
+    }
+
+    func testTruncatedData() throws {
+        for gzip in [false, true] {
+            let write = gzip ? writeGzip : writeRaw
+            let cut = try write("cut\(gzip)", Array(imageFile().dropLast(3)))
+            assertFails(try IDX.read(path: cut), format, file: cut, "truncated data")
+            let labelsCut = try write("lcut\(gzip)", header([5]) + [1, 2])
+            assertFails(try Dataset.loadIDX(images: try write("ok\(gzip)", imageFile()), labels: labelsCut), format,
+                        file: labelsCut, "truncated data")
+        }
+        // A truncated gzip stream (the compressed file itself cut short).
+        let full = try fileBytes(try writeGzip("whole.gz", imageFile()))
+        let cutGzip = try writeRaw("cutstream.gz", Array(full.prefix(full.count - 10)))
+        assertFails(try IDX.read(path: cutGzip), format, file: cutGzip, "truncated gzip stream")
+    }
+
+    func testCorruptGzip() throws {
+        var bytes = try fileBytes(try writeGzip("good.gz", imageFile()))
+        bytes[bytes.count - 6] ^= 0xFF  // the CRC-32 in the trailer
+        let badCRC = try writeRaw("badcrc.gz", bytes)
+        assertFails(try IDX.read(path: badCRC), format, file: badCRC, "corrupt gzip data")
+    }
+
+    func testBadMagicAndType() throws {
+        let magic = try writeRaw("magic", [0x1F, 0x00, 0x08, 0x01, 0, 0, 0, 1, 9])
+        assertFails(try IDX.read(path: magic), format, file: magic, "bad magic number 0x1F000801")
+        let text = try writeRaw("text.gz", Array("hello, world\n".utf8))
+        assertFails(try IDX.read(path: text), format, file: text, "bad magic")
+        let float = try writeGzip("float.gz", header(type: 0x0D, [1]) + [0, 0, 0, 0])
+        assertFails(try IDX.read(path: float), format, file: float, "unsupported IDX type 0x0D (float32)")
+        let int32 = try writeRaw("int32", header(type: 0x0C, [1]) + [0, 0, 0, 0])
+        assertFails(try IDX.read(path: int32), format, file: int32, "unsupported IDX type 0x0C")
+        let invalid = try writeRaw("invalid", header(type: 0x07, [1]) + [0])
+        assertFails(try IDX.read(path: invalid), format, file: invalid, "invalid IDX type code 0x07")
+    }
+
+    func testWrongNumberOfDimensions() throws {
+        let images = try writeRaw("images", imageFile()), labelsPath = try writeRaw("labels", labelFile())
+        assertFails(try Dataset.loadIDX(images: labelsPath, labels: labelsPath), format, file: labelsPath,
+                    "wrong number of dimensions: the file has 1, expected 3")
+        assertFails(try Dataset.loadIDX(images: images, labels: images), format, file: images,
+                    "wrong number of dimensions: the file has 3, expected 1")
+        let flat = try writeRaw("flat", header([3, 8]) + pixels)
+        assertFails(try Dataset.loadIDX(images: flat, labels: labelsPath), format, file: flat, "expected 3")
+        let none = try writeRaw("none", [0, 0, 8, 0])
+        assertFails(try IDX.read(path: none), format, file: none, "0 dimensions")
+    }
+
+    func testCountMismatchNamesBothFiles() throws {
+        let images = try writeGzip("images.gz", imageFile())
+        let labelsPath = try writeGzip("labels.gz", header([4]) + [1, 2, 3, 4])
+        assertFails(try Dataset.loadIDX(images: images, labels: labelsPath), format, file: images, "count mismatch")
+        assertFails(try Dataset.loadIDX(images: images, labels: labelsPath), format, file: labelsPath, "has 4 labels")
+    }
+
+    func testHugeOrZeroDimensionsAreRefusedBeforeAllocating() throws {
+        // Products that overflow Int, or exceed 2³¹−1 elements.
+        let overflow = try writeRaw("overflow", header([0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF]) + [1, 2, 3])
+        assertFails(try IDX.read(path: overflow), format, file: overflow, "too large")
+        let twoG = try writeGzip("2g.gz", header([65_536, 32_768, 1]) + [1])
+        assertFails(try IDX.read(path: twoG), format, file: twoG, "too large")
+        let manyDims = try writeRaw("many", header(Array(repeating: 0xFFFF_FFFF, count: 200)))
+        assertFails(try IDX.read(path: manyDims), format, file: manyDims, "too large")
+        // Allowed sizes that the file cannot hold: refused from the file size, nothing allocated.
+        let big = try writeRaw("big", header([2_000_000_000]) + [1, 2, 3])
+        assertFails(try IDX.read(path: big), format, file: big, "can hold at most 3")
+        let bigGz = try writeGzip("big.gz", header([60_000, 28, 28]) + [1, 2, 3])
+        assertFails(try IDX.read(path: bigGz), format, file: bigGz, "truncated data")
+        let zero = try writeRaw("zero", header([0, 28, 28]))
+        assertFails(try IDX.read(path: zero), format, file: zero, "dimension 0 is 0")
+    }
+
+    func testTrailingGarbageIsAnError() throws {
+        let raw = try writeRaw("trail", imageFile() + [9, 9])
+        assertFails(try IDX.read(path: raw), format, file: raw, "trailing garbage: 2 unexpected bytes")
+        let gz = try writeGzip("trail.gz", labelFile() + [1])
+        assertFails(try IDX.read(path: gz), format, file: gz, "trailing garbage: 1 unexpected bytes")
+        assertFails(try IDX.decode(labelFile() + [1, 2, 3], name: "memory-labels"), format, file: "memory-labels",
+                    "trailing garbage")
+    }
+
+    // MARK: Fuzz
+
+    /// Every truncation, random bytes, random headers and bit flips: each throws a BNDError or yields a
+    /// consistent array; none traps.
+    func testCorruptedBytesNeverTrap() throws {
+        var random = SeededRandom(seed: 42)
+        func check(_ bytes: [UInt8], mustFail: Bool, _ what: String) {
+            do {
+                let a = try IDX.decode(bytes, name: "fuzz")
+                XCTAssertFalse(mustFail, "\(what) decoded: \(a.dims)")
+                XCTAssertEqual(a.dims.reduce(1, *), a.bytes.count, what)
+            } catch let error as BNDError {
+                XCTAssertTrue(error.message.hasPrefix("fuzz: "), "\(what): \(error.message)")
+            } catch {
+                XCTFail("\(what): not a BNDError: \(error)")
+            }
+        }
+        let valid = imageFile()
+        for n in 0..<valid.count { check(Array(valid.prefix(n)), mustFail: true, "prefix \(n)") }
+        check(valid, mustFail: false, "whole")
+        for n in 0..<3000 {
+            let length = Int(random.next() % 48)
+            var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            if n % 2 == 0, length >= 4 {  // plausible headers reach the deeper checks
+                bytes[0] = 0; bytes[1] = 0
+                bytes[2] = n % 4 == 0 ? 8 : bytes[2]
+                bytes[3] = UInt8(random.next() % 5)
+            }
+            check(bytes, mustFail: false, "random \(n)")
+        }
+        for n in 0..<2000 {
+            var bytes = valid
+            let flips = 1 + Int(random.next() % 3)
+            for _ in 0..<flips { bytes[Int(random.next() % UInt64(bytes.count))] ^= UInt8(1 << (random.next() % 8)) }
+            check(bytes, mustFail: false, "flip \(n)")
+        }
+
+        // Through files and zlib: every truncation of a gzip file, and bit flips in it.
+        let gz = try fileBytes(try writeGzip("fuzz.gz", valid))
+        for n in 0..<gz.count {
+            let p = try writeRaw("t.gz", Array(gz.prefix(n)))
+            XCTAssertThrowsError(try IDX.read(path: p), "gzip prefix \(n)") { error in
+                XCTAssertTrue((error as? BNDError)?.message.hasPrefix(p) ?? false, "gzip prefix \(n): \(error)")
+            }
+        }
+        for n in 0..<300 {
+            var bytes = gz
+            bytes[Int(random.next() % UInt64(bytes.count))] ^= UInt8(1 << (random.next() % 8))
+            let p = try writeRaw("f.gz", bytes)
+            do {
+                let a = try IDX.read(path: p)
+                XCTAssertEqual(a.dims.reduce(1, *), a.bytes.count, "gzip flip \(n)")
+            } catch let error as BNDError {
+                XCTAssertTrue(error.message.hasPrefix(p), "gzip flip \(n): \(error.message)")
+            }
+        }
+    }
+
+    // MARK: The real data
+
+    func testFashionMNIST() throws {
+        let dir = "/usr/share/datasets/fashion-mnist"
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw XCTSkip("\(dir) is not installed")
+        }
+        let start = Date()
+        let train = try Dataset.loadDirectory(dir, split: .train)
+        let test = try Dataset.loadDirectory(dir, split: .test)
+        let seconds = Date().timeIntervalSince(start)
+        XCTAssertLessThan(seconds, 10, "loading took \(seconds) s")
+        print("Fashion-MNIST loaded in \(seconds) s")
+        for (data, count) in [(train, 60_000), (test, 10_000)] {
+            XCTAssertEqual(data.count, count)
+            XCTAssertEqual(data.sampleShape, [1, 28, 28])
+            XCTAssertEqual(data.sampleSize, 784)
+            XCTAssertEqual(data.classes, 10)
+            var perClass = [Int](repeating: 0, count: 10)
+            for label in data.labelArray {
+                XCTAssertTrue((0...9).contains(label))
+                perClass[Int(label)] += 1
+            }
+            XCTAssertEqual(perClass, [Int](repeating: count / 10, count: 10))  // Fashion-MNIST is balanced
+            let features = UnsafeBufferPointer(start: data.features, count: data.count * data.sampleSize)
+            XCTAssertEqual(features.min(), 0)
+            XCTAssertEqual(features.max(), 1)
+            let mean = features.reduce(0.0) { $0 + Double($1) } / Double(features.count)
+            XCTAssertEqual(mean, 0.286, accuracy: 0.01)  // torchvision's normalisation mean for Fashion-MNIST
+        }
+        try train.reshape([784])
+        XCTAssertEqual(train.sampleShape, [784])
+    }
+}
