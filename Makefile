@@ -46,5 +46,34 @@ swift-test: build
 # C and C++, and the examples in their short mode.
 test: swift-test c-test header-test run-examples
 
+# The C ABI: the tests (every golden case, a table of bad calls, threads, API checks) linked with plain
+# gcc against include/bndrop.h and libbndrop.so; then the exported symbols must be exactly the
+# functions the header declares (bnd_* only). The C programs are relinked every time: they are quick
+# to build, and $(OUT) is shared by all SCRATCH folders while each binary's rpath names one of them.
+C_TEST_SRC := $(wildcard tests/c/test_*.c)
+
+c-test: build | $(OUT)
+	$(CC) $(CFLAGS) -pthread -o $(OUT)/test_capi $(C_TEST_SRC) $(LDFLAGS) -lcjson -lm
+	$(OUT)/test_capi $(GOLDEN_DIR)
+	bash tests/c/check_exports.sh $(LIB) include/bndrop.h
+
+# The header alone, as C11 and as C++ (extern "C"), warnings as errors; the C one is also linked, so
+# every declared function must exist in the library.
+header-test: build | $(OUT)
+	$(CC) $(CFLAGS) -o $(OUT)/header_test_c tests/c/header_test.c $(LDFLAGS)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -c -o $(OUT)/header_test_cpp.o tests/c/header_test.cpp
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only tests/c/header_test.cpp
+	$(OUT)/header_test_c
+
+EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
+
+# Each example, compiled with plain $(CC) (gcc) against the header and libbndrop.so.
+examples: build | $(OUT)
+	set -e; for e in $(EXAMPLES); do $(CC) $(CFLAGS) -o $(OUT)/$$e examples/$$e.c $(LDFLAGS) -lm; done
+
+# Each example in its short mode; an example exits non-zero when its loss did not fall.
+run-examples: examples
+	set -e; for e in $(EXAMPLES); do echo "== $(OUT)/$$e --short"; $(OUT)/$$e --short; done
+
 clean:
 	rm -rf .build report

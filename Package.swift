@@ -21,7 +21,11 @@ let package = Package(
             name: "BNDropC",
             dependencies: ["BNDrop", "BNDropCSupport"],
             linkerSettings: [
+                // ld.gold (swiftc's default on Linux) leaves the version script's local, protected
+                // Swift symbols in .dynsym, where `nm -D` lists them; lld (shipped with the toolchain)
+                // drops them, so only bnd_* remain.
                 .unsafeFlags([
+                    "-use-ld=lld",
                     "-Xlinker", "-soname=libbndrop.so",
                     "-Xlinker", "--version-script=\(Context.packageDirectory)/include/bndrop.map",
                 ]),
@@ -37,6 +41,11 @@ let package = Package(
         .testTarget(
             name: "BNDropTests",
             dependencies: ["BNDrop"]
+        ),
+        // The C ABI called from Swift through its C declarations (bndrop.h, via BNDropCSupport).
+        .testTarget(
+            name: "BNDropCTests",
+            dependencies: ["BNDropC", "BNDropCSupport", "BNDrop"]
         ),
     ]
 )

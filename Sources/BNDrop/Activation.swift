@@ -1,4 +1,5 @@
-/// y = max(x, 0), as torch.nn.ReLU. The gradient is 0 where x <= 0 (x == 0 included).
+/// y = max(x, 0), as torch.nn.ReLU. The gradient is 0 where x <= 0 (x == 0 included). NaN passes
+/// through, forward and backward, as in PyTorch, so a NaN input ends in a non-finite loss.
 public final class ReLU: Layer {
     public let inputShape: [Int]
     public var outputShape: [Int] { inputShape }
@@ -21,7 +22,7 @@ public final class ReLU: Layer {
         let count = try Checked.multiply(batch, inputCount, "ReLU input")
         try output.resize(count)
         let y = output.pointer
-        for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
+        for i in 0..<count { y[i] = x[i] <= 0 ? 0 : x[i] }
         record = ForwardRecord(batch: batch, wasTraining: isTraining)
         return UnsafePointer(y)
     }
@@ -32,9 +33,9 @@ public final class ReLU: Layer {
         guard needInputGradient else { return nil }
         let count = batch * inputCount
         try gradInput.resize(count)
-        // y > 0 exactly where x > 0, so the saved output is the mask.
+        // y <= 0 exactly where x <= 0, so the saved output is the mask.
         let y = output.pointer, dx = gradInput.pointer
-        for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        for i in 0..<count { dx[i] = y[i] <= 0 ? 0 : dy[i] }
         return UnsafePointer(dx)
     }
 }

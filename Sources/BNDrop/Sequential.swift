@@ -215,13 +215,21 @@ public final class Sequential {
     /// One regression step with the mean squared error against `targets` (`batch`·`outputCount` values).
     public func trainStep(input: UnsafePointer<Float>, targets: UnsafePointer<Float>, batch: Int,
                           optimizer: Optimizer) throws -> Float {
-        try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
+        guard batch > 0 else { throw BNDError.shape("batch must be positive, got \(batch)") }
+        _ = try blasInt(batch, outputCount, "targets for a batch of \(batch)")
+        try Self.requireFinite(targets, batch * outputCount, "targets")
+        return try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
             try Loss.mse(prediction: output, target: targets, count: batch * outputCount, gradient: gradient)
         }
     }
 
     private func step(input: UnsafePointer<Float>, batch: Int, optimizer: Optimizer,
                       loss: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) throws -> Float) throws -> Float {
+        // A non-finite input would reach BatchNorm's running statistics before the loss could be
+        // checked: refuse it up front so a failed step changes nothing.
+        guard batch > 0 else { throw BNDError.shape("batch must be positive, got \(batch)") }
+        _ = try blasInt(batch, inputCount, "batch of \(batch)")
+        try Self.requireFinite(input, batch * inputCount, "input")
         let previousMode = training
         if !previousMode { isTraining = true }
         defer { if !previousMode { isTraining = false } }
@@ -235,6 +243,12 @@ public final class Sequential {
         try backward(lossGradient.pointer, batch: batch)
         try optimizer.step()
         return value
+    }
+
+    static func requireFinite(_ values: UnsafePointer<Float>, _ count: Int, _ name: String) throws {
+        for i in 0..<count where !values[i].isFinite {
+            throw BNDError.numeric("\(name)[\(i)] is \(values[i]); no parameter or statistic was updated")
+        }
     }
 
     /// Array form of the classification step.

@@ -10,7 +10,11 @@ void bndi_set_last_error(const char *message) {
         return;
     }
     size_t n = strlen(message);
-    if (n >= sizeof last_error) n = sizeof last_error - 1;
+    if (n >= sizeof last_error) {
+        n = sizeof last_error - 1;
+        /* Never cut a UTF-8 sequence in half: back up to the start of the last character. */
+        while (n > 0 && ((unsigned char)message[n] & 0xC0) == 0x80) n--;
+    }
     memcpy(last_error, message, n);
     last_error[n] = '\0';
 }

@@ -1,0 +1,74 @@
+// SGD and Adam(W) over a net's parameters.
+import BNDrop
+import BNDropCSupport
+
+@_cdecl("bnd_sgd_default_params")
+public func bnd_sgd_default_params() -> bnd_sgd_params {
+    bnd_sgd_params(lr: 0.01, momentum: 0, dampening: 0, weight_decay: 0, nesterov: 0)
+}
+
+@_cdecl("bnd_adam_default_params")
+public func bnd_adam_default_params() -> bnd_adam_params {
+    bnd_adam_params(lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, decoupled_weight_decay: 0)
+}
+
+@_cdecl("bnd_adamw_default_params")
+public func bnd_adamw_default_params() -> bnd_adam_params {
+    bnd_adam_params(lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-2, decoupled_weight_decay: 1)
+}
+
+/// The net's parameters, refusing a net without any (as PyTorch refuses an empty parameter list).
+private func trainableParameters(_ box: NetBox) throws -> [Parameter] {
+    let parameters = box.net.parameters
+    guard !parameters.isEmpty else {
+        throw BNDError.invalidArgument("the network has no parameters to optimize")
+    }
+    return parameters
+}
+
+private func publish(_ optimizer: Optimizer, _ box: NetBox, _ out: UnsafeMutablePointer<OpaquePointer?>) {
+    out.pointee = OpaquePointer(Unmanaged.passRetained(OptimizerBox(optimizer, owner: box)).toOpaque())
+}
+
+@_cdecl("bnd_optimizer_create_sgd")
+public func bnd_optimizer_create_sgd(_ net: OpaquePointer?, _ params: UnsafePointer<bnd_sgd_params>?,
+                                     _ out: UnsafeMutablePointer<OpaquePointer?>?) -> bnd_status {
+    api("bnd_optimizer_create_sgd") {
+        let box = try netBox(net)
+        let out = try required(out, "out")
+        let p = params?.pointee ?? bnd_sgd_default_params()
+        let nesterov = try flag(p.nesterov, "nesterov")
+        let sgd = try SGD(parameters: trainableParameters(box), learningRate: p.lr, momentum: p.momentum,
+                          dampening: p.dampening, weightDecay: p.weight_decay, nesterov: nesterov)
+        publish(sgd, box, out)
+    }
+}
+
+@_cdecl("bnd_optimizer_create_adam")
+public func bnd_optimizer_create_adam(_ net: OpaquePointer?, _ params: UnsafePointer<bnd_adam_params>?,
+                                      _ out: UnsafeMutablePointer<OpaquePointer?>?) -> bnd_status {
+    api("bnd_optimizer_create_adam") {
+        let box = try netBox(net)
+        let out = try required(out, "out")
+        let p = params?.pointee ?? bnd_adam_default_params()
+        let decoupled = try flag(p.decoupled_weight_decay, "decoupled_weight_decay")
+        let adam = try Adam(parameters: trainableParameters(box), learningRate: p.lr, beta1: p.beta1, beta2: p.beta2,
+                            eps: p.eps, weightDecay: p.weight_decay, decoupledWeightDecay: decoupled)
+        publish(adam, box, out)
+    }
+}
+
+@_cdecl("bnd_optimizer_step")
+public func bnd_optimizer_step(_ opt: OpaquePointer?) -> bnd_status {
+    api("bnd_optimizer_step") {
+        let box = try optimizerBox(opt)
+        try box.checkUsable(with: nil)
+        try box.optimizer.step()
+    }
+}
+
+@_cdecl("bnd_optimizer_free")
+public func bnd_optimizer_free(_ opt: OpaquePointer?) {
+    guard let opt else { return }
+    Unmanaged<OptimizerBox>.fromOpaque(UnsafeRawPointer(opt)).release()
+}

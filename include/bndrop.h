@@ -1,0 +1,411 @@
+/*
+ * bndrop.h - the C API of libbndrop.so: neural networks with batch normalization and dropout that
+ * behave like PyTorch (CPU, float32).
+ *
+ * This header is the whole API: if it is not declared here, it is not API.
+ *
+ * ---------------------------------------------------------------------------------------------------
+ * CONVENTIONS (said once, valid everywhere below)
+ *
+ * Status.   Every fallible function returns a bnd_status; BND_OK (0) is success. On failure nothing
+ *           the caller asked to be written has been written unless the function says otherwise, and
+ *           bnd_last_error() returns a non-empty, human-readable message for the calling thread.
+ *           No argument makes the library abort the process: NULL where a pointer is required,
+ *           negative or overflowing sizes, too-small capacities, NaN or out-of-range
+ *           hyper-parameters, unknown names and calls in the wrong state are all statuses.
+ *           What the library cannot check is the caller's side of a pointer: a buffer must really
+ *           hold the number of elements the call says it does, strings must be NUL-terminated, and
+ *           handles must be live values returned by this library (not freed, not forged).
+ *
+ * Errors.   bnd_last_error() describes the most recent FAILED call on the calling thread. A
+ *           successful call does not clear it (as errno); call bnd_clear_last_error() to reset it.
+ *           The returned pointer is owned by the library, is never freed by the caller and stays
+ *           valid for the life of the thread; its text changes at the next failure on that thread.
+ *
+ * Numbers.  Shapes and batch sizes are int64_t; counts, capacities and indices are size_t, counted
+ *           in elements, not bytes. Flags are int32_t and must be exactly 0 or 1 (anything else is
+ *           BND_ERR_INVALID_ARGUMENT, which catches uninitialised structs). Float data is float32.
+ *
+ * Layout.   Row-major (C order) everywhere. A batch of activations is N x C (flat samples),
+ *           N x C x L or N x C x H x W; "sample shape" means one sample's shape without N, e.g.
+ *           {784} or {1, 28, 28}. Linear weights are (out, in); Conv2d weights are
+ *           (out_c, in_c, k, k).
+ *
+ * Buffers.  Output buffers come with a capacity. A capacity smaller than the data is
+ *           BND_ERR_SHAPE and the message names the size needed; a larger one is fine (only the
+ *           first elements are written). Input arrays are never retained after a call returns.
+ *
+ * Names.    Tensors are named as a PyTorch nn.Sequential state_dict: "<layer index>.weight",
+ *           ".bias", ".running_mean", ".running_var", ".num_batches_tracked" (one float holding a
+ *           whole number). Every added layer takes an index, ReLU/Flatten/Dropout included.
+ *
+ * Threads.  Calls on DIFFERENT nets (and their optimizers) from different threads at the same time
+ *           are safe: there is no global mutable state apart from the per-thread error message.
+ *           One net, or one optimizer together with its net, must not be used from two threads at
+ *           once (not even read-only functions while another thread trains it); serialize such use
+ *           yourself. Functions without a handle (losses, defaults, version, status strings) are
+ *           always safe.
+ *
+ * Linking.  gcc prog.c -I<bndrop>/include -L<dir of libbndrop.so> -Wl,-rpath,<that dir> -lbndrop
+ *           The rpath lets the program find libbndrop.so at run time without LD_LIBRARY_PATH.
+ * ---------------------------------------------------------------------------------------------------
+ */
+#ifndef BNDROP_H
+#define BNDROP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define BND_API __attribute__((visibility("default")))
+#else
+#define BND_API
+#endif
+
+/* ======================================= Version ================================================ */
+
+/* The version of this header. Compare BND_VERSION_NUMBER with bnd_version_number() to detect a
+   header / library mismatch. */
+#define BND_VERSION_MAJOR 0
+#define BND_VERSION_MINOR 1
+#define BND_VERSION_PATCH 0
+#define BND_VERSION_NUMBER (BND_VERSION_MAJOR * 10000 + BND_VERSION_MINOR * 100 + BND_VERSION_PATCH)
+#define BND_VERSION_STRING "0.1.0"
+
+/* The library's version as MAJOR*10000 + MINOR*100 + PATCH (0.1.0 -> 100). Never fails. */
+BND_API uint32_t bnd_version_number(void);
+
+/* The library's version as static text, e.g. "0.1.0". Never NULL, never freed by the caller. */
+BND_API const char *bnd_version_string(void);
+
+/* ======================================= Errors ================================================= */
+
+/* Values are explicit and will only ever be appended to. */
+typedef enum bnd_status {
+    BND_OK = 0,
+    BND_ERR_INVALID_ARGUMENT = 1,  /* NULL, out-of-range value, unknown name        */
+    BND_ERR_SHAPE = 2,             /* shapes or capacities that do not fit          */
+    BND_ERR_STATE = 3,             /* not valid now (e.g. backward before forward)  */
+    BND_ERR_IO = 4,                /* file system                                   */
+    BND_ERR_FORMAT = 5,            /* malformed file or data                        */
+    BND_ERR_OUT_OF_MEMORY = 6,     /* allocation failed or a size cannot fit memory */
+    BND_ERR_NUMERIC = 7,           /* non-finite loss or values                     */
+    BND_ERR_INTERNAL = 8           /* a bug in bndrop: please report it             */
+} bnd_status;
+
+/* Static text naming `status` ("BND_ERR_SHAPE: shape mismatch", ...); an unknown value gives
+   "unknown bnd_status". Never NULL, never freed by the caller. */
+BND_API const char *bnd_status_string(bnd_status status);
+
+/* The calling thread's message about its most recent failed call; "" when there was none (or after
+   bnd_clear_last_error). Successful calls leave it unchanged. Owned by the library; valid for the
+   life of the thread; the text is replaced at the next failure on this thread. Never NULL. */
+BND_API const char *bnd_last_error(void);
+
+/* Resets the calling thread's message to "". Never fails. */
+BND_API void bnd_clear_last_error(void);
+
+/* ======================================= Handles and parameters ================================= */
+
+/* A feed-forward network (PyTorch nn.Sequential): layers, parameters, gradients, buffers and the
+   scratch memory of its last forward pass. Create with bnd_net_create, free with bnd_net_free. */
+typedef struct bnd_net bnd_net;
+
+/* An optimizer bound to the parameters a net had when the optimizer was created (its momentum /
+   moment buffers live here). Free with bnd_optimizer_free. */
+typedef struct bnd_optimizer bnd_optimizer;
+
+/* Large enough for every tensor or layer-type name this library produces (incl. the NUL). */
+#define BND_NAME_MAX 64
+/* Large enough for every shape this library reports (samples have rank 1-3, weights up to 4). */
+#define BND_MAX_RANK 4
+
+/* BatchNorm1d / BatchNorm2d constructor arguments (PyTorch's defaults in brackets). */
+typedef struct bnd_batchnorm_params {
+    float   eps;                  /* [1e-5] added to the variance; finite and > 0                   */
+    float   momentum;             /* [0.1] running-statistics factor in [0, 1]; ignored (even if
+                                     NaN) when cumulative_average != 0                             */
+    int32_t cumulative_average;   /* [0] 1 = PyTorch momentum=None: factor 1/num_batches_tracked  */
+    int32_t affine;               /* [1] 1 = learnable weight (gamma) and bias (beta)             */
+    int32_t track_running_stats;  /* [1] 1 = keep running_mean / running_var / num_batches_tracked */
+} bnd_batchnorm_params;
+
+/* torch.optim.SGD arguments (defaults in brackets). All finite; lr, momentum, weight_decay >= 0.
+   nesterov = 1 needs momentum > 0 and dampening == 0. */
+typedef struct bnd_sgd_params {
+    float   lr;                   /* [0.01] learning rate                                          */
+    float   momentum;             /* [0]                                                           */
+    float   dampening;            /* [0]                                                           */
+    float   weight_decay;         /* [0] L2 penalty added to the gradient                          */
+    int32_t nesterov;             /* [0]                                                           */
+} bnd_sgd_params;
+
+/* torch.optim.Adam / AdamW arguments (Adam defaults in brackets). lr, eps, weight_decay finite and
+   >= 0; beta1, beta2 in [0, 1). */
+typedef struct bnd_adam_params {
+    float   lr;                   /* [0.001]                                                       */
+    float   beta1;                /* [0.9]                                                         */
+    float   beta2;                /* [0.999]                                                       */
+    float   eps;                  /* [1e-8]                                                        */
+    float   weight_decay;         /* [0]                                                           */
+    int32_t decoupled_weight_decay; /* [0] 1 = AdamW: p *= 1 - lr*weight_decay instead of adding
+                                       weight_decay*p to the gradient                              */
+} bnd_adam_params;
+
+/* The defaults above, by value. Never fail. */
+BND_API bnd_batchnorm_params bnd_batchnorm_default_params(void);
+BND_API bnd_sgd_params bnd_sgd_default_params(void);
+BND_API bnd_adam_params bnd_adam_default_params(void);
+/* torch.optim.AdamW's defaults: Adam's, with weight_decay 1e-2 and decoupled_weight_decay 1. */
+BND_API bnd_adam_params bnd_adamw_default_params(void);
+
+/* ======================================= Building a network ===================================== */
+
+/* Creates an empty network taking samples of shape sample_shape[0..rank-1], in train mode, seed 0.
+   sample_shape: in, `rank` values, each > 0; rank 1 ({features}), 2 ({C, L}) or 3 ({C, H, W}).
+   out_net:      out, receives the new net; owned by the caller, release with bnd_net_free.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_SHAPE (rank not 1-3, a dimension <= 0, or
+   a sample larger than 2^31-1 elements), BND_ERR_OUT_OF_MEMORY. *out_net is untouched on failure. */
+BND_API bnd_status bnd_net_create(const int64_t *sample_shape, size_t rank, bnd_net **out_net);
+
+/* Frees the net and everything it owns. NULL is a harmless no-op. An optimizer created for this net
+   must not be used afterwards (undefined behaviour; free it too). */
+BND_API void bnd_net_free(bnd_net *net);
+
+/* The add_* functions append one layer whose input shape is the net's current output shape (sizes
+   are never repeated) and initialise its parameters from the net's seed as PyTorch does (layer i
+   draws from its own stream, so adding a layer never changes the others). They all return
+   BND_ERR_INVALID_ARGUMENT for a NULL net or an out-of-range argument, BND_ERR_SHAPE when the layer
+   does not fit the current shape, BND_ERR_OUT_OF_MEMORY when a size cannot be allocated. On failure
+   the net is unchanged. Adding a layer discards the last forward pass (backward needs a new one).
+   Create optimizers after the last add_*: an optimizer refuses to step a net that gained layers. */
+
+/* Linear: flat input {in} -> {out_features}; weight (out, in), bias (out); W, b ~ U(-1/sqrt(in), +).
+   A multi-dimensional shape needs bnd_net_add_flatten first (BND_ERR_SHAPE otherwise).
+   out_features > 0. */
+BND_API bnd_status bnd_net_add_linear(bnd_net *net, int64_t out_features);
+
+/* Conv2d on a {C, H, W} shape: square kernel, stride, zero padding (no dilation, no groups).
+   Output {out_channels, (H + 2p - k)/s + 1, (W + 2p - k)/s + 1}. out_channels, kernel_size, stride > 0;
+   padding >= 0; the kernel must fit the padded input (BND_ERR_SHAPE otherwise). */
+BND_API bnd_status bnd_net_add_conv2d(bnd_net *net, int64_t out_channels, int64_t kernel_size,
+                                      int64_t stride, int64_t padding);
+
+/* ReLU: y = max(x, 0), any shape. */
+BND_API bnd_status bnd_net_add_relu(bnd_net *net);
+
+/* AvgPool2d / MaxPool2d on a {C, H, W} shape, padding 0, floor mode. kernel_size > 0 and no larger
+   than H and W; stride > 0, or 0 meaning "= kernel_size" (PyTorch's stride=None). */
+BND_API bnd_status bnd_net_add_avgpool2d(bnd_net *net, int64_t kernel_size, int64_t stride);
+BND_API bnd_status bnd_net_add_maxpool2d(bnd_net *net, int64_t kernel_size, int64_t stride);
+
+/* Flatten: {C, ...} -> {C * ...} (torch.nn.Flatten, start_dim=1). No copy. */
+BND_API bnd_status bnd_net_add_flatten(bnd_net *net);
+
+/* BatchNorm over the channel axis: BatchNorm1d for a {C} or {C, L} shape, BatchNorm2d for {C, H, W}.
+   params: in, may be NULL for bnd_batchnorm_default_params(); read during the call only.
+   Train mode normalises with the batch statistics (biased variance) and updates the running ones
+   (unbiased variance); eval mode uses the running statistics. A train-mode batch with a single value
+   per channel (e.g. batch 1 of a {C} shape) is refused by forward with BND_ERR_SHAPE. */
+BND_API bnd_status bnd_net_add_batchnorm(bnd_net *net, const bnd_batchnorm_params *params);
+
+/* Inverted dropout (torch.nn.Dropout): in train mode each element is zeroed with probability p and
+   the kept ones are scaled by 1/(1-p); identity in eval mode. p in [0, 1] (NaN is refused); p == 1
+   gives zeros. Masks come from the net's seed: the same seed gives the same masks. */
+BND_API bnd_status bnd_net_add_dropout(bnd_net *net, float p);
+
+/* Re-initialises every layer as if the net had been built with `seed`: parameters drawn anew,
+   BatchNorm reset (weight 1, bias 0, running_mean 0, running_var 1, num_batches_tracked 0), dropout
+   masks reseeded, gradients zeroed. Layers added later also use this seed. Optimizer state (momentum,
+   Adam moments) is not reset: create a new optimizer for a fresh start.
+   Returns BND_ERR_INVALID_ARGUMENT for a NULL net. */
+BND_API bnd_status bnd_net_seed(bnd_net *net, uint64_t seed);
+
+/* Train mode (training = 1, the default) or eval mode (0) for every layer, as model.train() /
+   model.eval(). Only BatchNorm and Dropout behave differently. Layers added later get this mode.
+   Returns BND_ERR_INVALID_ARGUMENT for a NULL net or a value other than 0 and 1. */
+BND_API bnd_status bnd_net_set_training(bnd_net *net, int32_t training);
+
+/* out_training: out, 1 in train mode, 0 in eval mode. BND_ERR_INVALID_ARGUMENT for NULL pointers. */
+BND_API bnd_status bnd_net_is_training(const bnd_net *net, int32_t *out_training);
+
+/* ======================================= Inspecting a network =================================== */
+
+/* The functions returning a shape write `rank` int64_t values to out_shape and the rank to
+   *out_rank; BND_MAX_RANK values always suffice. A capacity below the rank is BND_ERR_SHAPE (and
+   *out_rank still receives the rank needed). NULL pointers are BND_ERR_INVALID_ARGUMENT. */
+
+/* One sample's input shape (the shape given to bnd_net_create). */
+BND_API bnd_status bnd_net_input_shape(const bnd_net *net, int64_t *out_shape, size_t capacity,
+                                       size_t *out_rank);
+/* One sample's output shape (after the last layer; the input shape when there are no layers). */
+BND_API bnd_status bnd_net_output_shape(const bnd_net *net, int64_t *out_shape, size_t capacity,
+                                        size_t *out_rank);
+/* Elements in one input sample / one output sample. */
+BND_API bnd_status bnd_net_input_count(const bnd_net *net, size_t *out_count);
+BND_API bnd_status bnd_net_output_count(const bnd_net *net, size_t *out_count);
+
+/* The number of layers added so far. */
+BND_API bnd_status bnd_net_layer_count(const bnd_net *net, size_t *out_count);
+
+/* Layer `index`'s PyTorch class name ("Linear", "Conv2d", "ReLU", "AvgPool2d", "MaxPool2d",
+   "Flatten", "BatchNorm1d", "BatchNorm2d", "Dropout"), NUL-terminated, into out[0..capacity-1].
+   Returns BND_ERR_INVALID_ARGUMENT (NULL, index >= layer count), BND_ERR_SHAPE (capacity too small;
+   BND_NAME_MAX always suffices). */
+BND_API bnd_status bnd_net_layer_type(const bnd_net *net, size_t index, char *out, size_t capacity);
+
+/* Layer `index`'s output shape for one sample. BND_ERR_INVALID_ARGUMENT for an index out of range. */
+BND_API bnd_status bnd_net_layer_output_shape(const bnd_net *net, size_t index, int64_t *out_shape,
+                                              size_t capacity, size_t *out_rank);
+
+/* ======================================= Tensors by name ======================================== */
+
+/* The number of state_dict entries (parameters and buffers) of the net. */
+BND_API bnd_status bnd_net_tensor_count(const bnd_net *net, size_t *out_count);
+
+/* The name of state_dict entry `index` (0 <= index < bnd_net_tensor_count), in PyTorch's order,
+   NUL-terminated, into out[0..capacity-1]. BND_ERR_INVALID_ARGUMENT (NULL, index out of range),
+   BND_ERR_SHAPE (capacity too small; BND_NAME_MAX always suffices). */
+BND_API bnd_status bnd_net_tensor_name(const bnd_net *net, size_t index, char *out, size_t capacity);
+
+/* The number of elements of tensor `name` (1 for num_batches_tracked). */
+BND_API bnd_status bnd_net_tensor_numel(const bnd_net *net, const char *name, size_t *out_count);
+
+/* The shape of tensor `name` (rank 0 for num_batches_tracked). */
+BND_API bnd_status bnd_net_tensor_shape(const bnd_net *net, const char *name, int64_t *out_shape,
+                                        size_t capacity, size_t *out_rank);
+
+/* *out_is_parameter = 1 when `name` is a trainable parameter (has a gradient, is updated by
+   optimizers), 0 for a buffer (running statistics, num_batches_tracked). */
+BND_API bnd_status bnd_net_tensor_is_parameter(const bnd_net *net, const char *name,
+                                               int32_t *out_is_parameter);
+
+/* Replaces the values of tensor `name` with data[0..count-1]; count must equal its element count
+   exactly. num_batches_tracked takes one non-negative whole number. Data is copied.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name (the message lists the known ones),
+   bad num_batches_tracked value), BND_ERR_SHAPE (count mismatch). */
+BND_API bnd_status bnd_net_set_tensor(bnd_net *net, const char *name, const float *data, size_t count);
+
+/* Copies the values of tensor `name` into out[0..capacity-1] (its element count is
+   bnd_net_tensor_numel). BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name), BND_ERR_SHAPE
+   (capacity too small). */
+BND_API bnd_status bnd_net_get_tensor(const bnd_net *net, const char *name, float *out, size_t capacity);
+
+/* Copies the accumulated gradient of parameter `name` into out[0..capacity-1]. A buffer has no
+   gradient: BND_ERR_INVALID_ARGUMENT. Otherwise as bnd_net_get_tensor. */
+BND_API bnd_status bnd_net_get_grad(const bnd_net *net, const char *name, float *out, size_t capacity);
+
+/* Overwrites the gradient of parameter `name` with data[0..count-1] (count must match exactly), e.g.
+   to apply an optimizer to gradients computed elsewhere. Statuses as bnd_net_set_tensor; a buffer
+   is BND_ERR_INVALID_ARGUMENT. */
+BND_API bnd_status bnd_net_set_grad(bnd_net *net, const char *name, const float *data, size_t count);
+
+/* ======================================= Forward and backward =================================== */
+
+/* Runs `batch` samples through the net in its current mode (PyTorch's net(input)).
+   input:  in, batch * input_count floats (N x sample shape); copied, not retained.
+   output: out, receives batch * output_count floats; output_capacity is its size in floats.
+   In train mode BatchNorm updates its running statistics and Dropout draws new masks. The layers keep
+   what backward needs until the next forward / add_*.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_SHAPE (batch <= 0, batch * sample size
+   overflows or exceeds 2^31-1, output_capacity too small (checked before anything runs), a train-mode
+   BatchNorm with one value per channel), BND_ERR_OUT_OF_MEMORY. After a failure, backward is refused
+   until a forward succeeds. */
+BND_API bnd_status bnd_net_forward(bnd_net *net, const float *input, int64_t batch, float *output,
+                                   size_t output_capacity);
+
+/* Sets every parameter gradient to zero (optimizer.zero_grad() with set_to_none=False).
+   BND_ERR_INVALID_ARGUMENT for a NULL net. */
+BND_API bnd_status bnd_net_zero_grad(bnd_net *net);
+
+/* Back-propagates grad_output (d loss / d output of the last forward, batch * output_count floats)
+   and ADDS the parameter gradients to the accumulated ones, as output.backward(grad_output) does.
+   Calling it twice after one forward accumulates twice.
+   grad_input: out, may be NULL; otherwise receives d loss / d input (batch * input_count floats) and
+               grad_input_capacity is its size in floats.
+   batch must equal the last forward's batch. Uses the mode of that forward pass.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net or grad_output), BND_ERR_STATE (no successful forward
+   since creation / the last add_*), BND_ERR_SHAPE (batch differs from the forward's,
+   grad_input_capacity too small: checked before anything runs). */
+BND_API bnd_status bnd_net_backward(bnd_net *net, const float *grad_output, int64_t batch,
+                                    float *grad_input, size_t grad_input_capacity);
+
+/* Copies the output of layer `layer_index` from the last successful forward pass (batch x that
+   layer's output shape) into out[0..capacity-1], e.g. for activation histograms.
+   out_count: out, may be NULL; receives the number of floats written, or on BND_ERR_SHAPE the
+              number needed.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net/out, index out of range), BND_ERR_STATE (no successful
+   forward since creation / the last add_*), BND_ERR_SHAPE (capacity too small). */
+BND_API bnd_status bnd_net_get_layer_output(const bnd_net *net, size_t layer_index, float *out,
+                                            size_t capacity, size_t *out_count);
+
+/* ======================================= Optimizers ============================================= */
+
+/* Creates an SGD / Adam(W) optimizer over the parameters the net has now, in state_dict order.
+   params: in, may be NULL for the defaults; read during the call only.
+   out:    out, receives the optimizer; release with bnd_optimizer_free.
+   The optimizer refers to the net's parameters: free it before or with the net; using it after the
+   net was freed is undefined behaviour. It only steps the net it was created for.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net/out, a NaN or out-of-range hyper-parameter, nesterov
+   without momentum or with dampening, a flag not 0/1, a net without parameters),
+   BND_ERR_OUT_OF_MEMORY. */
+BND_API bnd_status bnd_optimizer_create_sgd(bnd_net *net, const bnd_sgd_params *params, bnd_optimizer **out);
+BND_API bnd_status bnd_optimizer_create_adam(bnd_net *net, const bnd_adam_params *params, bnd_optimizer **out);
+
+/* One update from the accumulated gradients (optimizer.step()). Buffers such as running statistics
+   are never touched. Returns BND_ERR_INVALID_ARGUMENT (NULL), BND_ERR_STATE (the net gained layers
+   since the optimizer was created). */
+BND_API bnd_status bnd_optimizer_step(bnd_optimizer *opt);
+
+/* Frees the optimizer and its state. NULL is a harmless no-op. Never frees the net. */
+BND_API void bnd_optimizer_free(bnd_optimizer *opt);
+
+/* ======================================= Losses ================================================= */
+
+/* Pure functions, mean reduction, as torch.nn.functional. They compute faithfully: non-finite
+   inputs give a non-finite *out_loss with BND_OK. Safe from any thread. */
+
+/* Cross-entropy: mean over the batch of -log_softmax(logits)[label].
+   logits:      in, batch x classes floats.    labels: in, batch labels in [0, classes).
+   out_loss:    out, the loss.
+   grad_logits: out, may be NULL; receives (softmax - onehot) / batch, batch x classes floats.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL logits/labels/out_loss, a label out of range),
+   BND_ERR_SHAPE (batch or classes <= 0, batch * classes overflows). */
+BND_API bnd_status bnd_loss_cross_entropy(const float *logits, const int32_t *labels, int64_t batch,
+                                          int64_t classes, float *out_loss, float *grad_logits);
+
+/* Mean squared error over `count` elements; grad (may be NULL) receives 2 (prediction - target) /
+   count. Returns BND_ERR_INVALID_ARGUMENT (NULL prediction/target/out_loss), BND_ERR_SHAPE (count 0
+   or too large). */
+BND_API bnd_status bnd_loss_mse(const float *prediction, const float *target, size_t count,
+                                float *out_loss, float *grad);
+
+/* ======================================= Training steps ========================================= */
+
+/* One step: zero_grad, forward in train mode, loss, backward, optimizer step. A net in eval mode is
+   switched to train mode for the step and back to eval afterwards.
+   opt must have been created for this net (BND_ERR_INVALID_ARGUMENT otherwise).
+   input:    in, batch * input_count floats.
+   labels:   in, batch class indices in [0, output_count) (classification; the output must be flat).
+   targets:  in, batch * output_count floats (regression, mean squared error).
+   out_loss: out, may be NULL; the loss of this batch before the update.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, foreign optimizer, label out of range),
+   BND_ERR_SHAPE (batch <= 0 or too large, a non-flat output for classification, a train-mode
+   BatchNorm with one value per channel), BND_ERR_STATE (the net gained layers since the optimizer
+   was created), BND_ERR_NUMERIC (a NaN or infinite value in input or targets: refused before
+   anything runs; or a non-finite loss: no parameter is updated, though BatchNorm running statistics
+   have seen the batch). */
+BND_API bnd_status bnd_net_train_step_classification(bnd_net *net, bnd_optimizer *opt, const float *input,
+                                                     const int32_t *labels, int64_t batch, float *out_loss);
+BND_API bnd_status bnd_net_train_step_regression(bnd_net *net, bnd_optimizer *opt, const float *input,
+                                                 const float *targets, int64_t batch, float *out_loss);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BNDROP_H */

@@ -1,0 +1,41 @@
+/* Tiny test harness shared by the C ABI tests: each test is counted once as passed or failed; the
+   program ends with "N passed, M failed". */
+#ifndef BNDROP_TEST_CHECK_H
+#define BNDROP_TEST_CHECK_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "bndrop.h"
+
+extern int g_passed, g_failed;
+/* Failures recorded by EXPECT since the current test began. */
+extern int g_current_failures;
+extern const char *g_current_test;
+
+void test_begin(const char *name);
+/* Ends the current test and counts it. Returns 1 when it passed. */
+int test_end(void);
+
+void expect_fail(const char *file, int line, const char *fmt, ...);
+
+#define EXPECT(cond, ...) \
+    do { if (!(cond)) expect_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+
+/* A call that must succeed; on failure the status and bnd_last_error() are reported. */
+#define EXPECT_OK(call) \
+    do { bnd_status s_ = (call); \
+         if (s_ != BND_OK) expect_fail(__FILE__, __LINE__, "%s -> %d (%s)", #call, (int)s_, bnd_last_error()); \
+    } while (0)
+
+/* Compares n floats with |a - e| <= abs_tol + rel_tol * |e|; reports the worst few. Returns 1 if equal. */
+int expect_close(const char *what, const float *actual, const float *expected, size_t n, double abs_tol,
+                 double rel_tol);
+
+/* Test groups (each file). */
+int run_golden_tests(const char *golden_dir); /* returns the number of cases found */
+void run_bad_call_tests(void);
+void run_thread_tests(void);
+void run_api_tests(void);
+
+#endif

@@ -1,0 +1,259 @@
+/* Positive checks of the API beyond the golden cases: version, statuses, defaults, introspection,
+   modes, seeding, dropout, layer outputs, the error-message contract. */
+#include <math.h>
+#include <string.h>
+#include "check.h"
+
+static void test_version_and_statuses(void) {
+    test_begin("version: header and library agree");
+    EXPECT(bnd_version_number() == BND_VERSION_NUMBER, "library %u, header %d", bnd_version_number(), BND_VERSION_NUMBER);
+    EXPECT(strcmp(bnd_version_string(), BND_VERSION_STRING) == 0, "library '%s', header '%s'", bnd_version_string(),
+           BND_VERSION_STRING);
+    test_end();
+
+    test_begin("bnd_status_string names every status");
+    static const char *const names[] = {"BND_OK", "BND_ERR_INVALID_ARGUMENT", "BND_ERR_SHAPE", "BND_ERR_STATE",
+                                        "BND_ERR_IO", "BND_ERR_FORMAT", "BND_ERR_OUT_OF_MEMORY", "BND_ERR_NUMERIC",
+                                        "BND_ERR_INTERNAL"};
+    for (int s = 0; s <= 8; s++) {
+        const char *text = bnd_status_string((bnd_status)s);
+        EXPECT(text != NULL && strncmp(text, names[s], strlen(names[s])) == 0, "status %d: '%s'", s, text);
+    }
+    EXPECT(strcmp(bnd_status_string((bnd_status)99), "unknown bnd_status") == 0, "unknown status text");
+    test_end();
+}
+
+static void test_defaults(void) {
+    test_begin("default params are PyTorch's");
+    bnd_batchnorm_params b = bnd_batchnorm_default_params();
+    EXPECT(b.eps == 1e-5f && b.momentum == 0.1f && b.cumulative_average == 0 && b.affine == 1 &&
+           b.track_running_stats == 1, "batchnorm defaults");
+    bnd_sgd_params s = bnd_sgd_default_params();
+    EXPECT(s.lr == 0.01f && s.momentum == 0 && s.dampening == 0 && s.weight_decay == 0 && s.nesterov == 0,
+           "sgd defaults");
+    bnd_adam_params a = bnd_adam_default_params();
+    EXPECT(a.lr == 1e-3f && a.beta1 == 0.9f && a.beta2 == 0.999f && a.eps == 1e-8f && a.weight_decay == 0 &&
+           a.decoupled_weight_decay == 0, "adam defaults");
+    bnd_adam_params w = bnd_adamw_default_params();
+    EXPECT(w.weight_decay == 1e-2f && w.decoupled_weight_decay == 1, "adamw defaults");
+    test_end();
+}
+
+static void test_last_error_contract(void) {
+    test_begin("last error: per failure, kept by successful calls, cleared on request");
+    bnd_clear_last_error();
+    EXPECT(strcmp(bnd_last_error(), "") == 0, "not empty after clear");
+    EXPECT(bnd_net_add_relu(NULL) == BND_ERR_INVALID_ARGUMENT, "status");
+    const char *message = bnd_last_error();
+    EXPECT(strstr(message, "bnd_net_add_relu") != NULL && strstr(message, "NULL") != NULL, "message '%s'", message);
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", message);
+    int64_t shape[] = {3};
+    bnd_net *net = NULL;
+    EXPECT_OK(bnd_net_create(shape, 1, &net));
+    EXPECT(strcmp(bnd_last_error(), copy) == 0, "a successful call changed the message to '%s'", bnd_last_error());
+    bnd_clear_last_error();
+    EXPECT(bnd_last_error()[0] == '\0', "clear did not clear");
+    bnd_net_free(net);
+    bnd_net_free(NULL);
+    bnd_optimizer_free(NULL);
+    test_end();
+}
+
+static void test_introspection(void) {
+    test_begin("introspection: layers, shapes, tensor names");
+    int64_t shape[] = {1, 8, 8}, dims[BND_MAX_RANK];
+    size_t rank = 0, count = 0;
+    bnd_net *net = NULL;
+    EXPECT_OK(bnd_net_create(shape, 3, &net));
+    EXPECT_OK(bnd_net_add_conv2d(net, 4, 3, 1, 1));   /* 0: {4, 8, 8} */
+    EXPECT_OK(bnd_net_add_batchnorm(net, NULL));      /* 1: BatchNorm2d */
+    EXPECT_OK(bnd_net_add_relu(net));                 /* 2 */
+    EXPECT_OK(bnd_net_add_maxpool2d(net, 2, 0));      /* 3: {4, 4, 4}, stride 0 = kernel */
+    EXPECT_OK(bnd_net_add_avgpool2d(net, 2, 2));      /* 4: {4, 2, 2} */
+    EXPECT_OK(bnd_net_add_flatten(net));              /* 5: {16} */
+    EXPECT_OK(bnd_net_add_dropout(net, 0.25f));       /* 6 */
+    EXPECT_OK(bnd_net_add_linear(net, 5));            /* 7: {5} */
+    EXPECT_OK(bnd_net_layer_count(net, &count));
+    EXPECT(count == 8, "layer count %zu", count);
+    static const char *const types[] = {"Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten",
+                                        "Dropout", "Linear"};
+    for (size_t i = 0; i < 8; i++) {
+        char type[BND_NAME_MAX];
+        EXPECT_OK(bnd_net_layer_type(net, i, type, sizeof type));
+        EXPECT(strcmp(type, types[i]) == 0, "layer %zu type '%s', expected '%s'", i, type, types[i]);
+    }
+    EXPECT_OK(bnd_net_layer_output_shape(net, 4, dims, BND_MAX_RANK, &rank));
+    EXPECT(rank == 3 && dims[0] == 4 && dims[1] == 2 && dims[2] == 2, "layer 4 output shape");
+    EXPECT_OK(bnd_net_input_shape(net, dims, 3, &rank));
+    EXPECT(rank == 3 && dims[0] == 1 && dims[1] == 8 && dims[2] == 8, "input shape");
+    EXPECT_OK(bnd_net_output_shape(net, dims, 1, &rank));
+    EXPECT(rank == 1 && dims[0] == 5, "output shape");
+    EXPECT_OK(bnd_net_input_count(net, &count));
+    EXPECT(count == 64, "input count %zu", count);
+    EXPECT_OK(bnd_net_output_count(net, &count));
+    EXPECT(count == 5, "output count %zu", count);
+
+    static const char *const names[] = {"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
+                                        "1.running_var", "1.num_batches_tracked", "7.weight", "7.bias"};
+    static const size_t numels[] = {36, 4, 4, 4, 4, 4, 1, 80, 5};
+    static const int params[] = {1, 1, 1, 1, 0, 0, 0, 1, 1};
+    EXPECT_OK(bnd_net_tensor_count(net, &count));
+    EXPECT(count == 9, "tensor count %zu", count);
+    for (size_t i = 0; i < 9 && i < count; i++) {
+        char name[BND_NAME_MAX];
+        size_t numel = 0;
+        int32_t is_param = -1;
+        EXPECT_OK(bnd_net_tensor_name(net, i, name, sizeof name));
+        EXPECT(strcmp(name, names[i]) == 0, "tensor %zu is '%s', expected '%s'", i, name, names[i]);
+        EXPECT_OK(bnd_net_tensor_numel(net, names[i], &numel));
+        EXPECT(numel == numels[i], "%s numel %zu", names[i], numel);
+        EXPECT_OK(bnd_net_tensor_is_parameter(net, names[i], &is_param));
+        EXPECT(is_param == params[i], "%s is_parameter %d", names[i], is_param);
+    }
+    EXPECT_OK(bnd_net_tensor_shape(net, "0.weight", dims, BND_MAX_RANK, &rank));
+    EXPECT(rank == 4 && dims[0] == 4 && dims[1] == 1 && dims[2] == 3 && dims[3] == 3, "0.weight shape");
+    EXPECT_OK(bnd_net_tensor_shape(net, "1.num_batches_tracked", dims, 0, &rank));
+    EXPECT(rank == 0, "num_batches_tracked rank %zu", rank);
+    float rv[4];
+    EXPECT_OK(bnd_net_get_tensor(net, "1.running_var", rv, 4));
+    EXPECT(rv[0] == 1 && rv[3] == 1, "running_var starts at 1");
+
+    /* layer outputs after a forward; the last one equals the forward's output */
+    float input[3 * 64], output[3 * 5], layer[3 * 256];
+    for (int i = 0; i < 3 * 64; i++) input[i] = sinf((float)i * 0.37f);
+    EXPECT_OK(bnd_net_forward(net, input, 3, output, 15));
+    EXPECT_OK(bnd_net_get_layer_output(net, 7, layer, sizeof layer / sizeof *layer, &count));
+    EXPECT(count == 15 && memcmp(layer, output, sizeof output) == 0, "layer 7 output differs from forward output");
+    EXPECT_OK(bnd_net_get_layer_output(net, 2, layer, sizeof layer / sizeof *layer, &count));
+    int negative = 0;
+    for (size_t i = 0; i < count; i++) negative |= layer[i] < 0;
+    EXPECT(count == 3 * 256 && !negative, "ReLU output: %zu values, negative %d", count, negative);
+    EXPECT_OK(bnd_net_get_layer_output(net, 0, layer, sizeof layer / sizeof *layer, NULL));
+    /* layer outputs of a BN-normalised batch have zero mean per channel */
+    EXPECT_OK(bnd_net_get_layer_output(net, 1, layer, sizeof layer / sizeof *layer, &count));
+    double mean = 0;
+    for (int n = 0; n < 3; n++)
+        for (int s = 0; s < 64; s++) mean += layer[n * 256 + s];
+    EXPECT(fabs(mean / 192) < 1e-4, "channel 0 mean after BatchNorm2d %g", mean / 192);
+    bnd_net_free(net);
+    test_end();
+}
+
+static void test_modes_and_steps(void) {
+    test_begin("train step in eval mode trains in train mode and restores eval");
+    int64_t shape[] = {2};
+    bnd_net *net = NULL;
+    bnd_optimizer *opt = NULL;
+    int32_t training = -1;
+    EXPECT_OK(bnd_net_create(shape, 1, &net));
+    EXPECT_OK(bnd_net_is_training(net, &training));
+    EXPECT(training == 1, "new nets train");
+    EXPECT_OK(bnd_net_add_linear(net, 4));
+    EXPECT_OK(bnd_net_add_batchnorm(net, NULL));
+    EXPECT_OK(bnd_net_add_linear(net, 1));
+    EXPECT_OK(bnd_optimizer_create_adam(net, NULL, &opt));
+    EXPECT_OK(bnd_net_set_training(net, 0));
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[4] = {1, 0, 1, 0}, loss = -1, nbt = -1;
+    EXPECT_OK(bnd_net_train_step_regression(net, opt, x, y, 4, &loss));
+    EXPECT_OK(bnd_net_train_step_regression(net, opt, x, y, 4, NULL)); /* out_loss may be NULL */
+    EXPECT(loss > 0 && isfinite(loss), "loss %g", (double)loss);
+    EXPECT_OK(bnd_net_is_training(net, &training));
+    EXPECT(training == 0, "mode not restored to eval");
+    EXPECT_OK(bnd_net_get_tensor(net, "1.num_batches_tracked", &nbt, 1));
+    EXPECT(nbt == 2, "num_batches_tracked %g: the steps did not run in train mode", (double)nbt);
+    /* eval mode: a batch of one is fine and the running statistics do not move */
+    float out = 0;
+    EXPECT_OK(bnd_net_forward(net, x, 1, &out, 1));
+    EXPECT_OK(bnd_net_get_tensor(net, "1.num_batches_tracked", &nbt, 1));
+    EXPECT(nbt == 2, "eval forward changed num_batches_tracked");
+    /* implementation detail (documented as undefined): an optimizer whose net was freed is refused */
+    bnd_net_free(net);
+    EXPECT(bnd_optimizer_step(opt) == BND_ERR_STATE, "step after the net was freed");
+    bnd_optimizer_free(opt);
+    test_end();
+}
+
+static void test_seeding_and_dropout(void) {
+    test_begin("seed: same seed same parameters; reseed equals building with that seed");
+    int64_t shape[] = {6};
+    bnd_net *a = NULL, *b = NULL;
+    float wa[24], wb[24];
+    EXPECT_OK(bnd_net_create(shape, 1, &a));
+    EXPECT_OK(bnd_net_create(shape, 1, &b));
+    EXPECT_OK(bnd_net_seed(b, 7));
+    EXPECT_OK(bnd_net_add_linear(a, 4));
+    EXPECT_OK(bnd_net_add_linear(b, 4));
+    EXPECT_OK(bnd_net_get_tensor(a, "0.weight", wa, 24));
+    EXPECT_OK(bnd_net_get_tensor(b, "0.weight", wb, 24));
+    EXPECT(memcmp(wa, wb, sizeof wa) != 0, "seeds 0 and 7 gave the same weights");
+    float bound = 1.0f / sqrtf(6.0f);
+    for (int i = 0; i < 24; i++) EXPECT(fabsf(wa[i]) <= bound, "weight %g outside U(-1/sqrt(6), +)", (double)wa[i]);
+    EXPECT_OK(bnd_net_seed(a, 7));
+    EXPECT_OK(bnd_net_get_tensor(a, "0.weight", wa, 24));
+    EXPECT(memcmp(wa, wb, sizeof wa) == 0, "reseeding to 7 differs from building with 7");
+    bnd_net_free(a);
+    bnd_net_free(b);
+    test_end();
+
+    test_begin("dropout: inverted scaling in train mode, identity in eval, p=1 zeros");
+    bnd_net *net = NULL, *all = NULL;
+    enum { N = 4000 };
+    static float ones[N], out[N];
+    for (int i = 0; i < N; i++) ones[i] = 1.0f;
+    int64_t one[] = {1};
+    EXPECT_OK(bnd_net_create(one, 1, &net));
+    EXPECT_OK(bnd_net_add_dropout(net, 0.25f));
+    EXPECT_OK(bnd_net_forward(net, ones, N, out, N));
+    int zeros = 0, other = 0;
+    for (int i = 0; i < N; i++) {
+        if (out[i] == 0) zeros++;
+        else if (fabsf(out[i] - 1.0f / 0.75f) > 1e-6f) other++;
+    }
+    EXPECT(other == 0, "%d kept values are not 1/(1-p)", other);
+    EXPECT(zeros > N * 0.2 && zeros < N * 0.3, "%d of %d dropped for p=0.25", zeros, N);
+    float grad[N];
+    EXPECT_OK(bnd_net_backward(net, ones, N, grad, N));
+    EXPECT(memcmp(grad, out, sizeof grad) == 0, "backward does not apply the same mask and scale");
+    EXPECT_OK(bnd_net_set_training(net, 0));
+    EXPECT_OK(bnd_net_forward(net, ones, N, out, N));
+    EXPECT(memcmp(out, ones, sizeof out) == 0, "eval dropout is not the identity");
+    EXPECT_OK(bnd_net_create(one, 1, &all));
+    EXPECT_OK(bnd_net_add_dropout(all, 1.0f));
+    EXPECT_OK(bnd_net_forward(all, ones, N, out, N));
+    int nonzero = 0;
+    for (int i = 0; i < N; i++) nonzero += out[i] != 0 || isnan(out[i]);
+    EXPECT(nonzero == 0, "p=1 left %d non-zero values", nonzero);
+    bnd_net_free(net);
+    bnd_net_free(all);
+    test_end();
+
+    test_begin("backward accumulates; zero_grad resets; grad_input optional");
+    int64_t two[] = {2};
+    bnd_net *lin = NULL;
+    float x[2] = {1, 2}, go[1] = {1}, g1[2], g2[2];
+    EXPECT_OK(bnd_net_create(two, 1, &lin));
+    EXPECT_OK(bnd_net_add_linear(lin, 1));
+    EXPECT_OK(bnd_net_forward(lin, x, 1, go, 1));
+    go[0] = 1;
+    EXPECT_OK(bnd_net_backward(lin, go, 1, NULL, 0));
+    EXPECT_OK(bnd_net_get_grad(lin, "0.weight", g1, 2));
+    EXPECT_OK(bnd_net_backward(lin, go, 1, NULL, 0));
+    EXPECT_OK(bnd_net_get_grad(lin, "0.weight", g2, 2));
+    EXPECT(g1[0] == 1 && g1[1] == 2 && g2[0] == 2 && g2[1] == 4, "grads %g %g / %g %g", (double)g1[0], (double)g1[1],
+           (double)g2[0], (double)g2[1]);
+    EXPECT_OK(bnd_net_zero_grad(lin));
+    EXPECT_OK(bnd_net_get_grad(lin, "0.weight", g1, 2));
+    EXPECT(g1[0] == 0 && g1[1] == 0, "zero_grad");
+    bnd_net_free(lin);
+    test_end();
+}
+
+void run_api_tests(void) {
+    test_version_and_statuses();
+    test_defaults();
+    test_last_error_contract();
+    test_introspection();
+    test_modes_and_steps();
+    test_seeding_and_dropout();
+}

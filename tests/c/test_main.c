@@ -1,0 +1,75 @@
+/* The C ABI test program: every golden case under the directory given as argv[1], a table of bad
+   calls, a thread test and API checks. Prints "N passed, M failed" last; exits 1 when M > 0. */
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include "check.h"
+
+int g_passed = 0, g_failed = 0, g_current_failures = 0;
+const char *g_current_test = "";
+
+void test_begin(const char *name) {
+    g_current_test = name;
+    g_current_failures = 0;
+}
+
+int test_end(void) {
+    if (g_current_failures == 0) {
+        g_passed++;
+        return 1;
+    }
+    g_failed++;
+    printf("FAIL %s (%d problem%s)\n", g_current_test, g_current_failures, g_current_failures == 1 ? "" : "s");
+    return 0;
+}
+
+void expect_fail(const char *file, int line, const char *fmt, ...) {
+    g_current_failures++;
+    if (g_current_failures > 12) return; /* keep the log readable */
+    va_list args;
+    va_start(args, fmt);
+    printf("  [%s] %s:%d: ", g_current_test, file, line);
+    vprintf(fmt, args);
+    printf("\n");
+    va_end(args);
+}
+
+int expect_close(const char *what, const float *actual, const float *expected, size_t n, double abs_tol,
+                 double rel_tol) {
+    size_t bad = 0, worst = 0;
+    double worst_excess = -1;
+    for (size_t i = 0; i < n; i++) {
+        double a = actual[i], e = expected[i];
+        double diff = fabs(a - e), tol = abs_tol + rel_tol * fabs(e);
+        int ok = diff <= tol || (isnan(a) && isnan(e));
+        if (!ok) {
+            bad++;
+            double excess = isnan(diff) ? INFINITY : diff - tol;
+            if (excess > worst_excess) { worst_excess = excess; worst = i; }
+        }
+    }
+    if (bad > 0) {
+        expect_fail(__FILE__, __LINE__, "%s: %zu of %zu values differ; worst [%zu] got %.9g expected %.9g", what,
+                    bad, n, worst, (double)actual[worst], (double)expected[worst]);
+    }
+    return bad == 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s GOLDEN_DIR\n", argv[0]);
+        return 2;
+    }
+    printf("bndrop %s (header %s)\n", bnd_version_string(), BND_VERSION_STRING);
+    int cases = run_golden_tests(argv[1]);
+    printf("golden: %d cases\n", cases);
+    int before = g_passed + g_failed;
+    run_bad_call_tests();
+    printf("bad calls: %d\n", g_passed + g_failed - before);
+    before = g_passed + g_failed;
+    run_api_tests();
+    printf("api checks: %d\n", g_passed + g_failed - before);
+    run_thread_tests();
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed > 0 ? 1 : 0;
+}
