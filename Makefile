@@ -66,14 +66,38 @@ header-test: build | $(OUT)
 	$(OUT)/header_test_c
 
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
+# The article's three experiments (C programs over libbndrop.so); the dropout one also in Swift.
+EXPERIMENTS := batchnorm_mlp batchnorm_cnn dropout_regression
+DATA ?= /usr/share/datasets/fashion-mnist
+DATASET_NAME ?= $(if $(filter /usr/share/datasets/fashion-mnist,$(DATA)),Fashion-MNIST,$(DATA))
+REPORT ?= report
+SHORT_REPORT := $(OUT)/short-report
 
 # Each example, compiled with plain $(CC) (gcc) against the header and libbndrop.so.
 examples: build | $(OUT)
 	set -e; for e in $(EXAMPLES); do $(CC) $(CFLAGS) -o $(OUT)/$$e examples/$$e.c $(LDFLAGS) -lm; done
 
-# Each example in its short mode; an example exits non-zero when its loss did not fall.
+# Each example in its short mode (an example exits non-zero when its loss did not fall); the Swift
+# twin of the dropout experiment must write the same figures as the C one; the report is assembled
+# from the short runs and its summary.json checked.
 run-examples: examples
-	set -e; for e in $(EXAMPLES); do echo "== $(OUT)/$$e --short"; $(OUT)/$$e --short; done
+	$(OUT)/bn_mlp --short
+	rm -rf $(SHORT_REPORT) $(OUT)/short-swift
+	set -e; for e in $(EXPERIMENTS); do echo "== $$e --short"; $(OUT)/$$e --short --data $(DATA) --out $(SHORT_REPORT)/data; done
+	$(BUILD_DIR)/DropoutExperiment --short --out $(OUT)/short-swift
+	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_points.csv; do \
+	  cmp $(SHORT_REPORT)/data/$$f $(OUT)/short-swift/$$f && echo "C and Swift agree on $$f"; done
+	bash examples/report/build_report.sh $(SHORT_REPORT) "$(DATASET_NAME) (short run)" 0
+	python3 tests/check_summary.py $(SHORT_REPORT)
+
+# The article's experiments on the full data: report/index.html, plots, CSVs and summary.json.
+demo: examples
+	@mkdir -p $(REPORT)/data
+	@start=$$(date +%s.%N); set -e; \
+	for e in $(EXPERIMENTS); do $(OUT)/$$e --data $(DATA) --out $(REPORT)/data; done; \
+	seconds=$$(awk -v a=$$start -v b=$$(date +%s.%N) 'BEGIN { printf "%.1f", b - a }'); \
+	bash examples/report/build_report.sh $(REPORT) "$(DATASET_NAME)" $$seconds
+	@echo "open $(REPORT)/index.html"
 
 clean:
 	rm -rf .build report

@@ -38,6 +38,12 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         // Debian's zlib1g-dev, for gzip-compressed IDX files.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // The dropout experiment through the Swift API (twin of examples/dropout_regression.c).
+        .executableTarget(
+            name: "DropoutExperiment",
+            dependencies: ["BNDrop"],
+            path: "examples/swift/DropoutExperiment"
+        ),
         .testTarget(
             name: "BNDropTests",
             dependencies: ["BNDrop"]

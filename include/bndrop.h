@@ -404,6 +404,191 @@ BND_API bnd_status bnd_net_train_step_classification(bnd_net *net, bnd_optimizer
 BND_API bnd_status bnd_net_train_step_regression(bnd_net *net, bnd_optimizer *opt, const float *input,
                                                  const float *targets, int64_t batch, float *out_loss);
 
+/* ======================================= Datasets =============================================== */
+
+/* A dataset held in memory: `count` samples of float32 features, each with an integer class label
+   (classification) or a fixed number of float targets (regression). Opaque; create with one of the
+   functions below, free with bnd_dataset_free. A dataset never changes its values after creation
+   (bnd_dataset_reshape only changes how a sample's shape is seen), so one dataset may be read by
+   several threads at once, e.g. to train several nets. */
+typedef struct bnd_dataset bnd_dataset;
+
+/* Which files bnd_dataset_load_dir reads. */
+#define BND_SPLIT_TRAIN 0   /* train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz] */
+#define BND_SPLIT_TEST  1   /* t10k-images-idx3-ubyte[.gz],  t10k-labels-idx1-ubyte[.gz]  */
+
+/* Loads an image file and a label file in IDX format (MNIST's), gzip-compressed or not. Images
+   (uint8, N x rows x cols) become float32 in [0, 1] (value / 255) with sample shape {1, rows, cols};
+   labels (uint8, N) become class indices; classes = largest label + 1.
+   images_path, labels_path: in, NUL-terminated paths.
+   out_dataset:              out, the new dataset; set only on success.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL), BND_ERR_IO (a file missing or unreadable),
+   BND_ERR_FORMAT (bad magic, unsupported type, wrong number of dimensions, truncated or trailing
+   data, image and label counts that differ, sizes that would overflow); the message names the file
+   and the problem. */
+BND_API bnd_status bnd_dataset_load_idx(const char *images_path, const char *labels_path,
+                                        bnd_dataset **out_dataset);
+
+/* Loads one split of a directory holding the four standard IDX files of MNIST or Fashion-MNIST
+   (each name with or without ".gz"). split: BND_SPLIT_TRAIN or BND_SPLIT_TEST. Statuses as
+   bnd_dataset_load_idx. */
+BND_API bnd_status bnd_dataset_load_dir(const char *directory, int32_t split, bnd_dataset **out_dataset);
+
+/* A classification dataset copied from caller-owned arrays (nothing is retained).
+   features:     in, count * product(sample_shape) floats, sample after sample.
+   sample_shape: in, rank values, each > 0; rank 1 to 3.
+   labels:       in, count class indices >= 0.
+   classes:      the number of classes (labels must be below it), or 0 for largest label + 1.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL, a negative label or one >= classes, classes < 0), BND_ERR_SHAPE
+   (count <= 0, a bad shape, sizes that overflow), BND_ERR_OUT_OF_MEMORY. */
+BND_API bnd_status bnd_dataset_from_labels(const float *features, const int64_t *sample_shape, size_t rank,
+                                           const int32_t *labels, int64_t count, int64_t classes,
+                                           bnd_dataset **out_dataset);
+
+/* A regression dataset copied from caller-owned arrays: count samples, each with target_count float
+   targets (targets: count * target_count floats). Statuses as bnd_dataset_from_labels. */
+BND_API bnd_status bnd_dataset_from_targets(const float *features, const int64_t *sample_shape, size_t rank,
+                                            const float *targets, int64_t target_count, int64_t count,
+                                            bnd_dataset **out_dataset);
+
+/* Frees a dataset. NULL is a no-op. Loaders created from it keep their own reference: they stay
+   valid after this call. */
+BND_API void bnd_dataset_free(bnd_dataset *dataset);
+
+/* out_count: the number of samples. out_classes: the number of classes, 0 for a regression dataset.
+   out_target_count: targets per sample, 0 for a classification dataset. Any out pointer may be NULL;
+   BND_ERR_INVALID_ARGUMENT for a NULL dataset. */
+BND_API bnd_status bnd_dataset_info(const bnd_dataset *dataset, int64_t *out_count, int64_t *out_classes,
+                                    int64_t *out_target_count);
+
+/* One sample's shape: out_shape receives *out_rank values (capacity >= 3 always suffices). As the
+   net shape functions: BND_ERR_SHAPE for a capacity below the rank (*out_rank is still written). */
+BND_API bnd_status bnd_dataset_sample_shape(const bnd_dataset *dataset, int64_t *out_shape, size_t capacity,
+                                            size_t *out_rank);
+
+/* Sees each sample with another shape of the same element count, e.g. {784} instead of {1, 28, 28}
+   for an MLP. BND_ERR_SHAPE when the counts differ. Do not call while another thread uses the
+   dataset. */
+BND_API bnd_status bnd_dataset_reshape(bnd_dataset *dataset, const int64_t *sample_shape, size_t rank);
+
+/* Copies samples first .. first+count-1: their features (count * sample size floats) into
+   out_features, and their labels (classification) or targets (regression) into out_labels /
+   out_targets. Any out pointer may be NULL; the one that does not apply to the dataset's kind must
+   be NULL (BND_ERR_INVALID_ARGUMENT otherwise). Capacities are in elements. BND_ERR_SHAPE for a
+   range outside the dataset (first or count negative, first + count > the sample count) or a
+   capacity too small; count 0 copies nothing. */
+BND_API bnd_status bnd_dataset_get(const bnd_dataset *dataset, int64_t first, int64_t count,
+                                   float *out_features, size_t features_capacity,
+                                   int32_t *out_labels, size_t labels_capacity,
+                                   float *out_targets, size_t targets_capacity);
+
+/* ======================================= Mini-batches =========================================== */
+
+/* A mini-batch loader over a dataset: each epoch visits every sample once, shuffled by a seeded
+   Fisher-Yates permutation (the same seed gives the same batches), the last batch partial unless
+   drop_last. Batches are assembled in buffers the loader owns and reuses. A loader changes with
+   every call: use it from one thread at a time (its dataset may be shared). */
+typedef struct bnd_loader bnd_loader;
+
+/* batch_size > 0; shuffle and drop_last are 0 or 1; seed drives the shuffling.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL, flags not 0/1), BND_ERR_SHAPE (batch_size <= 0, or
+   drop_last with fewer samples than one batch). */
+BND_API bnd_status bnd_loader_create(const bnd_dataset *dataset, int64_t batch_size, int32_t shuffle,
+                                     uint64_t seed, int32_t drop_last, bnd_loader **out_loader);
+BND_API void bnd_loader_free(bnd_loader *loader);   /* NULL: no-op */
+
+/* The next batch of the current epoch. On success *out_batch is the batch size, or 0 when the epoch
+   has ended (the out pointers are then set to NULL; the next call starts a new epoch, reshuffled).
+   Otherwise *out_inputs points at batch * sample size floats; *out_labels at batch labels (NULL for
+   regression); *out_targets at batch * target_count floats (NULL for classification). The pointers
+   are owned by the loader and valid until its next call or its free. out_labels and out_targets may
+   be NULL when not wanted. */
+BND_API bnd_status bnd_loader_next(bnd_loader *loader, const float **out_inputs, const int32_t **out_labels,
+                                   const float **out_targets, int64_t *out_batch);
+
+/* Batches in one epoch. */
+BND_API bnd_status bnd_loader_batches_per_epoch(const bnd_loader *loader, int64_t *out_batches);
+
+/* ======================================= Training loop ========================================== */
+
+#define BND_LOSS_AUTO          (-1) /* cross-entropy for labelled data, MSE for targets */
+#define BND_LOSS_CROSS_ENTROPY 0
+#define BND_LOSS_MSE           1
+
+typedef struct bnd_fit_params {
+    int64_t  epochs;            /* 1; > 0 */
+    int64_t  batch_size;        /* 64; > 0 */
+    uint64_t shuffle_seed;      /* 0; the same seed gives the same batches */
+    int32_t  drop_last;         /* 0 */
+    int32_t  loss;              /* BND_LOSS_AUTO */
+    int64_t  eval_batch_size;   /* 256; for the validation set */
+} bnd_fit_params;
+BND_API bnd_fit_params bnd_fit_default_params(void);
+
+#define BND_EVENT_STEP  0   /* after every optimizer step */
+#define BND_EVENT_EPOCH 1   /* after every epoch (and its validation, when a validation set is given) */
+
+/* What bnd_fit reports to its callback. */
+typedef struct bnd_fit_event {
+    int32_t kind;                 /* BND_EVENT_STEP or BND_EVENT_EPOCH */
+    int32_t reserved;             /* 0 */
+    int64_t epoch;                /* 0-based */
+    int64_t step;                 /* STEP: index within the epoch (0-based); EPOCH: steps in the epoch */
+    int64_t global_step;          /* steps since bnd_fit began, this one included */
+    int64_t batch_size;           /* STEP: the batch's size; EPOCH: samples trained on in the epoch */
+    double  loss;                 /* STEP: the batch's loss; EPOCH: the epoch's mean training loss */
+    double  samples_per_second;   /* training samples since bnd_fit began / elapsed_seconds */
+    double  elapsed_seconds;      /* since bnd_fit began */
+    double  validation_loss;      /* EPOCH with a validation set: its mean loss; NaN otherwise */
+    double  validation_accuracy;  /* EPOCH with a labelled validation set: in [0, 1]; NaN otherwise */
+} bnd_fit_event;
+
+/* Called by bnd_fit after every step and every epoch, on the calling thread. Return nonzero to go
+   on, 0 to stop training (bnd_fit then returns BND_OK with stopped_early set). The callback may use
+   the net (e.g. an eval-mode forward to look at hidden values) as long as it leaves it in train
+   mode, and must not free the net, the optimizer or the datasets. */
+typedef int32_t (*bnd_fit_callback)(const bnd_fit_event *event, void *user_data);
+
+typedef struct bnd_fit_summary {
+    int64_t steps;                /* optimizer steps run */
+    int64_t epochs_completed;
+    int32_t stopped_early;        /* 1 when the callback stopped training before its end (a 0
+                                     returned by the last epoch's EPOCH event stops nothing: 0) */
+    int32_t reserved;
+    double  last_loss;            /* the last step's loss */
+    double  last_epoch_loss;      /* the last completed epoch's mean loss (NaN if none) */
+    double  validation_loss;      /* after the last epoch, NaN without a validation set */
+    double  validation_accuracy;  /* NaN without a labelled validation set */
+    int64_t samples;              /* training samples processed */
+    double  seconds;              /* wall-clock time */
+} bnd_fit_summary;
+
+/* Trains `net` with `opt` on `train` for params->epochs epochs of shuffled mini-batches (each step:
+   zero_grad, forward in train mode, loss, backward, optimizer step), reporting to `callback`.
+   validation:  in, may be NULL; evaluated in eval mode after every epoch.
+   params:      in, NULL = bnd_fit_default_params().
+   callback:    may be NULL. user_data is passed to it untouched.
+   out_summary: out, may be NULL; written on success (also when stopped early).
+   The net is left in the mode it was in. Returns BND_ERR_INVALID_ARGUMENT (NULL, a foreign optimizer,
+   bad params (incl. drop_last with fewer samples than one batch), a loss that does not match the
+   dataset's kind, labels beyond the net's outputs: a labelled dataset with more classes than the
+   net has outputs), BND_ERR_SHAPE (a dataset whose sample size or target count does not match the
+   net), BND_ERR_STATE (the net gained layers since the optimizer was created, also when a callback
+   adds them: training stops after that callback), BND_ERR_NUMERIC (a NaN or infinite feature or
+   target, or a non-finite loss: training stops there), or any status a training step returns (e.g.
+   BND_ERR_SHAPE for a last batch of one sample through BatchNorm: use drop_last or another
+   batch_size). */
+BND_API bnd_status bnd_fit(bnd_net *net, bnd_optimizer *opt, const bnd_dataset *train,
+                           const bnd_dataset *validation, const bnd_fit_params *params,
+                           bnd_fit_callback callback, void *user_data, bnd_fit_summary *out_summary);
+
+/* Evaluates `net` on `data` in eval mode (the mode is restored afterwards), batch_size samples at a
+   time. out_loss: the mean loss (cross-entropy for labelled data, MSE for targets).
+   out_accuracy: the fraction of samples whose largest output is their label; NaN for regression.
+   Either out pointer may be NULL. Statuses as bnd_fit; batch_size <= 0 is BND_ERR_INVALID_ARGUMENT. */
+BND_API bnd_status bnd_evaluate(bnd_net *net, const bnd_dataset *data, int64_t batch_size,
+                                double *out_loss, double *out_accuracy);
+
 #ifdef __cplusplus
 }
 #endif

@@ -397,7 +397,8 @@ public final class BatchLoader {
 
     /// The number of batches each epoch yields.
     public var batchesPerEpoch: Int {
-        dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
+        // Written so that no batch size, however large, overflows.
+        dataset.count / batchSize + (!dropLast && dataset.count % batchSize != 0 ? 1 : 0)
     }
 
     /// Starts the next epoch now (reshuffling), abandoning what is left of the current one.

@@ -147,3 +147,26 @@ func text(_ pointer: UnsafePointer<CChar>?, _ name: StaticString) throws -> Stri
 /// Stores `value` through `out` once the call has succeeded.
 @inline(__always)
 func store<T>(_ value: T, _ out: UnsafeMutablePointer<T>) { out.pointee = value }
+
+/// What a `bnd_dataset *` points at: a retained box around the Swift dataset.
+final class DatasetBox {
+    let dataset: Dataset
+    init(_ dataset: Dataset) { self.dataset = dataset }
+}
+
+/// What a `bnd_loader *` points at. The loader holds its dataset strongly, so the dataset's handle may
+/// be freed first.
+final class LoaderBox {
+    let loader: BatchLoader
+    init(_ loader: BatchLoader) { self.loader = loader }
+}
+
+func datasetBox(_ pointer: OpaquePointer?, _ name: StaticString = "dataset") throws -> DatasetBox {
+    guard let pointer else { throw BNDError.invalidArgument("\(name) is NULL") }
+    return Unmanaged<DatasetBox>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+}
+
+func loaderBox(_ pointer: OpaquePointer?) throws -> LoaderBox {
+    guard let pointer else { throw BNDError.invalidArgument("loader is NULL") }
+    return Unmanaged<LoaderBox>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+}

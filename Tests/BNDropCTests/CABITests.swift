@@ -121,4 +121,118 @@ final class CABITests: XCTestCase {
         ok(bnd_net_layer_output_shape(net, 1, &dims, dims.count, &rank))
         XCTAssertEqual(Array(dims[0..<rank]), [16])
     }
+
+    /// Collects the events bnd_fit reports (through user_data).
+    private final class EventLog {
+        var events: [bnd_fit_event] = []
+    }
+
+    func testFitThroughTheCABIMatchesTheSwiftAPI() throws {
+        // 60 samples of {4}, 3 classes; a validation set of 20.
+        let features: [Float] = (0..<240).map { Float(($0 * 53) % 17) / 8 - 1 }
+        let labels: [Int32] = (0..<60).map { Int32(($0 * 7) % 3) }
+        let shape: [Int64] = [4]
+        var train: OpaquePointer?, validation: OpaquePointer?
+        ok(bnd_dataset_from_labels(features, shape, 1, labels, 60, 0, &train))
+        ok(bnd_dataset_from_labels(features, shape, 1, labels, 20, 0, &validation))
+        defer { bnd_dataset_free(train); bnd_dataset_free(validation) }
+
+        let net = makeNet(seed: 4)
+        defer { bnd_net_free(net) }
+        var sgd = bnd_sgd_default_params()
+        sgd.lr = 0.05
+        sgd.momentum = 0.9
+        var opt: OpaquePointer?
+        ok(bnd_optimizer_create_sgd(net, &sgd, &opt))
+        defer { bnd_optimizer_free(opt) }
+        var params = bnd_fit_default_params()
+        params.epochs = 3
+        params.batch_size = 16
+        params.shuffle_seed = 9
+        params.eval_batch_size = 8
+        let log = EventLog()
+        var summary = bnd_fit_summary()
+        ok(bnd_fit(net, opt, train, validation, &params, { event, user in
+            Unmanaged<EventLog>.fromOpaque(user!).takeUnretainedValue().events.append(event!.pointee)
+            return 1
+        }, Unmanaged.passUnretained(log).toOpaque(), &summary))
+
+        let swiftNet = try Sequential(sampleShape: [4], seed: 4)
+        try swiftNet.addLinear(16)
+        try swiftNet.addBatchNorm()
+        try swiftNet.addReLU()
+        try swiftNet.addDropout(0.2)
+        try swiftNet.addLinear(3)
+        let optimizer = try SGD(parameters: swiftNet.parameters, learningRate: 0.05, momentum: 0.9)
+        let data = try Dataset(features: features, sampleShape: [4], labels: labels)
+        let check = try Dataset(features: Array(features[0..<80]), sampleShape: [4], labels: Array(labels[0..<20]))
+        var swiftEvents: [TrainingEvent] = []
+        let swiftSummary = try fit(network: swiftNet, optimizer: optimizer, data: data, epochs: 3, batchSize: 16,
+                                   shuffleSeed: 9, validation: check, evaluationBatchSize: 8) {
+            swiftEvents.append($0)
+            return true
+        }
+
+        XCTAssertEqual(log.events.count, swiftEvents.count)
+        for (c, s) in zip(log.events, swiftEvents) {
+            XCTAssertEqual(c.kind, s.kind.rawValue)
+            XCTAssertEqual(c.reserved, 0)
+            XCTAssertEqual([c.epoch, c.step, c.global_step, c.batch_size].map(Int.init),
+                           [s.epoch, s.step, s.globalStep, s.batchSize])
+            XCTAssertEqual(c.loss, s.loss)
+            XCTAssertEqual(c.validation_loss.isNaN, s.validationLoss.isNaN)
+            if !s.validationLoss.isNaN {
+                XCTAssertEqual(c.validation_loss, s.validationLoss)
+                XCTAssertEqual(c.validation_accuracy, s.validationAccuracy)
+            }
+        }
+        XCTAssertEqual(Int(summary.steps), swiftSummary.steps)
+        XCTAssertEqual(Int(summary.epochs_completed), 3)
+        XCTAssertEqual(summary.stopped_early, 0)
+        XCTAssertEqual(summary.last_loss, swiftSummary.lastLoss)
+        XCTAssertEqual(summary.validation_loss, swiftSummary.validation?.loss)
+        XCTAssertEqual(summary.validation_accuracy, swiftSummary.validation?.accuracy)
+        for (name, _) in swiftNet.stateDict {
+            var numel = 0
+            ok(bnd_net_tensor_numel(net, name, &numel))
+            var values = [Float](repeating: .nan, count: numel)
+            ok(bnd_net_get_tensor(net, name, &values, numel))
+            XCTAssertEqual(values, try swiftNet.tensor(name), name)
+        }
+
+        // A C loader gives the Swift BatchLoader's batches.
+        var loader: OpaquePointer?
+        ok(bnd_loader_create(train, 16, 1, 9, 0, &loader))
+        defer { bnd_loader_free(loader) }
+        let swiftLoader = try BatchLoader(dataset: data, batchSize: 16, shuffle: true, seed: 9)
+        for _ in 0..<2 {
+            while true {
+                var inputs: UnsafePointer<Float>?
+                var batchLabels: UnsafePointer<Int32>?
+                var size: Int64 = -1
+                ok(bnd_loader_next(loader, &inputs, &batchLabels, nil, &size))
+                guard let expected = swiftLoader.nextBatch() else {
+                    XCTAssertEqual(size, 0)
+                    break
+                }
+                XCTAssertEqual(Int(size), expected.size)
+                guard let inputs, let batchLabels, Int(size) == expected.size else { return XCTFail("no batch") }
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: inputs, count: expected.size * 4)), expected.inputArray)
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: batchLabels, count: expected.size)), expected.labelArray)
+            }
+        }
+    }
+
+    func testDataBadCallsReturnStatuses() {
+        var dataset: OpaquePointer?
+        XCTAssertEqual(bnd_dataset_load_dir("/nonexistent-bndrop", 0, &dataset), BND_ERR_IO)
+        XCTAssertTrue(String(cString: bnd_last_error()).contains("/nonexistent-bndrop"))
+        XCTAssertEqual(bnd_dataset_load_dir("/tmp", 7, &dataset), BND_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(bnd_dataset_from_labels([1, 2], [2], 1, [-1], 1, 0, &dataset), BND_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(bnd_dataset_from_labels([1, 2], [2], 4, [0], 1, 0, &dataset), BND_ERR_SHAPE)
+        XCTAssertNil(dataset)
+        var params = bnd_fit_default_params()
+        params.loss = 5
+        XCTAssertEqual(bnd_fit(nil, nil, nil, nil, &params, nil, nil, nil), BND_ERR_INVALID_ARGUMENT)
+    }
 }

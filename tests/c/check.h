@@ -37,5 +37,6 @@ int run_golden_tests(const char *golden_dir); /* returns the number of cases fou
 void run_bad_call_tests(void);
 void run_thread_tests(void);
 void run_api_tests(void);
+void run_data_tests(void); /* datasets, loaders, fit / evaluate (test_data.c) */
 
 #endif

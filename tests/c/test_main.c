@@ -69,6 +69,9 @@ int main(int argc, char **argv) {
     before = g_passed + g_failed;
     run_api_tests();
     printf("api checks: %d\n", g_passed + g_failed - before);
+    before = g_passed + g_failed;
+    run_data_tests();
+    printf("data: %d\n", g_passed + g_failed - before);
     run_thread_tests();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed > 0 ? 1 : 0;

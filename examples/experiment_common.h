@@ -1,0 +1,294 @@
+/*
+ * experiment_common.h - what the article's three experiment programs share: options, error
+ * handling, atomic output files and progress lines. Plain C11 over bndrop.h; header-only so each
+ * example still compiles as one file with gcc.
+ */
+#ifndef EXPERIMENT_COMMON_H
+#define EXPERIMENT_COMMON_H
+
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L  /* clock_gettime, isatty, mkdir under -std=c11 */
+#endif
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "bndrop.h"
+
+/* Stops the program with the library's message when a call fails. */
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        bnd_status status_ = (call);                                                               \
+        if (status_ != BND_OK) {                                                                   \
+            fprintf(stderr, "%s:%d: %s failed: %s\n  %s\n", __FILE__, __LINE__, #call,              \
+                    bnd_status_string(status_), bnd_last_error());                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+
+typedef struct options {
+    const char *data_dir;  /* --data DIR: the four IDX files (Fashion-MNIST by default, MNIST works) */
+    const char *out_dir;   /* --out DIR: where CSV and JSON files go (report/data by default) */
+    int short_mode;        /* --short: a quick run for the test suite */
+    uint64_t seed;         /* --seed N */
+} options;
+
+static inline void usage(const char *program, const char *what) {
+    fprintf(stderr,
+            "usage: %s [--data DIR] [--out DIR] [--seed N] [--short]\n"
+            "  %s\n"
+            "  --data DIR  directory with train/t10k IDX files (default %s)\n"
+            "  --out DIR   output directory for CSV/JSON (default report/data)\n"
+            "  --seed N    seed for initial weights, shuffling and dropout (default 0)\n"
+            "  --short     a quick run, as in `make test`\n",
+            program, what, DEFAULT_DATA_DIR);
+}
+
+static inline options parse_options(int argc, char **argv, const char *what) {
+    options o = {DEFAULT_DATA_DIR, "report/data", 0, 0};
+    for (int i = 1; i < argc; i++) {
+        int has_value = i + 1 < argc;
+        if (strcmp(argv[i], "--short") == 0) {
+            o.short_mode = 1;
+        } else if (strcmp(argv[i], "--data") == 0 && has_value) {
+            o.data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--out") == 0 && has_value) {
+            o.out_dir = argv[++i];
+        } else if (strcmp(argv[i], "--seed") == 0 && has_value) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(argv[++i], &end, 10);
+            if (errno != 0 || end == argv[i] || *end != '\0') {
+                fprintf(stderr, "%s: --seed takes a whole number, got '%s'\n", argv[0], argv[i]);
+                exit(2);
+            }
+            o.seed = (uint64_t)v;
+        } else {
+            usage(argv[0], what);
+            exit(2);
+        }
+    }
+    return o;
+}
+
+/* mkdir -p */
+static inline void make_directories(const char *path) {
+    char buffer[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buffer) {
+        fprintf(stderr, "output directory '%s' is empty or too long\n", path);
+        exit(1);
+    }
+    memcpy(buffer, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buffer[i] == '/' || buffer[i] == '\0') {
+            char saved = buffer[i];
+            buffer[i] = '\0';
+            if (mkdir(buffer, 0755) != 0 && errno != EEXIST) {
+                fprintf(stderr, "cannot create directory '%s': %s\n", buffer, strerror(errno));
+                exit(1);
+            }
+            buffer[i] = saved;
+        }
+    }
+}
+
+/* An output file written atomically: text goes to "<path>.tmp", which replaces <path> on close. */
+typedef struct output_file {
+    FILE *file;
+    char path[4096];
+    char temporary[4200];
+} output_file;
+
+static inline output_file open_output(const options *o, const char *name) {
+    output_file out;
+    make_directories(o->out_dir);
+    snprintf(out.path, sizeof out.path, "%s/%s", o->out_dir, name);
+    snprintf(out.temporary, sizeof out.temporary, "%s.tmp", out.path);
+    out.file = fopen(out.temporary, "w");
+    if (out.file == NULL) {
+        fprintf(stderr, "cannot write '%s': %s\n", out.temporary, strerror(errno));
+        exit(1);
+    }
+    return out;
+}
+
+static inline void close_output(output_file *out) {
+    if (ferror(out->file) || fclose(out->file) != 0 || rename(out->temporary, out->path) != 0) {
+        fprintf(stderr, "cannot write '%s': %s\n", out->path, strerror(errno));
+        exit(1);
+    }
+}
+
+/* Progress: on a terminal a line that updates in place every few steps; otherwise one line per
+   epoch (printed by the caller). */
+static inline void progress_step(const char *model, const bnd_fit_event *e, int64_t steps_per_epoch) {
+    static int tty = -1;
+    if (tty < 0) tty = isatty(STDOUT_FILENO);
+    if (!tty || e->kind != BND_EVENT_STEP) return;
+    printf("\r  %-10s epoch %lld  step %4lld/%-4lld  loss %.4f  %8.0f samples/s", model,
+           (long long)e->epoch + 1, (long long)e->step + 1, (long long)steps_per_epoch, e->loss,
+           e->samples_per_second);
+    fflush(stdout);
+}
+
+static inline void progress_epoch(const char *model, const bnd_fit_event *e) {
+    if (isatty(STDOUT_FILENO)) printf("\r%100s\r", "");
+    printf("  %-10s epoch %lld: mean train loss %.4f, test loss %.4f, test accuracy %.4f, %.0f samples/s\n",
+           model, (long long)e->epoch + 1, e->loss, e->validation_loss, e->validation_accuracy,
+           e->samples_per_second);
+    fflush(stdout);
+}
+
+/* Copies every parameter of `from` to the tensors of `to` named by `mapping` ("0>0", "2>3", ...: layer
+   indices), so two nets with different layer lists start from the same weights. */
+static inline void copy_layer_parameters(const bnd_net *from, bnd_net *to, const int (*mapping)[2], size_t pairs) {
+    static float buffer[1 << 16];
+    const char *kinds[2] = {"weight", "bias"};
+    for (size_t i = 0; i < pairs; i++) {
+        for (int k = 0; k < 2; k++) {
+            char source[64], target[64];
+            size_t count = 0;
+            snprintf(source, sizeof source, "%d.%s", mapping[i][0], kinds[k]);
+            snprintf(target, sizeof target, "%d.%s", mapping[i][1], kinds[k]);
+            TRY(bnd_net_tensor_numel(from, source, &count));
+            if (count > sizeof buffer / sizeof buffer[0]) {
+                fprintf(stderr, "tensor %s has %zu values, more than this copy handles\n", source, count);
+                exit(1);
+            }
+            TRY(bnd_net_get_tensor(from, source, buffer, count));
+            TRY(bnd_net_set_tensor(to, target, buffer, count));
+        }
+    }
+}
+
+/* Monotonic wall-clock seconds. */
+static inline double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* ---- The BatchNorm comparisons (MLP and CNN): one training run's curves, and their output ---- */
+
+#define MAX_EPOCHS 16
+#define MAX_STEPS 4096
+
+typedef struct curves {
+    const char *name;         /* progress label */
+    int64_t steps_per_epoch;
+    int64_t max_steps;        /* the step callback stops training after this many (short mode) */
+    int64_t steps;            /* steps recorded */
+    float losses[MAX_STEPS];  /* every step's loss */
+    double accuracy[MAX_EPOCHS];
+    int epochs_done;
+} curves;
+
+/* Records a fit event; returns what the fit callback should return (0 = stop). */
+static inline int32_t record_event(curves *c, const bnd_fit_event *e) {
+    if (e->kind == BND_EVENT_STEP) {
+        if (c->steps < MAX_STEPS) c->losses[c->steps] = (float)e->loss;
+        c->steps = e->global_step;
+        progress_step(c->name, e, c->steps_per_epoch);
+        return e->global_step < c->max_steps;
+    }
+    progress_epoch(c->name, e);
+    if (c->epochs_done < MAX_EPOCHS) c->accuracy[c->epochs_done++] = e->validation_accuracy;
+    return 1;
+}
+
+/* Trains `net` with SGD (lr 0.01) through bnd_fit, `c` recording; `callback` gets `c` (or a struct
+   starting with it) as user data. When the callback stopped training early, the test accuracy
+   reached so far is recorded as the last epoch's. */
+static inline void train_sgd(bnd_net *net, curves *c, const bnd_dataset *train, const bnd_dataset *test,
+                      const bnd_fit_params *params, bnd_fit_callback callback) {
+    bnd_sgd_params sgd = bnd_sgd_default_params();
+    sgd.lr = 0.01f;
+    bnd_optimizer *opt = NULL;
+    bnd_fit_summary summary;
+    TRY(bnd_optimizer_create_sgd(net, &sgd, &opt));
+    TRY(bnd_fit(net, opt, train, test, params, callback, c, &summary));
+    if (summary.stopped_early && c->epochs_done < MAX_EPOCHS) {
+        double accuracy = 0;
+        TRY(bnd_evaluate(net, test, 1000, NULL, &accuracy));
+        c->accuracy[c->epochs_done++] = accuracy;
+        printf("  %-10s stopped after %lld steps: test accuracy %.4f\n", c->name, (long long)c->steps, accuracy);
+    }
+    bnd_optimizer_free(opt);
+}
+
+/* The mean loss of steps [from, to) clipped to at most 5 steps from `from` (and to >= 0). */
+static inline double mean_loss(const curves *c, int64_t from, int64_t to) {
+    if (from < 0) from = 0;
+    if (to > from + 5) to = from + 5;
+    double sum = 0;
+    for (int64_t s = from; s < to; s++) sum += c->losses[s];
+    return to > from ? sum / (double)(to - from) : NAN;
+}
+
+/* Writes <prefix>_loss.csv, <prefix>_accuracy.csv, <prefix>.json ("<key_plain>": {...},
+   "<key_bn>": {...}) and <prefix>_table.csv for a plain run and a batch-norm run. Returns whether
+   the batch-norm net's loss fell and ended below the plain net's. */
+static inline int write_comparison(const options *o, const char *prefix, const char *key_plain, const char *key_bn,
+                            const char *label_plain, const char *label_bn, const curves *plain, const curves *bn) {
+    char name[256];
+    int64_t steps = plain->steps < bn->steps ? plain->steps : bn->steps;
+    if (steps > MAX_STEPS) steps = MAX_STEPS;
+    int epochs = plain->epochs_done < bn->epochs_done ? plain->epochs_done : bn->epochs_done;
+    if (steps < 1 || epochs < 1) {
+        fprintf(stderr, "%s: no training step or epoch was recorded\n", prefix);
+        exit(1);
+    }
+    snprintf(name, sizeof name, "%s_loss.csv", prefix);
+    output_file loss = open_output(o, name);
+    fprintf(loss.file, "iteration,plain,batchnorm\n");
+    for (int64_t s = 0; s < steps; s++)
+        fprintf(loss.file, "%lld,%.6f,%.6f\n", (long long)s + 1, plain->losses[s], bn->losses[s]);
+    close_output(&loss);
+
+    snprintf(name, sizeof name, "%s_accuracy.csv", prefix);
+    output_file accuracy = open_output(o, name);
+    fprintf(accuracy.file, "epoch,plain,batchnorm\n");
+    for (int e = 0; e < epochs; e++) fprintf(accuracy.file, "%d,%.4f,%.4f\n", e + 1, plain->accuracy[e], bn->accuracy[e]);
+    close_output(&accuracy);
+
+    double final_plain = plain->losses[steps - 1], final_bn = bn->losses[steps - 1];
+    double acc_plain = plain->accuracy[epochs - 1], acc_bn = bn->accuracy[epochs - 1];
+    snprintf(name, sizeof name, "%s.json", prefix);
+    output_file json = open_output(o, name);
+    fprintf(json.file, "\"%s\": {\"test_acc\": %.4f, \"final_loss\": %.4f}, \"%s\": {\"test_acc\": %.4f, \"final_loss\": %.4f}",
+            key_plain, acc_plain, final_plain, key_bn, acc_bn, final_bn);
+    close_output(&json);
+
+    snprintf(name, sizeof name, "%s_table.csv", prefix);
+    output_file table = open_output(o, name);
+    fprintf(table.file, "model,metric,value\n");
+    for (int e = 0; e < epochs; e++) {
+        fprintf(table.file, "%s,test accuracy after epoch %d,%.4f\n", label_plain, e + 1, plain->accuracy[e]);
+        fprintf(table.file, "%s,test accuracy after epoch %d,%.4f\n", label_bn, e + 1, bn->accuracy[e]);
+    }
+    fprintf(table.file, "%s,final training loss,%.4f\n%s,final training loss,%.4f\n", label_plain, final_plain,
+            label_bn, final_bn);
+    close_output(&table);
+
+    printf("%s: test accuracy %.4f (%s) vs %.4f (%s); final training loss %.4f vs %.4f\n", prefix, acc_plain,
+           label_plain, acc_bn, label_bn, final_plain, final_bn);
+    /* The experiment's claim, checked on the averages of the first and last (up to) 5 steps: the
+       batch-norm net's loss falls, and ends below the plain net's. */
+    double first_bn = mean_loss(bn, 0, steps), last_bn = mean_loss(bn, steps - 5, steps);
+    double last_plain = mean_loss(plain, steps - 5, steps);
+    int ok = last_bn < first_bn && last_bn < last_plain;
+    if (!ok)
+        fprintf(stderr, "%s: expected the batch-norm loss to fall (%.4f -> %.4f) and end below the plain one (%.4f)\n",
+                prefix, first_bn, last_bn, last_plain);
+    return ok;
+}
+
+#endif

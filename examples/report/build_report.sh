@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Assembles report/ from what the three experiments wrote into report/data:
+#   - PNG plots (gnuplot, plots.gp),
+#   - summary.json from the experiments' JSON members (mlp.json, cnn.json, dropout.json),
+#   - index.html with the plots and a table of the figures (from *_table.csv: model,metric,value).
+# Usage: build_report.sh REPORT_DIR DATASET_NAME SECONDS
+set -euo pipefail
+dir=${1:?report dir}; dataset=${2:?dataset name}; seconds=${3:?seconds}
+here=$(cd "$(dirname "$0")" && pwd)
+
+for part in mlp cnn dropout; do
+  [ -s "$dir/data/$part.json" ] || { echo "build_report: $dir/data/$part.json is missing: did the $part experiment run?" >&2; exit 1; }
+done
+
+gnuplot -e "dir='$dir'" "$here/plots.gp"
+
+tmp=$(mktemp "$dir/.summary.XXXXXX")
+{
+  printf '{\n'
+  for part in mlp cnn dropout; do printf '  %s,\n' "$(cat "$dir/data/$part.json")"; done
+  printf '  "dataset": "%s",\n  "seconds": %s\n}\n' "$dataset" "$seconds"
+} > "$tmp"
+mv "$tmp" "$dir/summary.json"
+
+rows=$(cat "$dir"/data/*_table.csv | grep -v '^model,' | while IFS=, read -r model metric value; do
+  printf '<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n' "$model" "$metric" "$value"
+done)
+tmp=$(mktemp "$dir/.index.XXXXXX")
+cat > "$tmp" <<HTML
+<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>bndrop: batch normalization and dropout, reproduced</title>
+<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .8em;text-align:left}</style></head>
+<body>
+<h1>Batch normalization and dropout, reproduced with bndrop</h1>
+<p>Data: <b>$dataset</b>. The three experiments of the article "Batch Normalization and Dropout in Neural Networks
+explained with PyTorch", run through libbndrop.so from C, took $seconds s in all.</p>
+<table><tr><th>model</th><th>figure</th><th>value</th></tr>
+$rows
+</table>
+<h2>1. BatchNorm1d in an MLP (784-48-24-10)</h2>
+<p>The same initial weights and the same batches for both nets; SGD, learning rate 0.01, batch 512, 2 epochs.</p>
+<img src="mlp_loss.png" alt="MLP loss curves">
+<img src="mlp_hidden_hist.png" alt="first hidden layer histograms">
+<img src="mlp_hidden_stats.png" alt="first hidden layer mean and std">
+<h2>2. BatchNorm2d in a small CNN</h2>
+<img src="cnn_loss.png" alt="CNN loss curves">
+<h2>3. Dropout in a 1-100-100-1 regression net</h2>
+<p>50 noisy points, 1000 full-batch Adam epochs (lr 0.01); dropout 0.5 after the first Linear and 0.2 after the second.</p>
+<img src="dropout_fit.png" alt="fitted curves">
+<img src="dropout_loss.png" alt="train and test loss">
+<p>Raw numbers: <a href="summary.json">summary.json</a> and the CSV files in <a href="data/">data/</a>.</p>
+</body></html>
+HTML
+mv "$tmp" "$dir/index.html"
+echo "report written to $dir/index.html"

@@ -1,0 +1,43 @@
+"""Checks a report directory written by examples/report/build_report.sh: summary.json has every
+figure the README promises, with sane values, and every plot and page exists and is not empty.
+Usage: python3 tests/check_summary.py REPORT_DIR"""
+import json
+import math
+import os
+import sys
+
+report = sys.argv[1]
+with open(os.path.join(report, "summary.json")) as f:
+    summary = json.load(f)
+
+problems = []
+checks = 0
+for model in ("mlp", "mlp_bn", "cnn", "cnn_bn"):
+    figures = summary.get(model, {})
+    acc, loss = figures.get("test_acc"), figures.get("final_loss")
+    checks += 2
+    if not isinstance(acc, (int, float)) or not 0 <= acc <= 1:
+        problems.append(f"{model}.test_acc is {acc!r}, expected a number in [0, 1]")
+    if not isinstance(loss, (int, float)) or not math.isfinite(loss) or loss < 0:
+        problems.append(f"{model}.final_loss is {loss!r}, expected a finite number >= 0")
+for key in ("test_loss_plain", "test_loss_dropout"):
+    value = summary.get("dropout", {}).get(key)
+    checks += 1
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        problems.append(f"dropout.{key} is {value!r}, expected a finite number >= 0")
+checks += 2
+if not isinstance(summary.get("dataset"), str) or not summary["dataset"]:
+    problems.append("dataset is missing")
+if not isinstance(summary.get("seconds"), (int, float)):
+    problems.append("seconds is missing")
+for name in ("index.html", "mlp_loss.png", "mlp_hidden_hist.png", "mlp_hidden_stats.png", "cnn_loss.png",
+             "dropout_fit.png", "dropout_loss.png"):
+    path = os.path.join(report, name)
+    checks += 1
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        problems.append(f"{path} is missing or empty")
+
+for problem in problems:
+    print("report check:", problem)
+print(f"report: {checks - len(problems)} passed, {len(problems)} failed")
+sys.exit(1 if problems else 0)
