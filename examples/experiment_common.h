@@ -139,8 +139,13 @@ static inline void progress_step(const char *model, const bnd_fit_event *e, int6
     fflush(stdout);
 }
 
-static inline void progress_epoch(const char *model, const bnd_fit_event *e) {
+/* Clears the in-place progress line, on a terminal. */
+static inline void end_progress_line(void) {
     if (isatty(STDOUT_FILENO)) printf("\r%100s\r", "");
+}
+
+static inline void progress_epoch(const char *model, const bnd_fit_event *e) {
+    end_progress_line();
     printf("  %-10s epoch %lld: mean train loss %.4f, test loss %.4f, test accuracy %.4f, %.0f samples/s\n",
            model, (long long)e->epoch + 1, e->loss, e->validation_loss, e->validation_accuracy,
            e->samples_per_second);
@@ -219,6 +224,7 @@ static inline void train_sgd(bnd_net *net, curves *c, const bnd_dataset *train, 
         double accuracy = 0;
         TRY(bnd_evaluate(net, test, 1000, NULL, &accuracy));
         c->accuracy[c->epochs_done++] = accuracy;
+        end_progress_line();
         printf("  %-10s stopped after %lld steps: test accuracy %.4f\n", c->name, (long long)c->steps, accuracy);
     }
     bnd_optimizer_free(opt);

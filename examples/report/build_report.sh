@@ -22,7 +22,7 @@ tmp=$(mktemp "$dir/.summary.XXXXXX")
 } > "$tmp"
 mv "$tmp" "$dir/summary.json"
 
-rows=$(cat "$dir"/data/*_table.csv | grep -v '^model,' | while IFS=, read -r model metric value; do
+rows=$(for part in mlp cnn dropout; do cat "$dir/data/${part}_table.csv"; done | grep -v '^model,' | while IFS=, read -r model metric value; do
   printf '<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n' "$model" "$metric" "$value"
 done)
 tmp=$(mktemp "$dir/.index.XXXXXX")

@@ -32,6 +32,13 @@ void expect_fail(const char *file, int line, const char *fmt, ...);
 int expect_close(const char *what, const float *actual, const float *expected, size_t n, double abs_tol,
                  double rel_tol);
 
+/* One bad call as its own test: status == expected, a non-empty bnd_last_error(), and `needle` in it
+   when given (e.g. the file name). */
+void bad_call(const char *text, bnd_status expected, const char *needle, bnd_status got);
+/* The error message is cleared first so that it must come from this very call. */
+#define BAD(expected, call) bad_call(#call, (expected), NULL, (bnd_clear_last_error(), (call)))
+#define BAD_MSG(expected, needle, call) bad_call(#call, (expected), (needle), (bnd_clear_last_error(), (call)))
+
 /* Test groups (each file). */
 int run_golden_tests(const char *golden_dir); /* returns the number of cases found */
 void run_bad_call_tests(void);

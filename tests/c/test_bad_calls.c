@@ -4,20 +4,7 @@
 #include <string.h>
 #include "check.h"
 
-/* Checks one bad call: status == expected, a message, and `needle` in it when given. */
-static void bad_call(const char *text, bnd_status expected, const char *needle, bnd_status got) {
-    test_begin(text);
-    const char *message = bnd_last_error();
-    EXPECT(got == expected, "%s: expected status %d, got %d (%s)", text, (int)expected, (int)got, message);
-    EXPECT(message != NULL && message[0] != '\0', "%s: empty bnd_last_error()", text);
-    if (needle != NULL && message != NULL)
-        EXPECT(strstr(message, needle) != NULL, "%s: message '%s' does not mention '%s'", text, message, needle);
-    test_end();
-}
 
-/* The error message is cleared first so that it must come from this very call. */
-#define BAD(expected, call) bad_call(#call, (expected), NULL, (bnd_clear_last_error(), (call)))
-#define BAD_MSG(expected, needle, call) bad_call(#call, (expected), (needle), (bnd_clear_last_error(), (call)))
 
 /* {4} -> Linear(3) -> BatchNorm1d -> ReLU -> Linear(2) */
 static bnd_net *small_mlp(void) {

@@ -12,21 +12,6 @@
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
-/* ------------------------------------------------------------------------------------------------
-   Checking one failing call: its status, a non-empty message, and `needle` (e.g. the file) in it. */
-
-static void bad_call(const char *text, bnd_status expected, const char *needle, bnd_status got) {
-    test_begin(text);
-    const char *message = bnd_last_error();
-    EXPECT(got == expected, "%s: expected status %d, got %d (%s)", text, (int)expected, (int)got, message);
-    EXPECT(message != NULL && message[0] != '\0', "%s: empty bnd_last_error()", text);
-    if (needle != NULL && message != NULL)
-        EXPECT(strstr(message, needle) != NULL, "%s: message '%s' does not mention '%s'", text, message, needle);
-    test_end();
-}
-
-#define BAD(expected, call) bad_call(#call, (expected), NULL, (bnd_clear_last_error(), (call)))
-#define BAD_MSG(expected, needle, call) bad_call(#call, (expected), (needle), (bnd_clear_last_error(), (call)))
 
 /* ------------------------------------------------------------------------------------------------
    Writing IDX files (and gzip files with one stored deflate block) from C. */

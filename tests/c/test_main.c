@@ -34,6 +34,16 @@ void expect_fail(const char *file, int line, const char *fmt, ...) {
     va_end(args);
 }
 
+void bad_call(const char *text, bnd_status expected, const char *needle, bnd_status got) {
+    test_begin(text);
+    const char *message = bnd_last_error();
+    EXPECT(got == expected, "%s: expected status %d, got %d (%s)", text, (int)expected, (int)got, message);
+    EXPECT(message != NULL && message[0] != '\0', "%s: empty bnd_last_error()", text);
+    if (needle != NULL && message != NULL)
+        EXPECT(strstr(message, needle) != NULL, "%s: message '%s' does not mention '%s'", text, message, needle);
+    test_end();
+}
+
 int expect_close(const char *what, const float *actual, const float *expected, size_t n, double abs_tol,
                  double rel_tol) {
     size_t bad = 0, worst = 0;
