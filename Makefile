@@ -53,7 +53,7 @@ test: swift-test c-test header-test run-examples
 C_TEST_SRC := $(wildcard tests/c/test_*.c)
 
 c-test: build | $(OUT)
-	$(CC) $(CFLAGS) -pthread -o $(OUT)/test_capi $(C_TEST_SRC) $(LDFLAGS) -lcjson -lm
+	$(CC) $(CFLAGS) -pthread -o $(OUT)/test_capi $(C_TEST_SRC) $(LDFLAGS) -lcjson -lopenblas -lm
 	$(OUT)/test_capi $(GOLDEN_DIR)
 	bash tests/c/check_exports.sh $(LIB) include/bndrop.h
 

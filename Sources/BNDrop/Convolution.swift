@@ -126,7 +126,8 @@ public final class Conv2d: Layer {
         let inCount = inputCount, outCount = outputCount
         try output.resize(Checked.multiply(batch, outCount, "Conv2d output"))
         _ = try Checked.multiply(batch, inCount, "Conv2d input")
-        try columns.resize(Checked.product([batch, patchSize, plane], "Conv2d patch matrices"))
+        try columns.resize(Checked.multiply(Checked.multiply(batch, patchSize, "Conv2d patch matrices"), plane,
+                                            "Conv2d patch matrices"))
         let y = output.pointer
         for n in 0..<batch {
             let cols = columns.pointer + n * patchSize * plane

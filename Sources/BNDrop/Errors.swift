@@ -47,8 +47,12 @@ enum Checked {
         return total
     }
 
+    /// `a`·`b` (no array: this runs in every forward pass, which must not allocate).
     static func multiply(_ a: Int, _ b: Int, _ what: @autoclosure () -> String) throws -> Int {
-        try product([a, b], what())
+        guard a >= 0, b >= 0 else { throw BNDError.shape("\(what()): negative dimension in \(a)×\(b)") }
+        let (p, overflow) = a.multipliedReportingOverflow(by: b)
+        guard !overflow else { throw BNDError.outOfMemory("\(what()): \(a)×\(b) elements is too many") }
+        return p
     }
 
     /// Throws unless `value` is finite and inside `range` (closed).

@@ -9,8 +9,8 @@ public final class Linear: Layer {
     public let bias: Parameter
     public var isTraining = true
     public var typeName: String { "Linear" }
-    public var inputShape: [Int] { [inFeatures] }
-    public var outputShape: [Int] { [outFeatures] }
+    public let inputShape: [Int]
+    public let outputShape: [Int]
 
     private let output = FloatBuffer()
     private let gradInput = FloatBuffer()
@@ -24,6 +24,8 @@ public final class Linear: Layer {
         _ = try blasInt(outFeatures, inFeatures, "Linear weight")
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
+        inputShape = [inFeatures]
+        outputShape = [outFeatures]
         weight = try Parameter(shape: [outFeatures, inFeatures])
         bias = try Parameter(shape: [outFeatures])
         reset(random: &random)

@@ -27,7 +27,7 @@ struct PoolGeometry {
 public final class AvgPool2d: Layer {
     public let kernelSize: Int, stride: Int
     public let inputShape: [Int]
-    public var outputShape: [Int] { geometry.outputShape }
+    public let outputShape: [Int]
     public var isTraining = true
     public var typeName: String { "AvgPool2d" }
     public var state: [StateEntry] { [] }
@@ -42,6 +42,7 @@ public final class AvgPool2d: Layer {
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
         inputShape = shape
+        outputShape = geometry.outputShape
     }
 
     public func reset(random: inout SeededRandom) {}
@@ -97,7 +98,7 @@ public final class AvgPool2d: Layer {
 public final class MaxPool2d: Layer {
     public let kernelSize: Int, stride: Int
     public let inputShape: [Int]
-    public var outputShape: [Int] { geometry.outputShape }
+    public let outputShape: [Int]
     public var isTraining = true
     public var typeName: String { "MaxPool2d" }
     public var state: [StateEntry] { [] }
@@ -116,6 +117,7 @@ public final class MaxPool2d: Layer {
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
         inputShape = shape
+        outputShape = geometry.outputShape
     }
 
     public func reset(random: inout SeededRandom) {}

@@ -20,6 +20,8 @@ public final class Sequential {
     private let inputCopy = FloatBuffer()
     private let lossGradient = FloatBuffer()
     private var training = true
+    /// The most values one sample has anywhere in the network (input or any layer's output).
+    private var widestSample: Int
 
     public init(sampleShape: [Int], seed: UInt64 = 0) throws {
         guard !sampleShape.isEmpty, sampleShape.count <= 3 else {
@@ -31,6 +33,7 @@ public final class Sequential {
         _ = try blasInt(1, Checked.product(sampleShape, "sample shape"), "sample shape")
         self.sampleShape = sampleShape
         self.seed = seed
+        widestSample = sampleShape.reduce(1, *)
     }
 
     /// The shape of one sample after the last layer (the sample shape when there are no layers).
@@ -61,6 +64,8 @@ public final class Sequential {
         layer.isTraining = training
         layers.append(layer)
         layerOutputs.append(nil)
+        widestSample = max(widestSample, layer.outputCount)
+        parameters += layer.parameters
         lastForwardBatch = nil
     }
 
@@ -119,8 +124,7 @@ public final class Sequential {
     public func forward(_ input: UnsafePointer<Float>, batch: Int) throws -> UnsafeBufferPointer<Float> {
         lastForwardBatch = nil
         guard batch > 0 else { throw BNDError.shape("batch must be positive, got \(batch)") }
-        let widest = ([inputCount] + layers.map { max($0.inputCount, $0.outputCount) }).max() ?? inputCount
-        _ = try blasInt(batch, widest, "batch of \(batch)")
+        _ = try blasInt(batch, widestSample, "batch of \(batch)")
         try inputCopy.resize(batch * inputCount)
         inputCopy.copy(from: input)
         var current = UnsafePointer(inputCopy.pointer)
@@ -283,7 +287,7 @@ public final class Sequential {
     // MARK: State by name
 
     /// Every trainable parameter, in state_dict order (what `model.parameters()` yields).
-    public var parameters: [Parameter] { layers.flatMap { $0.parameters } }
+    public private(set) var parameters: [Parameter] = []
 
     /// The state_dict: (name, entry) in PyTorch's order.
     public var stateDict: [(name: String, entry: StateEntry)] {

@@ -83,6 +83,7 @@ int main(int argc, char **argv) {
     run_data_tests();
     printf("data: %d\n", g_passed + g_failed - before);
     run_thread_tests();
+    run_alloc_tests();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed > 0 ? 1 : 0;
 }
