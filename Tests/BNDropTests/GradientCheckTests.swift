@@ -66,6 +66,7 @@ final class GradientCheckTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(compared, 0, what, file: file, line: line)
+        print("gradient check \(what): \(compared) elements compared")
         return compared
     }
 
