@@ -128,10 +128,11 @@ public func evaluate(network: Sequential, data: Dataset, batchSize: Int = 256,
     while start < data.count {
         let size = min(batchSize, data.count - start)
         let output = try network.forward(data.features + start * data.sampleSize, batch: size)
-        let out = output.baseAddress!
+        guard let out = output.baseAddress else { throw BNDError.internalError("forward returned no values") }
         switch loss {
         case .crossEntropy:
-            let labels = data.labels! + start
+            guard let allLabels = data.labels else { throw BNDError.internalError("classification data without labels") }
+            let labels = allLabels + start
             let value = try Loss.crossEntropy(logits: out, labels: labels, batch: size, classes: outputs, gradient: nil)
             total += Double(value) * Double(size)
             for n in 0..<size {
@@ -141,7 +142,8 @@ public func evaluate(network: Sequential, data: Dataset, batchSize: Int = 256,
                 if best == Int(labels[n]) { correct += 1 }
             }
         case .mse:
-            let value = try Loss.mse(prediction: out, target: data.targets! + start * data.targetCount,
+            guard let targets = data.targets else { throw BNDError.internalError("regression data without targets") }
+            let value = try Loss.mse(prediction: out, target: targets + start * data.targetCount,
                                      count: size * data.targetCount, gradient: nil)
             total += Double(value) * Double(size)
         }
@@ -210,13 +212,15 @@ public func fit(network: Sequential, optimizer: Optimizer, loader: BatchLoader, 
         var stepInEpoch = 0
         while let batch = loader.nextBatch() {
             let value: Float
-            switch loss {
-            case .crossEntropy:
-                value = try network.trainStep(input: batch.inputs, labels: batch.labels!, batch: batch.size,
+            switch (loss, batch.labels, batch.targets) {
+            case (.crossEntropy, let labels?, _):
+                value = try network.trainStep(input: batch.inputs, labels: labels, batch: batch.size,
                                               optimizer: optimizer)
-            case .mse:
-                value = try network.trainStep(input: batch.inputs, targets: batch.targets!, batch: batch.size,
+            case (.mse, _, let targets?):
+                value = try network.trainStep(input: batch.inputs, targets: targets, batch: batch.size,
                                               optimizer: optimizer)
+            default:
+                throw BNDError.internalError("a batch without the labels or targets its loss needs")
             }
             summary.steps += 1
             summary.samples += batch.size
