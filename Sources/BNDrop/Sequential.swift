@@ -314,12 +314,17 @@ public final class Sequential {
         }
     }
 
-    /// The accumulated gradient of parameter `name`.
-    public func gradient(_ name: String) throws -> [Float] {
+    /// The parameter called `name`; a buffer's name is an invalid-argument error.
+    public func parameter(_ name: String) throws -> Parameter {
         guard case .parameter(let p) = try stateEntry(name).storage else {
             throw BNDError.invalidArgument("'\(name)' is a buffer, not a parameter: it has no gradient")
         }
-        return p.gradient.array
+        return p
+    }
+
+    /// The accumulated gradient of parameter `name`.
+    public func gradient(_ name: String) throws -> [Float] {
+        try parameter(name).gradient.array
     }
 
     /// Replaces the values of tensor `name`; `values.count` must match exactly. A counter takes a

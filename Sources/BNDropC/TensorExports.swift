@@ -70,14 +70,6 @@ public func bnd_net_get_tensor(_ net: OpaquePointer?, _ name: UnsafePointer<CCha
     }
 }
 
-/// The parameter called `name`, or an invalid-argument error for a buffer.
-private func parameter(_ net: Sequential, _ name: String) throws -> Parameter {
-    guard case .parameter(let p) = try net.stateEntry(name).storage else {
-        throw BNDError.invalidArgument("'\(name)' is a buffer, not a parameter: it has no gradient")
-    }
-    return p
-}
-
 @_cdecl("bnd_net_get_grad")
 public func bnd_net_get_grad(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Float>?,
                              _ capacity: UInt) -> bnd_status {
@@ -93,7 +85,7 @@ public func bnd_net_set_grad(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>
     api("bnd_net_set_grad") {
         let net = try netBox(net).net
         let name = try text(name, "name")
-        let p = try parameter(net, name)
+        let p = try net.parameter(name)
         try p.gradient.assign(readFloats(data, count, expected: p.count, "'\(name)'"))
     }
 }
