@@ -206,9 +206,7 @@ public func bnd_loader_create(_ dataset: OpaquePointer?, _ batchSize: Int64, _ s
         if dropLast, data.count < batch {
             throw BNDError.shape("drop_last with \(data.count) samples and batch_size \(batch) leaves no batch")
         }
-        // A batch larger than the dataset gives the same single batch as one of exactly its size; the
-        // clamp keeps BatchLoader.batchesPerEpoch, which computes count + batchSize - 1, from overflowing.
-        let loader = try BatchLoader(dataset: data, batchSize: min(batch, data.count), shuffle: shuffle, seed: seed,
+        let loader = try BatchLoader(dataset: data, batchSize: batch, shuffle: shuffle, seed: seed,
                                      dropLast: dropLast)
         out.pointee = OpaquePointer(Unmanaged.passRetained(LoaderBox(loader)).toOpaque())
     }

@@ -108,12 +108,10 @@ public func bnd_fit(_ net: OpaquePointer?, _ opt: OpaquePointer?, _ train: Opaqu
             throw BNDError.invalidArgument("params->drop_last with \(data.count) samples and batch_size "
                                            + "\(settings.batchSize) leaves no batch to train on")
         }
-        // (batchSize is clamped to the sample count as in bnd_loader_create: the same batches, and no
-        // overflow in BatchLoader.batchesPerEpoch for a huge batch_size.)
         let previousMode = network.isTraining
         defer { network.isTraining = previousMode }
         let summary = try fit(network: network, optimizer: optimizer.optimizer, data: data, epochs: settings.epochs,
-                              batchSize: min(settings.batchSize, data.count), shuffleSeed: settings.shuffleSeed, loss: loss,
+                              batchSize: settings.batchSize, shuffleSeed: settings.shuffleSeed, loss: loss,
                               dropLast: settings.dropLast, validation: validationData,
                               evaluationBatchSize: settings.evaluationBatchSize) { event in
             guard let callback else { return true }
