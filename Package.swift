@@ -5,9 +5,9 @@ import PackageDescription
 let package = Package(
     name: "bndrop",
     products: [
-        // The Swift API: `import BNDrop`.
-        .library(name: "BNDrop", targets: ["BNDrop"]),
-        // The C ABI: libbndrop.so, described by include/bndrop.h.
+        // The Swift API: `.product(name: "BNDropSwift", package: "bndrop")`, then `import BNDrop`.
+        .library(name: "BNDropSwift", targets: ["BNDrop"]),
+        // The C ABI: libbndrop.so, described by include/bndrop.h. (The product's name makes the file's.)
         .library(name: "bndrop", type: .dynamic, targets: ["BNDropC"]),
     ],
     targets: [
@@ -31,8 +31,11 @@ let package = Package(
                 ]),
             ]
         ),
-        // Per-thread error text for the C ABI (C has _Thread_local; Swift does not).
-        .target(name: "BNDropCSupport"),
+        // The C side of libbndrop.so: per-thread error text (C has _Thread_local; Swift does not) and
+        // the version string, from the public header's macros.
+        .target(name: "BNDropCSupport", dependencies: ["BNDropHeader"]),
+        // include/bndrop.h as a module, so the exports and the tests use the very types C programs see.
+        .target(name: "BNDropHeader", path: "include", exclude: ["bndrop.map"], publicHeadersPath: "."),
         // Debian's libopenblas-dev (CBLAS interface).
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),

@@ -10,6 +10,19 @@
  * Status.   Every fallible function returns a bnd_status; BND_OK (0) is success. On failure nothing
  *           the caller asked to be written has been written unless the function says otherwise, and
  *           bnd_last_error() returns a non-empty, human-readable message for the calling thread.
+ *           Each kind of mistake has one status, in every function:
+ *             BND_ERR_INVALID_ARGUMENT  a value outside its allowed range: NULL where a pointer is
+ *                                       required, a flag not 0/1, an unknown enum value or name, a NaN
+ *                                       or out-of-range hyper-parameter (lr, p, eps, epochs, kernel
+ *                                       size, ...), an index or a label out of range, a loss that does
+ *                                       not suit the data's kind, a handle used with a foreign one.
+ *             BND_ERR_SHAPE             sizes that are not positive, overflow, or do not fit each other:
+ *                                       batch sizes and sample counts <= 0, ranks, a capacity too small,
+ *                                       a dataset whose sample size, target count or number of classes
+ *                                       does not fit the net, a kernel larger than its input, a batch
+ *                                       too small for BatchNorm to train on, drop_last leaving no batch.
+ *             BND_ERR_STATE             a call that is valid, but not now (backward before forward).
+ *             BND_ERR_OUT_OF_MEMORY     an allocation that really failed.
  *           No argument makes the library abort the process: NULL where a pointer is required,
  *           negative or overflowing sizes, too-small capacities, NaN or out-of-range
  *           hyper-parameters, unknown names and calls in the wrong state are all statuses.
@@ -45,6 +58,14 @@
  *           once (not even read-only functions while another thread trains it); serialize such use
  *           yourself. Functions without a handle (losses, defaults, version, status strings) are
  *           always safe.
+ *
+ * Structs.  Struct layouts never change within a major version (the soname libbndrop.so.0): no field
+ *           is added, removed or moved. Parameter structs are filled from their *_default_params()
+ *           function and then changed field by field; when one needs a new field, a successor struct
+ *           with a new name and new functions taking it are added, and the old ones keep working.
+ *           Fields named `reserved` in structs the library writes (events, summaries) are 0 today; a
+ *           later minor version may give them a meaning whose value 0 means "nothing to report", so
+ *           callers must not rely on them beyond that and never write them.
  *
  * Linking.  gcc prog.c -I<bndrop>/include -L<dir of libbndrop.so> -Wl,-rpath,<that dir> -lbndrop
  *           The rpath lets the program find libbndrop.so at run time without LD_LIBRARY_PATH.
@@ -414,8 +435,10 @@ BND_API bnd_status bnd_net_train_step_regression(bnd_net *net, bnd_optimizer *op
 typedef struct bnd_dataset bnd_dataset;
 
 /* Which files bnd_dataset_load_dir reads. */
-#define BND_SPLIT_TRAIN 0   /* train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz] */
-#define BND_SPLIT_TEST  1   /* t10k-images-idx3-ubyte[.gz],  t10k-labels-idx1-ubyte[.gz]  */
+typedef enum bnd_split {
+    BND_SPLIT_TRAIN = 0,    /* train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz] */
+    BND_SPLIT_TEST = 1      /* t10k-images-idx3-ubyte[.gz],  t10k-labels-idx1-ubyte[.gz]  */
+} bnd_split;
 
 /* Loads an image file and a label file in IDX format (MNIST's), gzip-compressed or not. Images
    (uint8, N x rows x cols) become float32 in [0, 1] (value / 255) with sample shape {1, rows, cols};
@@ -430,9 +453,9 @@ BND_API bnd_status bnd_dataset_load_idx(const char *images_path, const char *lab
                                         bnd_dataset **out_dataset);
 
 /* Loads one split of a directory holding the four standard IDX files of MNIST or Fashion-MNIST
-   (each name with or without ".gz"). split: BND_SPLIT_TRAIN or BND_SPLIT_TEST. Statuses as
-   bnd_dataset_load_idx. */
-BND_API bnd_status bnd_dataset_load_dir(const char *directory, int32_t split, bnd_dataset **out_dataset);
+   (each name with or without ".gz"). split: BND_SPLIT_TRAIN or BND_SPLIT_TEST (anything else is
+   BND_ERR_INVALID_ARGUMENT). Otherwise statuses as bnd_dataset_load_idx. */
+BND_API bnd_status bnd_dataset_load_dir(const char *directory, bnd_split split, bnd_dataset **out_dataset);
 
 /* A classification dataset copied from caller-owned arrays (nothing is retained).
    features:     in, count * product(sample_shape) floats, sample after sample.
@@ -511,26 +534,33 @@ BND_API bnd_status bnd_loader_batches_per_epoch(const bnd_loader *loader, int64_
 
 /* ======================================= Training loop ========================================== */
 
-#define BND_LOSS_AUTO          (-1) /* cross-entropy for labelled data, MSE for targets */
-#define BND_LOSS_CROSS_ENTROPY 0
-#define BND_LOSS_MSE           1
+/* The loss bnd_fit and bnd_evaluate use. */
+typedef enum bnd_loss {
+    BND_LOSS_AUTO = -1,         /* cross-entropy for labelled data, MSE for targets */
+    BND_LOSS_CROSS_ENTROPY = 0,
+    BND_LOSS_MSE = 1
+} bnd_loss;
 
+/* Fields have fixed sizes (see Structs above): `loss` holds a bnd_loss value. */
 typedef struct bnd_fit_params {
     int64_t  epochs;            /* 1; > 0 */
     int64_t  batch_size;        /* 64; > 0 */
     uint64_t shuffle_seed;      /* 0; the same seed gives the same batches */
     int32_t  drop_last;         /* 0 */
-    int32_t  loss;              /* BND_LOSS_AUTO */
-    int64_t  eval_batch_size;   /* 256; for the validation set */
+    int32_t  loss;              /* BND_LOSS_AUTO (a bnd_loss) */
+    int64_t  eval_batch_size;   /* 256; > 0; for the validation set */
 } bnd_fit_params;
 BND_API bnd_fit_params bnd_fit_default_params(void);
 
-#define BND_EVENT_STEP  0   /* after every optimizer step */
-#define BND_EVENT_EPOCH 1   /* after every epoch (and its validation, when a validation set is given) */
+/* The kinds of bnd_fit_event. */
+typedef enum bnd_event_kind {
+    BND_EVENT_STEP = 0,   /* after every optimizer step */
+    BND_EVENT_EPOCH = 1   /* after every epoch (and its validation, when a validation set is given) */
+} bnd_event_kind;
 
 /* What bnd_fit reports to its callback. */
 typedef struct bnd_fit_event {
-    int32_t kind;                 /* BND_EVENT_STEP or BND_EVENT_EPOCH */
+    int32_t kind;                 /* a bnd_event_kind: BND_EVENT_STEP or BND_EVENT_EPOCH */
     int32_t reserved;             /* 0 */
     int64_t epoch;                /* 0-based */
     int64_t step;                 /* STEP: index within the epoch (0-based); EPOCH: steps in the epoch */
@@ -569,15 +599,16 @@ typedef struct bnd_fit_summary {
    params:      in, NULL = bnd_fit_default_params().
    callback:    may be NULL. user_data is passed to it untouched.
    out_summary: out, may be NULL; written on success (also when stopped early).
-   The net is left in the mode it was in. Returns BND_ERR_INVALID_ARGUMENT (NULL, a foreign optimizer,
-   bad params (incl. drop_last with fewer samples than one batch), a loss that does not match the
-   dataset's kind, labels beyond the net's outputs: a labelled dataset with more classes than the
-   net has outputs), BND_ERR_SHAPE (a dataset whose sample size or target count does not match the
-   net), BND_ERR_STATE (the net gained layers since the optimizer was created, also when a callback
-   adds them: training stops after that callback), BND_ERR_NUMERIC (a NaN or infinite feature or
-   target, or a non-finite loss: training stops there), or any status a training step returns (e.g.
-   BND_ERR_SHAPE for a last batch of one sample through BatchNorm: use drop_last or another
-   batch_size). */
+   The net is left in the mode it was in. Everything that can be known before the first step is
+   checked before it. Returns BND_ERR_INVALID_ARGUMENT (NULL, a foreign optimizer, epochs <= 0, a
+   flag not 0/1, an unknown loss, a loss that does not match the dataset's kind), BND_ERR_SHAPE
+   (batch_size or eval_batch_size <= 0, drop_last with fewer samples than one batch, a dataset whose
+   sample size or target count does not fit the net, a labelled dataset with more classes than the
+   net has outputs, a last batch of one sample per epoch through a BatchNorm that needs more:
+   use drop_last or another batch_size), BND_ERR_STATE (the net gained layers since the optimizer
+   was created, also when a callback adds them: training stops after that callback),
+   BND_ERR_NUMERIC (a NaN or infinite feature or target, or a non-finite loss: training stops
+   there), or any other status a training step returns. */
 BND_API bnd_status bnd_fit(bnd_net *net, bnd_optimizer *opt, const bnd_dataset *train,
                            const bnd_dataset *validation, const bnd_fit_params *params,
                            bnd_fit_callback callback, void *user_data, bnd_fit_summary *out_summary);
@@ -585,7 +616,7 @@ BND_API bnd_status bnd_fit(bnd_net *net, bnd_optimizer *opt, const bnd_dataset *
 /* Evaluates `net` on `data` in eval mode (the mode is restored afterwards), batch_size samples at a
    time. out_loss: the mean loss (cross-entropy for labelled data, MSE for targets).
    out_accuracy: the fraction of samples whose largest output is their label; NaN for regression.
-   Either out pointer may be NULL. Statuses as bnd_fit; batch_size <= 0 is BND_ERR_INVALID_ARGUMENT. */
+   Either out pointer may be NULL. Statuses as bnd_fit; batch_size <= 0 is BND_ERR_SHAPE. */
 BND_API bnd_status bnd_evaluate(bnd_net *net, const bnd_dataset *data, int64_t batch_size,
                                 double *out_loss, double *out_accuracy);
 

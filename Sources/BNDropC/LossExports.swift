@@ -10,11 +10,8 @@ public func bnd_loss_cross_entropy(_ logits: UnsafePointer<Float>?, _ labels: Un
         let logits = try required(logits, "logits")
         let labels = try required(labels, "labels")
         let outLoss = try required(outLoss, "out_loss")
-        guard classes > 0, let c = Int(exactly: classes) else {
-            throw BNDError.shape("classes must be positive, got \(classes)")
-        }
-        let (b, _) = try batchTotal(batch, c, "classes")
-        store(try Loss.crossEntropy(logits: logits, labels: labels, batch: b, classes: c, gradient: gradLogits), outLoss)
+        store(try Loss.crossEntropy(logits: logits, labels: labels, batch: int(batch), classes: int(classes),
+                                    gradient: gradLogits), outLoss)
     }
 }
 
@@ -25,8 +22,6 @@ public func bnd_loss_mse(_ prediction: UnsafePointer<Float>?, _ target: UnsafePo
         let prediction = try required(prediction, "prediction")
         let target = try required(target, "target")
         let outLoss = try required(outLoss, "out_loss")
-        let n = try BNDropC.count(count, "count")
-        guard n > 0 else { throw BNDError.shape("mse needs at least 1 element, got count 0") }
-        store(try Loss.mse(prediction: prediction, target: target, count: n, gradient: grad), outLoss)
+        store(try Loss.mse(prediction: prediction, target: target, count: BNDropC.count(count, "count"), gradient: grad), outLoss)
     }
 }

@@ -17,19 +17,6 @@ public func bnd_adamw_default_params() -> bnd_adam_params {
     bnd_adam_params(lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-2, decoupled_weight_decay: 1)
 }
 
-/// The net's parameters, refusing a net without any (as PyTorch refuses an empty parameter list).
-private func trainableParameters(_ box: NetBox) throws -> [Parameter] {
-    let parameters = box.net.parameters
-    guard !parameters.isEmpty else {
-        throw BNDError.invalidArgument("the network has no parameters to optimize")
-    }
-    return parameters
-}
-
-private func publish(_ optimizer: Optimizer, _ box: NetBox, _ out: UnsafeMutablePointer<OpaquePointer?>) {
-    out.pointee = OpaquePointer(Unmanaged.passRetained(OptimizerBox(optimizer, owner: box)).toOpaque())
-}
-
 @_cdecl("bnd_optimizer_create_sgd")
 public func bnd_optimizer_create_sgd(_ net: OpaquePointer?, _ params: UnsafePointer<bnd_sgd_params>?,
                                      _ out: UnsafeMutablePointer<OpaquePointer?>?) -> bnd_status {
@@ -38,9 +25,9 @@ public func bnd_optimizer_create_sgd(_ net: OpaquePointer?, _ params: UnsafePoin
         let out = try required(out, "out")
         let p = params?.pointee ?? bnd_sgd_default_params()
         let nesterov = try flag(p.nesterov, "nesterov")
-        let sgd = try SGD(parameters: trainableParameters(box), learningRate: p.lr, momentum: p.momentum,
+        let sgd = try SGD(parameters: box.net.parameters, learningRate: p.lr, momentum: p.momentum,
                           dampening: p.dampening, weightDecay: p.weight_decay, nesterov: nesterov)
-        publish(sgd, box, out)
+        publish(OptimizerBox(sgd, owner: box), out)
     }
 }
 
@@ -52,9 +39,9 @@ public func bnd_optimizer_create_adam(_ net: OpaquePointer?, _ params: UnsafePoi
         let out = try required(out, "out")
         let p = params?.pointee ?? bnd_adam_default_params()
         let decoupled = try flag(p.decoupled_weight_decay, "decoupled_weight_decay")
-        let adam = try Adam(parameters: trainableParameters(box), learningRate: p.lr, beta1: p.beta1, beta2: p.beta2,
+        let adam = try Adam(parameters: box.net.parameters, learningRate: p.lr, beta1: p.beta1, beta2: p.beta2,
                             eps: p.eps, weightDecay: p.weight_decay, decoupledWeightDecay: decoupled)
-        publish(adam, box, out)
+        publish(OptimizerBox(adam, owner: box), out)
     }
 }
 
@@ -69,6 +56,5 @@ public func bnd_optimizer_step(_ opt: OpaquePointer?) -> bnd_status {
 
 @_cdecl("bnd_optimizer_free")
 public func bnd_optimizer_free(_ opt: OpaquePointer?) {
-    guard let opt else { return }
-    Unmanaged<OptimizerBox>.fromOpaque(UnsafeRawPointer(opt)).release()
+    release(opt, as: OptimizerBox.self)
 }

@@ -8,15 +8,7 @@ public func bnd_net_forward(_ net: OpaquePointer?, _ input: UnsafePointer<Float>
     api("bnd_net_forward") {
         let net = try netBox(net).net
         let input = try required(input, "input")
-        let output = try required(output, "output")
-        let (b, _) = try batchTotal(batch, net.inputCount, "input values")
-        let (_, outTotal) = try batchTotal(batch, net.outputCount, "output values")
-        try requireCapacity(outputCapacity, outTotal, "output_capacity")
-        let result = try net.forward(input, batch: b)
-        guard result.count == outTotal, let base = result.baseAddress else {
-            throw BNDError.internalError("forward produced \(result.count) values, expected \(outTotal)")
-        }
-        output.update(from: base, count: outTotal)
+        try net.forward(input, batch: int(batch), into: BNDropC.output(output, outputCapacity, "output"))
     }
 }
 
@@ -31,27 +23,18 @@ public func bnd_net_backward(_ net: OpaquePointer?, _ gradOutput: UnsafePointer<
     api("bnd_net_backward") {
         let net = try netBox(net).net
         let gradOutput = try required(gradOutput, "grad_output")
-        guard let last = net.lastBatch else {
-            throw BNDError.state("backward needs a successful forward first")
-        }
-        let (b, inTotal) = try batchTotal(batch, net.inputCount, "input values")
-        guard b == last else {
-            throw BNDError.shape("backward batch \(b) differs from the forward batch \(last)")
-        }
-        if gradInput != nil { try requireCapacity(gradInputCapacity, inTotal, "grad_input_capacity") }
-        try net.backward(gradOutput, batch: b, gradInput: gradInput)
+        try net.backward(gradOutput, batch: int(batch), gradInput: optionalOutput(gradInput, gradInputCapacity))
     }
 }
 
-/// Validates the arguments shared by both training steps; returns the net, optimizer and batch.
-private func stepArguments(_ net: OpaquePointer?, _ opt: OpaquePointer?, _ input: UnsafePointer<Float>?,
-                           _ batch: Int64) throws -> (Sequential, Optimizer, UnsafePointer<Float>, Int) {
+/// The handles and input shared by both training steps, after checking that the optimizer belongs to
+/// the net.
+private func stepArguments(_ net: OpaquePointer?, _ opt: OpaquePointer?, _ input: UnsafePointer<Float>?) throws
+    -> (Sequential, Optimizer, UnsafePointer<Float>) {
     let box = try netBox(net)
     let optimizer = try optimizerBox(opt)
     try optimizer.checkUsable(with: box)
-    let input = try required(input, "input")
-    let (b, _) = try batchTotal(batch, box.net.inputCount, "input values")
-    return (box.net, optimizer.optimizer, input, b)
+    return (box.net, optimizer.optimizer, try required(input, "input"))
 }
 
 @_cdecl("bnd_net_train_step_classification")
@@ -59,9 +42,9 @@ public func bnd_net_train_step_classification(_ net: OpaquePointer?, _ opt: Opaq
                                               _ input: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?,
                                               _ batch: Int64, _ outLoss: UnsafeMutablePointer<Float>?) -> bnd_status {
     api("bnd_net_train_step_classification") {
-        let (net, optimizer, input, b) = try stepArguments(net, opt, input, batch)
+        let (net, optimizer, input) = try stepArguments(net, opt, input)
         let labels = try required(labels, "labels")
-        let loss = try net.trainStep(input: input, labels: labels, batch: b, optimizer: optimizer)
+        let loss = try net.trainStep(input: input, labels: labels, batch: int(batch), optimizer: optimizer)
         outLoss?.pointee = loss
     }
 }
@@ -71,9 +54,9 @@ public func bnd_net_train_step_regression(_ net: OpaquePointer?, _ opt: OpaquePo
                                           _ input: UnsafePointer<Float>?, _ targets: UnsafePointer<Float>?,
                                           _ batch: Int64, _ outLoss: UnsafeMutablePointer<Float>?) -> bnd_status {
     api("bnd_net_train_step_regression") {
-        let (net, optimizer, input, b) = try stepArguments(net, opt, input, batch)
+        let (net, optimizer, input) = try stepArguments(net, opt, input)
         let targets = try required(targets, "targets")
-        let loss = try net.trainStep(input: input, targets: targets, batch: b, optimizer: optimizer)
+        let loss = try net.trainStep(input: input, targets: targets, batch: int(batch), optimizer: optimizer)
         outLoss?.pointee = loss
     }
 }

@@ -3,8 +3,8 @@
 // Every export runs its body through `api(_:_:)`: a thrown `BNDError` becomes the matching
 // `bnd_status` (1:1) and its message, prefixed with the C function's name, becomes the calling
 // thread's `bnd_last_error()`. A successful call leaves the message alone (errno-like, documented in
-// bndrop.h). Nothing in this layer may trap: every pointer, size and flag from C is validated here or
-// by the Swift core, which reports user errors with `throws`.
+// bndrop.h). Nothing in this layer may trap: C arguments are converted in Arguments.swift and judged
+// by the Swift core, which reports every mistake with `throws`.
 import BNDrop
 import BNDropCSupport
 
@@ -45,16 +45,15 @@ func staticText(_ text: StaticString) -> UnsafePointer<CChar> {
     UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)
 }
 
-let versionMajor: UInt32 = 0, versionMinor: UInt32 = 1, versionPatch: UInt32 = 0
-
+// The version has one source, the header's macros: the library reports the header it was built with.
 @_cdecl("bnd_version_number")
 public func bnd_version_number() -> UInt32 {
-    versionMajor * 10000 + versionMinor * 100 + versionPatch
+    UInt32(BND_VERSION_MAJOR * 10000 + BND_VERSION_MINOR * 100 + BND_VERSION_PATCH)
 }
 
 @_cdecl("bnd_version_string")
 public func bnd_version_string() -> UnsafePointer<CChar> {
-    staticText("0.1.0")
+    bndi_version_string()
 }
 
 @_cdecl("bnd_status_string")

@@ -1,23 +1,12 @@
 // Parameters, gradients and buffers by state_dict name, and the per-layer outputs of the last forward.
+// Values go straight between the caller's memory and the net's own storage.
 import BNDrop
 import BNDropCSupport
-
-@_cdecl("bnd_net_tensor_count")
-public func bnd_net_tensor_count(_ net: OpaquePointer?, _ outCount: UnsafeMutablePointer<UInt>?) -> bnd_status {
-    api("bnd_net_tensor_count") {
-        let net = try netBox(net).net
-        store(UInt(net.stateDict.count), try required(outCount, "out_count"))
-    }
-}
 
 @_cdecl("bnd_net_tensor_name")
 public func bnd_net_tensor_name(_ net: OpaquePointer?, _ tensorIndex: UInt, _ out: UnsafeMutablePointer<CChar>?,
                                 _ capacity: UInt) -> bnd_status {
-    api("bnd_net_tensor_name") {
-        let entries = try netBox(net).net.stateDict
-        let i = try index(tensorIndex, below: entries.count, "tensor")
-        try writeText(entries[i].name, out, capacity)
-    }
+    api("bnd_net_tensor_name") { try writeText(netBox(net).net.stateName(at: int(tensorIndex)), out, capacity) }
 }
 
 @_cdecl("bnd_net_tensor_numel")
@@ -54,10 +43,7 @@ public func bnd_net_tensor_is_parameter(_ net: OpaquePointer?, _ name: UnsafePoi
 public func bnd_net_set_tensor(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ data: UnsafePointer<Float>?,
                                _ count: UInt) -> bnd_status {
     api("bnd_net_set_tensor") {
-        let net = try netBox(net).net
-        let name = try text(name, "name")
-        let entry = try net.stateEntry(name)
-        try net.setTensor(name, readFloats(data, count, expected: entry.count, "'\(name)'"))
+        try netBox(net).net.setTensor(text(name, "name"), from: input(data, count, "data"))
     }
 }
 
@@ -65,8 +51,7 @@ public func bnd_net_set_tensor(_ net: OpaquePointer?, _ name: UnsafePointer<CCha
 public func bnd_net_get_tensor(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Float>?,
                                _ capacity: UInt) -> bnd_status {
     api("bnd_net_get_tensor") {
-        let values = try netBox(net).net.tensor(text(name, "name"))
-        try copyOut(values, out, capacity)
+        try netBox(net).net.tensor(text(name, "name"), into: output(out, capacity, "out"))
     }
 }
 
@@ -74,8 +59,7 @@ public func bnd_net_get_tensor(_ net: OpaquePointer?, _ name: UnsafePointer<CCha
 public func bnd_net_get_grad(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Float>?,
                              _ capacity: UInt) -> bnd_status {
     api("bnd_net_get_grad") {
-        let values = try netBox(net).net.gradient(text(name, "name"))
-        try copyOut(values, out, capacity)
+        try netBox(net).net.gradient(text(name, "name"), into: output(out, capacity, "out"))
     }
 }
 
@@ -83,10 +67,7 @@ public func bnd_net_get_grad(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>
 public func bnd_net_set_grad(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ data: UnsafePointer<Float>?,
                              _ count: UInt) -> bnd_status {
     api("bnd_net_set_grad") {
-        let net = try netBox(net).net
-        let name = try text(name, "name")
-        let p = try net.parameter(name)
-        try p.gradient.assign(readFloats(data, count, expected: p.count, "'\(name)'"))
+        try netBox(net).net.setGradient(text(name, "name"), from: input(data, count, "data"))
     }
 }
 
@@ -95,16 +76,9 @@ public func bnd_net_get_layer_output(_ net: OpaquePointer?, _ layerIndex: UInt, 
                                      _ capacity: UInt, _ outCount: UnsafeMutablePointer<UInt>?) -> bnd_status {
     api("bnd_net_get_layer_output") {
         let net = try netBox(net).net
-        let out = try required(out, "out")
-        let i = try index(layerIndex, below: net.layers.count, "layer")
-        guard let batch = net.lastBatch else {
-            throw BNDError.state("layer outputs exist only after a successful forward")
-        }
-        let needed = batch * net.layers[i].outputShape.reduce(1, *)
-        if let outCount { outCount.pointee = UInt(needed) }
-        try requireCapacity(capacity, needed, "capacity")
-        let values = try net.layerOutput(i)
-        try copyOut(values, out, capacity)
-        if let outCount { outCount.pointee = UInt(values.count) }
+        let out = try output(out, capacity, "out")
+        // The count needed is reported even when the capacity is too small.
+        outCount?.pointee = UInt(try net.layerOutputCount(int(layerIndex)))
+        try net.layerOutput(int(layerIndex), into: out)
     }
 }

@@ -166,9 +166,9 @@ final class CABITests: XCTestCase {
         let optimizer = try SGD(parameters: swiftNet.parameters, learningRate: 0.05, momentum: 0.9)
         let data = try Dataset(features: features, sampleShape: [4], labels: labels)
         let check = try Dataset(features: Array(features[0..<80]), sampleShape: [4], labels: Array(labels[0..<20]))
-        var swiftEvents: [TrainingEvent] = []
+        var swiftEvents: [FitEvent] = []
         let swiftSummary = try fit(network: swiftNet, optimizer: optimizer, data: data, epochs: 3, batchSize: 16,
-                                   shuffleSeed: 9, validation: check, evaluationBatchSize: 8) {
+                                   shuffleSeed: 9, validation: check, evalBatchSize: 8) {
             swiftEvents.append($0)
             return true
         }
@@ -225,9 +225,9 @@ final class CABITests: XCTestCase {
 
     func testDataBadCallsReturnStatuses() {
         var dataset: OpaquePointer?
-        XCTAssertEqual(bnd_dataset_load_dir("/nonexistent-bndrop", 0, &dataset), BND_ERR_IO)
+        XCTAssertEqual(bnd_dataset_load_dir("/nonexistent-bndrop", BND_SPLIT_TRAIN, &dataset), BND_ERR_IO)
         XCTAssertTrue(String(cString: bnd_last_error()).contains("/nonexistent-bndrop"))
-        XCTAssertEqual(bnd_dataset_load_dir("/tmp", 7, &dataset), BND_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(bnd_dataset_load_dir("/tmp", bnd_split(rawValue: 7), &dataset), BND_ERR_INVALID_ARGUMENT)
         XCTAssertEqual(bnd_dataset_from_labels([1, 2], [2], 1, [-1], 1, 0, &dataset), BND_ERR_INVALID_ARGUMENT)
         XCTAssertEqual(bnd_dataset_from_labels([1, 2], [2], 4, [0], 1, 0, &dataset), BND_ERR_SHAPE)
         XCTAssertNil(dataset)

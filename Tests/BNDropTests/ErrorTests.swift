@@ -54,7 +54,7 @@ final class ErrorTests: XCTestCase {
         assertThrows(try net.forward([Float](repeating: 0, count: 783), batch: 1), shape, containing: "784")
         assertThrows(try net.forward([], batch: 0), shape, containing: "batch")
         assertThrows(try net.setTensor("1.weight", [1, 2, 3]), shape, containing: "7840")
-        assertThrows(try net.add(Linear(inFeatures: 5, outFeatures: 2, random: &SeededRandom.shared)), shape,
+        assertThrows(try net.add(Linear(inputShape: [5], outFeatures: 2, random: &SeededRandom.shared)), shape,
                      containing: "expects input [5]")
         assertThrows(try Sequential(sampleShape: [2, 2, 2, 2]), shape, containing: "1 to 3 dimensions")
         assertThrows(try Sequential(sampleShape: [0]), shape, containing: "positive")
@@ -94,8 +94,8 @@ final class ErrorTests: XCTestCase {
         assertThrows(try Adam(parameters: [p], beta1: 1), invalid, containing: "beta1")
         assertThrows(try Adam(parameters: [p], beta2: -0.1), invalid, containing: "beta2")
         assertThrows(try Adam(parameters: [p], eps: .infinity), invalid, containing: "eps")
-        assertThrows(try BatchNorm(shape: [3], momentum: 2), invalid, containing: "momentum")
-        assertThrows(try BatchNorm(shape: [3], eps: 0), invalid, containing: "eps")
+        assertThrows(try BatchNorm(inputShape: [3], momentum: 2), invalid, containing: "momentum")
+        assertThrows(try BatchNorm(inputShape: [3], eps: 0), invalid, containing: "eps")
     }
 
     func testNonFiniteLossUpdatesNothing() throws {

@@ -125,11 +125,17 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(second.labelArray, second.sampleIndices.map { Int32($0 % 3) })
         XCTAssertEqual(second.targetArray, [])
 
-        // A batch larger than the dataset gives one batch of everything (or none with dropLast).
+        // A batch larger than the dataset gives one batch of everything; with dropLast it would give
+        // none, which the loader refuses up front.
         let big = try BatchLoader(dataset: data, batchSize: 64, seed: 3)
         XCTAssertEqual(batches(big, epochs: 1).map(\.count), [10])
-        XCTAssertEqual(try BatchLoader(dataset: data, batchSize: 64, dropLast: true).batchesPerEpoch, 0)
-        XCTAssertThrowsError(try BatchLoader(dataset: data, batchSize: 0))
+        XCTAssertEqual(big.smallestBatch, 10)
+        XCTAssertThrowsError(try BatchLoader(dataset: data, batchSize: 64, dropLast: true)) { error in
+            XCTAssertEqual(error as? BNDError, .shape("drop_last with 10 samples and batch_size 64 leaves no batch"))
+        }
+        XCTAssertThrowsError(try BatchLoader(dataset: data, batchSize: 0)) { error in
+            XCTAssertEqual(error as? BNDError, .shape("batch_size must be positive, got 0"))
+        }
     }
 
     func testRegressionBatchesCarryTargets() throws {
@@ -158,8 +164,8 @@ final class TrainingTests: XCTestCase {
         let net = try mlp()
         let before = try evaluate(network: net, data: test)
         let optimizer = try SGD(parameters: net.parameters, learningRate: 0.05, momentum: 0.9)
-        var stepEvents: [TrainingEvent] = []
-        var epochEvents: [TrainingEvent] = []
+        var stepEvents: [FitEvent] = []
+        var epochEvents: [FitEvent] = []
         let summary = try fit(network: net, optimizer: optimizer, data: train, epochs: 5, batchSize: 32,
                               shuffleSeed: 3, validation: test) { event in
             if event.kind == .step { stepEvents.append(event) } else { epochEvents.append(event) }
@@ -234,7 +240,7 @@ final class TrainingTests: XCTestCase {
 
     func testSameShuffleSeedTrainsIdenticalNetworks() throws {
         let train = try blobs(200, seed: 5)
-        func trained(_ shuffleSeed: UInt64, dropLast: Bool = false) throws -> (Sequential, TrainingSummary) {
+        func trained(_ shuffleSeed: UInt64, dropLast: Bool = false) throws -> (Sequential, FitSummary) {
             let net = try mlp(seed: 11)
             let optimizer = try SGD(parameters: net.parameters, learningRate: 0.1)
             let summary = try fit(network: net, optimizer: optimizer, data: train, epochs: 2, batchSize: 30,
@@ -325,12 +331,12 @@ final class TrainingTests: XCTestCase {
                 XCTAssertTrue((error as? BNDError)?.message.contains(text) ?? false, "\(error)", line: line)
             }
         }
-        expect(try fit(network: net, optimizer: optimizer, data: data, epochs: 1, batchSize: 0, shuffleSeed: 0), "batch size")
+        expect(try fit(network: net, optimizer: optimizer, data: data, epochs: 1, batchSize: 0, shuffleSeed: 0), "batch_size must be positive")
         expect(try fit(network: net, optimizer: optimizer, data: data, epochs: -1, batchSize: 8, shuffleSeed: 0), "epochs")
         expect(try fit(network: net, optimizer: optimizer, data: data, epochs: 1, batchSize: 8, shuffleSeed: 0, loss: .mse),
                "mse needs a regression dataset")
         expect(try fit(network: net, optimizer: optimizer, data: data, epochs: 1, batchSize: 64, shuffleSeed: 0,
-                       dropLast: true), "no batch per epoch")
+                       dropLast: true), "leaves no batch")
         let wide = try Dataset(features: [Float](repeating: 0, count: 10), sampleShape: [5], labels: [0, 1])
         expect(try fit(network: net, optimizer: optimizer, data: wide, epochs: 1, batchSize: 2, shuffleSeed: 0),
                "network takes [4]")
@@ -342,8 +348,23 @@ final class TrainingTests: XCTestCase {
         expect(try evaluate(network: net, data: regression, loss: .crossEntropy), "cross-entropy needs a classification")
         expect(try fit(network: net, optimizer: optimizer, data: data, epochs: 1, batchSize: 8, shuffleSeed: 0,
                        validation: wide), "validation samples")
-        expect(try evaluate(network: net, data: data, batchSize: 0), "batch size")
-        XCTAssertEqual(try fit(network: net, optimizer: optimizer, data: data, epochs: 0, batchSize: 8, shuffleSeed: 0).steps, 0)
+        expect(try evaluate(network: net, data: data, batchSize: 0), "batch_size must be positive")
+        expect(try fit(network: net, optimizer: optimizer, data: data, epochs: 0, batchSize: 8, shuffleSeed: 0),
+               "epochs must be positive")
+
+        // 41 samples in batches of 8 leave a last batch of 1, which BatchNorm1d cannot train on: refused
+        // before the first step (nothing trained), with a message that says what to do.
+        let odd = try blobs(41, seed: 2)
+        XCTAssertThrowsError(try fit(network: net, optimizer: optimizer, data: odd, epochs: 1, batchSize: 8,
+                                     shuffleSeed: 0)) { error in
+            guard case .shape(let message)? = error as? BNDError else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("last batch") && message.contains("drop_last")
+                          && message.contains("41 samples = 5 × 8 + 1") && message.contains("layer 1"), message)
+        }
+        XCTAssertEqual(try net.tensor("1.num_batches_tracked"), [0])
+        let summary = try fit(network: net, optimizer: optimizer, data: odd, epochs: 1, batchSize: 8, shuffleSeed: 0,
+                              dropLast: true)
+        XCTAssertEqual(summary.steps, 5)
     }
 
     func testFashionMNISTSubsetTrainsQuickly() throws {
@@ -363,7 +384,7 @@ final class TrainingTests: XCTestCase {
         let optimizer = try SGD(parameters: net.parameters, learningRate: 0.1, momentum: 0.9)
         var lastRate = 0.0
         let summary = try fit(network: net, optimizer: optimizer, data: train, epochs: 1, batchSize: 64,
-                              shuffleSeed: 0, validation: test, evaluationBatchSize: 500) { event in
+                              shuffleSeed: 0, validation: test, evalBatchSize: 500) { event in
             lastRate = event.samplesPerSecond
             return true
         }

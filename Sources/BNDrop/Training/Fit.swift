@@ -1,15 +1,7 @@
 import Glibc
 
-/// The loss `fit` and `evaluate` use.
-public enum TrainingLoss: Int32, Sendable {
-    /// Cross-entropy on integer labels (classification datasets).
-    case crossEntropy = 0
-    /// Mean squared error on float targets (regression datasets).
-    case mse = 1
-}
-
 /// What `fit` reports to its callback: a plain struct of numbers (mirrored one to one by the C API).
-public struct TrainingEvent: Sendable, Equatable {
+public struct FitEvent: Sendable, Equatable {
     public enum Kind: Int32, Sendable {
         /// After every optimizer step.
         case step = 0
@@ -51,7 +43,7 @@ public struct Evaluation: Sendable, Equatable {
 }
 
 /// The result of `fit`.
-public struct TrainingSummary: Sendable, Equatable {
+public struct FitSummary: Sendable, Equatable {
     /// Optimizer steps run.
     public var steps: Int
     /// Epochs run to their end.
@@ -78,8 +70,10 @@ func monotonicSeconds() -> Double {
 }
 
 /// The loss for `data` with `network`: `requested` if given (checked against the data), else the
-/// dataset's natural loss. Also checks that the network's input and output fit the dataset.
-func checkedLoss(network: Sequential, data: Dataset, requested: TrainingLoss?, role: String) throws -> TrainingLoss {
+/// dataset's natural loss. Also checks that the network's input and output fit the dataset: a loss of
+/// the wrong kind is `.invalidArgument`, sizes that do not fit (samples, targets, more classes than
+/// outputs) are `.shape`.
+func checkedLoss(network: Sequential, data: Dataset, requested: Loss?, role: String) throws -> Loss {
     let loss = requested ?? (data.isClassification ? .crossEntropy : .mse)
     guard data.sampleSize == network.inputCount else {
         throw BNDError.shape("the \(role) samples have shape \(data.sampleShape) (\(data.sampleSize) values) but the "
@@ -111,12 +105,25 @@ func checkedLoss(network: Sequential, data: Dataset, requested: TrainingLoss?, r
     return loss
 }
 
+/// Refuses, before the first step, a loader whose last batch is too small for a BatchNorm layer of
+/// `network` to train on (one value per channel), instead of failing at the end of the first epoch.
+func checkSmallestBatch(network: Sequential, loader: BatchLoader) throws {
+    let smallest = loader.smallestBatch
+    for (index, layer) in network.layers.enumerated() {
+        guard let norm = layer as? BatchNorm, smallest < norm.minimumTrainingBatch else { continue }
+        let count = loader.dataset.count, size = loader.batchSize
+        throw BNDError.shape("the last batch of every epoch would have \(smallest) sample (\(count) samples = "
+                             + "\(count / size) × \(size) + \(count % size)), and \(norm.typeName) (layer \(index)) "
+                             + "cannot train on one value per channel: use drop_last or another batch size")
+    }
+}
+
 /// Runs `network` over `data` in eval mode (restoring its previous mode afterwards) and returns the mean
 /// loss and, for classification, the accuracy. Samples are taken in order, `batchSize` at a time; no
 /// parameter or running statistic changes.
 public func evaluate(network: Sequential, data: Dataset, batchSize: Int = 256,
-                     loss requested: TrainingLoss? = nil) throws -> Evaluation {
-    guard batchSize > 0 else { throw BNDError.invalidArgument("batch size must be positive, got \(batchSize)") }
+                     loss requested: Loss? = nil) throws -> Evaluation {
+    try Checked.batch(batchSize, "batch_size")
     let loss = try checkedLoss(network: network, data: data, requested: requested, role: "evaluation")
     let previousMode = network.isTraining
     network.isTraining = false
@@ -166,41 +173,39 @@ public func evaluate(network: Sequential, data: Dataset, batchSize: Int = 256,
 /// - Parameters:
 ///   - loss: nil picks cross-entropy for a classification dataset, mse for a regression one.
 ///   - dropLast: leave out each epoch's last batch when smaller than `batchSize`.
-///   - evaluationBatchSize: the validation batch size (default `batchSize`).
+///   - evalBatchSize: the validation batch size (default `batchSize`).
 @discardableResult
 public func fit(network: Sequential, optimizer: Optimizer, data: Dataset, epochs: Int, batchSize: Int,
-                shuffleSeed: UInt64, loss: TrainingLoss? = nil, dropLast: Bool = false,
-                validation: Dataset? = nil, evaluationBatchSize: Int? = nil,
-                callback: (TrainingEvent) throws -> Bool = { _ in true }) throws -> TrainingSummary {
+                shuffleSeed: UInt64, loss: Loss? = nil, dropLast: Bool = false,
+                validation: Dataset? = nil, evalBatchSize: Int? = nil,
+                callback: (FitEvent) throws -> Bool = { _ in true }) throws -> FitSummary {
     let loader = try BatchLoader(dataset: data, batchSize: batchSize, shuffle: true, seed: shuffleSeed,
                                  dropLast: dropLast)
     return try fit(network: network, optimizer: optimizer, loader: loader, epochs: epochs, loss: loss,
-                   validation: validation, evaluationBatchSize: evaluationBatchSize, callback: callback)
+                   validation: validation, evalBatchSize: evalBatchSize, callback: callback)
 }
 
 /// `fit` drawing its batches from `loader`, which carries on where it stands (so successive calls
 /// continue the same shuffled sequence of epochs instead of repeating the first).
 @discardableResult
 public func fit(network: Sequential, optimizer: Optimizer, loader: BatchLoader, epochs: Int,
-                loss requested: TrainingLoss? = nil, validation: Dataset? = nil, evaluationBatchSize: Int? = nil,
-                callback: (TrainingEvent) throws -> Bool = { _ in true }) throws -> TrainingSummary {
-    guard epochs >= 0 else { throw BNDError.invalidArgument("epochs must be non-negative, got \(epochs)") }
+                loss requested: Loss? = nil, validation: Dataset? = nil, evalBatchSize: Int? = nil,
+                callback: (FitEvent) throws -> Bool = { _ in true }) throws -> FitSummary {
+    guard epochs > 0 else { throw BNDError.invalidArgument("epochs must be positive, got \(epochs)") }
     let data = loader.dataset
     let loss = try checkedLoss(network: network, data: data, requested: requested, role: "training")
-    let evalBatch = evaluationBatchSize ?? loader.batchSize
+    let evalBatch = evalBatchSize ?? loader.batchSize
+    try Checked.batch(evalBatch, "eval_batch_size")
     if let validation {
-        guard evalBatch > 0 else {
-            throw BNDError.invalidArgument("evaluation batch size must be positive, got \(evalBatch)")
-        }
         _ = try checkedLoss(network: network, data: validation, requested: loss, role: "validation")
     }
-    guard loader.batchesPerEpoch > 0 else {
-        throw BNDError.invalidArgument("no batch per epoch: \(data.count) samples with batch size \(loader.batchSize) "
-                                       + "and dropLast")
-    }
+    try checkSmallestBatch(network: network, loader: loader)
+    // The callback may switch modes (e.g. an eval-mode look at hidden values); fit restores the caller's.
+    let previousMode = network.isTraining
+    defer { network.isTraining = previousMode }
 
     let start = monotonicSeconds()
-    var summary = TrainingSummary(steps: 0, epochsCompleted: 0, stoppedEarly: false, lastLoss: .nan,
+    var summary = FitSummary(steps: 0, epochsCompleted: 0, stoppedEarly: false, lastLoss: .nan,
                                   lastEpochLoss: .nan, validation: nil, samples: 0, seconds: 0)
     func rate(_ elapsed: Double) -> Double { elapsed > 0 ? Double(summary.samples) / elapsed : 0 }
 
@@ -228,7 +233,7 @@ public func fit(network: Sequential, optimizer: Optimizer, loader: BatchLoader, 
             epochTotal += Double(value) * Double(batch.size)
             epochSamples += batch.size
             let elapsed = monotonicSeconds() - start
-            let event = TrainingEvent(kind: .step, epoch: epoch, step: stepInEpoch, globalStep: summary.steps,
+            let event = FitEvent(kind: .step, epoch: epoch, step: stepInEpoch, globalStep: summary.steps,
                                       batchSize: batch.size, loss: Double(value), samplesPerSecond: rate(elapsed),
                                       elapsedSeconds: elapsed, validationLoss: .nan, validationAccuracy: .nan)
             stepInEpoch += 1
@@ -239,7 +244,7 @@ public func fit(network: Sequential, optimizer: Optimizer, loader: BatchLoader, 
         }
         summary.epochsCompleted += 1
         summary.lastEpochLoss = epochTotal / Double(max(epochSamples, 1))
-        var event = TrainingEvent(kind: .epoch, epoch: epoch, step: stepInEpoch, globalStep: summary.steps,
+        var event = FitEvent(kind: .epoch, epoch: epoch, step: stepInEpoch, globalStep: summary.steps,
                                   batchSize: epochSamples, loss: summary.lastEpochLoss, samplesPerSecond: 0,
                                   elapsedSeconds: 0, validationLoss: .nan, validationAccuracy: .nan)
         if let validation {

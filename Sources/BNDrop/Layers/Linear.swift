@@ -7,58 +7,46 @@ public final class Linear: Layer {
     public let outFeatures: Int
     public let weight: Parameter
     public let bias: Parameter
-    public var isTraining = true
-    public var typeName: String { "Linear" }
-    public let inputShape: [Int]
-    public let outputShape: [Int]
 
-    private let output = FloatBuffer()
-    private let gradInput = FloatBuffer()
-    private var input: UnsafePointer<Float>?
-    private var record = ForwardRecord()
-
-    public init(inFeatures: Int, outFeatures: Int, random: inout SeededRandom) throws {
+    /// - Parameter inputShape: one sample's shape, [in_features].
+    public init(inputShape: [Int], outFeatures: Int, random: inout SeededRandom) throws {
+        guard inputShape.count == 1 else {
+            throw BNDError.shape("Linear needs a flat input, got \(inputShape): add a Flatten first")
+        }
+        let inFeatures = inputShape[0]
         guard inFeatures > 0, outFeatures > 0 else {
             throw BNDError.invalidArgument("Linear needs positive sizes, got in=\(inFeatures) out=\(outFeatures)")
         }
-        _ = try blasInt(outFeatures, inFeatures, "Linear weight")
+        _ = try Checked.blasInt(outFeatures, inFeatures, "Linear weight")
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        inputShape = [inFeatures]
-        outputShape = [outFeatures]
         weight = try Parameter(shape: [outFeatures, inFeatures])
         bias = try Parameter(shape: [outFeatures])
+        try super.init("Linear", inputShape: inputShape, outputShape: [outFeatures])
         reset(random: &random)
     }
 
-    public var state: [StateEntry] {
-        [StateEntry(name: "weight", shape: weight.shape, storage: .parameter(weight)),
-         StateEntry(name: "bias", shape: bias.shape, storage: .parameter(bias))]
-    }
+    public override var state: [StateEntry] { [.parameter("weight", weight), .parameter("bias", bias)] }
 
-    public func reset(random: inout SeededRandom) {
+    public override func reset(random: inout SeededRandom) {
         let bound = 1 / Float(inFeatures).squareRoot()
         fillUniform(weight.value, bound: bound, random: &random)
         fillUniform(bias.value, bound: bound, random: &random)
     }
 
-    public func forward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
-        _ = try blasInt(batch, max(inFeatures, outFeatures), "Linear batch")
+    override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        _ = try Checked.blasInt(batch, max(inFeatures, outFeatures), "Linear batch")
         try output.resize(batch * outFeatures)
         let y = output.pointer
         // Start from the bias in every row, then y += x·Wᵀ.
         for n in 0..<batch { (y + n * outFeatures).update(from: bias.value.pointer, count: outFeatures) }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(outFeatures), Int32(inFeatures),
                     1, x, Int32(inFeatures), weight.value.pointer, Int32(inFeatures), 1, y, Int32(outFeatures))
-        input = x
-        record = ForwardRecord(batch: batch, wasTraining: isTraining)
         return UnsafePointer(y)
     }
 
-    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
-        -> UnsafePointer<Float>? {
-        try record.requireBackward(batch, typeName)
-        guard let x = input else { throw BNDError.state("Linear: backward called before forward") }
+    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         // dW += dyᵀ·x ; db += Σ_n dy
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(batch),
                     1, dy, Int32(outFeatures), x, Int32(inFeatures), 1, weight.gradient.pointer, Int32(inFeatures))

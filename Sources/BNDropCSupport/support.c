@@ -20,3 +20,6 @@ void bndi_set_last_error(const char *message) {
 }
 
 const char *bndi_last_error(void) { return last_error; }
+
+/* The header's macros are the one source of the version: the library reports what it was built with. */
+const char *bndi_version_string(void) { return BND_VERSION_STRING; }

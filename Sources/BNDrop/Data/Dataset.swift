@@ -1,25 +1,5 @@
 import Glibc
 
-/// A malloc'd array of a trivial type whose allocation failure throws instead of trapping, and whose
-/// pointer stays valid for the storage's lifetime (unlike a Swift array's).
-final class RawStorage<Element> {
-    let pointer: UnsafeMutablePointer<Element>
-    let count: Int
-
-    init(count: Int, what: @autoclosure () -> String) throws {
-        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
-        guard count >= 0, !overflow, let raw = malloc(bytes) else {
-            throw BNDError.outOfMemory("cannot allocate \(count) elements for \(what())")
-        }
-        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
-        self.count = count
-    }
-
-    deinit { free(pointer) }
-
-    var buffer: UnsafeBufferPointer<Element> { UnsafeBufferPointer(start: pointer, count: count) }
-}
-
 /// A data set held in memory: `count` samples of `sampleShape` float32 features, each with either an
 /// integer class label (classification) or `targetCount` float targets (regression).
 ///
@@ -48,7 +28,7 @@ public final class Dataset {
     public let targetCount: Int
 
     let featureStorage: FloatBuffer
-    let labelStorage: RawStorage<Int32>?
+    let labelStorage: Buffer<Int32>?
     let targetStorage: FloatBuffer?
 
     public var isClassification: Bool { labelStorage != nil }
@@ -68,7 +48,7 @@ public final class Dataset {
     public var targetArray: [Float] { targetStorage?.array ?? [] }
 
     private init(count: Int, sampleShape: [Int], sampleSize: Int, classes: Int, targetCount: Int,
-                 features: FloatBuffer, labels: RawStorage<Int32>?, targets: FloatBuffer?) {
+                 features: FloatBuffer, labels: Buffer<Int32>?, targets: FloatBuffer?) {
         self.count = count
         self.sampleShape = sampleShape
         self.sampleSize = sampleSize
@@ -84,7 +64,7 @@ public final class Dataset {
     /// The number of features of `shape`, or a thrown `.shape` error.
     static func checkedSampleSize(_ shape: [Int]) throws -> Int {
         guard (1...3).contains(shape.count), shape.allSatisfy({ $0 > 0 }) else {
-            throw BNDError.shape("a sample shape needs 1 to 3 positive dimensions, got \(shape)")
+            throw BNDError.shape("a sample shape needs rank 1 to 3 and positive dimensions, got \(shape)")
         }
         let size = try Checked.product(shape, "sample shape")
         guard size <= IDX.maxElements else {
@@ -115,12 +95,12 @@ public final class Dataset {
     public convenience init(features: UnsafePointer<Float>, sampleShape: [Int], labels: UnsafePointer<Int32>,
                             count: Int, classes: Int? = nil) throws {
         let size = try Dataset.checkedSampleSize(sampleShape)
-        guard count > 0 else { throw BNDError.shape("a dataset needs at least 1 sample, got \(count)") }
+        guard count > 0 else { throw BNDError.shape("count must be positive (a dataset needs at least 1 sample), got \(count)") }
         let total = try Checked.multiply(count, size, "dataset features")
         let classCount = try Dataset.checkedClasses(UnsafeBufferPointer(start: labels, count: count), classes: classes)
         let featureBuffer = try FloatBuffer(count: total)
         featureBuffer.copy(from: features)
-        let labelBuffer = try RawStorage<Int32>(count: count, what: "dataset labels")
+        let labelBuffer = try Buffer<Int32>(uninitializedCount: count, what: "dataset labels")
         labelBuffer.pointer.update(from: labels, count: count)
         self.init(count: count, sampleShape: sampleShape, sampleSize: size, classes: classCount, targetCount: 0,
                   features: featureBuffer, labels: labelBuffer, targets: nil)
@@ -149,7 +129,7 @@ public final class Dataset {
     public convenience init(features: UnsafePointer<Float>, sampleShape: [Int], targets: UnsafePointer<Float>,
                             targetCount: Int, count: Int) throws {
         let size = try Dataset.checkedSampleSize(sampleShape)
-        guard count > 0 else { throw BNDError.shape("a dataset needs at least 1 sample, got \(count)") }
+        guard count > 0 else { throw BNDError.shape("count must be positive (a dataset needs at least 1 sample), got \(count)") }
         guard targetCount > 0 else { throw BNDError.shape("targetCount must be positive, got \(targetCount)") }
         let total = try Checked.multiply(count, size, "dataset features")
         let targetTotal = try Checked.multiply(count, targetCount, "dataset targets")
@@ -204,7 +184,7 @@ public final class Dataset {
         imageArray.bytes.withUnsafeBufferPointer { src in
             for i in 0..<src.count { out[i] = Float(src[i]) / 255 }
         }
-        let labelBuffer = try RawStorage<Int32>(count: count, what: "dataset labels")
+        let labelBuffer = try Buffer<Int32>(uninitializedCount: count, what: "dataset labels")
         var maxLabel: Int32 = 0
         labelArray.bytes.withUnsafeBufferPointer { src in
             for i in 0..<count {
@@ -289,6 +269,34 @@ public final class Dataset {
         return Array(UnsafeBufferPointer(start: targets + index * targetCount, count: targetCount))
     }
 
+    /// Copies samples `first ..< first + count` into the given buffers (any may be nil): their features
+    /// (`count`·`sampleSize`), labels (classification) or targets (regression). A range outside the
+    /// dataset or a buffer without room is `.shape`; asking for labels of a regression dataset (or
+    /// targets of a classification one) is `.invalidArgument`. Nothing is written unless all is well.
+    public func copySamples(first: Int, count k: Int, features: UnsafeMutableBufferPointer<Float>?,
+                            labels outLabels: UnsafeMutableBufferPointer<Int32>?,
+                            targets outTargets: UnsafeMutableBufferPointer<Float>?) throws {
+        guard first >= 0, k >= 0, first <= count, k <= count - first else {
+            throw BNDError.shape("samples \(first) ..< \(first) + \(k) are outside the dataset's 0 ..< \(count)")
+        }
+        if isClassification, outTargets != nil {
+            throw BNDError.invalidArgument("a classification dataset has class labels, not targets: ask for no targets")
+        }
+        if !isClassification, outLabels != nil {
+            throw BNDError.invalidArgument("a regression dataset has float targets, not labels: ask for no labels")
+        }
+        // Within the dataset, so these products fit (it holds count·sampleSize values).
+        if let features { try Checked.room(features, k * sampleSize, "features") }
+        if let outLabels { try Checked.room(outLabels, k, "labels") }
+        if let outTargets { try Checked.room(outTargets, k * targetCount, "targets") }
+        guard k > 0 else { return }
+        features?.baseAddress?.update(from: self.features + first * sampleSize, count: k * sampleSize)
+        if let dst = outLabels?.baseAddress, let labels { dst.update(from: labels + first, count: k) }
+        if let dst = outTargets?.baseAddress, let targets {
+            dst.update(from: targets + first * targetCount, count: k * targetCount)
+        }
+    }
+
     /// A copy of the samples in `range` (same shape and number of classes).
     public func subset(_ range: Range<Int>) throws -> Dataset {
         guard range.lowerBound >= 0, range.upperBound <= count, !range.isEmpty else {
@@ -297,10 +305,10 @@ public final class Dataset {
         let n = range.count
         let featureBuffer = try FloatBuffer(count: n * sampleSize)
         featureBuffer.copy(from: features + range.lowerBound * sampleSize)
-        var labelBuffer: RawStorage<Int32>?
+        var labelBuffer: Buffer<Int32>?
         var targetBuffer: FloatBuffer?
         if let labels {
-            let storage = try RawStorage<Int32>(count: n, what: "dataset labels")
+            let storage = try Buffer<Int32>(uninitializedCount: n, what: "dataset labels")
             storage.pointer.update(from: labels + range.lowerBound, count: n)
             labelBuffer = storage
         }
@@ -311,164 +319,5 @@ public final class Dataset {
         }
         return Dataset(count: n, sampleShape: sampleShape, sampleSize: sampleSize, classes: classes,
                        targetCount: targetCount, features: featureBuffer, labels: labelBuffer, targets: targetBuffer)
-    }
-}
-
-// MARK: - Mini-batch loader
-
-/// One mini-batch from a `BatchLoader`. The pointers belong to the loader and stay valid until its next
-/// `nextBatch()` call.
-public struct Batch {
-    /// The epoch this batch belongs to (0-based).
-    public let epoch: Int
-    /// The batch's index within its epoch (0-based).
-    public let index: Int
-    /// The number of samples (the loader's batch size, or fewer for the last batch of an epoch).
-    public let size: Int
-    /// `size`·`sampleSize` features.
-    public let inputs: UnsafePointer<Float>
-    /// `size` labels (classification), else nil.
-    public let labels: UnsafePointer<Int32>?
-    /// `size`·`targetCount` targets (regression), else nil.
-    public let targets: UnsafePointer<Float>?
-    /// The dataset indices of the batch's samples, in batch order.
-    public let sampleIndices: UnsafeBufferPointer<Int>
-    /// Features per sample.
-    public let sampleSize: Int
-    /// Targets per sample (0 for classification).
-    public let targetCount: Int
-
-    /// A copy of the inputs (`size`·`sampleSize` values).
-    public var inputArray: [Float] { Array(UnsafeBufferPointer(start: inputs, count: size * sampleSize)) }
-    /// A copy of the labels (empty for regression).
-    public var labelArray: [Int32] { labels.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [] }
-    /// A copy of the targets (empty for classification).
-    public var targetArray: [Float] {
-        targets.map { Array(UnsafeBufferPointer(start: $0, count: size * targetCount)) } ?? []
-    }
-}
-
-/// A shuffling mini-batch loader, as torch.utils.data.DataLoader(shuffle=True, drop_last=…).
-///
-/// Each epoch visits every sample once in a fresh random order: the order is reset to 0, 1, …, n−1 and
-/// shuffled by Fisher–Yates (for i from n−1 down to 1, swap i with j uniform in [0, i], drawn from
-/// `SeededRandom(seed:)` by Lemire's multiply-and-reject method). The generator carries over from epoch
-/// to epoch, so two loaders built with the same seed over equally sized datasets give exactly the same
-/// batches, epoch after epoch. The last, smaller batch of an epoch is included unless `dropLast`.
-///
-/// Batches are gathered into buffers allocated once at construction; `nextBatch` allocates nothing.
-public final class BatchLoader {
-    public let dataset: Dataset
-    public let batchSize: Int
-    public let shuffle: Bool
-    public let dropLast: Bool
-    public let seed: UInt64
-    /// The current (or last) epoch's index; -1 before the first batch.
-    public private(set) var epoch = -1
-
-    private var random: SeededRandom
-    private let order: RawStorage<Int>
-    private let inputBuffer: FloatBuffer
-    private let labelBuffer: RawStorage<Int32>?
-    private let targetBuffer: FloatBuffer?
-    private var position = 0
-    private var batchIndex = 0
-    private var inEpoch = false
-
-    /// - Parameters:
-    ///   - shuffle: false visits the samples in order (seed unused).
-    ///   - dropLast: leave out an epoch's last batch when it is smaller than `batchSize`.
-    public init(dataset: Dataset, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false) throws {
-        guard batchSize > 0 else { throw BNDError.invalidArgument("batch size must be positive, got \(batchSize)") }
-        self.dataset = dataset
-        self.batchSize = batchSize
-        self.shuffle = shuffle
-        self.dropLast = dropLast
-        self.seed = seed
-        random = SeededRandom(seed: seed)
-        let capacity = min(batchSize, dataset.count)
-        order = try RawStorage<Int>(count: dataset.count, what: "the sample order")
-        for i in 0..<dataset.count { order.pointer[i] = i }
-        inputBuffer = try FloatBuffer(count: try Checked.multiply(capacity, dataset.sampleSize, "batch inputs"))
-        labelBuffer = dataset.isClassification ? try RawStorage<Int32>(count: capacity, what: "batch labels") : nil
-        targetBuffer = dataset.isClassification ? nil
-            : try FloatBuffer(count: try Checked.multiply(capacity, dataset.targetCount, "batch targets"))
-    }
-
-    /// The number of batches each epoch yields.
-    public var batchesPerEpoch: Int {
-        // Written so that no batch size, however large, overflows.
-        dataset.count / batchSize + (!dropLast && dataset.count % batchSize != 0 ? 1 : 0)
-    }
-
-    /// Starts the next epoch now (reshuffling), abandoning what is left of the current one.
-    public func startEpoch() {
-        epoch += 1
-        position = 0
-        batchIndex = 0
-        inEpoch = true
-        guard shuffle else { return }
-        let p = order.pointer
-        let n = dataset.count
-        for i in 0..<n { p[i] = i }
-        var i = n - 1
-        while i > 0 {
-            let j = Int(BatchLoader.uniform(below: UInt64(i + 1), using: &random))
-            let t = p[i]; p[i] = p[j]; p[j] = t
-            i -= 1
-        }
-    }
-
-    /// Restarts from the seed's first epoch, as a freshly built loader.
-    public func reset() {
-        random = SeededRandom(seed: seed)
-        epoch = -1
-        inEpoch = false
-        for i in 0..<dataset.count { order.pointer[i] = i }
-    }
-
-    /// An unbiased draw in [0, bound) (Lemire, "Fast random integer generation in an interval", 2019).
-    static func uniform(below bound: UInt64, using random: inout SeededRandom) -> UInt64 {
-        var m = random.next().multipliedFullWidth(by: bound)
-        if m.low < bound {
-            let threshold = (0 &- bound) % bound
-            while m.low < threshold { m = random.next().multipliedFullWidth(by: bound) }
-        }
-        return m.high
-    }
-
-    /// The next batch of the current epoch, starting a new epoch first when none is running; nil once the
-    /// epoch is exhausted (the call after that starts the next epoch). So `while let b = loader.nextBatch()`
-    /// runs exactly one epoch.
-    public func nextBatch() -> Batch? {
-        if !inEpoch { startEpoch() }
-        let remaining = dataset.count - position
-        let size = min(batchSize, remaining)
-        if size == 0 || (dropLast && size < batchSize) {
-            inEpoch = false
-            return nil
-        }
-        let sampleSize = dataset.sampleSize
-        let source = dataset.features
-        let indices = order.pointer + position
-        let inputs = inputBuffer.pointer
-        for k in 0..<size {
-            (inputs + k * sampleSize).update(from: source + indices[k] * sampleSize, count: sampleSize)
-        }
-        if let labels = dataset.labels, let out = labelBuffer?.pointer {
-            for k in 0..<size { out[k] = labels[indices[k]] }
-        }
-        if let targets = dataset.targets, let out = targetBuffer?.pointer {
-            let t = dataset.targetCount
-            for k in 0..<size { (out + k * t).update(from: targets + indices[k] * t, count: t) }
-        }
-        let batch = Batch(epoch: epoch, index: batchIndex, size: size, inputs: UnsafePointer(inputs),
-                          labels: labelBuffer.map { UnsafePointer($0.pointer) },
-                          targets: targetBuffer.map { UnsafePointer($0.pointer) },
-                          sampleIndices: UnsafeBufferPointer(start: indices, count: size),
-                          sampleSize: sampleSize, targetCount: dataset.targetCount)
-        position += size
-        batchIndex += 1
-        return batch
     }
 }

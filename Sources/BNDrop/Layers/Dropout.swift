@@ -6,41 +6,33 @@
 /// same masks on every run.
 public final class Dropout: Layer {
     public let p: Float
-    public let inputShape: [Int]
-    public var outputShape: [Int] { inputShape }
-    public var isTraining = true
-    public var typeName: String { "Dropout" }
-    public var state: [StateEntry] { [] }
-
     /// The random source of the masks; `reset` reseeds it.
     public var random: SeededRandom
-    private let output = FloatBuffer()
-    private let gradInput = FloatBuffer()
     /// Per element: 0 or 1/(1−p) for the last train-mode forward.
     private let mask = FloatBuffer()
-    private var record = ForwardRecord()
+    /// Whether the last forward applied the mask (train mode) or passed the input through (eval mode).
+    private var maskApplied = false
 
-    public init(p: Float, shape: [Int], random: inout SeededRandom) throws {
+    public init(inputShape: [Int], p: Float, random: inout SeededRandom) throws {
         guard p.isFinite, p >= 0, p <= 1 else {
             throw BNDError.invalidArgument("dropout probability has to be between 0 and 1, but got \(p)")
         }
-        _ = try Checked.product(shape, "Dropout shape")
         self.p = p
-        inputShape = shape
         self.random = SeededRandom(seed: random.next())
+        try super.init("Dropout", inputShape: inputShape, outputShape: inputShape)
     }
 
-    public func reset(random: inout SeededRandom) {
+    public override func reset(random: inout SeededRandom) {
         self.random = SeededRandom(seed: random.next())
     }
 
     /// The mask of the last train-mode forward pass (0 or 1/(1−p) per element).
     public var lastMask: [Float] { mask.array }
 
-    public func forward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
-        let count = try Checked.multiply(batch, inputCount, "Dropout input")
-        record = ForwardRecord(batch: batch, wasTraining: isTraining)
+    override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        maskApplied = isTraining
         guard isTraining else { return x }
+        let count = batch * inputCount
         try mask.resize(count)
         try output.resize(count)
         let m = mask.pointer, y = output.pointer
@@ -56,11 +48,10 @@ public final class Dropout: Layer {
         return UnsafePointer(y)
     }
 
-    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
-        -> UnsafePointer<Float>? {
-        try record.requireBackward(batch, typeName)
+    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         guard needInputGradient else { return nil }
-        guard record.wasTraining else { return dy }
+        guard maskApplied else { return dy }
         let count = batch * inputCount
         try gradInput.resize(count)
         let m = mask.pointer, dx = gradInput.pointer

@@ -1,10 +1,23 @@
 import Glibc
 
-/// Loss functions with mean reduction, as torch.nn.functional.cross_entropy and mse_loss.
+/// The losses, with mean reduction, as torch.nn.functional.cross_entropy and mse_loss: the cases name
+/// them (for `fit`, `evaluate`, and `bnd_loss` in C), the static functions compute them.
 ///
 /// They compute faithfully: non-finite inputs give a non-finite loss (the training step turns that into
 /// `BNDError.numeric` before any parameter changes). Bad labels or sizes throw.
-public enum Loss {
+public enum Loss: Int32, Sendable {
+    /// Cross-entropy on integer labels (classification datasets). `BND_LOSS_CROSS_ENTROPY`.
+    case crossEntropy = 0
+    /// Mean squared error on float targets (regression datasets). `BND_LOSS_MSE`.
+    case mse = 1
+
+    /// Throws `.invalidArgument` at the first label outside [0, classes).
+    static func checkLabels(_ labels: UnsafePointer<Int32>, batch: Int, classes: Int) throws {
+        for n in 0..<batch where labels[n] < 0 || Int(labels[n]) >= classes {
+            throw BNDError.invalidArgument("Target \(labels[n]) is out of bounds: labels must be in [0, \(classes)) (sample \(n))")
+        }
+    }
+
     /// Mean over the batch of −log_softmax(logits)[label].
     /// - Parameters:
     ///   - logits: batch×classes values.
@@ -12,12 +25,10 @@ public enum Loss {
     ///   - gradient: if non-nil, receives (softmax − onehot)/batch (batch×classes values).
     public static func crossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
                                     classes: Int, gradient: UnsafeMutablePointer<Float>?) throws -> Float {
-        guard batch > 0 else { throw BNDError.shape("cross_entropy needs a batch of at least 1, got \(batch)") }
-        guard classes > 0 else { throw BNDError.shape("cross_entropy needs at least 1 class, got \(classes)") }
+        try Checked.batch(batch, "cross_entropy batch")
+        try Checked.batch(classes, "cross_entropy classes")
         _ = try Checked.multiply(batch, classes, "cross_entropy logits")
-        for n in 0..<batch where labels[n] < 0 || Int(labels[n]) >= classes {
-            throw BNDError.invalidArgument("Target \(labels[n]) is out of bounds: labels must be in [0, \(classes)) (sample \(n))")
-        }
+        try checkLabels(labels, batch: batch, classes: classes)
         var total = 0.0
         for n in 0..<batch {
             let row = logits + n * classes
@@ -42,7 +53,7 @@ public enum Loss {
     /// Mean over all elements of (prediction − target)²; gradient 2(prediction − target)/count.
     public static func mse(prediction: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int,
                            gradient: UnsafeMutablePointer<Float>?) throws -> Float {
-        guard count > 0 else { throw BNDError.shape("mse needs at least 1 element, got \(count)") }
+        try Checked.batch(count, "mse element count")
         var total = 0.0
         let scale = 2 / Float(count)
         for i in 0..<count {

@@ -7,24 +7,17 @@ import COpenBLAS
 /// Default init: W and b ~ U(-1/√fan_in, 1/√fan_in), fan_in = in_c·k·k (as PyTorch).
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int, padding: Int
-    public let inputShape: [Int]
-    public let outputShape: [Int]
     public let weight: Parameter
     public let bias: Parameter
-    public var isTraining = true
-    public var typeName: String { "Conv2d" }
 
     private let height: Int, width: Int, outHeight: Int, outWidth: Int
     /// Rows of the patch matrix: C·k·k.
     private let patchSize: Int
-    private let output = FloatBuffer()
-    private let gradInput = FloatBuffer()
     private let columns = FloatBuffer()
     private let gradColumns = FloatBuffer()
-    private var record = ForwardRecord()
 
-    /// - Parameter shape: one sample's shape [C, H, W].
-    public init(shape: [Int], outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+    /// - Parameter inputShape: one sample's shape [C, H, W].
+    public init(inputShape shape: [Int], outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 random: inout SeededRandom) throws {
         guard shape.count == 3 else {
             throw BNDError.shape("Conv2d expects a sample shape [C, H, W], got \(shape)")
@@ -50,21 +43,17 @@ public final class Conv2d: Layer {
         outHeight = (ph - kernelSize) / stride + 1
         outWidth = (pw - kernelSize) / stride + 1
         patchSize = try Checked.product([inChannels, kernelSize, kernelSize], "Conv2d kernel")
-        _ = try blasInt(outChannels, patchSize, "Conv2d weight")
-        _ = try blasInt(patchSize, outHeight * outWidth, "Conv2d patch matrix")
-        inputShape = shape
-        outputShape = [outChannels, outHeight, outWidth]
+        _ = try Checked.blasInt(outChannels, patchSize, "Conv2d weight")
+        _ = try Checked.blasInt(patchSize, outHeight * outWidth, "Conv2d patch matrix")
         weight = try Parameter(shape: [outChannels, inChannels, kernelSize, kernelSize])
         bias = try Parameter(shape: [outChannels])
+        try super.init("Conv2d", inputShape: shape, outputShape: [outChannels, outHeight, outWidth])
         reset(random: &random)
     }
 
-    public var state: [StateEntry] {
-        [StateEntry(name: "weight", shape: weight.shape, storage: .parameter(weight)),
-         StateEntry(name: "bias", shape: bias.shape, storage: .parameter(bias))]
-    }
+    public override var state: [StateEntry] { [.parameter("weight", weight), .parameter("bias", bias)] }
 
-    public func reset(random: inout SeededRandom) {
+    public override func reset(random: inout SeededRandom) {
         let bound = 1 / Float(patchSize).squareRoot()
         fillUniform(weight.value, bound: bound, random: &random)
         fillUniform(bias.value, bound: bound, random: &random)
@@ -121,11 +110,10 @@ public final class Conv2d: Layer {
         }
     }
 
-    public func forward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+    override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         let plane = planeSize
         let inCount = inputCount, outCount = outputCount
-        try output.resize(Checked.multiply(batch, outCount, "Conv2d output"))
-        _ = try Checked.multiply(batch, inCount, "Conv2d input")
+        try output.resize(batch * outCount)
         try columns.resize(Checked.multiply(Checked.multiply(batch, patchSize, "Conv2d patch matrices"), plane,
                                             "Conv2d patch matrices"))
         let y = output.pointer
@@ -137,13 +125,11 @@ public final class Conv2d: Layer {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(plane), Int32(patchSize),
                         1, weight.value.pointer, Int32(patchSize), cols, Int32(plane), 1, yn, Int32(plane))
         }
-        record = ForwardRecord(batch: batch, wasTraining: isTraining)
         return UnsafePointer(y)
     }
 
-    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
-        -> UnsafePointer<Float>? {
-        try record.requireBackward(batch, typeName)
+    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         let plane = planeSize, inCount = inputCount, outCount = outputCount
         if needInputGradient {
             try gradInput.resize(batch * inCount)

@@ -15,10 +15,6 @@ public final class BatchNorm: Layer {
     public let momentum: Float?
     public let affine: Bool
     public let trackRunningStats: Bool
-    public let inputShape: [Int]
-    public var outputShape: [Int] { inputShape }
-    public var isTraining = true
-    public var typeName: String { inputShape.count == 3 ? "BatchNorm2d" : "BatchNorm1d" }
 
     /// γ and β (nil when `affine` is false).
     public let weight: Parameter?
@@ -29,18 +25,18 @@ public final class BatchNorm: Layer {
     public let numBatchesTracked: Counter?
 
     /// Elements per channel per sample: 1 for N×C, L for N×C×L, H·W for N×C×H×W.
-    private let spatial: Int
-    private let output = FloatBuffer()
-    private let gradInput = FloatBuffer()
-    /// Mean and 1/√(var+eps) used by the last forward, per channel.
+    let spatial: Int
+    /// Per channel: the mean and 1/√(var+eps) the last forward normalised with, and (after batch
+    /// statistics) the unbiased variance for the running-statistics update.
     private let savedMean: FloatBuffer
     private let savedInvStd: FloatBuffer
+    private let unbiasedVar: FloatBuffer
+    /// Whether the last forward normalised with the batch's statistics (train mode, or eval without
+    /// running statistics) rather than the running ones.
     private var usedBatchStatistics = true
-    private var input: UnsafePointer<Float>?
-    private var record = ForwardRecord()
 
-    /// - Parameter shape: one sample's shape: [C], [C, L] (BatchNorm1d) or [C, H, W] (BatchNorm2d).
-    public init(shape: [Int], eps: Float = 1e-5, momentum: Float? = 0.1, affine: Bool = true,
+    /// - Parameter inputShape: one sample's shape: [C], [C, L] (BatchNorm1d) or [C, H, W] (BatchNorm2d).
+    public init(inputShape shape: [Int], eps: Float = 1e-5, momentum: Float? = 0.1, affine: Bool = true,
                 trackRunningStats: Bool = true) throws {
         guard (1...3).contains(shape.count), let channels = shape.first, channels > 0 else {
             throw BNDError.shape("BatchNorm expects a sample shape [C], [C, L] or [C, H, W] with C > 0, got \(shape)")
@@ -56,7 +52,6 @@ public final class BatchNorm: Layer {
         self.momentum = momentum
         self.affine = affine
         self.trackRunningStats = trackRunningStats
-        inputShape = shape
         weight = affine ? try Parameter(shape: [channels]) : nil
         bias = affine ? try Parameter(shape: [channels]) : nil
         runningMean = trackRunningStats ? try FloatBuffer(count: channels) : nil
@@ -64,15 +59,15 @@ public final class BatchNorm: Layer {
         numBatchesTracked = trackRunningStats ? Counter() : nil
         savedMean = try FloatBuffer(count: channels)
         savedInvStd = try FloatBuffer(count: channels)
-        var unused = SeededRandom(seed: 0)
-        reset(random: &unused)
+        unbiasedVar = try FloatBuffer(count: channels)
+        try super.init(shape.count == 3 ? "BatchNorm2d" : "BatchNorm1d", inputShape: shape, outputShape: shape)
+        resetState()
     }
 
-    public var state: [StateEntry] {
+    public override var state: [StateEntry] {
         var entries: [StateEntry] = []
         if let w = weight, let b = bias {
-            entries.append(StateEntry(name: "weight", shape: w.shape, storage: .parameter(w)))
-            entries.append(StateEntry(name: "bias", shape: b.shape, storage: .parameter(b)))
+            entries += [.parameter("weight", w), .parameter("bias", b)]
         }
         if let rm = runningMean, let rv = runningVar, let nbt = numBatchesTracked {
             entries.append(StateEntry(name: "running_mean", shape: [numFeatures], storage: .buffer(rm)))
@@ -82,8 +77,11 @@ public final class BatchNorm: Layer {
         return entries
     }
 
+    /// BatchNorm draws nothing: its initial state is fixed.
+    public override func reset(random: inout SeededRandom) { resetState() }
+
     /// weight=1, bias=0, running_mean=0, running_var=1, num_batches_tracked=0.
-    public func reset(random: inout SeededRandom) {
+    private func resetState() {
         weight?.value.fill(1)
         bias?.value.fill(0)
         runningMean?.fill(0)
@@ -91,76 +89,90 @@ public final class BatchNorm: Layer {
         numBatchesTracked?.value = 0
     }
 
-    public func forward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
-        let total = try Checked.multiply(batch, inputCount, "\(typeName) input")
-        let perChannel = batch * spatial
-        let useBatchStats = isTraining || !trackRunningStats
-        if useBatchStats && perChannel <= 1 {
+    /// The smallest batch this layer can normalise with batch statistics (more than one value per
+    /// channel): 2 for an N×C input, 1 otherwise.
+    public var minimumTrainingBatch: Int { spatial > 1 ? 1 : 2 }
+
+    /// Whether a forward in the current mode normalises with the batch's statistics.
+    var usesBatchStatistics: Bool { isTraining || !trackRunningStats }
+
+    override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        let useBatchStats = usesBatchStatistics
+        if useBatchStats && batch * spatial <= 1 {
             throw BNDError.shape("Expected more than 1 value per channel when training, got input size "
                                  + "\([batch] + inputShape)")
         }
-        try output.resize(total)
-        let y = output.pointer
-        let channels = numFeatures
-        let stride = channels * spatial
-        // The running-statistics update factor of this batch, when there is an update.
-        var updateFactor: Float? = nil
-        if isTraining, let nbt = numBatchesTracked {
-            nbt.value += 1
-            updateFactor = momentum ?? Float(1 / Double(nbt.value))
-        }
-        for c in 0..<channels {
-            let mean: Float, invStd: Float
-            if useBatchStats {
-                var sum = 0.0
-                for n in 0..<batch {
-                    let row = x + n * stride + c * spatial
-                    for s in 0..<spatial { sum += Double(row[s]) }
-                }
-                let mu = sum / Double(perChannel)
-                var squares = 0.0
-                for n in 0..<batch {
-                    let row = x + n * stride + c * spatial
-                    for s in 0..<spatial {
-                        let d = Double(row[s]) - mu
-                        squares += d * d
-                    }
-                }
-                mean = Float(mu)
-                invStd = Float(1 / (squares / Double(perChannel) + Double(eps)).squareRoot())
-                if let factor = updateFactor, let rm = runningMean, let rv = runningVar {
-                    let unbiased = Float(squares / Double(perChannel - 1))
-                    rm.pointer[c] = (1 - factor) * rm.pointer[c] + factor * mean
-                    rv.pointer[c] = (1 - factor) * rv.pointer[c] + factor * unbiased
-                }
-            } else if let rm = runningMean, let rv = runningVar {
-                // Eval with running statistics.
-                mean = rm.pointer[c]
-                invStd = 1 / (rv.pointer[c] + eps).squareRoot()
-            } else {
-                throw BNDError.internalError("\(typeName): no statistics to normalise with")
+        try output.resize(batch * inputCount)
+        if useBatchStats {
+            batchStatistics(x, batch: batch)
+            if isTraining { updateRunningStatistics() }
+        } else if let rm = runningMean, let rv = runningVar {
+            for c in 0..<numFeatures {
+                savedMean.pointer[c] = rm.pointer[c]
+                savedInvStd.pointer[c] = 1 / (rv.pointer[c] + eps).squareRoot()
             }
-            savedMean.pointer[c] = mean
-            savedInvStd.pointer[c] = invStd
-            let gamma = weight?.value.pointer[c] ?? 1
+        } else {
+            throw BNDError.internalError("\(typeName): no statistics to normalise with")
+        }
+        normalize(x, into: output.pointer, batch: batch)
+        usedBatchStatistics = useBatchStats
+        return UnsafePointer(output.pointer)
+    }
+
+    /// The batch's per-channel mean, 1/√(biased var + eps) and unbiased variance, summed in double
+    /// precision in two passes so that a large common offset keeps its variance.
+    private func batchStatistics(_ x: UnsafePointer<Float>, batch: Int) {
+        let stride = numFeatures * spatial
+        let perChannel = Double(batch * spatial)
+        for c in 0..<numFeatures {
+            var sum = 0.0
+            for n in 0..<batch {
+                let row = x + n * stride + c * spatial
+                for s in 0..<spatial { sum += Double(row[s]) }
+            }
+            let mu = sum / perChannel
+            var squares = 0.0
+            for n in 0..<batch {
+                let row = x + n * stride + c * spatial
+                for s in 0..<spatial {
+                    let d = Double(row[s]) - mu
+                    squares += d * d
+                }
+            }
+            savedMean.pointer[c] = Float(mu)
+            savedInvStd.pointer[c] = Float(1 / (squares / perChannel + Double(eps)).squareRoot())
+            unbiasedVar.pointer[c] = Float(squares / (perChannel - 1))
+        }
+    }
+
+    /// running = (1 − f)·running + f·batch statistic, with f = momentum or 1/num_batches_tracked.
+    private func updateRunningStatistics() {
+        guard let rm = runningMean, let rv = runningVar, let nbt = numBatchesTracked else { return }
+        nbt.value += 1
+        let factor = momentum ?? Float(1 / Double(nbt.value))
+        for c in 0..<numFeatures {
+            rm.pointer[c] = (1 - factor) * rm.pointer[c] + factor * savedMean.pointer[c]
+            rv.pointer[c] = (1 - factor) * rv.pointer[c] + factor * unbiasedVar.pointer[c]
+        }
+    }
+
+    /// y = (x − mean)·invStd·γ + β with the saved statistics.
+    private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, batch: Int) {
+        let stride = numFeatures * spatial
+        for c in 0..<numFeatures {
+            let mean = savedMean.pointer[c]
+            let scale = savedInvStd.pointer[c] * (weight?.value.pointer[c] ?? 1)
             let beta = bias?.value.pointer[c] ?? 0
-            let scale = invStd * gamma
             for n in 0..<batch {
                 let row = x + n * stride + c * spatial
                 let out = y + n * stride + c * spatial
                 for s in 0..<spatial { out[s] = (row[s] - mean) * scale + beta }
             }
         }
-        usedBatchStatistics = useBatchStats
-        input = x
-        record = ForwardRecord(batch: batch, wasTraining: isTraining)
-        return UnsafePointer(y)
     }
 
-    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
-        -> UnsafePointer<Float>? {
-        try record.requireBackward(batch, typeName)
-        guard let x = input else { throw BNDError.state("\(typeName): backward called before forward") }
+    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         let channels = numFeatures
         let stride = channels * spatial
         let perChannel = Double(batch * spatial)

@@ -6,6 +6,13 @@ public protocol Optimizer: AnyObject {
     func step() throws
 }
 
+/// As PyTorch, an optimizer needs something to optimize.
+private func requireParameters(_ parameters: [Parameter]) throws {
+    guard !parameters.isEmpty else {
+        throw BNDError.invalidArgument("optimizer got an empty parameter list (the network has no layer with parameters)")
+    }
+}
+
 /// Stochastic gradient descent, as torch.optim.SGD:
 /// g = grad + wd·p; buf = g (first step) or momentum·buf + (1−dampening)·g;
 /// g = g + momentum·buf (nesterov) or buf; p −= lr·g.
@@ -18,6 +25,7 @@ public final class SGD: Optimizer {
 
     public init(parameters: [Parameter], learningRate: Float = 0.01, momentum: Float = 0, dampening: Float = 0,
                 weightDecay: Float = 0, nesterov: Bool = false) throws {
+        try requireParameters(parameters)
         try Checked.finite(learningRate, in: 0...Float.greatestFiniteMagnitude, "SGD learning rate")
         try Checked.finite(momentum, in: 0...Float.greatestFiniteMagnitude, "SGD momentum")
         try Checked.finite(dampening, in: -Float.greatestFiniteMagnitude...Float.greatestFiniteMagnitude, "SGD dampening")
@@ -69,6 +77,7 @@ public final class Adam: Optimizer {
 
     public init(parameters: [Parameter], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
                 eps: Float = 1e-8, weightDecay: Float = 0, decoupledWeightDecay: Bool = false) throws {
+        try requireParameters(parameters)
         try Checked.finite(learningRate, in: 0...Float.greatestFiniteMagnitude, "Adam learning rate")
         guard beta1.isFinite, beta1 >= 0, beta1 < 1 else {
             throw BNDError.invalidArgument("Adam beta1 must be in [0, 1), got \(beta1)")

@@ -20,37 +20,25 @@ struct PoolGeometry {
     }
 
     var outputShape: [Int] { [channels, outHeight, outWidth] }
-    var planes: Int { channels }
 }
 
 /// Average pooling, as torch.nn.AvgPool2d(kernel_size, stride) with padding 0: each window's sum / k².
 public final class AvgPool2d: Layer {
     public let kernelSize: Int, stride: Int
-    public let inputShape: [Int]
-    public let outputShape: [Int]
-    public var isTraining = true
-    public var typeName: String { "AvgPool2d" }
-    public var state: [StateEntry] { [] }
     private let geometry: PoolGeometry
-    private let output = FloatBuffer()
-    private let gradInput = FloatBuffer()
-    private var record = ForwardRecord()
 
     /// - Parameter stride: nil means `kernelSize` (PyTorch's default).
-    public init(shape: [Int], kernelSize: Int, stride: Int? = nil) throws {
-        geometry = try PoolGeometry("AvgPool2d", shape: shape, kernel: kernelSize, stride: stride ?? kernelSize)
+    public init(inputShape: [Int], kernelSize: Int, stride: Int? = nil) throws {
+        geometry = try PoolGeometry("AvgPool2d", shape: inputShape, kernel: kernelSize, stride: stride ?? kernelSize)
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
-        inputShape = shape
-        outputShape = geometry.outputShape
+        try super.init("AvgPool2d", inputShape: inputShape, outputShape: geometry.outputShape)
     }
 
-    public func reset(random: inout SeededRandom) {}
-
-    public func forward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+    override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         let g = geometry
-        let planes = try Checked.multiply(batch, g.channels, "AvgPool2d input")
-        try output.resize(Checked.multiply(batch, outputCount, "AvgPool2d output"))
+        let planes = batch * g.channels
+        try output.resize(batch * outputCount)
         let divisor = Float(g.kernel * g.kernel)
         for p in 0..<planes {
             let src = x + p * g.height * g.width, dst = output.pointer + p * g.outHeight * g.outWidth
@@ -65,13 +53,11 @@ public final class AvgPool2d: Layer {
                 }
             }
         }
-        record = ForwardRecord(batch: batch, wasTraining: isTraining)
         return UnsafePointer(output.pointer)
     }
 
-    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
-        -> UnsafePointer<Float>? {
-        try record.requireBackward(batch, typeName)
+    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         guard needInputGradient else { return nil }
         let g = geometry
         try gradInput.resize(batch * inputCount)
@@ -97,75 +83,61 @@ public final class AvgPool2d: Layer {
 /// first maximum of each window (a NaN counts as the maximum, as in PyTorch).
 public final class MaxPool2d: Layer {
     public let kernelSize: Int, stride: Int
-    public let inputShape: [Int]
-    public let outputShape: [Int]
-    public var isTraining = true
-    public var typeName: String { "MaxPool2d" }
-    public var state: [StateEntry] { [] }
     private let geometry: PoolGeometry
-    private let output = FloatBuffer()
-    private let gradInput = FloatBuffer()
     /// For each output element, the offset of its maximum inside its input plane.
-    private var argmax: [Int32] = []
-    private var record = ForwardRecord()
+    private let argmax = Buffer<Int32>()
 
-    public init(shape: [Int], kernelSize: Int, stride: Int? = nil) throws {
-        geometry = try PoolGeometry("MaxPool2d", shape: shape, kernel: kernelSize, stride: stride ?? kernelSize)
+    /// - Parameter stride: nil means `kernelSize` (PyTorch's default).
+    public init(inputShape: [Int], kernelSize: Int, stride: Int? = nil) throws {
+        geometry = try PoolGeometry("MaxPool2d", shape: inputShape, kernel: kernelSize, stride: stride ?? kernelSize)
         guard geometry.height * geometry.width <= Int(Int32.max) else {
-            throw BNDError.shape("MaxPool2d input plane \(shape) is too large")
+            throw BNDError.shape("MaxPool2d input plane \(inputShape) is too large")
         }
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
-        inputShape = shape
-        outputShape = geometry.outputShape
+        try super.init("MaxPool2d", inputShape: inputShape, outputShape: geometry.outputShape)
     }
 
-    public func reset(random: inout SeededRandom) {}
-
-    public func forward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+    override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         let g = geometry
-        let planes = try Checked.multiply(batch, g.channels, "MaxPool2d input")
-        let count = try Checked.multiply(batch, outputCount, "MaxPool2d output")
+        let planes = batch * g.channels
+        let count = batch * outputCount
         try output.resize(count)
-        if argmax.count < count { argmax = [Int32](repeating: 0, count: count) }
-        argmax.withUnsafeMutableBufferPointer { arg in
-            for p in 0..<planes {
-                let src = x + p * g.height * g.width
-                let base = p * g.outHeight * g.outWidth
-                for oy in 0..<g.outHeight {
-                    for ox in 0..<g.outWidth {
-                        var best = (oy * g.stride) * g.width + ox * g.stride
-                        var bestValue = src[best]
-                        for ky in 0..<g.kernel {
-                            for kx in 0..<g.kernel {
-                                let at = (oy * g.stride + ky) * g.width + ox * g.stride + kx
-                                let v = src[at]
-                                if v > bestValue || (v.isNaN && !bestValue.isNaN) { best = at; bestValue = v }
-                            }
+        try argmax.resize(count)
+        let arg = argmax.pointer
+        for p in 0..<planes {
+            let src = x + p * g.height * g.width
+            let base = p * g.outHeight * g.outWidth
+            for oy in 0..<g.outHeight {
+                for ox in 0..<g.outWidth {
+                    var best = (oy * g.stride) * g.width + ox * g.stride
+                    var bestValue = src[best]
+                    for ky in 0..<g.kernel {
+                        for kx in 0..<g.kernel {
+                            let at = (oy * g.stride + ky) * g.width + ox * g.stride + kx
+                            let v = src[at]
+                            if v > bestValue || (v.isNaN && !bestValue.isNaN) { best = at; bestValue = v }
                         }
-                        output.pointer[base + oy * g.outWidth + ox] = bestValue
-                        arg[base + oy * g.outWidth + ox] = Int32(best)
                     }
+                    output.pointer[base + oy * g.outWidth + ox] = bestValue
+                    arg[base + oy * g.outWidth + ox] = Int32(best)
                 }
             }
         }
-        record = ForwardRecord(batch: batch, wasTraining: isTraining)
         return UnsafePointer(output.pointer)
     }
 
-    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
-        -> UnsafePointer<Float>? {
-        try record.requireBackward(batch, typeName)
+    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         guard needInputGradient else { return nil }
         let g = geometry
         try gradInput.resize(batch * inputCount)
         gradInput.fill(0)
         let outPlane = g.outHeight * g.outWidth, inPlane = g.height * g.width
-        argmax.withUnsafeBufferPointer { arg in
-            for p in 0..<(batch * g.channels) {
-                let dst = gradInput.pointer + p * inPlane
-                for i in 0..<outPlane { dst[Int(arg[p * outPlane + i])] += dy[p * outPlane + i] }
-            }
+        let arg = argmax.pointer
+        for p in 0..<(batch * g.channels) {
+            let dst = gradInput.pointer + p * inPlane
+            for i in 0..<outPlane { dst[Int(arg[p * outPlane + i])] += dy[p * outPlane + i] }
         }
         return UnsafePointer(gradInput.pointer)
     }

@@ -1,0 +1,132 @@
+/// A trainable tensor: its values, the gradient accumulated by `backward`, and its shape.
+public final class Parameter {
+    public let shape: [Int]
+    public let value: FloatBuffer
+    public let gradient: FloatBuffer
+
+    public init(shape: [Int]) throws {
+        self.shape = shape
+        let count = try Checked.product(shape, "parameter shape")
+        value = try FloatBuffer(count: count)
+        gradient = try FloatBuffer(count: count)
+    }
+
+    public var count: Int { value.count }
+}
+
+/// An integer buffer such as BatchNorm's `num_batches_tracked`.
+public final class Counter {
+    public var value: Int64 = 0
+}
+
+/// One named entry of a layer's state, as PyTorch's state_dict lists it.
+public struct StateEntry {
+    public enum Storage {
+        case parameter(Parameter)
+        case buffer(FloatBuffer)
+        case counter(Counter)
+    }
+
+    /// The name inside the layer: "weight", "bias", "running_mean", "running_var", "num_batches_tracked".
+    public let name: String
+    /// The tensor's shape ([] for a counter).
+    public let shape: [Int]
+    public let storage: Storage
+
+    public var count: Int {
+        switch storage {
+        case .parameter(let p): return p.count
+        case .buffer(let b): return b.count
+        case .counter: return 1
+        }
+    }
+
+    static func parameter(_ name: String, _ p: Parameter) -> StateEntry {
+        StateEntry(name: name, shape: p.shape, storage: .parameter(p))
+    }
+}
+
+/// A layer of a `Sequential` network: what every layer shares, said once.
+///
+/// Layers compute on whole batches in row-major layout (N×C, N×C×L, N×C×H×W). `inputShape` and
+/// `outputShape` describe one sample. `forward` and `backward` are fixed here: they check the batch,
+/// remember what backward needs, and call the layer's own `computeForward` / `computeBackward`, which
+/// hold its kernels. A layer's `output` and `gradInput` buffers are sized for the largest batch seen and
+/// reused, so steps at a fixed batch size allocate nothing. The pointer `forward` returns stays valid
+/// until the layer's next `forward`; the `input` pointer passed to `forward` must stay valid until
+/// `backward` (the network guarantees both).
+public class Layer {
+    /// PyTorch's class name: "Linear", "BatchNorm1d", ...
+    public let typeName: String
+    public let inputShape: [Int]
+    public let outputShape: [Int]
+    /// Train (true) or eval (false) mode. Only BatchNorm and Dropout behave differently.
+    public var isTraining = true
+
+    /// Elements of one input sample and of one output sample.
+    let inputCount: Int
+    let outputCount: Int
+    /// The layer's own output and input-gradient storage (unused by layers that pass data through).
+    let output = FloatBuffer()
+    let gradInput = FloatBuffer()
+    /// The batch and input of the last successful forward; nil before one, or after a failed one.
+    private var lastForward: (batch: Int, input: UnsafePointer<Float>)?
+
+    init(_ typeName: String, inputShape: [Int], outputShape: [Int]) throws {
+        self.typeName = typeName
+        self.inputShape = inputShape
+        self.outputShape = outputShape
+        inputCount = try Checked.product(inputShape, "\(typeName) input shape")
+        outputCount = try Checked.product(outputShape, "\(typeName) output shape")
+    }
+
+    /// Parameters and buffers in state_dict order (none by default).
+    public var state: [StateEntry] { [] }
+
+    public var parameters: [Parameter] {
+        state.compactMap { if case .parameter(let p) = $0.storage { return p } else { return nil } }
+    }
+
+    /// Sets the parameters and buffers to their initial values, drawing from `random` (nothing to do by
+    /// default).
+    public func reset(random: inout SeededRandom) {}
+
+    /// Computes the output for `batch` samples at `input`.
+    public final func forward(_ input: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        lastForward = nil
+        try Checked.batch(batch)
+        _ = try Checked.multiply(batch, max(inputCount, outputCount), "\(typeName) batch of \(batch)")
+        let y = try computeForward(input, batch: batch)
+        lastForward = (batch, input)
+        return y
+    }
+
+    /// Accumulates parameter gradients for the last forward pass and returns the input gradient
+    /// (nil when `needInputGradient` is false and the layer could skip it).
+    public final func backward(_ gradOutput: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
+        -> UnsafePointer<Float>? {
+        guard let last = lastForward else {
+            throw BNDError.state("\(typeName): backward called before forward")
+        }
+        guard last.batch == batch else {
+            throw BNDError.shape("\(typeName): backward batch \(batch) differs from the forward batch \(last.batch)")
+        }
+        return try computeBackward(gradOutput, input: last.input, batch: batch, needInputGradient: needInputGradient)
+    }
+
+    /// The layer's forward kernel. `batch` is positive and `batch`·(input or output count) fits an `Int`.
+    func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        throw BNDError.internalError("\(typeName) has no forward")
+    }
+
+    /// The layer's backward kernel, for the forward that saw `input` with the same `batch`.
+    func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+                         needInputGradient: Bool) throws -> UnsafePointer<Float>? {
+        throw BNDError.internalError("\(typeName) has no backward")
+    }
+}
+
+/// Fills `buffer` with U(-bound, bound), PyTorch's default for Linear and Conv2d weights and biases.
+func fillUniform(_ buffer: FloatBuffer, bound: Float, random: inout SeededRandom) {
+    for i in 0..<buffer.count { buffer.pointer[i] = random.nextUniform(-bound, bound) }
+}

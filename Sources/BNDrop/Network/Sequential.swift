@@ -1,0 +1,237 @@
+/// A feed-forward network of layers applied in order, as torch.nn.Sequential.
+///
+/// Each `add…` call infers the new layer's input size from the shape so far, so sizes are never repeated.
+/// Parameters are initialised from the network's seed (default 0): layer `i` draws from its own stream of
+/// that seed, so adding a layer never changes the others. Every parameter and buffer is reachable by its
+/// PyTorch state_dict name (see `Sequential+StateDict.swift`); training steps are in
+/// `Training/TrainStep.swift`.
+///
+/// Buffers are allocated for the largest batch seen and reused: training at a fixed batch size allocates
+/// nothing after the first step. A `Sequential` is not thread-safe; different networks can be used from
+/// different threads at once.
+public final class Sequential {
+    /// One sample's shape, e.g. [784] or [1, 28, 28].
+    public let sampleShape: [Int]
+    public private(set) var layers: [Layer] = []
+    /// The seed the parameters were drawn from (`seed(_:)` changes it).
+    public private(set) var seed: UInt64
+    /// Every trainable parameter, in state_dict order (what `model.parameters()` yields).
+    public private(set) var parameters: [Parameter] = []
+    /// The batch size of the last successful forward pass; nil before one, after a failed one, and after
+    /// a layer was added.
+    public private(set) var lastBatch: Int?
+    /// The layers' outputs from the last successful forward pass, for inspection.
+    private var layerOutputs: [UnsafePointer<Float>?] = []
+    private let inputCopy = FloatBuffer()
+    /// The loss gradient of a training step (`TrainStep.swift`).
+    let lossGradient = FloatBuffer()
+    private var training = true
+    /// The most values one sample has anywhere in the network (input or any layer's output).
+    private var widestSample: Int
+
+    public init(sampleShape: [Int], seed: UInt64 = 0) throws {
+        guard !sampleShape.isEmpty, sampleShape.count <= 3 else {
+            throw BNDError.shape("sample shape must have 1 to 3 dimensions ([features], [C, L] or [C, H, W]), got \(sampleShape)")
+        }
+        guard sampleShape.allSatisfy({ $0 > 0 }) else {
+            throw BNDError.shape("sample shape dimensions must be positive, got \(sampleShape)")
+        }
+        widestSample = try Checked.product(sampleShape, "sample shape")
+        _ = try Checked.blasInt(1, widestSample, "sample shape \(sampleShape)")
+        self.sampleShape = sampleShape
+        self.seed = seed
+    }
+
+    /// The shape of one sample after the last layer (the sample shape when there are no layers).
+    public var outputShape: [Int] { layers.last?.outputShape ?? sampleShape }
+    public var inputCount: Int { sampleShape.reduce(1, *) }
+    public var outputCount: Int { outputShape.reduce(1, *) }
+
+    /// Train (true, the default) or eval mode for every layer, as `model.train()` / `model.eval()`.
+    public var isTraining: Bool {
+        get { training }
+        set {
+            training = newValue
+            for layer in layers { layer.isTraining = newValue }
+        }
+    }
+
+    /// Layer `index`, or an invalid-argument error when there is none.
+    public func layer(_ index: Int) throws -> Layer {
+        try Checked.index(index, below: layers.count, "layer")
+        return layers[index]
+    }
+
+    // MARK: Building
+
+    private var nextRandom: SeededRandom { SeededRandom(seed: seed, stream: UInt64(layers.count)) }
+
+    /// Appends `layer`, whose input shape must be the current output shape.
+    public func add(_ layer: Layer) throws {
+        guard layer.inputShape == outputShape else {
+            throw BNDError.shape("layer \(layers.count) (\(layer.typeName)) expects input \(layer.inputShape), "
+                                 + "but the network produces \(outputShape)")
+        }
+        _ = try Checked.blasInt(1, layer.outputCount, "layer \(layers.count) (\(layer.typeName)) output")
+        layer.isTraining = training
+        layers.append(layer)
+        layerOutputs.append(nil)
+        widestSample = max(widestSample, layer.outputCount)
+        parameters += layer.parameters
+        lastBatch = nil
+    }
+
+    public func addLinear(_ outFeatures: Int) throws {
+        var random = nextRandom
+        try add(Linear(inputShape: outputShape, outFeatures: outFeatures, random: &random))
+    }
+
+    public func addConv2d(outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0) throws {
+        var random = nextRandom
+        try add(Conv2d(inputShape: outputShape, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
+                       padding: padding, random: &random))
+    }
+
+    public func addReLU() throws { try add(ReLU(inputShape: outputShape)) }
+    public func addFlatten() throws { try add(Flatten(inputShape: outputShape)) }
+
+    /// - Parameter stride: nil means `kernelSize` (PyTorch's stride=None).
+    public func addAvgPool2d(kernelSize: Int, stride: Int? = nil) throws {
+        try add(AvgPool2d(inputShape: outputShape, kernelSize: kernelSize, stride: stride))
+    }
+
+    /// - Parameter stride: nil means `kernelSize` (PyTorch's stride=None).
+    public func addMaxPool2d(kernelSize: Int, stride: Int? = nil) throws {
+        try add(MaxPool2d(inputShape: outputShape, kernelSize: kernelSize, stride: stride))
+    }
+
+    /// BatchNorm1d for a [C] or [C, L] shape, BatchNorm2d for [C, H, W].
+    public func addBatchNorm(eps: Float = 1e-5, momentum: Float? = 0.1, affine: Bool = true,
+                             trackRunningStats: Bool = true) throws {
+        try add(BatchNorm(inputShape: outputShape, eps: eps, momentum: momentum, affine: affine,
+                          trackRunningStats: trackRunningStats))
+    }
+
+    public func addDropout(_ p: Float) throws {
+        var random = nextRandom
+        try add(Dropout(inputShape: outputShape, p: p, random: &random))
+    }
+
+    /// Re-initialises every layer from `seed` (parameters drawn anew, BatchNorm state reset, dropout
+    /// reseeded), as a network freshly built with that seed; layers added later use it too. Gradients are
+    /// zeroed. (`bnd_net_seed` in C.)
+    public func seed(_ seed: UInt64) {
+        self.seed = seed
+        for (index, layer) in layers.enumerated() {
+            var random = SeededRandom(seed: seed, stream: UInt64(index))
+            layer.reset(random: &random)
+        }
+        zeroGrad()
+    }
+
+    // MARK: Running
+
+    /// Runs `batch` samples through the network and returns the output (`batch`·`outputCount` values).
+    /// The returned pointer stays valid until the next `forward`.
+    public func forward(_ input: UnsafePointer<Float>, batch: Int) throws -> UnsafeBufferPointer<Float> {
+        lastBatch = nil
+        try Checked.batch(batch)
+        _ = try Checked.blasInt(batch, widestSample, "a batch of \(batch)")
+        try inputCopy.resize(batch * inputCount)
+        inputCopy.copy(from: input)
+        var current = UnsafePointer(inputCopy.pointer)
+        for index in layers.indices { layerOutputs[index] = nil }
+        for (index, layer) in layers.enumerated() {
+            current = try layer.forward(current, batch: batch)
+            layerOutputs[index] = current
+        }
+        lastBatch = batch
+        return UnsafeBufferPointer(start: current, count: batch * outputCount)
+    }
+
+    /// `forward`, writing the output into `output`, whose size is checked before anything runs.
+    public func forward(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutableBufferPointer<Float>) throws {
+        try Checked.batch(batch)
+        let needed = try Checked.multiply(batch, outputCount, "the output of a batch of \(batch)")
+        try Checked.room(output, needed, "output")
+        let result = try forward(input, batch: batch)
+        if let base = result.baseAddress, let out = output.baseAddress { out.update(from: base, count: needed) }
+    }
+
+    /// Array form of `forward`.
+    public func forward(_ input: [Float], batch: Int) throws -> [Float] {
+        try Checked.batch(batch)
+        guard input.count == batch * inputCount else {
+            throw BNDError.shape("input has \(input.count) values; a batch of \(batch) samples of \(sampleShape) needs "
+                                 + "\(batch * inputCount)")
+        }
+        return try input.withUnsafeBufferPointer { Array(try forward($0.baseAddress!, batch: batch)) }
+    }
+
+    /// Back-propagates `gradOutput` (gradient of the loss w.r.t. the last forward's output) and
+    /// *accumulates* parameter gradients, as `output.backward(grad)` does. When `gradInput` is given it
+    /// receives the gradient w.r.t. the input (`batch`·`inputCount` values; its size is checked before
+    /// anything runs).
+    public func backward(_ gradOutput: UnsafePointer<Float>, batch: Int,
+                         gradInput: UnsafeMutableBufferPointer<Float>? = nil) throws {
+        guard let last = lastBatch else {
+            throw BNDError.state("backward needs a successful forward first")
+        }
+        guard batch == last else {
+            throw BNDError.shape("backward batch \(batch) differs from the forward batch \(last)")
+        }
+        if let gradInput { try Checked.room(gradInput, batch * inputCount, "grad_input") }
+        var gradient = gradOutput
+        for (index, layer) in layers.enumerated().reversed() {
+            let needInput = index > 0 || gradInput != nil
+            guard let next = try layer.backward(gradient, batch: batch, needInputGradient: needInput) else { break }
+            gradient = next
+        }
+        if let out = gradInput?.baseAddress {
+            out.update(from: gradient, count: batch * inputCount)
+        }
+    }
+
+    /// Array form of `backward`: returns the input gradient.
+    public func backward(_ gradOutput: [Float], batch: Int) throws -> [Float] {
+        try Checked.batch(batch)
+        guard gradOutput.count == batch * outputCount else {
+            throw BNDError.shape("grad_output has \(gradOutput.count) values; a batch of \(batch) needs "
+                                 + "\(batch * outputCount)")
+        }
+        var gradInput = [Float](repeating: 0, count: batch * inputCount)
+        try gradOutput.withUnsafeBufferPointer { g in
+            try gradInput.withUnsafeMutableBufferPointer { try backward(g.baseAddress!, batch: batch, gradInput: $0) }
+        }
+        return gradInput
+    }
+
+    /// Sets every parameter gradient to zero.
+    public func zeroGrad() {
+        for parameter in parameters { parameter.gradient.fill(0) }
+    }
+
+    /// The output of layer `index` from the last successful forward pass (`batch`·its output count
+    /// values), e.g. for activation histograms.
+    public func layerOutput(_ index: Int) throws -> [Float] { Array(try lastOutput(of: index)) }
+
+    /// The number of values `layerOutput(index)` has now.
+    public func layerOutputCount(_ index: Int) throws -> Int { try lastOutput(of: index).count }
+
+    /// Copies the output of layer `index` into `out` (checked for room first); returns the count copied.
+    @discardableResult
+    public func layerOutput(_ index: Int, into out: UnsafeMutableBufferPointer<Float>) throws -> Int {
+        let values = try lastOutput(of: index)
+        try Checked.room(out, values.count, "out")
+        if let src = values.baseAddress, let dst = out.baseAddress { dst.update(from: src, count: values.count) }
+        return values.count
+    }
+
+    private func lastOutput(of index: Int) throws -> UnsafeBufferPointer<Float> {
+        try Checked.index(index, below: layers.count, "layer")
+        guard let batch = lastBatch, let output = layerOutputs[index] else {
+            throw BNDError.state("layer outputs exist only after a successful forward")
+        }
+        return UnsafeBufferPointer(start: output, count: batch * layers[index].outputCount)
+    }
+}

@@ -1,0 +1,72 @@
+/// Checked arithmetic and range checks for sizes and values that come from a caller or a file.
+///
+/// Every check throws a `BNDError` and never traps or overflows. The statuses follow one rule (the same
+/// that `bndrop.h` states): sizes that are not positive, that overflow or that do not fit each other are
+/// `.shape`; a value outside its allowed range (a hyper-parameter, a flag, an index, a label) is
+/// `.invalidArgument`; `.outOfMemory` is reserved for allocations that really failed.
+enum Checked {
+    /// The product of `dims`, or a `.shape` error naming `what` when a factor is negative or the product
+    /// overflows.
+    static func product(_ dims: [Int], _ what: @autoclosure () -> String) throws -> Int {
+        var total = 1
+        for d in dims {
+            guard d >= 0 else { throw BNDError.shape("\(what()): negative dimension \(d) in \(dims)") }
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw BNDError.shape("\(what()): \(dims) has too many elements") }
+            total = p
+        }
+        return total
+    }
+
+    /// `a`·`b` (no array: this runs in every forward pass, which must not allocate).
+    static func multiply(_ a: Int, _ b: Int, _ what: @autoclosure () -> String) throws -> Int {
+        guard a >= 0, b >= 0 else { throw BNDError.shape("\(what()): negative size in \(a)×\(b)") }
+        let (p, overflow) = a.multipliedReportingOverflow(by: b)
+        guard !overflow else { throw BNDError.shape("\(what()): \(a)×\(b) elements is too many") }
+        return p
+    }
+
+    /// A batch size (or any sample count) that must be at least 1: `.shape` otherwise.
+    static func batch(_ value: Int, _ what: @autoclosure () -> String = "batch") throws {
+        guard value > 0 else { throw BNDError.shape("\(what()) must be positive, got \(value)") }
+    }
+
+    /// Throws `.invalidArgument` unless `value` is finite and inside `range` (closed).
+    static func finite(_ value: Float, in range: ClosedRange<Float>, _ name: String) throws {
+        guard value.isFinite, range.contains(value) else {
+            throw BNDError.invalidArgument("\(name) must be in [\(range.lowerBound), \(range.upperBound)], got \(value)")
+        }
+    }
+
+    /// Throws `.invalidArgument` unless `index` is in `0..<count`.
+    static func index(_ index: Int, below count: Int, _ what: @autoclosure () -> String) throws {
+        guard index >= 0, index < count else {
+            throw BNDError.invalidArgument("\(what()) index \(index) is out of range 0..<\(count)")
+        }
+    }
+
+    /// `a·b` as a BLAS dimension: throws `.shape` when the product overflows or exceeds the 32-bit range
+    /// that OpenBLAS's CBLAS interface takes. Returns `a` converted.
+    static func blasInt(_ a: Int, _ b: Int, _ what: @autoclosure () -> String) throws -> Int32 {
+        guard a >= 0, b >= 0 else { throw BNDError.shape("\(what()): negative size \(a)×\(b)") }
+        let (total, overflow) = a.multipliedReportingOverflow(by: b)
+        guard !overflow, total <= Int(Int32.max), let value = Int32(exactly: a) else {
+            throw BNDError.shape("\(what()): \(a)×\(b) elements exceed the 2³¹−1 that BLAS takes")
+        }
+        return value
+    }
+
+    /// Throws `.shape` unless the caller's `buffer` has room for `needed` values.
+    static func room<T>(_ buffer: UnsafeMutableBufferPointer<T>, _ needed: Int, _ name: String) throws {
+        guard buffer.count >= needed else {
+            throw BNDError.shape("\(name) has room for \(buffer.count) values but \(needed) are needed")
+        }
+    }
+
+    /// Throws `.numeric` at the first value that is NaN or infinite.
+    static func allFinite(_ values: UnsafePointer<Float>, _ count: Int, _ name: String) throws {
+        for i in 0..<count where !values[i].isFinite {
+            throw BNDError.numeric("\(name)[\(i)] is \(values[i]); no parameter or statistic was updated")
+        }
+    }
+}
