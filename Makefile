@@ -7,8 +7,13 @@ SWIFT ?= swift
 SWIFTPM := $(SWIFT) build -c $(CONFIG) $(if $(SCRATCH),--scratch-path $(SCRATCH))
 BUILD_DIR := $(shell $(SWIFTPM) --show-bin-path 2>/dev/null)
 LIB := $(BUILD_DIR)/libbndrop.so
-CC ?= gcc
-CXX ?= g++
+# gcc and g++ unless the caller chose a compiler (make predefines CC=cc, so `?=` would never apply).
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+ifeq ($(origin CXX),default)
+CXX := g++
+endif
 CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude
 LDFLAGS := -L$(BUILD_DIR) -Wl,-rpath,$(BUILD_DIR) -lbndrop
 GOLDEN_DIR ?= $(abspath ../shared/golden)
@@ -39,8 +44,10 @@ build: deps
 $(OUT):
 	mkdir -p $(OUT)
 
+# --disable-testable-imports (the tests use the public API only) builds the library exactly as
+# `swift build` does, so `make demo` after `make test` compiles nothing again.
 swift-test: build
-	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(SWIFT) test -c $(CONFIG) $(if $(SCRATCH),--scratch-path $(SCRATCH))
+	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(SWIFT) test -c $(CONFIG) --disable-testable-imports $(if $(SCRATCH),--scratch-path $(SCRATCH))
 
 # The whole suite: Swift tests (golden cases, gradient checks), the C ABI tests, the header compiled as
 # C and C++, and the examples in their short mode.

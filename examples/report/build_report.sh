@@ -8,6 +8,14 @@ set -euo pipefail
 dir=${1:?report dir}; dataset=${2:?dataset name}; seconds=${3:?seconds}
 here=$(cd "$(dirname "$0")" && pwd)
 
+# Moves a finished temporary file over its final name (atomic within the folder). mktemp makes files
+# 0600; the report is for reading by a web server or another user, so it gets the mode a new file would
+# have under the caller's umask.
+publish() {
+  chmod "$(printf '%o' $(( 0666 & ~$(umask) )))" "$1"
+  mv "$1" "$2"
+}
+
 for part in mlp cnn dropout; do
   [ -s "$dir/data/$part.json" ] || { echo "build_report: $dir/data/$part.json is missing: did the $part experiment run?" >&2; exit 1; }
 done
@@ -20,7 +28,7 @@ tmp=$(mktemp "$dir/.summary.XXXXXX")
   for part in mlp cnn dropout; do printf '  %s,\n' "$(cat "$dir/data/$part.json")"; done
   printf '  "dataset": "%s",\n  "seconds": %s\n}\n' "$dataset" "$seconds"
 } > "$tmp"
-mv "$tmp" "$dir/summary.json"
+publish "$tmp" "$dir/summary.json"
 
 rows=$(for part in mlp cnn dropout; do cat "$dir/data/${part}_table.csv"; done | grep -v '^model,' | while IFS=, read -r model metric value; do
   printf '<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n' "$model" "$metric" "$value"
@@ -52,5 +60,5 @@ $rows
 <p>Raw numbers: <a href="summary.json">summary.json</a> and the CSV files in <a href="data/">data/</a>.</p>
 </body></html>
 HTML
-mv "$tmp" "$dir/index.html"
+publish "$tmp" "$dir/index.html"
 echo "report written to $dir/index.html"
