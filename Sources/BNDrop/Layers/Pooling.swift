@@ -22,17 +22,25 @@ struct PoolGeometry {
     var outputShape: [Int] { [channels, outHeight, outWidth] }
 }
 
-/// Average pooling, as torch.nn.AvgPool2d(kernel_size, stride) with padding 0: each window's sum / k².
-public final class AvgPool2d: Layer {
+/// What AvgPool2d and MaxPool2d share: kernel, stride and the geometry they give on a [C, H, W] input.
+public class Pool2d: Layer {
     public let kernelSize: Int, stride: Int
-    private let geometry: PoolGeometry
+    let geometry: PoolGeometry
 
     /// - Parameter stride: nil means `kernelSize` (PyTorch's default).
-    public init(inputShape: [Int], kernelSize: Int, stride: Int? = nil) throws {
-        geometry = try PoolGeometry("AvgPool2d", shape: inputShape, kernel: kernelSize, stride: stride ?? kernelSize)
+    init(_ typeName: String, inputShape: [Int], kernelSize: Int, stride: Int?) throws {
+        geometry = try PoolGeometry(typeName, shape: inputShape, kernel: kernelSize, stride: stride ?? kernelSize)
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
-        try super.init("AvgPool2d", inputShape: inputShape, outputShape: geometry.outputShape)
+        try super.init(typeName, inputShape: inputShape, outputShape: geometry.outputShape)
+    }
+}
+
+/// Average pooling, as torch.nn.AvgPool2d(kernel_size, stride) with padding 0: each window's sum / k².
+public final class AvgPool2d: Pool2d {
+    /// - Parameter stride: nil means `kernelSize` (PyTorch's default).
+    public init(inputShape: [Int], kernelSize: Int, stride: Int? = nil) throws {
+        try super.init("AvgPool2d", inputShape: inputShape, kernelSize: kernelSize, stride: stride)
     }
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
@@ -81,21 +89,16 @@ public final class AvgPool2d: Layer {
 
 /// Max pooling, as torch.nn.MaxPool2d(kernel_size, stride) with padding 0. The gradient goes to the
 /// first maximum of each window (a NaN counts as the maximum, as in PyTorch).
-public final class MaxPool2d: Layer {
-    public let kernelSize: Int, stride: Int
-    private let geometry: PoolGeometry
+public final class MaxPool2d: Pool2d {
     /// For each output element, the offset of its maximum inside its input plane.
     private let argmax = Buffer<Int32>()
 
     /// - Parameter stride: nil means `kernelSize` (PyTorch's default).
     public init(inputShape: [Int], kernelSize: Int, stride: Int? = nil) throws {
-        geometry = try PoolGeometry("MaxPool2d", shape: inputShape, kernel: kernelSize, stride: stride ?? kernelSize)
+        try super.init("MaxPool2d", inputShape: inputShape, kernelSize: kernelSize, stride: stride)
         guard geometry.height * geometry.width <= Int(Int32.max) else {
             throw BNDError.shape("MaxPool2d input plane \(inputShape) is too large")
         }
-        self.kernelSize = kernelSize
-        self.stride = stride ?? kernelSize
-        try super.init("MaxPool2d", inputShape: inputShape, outputShape: geometry.outputShape)
     }
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
