@@ -14,8 +14,10 @@ let package = Package(
         // The Swift core: layers, losses, optimizers, the sequential network, data.
         .target(
             name: "BNDrop",
-            dependencies: ["COpenBLAS", "CZlib"]
+            dependencies: ["COpenBLAS", "CZlib", "BNDropSystem"]
         ),
+        // Operating-system facts Swift's Glibc module does not expose (sched_getaffinity).
+        .target(name: "BNDropSystem"),
         // Thin @_cdecl exports over the Swift API, linked into libbndrop.so.
         .target(
             name: "BNDropC",

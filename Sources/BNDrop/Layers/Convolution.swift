@@ -1,5 +1,3 @@
-import COpenBLAS
-
 /// 2-D convolution, as torch.nn.Conv2d (square kernel, stride, zero padding; no dilation or groups).
 ///
 /// Lowered to GEMM through im2col: each sample's patches form a (C·k·k)×(OH·OW) matrix, and
@@ -122,8 +120,8 @@ public final class Conv2d: Layer {
             im2col(x + n * inCount, cols)
             let yn = y + n * outCount
             for o in 0..<outChannels { (yn + o * plane).update(repeating: bias.value.pointer[o], count: plane) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(plane), Int32(patchSize),
-                        1, weight.value.pointer, Int32(patchSize), cols, Int32(plane), 1, yn, Int32(plane))
+            BLAS.sgemm(m: outChannels, n: plane, k: patchSize, a: weight.value.pointer, lda: patchSize, b: cols,
+                       ldb: plane, beta: 1, c: yn, ldc: plane)
         }
         return UnsafePointer(y)
     }
@@ -140,8 +138,8 @@ public final class Conv2d: Layer {
             let dyn = dy + n * outCount
             let cols = columns.pointer + n * patchSize * plane
             // dW += dy_n · cols_nᵀ ; db += Σ dy_n
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(patchSize), Int32(plane),
-                        1, dyn, Int32(plane), cols, Int32(plane), 1, weight.gradient.pointer, Int32(patchSize))
+            BLAS.sgemm(transB: true, m: outChannels, n: patchSize, k: plane, a: dyn, lda: plane, b: cols, ldb: plane,
+                       beta: 1, c: weight.gradient.pointer, ldc: patchSize)
             for o in 0..<outChannels {
                 let row = dyn + o * plane
                 var sum: Float = 0
@@ -150,8 +148,8 @@ public final class Conv2d: Layer {
             }
             guard needInputGradient else { continue }
             // dcols = Wᵀ · dy_n, then scatter back to the image.
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(patchSize), Int32(plane), Int32(outChannels),
-                        1, weight.value.pointer, Int32(patchSize), dyn, Int32(plane), 0, gradColumns.pointer, Int32(plane))
+            BLAS.sgemm(transA: true, m: patchSize, n: plane, k: outChannels, a: weight.value.pointer, lda: patchSize,
+                       b: dyn, ldb: plane, beta: 0, c: gradColumns.pointer, ldc: plane)
             col2im(gradColumns.pointer, gradInput.pointer + n * inCount)
         }
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil

@@ -1,5 +1,3 @@
-import COpenBLAS
-
 /// y = x·Wᵀ + b, as torch.nn.Linear. Weight (out, in), bias (out).
 /// Default init: W and b ~ U(-1/√in, 1/√in) (kaiming_uniform with a=√5, as PyTorch).
 public final class Linear: Layer {
@@ -40,16 +38,16 @@ public final class Linear: Layer {
         let y = output.pointer
         // Start from the bias in every row, then y += x·Wᵀ.
         for n in 0..<batch { (y + n * outFeatures).update(from: bias.value.pointer, count: outFeatures) }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(outFeatures), Int32(inFeatures),
-                    1, x, Int32(inFeatures), weight.value.pointer, Int32(inFeatures), 1, y, Int32(outFeatures))
+        BLAS.sgemm(transB: true, m: batch, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
+                   b: weight.value.pointer, ldb: inFeatures, beta: 1, c: y, ldc: outFeatures)
         return UnsafePointer(y)
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         // dW += dyᵀ·x ; db += Σ_n dy
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(batch),
-                    1, dy, Int32(outFeatures), x, Int32(inFeatures), 1, weight.gradient.pointer, Int32(inFeatures))
+        BLAS.sgemm(transA: true, m: outFeatures, n: inFeatures, k: batch, a: dy, lda: outFeatures, b: x,
+                   ldb: inFeatures, beta: 1, c: weight.gradient.pointer, ldc: inFeatures)
         let db = bias.gradient.pointer
         for n in 0..<batch {
             let row = dy + n * outFeatures
@@ -58,9 +56,8 @@ public final class Linear: Layer {
         guard needInputGradient else { return nil }
         // dx = dy·W
         try gradInput.resize(batch * inFeatures)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(batch), Int32(inFeatures), Int32(outFeatures),
-                    1, dy, Int32(outFeatures), weight.value.pointer, Int32(inFeatures), 0, gradInput.pointer,
-                    Int32(inFeatures))
+        BLAS.sgemm(m: batch, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight.value.pointer,
+                   ldb: inFeatures, beta: 0, c: gradInput.pointer, ldc: inFeatures)
         return UnsafePointer(gradInput.pointer)
     }
 }
