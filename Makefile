@@ -50,19 +50,19 @@ test: swift-test c-test header-test run-examples
 # gcc against include/bndrop.h and libbndrop.so; then the exported symbols must be exactly the
 # functions the header declares (bnd_* only). The C programs are relinked every time: they are quick
 # to build, and $(OUT) is shared by all SCRATCH folders while each binary's rpath names one of them.
-C_TEST_SRC := $(wildcard tests/c/test_*.c)
+C_TEST_SRC := $(wildcard Tests/C/test_*.c)
 
 c-test: build | $(OUT)
 	$(CC) $(CFLAGS) -pthread -o $(OUT)/test_capi $(C_TEST_SRC) $(LDFLAGS) -lcjson -lopenblas -lm
 	$(OUT)/test_capi $(GOLDEN_DIR)
-	bash tests/c/check_exports.sh $(LIB) include/bndrop.h
+	bash Tests/C/check_exports.sh $(LIB) include/bndrop.h
 
 # The header alone, as C11 and as C++ (extern "C"), warnings as errors; the C one is also linked, so
 # every declared function must exist in the library.
 header-test: build | $(OUT)
-	$(CC) $(CFLAGS) -o $(OUT)/header_test_c tests/c/header_test.c $(LDFLAGS)
-	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -c -o $(OUT)/header_test_cpp.o tests/c/header_test.cpp
-	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only tests/c/header_test.cpp
+	$(CC) $(CFLAGS) -o $(OUT)/header_test_c Tests/C/header_test.c $(LDFLAGS)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -c -o $(OUT)/header_test_cpp.o Tests/C/header_test.cpp
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only Tests/C/header_test.cpp
 	$(OUT)/header_test_c
 
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
@@ -88,7 +88,7 @@ run-examples: examples
 	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_points.csv; do \
 	  cmp $(SHORT_REPORT)/data/$$f $(OUT)/short-swift/$$f && echo "C and Swift agree on $$f"; done
 	bash examples/report/build_report.sh $(SHORT_REPORT) "$(DATASET_NAME) (short run)" 0
-	python3 tests/check_summary.py $(SHORT_REPORT)
+	python3 Tests/report/check_summary.py $(SHORT_REPORT)
 
 # The article's experiments on the full data: report/index.html, plots, CSVs and summary.json.
 demo: examples
