@@ -14,8 +14,8 @@ LDFLAGS := -L$(BUILD_DIR) -Wl,-rpath,$(BUILD_DIR) -lbndrop
 GOLDEN_DIR ?= $(abspath ../shared/golden)
 OUT := .build/c
 
-# Debian packages the project needs: OpenBLAS (GEMM), zlib (gzip IDX files), cJSON (the C golden
-# tests read JSON), Fashion-MNIST (default data), gnuplot (plots).
+# Debian packages the project needs: OpenBLAS (GEMM), zlib (gzip IDX files), cJSON (the C test reads
+# a golden network's JSON), Fashion-MNIST (default data), gnuplot (plots).
 APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -42,14 +42,16 @@ $(OUT):
 swift-test: build
 	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(SWIFT) test -c $(CONFIG) $(if $(SCRATCH),--scratch-path $(SCRATCH))
 
-# The whole suite: Swift tests (golden cases, gradient checks), the C ABI tests, the header compiled as
-# C and C++, and the examples in their short mode.
+# The whole suite: Swift tests (every golden case through the Swift API and through the C ABI, IDX
+# files, gradient checks), the C ABI tests, the header compiled as C and C++, and the examples in their
+# short mode.
 test: swift-test c-test header-test run-examples
 
-# The C ABI: the tests (every golden case, a table of bad calls, threads, API checks) linked with plain
-# gcc against include/bndrop.h and libbndrop.so; then the exported symbols must be exactly the
-# functions the header declares (bnd_* only). The C programs are relinked every time: they are quick
-# to build, and $(OUT) is shared by all SCRATCH folders while each binary's rpath names one of them.
+# The C ABI: the tests (one golden network, the table of bad calls, threads, allocations, API and data
+# checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
+# must be exactly the functions the header declares (bnd_* only). The C programs are relinked every
+# time: they are quick to build, and $(OUT) is shared by all SCRATCH folders while each binary's rpath
+# names one of them.
 C_TEST_SRC := $(wildcard Tests/C/test_*.c)
 
 c-test: build | $(OUT)
