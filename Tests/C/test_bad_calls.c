@@ -46,7 +46,7 @@ void run_bad_call_tests(void) {
     test_end();
 
     /* ---- adding layers */
-    BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_linear(NULL, 3));
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "NULL", bnd_net_add_linear(NULL, 3));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_relu(NULL));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_flatten(NULL));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_dropout(NULL, 0.5f));
