@@ -19,8 +19,8 @@ LDFLAGS := -L$(BUILD_DIR) -Wl,-rpath,$(BUILD_DIR) -lbndrop
 GOLDEN_DIR ?= $(abspath ../shared/golden)
 OUT := .build/c
 
-# Debian packages the project needs: OpenBLAS (GEMM), zlib (gzip IDX files), cJSON (the C golden
-# tests read JSON), Fashion-MNIST (default data), gnuplot (plots).
+# Debian packages the project needs: OpenBLAS (GEMM), zlib (gzip IDX files), cJSON (the C test reads
+# a golden network's JSON), Fashion-MNIST (default data), gnuplot (plots).
 APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -49,27 +49,29 @@ $(OUT):
 swift-test: build
 	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(SWIFT) test -c $(CONFIG) --disable-testable-imports $(if $(SCRATCH),--scratch-path $(SCRATCH))
 
-# The whole suite: Swift tests (golden cases, gradient checks), the C ABI tests, the header compiled as
-# C and C++, and the examples in their short mode.
+# The whole suite: Swift tests (every golden case through the Swift API and through the C ABI, IDX
+# files, gradient checks), the C ABI tests, the header compiled as C and C++, and the examples in their
+# short mode.
 test: swift-test c-test header-test run-examples
 
-# The C ABI: the tests (every golden case, a table of bad calls, threads, API checks) linked with plain
-# gcc against include/bndrop.h and libbndrop.so; then the exported symbols must be exactly the
-# functions the header declares (bnd_* only). The C programs are relinked every time: they are quick
-# to build, and $(OUT) is shared by all SCRATCH folders while each binary's rpath names one of them.
-C_TEST_SRC := $(wildcard tests/c/test_*.c)
+# The C ABI: the tests (one golden network, the table of bad calls, threads, allocations, API and data
+# checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
+# must be exactly the functions the header declares (bnd_* only). The C programs are relinked every
+# time: they are quick to build, and $(OUT) is shared by all SCRATCH folders while each binary's rpath
+# names one of them.
+C_TEST_SRC := $(wildcard Tests/C/test_*.c)
 
 c-test: build | $(OUT)
 	$(CC) $(CFLAGS) -pthread -o $(OUT)/test_capi $(C_TEST_SRC) $(LDFLAGS) -lcjson -lopenblas -lm
 	$(OUT)/test_capi $(GOLDEN_DIR)
-	bash tests/c/check_exports.sh $(LIB) include/bndrop.h
+	bash Tests/C/check_exports.sh $(LIB) include/bndrop.h
 
-# The header alone, as C11 and as C++ (extern "C"), warnings as errors; the C one is also linked, so
-# every declared function must exist in the library.
+# The header alone, as C11 and as C++ (extern "C"), warnings as errors; the C one is also linked and
+# run (one call). That the exports are exactly the declared functions is check_exports.sh's job.
 header-test: build | $(OUT)
-	$(CC) $(CFLAGS) -o $(OUT)/header_test_c tests/c/header_test.c $(LDFLAGS)
-	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -c -o $(OUT)/header_test_cpp.o tests/c/header_test.cpp
-	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only tests/c/header_test.cpp
+	$(CC) $(CFLAGS) -o $(OUT)/header_test_c Tests/C/header_test.c $(LDFLAGS)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -c -o $(OUT)/header_test_cpp.o Tests/C/header_test.cpp
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only Tests/C/header_test.cpp
 	$(OUT)/header_test_c
 
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
@@ -95,7 +97,7 @@ run-examples: examples
 	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_points.csv; do \
 	  cmp $(SHORT_REPORT)/data/$$f $(OUT)/short-swift/$$f && echo "C and Swift agree on $$f"; done
 	bash examples/report/build_report.sh $(SHORT_REPORT) "$(DATASET_NAME) (short run)" 0
-	python3 tests/check_summary.py $(SHORT_REPORT)
+	python3 Tests/report/check_summary.py $(SHORT_REPORT)
 
 # The article's experiments on the full data: report/index.html, plots, CSVs and summary.json.
 demo: examples

@@ -53,6 +53,11 @@ let package = Package(
             name: "BNDropTests",
             dependencies: ["BNDrop"]
         ),
+        // Every golden case (PyTorch's numbers) through the Swift API and through the C ABI, one runner.
+        .testTarget(
+            name: "BNDropGoldenTests",
+            dependencies: ["BNDrop", "BNDropC", "BNDropCSupport"]
+        ),
         // The C ABI called from Swift through its C declarations (bndrop.h, via BNDropCSupport).
         .testTarget(
             name: "BNDropCTests",

@@ -46,7 +46,7 @@ void run_bad_call_tests(void) {
     test_end();
 
     /* ---- adding layers */
-    BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_linear(NULL, 3));
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "NULL", bnd_net_add_linear(NULL, 3));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_relu(NULL));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_flatten(NULL));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_dropout(NULL, 0.5f));
@@ -274,7 +274,7 @@ void run_bad_call_tests(void) {
         bnd_net *plain = NULL;
         EXPECT_OK(bnd_net_create(shape1, 1, &plain));
         EXPECT_OK(bnd_net_add_relu(plain));
-        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "no parameters", bnd_optimizer_create_sgd(plain, NULL, &opt));
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "empty parameter list", bnd_optimizer_create_sgd(plain, NULL, &opt));
         bnd_net_free(plain);
     }
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_optimizer_step(NULL));

@@ -40,7 +40,7 @@ void bad_call(const char *text, bnd_status expected, const char *needle, bnd_sta
 #define BAD_MSG(expected, needle, call) bad_call(#call, (expected), (needle), (bnd_clear_last_error(), (call)))
 
 /* Test groups (each file). */
-int run_golden_tests(const char *golden_dir); /* returns the number of cases found */
+void run_golden_network(const char *golden_dir); /* one golden network end to end (test_golden.c) */
 void run_bad_call_tests(void);
 void run_thread_tests(void);
 void run_api_tests(void);

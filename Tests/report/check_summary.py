@@ -1,6 +1,6 @@
 """Checks a report directory written by examples/report/build_report.sh: summary.json has every
 figure the README promises, with sane values, and every plot and page exists and is not empty.
-Usage: python3 tests/check_summary.py REPORT_DIR"""
+Usage: python3 Tests/report/check_summary.py REPORT_DIR"""
 import json
 import math
 import os
