@@ -12,6 +12,9 @@ enum BLAS {
     /// OpenBLAS, loaded once per process (a `static let` is initialised exactly once, thread-safely).
     static let library: Result<OpenBLASLibrary, BNDError> = OpenBLASLibrary.load()
 
+    /// The loaded `cblas_sgemm`, nil without OpenBLAS: what `sgemm` reads, one word, nothing to retain.
+    private static let cblasSgemm: bndblas_sgemm_fn? = try? library.get().sgemm
+
     /// Loads OpenBLAS now unless it is loaded; throws `.io` (with the loader's message) when it cannot
     /// be. A layer calls it when it is built, so that a missing OpenBLAS is reported by the first call
     /// that needs it rather than found out by a slow `sgemm`.
@@ -27,16 +30,16 @@ enum BLAS {
     static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
                       c: UnsafeMutablePointer<Float>, ldc: Int) {
-        guard case .success(let openBLAS) = library else {
+        guard let cblasSgemm else {
             portableSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         let noTrans = Int32(BNDBLAS_NO_TRANS), trans = Int32(BNDBLAS_TRANS)
-        openBLAS.sgemm(Int32(BNDBLAS_ROW_MAJOR), transA ? trans : noTrans, transB ? trans : noTrans,
-                       Int32(truncatingIfNeeded: m), Int32(truncatingIfNeeded: n), Int32(truncatingIfNeeded: k),
-                       alpha, a, Int32(truncatingIfNeeded: lda), b, Int32(truncatingIfNeeded: ldb), beta, c,
-                       Int32(truncatingIfNeeded: ldc))
+        cblasSgemm(Int32(BNDBLAS_ROW_MAJOR), transA ? trans : noTrans, transB ? trans : noTrans,
+                   Int32(truncatingIfNeeded: m), Int32(truncatingIfNeeded: n), Int32(truncatingIfNeeded: k),
+                   alpha, a, Int32(truncatingIfNeeded: lda), b, Int32(truncatingIfNeeded: ldb), beta, c,
+                   Int32(truncatingIfNeeded: ldc))
     }
 
     /// The product `sgemm` computes, as BLAS defines it (beta = 0 ignores C's old values, NaN included),
