@@ -38,9 +38,9 @@ let package = Package(
         .target(name: "BNDropCSupport", dependencies: ["BNDropHeader"]),
         // include/bndrop.h as a module, so the exports and the tests use the very types C programs see.
         .target(name: "BNDropHeader", path: "include", exclude: ["bndrop.map"], publicHeadersPath: "."),
-        // Debian's libopenblas-dev (CBLAS interface).
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
+        // OpenBLAS's functions as C function-pointer types, and nothing to link: BLAS.swift loads
+        // libopenblas.so.0 (Debian's libopenblas0) with dlopen at first use, to choose its kernels first.
+        .systemLibrary(name: "COpenBLAS"),
         // Debian's zlib1g-dev, for gzip-compressed IDX files.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // The dropout experiment through the Swift API (twin of examples/dropout_regression.c).

@@ -53,7 +53,8 @@
  *           whole number). Every added layer takes an index, ReLU/Flatten/Dropout included.
  *
  * Threads.  Calls on DIFFERENT nets (and their optimizers) from different threads at the same time
- *           are safe: there is no global mutable state apart from the per-thread error message.
+ *           are safe: there is no global mutable state apart from the per-thread error message and
+           the thread count (bnd_set_num_threads, safe at any time).
  *           One net, or one optimizer together with its net, must not be used from two threads at
  *           once (not even read-only functions while another thread trains it); serialize such use
  *           yourself. Functions without a handle (losses, defaults, version, status strings) are
@@ -619,6 +620,77 @@ BND_API bnd_status bnd_fit(bnd_net *net, bnd_optimizer *opt, const bnd_dataset *
    Either out pointer may be NULL. Statuses as bnd_fit; batch_size <= 0 is BND_ERR_SHAPE. */
 BND_API bnd_status bnd_evaluate(bnd_net *net, const bnd_dataset *data, int64_t batch_size,
                                 double *out_loss, double *out_accuracy);
+
+/* ======================================= Runtime ================================================ */
+
+/* Threads: bndrop's layers share out their work among a pool of threads of bndrop's own, the calling
+   thread included. The pool's size is the number of CPUs the process may run on (sched_getaffinity),
+   or BNDROP_NUM_THREADS when that is set to a number from 1 to 256 when the library first needs it,
+   until bnd_set_num_threads changes it.
+
+   BLAS: matrix products run in OpenBLAS. libbndrop.so does not link it: it loads libopenblas.so.0
+   (dlopen) at its first matrix product or bnd_get_runtime_info call, so that it can choose
+   OpenBLAS's kernels (its "core") first. OpenBLAS picks its core from the CPU model, and gives a
+   model it does not know a generic core, several times slower (OpenBLAS 0.3.21 runs Intel Sapphire
+   Rapids with "Prescott" kernels). So:
+   - OPENBLAS_CORETYPE set in the environment (to anything, even ""): OpenBLAS uses it and bndrop
+     changes nothing. bndrop never changes any other OPENBLAS_* variable either.
+   - Otherwise, when OpenBLAS chose a generic core (one without AVX2 kernels: Prescott, Nehalem,
+     Sandybridge, Core2, Katmai, Barcelona, ...) on a CPU that offers AVX-512 F, BW, VL and DQ, or AVX2
+     and FMA (by CPUID, with operating-system support), bndrop loads it again with
+     OPENBLAS_CORETYPE=SkylakeX, or =Haswell, set for that dlopen only and removed right after: the
+     process's environment is left as it was. (setenv is not safe against a getenv running at the
+     same time in another thread; this happens at most once per process, and only on a CPU that
+     OpenBLAS does not recognise.)
+   - A process that has loaded libopenblas.so.0 before (e.g. linked with -lopenblas) keeps the core
+     it chose: bndrop uses that library as it is.
+   OpenBLAS then runs single-threaded (openblas_set_num_threads(1), also in a library the process
+   loaded itself: there is one OpenBLAS per process): bndrop's threads work around it.
+   Without libopenblas.so.0 (not installed), bnd_get_runtime_info returns BND_ERR_IO with the loader's
+   message, and matrix products use a slow portable loop.
+   Test hooks, for bndrop's own tests only: BNDROP_TEST_ASSUME_GENERIC_CORE=1 makes bndrop decide as if
+   OpenBLAS had chosen "Prescott"; BNDROP_TEST_OPENBLAS_NAME=<file> loads that file instead of
+   libopenblas.so.0. Both are read once, when OpenBLAS is loaded. */
+
+/* Large enough for every OpenBLAS core name (incl. the NUL). */
+#define BND_CORE_NAME_MAX 32
+/* The size of bnd_runtime_info.blas_config (a longer configuration text is cut). */
+#define BND_BLAS_CONFIG_MAX 128
+
+/* What bnd_get_runtime_info reports. Texts are NUL-terminated. At most one of the three
+   blas_core_by_* / blas_loaded_by_host flags is 1; all 0 means OpenBLAS chose its core itself and
+   bndrop kept it. */
+typedef struct bnd_runtime_info {
+    char    blas_core[BND_CORE_NAME_MAX];          /* the OpenBLAS core in use, e.g. "Haswell"      */
+    char    blas_detected_core[BND_CORE_NAME_MAX]; /* the core OpenBLAS chose by itself: blas_core,
+                                                      or the generic one bndrop replaced; "" when
+                                                      the environment or the host chose            */
+    char    blas_config[BND_BLAS_CONFIG_MAX];      /* openblas_get_config(), e.g. "OpenBLAS 0.3.21
+                                                      NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell
+                                                      MAX_THREADS=64"                              */
+    int32_t blas_core_by_environment;   /* 1 when OPENBLAS_CORETYPE was set when bndrop loaded OpenBLAS */
+    int32_t blas_core_by_bndrop;        /* 1 when bndrop replaced a generic core (see BLAS above)       */
+    int32_t blas_loaded_by_host;        /* 1 when the process had loaded libopenblas.so.0 before bndrop */
+    int32_t blas_threads;               /* OpenBLAS's threads (openblas_get_num_threads); bndrop sets 1 */
+    int32_t threads;                    /* bndrop's threads, as bnd_get_num_threads()                  */
+    int32_t simd_width;                 /* floats per vector register the CPU offers: 16 (AVX-512F),
+                                           8 (AVX2), 4 (otherwise)                                     */
+    int32_t reserved[10];               /* 0                                                           */
+} bnd_runtime_info;
+
+/* Fills *out_info; loads OpenBLAS if nothing has yet. Safe from any thread.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL), BND_ERR_IO (libopenblas.so.0 cannot be loaded, or lacks a
+   function bndrop needs; the message says why). */
+BND_API bnd_status bnd_get_runtime_info(bnd_runtime_info *out_info);
+
+/* Sets bndrop's thread count (the calling thread included) for every net, from the next forward or
+   backward pass on; the one process-wide setting of the library. Safe from any thread at any time.
+   Returns BND_ERR_INVALID_ARGUMENT for a count outside 1..256. */
+BND_API bnd_status bnd_set_num_threads(int32_t threads);
+
+/* bndrop's thread count: the default described under Threads above, or the last
+   bnd_set_num_threads. Never fails. */
+BND_API int32_t bnd_get_num_threads(void);
 
 #ifdef __cplusplus
 }
