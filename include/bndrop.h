@@ -202,7 +202,8 @@ BND_API void bnd_net_free(bnd_net *net);
    are never repeated) and initialise its parameters from the net's seed as PyTorch does (layer i
    draws from its own stream, so adding a layer never changes the others). They all return
    BND_ERR_INVALID_ARGUMENT for a NULL net or an out-of-range argument, BND_ERR_SHAPE when the layer
-   does not fit the current shape, BND_ERR_OUT_OF_MEMORY when a size cannot be allocated. On failure
+   does not fit the current shape, BND_ERR_OUT_OF_MEMORY when a size cannot be allocated, and (Linear,
+   Conv2d) BND_ERR_IO when OpenBLAS (libopenblas.so.0, loaded at first use) cannot be loaded. On failure
    the net is unchanged. Adding a layer discards the last forward pass (backward needs a new one).
    Create optimizers after the last add_*: an optimizer refuses to step a net that gained layers. */
 
@@ -647,7 +648,7 @@ BND_API bnd_status bnd_evaluate(bnd_net *net, const bnd_dataset *data, int64_t b
    OpenBLAS then runs single-threaded (openblas_set_num_threads(1), also in a library the process
    loaded itself: there is one OpenBLAS per process): bndrop's threads work around it.
    Without libopenblas.so.0 (not installed), bnd_get_runtime_info returns BND_ERR_IO with the loader's
-   message, and matrix products use a slow portable loop.
+   message, and so does adding a Linear or Conv2d layer.
    Test hooks, for bndrop's own tests only: BNDROP_TEST_ASSUME_GENERIC_CORE=1 makes bndrop decide as if
    OpenBLAS had chosen "Prescott"; BNDROP_TEST_OPENBLAS_NAME=<file> loads that file instead of
    libopenblas.so.0. Both are read once, when OpenBLAS is loaded. */

@@ -100,6 +100,14 @@ final class RuntimeCABITests: XCTestCase {
         report("threads", bnd_get_num_threads())
         report("coretype_after", getenv("OPENBLAS_CORETYPE").map { String(cString: $0) } ?? "(unset)")
         report("forward", Self.forward().map { "\($0)" }.joined(separator: ","))
+        var net: OpaquePointer?
+        let shape: [Int64] = [3]
+        if bnd_net_create(shape, 1, &net) == BND_OK {
+            bnd_clear_last_error()
+            report("add_linear_status", bnd_net_add_linear(net, 2).rawValue)
+            report("add_linear_error", String(cString: bnd_last_error()))
+            bnd_net_free(net)
+        }
         fflush(nil)  // every C stream: the report must reach the pipe before the child exits
     }
 
@@ -206,7 +214,12 @@ final class RuntimeCABITests: XCTestCase {
         let message = report["error"] ?? ""
         XCTAssertTrue(message.hasPrefix("bnd_get_runtime_info: cannot load OpenBLAS") && message.contains(name), message)
         XCTAssertEqual(report["core"], "", "nothing is written on failure")
-        assertClose(Self.floats(report["forward"]), Self.forward(), "the portable products match OpenBLAS's")
+        // A layer that needs BLAS says so when it is added, instead of computing slowly later.
+        XCTAssertEqual(report["add_linear_status"], "\(BND_ERR_IO.rawValue)")
+        let addMessage = report["add_linear_error"] ?? ""
+        XCTAssertTrue(addMessage.hasPrefix("bnd_net_add_linear: cannot load OpenBLAS") && addMessage.contains(name),
+                      addMessage)
+        XCTAssertEqual(report["forward"], "", "no net with a Linear layer could be built")
     }
 
     /// The default thread count: BNDROP_NUM_THREADS when it is 1...256, else the CPUs the process may use.

@@ -12,7 +12,6 @@ public final class Conv2d: Layer {
     /// Rows of the patch matrix: C·k·k.
     private let patchSize: Int
     private let columns = FloatBuffer()
-    private let gradColumns = FloatBuffer()
 
     /// - Parameter inputShape: one sample's shape [C, H, W].
     public init(inputShape shape: [Int], outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
@@ -42,6 +41,7 @@ public final class Conv2d: Layer {
         outWidth = (pw - kernelSize) / stride + 1
         patchSize = try Checked.product([inChannels, kernelSize, kernelSize], "Conv2d kernel")
         _ = try Checked.blasInt(outChannels, patchSize, "Conv2d weight")
+        try BLAS.prepare()
         _ = try Checked.blasInt(patchSize, outHeight * outWidth, "Conv2d patch matrix")
         weight = try Parameter(shape: [outChannels, inChannels, kernelSize, kernelSize])
         bias = try Parameter(shape: [outChannels])
@@ -108,50 +108,83 @@ public final class Conv2d: Layer {
         }
     }
 
+    /// Samples per task: a fixed size, so the same products and the same partial sums are computed
+    /// whatever the thread count (see `ThreadPool`).
+    static let samplesPerTask = 8
+
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
-        let plane = planeSize
-        let inCount = inputCount, outCount = outputCount
-        try output.resize(batch * outCount)
-        try columns.resize(Checked.multiply(Checked.multiply(batch, patchSize, "Conv2d patch matrices"), plane,
+        try output.resize(batch * outputCount)
+        try columns.resize(Checked.multiply(Checked.multiply(batch, patchSize, "Conv2d patch matrices"), planeSize,
                                             "Conv2d patch matrices"))
-        let y = output.pointer
-        for n in 0..<batch {
-            let cols = columns.pointer + n * patchSize * plane
-            im2col(x + n * inCount, cols)
-            let yn = y + n * outCount
-            for o in 0..<outChannels { (yn + o * plane).update(repeating: bias.value.pointer[o], count: plane) }
-            BLAS.sgemm(m: outChannels, n: plane, k: patchSize, a: weight.value.pointer, lda: patchSize, b: cols,
-                       ldb: plane, beta: 1, c: yn, ldc: plane)
+        forwardKernel.run(tasks(batch, Conv2d.samplesPerTask), (x, batch))
+        return UnsafePointer(output.pointer)
+    }
+
+    /// Task `task` of the forward pass: for each of its samples, the patch matrix and y_n = W·cols_n + b.
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
+        let (x, batch) = arguments
+        let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
+        let w = self.weight.value.pointer, b = self.bias.value.pointer
+        let first = task * Conv2d.samplesPerTask
+        for n in first..<min(first + Conv2d.samplesPerTask, batch) {
+            let cols = self.columns.pointer + n * patch * plane
+            self.im2col(x + n * self.inputCount, cols)
+            let yn = self.output.pointer + n * self.outputCount
+            for o in 0..<outC { (yn + o * plane).update(repeating: b[o], count: plane) }
+            BLAS.sgemm(m: outC, n: plane, k: patch, a: w, lda: patch, b: cols, ldb: plane, beta: 1, c: yn, ldc: plane)
         }
-        return UnsafePointer(y)
+    }
+
+    /// Per task: its partial weight and bias gradients, then (for the input gradient) its patch scratch.
+    private let taskScratch = FloatBuffer()
+
+    /// Floats of `taskScratch` per task: the partial dW and db, then the patch-gradient scratch.
+    private func scratchPerTask(needInputGradient: Bool) -> Int {
+        outChannels * patchSize + outChannels + (needInputGradient ? patchSize * planeSize : 0)
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
-        let plane = planeSize, inCount = inputCount, outCount = outputCount
-        if needInputGradient {
-            try gradInput.resize(batch * inCount)
-            try gradColumns.resize(patchSize * plane)
+        let taskCount = tasks(batch, Conv2d.samplesPerTask)
+        let perTask = scratchPerTask(needInputGradient: needInputGradient)
+        try taskScratch.resize(Checked.multiply(taskCount, perTask, "Conv2d backward scratch"))
+        if needInputGradient { try gradInput.resize(batch * inputCount) }
+        backwardKernel.run(taskCount, (dy, batch, needInputGradient))
+        // The partial sums, added in task order: the same order for any thread count.
+        let outC = outChannels, weights = outChannels * patchSize
+        let dw = weight.gradient.pointer, db = bias.gradient.pointer
+        for task in 0..<taskCount {
+            let dwPartial = taskScratch.pointer + task * perTask, dbPartial = dwPartial + weights
+            for i in 0..<weights { dw[i] += dwPartial[i] }
+            for o in 0..<outC { db[o] += dbPartial[o] }
         }
-        let db = bias.gradient.pointer
-        for n in 0..<batch {
-            let dyn = dy + n * outCount
-            let cols = columns.pointer + n * patchSize * plane
+        return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
+    }
+
+    /// Task `task` of the backward pass: for its samples, the partial dW and db, and dx through col2im.
+    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool)> { [unowned self] arguments, task in
+        let (dy, batch, needInputGradient) = arguments
+        let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
+        let dwPartial = self.taskScratch.pointer + task * self.scratchPerTask(needInputGradient: needInputGradient)
+        let dbPartial = dwPartial + outC * patch, gradCols = dbPartial + outC
+        dwPartial.update(repeating: 0, count: outC * patch + outC)
+        let first = task * Conv2d.samplesPerTask
+        for n in first..<min(first + Conv2d.samplesPerTask, batch) {
+            let dyn = dy + n * self.outputCount
             // dW += dy_n · cols_nᵀ ; db += Σ dy_n
-            BLAS.sgemm(transB: true, m: outChannels, n: patchSize, k: plane, a: dyn, lda: plane, b: cols, ldb: plane,
-                       beta: 1, c: weight.gradient.pointer, ldc: patchSize)
-            for o in 0..<outChannels {
+            BLAS.sgemm(transB: true, m: outC, n: patch, k: plane, a: dyn, lda: plane,
+                       b: self.columns.pointer + n * patch * plane, ldb: plane, beta: 1, c: dwPartial, ldc: patch)
+            for o in 0..<outC {
                 let row = dyn + o * plane
                 var sum: Float = 0
                 for i in 0..<plane { sum += row[i] }
-                db[o] += sum
+                dbPartial[o] += sum
             }
             guard needInputGradient else { continue }
             // dcols = Wᵀ · dy_n, then scatter back to the image.
-            BLAS.sgemm(transA: true, m: patchSize, n: plane, k: outChannels, a: weight.value.pointer, lda: patchSize,
-                       b: dyn, ldb: plane, beta: 0, c: gradColumns.pointer, ldc: plane)
-            col2im(gradColumns.pointer, gradInput.pointer + n * inCount)
+            BLAS.sgemm(transA: true, m: patch, n: plane, k: outC, a: self.weight.value.pointer, lda: patch, b: dyn,
+                       ldb: plane, beta: 0, c: gradCols, ldc: plane)
+            self.col2im(gradCols, self.gradInput.pointer + n * self.inputCount)
         }
-        return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
     }
 }

@@ -16,6 +16,7 @@ public final class Linear: Layer {
             throw BNDError.invalidArgument("Linear needs positive sizes, got in=\(inFeatures) out=\(outFeatures)")
         }
         _ = try Checked.blasInt(outFeatures, inFeatures, "Linear weight")
+        try BLAS.prepare()
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         weight = try Parameter(shape: [outFeatures, inFeatures])
@@ -32,32 +33,63 @@ public final class Linear: Layer {
         fillUniform(bias.value, bound: bound, random: &random)
     }
 
+    /// Rows of the batch per task, and input columns per task of the weight gradient: fixed sizes, so
+    /// the same products run whatever the thread count (see `ThreadPool`).
+    static let rowsPerTask = 64
+    static let columnsPerTask = 256
+
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         _ = try Checked.blasInt(batch, max(inFeatures, outFeatures), "Linear batch")
         try output.resize(batch * outFeatures)
-        let y = output.pointer
+        forwardKernel.run(tasks(batch, Linear.rowsPerTask), (x, batch))
+        return UnsafePointer(output.pointer)
+    }
+
+    /// Task `task` of the forward pass: rows [64·task, 64·task + 64) of y = x·Wᵀ + b.
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
+        let (x, batch) = arguments
+        let (inF, outF) = (self.inFeatures, self.outFeatures)
+        let first = task * Linear.rowsPerTask, rows = min(Linear.rowsPerTask, batch - first)
+        let y = self.output.pointer + first * outF
         // Start from the bias in every row, then y += x·Wᵀ.
-        for n in 0..<batch { (y + n * outFeatures).update(from: bias.value.pointer, count: outFeatures) }
-        BLAS.sgemm(transB: true, m: batch, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
-                   b: weight.value.pointer, ldb: inFeatures, beta: 1, c: y, ldc: outFeatures)
-        return UnsafePointer(y)
+        for n in 0..<rows { (y + n * outF).update(from: self.bias.value.pointer, count: outF) }
+        BLAS.sgemm(transB: true, m: rows, n: outF, k: inF, a: x + first * inF, lda: inF, b: self.weight.value.pointer,
+                   ldb: inF, beta: 1, c: y, ldc: outF)
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
-        // dW += dyᵀ·x ; db += Σ_n dy
-        BLAS.sgemm(transA: true, m: outFeatures, n: inFeatures, k: batch, a: dy, lda: outFeatures, b: x,
-                   ldb: inFeatures, beta: 1, c: weight.gradient.pointer, ldc: inFeatures)
+        if needInputGradient { try gradInput.resize(batch * inFeatures) }
+        let weightTasks = tasks(inFeatures, Linear.columnsPerTask)
+        let rowTasks = needInputGradient ? tasks(batch, Linear.rowsPerTask) : 0
+        backwardKernel.run(weightTasks + rowTasks, (dy, x, batch, weightTasks))
+        return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
+    }
+
+    /// Task `task` of the backward pass. Tasks [0, weightTasks): dW[:, columns] += dyᵀ·x[:, columns] (the
+    /// first also sums the bias gradient over the batch); then one task per block of rows of dx = dy·W.
+    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Int)> {
+        [unowned self] arguments, task in
+        let (dy, x, batch, weightTasks) = arguments
+        let (inF, outF) = (self.inFeatures, self.outFeatures)
+        if task < weightTasks {
+            let first = task * Linear.columnsPerTask, columns = min(Linear.columnsPerTask, inF - first)
+            BLAS.sgemm(transA: true, m: outF, n: columns, k: batch, a: dy, lda: outF, b: x + first, ldb: inF, beta: 1,
+                       c: self.weight.gradient.pointer + first, ldc: inF)
+            if task == 0 { self.accumulateBiasGradient(dy, batch: batch) }
+        } else {
+            let first = (task - weightTasks) * Linear.rowsPerTask, rows = min(Linear.rowsPerTask, batch - first)
+            BLAS.sgemm(m: rows, n: inF, k: outF, a: dy + first * outF, lda: outF, b: self.weight.value.pointer,
+                       ldb: inF, beta: 0, c: self.gradInput.pointer + first * inF, ldc: inF)
+        }
+    }
+
+    /// db += Σ_n dy[n].
+    private func accumulateBiasGradient(_ dy: UnsafePointer<Float>, batch: Int) {
         let db = bias.gradient.pointer
         for n in 0..<batch {
             let row = dy + n * outFeatures
             for o in 0..<outFeatures { db[o] += row[o] }
         }
-        guard needInputGradient else { return nil }
-        // dx = dy·W
-        try gradInput.resize(batch * inFeatures)
-        BLAS.sgemm(m: batch, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight.value.pointer,
-                   ldb: inFeatures, beta: 0, c: gradInput.pointer, ldc: inFeatures)
-        return UnsafePointer(gradInput.pointer)
     }
 }

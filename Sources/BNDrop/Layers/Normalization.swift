@@ -102,116 +102,133 @@ public final class BatchNorm: Layer {
             throw BNDError.shape("Expected more than 1 value per channel when training, got input size "
                                  + "\([batch] + inputShape)")
         }
-        try output.resize(batch * inputCount)
-        if useBatchStats {
-            batchStatistics(x, batch: batch)
-            if isTraining { updateRunningStatistics() }
-        } else if let rm = runningMean, let rv = runningVar {
-            for c in 0..<numFeatures {
-                savedMean.pointer[c] = rm.pointer[c]
-                savedInvStd.pointer[c] = 1 / (rv.pointer[c] + eps).squareRoot()
-            }
-        } else {
+        if !useBatchStats && runningMean == nil {
             throw BNDError.internalError("\(typeName): no statistics to normalise with")
         }
-        normalize(x, into: output.pointer, batch: batch)
+        try output.resize(batch * inputCount)
+        // The factor of this batch's running-statistics update, when there is one.
+        var factor: Float? = nil
+        if isTraining, let nbt = numBatchesTracked {
+            nbt.value += 1
+            factor = momentum ?? Float(1 / Double(nbt.value))
+        }
+        // Channels are independent: one task each.
+        forwardKernel.run(numFeatures, (x, batch, useBatchStats, factor))
         usedBatchStatistics = useBatchStats
         return UnsafePointer(output.pointer)
     }
 
-    /// The batch's per-channel mean, 1/√(biased var + eps) and unbiased variance, summed in double
-    /// precision in two passes so that a large common offset keeps its variance.
-    private func batchStatistics(_ x: UnsafePointer<Float>, batch: Int) {
+    /// Channel `c` of the forward pass: its statistics, their running average, its normalisation.
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool, Float?)> {
+        [unowned self] arguments, c in
+        let (x, batch, useBatchStats, factor) = arguments
+        if useBatchStats {
+            self.batchStatistics(x, batch: batch, channel: c)
+            if let factor { self.updateRunningStatistics(channel: c, factor: factor) }
+        } else {
+            self.runningStatistics(channel: c)
+        }
+        self.normalize(x, into: self.output.pointer, batch: batch, channel: c)
+    }
+
+    /// Channel `c`'s batch mean, 1/√(biased var + eps) and unbiased variance, summed in double precision
+    /// in two passes so that a large common offset keeps its variance.
+    private func batchStatistics(_ x: UnsafePointer<Float>, batch: Int, channel c: Int) {
         let stride = numFeatures * spatial
         let perChannel = Double(batch * spatial)
-        for c in 0..<numFeatures {
-            var sum = 0.0
-            for n in 0..<batch {
-                let row = x + n * stride + c * spatial
-                for s in 0..<spatial { sum += Double(row[s]) }
-            }
-            let mu = sum / perChannel
-            var squares = 0.0
-            for n in 0..<batch {
-                let row = x + n * stride + c * spatial
-                for s in 0..<spatial {
-                    let d = Double(row[s]) - mu
-                    squares += d * d
-                }
-            }
-            savedMean.pointer[c] = Float(mu)
-            savedInvStd.pointer[c] = Float(1 / (squares / perChannel + Double(eps)).squareRoot())
-            unbiasedVar.pointer[c] = Float(squares / (perChannel - 1))
+        var sum = 0.0
+        for n in 0..<batch {
+            let row = x + n * stride + c * spatial
+            for s in 0..<spatial { sum += Double(row[s]) }
         }
+        let mu = sum / perChannel
+        var squares = 0.0
+        for n in 0..<batch {
+            let row = x + n * stride + c * spatial
+            for s in 0..<spatial {
+                let d = Double(row[s]) - mu
+                squares += d * d
+            }
+        }
+        savedMean.pointer[c] = Float(mu)
+        savedInvStd.pointer[c] = Float(1 / (squares / perChannel + Double(eps)).squareRoot())
+        unbiasedVar.pointer[c] = Float(squares / (perChannel - 1))
+    }
+
+    /// Eval mode: channel `c` normalises with the running statistics.
+    private func runningStatistics(channel c: Int) {
+        guard let rm = runningMean, let rv = runningVar else { return }
+        savedMean.pointer[c] = rm.pointer[c]
+        savedInvStd.pointer[c] = 1 / (rv.pointer[c] + eps).squareRoot()
     }
 
     /// running = (1 − f)·running + f·batch statistic, with f = momentum or 1/num_batches_tracked.
-    private func updateRunningStatistics() {
-        guard let rm = runningMean, let rv = runningVar, let nbt = numBatchesTracked else { return }
-        nbt.value += 1
-        let factor = momentum ?? Float(1 / Double(nbt.value))
-        for c in 0..<numFeatures {
-            rm.pointer[c] = (1 - factor) * rm.pointer[c] + factor * savedMean.pointer[c]
-            rv.pointer[c] = (1 - factor) * rv.pointer[c] + factor * unbiasedVar.pointer[c]
-        }
+    private func updateRunningStatistics(channel c: Int, factor: Float) {
+        guard let rm = runningMean, let rv = runningVar else { return }
+        rm.pointer[c] = (1 - factor) * rm.pointer[c] + factor * savedMean.pointer[c]
+        rv.pointer[c] = (1 - factor) * rv.pointer[c] + factor * unbiasedVar.pointer[c]
     }
 
-    /// y = (x − mean)·invStd·γ + β with the saved statistics.
-    private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, batch: Int) {
+    /// y = (x − mean)·invStd·γ + β for channel `c`, with its saved statistics.
+    private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, batch: Int, channel c: Int) {
         let stride = numFeatures * spatial
-        for c in 0..<numFeatures {
-            let mean = savedMean.pointer[c]
-            let scale = savedInvStd.pointer[c] * (weight?.value.pointer[c] ?? 1)
-            let beta = bias?.value.pointer[c] ?? 0
-            for n in 0..<batch {
-                let row = x + n * stride + c * spatial
-                let out = y + n * stride + c * spatial
-                for s in 0..<spatial { out[s] = (row[s] - mean) * scale + beta }
-            }
+        let mean = savedMean.pointer[c]
+        let scale = savedInvStd.pointer[c] * (weight?.value.pointer[c] ?? 1)
+        let beta = bias?.value.pointer[c] ?? 0
+        for n in 0..<batch {
+            let row = x + n * stride + c * spatial
+            let out = y + n * stride + c * spatial
+            for s in 0..<spatial { out[s] = (row[s] - mean) * scale + beta }
         }
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
-        let channels = numFeatures
-        let stride = channels * spatial
+        if needInputGradient { try gradInput.resize(batch * inputCount) }
+        backwardKernel.run(numFeatures, (dy, x, batch, needInputGradient))
+        return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
+    }
+
+    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool)> {
+        [unowned self] arguments, c in
+        let (dy, x, batch, needInputGradient) = arguments
+        self.backward(dy, x, self.gradInput.pointer, batch: batch, channel: c, needInputGradient: needInputGradient)
+    }
+
+    /// Channel `c`'s parameter gradients and (when asked) input gradient.
+    private func backward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                          batch: Int, channel c: Int, needInputGradient: Bool) {
+        let stride = numFeatures * spatial
         let perChannel = Double(batch * spatial)
-        if needInputGradient { try gradInput.resize(batch * stride) }
-        let dx = gradInput.pointer
-        for c in 0..<channels {
-            let mean = savedMean.pointer[c], invStd = savedInvStd.pointer[c]
-            var sumDy = 0.0, dotXmuDy = 0.0
-            for n in 0..<batch {
-                let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
-                for s in 0..<spatial {
-                    sumDy += Double(gr[s])
-                    dotXmuDy += Double(xr[s] - mean) * Double(gr[s])
-                }
-            }
-            if let w = weight, let b = bias {
-                w.gradient.pointer[c] += Float(dotXmuDy * Double(invStd))
-                b.gradient.pointer[c] += Float(sumDy)
-            }
-            guard needInputGradient else { continue }
-            let gamma = weight?.value.pointer[c] ?? 1
-            if usedBatchStatistics {
-                // dx = (dy − Σdy/n − (x−μ)·invstd²·Σ(x−μ)dy/n)·invstd·γ
-                let meanDy = Float(sumDy / perChannel)
-                let projection = Float(dotXmuDy / perChannel) * invStd * invStd
-                let scale = invStd * gamma
-                for n in 0..<batch {
-                    let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
-                    let out = dx + n * stride + c * spatial
-                    for s in 0..<spatial { out[s] = (gr[s] - meanDy - (xr[s] - mean) * projection) * scale }
-                }
-            } else {
-                let scale = invStd * gamma
-                for n in 0..<batch {
-                    let gr = dy + n * stride + c * spatial, out = dx + n * stride + c * spatial
-                    for s in 0..<spatial { out[s] = gr[s] * scale }
-                }
+        let mean = savedMean.pointer[c], invStd = savedInvStd.pointer[c]
+        var sumDy = 0.0, dotXmuDy = 0.0
+        for n in 0..<batch {
+            let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
+            for s in 0..<spatial {
+                sumDy += Double(gr[s])
+                dotXmuDy += Double(xr[s] - mean) * Double(gr[s])
             }
         }
-        return needInputGradient ? UnsafePointer(dx) : nil
+        if let w = weight, let b = bias {
+            w.gradient.pointer[c] += Float(dotXmuDy * Double(invStd))
+            b.gradient.pointer[c] += Float(sumDy)
+        }
+        guard needInputGradient else { return }
+        let scale = invStd * (weight?.value.pointer[c] ?? 1)
+        if usedBatchStatistics {
+            // dx = (dy − Σdy/n − (x−μ)·invstd²·Σ(x−μ)dy/n)·invstd·γ
+            let meanDy = Float(sumDy / perChannel)
+            let projection = Float(dotXmuDy / perChannel) * invStd * invStd
+            for n in 0..<batch {
+                let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
+                let out = dx + n * stride + c * spatial
+                for s in 0..<spatial { out[s] = (gr[s] - meanDy - (xr[s] - mean) * projection) * scale }
+            }
+        } else {
+            for n in 0..<batch {
+                let gr = dy + n * stride + c * spatial, out = dx + n * stride + c * spatial
+                for s in 0..<spatial { out[s] = gr[s] * scale }
+            }
+        }
     }
 }

@@ -17,22 +17,22 @@ enum BLAS {
 
     /// Loads OpenBLAS now unless it is loaded; throws `.io` (with the loader's message) when it cannot
     /// be. A layer calls it when it is built, so that a missing OpenBLAS is reported by the first call
-    /// that needs it rather than found out by a slow `sgemm`.
+    /// that needs it.
     static func prepare() throws {
         _ = try library.get()
     }
 
     /// C = alpha·op(A)·op(B) + beta·C on row-major matrices, op(X) = Xᵀ when `trans…` is true.
     /// Dimensions were checked to fit BLAS's 32-bit integers when the layer was built.
-    /// Never traps: without OpenBLAS (`prepare()` throws) it computes the same product with a slow
-    /// portable loop.
+    /// Never traps, even without OpenBLAS (see the guard).
     @inline(__always)
     static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
                       c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard let cblasSgemm else {
-            portableSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                          b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            // Not reached: every layer that multiplies called `prepare()` when it was built. Were it
+            // reached, the product is NaN (a training step reports BND_ERR_NUMERIC), never a trap.
+            for i in 0..<m { (c + i * ldc).update(repeating: .nan, count: n) }
             return
         }
         let noTrans = Int32(BNDBLAS_NO_TRANS), trans = Int32(BNDBLAS_TRANS)
@@ -42,27 +42,6 @@ enum BLAS {
                    Int32(truncatingIfNeeded: ldc))
     }
 
-    /// The product `sgemm` computes, as BLAS defines it (beta = 0 ignores C's old values, NaN included),
-    /// one row of C at a time. Only for a process without OpenBLAS.
-    private static func portableSgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        guard m > 0, n > 0 else { return }
-        for i in 0..<m {
-            let row = c + i * ldc
-            for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
-            guard alpha != 0 else { continue }
-            for p in 0..<max(k, 0) {
-                let aip = alpha * (transA ? a[p * lda + i] : a[i * lda + p])
-                if transB {
-                    for j in 0..<n { row[j] += aip * b[j * ldb + p] }
-                } else {
-                    let bRow = b + p * ldb
-                    for j in 0..<n { row[j] += aip * bRow[j] }
-                }
-            }
-        }
-    }
 }
 
 /// libopenblas.so.0, loaded, with the functions bndrop calls.

@@ -34,10 +34,13 @@ public final class ThreadPool: @unchecked Sendable {
     /// number with another's participants.
     private let region = Atomic<Int>(0)
     private static let regionStride = 1024
-    /// The next task index to hand out in the current region.
-    private let nextTask = Atomic<Int>(0)
-    /// Workers still inside the current region.
-    private let activeWorkers = Atomic<Int>(0)
+    /// The region's sequence number (high 32 bits) and the next task to hand out (low 32 bits). A task
+    /// is claimed by compare-and-swap, so a worker that wakes late, after its region ended, can never
+    /// claim a task of the next one.
+    private let claims = Atomic<UInt64>(0)
+    /// Tasks of the current region that have finished. The caller waits for all of them, not for the
+    /// workers: a worker still waking up costs nothing.
+    private let completed = Atomic<Int>(0)
     /// 1 while a region runs: a second caller runs its tasks alone.
     private let busy = Atomic<Int>(0)
 
@@ -47,9 +50,9 @@ public final class ThreadPool: @unchecked Sendable {
     private var sleepers = 0
     private var workers: [pthread_t] = []
 
-    // The current region, written before `region` moves and read only by its participating workers.
+    // The current region, written before `region` moves; read only after a successful claim.
     private var taskCount = 0
-    private var job: ((Int) -> Void)?
+    private var job: ParallelWork?
 
     init(threads: Int) {
         configuredThreads = Atomic(max(1, min(threads, ThreadPool.maxThreads)))
@@ -75,38 +78,60 @@ public final class ThreadPool: @unchecked Sendable {
         configuredThreads.store(count, ordering: .relaxed)
     }
 
-    /// Runs `body(task)` for every task in `0..<tasks`, spread over the pool; returns when all are done.
-    /// Tasks must be independent (see Determinism above).
-    public func run(_ tasks: Int, _ body: (Int) -> Void) {
+    /// Runs `work.perform(task)` for every task in `0..<tasks`, spread over the pool; returns when all
+    /// are done. Tasks must be independent (see Determinism above). The work is an object made once (a
+    /// `ParallelKernel`), not a closure: handing a closure to other threads would allocate at every call,
+    /// and a training step allocates nothing.
+    func run(_ tasks: Int, _ work: ParallelWork) {
         let threads = min(threadCount, tasks)
-        guard threads > 1, busy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
-            for task in 0..<tasks { body(task) }
+        guard threads > 1, tasks < Int(UInt32.max),
+              busy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
+            for task in 0..<tasks { work.perform(task) }
             return
         }
         defer { busy.store(0, ordering: .releasing) }
         startWorkers(threads - 1)
-        withoutActuallyEscaping(body) { body in
-            job = body
-            taskCount = tasks
-            nextTask.store(0, ordering: .relaxed)
-            activeWorkers.store(threads - 1, ordering: .relaxed)
-            let sequence = region.load(ordering: .relaxed) / ThreadPool.regionStride + 1
-            region.store(sequence * ThreadPool.regionStride + threads - 1, ordering: .releasing)
-            pthread_mutex_lock(&mutex)
-            if sleepers > 0 { pthread_cond_broadcast(&wakeup) }
-            pthread_mutex_unlock(&mutex)
-            runTasks(body)
-            while activeWorkers.load(ordering: .acquiring) > 0 { spinPause() }
-            job = nil
+        job = work
+        taskCount = tasks
+        completed.store(0, ordering: .relaxed)
+        let sequence = region.load(ordering: .relaxed) / ThreadPool.regionStride + 1
+        let tag = UInt64(UInt32(truncatingIfNeeded: sequence))
+        claims.store(tag << 32, ordering: .relaxed)
+        region.store(sequence * ThreadPool.regionStride + threads - 1, ordering: .releasing)
+        pthread_mutex_lock(&mutex)
+        if sleepers > 0 { pthread_cond_broadcast(&wakeup) }
+        pthread_mutex_unlock(&mutex)
+        while let task = claim(tag) {
+            work.perform(task)
+            completed.add(1, ordering: .releasing)
         }
+        while completed.load(ordering: .acquiring) < tasks { spinPause() }
+        job = nil
     }
 
-    private func runTasks(_ body: (Int) -> Void) {
-        while true {
-            let task = nextTask.add(1, ordering: .relaxed).oldValue
-            guard task < taskCount else { return }
-            body(task)
+    /// The next unclaimed task of the region tagged `tag`, or nil when none is left or the region is
+    /// over.
+    @inline(__always)
+    private func claim(_ tag: UInt64) -> Int? {
+        var current = claims.load(ordering: .acquiring)
+        while current >> 32 == tag {
+            let task = Int(current & 0xFFFF_FFFF)
+            guard task < taskCount else { return nil }
+            let (exchanged, original) = claims.compareExchange(expected: current, desired: current + 1,
+                                                               ordering: .acquiringAndReleasing)
+            if exchanged { return task }
+            current = original
         }
+        return nil
+    }
+
+    /// A worker's share of the region tagged `tag`: claims and runs one task. The work is read inside
+    /// this call and released before the task counts as completed.
+    @inline(never)
+    private func runClaimedTask(_ tag: UInt64) -> Bool {
+        guard let task = claim(tag), let work = job else { return false }
+        work.perform(task)
+        return true
     }
 
     /// Makes sure at least `count` workers exist (they are never stopped; the pool lives as long as the
@@ -115,10 +140,13 @@ public final class ThreadPool: @unchecked Sendable {
         while workers.count < count {
             let index = workers.count
             var thread = pthread_t()
-            let context = Unmanaged.passRetained(WorkerContext(pool: self, index: index)).toOpaque()
+            // The worker starts from the region as it is now, before the caller moves it: a thread that
+            // starts late must still see the region it was created for as new.
+            let start = region.load(ordering: .acquiring)
+            let context = Unmanaged.passRetained(WorkerContext(pool: self, index: index, start: start)).toOpaque()
             guard pthread_create(&thread, nil, { raw in
                 let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
-                context.pool.workerLoop(index: context.index)
+                context.pool.workerLoop(index: context.index, seen: context.start)
                 return nil
             }, context) == 0 else {
                 Unmanaged<WorkerContext>.fromOpaque(context).release()
@@ -129,8 +157,8 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    private func workerLoop(index: Int) {
-        var seen = region.load(ordering: .acquiring)
+    private func workerLoop(index: Int, seen start: Int) {
+        var seen = start
         while true {
             // Spin a little: the next region of a training step usually follows within microseconds.
             var spins = 0
@@ -152,9 +180,9 @@ public final class ThreadPool: @unchecked Sendable {
             }
             seen = current
             // Only the first workers join a region (as many as it asked for); the others wait again.
-            guard index < current % ThreadPool.regionStride, let body = job else { continue }
-            runTasks(body)
-            activeWorkers.subtract(1, ordering: .releasing)
+            guard index < current % ThreadPool.regionStride else { continue }
+            let tag = UInt64(UInt32(truncatingIfNeeded: current / ThreadPool.regionStride))
+            while runClaimedTask(tag) { completed.add(1, ordering: .releasing) }
         }
     }
 
@@ -168,8 +196,42 @@ public final class ThreadPool: @unchecked Sendable {
 private final class WorkerContext {
     let pool: ThreadPool
     let index: Int
-    init(pool: ThreadPool, index: Int) {
+    /// The region value when the worker was created.
+    let start: Int
+    init(pool: ThreadPool, index: Int, start: Int) {
         self.pool = pool
         self.index = index
+        self.start = start
     }
 }
+
+/// What the pool runs: one task at a time, by index.
+protocol ParallelWork: AnyObject {
+    func perform(_ task: Int)
+}
+
+/// One parallel kernel of a layer: its code, made once when the layer is built, and the arguments of
+/// the current call, set by `run`. Running it allocates nothing.
+final class ParallelKernel<Arguments>: ParallelWork {
+    private let body: (Arguments, Int) -> Void
+    private var arguments: Arguments?
+
+    /// `body` must not hold its layer strongly (capture it `unowned`): the layer owns the kernel.
+    init(_ body: @escaping (Arguments, Int) -> Void) { self.body = body }
+
+    /// Runs `body(arguments, task)` for every task in `0..<tasks` on the shared pool.
+    func run(_ tasks: Int, _ arguments: Arguments) {
+        self.arguments = arguments
+        ThreadPool.shared.run(tasks, self)
+        self.arguments = nil
+    }
+
+    func perform(_ task: Int) {
+        guard let arguments else { return }
+        body(arguments, task)
+    }
+}
+
+/// The number of tasks that cover `count` items in chunks of `chunk` (the last may be smaller).
+@inline(__always)
+func tasks(_ count: Int, _ chunk: Int) -> Int { (count + chunk - 1) / chunk }

@@ -1,0 +1,84 @@
+import XCTest
+import BNDrop
+
+/// The same seed gives bit-identical training for every thread count: work is split by the size of the
+/// problem, never by the number of threads, and partial sums are added in a fixed order.
+final class DeterminismTests: XCTestCase {
+    /// Trains `net` for a few steps on fixed data and returns every tensor, gradient and output.
+    private func trainedState(_ build: () throws -> Sequential, input: [Float], labels: [Int32],
+                              threads: Int) throws -> [String: [UInt32]] {
+        let original = ThreadPool.shared.threadCount
+        try ThreadPool.shared.setThreadCount(threads)
+        defer { try? ThreadPool.shared.setThreadCount(original) }
+        let net = try build()
+        let optimizer = try SGD(parameters: net.parameters, learningRate: 0.05, momentum: 0.9)
+        var state: [String: [UInt32]] = [:]
+        var losses: [Float] = []
+        for _ in 0..<4 { losses.append(try net.trainStep(input: input, labels: labels, optimizer: optimizer)) }
+        state["losses"] = losses.map(\.bitPattern)
+        for (name, _) in net.stateDict { state[name] = try net.tensor(name).map(\.bitPattern) }
+        for (name, entry) in net.stateDict {
+            if case .parameter = entry.storage { state["grad " + name] = try net.gradient(name).map(\.bitPattern) }
+        }
+        net.isTraining = false
+        state["eval output"] = try net.forward(input, batch: labels.count).map(\.bitPattern)
+        return state
+    }
+
+    private func assertSameForEveryThreadCount(_ name: String, _ build: () throws -> Sequential, sampleSize: Int,
+                                               batch: Int) throws {
+        var random = SeededRandom(seed: 11)
+        let input = (0..<(batch * sampleSize)).map { _ in random.nextNormal() }
+        let labels = (0..<batch).map { Int32($0 % 10) }
+        let reference = try trainedState(build, input: input, labels: labels, threads: 1)
+        XCTAssertGreaterThan(reference.count, 4)
+        for threads in [2, 3, 4, 7] {
+            let state = try trainedState(build, input: input, labels: labels, threads: threads)
+            XCTAssertEqual(state.keys.sorted(), reference.keys.sorted())
+            for (key, bits) in reference {
+                XCTAssertEqual(state[key], bits, "\(name): '\(key)' differs between 1 and \(threads) threads")
+            }
+        }
+    }
+
+    func testMLPWithBatchNormAndDropoutIsBitIdenticalForAnyThreadCount() throws {
+        try assertSameForEveryThreadCount("MLP", {
+            let net = try Sequential(sampleShape: [784], seed: 5)
+            try net.addLinear(48)
+            try net.addBatchNorm()
+            try net.addReLU()
+            try net.addDropout(0.2)
+            try net.addLinear(24)
+            try net.addBatchNorm()
+            try net.addReLU()
+            try net.addLinear(10)
+            return net
+        }, sampleSize: 784, batch: 300)  // 300 rows: several row blocks, the last one partial
+    }
+
+    func testCNNWithBatchNorm2dIsBitIdenticalForAnyThreadCount() throws {
+        try assertSameForEveryThreadCount("CNN", {
+            let net = try Sequential(sampleShape: [1, 28, 28], seed: 6)
+            try net.addConv2d(outChannels: 3, kernelSize: 5)
+            try net.addReLU()
+            try net.addAvgPool2d(kernelSize: 2)
+            try net.addConv2d(outChannels: 6, kernelSize: 3)
+            try net.addBatchNorm()
+            try net.addReLU()
+            try net.addMaxPool2d(kernelSize: 2)
+            try net.addFlatten()
+            try net.addLinear(25)
+            try net.addReLU()
+            try net.addLinear(10)
+            return net
+        }, sampleSize: 784, batch: 37)  // 37 samples: several sample groups, the last one partial
+    }
+
+    func testThreadCountIsValidated() throws {
+        let original = ThreadPool.shared.threadCount
+        XCTAssertGreaterThanOrEqual(original, 1)
+        XCTAssertThrowsError(try ThreadPool.shared.setThreadCount(0))
+        XCTAssertThrowsError(try ThreadPool.shared.setThreadCount(ThreadPool.maxThreads + 1))
+        XCTAssertEqual(ThreadPool.shared.threadCount, original)
+    }
+}
