@@ -1,6 +1,9 @@
 /// y = max(x, 0), as torch.nn.ReLU. The gradient is 0 where x <= 0 (x == 0 included). NaN passes
 /// through, forward and backward, as in PyTorch, so a NaN input ends in a non-finite loss.
 public final class ReLU: Layer {
+    /// Elements per task (element-wise work: any split gives the same bits).
+    static let elementsPerTask = 65_536
+
     public init(inputShape: [Int]) throws {
         try super.init("ReLU", inputShape: inputShape, outputShape: inputShape)
     }
@@ -8,9 +11,16 @@ public final class ReLU: Layer {
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         let count = batch * inputCount
         try output.resize(count)
-        let y = output.pointer
-        for i in 0..<count { y[i] = x[i] <= 0 ? 0 : x[i] }
-        return UnsafePointer(y)
+        forwardKernel.run(tasks(count, ReLU.elementsPerTask), (x, count))
+        return UnsafePointer(output.pointer)
+    }
+
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
+        let (x, count) = arguments
+        let y = self.output.pointer
+        for i in (task * ReLU.elementsPerTask)..<min((task + 1) * ReLU.elementsPerTask, count) {
+            y[i] = x[i] <= 0 ? 0 : x[i]
+        }
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
@@ -18,9 +28,16 @@ public final class ReLU: Layer {
         guard needInputGradient else { return nil }
         let count = batch * inputCount
         try gradInput.resize(count)
-        // y <= 0 exactly where x <= 0, so the saved output is the mask.
-        let y = output.pointer, dx = gradInput.pointer
-        for i in 0..<count { dx[i] = y[i] <= 0 ? 0 : dy[i] }
-        return UnsafePointer(dx)
+        backwardKernel.run(tasks(count, ReLU.elementsPerTask), (dy, count))
+        return UnsafePointer(gradInput.pointer)
+    }
+
+    /// y <= 0 exactly where x <= 0, so the saved output is the mask.
+    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
+        let (dy, count) = arguments
+        let y = self.output.pointer, dx = self.gradInput.pointer
+        for i in (task * ReLU.elementsPerTask)..<min((task + 1) * ReLU.elementsPerTask, count) {
+            dx[i] = y[i] <= 0 ? 0 : dy[i]
+        }
     }
 }

@@ -59,14 +59,16 @@ public final class Conv2d: Layer {
 
     private var planeSize: Int { outHeight * outWidth }
 
-    /// Writes sample `x`'s patches into `cols` ((C·k·k) × (OH·OW), zero outside the image).
-    private func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>) {
-        let k = kernelSize, plane = planeSize
+    /// Writes sample `x`'s patches into the columns at `cols`: row r (one of the C·k·k kernel taps) holds
+    /// the tap's value at every output position, zero outside the image; rows are `rowStride` apart, so
+    /// several samples can sit side by side in one patch matrix.
+    private func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, rowStride: Int) {
+        let k = kernelSize
         for c in 0..<inChannels {
             let image = x + c * height * width
             for ky in 0..<k {
                 for kx in 0..<k {
-                    let row = cols + ((c * k + ky) * k + kx) * plane
+                    let row = cols + ((c * k + ky) * k + kx) * rowStride
                     for oy in 0..<outHeight {
                         let iy = oy * stride - padding + ky
                         let dst = row + oy * outWidth
@@ -75,6 +77,10 @@ public final class Conv2d: Layer {
                             continue
                         }
                         let src = image + iy * width
+                        if stride == 1 && padding == 0 {
+                            dst.update(from: src + kx, count: outWidth)
+                            continue
+                        }
                         for ox in 0..<outWidth {
                             let ix = ox * stride - padding + kx
                             dst[ox] = (ix >= 0 && ix < width) ? src[ix] : 0
@@ -85,15 +91,16 @@ public final class Conv2d: Layer {
         }
     }
 
-    /// Adds the patch gradients in `cols` back onto sample gradient `dx` (the adjoint of im2col).
-    private func col2im(_ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
-        let k = kernelSize, plane = planeSize
+    /// Sets sample gradient `dx` to the patch gradients at `cols` added back onto the image (the adjoint
+    /// of im2col, same layout).
+    private func col2im(_ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, rowStride: Int) {
+        let k = kernelSize
         dx.update(repeating: 0, count: inChannels * height * width)
         for c in 0..<inChannels {
             let image = dx + c * height * width
             for ky in 0..<k {
                 for kx in 0..<k {
-                    let row = cols + ((c * k + ky) * k + kx) * plane
+                    let row = cols + ((c * k + ky) * k + kx) * rowStride
                     for oy in 0..<outHeight {
                         let iy = oy * stride - padding + ky
                         guard iy >= 0 && iy < height else { continue }
@@ -108,45 +115,72 @@ public final class Conv2d: Layer {
         }
     }
 
-    /// Samples per task: a fixed size, so the same products and the same partial sums are computed
-    /// whatever the thread count (see `ThreadPool`).
-    static let samplesPerTask = 8
+    /// Samples per task. The samples of a task share one patch matrix (C·k·k rows, samples × OH·OW
+    /// columns), so each pass is one GEMM per task instead of one per sample; and the size is fixed, so
+    /// the same products and partial sums are computed whatever the thread count (see `ThreadPool`).
+    static let samplesPerTask = 16
+
+    /// Task `task`'s first sample and sample count for `batch`.
+    private func samples(of task: Int, batch: Int) -> (first: Int, count: Int) {
+        let first = task * Conv2d.samplesPerTask
+        return (first, min(Conv2d.samplesPerTask, batch - first))
+    }
+
+    /// Where task `task`'s patch matrix starts in `columns` (its row length is its samples × OH·OW).
+    private func columnBlock(_ task: Int) -> UnsafeMutablePointer<Float> {
+        columns.pointer + task * patchSize * Conv2d.samplesPerTask * planeSize
+    }
+
+    /// Per task: the output (forward) or output gradient (backward) of its samples as one out_c ×
+    /// (samples·OH·OW) matrix; after it, in backward, the partial weight and bias gradients and the
+    /// patch gradients.
+    private let taskScratch = FloatBuffer()
+
+    /// Floats of `taskScratch` per task.
+    private func scratchPerTask(backward: Bool, needInputGradient: Bool) -> Int {
+        let group = Conv2d.samplesPerTask * planeSize
+        return outChannels * group
+            + (backward ? outChannels * patchSize + outChannels : 0)
+            + (needInputGradient ? patchSize * group : 0)
+    }
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        let taskCount = tasks(batch, Conv2d.samplesPerTask)
         try output.resize(batch * outputCount)
-        try columns.resize(Checked.multiply(Checked.multiply(batch, patchSize, "Conv2d patch matrices"), planeSize,
-                                            "Conv2d patch matrices"))
-        forwardKernel.run(tasks(batch, Conv2d.samplesPerTask), (x, batch))
+        try columns.resize(Checked.multiply(Checked.multiply(taskCount * Conv2d.samplesPerTask, patchSize,
+                                                             "Conv2d patch matrices"), planeSize, "Conv2d patch matrices"))
+        let perTask = scratchPerTask(backward: false, needInputGradient: false)
+        try taskScratch.resize(Checked.multiply(taskCount, perTask, "Conv2d scratch"))
+        forwardKernel.run(taskCount, (x, batch))
         return UnsafePointer(output.pointer)
     }
 
-    /// Task `task` of the forward pass: for each of its samples, the patch matrix and y_n = W·cols_n + b.
+    /// Task `task` of the forward pass: its samples' patch matrix, Y = W·cols, then y_n = Y's columns of
+    /// sample n + b.
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
         let (x, batch) = arguments
         let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
-        let w = self.weight.value.pointer, b = self.bias.value.pointer
-        let first = task * Conv2d.samplesPerTask
-        for n in first..<min(first + Conv2d.samplesPerTask, batch) {
-            let cols = self.columns.pointer + n * patch * plane
-            self.im2col(x + n * self.inputCount, cols)
-            let yn = self.output.pointer + n * self.outputCount
-            for o in 0..<outC { (yn + o * plane).update(repeating: b[o], count: plane) }
-            BLAS.sgemm(m: outC, n: plane, k: patch, a: w, lda: patch, b: cols, ldb: plane, beta: 1, c: yn, ldc: plane)
+        let (first, count) = self.samples(of: task, batch: batch)
+        let rowLength = count * plane
+        let cols = self.columnBlock(task)
+        for j in 0..<count { self.im2col(x + (first + j) * self.inputCount, cols + j * plane, rowStride: rowLength) }
+        let product = self.taskScratch.pointer + task * self.scratchPerTask(backward: false, needInputGradient: false)
+        BLAS.sgemm(m: outC, n: rowLength, k: patch, a: self.weight.value.pointer, lda: patch, b: cols, ldb: rowLength,
+                   beta: 0, c: product, ldc: rowLength)
+        let b = self.bias.value.pointer
+        for j in 0..<count {
+            let yn = self.output.pointer + (first + j) * self.outputCount
+            for o in 0..<outC {
+                let src = product + o * rowLength + j * plane, dst = yn + o * plane, bias = b[o]
+                for p in 0..<plane { dst[p] = src[p] + bias }
+            }
         }
-    }
-
-    /// Per task: its partial weight and bias gradients, then (for the input gradient) its patch scratch.
-    private let taskScratch = FloatBuffer()
-
-    /// Floats of `taskScratch` per task: the partial dW and db, then the patch-gradient scratch.
-    private func scratchPerTask(needInputGradient: Bool) -> Int {
-        outChannels * patchSize + outChannels + (needInputGradient ? patchSize * planeSize : 0)
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         let taskCount = tasks(batch, Conv2d.samplesPerTask)
-        let perTask = scratchPerTask(needInputGradient: needInputGradient)
+        let perTask = scratchPerTask(backward: true, needInputGradient: needInputGradient)
         try taskScratch.resize(Checked.multiply(taskCount, perTask, "Conv2d backward scratch"))
         if needInputGradient { try gradInput.resize(batch * inputCount) }
         backwardKernel.run(taskCount, (dy, batch, needInputGradient))
@@ -154,37 +188,42 @@ public final class Conv2d: Layer {
         let outC = outChannels, weights = outChannels * patchSize
         let dw = weight.gradient.pointer, db = bias.gradient.pointer
         for task in 0..<taskCount {
-            let dwPartial = taskScratch.pointer + task * perTask, dbPartial = dwPartial + weights
+            let dwPartial = taskScratch.pointer + task * perTask + outC * Conv2d.samplesPerTask * planeSize
+            let dbPartial = dwPartial + weights
             for i in 0..<weights { dw[i] += dwPartial[i] }
             for o in 0..<outC { db[o] += dbPartial[o] }
         }
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
     }
 
-    /// Task `task` of the backward pass: for its samples, the partial dW and db, and dx through col2im.
+    /// Task `task` of the backward pass: its samples' output gradient as one matrix dY; the partial
+    /// dW = dY·colsᵀ and db = Σ dY; and, for the input gradient, dcols = Wᵀ·dY scattered back by col2im.
     private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool)> { [unowned self] arguments, task in
         let (dy, batch, needInputGradient) = arguments
         let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
-        let dwPartial = self.taskScratch.pointer + task * self.scratchPerTask(needInputGradient: needInputGradient)
+        let (first, count) = self.samples(of: task, batch: batch)
+        let rowLength = count * plane
+        let gradOutput = self.taskScratch.pointer
+            + task * self.scratchPerTask(backward: true, needInputGradient: needInputGradient)
+        let dwPartial = gradOutput + outC * Conv2d.samplesPerTask * plane
         let dbPartial = dwPartial + outC * patch, gradCols = dbPartial + outC
-        dwPartial.update(repeating: 0, count: outC * patch + outC)
-        let first = task * Conv2d.samplesPerTask
-        for n in first..<min(first + Conv2d.samplesPerTask, batch) {
-            let dyn = dy + n * self.outputCount
-            // dW += dy_n · cols_nᵀ ; db += Σ dy_n
-            BLAS.sgemm(transB: true, m: outC, n: patch, k: plane, a: dyn, lda: plane,
-                       b: self.columns.pointer + n * patch * plane, ldb: plane, beta: 1, c: dwPartial, ldc: patch)
-            for o in 0..<outC {
-                let row = dyn + o * plane
-                var sum: Float = 0
-                for i in 0..<plane { sum += row[i] }
-                dbPartial[o] += sum
-            }
-            guard needInputGradient else { continue }
-            // dcols = Wᵀ · dy_n, then scatter back to the image.
-            BLAS.sgemm(transA: true, m: patch, n: plane, k: outC, a: self.weight.value.pointer, lda: patch, b: dyn,
-                       ldb: plane, beta: 0, c: gradCols, ldc: plane)
-            self.col2im(gradCols, self.gradInput.pointer + n * self.inputCount)
+        for j in 0..<count {
+            let dyn = dy + (first + j) * self.outputCount
+            for o in 0..<outC { (gradOutput + o * rowLength + j * plane).update(from: dyn + o * plane, count: plane) }
+        }
+        for o in 0..<outC {
+            let row = gradOutput + o * rowLength
+            var sum: Float = 0
+            for i in 0..<rowLength { sum += row[i] }
+            dbPartial[o] = sum
+        }
+        BLAS.sgemm(transB: true, m: outC, n: patch, k: rowLength, a: gradOutput, lda: rowLength,
+                   b: self.columnBlock(task), ldb: rowLength, beta: 0, c: dwPartial, ldc: patch)
+        guard needInputGradient else { return }
+        BLAS.sgemm(transA: true, m: patch, n: rowLength, k: outC, a: self.weight.value.pointer, lda: patch, b: gradOutput,
+                   ldb: rowLength, beta: 0, c: gradCols, ldc: rowLength)
+        for j in 0..<count {
+            self.col2im(gradCols + j * plane, self.gradInput.pointer + (first + j) * self.inputCount, rowStride: rowLength)
         }
     }
 }

@@ -112,44 +112,70 @@ public final class BatchNorm: Layer {
             nbt.value += 1
             factor = momentum ?? Float(1 / Double(nbt.value))
         }
-        // Channels are independent: one task each.
-        forwardKernel.run(numFeatures, (x, batch, useBatchStats, factor))
+        // Channels are independent: each task takes a group of them.
+        let group = channelsPerTask(batch: batch)
+        forwardKernel.run(tasks(numFeatures, group), (x, batch, useBatchStats, factor, group))
         usedBatchStatistics = useBatchStats
         return UnsafePointer(output.pointer)
     }
 
-    /// Channel `c` of the forward pass: its statistics, their running average, its normalisation.
-    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool, Float?)> {
-        [unowned self] arguments, c in
-        let (x, batch, useBatchStats, factor) = arguments
-        if useBatchStats {
-            self.batchStatistics(x, batch: batch, channel: c)
-            if let factor { self.updateRunningStatistics(channel: c, factor: factor) }
-        } else {
-            self.runningStatistics(channel: c)
+    /// Values a task should at least cover for its start-up to be worth it (about 256 KiB).
+    static let minimumValuesPerTask = 65_536
+
+    /// Channels per task: enough for `minimumValuesPerTask` values. Each channel is computed the same way
+    /// whatever the grouping, so the grouping only decides how much runs in parallel.
+    private func channelsPerTask(batch: Int) -> Int {
+        min(numFeatures, max(1, BatchNorm.minimumValuesPerTask / max(1, batch * spatial)))
+    }
+
+    /// Task `task` of the forward pass, for each of its channels: the statistics, their running average,
+    /// the normalisation.
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool, Float?, Int)> {
+        [unowned self] arguments, task in
+        let (x, batch, useBatchStats, factor, group) = arguments
+        for c in (task * group)..<min((task + 1) * group, self.numFeatures) {
+            if useBatchStats {
+                self.batchStatistics(x, batch: batch, channel: c)
+                if let factor { self.updateRunningStatistics(channel: c, factor: factor) }
+            } else {
+                self.runningStatistics(channel: c)
+            }
+            self.normalize(x, into: self.output.pointer, batch: batch, channel: c)
         }
-        self.normalize(x, into: self.output.pointer, batch: batch, channel: c)
     }
 
     /// Channel `c`'s batch mean, 1/√(biased var + eps) and unbiased variance, summed in double precision
-    /// in two passes so that a large common offset keeps its variance.
+    /// in two passes so that a large common offset keeps its variance. Eight lanes of partial sums break
+    /// the chain of dependent additions; the lanes are fixed, so the result is too.
     private func batchStatistics(_ x: UnsafePointer<Float>, batch: Int, channel c: Int) {
         let stride = numFeatures * spatial
         let perChannel = Double(batch * spatial)
-        var sum = 0.0
+        var lanes = SIMD8<Double>(), rest = 0.0
         for n in 0..<batch {
             let row = x + n * stride + c * spatial
-            for s in 0..<spatial { sum += Double(row[s]) }
+            var s = 0
+            while s + 8 <= spatial { lanes += SIMD8<Double>(load8(row + s)); s += 8 }
+            while s < spatial { rest += Double(row[s]); s += 1 }
         }
-        let mu = sum / perChannel
-        var squares = 0.0
+        let mu = (lanes.sum() + rest) / perChannel
+        let muLanes = SIMD8<Double>(repeating: mu)
+        lanes = SIMD8<Double>()
+        rest = 0
         for n in 0..<batch {
             let row = x + n * stride + c * spatial
-            for s in 0..<spatial {
+            var s = 0
+            while s + 8 <= spatial {
+                let d = SIMD8<Double>(load8(row + s)) - muLanes
+                lanes += d * d
+                s += 8
+            }
+            while s < spatial {
                 let d = Double(row[s]) - mu
-                squares += d * d
+                rest += d * d
+                s += 1
             }
         }
+        let squares = lanes.sum() + rest
         savedMean.pointer[c] = Float(mu)
         savedInvStd.pointer[c] = Float(1 / (squares / perChannel + Double(eps)).squareRoot())
         unbiasedVar.pointer[c] = Float(squares / (perChannel - 1))
@@ -175,24 +201,34 @@ public final class BatchNorm: Layer {
         let mean = savedMean.pointer[c]
         let scale = savedInvStd.pointer[c] * (weight?.value.pointer[c] ?? 1)
         let beta = bias?.value.pointer[c] ?? 0
+        let meanLanes = SIMD8<Float>(repeating: mean), scaleLanes = SIMD8<Float>(repeating: scale)
+        let betaLanes = SIMD8<Float>(repeating: beta)
         for n in 0..<batch {
             let row = x + n * stride + c * spatial
             let out = y + n * stride + c * spatial
-            for s in 0..<spatial { out[s] = (row[s] - mean) * scale + beta }
+            var s = 0
+            while s + 8 <= spatial {
+                store8((load8(row + s) - meanLanes) * scaleLanes + betaLanes, out + s)
+                s += 8
+            }
+            while s < spatial { out[s] = (row[s] - mean) * scale + beta; s += 1 }
         }
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         if needInputGradient { try gradInput.resize(batch * inputCount) }
-        backwardKernel.run(numFeatures, (dy, x, batch, needInputGradient))
+        let group = channelsPerTask(batch: batch)
+        backwardKernel.run(tasks(numFeatures, group), (dy, x, batch, needInputGradient, group))
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
     }
 
-    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool)> {
-        [unowned self] arguments, c in
-        let (dy, x, batch, needInputGradient) = arguments
-        self.backward(dy, x, self.gradInput.pointer, batch: batch, channel: c, needInputGradient: needInputGradient)
+    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)> {
+        [unowned self] arguments, task in
+        let (dy, x, batch, needInputGradient, group) = arguments
+        for c in (task * group)..<min((task + 1) * group, self.numFeatures) {
+            self.backward(dy, x, self.gradInput.pointer, batch: batch, channel: c, needInputGradient: needInputGradient)
+        }
     }
 
     /// Channel `c`'s parameter gradients and (when asked) input gradient.
@@ -201,34 +237,71 @@ public final class BatchNorm: Layer {
         let stride = numFeatures * spatial
         let perChannel = Double(batch * spatial)
         let mean = savedMean.pointer[c], invStd = savedInvStd.pointer[c]
-        var sumDy = 0.0, dotXmuDy = 0.0
+        let meanLanes = SIMD8<Float>(repeating: mean)
+        var sumLanes = SIMD8<Double>(), dotLanes = SIMD8<Double>()
+        var sumRest = 0.0, dotRest = 0.0
         for n in 0..<batch {
             let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
-            for s in 0..<spatial {
-                sumDy += Double(gr[s])
-                dotXmuDy += Double(xr[s] - mean) * Double(gr[s])
+            var s = 0
+            while s + 8 <= spatial {
+                let g = SIMD8<Double>(load8(gr + s))
+                sumLanes += g
+                dotLanes += SIMD8<Double>(load8(xr + s) - meanLanes) * g
+                s += 8
+            }
+            while s < spatial {
+                sumRest += Double(gr[s])
+                dotRest += Double(xr[s] - mean) * Double(gr[s])
+                s += 1
             }
         }
+        let sumDy = sumLanes.sum() + sumRest, dotXmuDy = dotLanes.sum() + dotRest
         if let w = weight, let b = bias {
             w.gradient.pointer[c] += Float(dotXmuDy * Double(invStd))
             b.gradient.pointer[c] += Float(sumDy)
         }
         guard needInputGradient else { return }
         let scale = invStd * (weight?.value.pointer[c] ?? 1)
-        if usedBatchStatistics {
-            // dx = (dy − Σdy/n − (x−μ)·invstd²·Σ(x−μ)dy/n)·invstd·γ
-            let meanDy = Float(sumDy / perChannel)
-            let projection = Float(dotXmuDy / perChannel) * invStd * invStd
-            for n in 0..<batch {
-                let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
-                let out = dx + n * stride + c * spatial
-                for s in 0..<spatial { out[s] = (gr[s] - meanDy - (xr[s] - mean) * projection) * scale }
-            }
-        } else {
+        let scaleLanes = SIMD8<Float>(repeating: scale)
+        guard usedBatchStatistics else {
+            // Running statistics are constants of the input: dx = dy·invstd·γ.
             for n in 0..<batch {
                 let gr = dy + n * stride + c * spatial, out = dx + n * stride + c * spatial
-                for s in 0..<spatial { out[s] = gr[s] * scale }
+                var s = 0
+                while s + 8 <= spatial { store8(load8(gr + s) * scaleLanes, out + s); s += 8 }
+                while s < spatial { out[s] = gr[s] * scale; s += 1 }
+            }
+            return
+        }
+        // dx = (dy − Σdy/n − (x−μ)·invstd²·Σ(x−μ)dy/n)·invstd·γ
+        let meanDy = Float(sumDy / perChannel)
+        let projection = Float(dotXmuDy / perChannel) * invStd * invStd
+        let meanDyLanes = SIMD8<Float>(repeating: meanDy), projectionLanes = SIMD8<Float>(repeating: projection)
+        for n in 0..<batch {
+            let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
+            let out = dx + n * stride + c * spatial
+            var s = 0
+            while s + 8 <= spatial {
+                let value = (load8(gr + s) - meanDyLanes - (load8(xr + s) - meanLanes) * projectionLanes) * scaleLanes
+                store8(value, out + s)
+                s += 8
+            }
+            while s < spatial {
+                out[s] = (gr[s] - meanDy - (xr[s] - mean) * projection) * scale
+                s += 1
             }
         }
     }
+}
+
+/// Eight floats from `p` (any alignment).
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// Stores eight floats at `p` (any alignment).
+@inline(__always)
+func store8(_ value: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: value, as: SIMD8<Float>.self)
 }
