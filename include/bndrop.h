@@ -341,6 +341,14 @@ BND_API bnd_status bnd_net_set_grad(bnd_net *net, const char *name, const float 
 BND_API bnd_status bnd_net_forward(bnd_net *net, const float *input, int64_t batch, float *output,
                                    size_t output_capacity);
 
+/* bnd_net_forward without the copy: *out_view receives a read-only pointer to the net's own output
+   (batch * output_count floats, also written to *out_count), owned by the net and valid until the
+   next call that runs, changes or frees the net (forward, a training step, add_*, seed, free, ...).
+   Use it when the output is only read, e.g. for a loss or an argmax. Statuses as bnd_net_forward
+   (NULL out_view or out_count is BND_ERR_INVALID_ARGUMENT); on failure *out_view is untouched. */
+BND_API bnd_status bnd_net_forward_view(bnd_net *net, const float *input, int64_t batch, const float **out_view,
+                                        size_t *out_count);
+
 /* Sets every parameter gradient to zero (optimizer.zero_grad() with set_to_none=False).
    BND_ERR_INVALID_ARGUMENT for a NULL net. */
 BND_API bnd_status bnd_net_zero_grad(bnd_net *net);

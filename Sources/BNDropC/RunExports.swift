@@ -12,6 +12,21 @@ public func bnd_net_forward(_ net: OpaquePointer?, _ input: UnsafePointer<Float>
     }
 }
 
+@_cdecl("bnd_net_forward_view")
+public func bnd_net_forward_view(_ net: OpaquePointer?, _ input: UnsafePointer<Float>?, _ batch: Int64,
+                                 _ outView: UnsafeMutablePointer<UnsafePointer<Float>?>?,
+                                 _ outCount: UnsafeMutablePointer<UInt>?) -> bnd_status {
+    api("bnd_net_forward_view") {
+        let net = try netBox(net).net
+        let input = try required(input, "input")
+        let outView = try required(outView, "out_view")
+        let outCount = try required(outCount, "out_count")
+        let result = try net.forward(input, batch: int(batch))
+        outView.pointee = result.baseAddress
+        outCount.pointee = UInt(result.count)
+    }
+}
+
 @_cdecl("bnd_net_zero_grad")
 public func bnd_net_zero_grad(_ net: OpaquePointer?) -> bnd_status {
     api("bnd_net_zero_grad") { try netBox(net).net.zeroGrad() }

@@ -137,6 +137,17 @@ static void test_introspection(void) {
     for (int n = 0; n < 3; n++)
         for (int s = 0; s < 64; s++) mean += layer[n * 256 + s];
     EXPECT(fabs(mean / 192) < 1e-4, "channel 0 mean after BatchNorm2d %g", mean / 192);
+    /* The same forward as a borrowed view (eval mode, so both passes compute the same): same values. */
+    int32_t was_training = -1;
+    EXPECT_OK(bnd_net_is_training(net, &was_training));
+    EXPECT_OK(bnd_net_set_training(net, 0));
+    EXPECT_OK(bnd_net_forward(net, input, 3, output, 15));
+    const float *view = NULL;
+    size_t view_count = 0;
+    EXPECT_OK(bnd_net_forward_view(net, input, 3, &view, &view_count));
+    EXPECT(view != NULL && view_count == 15 && memcmp(view, output, sizeof output) == 0,
+           "the view differs from the copied output (%zu values)", view_count);
+    EXPECT_OK(bnd_net_set_training(net, was_training));
     bnd_net_free(net);
     test_end();
 }

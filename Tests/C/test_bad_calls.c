@@ -140,6 +140,17 @@ void run_bad_call_tests(void) {
     BAD(BND_ERR_SHAPE, bnd_net_forward(mlp, in, INT64_MAX, out, 64));          /* batch * 4 overflows */
     BAD(BND_ERR_SHAPE, bnd_net_forward(mlp, in, INT64_MAX / 4, out, SIZE_MAX)); /* > 2^31-1 values */
     BAD_MSG(BND_ERR_SHAPE, "8", bnd_net_forward(mlp, in, 4, out, 7));          /* needs 4*2 = 8 */
+    const float *view = NULL;
+    size_t view_count = 0;
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_forward_view(NULL, in, 4, &view, &view_count));
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_forward_view(mlp, NULL, 4, &view, &view_count));
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_forward_view(mlp, in, 4, NULL, &view_count));
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_forward_view(mlp, in, 4, &view, NULL));
+    BAD(BND_ERR_SHAPE, bnd_net_forward_view(mlp, in, 0, &view, &view_count));
+    BAD_MSG(BND_ERR_SHAPE, "per channel", bnd_net_forward_view(mlp, in, 1, &view, &view_count));
+    test_begin("a failed bnd_net_forward_view leaves *out_view untouched");
+    EXPECT(view == NULL && view_count == 0, "out_view or out_count was written");
+    test_end();
     BAD_MSG(BND_ERR_SHAPE, "per channel", bnd_net_forward(mlp, in, 1, out, 64)); /* BN batch 1, train */
     BAD(BND_ERR_STATE, bnd_net_backward(mlp, buf, 1, NULL, 0));                /* the failed forward */
     EXPECT_OK(bnd_net_forward(mlp, in, 4, out, 64));
