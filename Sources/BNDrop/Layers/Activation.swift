@@ -18,9 +18,14 @@ public final class ReLU: Layer {
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
         let (x, count) = arguments
         let y = self.output.pointer
-        for i in (task * ReLU.elementsPerTask)..<min((task + 1) * ReLU.elementsPerTask, count) {
-            y[i] = x[i] <= 0 ? 0 : x[i]
+        var i = task * ReLU.elementsPerTask
+        let end = min(i + ReLU.elementsPerTask, count)
+        while i + 8 <= end {
+            let v = load8(x + i)
+            store8(v.replacing(with: 0, where: v .<= 0), y + i)
+            i += 8
         }
+        while i < end { y[i] = x[i] <= 0 ? 0 : x[i]; i += 1 }
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
@@ -36,8 +41,12 @@ public final class ReLU: Layer {
     private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
         let (dy, count) = arguments
         let y = self.output.pointer, dx = self.gradInput.pointer
-        for i in (task * ReLU.elementsPerTask)..<min((task + 1) * ReLU.elementsPerTask, count) {
-            dx[i] = y[i] <= 0 ? 0 : dy[i]
+        var i = task * ReLU.elementsPerTask
+        let end = min(i + ReLU.elementsPerTask, count)
+        while i + 8 <= end {
+            store8(load8(dy + i).replacing(with: 0, where: load8(y + i) .<= 0), dx + i)
+            i += 8
         }
+        while i < end { dx[i] = y[i] <= 0 ? 0 : dy[i]; i += 1 }
     }
 }

@@ -78,7 +78,9 @@ public final class Conv2d: Layer {
                         }
                         let src = image + iy * width
                         if stride == 1 && padding == 0 {
-                            dst.update(from: src + kx, count: outWidth)
+                            // Rows are short (24 values in the article's CNN): a loop, not a memmove call.
+                            let from = src + kx
+                            for ox in 0..<outWidth { dst[ox] = from[ox] }
                             continue
                         }
                         for ox in 0..<outWidth {
@@ -105,6 +107,11 @@ public final class Conv2d: Layer {
                         let iy = oy * stride - padding + ky
                         guard iy >= 0 && iy < height else { continue }
                         let dst = image + iy * width, src = row + oy * outWidth
+                        if stride == 1 && padding == 0 {
+                            let to = dst + kx
+                            for ox in 0..<outWidth { to[ox] += src[ox] }
+                            continue
+                        }
                         for ox in 0..<outWidth {
                             let ix = ox * stride - padding + kx
                             if ix >= 0 && ix < width { dst[ix] += src[ox] }

@@ -293,15 +293,3 @@ public final class BatchNorm: Layer {
         }
     }
 }
-
-/// Eight floats from `p` (any alignment).
-@inline(__always)
-func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-/// Stores eight floats at `p` (any alignment).
-@inline(__always)
-func store8(_ value: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: value, as: SIMD8<Float>.self)
-}

@@ -22,7 +22,8 @@ struct PoolGeometry {
     var outputShape: [Int] { [channels, outHeight, outWidth] }
 }
 
-/// What AvgPool2d and MaxPool2d share: kernel, stride and the geometry they give on a [C, H, W] input.
+/// What AvgPool2d and MaxPool2d share: kernel, stride, the geometry they give on a [C, H, W] input,
+/// and running plane by plane on the thread pool (planes are independent: any split gives the same bits).
 public class Pool2d: Layer {
     public let kernelSize: Int, stride: Int
     let geometry: PoolGeometry
@@ -34,6 +35,43 @@ public class Pool2d: Layer {
         self.stride = stride ?? kernelSize
         try super.init(typeName, inputShape: inputShape, outputShape: geometry.outputShape)
     }
+
+    /// Planes per task: enough for about 64K input values.
+    private var planesPerTask: Int { max(1, 65_536 / (geometry.height * geometry.width)) }
+
+    override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        try output.resize(batch * outputCount)
+        try prepareForward(batch: batch)
+        let planes = batch * geometry.channels
+        forwardKernel.run(tasks(planes, planesPerTask), (x, planes, planesPerTask))
+        return UnsafePointer(output.pointer)
+    }
+
+    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
+        guard needInputGradient else { return nil }
+        try gradInput.resize(batch * inputCount)
+        let planes = batch * geometry.channels
+        backwardKernel.run(tasks(planes, planesPerTask), (dy, planes, planesPerTask))
+        return UnsafePointer(gradInput.pointer)
+    }
+
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> { [unowned self] arguments, task in
+        let (x, planes, group) = arguments
+        for plane in (task * group)..<min((task + 1) * group, planes) { self.forward(plane: plane, x) }
+    }
+
+    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> { [unowned self] arguments, task in
+        let (dy, planes, group) = arguments
+        for plane in (task * group)..<min((task + 1) * group, planes) { self.backward(plane: plane, dy) }
+    }
+
+    /// Sizes what the subclass keeps per forward (nothing by default).
+    func prepareForward(batch: Int) throws {}
+    /// Writes output plane `plane` (of batch·C) from input `x`.
+    func forward(plane: Int, _ x: UnsafePointer<Float>) {}
+    /// Writes input-gradient plane `plane` from the output gradient `dy`.
+    func backward(plane: Int, _ dy: UnsafePointer<Float>) {}
 }
 
 /// Average pooling, as torch.nn.AvgPool2d(kernel_size, stride) with padding 0: each window's sum / k².
@@ -43,47 +81,45 @@ public final class AvgPool2d: Pool2d {
         try super.init("AvgPool2d", inputShape: inputShape, kernelSize: kernelSize, stride: stride)
     }
 
-    override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+    override func forward(plane p: Int, _ x: UnsafePointer<Float>) {
         let g = geometry
-        let planes = batch * g.channels
-        try output.resize(batch * outputCount)
+        let src = x + p * g.height * g.width, dst = output.pointer + p * g.outHeight * g.outWidth
         let divisor = Float(g.kernel * g.kernel)
-        for p in 0..<planes {
-            let src = x + p * g.height * g.width, dst = output.pointer + p * g.outHeight * g.outWidth
-            for oy in 0..<g.outHeight {
+        for oy in 0..<g.outHeight {
+            let out = dst + oy * g.outWidth
+            if g.kernel == 2 && g.stride == 2 {
+                // The article's pooling: the same sums in the same order, without the inner loops.
+                let top = src + 2 * oy * g.width, bottom = top + g.width
                 for ox in 0..<g.outWidth {
-                    var sum: Float = 0
-                    for ky in 0..<g.kernel {
-                        let row = src + (oy * g.stride + ky) * g.width + ox * g.stride
-                        for kx in 0..<g.kernel { sum += row[kx] }
-                    }
-                    dst[oy * g.outWidth + ox] = sum / divisor
+                    out[ox] = (top[2 * ox] + top[2 * ox + 1] + bottom[2 * ox] + bottom[2 * ox + 1]) / divisor
                 }
+                continue
+            }
+            for ox in 0..<g.outWidth {
+                var sum: Float = 0
+                for ky in 0..<g.kernel {
+                    let row = src + (oy * g.stride + ky) * g.width + ox * g.stride
+                    for kx in 0..<g.kernel { sum += row[kx] }
+                }
+                out[ox] = sum / divisor
             }
         }
-        return UnsafePointer(output.pointer)
     }
 
-    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
-                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
-        guard needInputGradient else { return nil }
+    override func backward(plane p: Int, _ dy: UnsafePointer<Float>) {
         let g = geometry
-        try gradInput.resize(batch * inputCount)
-        gradInput.fill(0)
+        let src = dy + p * g.outHeight * g.outWidth, dst = gradInput.pointer + p * g.height * g.width
+        dst.update(repeating: 0, count: g.height * g.width)
         let divisor = Float(g.kernel * g.kernel)
-        for p in 0..<(batch * g.channels) {
-            let src = dy + p * g.outHeight * g.outWidth, dst = gradInput.pointer + p * g.height * g.width
-            for oy in 0..<g.outHeight {
-                for ox in 0..<g.outWidth {
-                    let share = src[oy * g.outWidth + ox] / divisor
-                    for ky in 0..<g.kernel {
-                        let row = dst + (oy * g.stride + ky) * g.width + ox * g.stride
-                        for kx in 0..<g.kernel { row[kx] += share }
-                    }
+        for oy in 0..<g.outHeight {
+            for ox in 0..<g.outWidth {
+                let share = src[oy * g.outWidth + ox] / divisor
+                for ky in 0..<g.kernel {
+                    let row = dst + (oy * g.stride + ky) * g.width + ox * g.stride
+                    for kx in 0..<g.kernel { row[kx] += share }
                 }
             }
         }
-        return UnsafePointer(gradInput.pointer)
     }
 }
 
@@ -101,47 +137,37 @@ public final class MaxPool2d: Pool2d {
         }
     }
 
-    override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
-        let g = geometry
-        let planes = batch * g.channels
-        let count = batch * outputCount
-        try output.resize(count)
-        try argmax.resize(count)
-        let arg = argmax.pointer
-        for p in 0..<planes {
-            let src = x + p * g.height * g.width
-            let base = p * g.outHeight * g.outWidth
-            for oy in 0..<g.outHeight {
-                for ox in 0..<g.outWidth {
-                    var best = (oy * g.stride) * g.width + ox * g.stride
-                    var bestValue = src[best]
-                    for ky in 0..<g.kernel {
-                        for kx in 0..<g.kernel {
-                            let at = (oy * g.stride + ky) * g.width + ox * g.stride + kx
-                            let v = src[at]
-                            if v > bestValue || (v.isNaN && !bestValue.isNaN) { best = at; bestValue = v }
-                        }
-                    }
-                    output.pointer[base + oy * g.outWidth + ox] = bestValue
-                    arg[base + oy * g.outWidth + ox] = Int32(best)
-                }
-            }
-        }
-        return UnsafePointer(output.pointer)
+    override func prepareForward(batch: Int) throws {
+        try argmax.resize(batch * outputCount)
     }
 
-    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
-                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
-        guard needInputGradient else { return nil }
+    override func forward(plane p: Int, _ x: UnsafePointer<Float>) {
         let g = geometry
-        try gradInput.resize(batch * inputCount)
-        gradInput.fill(0)
-        let outPlane = g.outHeight * g.outWidth, inPlane = g.height * g.width
-        let arg = argmax.pointer
-        for p in 0..<(batch * g.channels) {
-            let dst = gradInput.pointer + p * inPlane
-            for i in 0..<outPlane { dst[Int(arg[p * outPlane + i])] += dy[p * outPlane + i] }
+        let src = x + p * g.height * g.width
+        let base = p * g.outHeight * g.outWidth
+        let out = output.pointer + base, arg = argmax.pointer + base
+        for oy in 0..<g.outHeight {
+            for ox in 0..<g.outWidth {
+                var best = (oy * g.stride) * g.width + ox * g.stride
+                var bestValue = src[best]
+                for ky in 0..<g.kernel {
+                    for kx in 0..<g.kernel {
+                        let at = (oy * g.stride + ky) * g.width + ox * g.stride + kx
+                        let v = src[at]
+                        if v > bestValue || (v.isNaN && !bestValue.isNaN) { best = at; bestValue = v }
+                    }
+                }
+                out[oy * g.outWidth + ox] = bestValue
+                arg[oy * g.outWidth + ox] = Int32(best)
+            }
         }
-        return UnsafePointer(gradInput.pointer)
+    }
+
+    override func backward(plane p: Int, _ dy: UnsafePointer<Float>) {
+        let g = geometry
+        let outPlane = g.outHeight * g.outWidth, inPlane = g.height * g.width
+        let dst = gradInput.pointer + p * inPlane, src = dy + p * outPlane, arg = argmax.pointer + p * outPlane
+        dst.update(repeating: 0, count: inPlane)
+        for i in 0..<outPlane { dst[Int(arg[i])] += src[i] }
     }
 }
