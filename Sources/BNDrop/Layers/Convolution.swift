@@ -158,7 +158,7 @@ public final class Conv2d: Layer {
                                                              "Conv2d patch matrices"), planeSize, "Conv2d patch matrices"))
         let perTask = scratchPerTask(backward: false, needInputGradient: false)
         try taskScratch.resize(Checked.multiply(taskCount, perTask, "Conv2d scratch"))
-        forwardKernel.run(taskCount, (x, batch))
+        forwardKernel.run(taskCount, (x, batch), work: batch * outputCount * patchSize)
         return UnsafePointer(output.pointer)
     }
 
@@ -190,7 +190,7 @@ public final class Conv2d: Layer {
         let perTask = scratchPerTask(backward: true, needInputGradient: needInputGradient)
         try taskScratch.resize(Checked.multiply(taskCount, perTask, "Conv2d backward scratch"))
         if needInputGradient { try gradInput.resize(batch * inputCount) }
-        backwardKernel.run(taskCount, (dy, batch, needInputGradient))
+        backwardKernel.run(taskCount, (dy, batch, needInputGradient), work: 2 * batch * outputCount * patchSize)
         // The partial sums, added in task order: the same order for any thread count.
         let outC = outChannels, weights = outChannels * patchSize
         let dw = weight.gradient.pointer, db = bias.gradient.pointer

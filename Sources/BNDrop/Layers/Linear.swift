@@ -41,7 +41,7 @@ public final class Linear: Layer {
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         _ = try Checked.blasInt(batch, max(inFeatures, outFeatures), "Linear batch")
         try output.resize(batch * outFeatures)
-        forwardKernel.run(tasks(batch, Linear.rowsPerTask), (x, batch))
+        forwardKernel.run(tasks(batch, Linear.rowsPerTask), (x, batch), work: batch * inFeatures * outFeatures)
         return UnsafePointer(output.pointer)
     }
 
@@ -62,7 +62,7 @@ public final class Linear: Layer {
         if needInputGradient { try gradInput.resize(batch * inFeatures) }
         let weightTasks = tasks(inFeatures, Linear.columnsPerTask)
         let rowTasks = needInputGradient ? tasks(batch, Linear.rowsPerTask) : 0
-        backwardKernel.run(weightTasks + rowTasks, (dy, x, batch, weightTasks))
+        backwardKernel.run(weightTasks + rowTasks, (dy, x, batch, weightTasks), work: 2 * batch * inFeatures * outFeatures)
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
     }
 

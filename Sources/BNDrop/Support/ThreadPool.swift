@@ -219,10 +219,19 @@ final class ParallelKernel<Arguments>: ParallelWork {
     /// `body` must not hold its layer strongly (capture it `unowned`): the layer owns the kernel.
     init(_ body: @escaping (Arguments, Int) -> Void) { self.body = body }
 
-    /// Runs `body(arguments, task)` for every task in `0..<tasks` on the shared pool.
-    func run(_ tasks: Int, _ arguments: Arguments) {
+    /// Less work than this (multiply-adds or element operations) runs on the calling thread: waking a
+    /// worker would cost more than it saves.
+    static var minimumParallelWork: Int { 1 << 16 }
+
+    /// Runs `body(arguments, task)` for every task in `0..<tasks` on the shared pool; `work` estimates
+    /// the whole call's operations. The tasks are the same either way, so where they run changes no bit.
+    func run(_ tasks: Int, _ arguments: Arguments, work: Int = .max) {
         self.arguments = arguments
-        ThreadPool.shared.run(tasks, self)
+        if work < ParallelKernel.minimumParallelWork {
+            for task in 0..<tasks { perform(task) }
+        } else {
+            ThreadPool.shared.run(tasks, self)
+        }
         self.arguments = nil
     }
 

@@ -114,18 +114,25 @@ public final class Adam: Optimizer {
         let stepSize = Float(Double(learningRate) / biasCorrection1)
         let invCorrection2 = Float(biasCorrection2Sqrt)
         let decay = Float(1 - Double(learningRate) * Double(weightDecay))
+        let (beta1, beta2, eps, weightDecay) = (self.beta1, self.beta2, self.eps, self.weightDecay)
+        let coupled = weightDecay != 0 && !decoupledWeightDecay
+        let decoupled = weightDecay != 0 && decoupledWeightDecay
         for (index, parameter) in parameters.enumerated() {
             let p = parameter.value.pointer, grad = parameter.gradient.pointer
             let m = firstMoments[index].pointer, v = secondMoments[index].pointer
-            for i in 0..<parameter.count {
-                var g = grad[i]
-                if weightDecay != 0 {
-                    if decoupledWeightDecay { p[i] *= decay } else { g += weightDecay * p[i] }
-                }
+            // Each kind of weight decay as its own pass or loop, so that the update loop has no branch and
+            // the compiler vectorises it (element-wise work: the same bits either way).
+            if decoupled { for i in 0..<parameter.count { p[i] *= decay } }
+            @inline(__always) func update(_ i: Int, _ g: Float) {
                 m[i] += (g - m[i]) * (1 - beta1)
                 v[i] = beta2 * v[i] + (1 - beta2) * g * g
                 let denom = v[i].squareRoot() / invCorrection2 + eps
                 p[i] -= stepSize * m[i] / denom
+            }
+            if coupled {
+                for i in 0..<parameter.count { update(i, grad[i] + weightDecay * p[i]) }
+            } else {
+                for i in 0..<parameter.count { update(i, grad[i]) }
             }
         }
     }
