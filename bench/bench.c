@@ -236,6 +236,49 @@ static void load_facts(char *loadavg, size_t capacity, double *pressure) {
     }
 }
 
+/* CPU time (seconds) the whole machine spent busy, from /proc/stat; and what this process and its
+   waited-for children used. The difference over a phase is what OTHER processes took from us. */
+static double machine_busy_seconds(void) {
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL) return NAN;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]);
+    fclose(f);
+    if (n < 8) return NAN;
+    /* user nice system idle iowait irq softirq steal: all but idle and iowait */
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double own_cpu_seconds(void) {
+    struct rusage self, children;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    double s = 0;
+    const struct rusage *r[2] = {&self, &children};
+    for (int i = 0; i < 2; i++)
+        s += (double)r[i]->ru_utime.tv_sec + (double)r[i]->ru_utime.tv_usec * 1e-6 +
+             (double)r[i]->ru_stime.tv_sec + (double)r[i]->ru_stime.tv_usec * 1e-6;
+    return s;
+}
+
+typedef struct phase {
+    double wall, others;   /* seconds; CPU-seconds used by other processes */
+    double t0, busy0, own0;
+} phase;
+
+static void phase_start(phase *p) {
+    p->t0 = now_seconds();
+    p->busy0 = machine_busy_seconds();
+    p->own0 = own_cpu_seconds();
+}
+
+static void phase_end(phase *p) {
+    p->wall = now_seconds() - p->t0;
+    p->others = (machine_busy_seconds() - p->busy0) - (own_cpu_seconds() - p->own0);
+    if (p->others < 0) p->others = 0;   /* tick rounding */
+}
+
 /* ============================================ nets ============================================== */
 
 static const int64_t image_shape[3] = {1, 28, 28};
@@ -700,6 +743,7 @@ typedef struct machine {
     char torch_note[512];
     char load_start[64], load_end[64];
     double cpu_pressure_start, cpu_pressure_end;
+    phase bndrop_phase, torch_phase;
 } machine;
 
 static double ratio_of(const workload *w) {
@@ -731,6 +775,14 @@ static void write_json(const char *path, const machine *m) {
     json_number_or_null(f, m->cpu_pressure_start);
     fprintf(f, ",\n    \"cpu_pressure_some_avg10_end\": ");
     json_number_or_null(f, m->cpu_pressure_end);
+    fprintf(f, ",\n    \"other_processes_cpu_s_during_bndrop\": ");
+    json_number_or_null(f, m->bndrop_phase.others);
+    fprintf(f, ",\n    \"bndrop_phase_wall_s\": ");
+    json_number_or_null(f, m->bndrop_phase.wall);
+    fprintf(f, ",\n    \"other_processes_cpu_s_during_pytorch\": ");
+    json_number_or_null(f, m->torch_available ? m->torch_phase.others : NAN);
+    fprintf(f, ",\n    \"pytorch_phase_wall_s\": ");
+    json_number_or_null(f, m->torch_available ? m->torch_phase.wall : NAN);
     fprintf(f, ",\n    \"sgemm_1024_gflops\": ");
     json_number_or_null(f, m->sgemm_gflops);
     fprintf(f, ",\n    \"memcpy_gb_per_s\": ");
@@ -821,10 +873,19 @@ static void print_table(const machine *m) {
     printf(".\n");
     printf("load average at start %s, at end %s (%d CPUs); CPU pressure (some avg10) %.1f%% -> %.1f%%\n",
            m->load_start, m->load_end, m->cores, m->cpu_pressure_start, m->cpu_pressure_end);
-    double first_minute = strtod(m->load_start, NULL);
-    if (first_minute >= 0.5 || m->cpu_pressure_start >= 10)
-        printf("WARNING: other processes were using the CPUs when the bench started: every time above is "
-               "inflated by an unknown amount; rerun on a quiet machine.\n");
+    /* Share of the machine's CPU time taken by other processes while each side ran. */
+    double capacity_b = m->bndrop_phase.wall * m->cores, capacity_t = m->torch_phase.wall * m->cores;
+    double share_b = capacity_b > 0 ? m->bndrop_phase.others / capacity_b : NAN;
+    double share_t = m->torch_available && capacity_t > 0 ? m->torch_phase.others / capacity_t : NAN;
+    printf("other processes used %.1f CPU-s during bndrop's %.0f s (%.1f%% of the CPUs)", m->bndrop_phase.others,
+           m->bndrop_phase.wall, 100 * share_b);
+    if (isfinite(share_t))
+        printf(" and %.1f CPU-s during PyTorch's %.0f s (%.1f%%)", m->torch_phase.others, m->torch_phase.wall,
+               100 * share_t);
+    printf("\n");
+    if (share_b > 0.05 || share_t > 0.05)
+        printf("WARNING: other processes competed for the CPUs: the times above are inflated by an unknown "
+               "amount (and not equally on both sides); rerun on a quiet machine.\n");
     if (m->torch_available) printf("targets met: %d of %d\n", met, with_target);
     if (m->torch_note[0]) printf("%s\n", m->torch_note);
 }
@@ -912,6 +973,7 @@ int main(int argc, char **argv) {
     char reps_text[16];
     snprintf(reps_text, sizeof reps_text, "%d", reps);
     int failures = 0;
+    phase_start(&m.bndrop_phase);
     for (int i = 0; i < WORKLOADS; i++) {
         workload *w = &workloads[i];
         w->torch = w->rss_mb = w->fraction = NAN;
@@ -940,6 +1002,8 @@ int main(int argc, char **argv) {
                w->bndrop_min, w->bndrop_max, w->extra, now_seconds() - t0);
     }
 
+    phase_end(&m.bndrop_phase);
+
     /* ---- PyTorch ---- */
     if (no_torch || torch_runs == 0) {
         snprintf(m.torch_note, sizeof m.torch_note, "PyTorch not run (--no-torch).");
@@ -965,6 +1029,7 @@ int main(int argc, char **argv) {
             snprintf(threads, sizeof threads, "%d", m.torch_threads);
             char *args[] = {(char *)python, (char *)torch_script, "--threads", threads, NULL};
             m.torch_rss_mb = 0;
+            phase_start(&m.torch_phase);
             for (int r = 0; r < torch_runs; r++) {
                 printf("PyTorch run %d of %d: %s %s --threads %s\n", r + 1, torch_runs, python, torch_script, threads);
                 status = run_process(args, on_torch_line, &tc, &ru);
@@ -976,6 +1041,7 @@ int main(int argc, char **argv) {
                 double rss = (double)ru.ru_maxrss / 1024.0;
                 if (rss > m.torch_rss_mb) m.torch_rss_mb = rss;
             }
+            phase_end(&m.torch_phase);
             for (int i = 0; i < WORKLOADS; i++) {
                 if (tc.counts[i] == 0) continue;
                 workloads[i].torch = median(tc.times[i], tc.counts[i]);
