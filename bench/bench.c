@@ -554,8 +554,13 @@ typedef struct workload {
     double bndrop, bndrop_min, bndrop_max, torch, torch_min, torch_max;
     int torch_runs;
     double rss_mb, fraction;
+    double others_share;      /* share of the CPUs other processes took during the kept bndrop run */
+    int attempts;
     char extra[256], torch_extra[256];
 } workload;
+
+#define ATTEMPTS 3
+#define OTHERS_LIMIT 0.05
 
 /* Multiply-adds per sample of each GEMM layer (see the model at the top of the file). */
 static const double mlp_macs[3] = {784.0 * 48, 48.0 * 24, 24.0 * 10};
@@ -819,6 +824,8 @@ static void write_json(const char *path, const machine *m) {
         json_number_or_null(f, w->limit == LIMIT_NONE ? NAN : w->work);
         fprintf(f, ", \"peak_rss_mb\": ");
         json_number_or_null(f, w->rss_mb);
+        fprintf(f, ", \"bndrop_attempts\": %d, \"other_processes_cpu_share\": ", w->attempts);
+        json_number_or_null(f, w->ran ? w->others_share : NAN);
         fprintf(f, ", \"failed\": %s, \"bndrop_extra\": ", w->failed ? "true" : "false");
         json_escaped(f, w->extra);
         fprintf(f, ", \"pytorch_extra\": ");
@@ -844,7 +851,7 @@ static void format_time(char *out, size_t capacity, double v) {
 static void print_table(const machine *m) {
     printf("\n%-32s %10s %10s %8s %7s %9s %9s\n", "workload", "PyTorch", "bndrop", "ratio", "target",
            "of limit", "peak RSS");
-    int met = 0, with_target = 0;
+    int met = 0, with_target = 0, disturbed = 0;
     for (int i = 0; i < WORKLOADS; i++) {
         const workload *w = &workloads[i];
         if (!w->ran && !w->failed) continue;
@@ -852,6 +859,7 @@ static void print_table(const machine *m) {
         format_time(t, sizeof t, w->torch);
         if (w->failed) snprintf(b, sizeof b, "FAILED");
         else format_time(b, sizeof b, w->bndrop);
+        if (w->ran && w->others_share > OTHERS_LIMIT) { strcat(b, "*"); disturbed++; }
         double ratio = ratio_of(w);
         if (isfinite(ratio)) snprintf(r, sizeof r, "%.2fx", ratio); else snprintf(r, sizeof r, "-");
         if (w->target > 0) {
@@ -883,7 +891,10 @@ static void print_table(const machine *m) {
         printf(" and %.1f CPU-s during PyTorch's %.0f s (%.1f%%)", m->torch_phase.others, m->torch_phase.wall,
                100 * share_t);
     printf("\n");
-    if (share_b > 0.05 || share_t > 0.05)
+    if (disturbed)
+        printf("*: other processes took more than %.0f%% of the CPUs during all %d runs of this row.\n",
+               100 * OTHERS_LIMIT, ATTEMPTS);
+    if (share_b > OTHERS_LIMIT || share_t > OTHERS_LIMIT)
         printf("WARNING: other processes competed for the CPUs: the times above are inflated by an unknown "
                "amount (and not equally on both sides); rerun on a quiet machine.\n");
     if (m->torch_available) printf("targets met: %d of %d\n", met, with_target);
@@ -980,9 +991,30 @@ int main(int argc, char **argv) {
         if (!selected(only, w->name)) continue;
         char *args[] = {"/proc/self/exe", "--child", (char *)w->name, "--data", (char *)data_dir,
                         "--reps", reps_text, NULL};
-        struct rusage ru;
-        double t0 = now_seconds();
-        int status = run_process(args, on_child_line, w, &ru);
+        /* Other processes on a shared machine can land on one workload: when they took more than
+           OTHERS_LIMIT of the CPUs during it, run it again (at most ATTEMPTS times in all) and keep
+           the cleanest run. */
+        int status = 0;
+        for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+            workload trial = *w;
+            trial.ran = 0;
+            struct rusage ru;
+            phase p;
+            phase_start(&p);
+            status = run_process(args, on_child_line, &trial, &ru);
+            phase_end(&p);
+            if (status != 0 || !trial.ran) break;
+            trial.rss_mb = (double)ru.ru_maxrss / 1024.0;
+            trial.others_share = p.wall > 0 ? p.others / (p.wall * m.cores) : 0;
+            trial.attempts = attempt + 1;
+            printf("bndrop %-12s %.6g %s (min %.6g, max %.6g)  %s  [%.1f s wall, others %.1f%%]\n", w->name,
+                   trial.bndrop, w->unit, trial.bndrop_min, trial.bndrop_max, trial.extra, p.wall,
+                   100 * trial.others_share);
+            if (!w->ran || trial.others_share < w->others_share) *w = trial;
+            w->attempts = attempt + 1;
+            if (w->others_share <= OTHERS_LIMIT) break;
+            if (attempt + 1 < ATTEMPTS) printf("  other processes took %.1f%% of the CPUs: again\n", 100 * trial.others_share);
+        }
         if (status != 0 || !w->ran) {
             w->failed = 1;
             w->ran = 0;
@@ -990,7 +1022,6 @@ int main(int argc, char **argv) {
             printf("bndrop %-12s FAILED (exit status %d)\n", w->name, status);
             continue;
         }
-        w->rss_mb = (double)ru.ru_maxrss / 1024.0;
         if (w->limit == LIMIT_FLOPS) {
             double seconds = strcmp(w->unit, "us") == 0 ? w->bndrop * 1e-6 : w->bndrop;
             w->fraction = w->work / (m.sgemm_gflops * 1e9) / seconds;
@@ -998,8 +1029,6 @@ int main(int argc, char **argv) {
             double seconds = strcmp(w->unit, "us") == 0 ? w->bndrop * 1e-6 : w->bndrop;
             w->fraction = w->work / (m.copy_gbs * 1e9) / seconds;
         }
-        printf("bndrop %-12s %.6g %s (min %.6g, max %.6g)  %s  [%.1f s wall]\n", w->name, w->bndrop, w->unit,
-               w->bndrop_min, w->bndrop_max, w->extra, now_seconds() - t0);
     }
 
     phase_end(&m.bndrop_phase);
