@@ -7,6 +7,11 @@
  * (torch_seed_bench.py) when torch imports, prints one table and writes results.json (temp file +
  * rename).
  *
+ * Shared machines: other processes slow both sides by different amounts. The CPU time they took
+ * (/proc/stat busy time minus this program's and its children's rusage) is measured per bndrop
+ * workload (which is rerun, up to 3 times, while it exceeds 5% of the CPUs) and per side; it is
+ * printed under the table and stored in results.json.
+ *
  * Every workload mirrors torch_seed_bench.py:
  *   - training (mlp, mlp_bn, cnn_bn at batch 512; mlp_bn at batch 64): SGD lr 0.01, one epoch of the
  *     60,000 training images in shuffled mini-batches (last batch partial), data in memory. bnd_fit
