@@ -24,7 +24,7 @@ OUT := .build/c
 APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test swift-test c-test header-test examples run-examples demo clean
+.PHONY: all deps build test swift-test c-test header-test examples run-examples demo clean bench
 
 all: build
 
@@ -107,6 +107,15 @@ demo: examples
 	seconds=$$(awk -v a=$$start -v b=$$(date +%s.%N) 'BEGIN { printf "%.1f", b - a }'); \
 	bash examples/report/build_report.sh $(REPORT) "$(DATASET_NAME)" $$seconds
 	@echo "open $(REPORT)/index.html"
+
+# Benchmark against PyTorch (bench/bench.c over the C ABI): prints one table, writes
+# bench/results.json. Not part of `make test`. The PyTorch column needs `python3 -c "import torch"`.
+TORCH_BENCH ?= $(abspath ../shared/bench/torch_seed_bench.py)
+PYTHON ?= python3
+BENCH_ARGS ?=
+bench: build | $(OUT)
+	$(CC) $(CFLAGS) -o $(OUT)/bench bench/bench.c $(LDFLAGS) -ldl -lm
+	$(OUT)/bench --data $(DATA) --torch-script $(TORCH_BENCH) --python $(PYTHON) --json bench/results.json $(BENCH_ARGS)
 
 clean:
 	rm -rf .build report
