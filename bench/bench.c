@@ -144,30 +144,37 @@ static float normal01(void) {
 
 /* ============================================ OpenBLAS (via dlsym) ============================== */
 
-/* libbndrop.so links libopenblas.so.0, so its symbols are reachable through RTLD_DEFAULT without
-   this program linking OpenBLAS itself. cblas enums: CblasRowMajor = 101, CblasNoTrans = 111. */
-typedef char *(*corename_fn)(void);
-typedef int (*num_threads_fn)(void);
+/* libbndrop.so loads libopenblas.so.0 itself (dlopen, at its first use; bnd_get_runtime_info forces
+   it), so this program reaches the very same library with dlopen(RTLD_NOLOAD) and dlsym, without
+   linking OpenBLAS. cblas enums: CblasRowMajor = 101, CblasNoTrans = 111. */
 typedef void (*sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                          const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
 static void *find_symbol(const char *name) {
-    return dlsym(RTLD_DEFAULT, name);
+    static void *openblas = NULL;
+    if (openblas == NULL) {
+        bnd_runtime_info info;
+        if (bnd_get_runtime_info(&info) != BND_OK) return NULL; /* loads OpenBLAS in the library */
+        openblas = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+        if (openblas == NULL) return NULL;
+    }
+    return dlsym(openblas, name);
 }
 /* ISO C has no object-to-function pointer conversion; POSIX guarantees this copy works. */
 #define LOAD_FN(var, name) do { void *sym_ = find_symbol(name); memcpy(&(var), &sym_, sizeof(var)); } while (0)
 
-static int openblas_threads(void) {
-    num_threads_fn f = NULL;
-    LOAD_FN(f, "openblas_get_num_threads");
-    return f ? f() : -1;
-}
-
 /* Best of 10 products of 1024x1024 matrices after 2 warm-ups, on OpenBLAS's own threads. */
-static double measure_sgemm_gflops(void) {
+static double measure_sgemm_gflops(int threads) {
     sgemm_fn sgemm = NULL;
     LOAD_FN(sgemm, "cblas_sgemm");
     if (sgemm == NULL) return NAN;
+    /* bndrop keeps OpenBLAS single-threaded and splits the work itself; the machine's rate is what all
+       of bndrop's threads can do, so this one measurement (in the parent, which runs no workload)
+       lets OpenBLAS use as many. */
+    typedef void (*set_threads_fn)(int);
+    set_threads_fn set_threads = NULL;
+    LOAD_FN(set_threads, "openblas_set_num_threads");
+    if (set_threads) set_threads(threads);
     const int n = 1024;
     float *a = xmalloc(sizeof(float) * (size_t)n * n), *b = xmalloc(sizeof(float) * (size_t)n * n),
           *c = xmalloc(sizeof(float) * (size_t)n * n);
@@ -180,6 +187,7 @@ static double measure_sgemm_gflops(void) {
         if (r >= 2 && dt < best) best = dt;
     }
     free(a); free(b); free(c);
+    if (set_threads) set_threads(1);
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
@@ -363,7 +371,7 @@ static void load_fashion(const char *dir, bnd_dataset **train, bnd_dataset **tes
 
 static void print_result(const double *times, int count, const char *extra) {
     printf("RESULT value=%.9g min=%.9g max=%.9g reps=%d threads=%d %s\n", median(times, count),
-           minimum(times, count), maximum(times, count), count, openblas_threads(), extra ? extra : "");
+           minimum(times, count), maximum(times, count), count, (int)bnd_get_num_threads(), extra ? extra : "");
     fflush(stdout);
 }
 
@@ -450,7 +458,7 @@ static void child_infer(const child_options *o, const char *kind) {
     char extra[128];
     snprintf(extra, sizeof extra, "median_pass=%.6g final_loss=%.6g", median(times, passes), loss);
     printf("RESULT value=%.9g min=%.9g max=%.9g reps=%d threads=%d %s\n", minimum(times, passes),
-           minimum(times, passes), maximum(times, passes), passes, openblas_threads(), extra);
+           minimum(times, passes), maximum(times, passes), passes, (int)bnd_get_num_threads(), extra);
     fflush(stdout);
     free(times); free(x); free(y);
     bnd_net_free(net);
@@ -745,7 +753,7 @@ static void json_number_or_null(FILE *f, double v) {
 }
 
 typedef struct machine {
-    char cpu[256], corename[128], config[256], coretype_env[128], l2_env[64], threads_env[64];
+    char cpu[256], corename[192], config[256], coretype_env[128], l2_env[64], threads_env[64];
     int coretype_set, cores, bndrop_threads, torch_threads;
     double sgemm_gflops, copy_gbs;
     int torch_available, torch_runs_done;
@@ -958,17 +966,21 @@ int main(int argc, char **argv) {
     load_facts(m.load_start, sizeof m.load_start, &m.cpu_pressure_start);
     cpu_model(m.cpu, sizeof m.cpu);
     m.cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    corename_fn corename = NULL, config = NULL;
-    LOAD_FN(corename, "openblas_get_corename");
-    LOAD_FN(config, "openblas_get_config");
-    snprintf(m.corename, sizeof m.corename, "%s", corename ? corename() : "unknown (no openblas_get_corename)");
-    snprintf(m.config, sizeof m.config, "%s", config ? config() : "unknown");
+    bnd_runtime_info info;
+    memset(&info, 0, sizeof info);
+    if (bnd_get_runtime_info(&info) != BND_OK) die("bnd_get_runtime_info: %s", bnd_last_error());
+    snprintf(m.corename, sizeof m.corename, "%s%s%s%s", info.blas_core,
+             info.blas_core_by_environment ? " (chosen by OPENBLAS_CORETYPE)" : "",
+             info.blas_core_by_bndrop ? " (chosen by bndrop over OpenBLAS's generic " : "",
+             info.blas_core_by_bndrop ? info.blas_detected_core : "");
+    if (info.blas_core_by_bndrop) snprintf(m.corename + strlen(m.corename), sizeof m.corename - strlen(m.corename), ")");
+    snprintf(m.config, sizeof m.config, "%s", info.blas_config);
     const char *ct = getenv("OPENBLAS_CORETYPE"), *l2 = getenv("OPENBLAS_L2_SIZE"), *nt = getenv("OPENBLAS_NUM_THREADS");
     m.coretype_set = ct != NULL;
     snprintf(m.coretype_env, sizeof m.coretype_env, "%s", ct ? ct : "");
     snprintf(m.l2_env, sizeof m.l2_env, "%s", l2 ? l2 : "");
     snprintf(m.threads_env, sizeof m.threads_env, "%s", nt ? nt : "");
-    m.bndrop_threads = openblas_threads();
+    m.bndrop_threads = bnd_get_num_threads();
     m.torch_threads = m.bndrop_threads > 0 ? m.bndrop_threads : 1;
     printf("bndrop %s bench\n", bnd_version_string());
     printf("CPU:               %s (%d online); load average %s, CPU pressure %.1f%%\n", m.cpu, m.cores,
@@ -976,11 +988,13 @@ int main(int argc, char **argv) {
     printf("OpenBLAS core:     %s  [%s]\n", m.corename, m.config);
     printf("OPENBLAS_CORETYPE: %s%s%s\n", ct ? "set to " : "not set", ct ? ct : "",
            l2 ? "  (OPENBLAS_L2_SIZE is set too)" : "");
-    printf("threads:           bndrop runs its layers on the calling thread; its GEMMs use OpenBLAS's %d "
-           "(openblas_get_num_threads%s%s) -> PyTorch gets --threads %d\n",
-           m.bndrop_threads, nt ? ", OPENBLAS_NUM_THREADS=" : "", nt ? nt : "", m.torch_threads);
-    m.sgemm_gflops = measure_sgemm_gflops();
-    printf("SGEMM 1024^3:      %.1f GFLOP/s (cblas_sgemm via dlsym, best of 10)\n", m.sgemm_gflops);
+    printf("threads:           bndrop %d (bnd_get_num_threads: its own pool; OpenBLAS inside it %d%s%s); "
+           "SIMD width %d floats -> PyTorch gets --threads %d\n",
+           m.bndrop_threads, info.blas_threads, nt ? ", OPENBLAS_NUM_THREADS=" : "", nt ? nt : "",
+           info.simd_width, m.torch_threads);
+    m.sgemm_gflops = measure_sgemm_gflops(m.bndrop_threads);
+    printf("SGEMM 1024^3:      %.1f GFLOP/s (cblas_sgemm on %d threads, best of 10)\n", m.sgemm_gflops,
+           m.bndrop_threads);
     m.copy_gbs = measure_copy_gbs();
     printf("memcpy 256 MiB:    %.1f GB/s (read + write, one thread, best of 5)\n", m.copy_gbs);
     set_work_models();
