@@ -31,6 +31,10 @@ public final class BatchNorm: Layer {
     private let savedMean: FloatBuffer
     private let savedInvStd: FloatBuffer
     private let unbiasedVar: FloatBuffer
+    /// Per-channel scratch of the N×C path (`spatial == 1`), which walks rows rather than channels:
+    /// two double sums, and four float constants per channel.
+    private let rowSums: Buffer<Double>
+    private let rowConstants: FloatBuffer
     /// Whether the last forward normalised with the batch's statistics (train mode, or eval without
     /// running statistics) rather than the running ones.
     private var usedBatchStatistics = true
@@ -60,6 +64,8 @@ public final class BatchNorm: Layer {
         savedMean = try FloatBuffer(count: channels)
         savedInvStd = try FloatBuffer(count: channels)
         unbiasedVar = try FloatBuffer(count: channels)
+        rowSums = try Buffer<Double>(count: 2 * channels, value: 0)
+        rowConstants = try FloatBuffer(count: 4 * channels)
         try super.init(shape.count == 3 ? "BatchNorm2d" : "BatchNorm1d", inputShape: shape, outputShape: shape)
         resetState()
     }
@@ -133,7 +139,12 @@ public final class BatchNorm: Layer {
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool, Float?, Int)> {
         [unowned self] arguments, task in
         let (x, batch, useBatchStats, factor, group) = arguments
-        for c in (task * group)..<min((task + 1) * group, self.numFeatures) {
+        let channels = (task * group)..<min((task + 1) * group, self.numFeatures)
+        if self.spatial == 1 {
+            self.forwardRows(x, batch: batch, channels: channels, useBatchStats: useBatchStats, factor: factor)
+            return
+        }
+        for c in channels {
             if useBatchStats {
                 self.batchStatistics(x, batch: batch, channel: c)
                 if let factor { self.updateRunningStatistics(channel: c, factor: factor) }
@@ -226,8 +237,96 @@ public final class BatchNorm: Layer {
     private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)> {
         [unowned self] arguments, task in
         let (dy, x, batch, needInputGradient, group) = arguments
-        for c in (task * group)..<min((task + 1) * group, self.numFeatures) {
+        let channels = (task * group)..<min((task + 1) * group, self.numFeatures)
+        if self.spatial == 1 {
+            self.backwardRows(dy, x, batch: batch, channels: channels, needInputGradient: needInputGradient)
+            return
+        }
+        for c in channels {
             self.backward(dy, x, self.gradInput.pointer, batch: batch, channel: c, needInputGradient: needInputGradient)
+        }
+    }
+
+    // MARK: N×C input (spatial == 1): row by row
+    //
+    // A channel's values are a column, `numFeatures` floats apart. Walking the rows and keeping one sum
+    // per channel reads memory in order and lets the compiler vectorise across channels; each channel's
+    // sums are still taken in row order, so the results are the same bits as the channel-by-channel code.
+
+    private func forwardRows(_ x: UnsafePointer<Float>, batch: Int, channels: Range<Int>, useBatchStats: Bool,
+                             factor: Float?) {
+        let width = numFeatures
+        if useBatchStats {
+            let perChannel = Double(batch)
+            let sums = rowSums.pointer, means = rowSums.pointer + width
+            for c in channels { sums[c] = 0 }
+            for n in 0..<batch {
+                let row = x + n * width
+                for c in channels { sums[c] += Double(row[c]) }
+            }
+            for c in channels { means[c] = sums[c] / perChannel; sums[c] = 0 }
+            for n in 0..<batch {
+                let row = x + n * width
+                for c in channels {
+                    let d = Double(row[c]) - means[c]
+                    sums[c] += d * d
+                }
+            }
+            for c in channels {
+                savedMean.pointer[c] = Float(means[c])
+                savedInvStd.pointer[c] = Float(1 / (sums[c] / perChannel + Double(eps)).squareRoot())
+                unbiasedVar.pointer[c] = Float(sums[c] / (perChannel - 1))
+                if let factor { updateRunningStatistics(channel: c, factor: factor) }
+            }
+        } else {
+            for c in channels { runningStatistics(channel: c) }
+        }
+        let mean = savedMean.pointer, scale = rowConstants.pointer, beta = rowConstants.pointer + width
+        for c in channels {
+            scale[c] = savedInvStd.pointer[c] * (weight?.value.pointer[c] ?? 1)
+            beta[c] = bias?.value.pointer[c] ?? 0
+        }
+        for n in 0..<batch {
+            let row = x + n * width, out = output.pointer + n * width
+            for c in channels { out[c] = (row[c] - mean[c]) * scale[c] + beta[c] }
+        }
+    }
+
+    private func backwardRows(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, channels: Range<Int>,
+                              needInputGradient: Bool) {
+        let width = numFeatures
+        let perChannel = Double(batch)
+        let mean = savedMean.pointer, invStd = savedInvStd.pointer
+        let sumDy = rowSums.pointer, dot = rowSums.pointer + width
+        for c in channels { sumDy[c] = 0; dot[c] = 0 }
+        for n in 0..<batch {
+            let xr = x + n * width, gr = dy + n * width
+            for c in channels {
+                sumDy[c] += Double(gr[c])
+                dot[c] += Double(xr[c] - mean[c]) * Double(gr[c])
+            }
+        }
+        if let w = weight, let b = bias {
+            for c in channels {
+                w.gradient.pointer[c] += Float(dot[c] * Double(invStd[c]))
+                b.gradient.pointer[c] += Float(sumDy[c])
+            }
+        }
+        guard needInputGradient else { return }
+        let scale = rowConstants.pointer, meanDy = scale + width, projection = meanDy + width
+        for c in channels {
+            scale[c] = invStd[c] * (weight?.value.pointer[c] ?? 1)
+            meanDy[c] = Float(sumDy[c] / perChannel)
+            projection[c] = Float(dot[c] / perChannel) * invStd[c] * invStd[c]
+        }
+        let dx = gradInput.pointer
+        for n in 0..<batch {
+            let xr = x + n * width, gr = dy + n * width, out = dx + n * width
+            if usedBatchStatistics {
+                for c in channels { out[c] = (gr[c] - meanDy[c] - (xr[c] - mean[c]) * projection[c]) * scale[c] }
+            } else {
+                for c in channels { out[c] = gr[c] * scale[c] }
+            }
         }
     }
 

@@ -71,9 +71,9 @@ enum Checked {
         var chunk = 0
         while chunk < count {
             let end = min(chunk + 4096, count)
-            var bad: UInt32 = 0
-            for i in chunk..<end { bad |= (bits[i] & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
-            if bad != 0 {
+            var largestExponent: UInt32 = 0
+            for i in chunk..<end { largestExponent = max(largestExponent, bits[i] & 0x7F80_0000) }
+            if largestExponent == 0x7F80_0000 {
                 for i in chunk..<end where !values[i].isFinite {
                     throw BNDError.numeric("\(name)[\(i)] is \(values[i]); no parameter or statistic was updated")
                 }
