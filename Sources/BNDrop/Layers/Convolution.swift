@@ -1,7 +1,8 @@
 /// 2-D convolution, as torch.nn.Conv2d (square kernel, stride, zero padding; no dilation or groups).
 ///
 /// Lowered to GEMM through im2col: each sample's patches form a (C·k·k)×(OH·OW) matrix, and
-/// y = W·cols + b with W viewed as out_c×(C·k·k). The patch matrices are kept for backward.
+/// y = W·cols + b with W viewed as out_c×(C·k·k); a group of samples shares one matrix and one GEMM
+/// (see `samplesPerTask`), and backward builds the matrix again instead of keeping it.
 /// Default init: W and b ~ U(-1/√fan_in, 1/√fan_in), fan_in = in_c·k·k (as PyTorch).
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int, padding: Int
@@ -11,7 +12,6 @@ public final class Conv2d: Layer {
     private let height: Int, width: Int, outHeight: Int, outWidth: Int
     /// Rows of the patch matrix: C·k·k.
     private let patchSize: Int
-    private let columns = FloatBuffer()
 
     /// - Parameter inputShape: one sample's shape [C, H, W].
     public init(inputShape shape: [Int], outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
@@ -123,9 +123,12 @@ public final class Conv2d: Layer {
     }
 
     /// Samples per task. The samples of a task share one patch matrix (C·k·k rows, samples × OH·OW
-    /// columns), so each pass is one GEMM per task instead of one per sample; and the size is fixed, so
-    /// the same products and partial sums are computed whatever the thread count (see `ThreadPool`).
-    static let samplesPerTask = 16
+    /// columns), so each pass is one GEMM per task instead of one per sample; the matrix is built in the
+    /// running thread's scratch, small enough to stay in its cache, and built again in backward rather
+    /// than kept (writing and re-reading every patch of the batch costs more memory traffic than it
+    /// saves). The size is fixed, so the same products and partial sums are computed whatever the
+    /// thread count (see `ThreadPool`).
+    static let samplesPerTask = 8
 
     /// Task `task`'s first sample and sample count for `batch`.
     private func samples(of task: Int, batch: Int) -> (first: Int, count: Int) {
@@ -133,87 +136,97 @@ public final class Conv2d: Layer {
         return (first, min(Conv2d.samplesPerTask, batch - first))
     }
 
-    /// Where task `task`'s patch matrix starts in `columns` (its row length is its samples × OH·OW).
-    private func columnBlock(_ task: Int) -> UnsafeMutablePointer<Float> {
-        columns.pointer + task * patchSize * Conv2d.samplesPerTask * planeSize
+    /// Per thread: a patch matrix, an out_c × (samples·OH·OW) product (output or output gradient), and
+    /// in backward with an input gradient the patch gradients.
+    private let threadScratch = FloatBuffer()
+    /// Per task of backward: its partial weight and bias gradients, added in task order afterwards.
+    private let taskPartials = FloatBuffer()
+
+    private var groupSize: Int { Conv2d.samplesPerTask * planeSize }
+
+    /// Floats of `threadScratch` per thread.
+    private func scratchPerThread(needInputGradient: Bool) -> Int {
+        (patchSize + outChannels + (needInputGradient ? patchSize : 0)) * groupSize
     }
 
-    /// Per task: the output (forward) or output gradient (backward) of its samples as one out_c ×
-    /// (samples·OH·OW) matrix; after it, in backward, the partial weight and bias gradients and the
-    /// patch gradients.
-    private let taskScratch = FloatBuffer()
+    /// Sizes the scratch for the pool's thread count now; returns that count and the floats per thread.
+    private func prepareScratch(needInputGradient: Bool) throws -> (threads: Int, perThread: Int) {
+        let threads = ThreadPool.shared.threadCount
+        let perThread = scratchPerThread(needInputGradient: needInputGradient)
+        try threadScratch.resize(Checked.multiply(threads, perThread, "Conv2d scratch"))
+        return (threads, perThread)
+    }
 
-    /// Floats of `taskScratch` per task.
-    private func scratchPerTask(backward: Bool, needInputGradient: Bool) -> Int {
-        let group = Conv2d.samplesPerTask * planeSize
-        return outChannels * group
-            + (backward ? outChannels * patchSize + outChannels : 0)
-            + (needInputGradient ? patchSize * group : 0)
+    /// Writes the patch matrix of task `task`'s samples (row length: its samples × OH·OW) at `cols`.
+    private func buildColumns(_ x: UnsafePointer<Float>, task: Int, batch: Int, into cols: UnsafeMutablePointer<Float>) {
+        let (first, count) = samples(of: task, batch: batch)
+        for j in 0..<count {
+            im2col(x + (first + j) * inputCount, cols + j * planeSize, rowStride: count * planeSize)
+        }
     }
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
-        let taskCount = tasks(batch, Conv2d.samplesPerTask)
         try output.resize(batch * outputCount)
-        try columns.resize(Checked.multiply(Checked.multiply(taskCount * Conv2d.samplesPerTask, patchSize,
-                                                             "Conv2d patch matrices"), planeSize, "Conv2d patch matrices"))
-        let perTask = scratchPerTask(backward: false, needInputGradient: false)
-        try taskScratch.resize(Checked.multiply(taskCount, perTask, "Conv2d scratch"))
-        forwardKernel.run(taskCount, (x, batch), work: batch * outputCount * patchSize)
+        let (threads, perThread) = try prepareScratch(needInputGradient: false)
+        forwardKernel.run(tasks(batch, Conv2d.samplesPerTask), (x, batch, perThread),
+                          work: batch * outputCount * patchSize, threads: threads)
         return UnsafePointer(output.pointer)
     }
 
     /// Task `task` of the forward pass: its samples' patch matrix, Y = W·cols, then y_n = Y's columns of
     /// sample n + b.
-    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
-        let (x, batch) = arguments
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)>(perThread: {
+        [unowned self] arguments, task, thread in
+        let (x, batch, perThread) = arguments
         let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
         let (first, count) = self.samples(of: task, batch: batch)
         let rowLength = count * plane
-        let cols = self.columnBlock(task)
-        for j in 0..<count { self.im2col(x + (first + j) * self.inputCount, cols + j * plane, rowStride: rowLength) }
-        let product = self.taskScratch.pointer + task * self.scratchPerTask(backward: false, needInputGradient: false)
+        let cols = self.threadScratch.pointer + thread * perThread, product = cols + patch * self.groupSize
+        self.buildColumns(x, task: task, batch: batch, into: cols)
         BLAS.sgemm(m: outC, n: rowLength, k: patch, a: self.weight.value.pointer, lda: patch, b: cols, ldb: rowLength,
                    beta: 0, c: product, ldc: rowLength)
-        let b = self.bias.value.pointer
+        let b = self.bias.value.pointer, y = self.output.pointer
         for j in 0..<count {
-            let yn = self.output.pointer + (first + j) * self.outputCount
+            let yn = y + (first + j) * self.outputCount
             for o in 0..<outC {
                 let src = product + o * rowLength + j * plane, dst = yn + o * plane, bias = b[o]
                 for p in 0..<plane { dst[p] = src[p] + bias }
             }
         }
-    }
+    })
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         let taskCount = tasks(batch, Conv2d.samplesPerTask)
-        let perTask = scratchPerTask(backward: true, needInputGradient: needInputGradient)
-        try taskScratch.resize(Checked.multiply(taskCount, perTask, "Conv2d backward scratch"))
+        let weights = outChannels * patchSize, partialSize = weights + outChannels
+        try taskPartials.resize(Checked.multiply(taskCount, partialSize, "Conv2d backward partial sums"))
+        let (threads, perThread) = try prepareScratch(needInputGradient: needInputGradient)
         if needInputGradient { try gradInput.resize(batch * inputCount) }
-        backwardKernel.run(taskCount, (dy, batch, needInputGradient), work: 2 * batch * outputCount * patchSize)
+        backwardKernel.run(taskCount, (dy, x, batch, needInputGradient, perThread),
+                           work: 2 * batch * outputCount * patchSize, threads: threads)
         // The partial sums, added in task order: the same order for any thread count.
-        let outC = outChannels, weights = outChannels * patchSize
         let dw = weight.gradient.pointer, db = bias.gradient.pointer
         for task in 0..<taskCount {
-            let dwPartial = taskScratch.pointer + task * perTask + outC * Conv2d.samplesPerTask * planeSize
-            let dbPartial = dwPartial + weights
+            let dwPartial = taskPartials.pointer + task * partialSize, dbPartial = dwPartial + weights
             for i in 0..<weights { dw[i] += dwPartial[i] }
-            for o in 0..<outC { db[o] += dbPartial[o] }
+            for o in 0..<outChannels { db[o] += dbPartial[o] }
         }
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
     }
 
-    /// Task `task` of the backward pass: its samples' output gradient as one matrix dY; the partial
-    /// dW = dY·colsᵀ and db = Σ dY; and, for the input gradient, dcols = Wᵀ·dY scattered back by col2im.
-    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool)> { [unowned self] arguments, task in
-        let (dy, batch, needInputGradient) = arguments
+    /// Task `task` of the backward pass: its samples' patch matrix again and output gradient as one
+    /// matrix dY; the partial dW = dY·colsᵀ and db = Σ dY; and, for the input gradient, dcols = Wᵀ·dY
+    /// scattered back by col2im.
+    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)>(
+        perThread: { [unowned self] arguments, task, thread in
+        let (dy, x, batch, needInputGradient, perThread) = arguments
         let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
         let (first, count) = self.samples(of: task, batch: batch)
         let rowLength = count * plane
-        let gradOutput = self.taskScratch.pointer
-            + task * self.scratchPerTask(backward: true, needInputGradient: needInputGradient)
-        let dwPartial = gradOutput + outC * Conv2d.samplesPerTask * plane
-        let dbPartial = dwPartial + outC * patch, gradCols = dbPartial + outC
+        let cols = self.threadScratch.pointer + thread * perThread, gradOutput = cols + patch * self.groupSize
+        let gradCols = gradOutput + outC * self.groupSize
+        let dwPartial = self.taskPartials.pointer + task * (outC * patch + outC), dbPartial = dwPartial + outC * patch
+        self.buildColumns(x, task: task, batch: batch, into: cols)
         for j in 0..<count {
             let dyn = dy + (first + j) * self.outputCount
             for o in 0..<outC { (gradOutput + o * rowLength + j * plane).update(from: dyn + o * plane, count: plane) }
@@ -224,13 +237,13 @@ public final class Conv2d: Layer {
             for i in 0..<rowLength { sum += row[i] }
             dbPartial[o] = sum
         }
-        BLAS.sgemm(transB: true, m: outC, n: patch, k: rowLength, a: gradOutput, lda: rowLength,
-                   b: self.columnBlock(task), ldb: rowLength, beta: 0, c: dwPartial, ldc: patch)
+        BLAS.sgemm(transB: true, m: outC, n: patch, k: rowLength, a: gradOutput, lda: rowLength, b: cols, ldb: rowLength,
+                   beta: 0, c: dwPartial, ldc: patch)
         guard needInputGradient else { return }
         BLAS.sgemm(transA: true, m: patch, n: rowLength, k: outC, a: self.weight.value.pointer, lda: patch, b: gradOutput,
                    ldb: rowLength, beta: 0, c: gradCols, ldc: rowLength)
         for j in 0..<count {
             self.col2im(gradCols + j * plane, self.gradInput.pointer + (first + j) * self.inputCount, rowStride: rowLength)
         }
-    }
+    })
 }

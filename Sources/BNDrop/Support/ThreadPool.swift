@@ -78,15 +78,16 @@ public final class ThreadPool: @unchecked Sendable {
         configuredThreads.store(count, ordering: .relaxed)
     }
 
-    /// Runs `work.perform(task)` for every task in `0..<tasks`, spread over the pool; returns when all
+    /// Runs `work.perform(task, thread:)` for every task in `0..<tasks`, spread over at most
+    /// `threadLimit` threads (`thread` is 0 for the caller, 1... for workers); returns when all
     /// are done. Tasks must be independent (see Determinism above). The work is an object made once (a
     /// `ParallelKernel`), not a closure: handing a closure to other threads would allocate at every call,
     /// and a training step allocates nothing.
-    func run(_ tasks: Int, _ work: ParallelWork) {
-        let threads = min(threadCount, tasks)
+    func run(_ tasks: Int, _ work: ParallelWork, threadLimit: Int) {
+        let threads = min(threadLimit, threadCount, tasks)
         guard threads > 1, tasks < Int(UInt32.max),
               busy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
-            for task in 0..<tasks { work.perform(task) }
+            for task in 0..<tasks { work.perform(task, thread: 0) }
             return
         }
         defer { busy.store(0, ordering: .releasing) }
@@ -102,7 +103,7 @@ public final class ThreadPool: @unchecked Sendable {
         if sleepers > 0 { pthread_cond_broadcast(&wakeup) }
         pthread_mutex_unlock(&mutex)
         while let task = claim(tag) {
-            work.perform(task)
+            work.perform(task, thread: 0)
             completed.add(1, ordering: .releasing)
         }
         while completed.load(ordering: .acquiring) < tasks { spinPause() }
@@ -128,9 +129,9 @@ public final class ThreadPool: @unchecked Sendable {
     /// A worker's share of the region tagged `tag`: claims and runs one task. The work is read inside
     /// this call and released before the task counts as completed.
     @inline(never)
-    private func runClaimedTask(_ tag: UInt64) -> Bool {
+    private func runClaimedTask(_ tag: UInt64, thread: Int) -> Bool {
         guard let task = claim(tag), let work = job else { return false }
-        work.perform(task)
+        work.perform(task, thread: thread)
         return true
     }
 
@@ -182,7 +183,7 @@ public final class ThreadPool: @unchecked Sendable {
             // Only the first workers join a region (as many as it asked for); the others wait again.
             guard index < current % ThreadPool.regionStride else { continue }
             let tag = UInt64(UInt32(truncatingIfNeeded: current / ThreadPool.regionStride))
-            while runClaimedTask(tag) { completed.add(1, ordering: .releasing) }
+            while runClaimedTask(tag, thread: index + 1) { completed.add(1, ordering: .releasing) }
         }
     }
 
@@ -207,37 +208,46 @@ private final class WorkerContext {
 
 /// What the pool runs: one task at a time, by index.
 protocol ParallelWork: AnyObject {
-    func perform(_ task: Int)
+    /// Runs task `task` on thread `thread` (0 for the caller, then 1, 2, ... below the region's thread
+    /// count): a task may use per-thread scratch, never per-thread results.
+    func perform(_ task: Int, thread: Int)
 }
 
 /// One parallel kernel of a layer: its code, made once when the layer is built, and the arguments of
 /// the current call, set by `run`. Running it allocates nothing.
 final class ParallelKernel<Arguments>: ParallelWork {
-    private let body: (Arguments, Int) -> Void
+    private let body: (Arguments, Int, Int) -> Void
     private var arguments: Arguments?
 
-    /// `body` must not hold its layer strongly (capture it `unowned`): the layer owns the kernel.
-    init(_ body: @escaping (Arguments, Int) -> Void) { self.body = body }
+    /// `body(arguments, task)` must not hold its layer strongly (capture it `unowned`): the layer owns
+    /// the kernel.
+    convenience init(_ body: @escaping (Arguments, Int) -> Void) {
+        self.init(perThread: { arguments, task, _ in body(arguments, task) })
+    }
+
+    /// A kernel whose body also gets the thread it runs on, to pick that thread's scratch space.
+    init(perThread body: @escaping (Arguments, Int, Int) -> Void) { self.body = body }
 
     /// Less work than this (multiply-adds or element operations) runs on the calling thread: waking a
     /// worker would cost more than it saves.
     static var minimumParallelWork: Int { 1 << 16 }
 
-    /// Runs `body(arguments, task)` for every task in `0..<tasks` on the shared pool; `work` estimates
-    /// the whole call's operations. The tasks are the same either way, so where they run changes no bit.
-    func run(_ tasks: Int, _ arguments: Arguments, work: Int = .max) {
+    /// Runs `body(arguments, task, thread)` for every task in `0..<tasks` on the shared pool, on at most
+    /// `threads` threads (so per-thread scratch sized for `threads` suffices); `work` estimates the
+    /// whole call's operations. The tasks are the same either way, so where they run changes no bit.
+    func run(_ tasks: Int, _ arguments: Arguments, work: Int = .max, threads: Int = ThreadPool.maxThreads) {
         self.arguments = arguments
         if work < ParallelKernel.minimumParallelWork {
-            for task in 0..<tasks { perform(task) }
+            for task in 0..<tasks { perform(task, thread: 0) }
         } else {
-            ThreadPool.shared.run(tasks, self)
+            ThreadPool.shared.run(tasks, self, threadLimit: threads)
         }
         self.arguments = nil
     }
 
-    func perform(_ task: Int) {
+    func perform(_ task: Int, thread: Int) {
         guard let arguments else { return }
-        body(arguments, task)
+        body(arguments, task, thread)
     }
 }
 
