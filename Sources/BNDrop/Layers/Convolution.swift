@@ -78,9 +78,7 @@ public final class Conv2d: Layer {
                         }
                         let src = image + iy * width
                         if stride == 1 && padding == 0 {
-                            // Rows are short (24 values in the article's CNN): a loop, not a memmove call.
-                            let from = src + kx
-                            for ox in 0..<outWidth { dst[ox] = from[ox] }
+                            copyRow(from: src + kx, to: dst, count: outWidth)
                             continue
                         }
                         for ox in 0..<outWidth {
@@ -108,8 +106,7 @@ public final class Conv2d: Layer {
                         guard iy >= 0 && iy < height else { continue }
                         let dst = image + iy * width, src = row + oy * outWidth
                         if stride == 1 && padding == 0 {
-                            let to = dst + kx
-                            for ox in 0..<outWidth { to[ox] += src[ox] }
+                            addRow(src, to: dst + kx, count: outWidth)
                             continue
                         }
                         for ox in 0..<outWidth {
@@ -246,4 +243,21 @@ public final class Conv2d: Layer {
             self.col2im(gradCols + j * plane, self.gradInput.pointer + (first + j) * self.inputCount, rowStride: rowLength)
         }
     })
+}
+
+/// dst[0..<count] = src[0..<count], eight floats at a time: the rows of a patch matrix are short (24
+/// values in the article's CNN), too short for a memmove call or a loop with alias checks to pay.
+@inline(__always)
+private func copyRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count { store8(load8(src + i), dst + i); i += 8 }
+    while i < count { dst[i] = src[i]; i += 1 }
+}
+
+/// dst[0..<count] += src[0..<count], eight floats at a time.
+@inline(__always)
+private func addRow(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count { store8(load8(dst + i) + load8(src + i), dst + i); i += 8 }
+    while i < count { dst[i] += src[i]; i += 1 }
 }

@@ -58,12 +58,22 @@ public class Pool2d: Layer {
 
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> { [unowned self] arguments, task in
         let (x, planes, group) = arguments
-        for plane in (task * group)..<min((task + 1) * group, planes) { self.forward(plane: plane, x) }
+        self.forward(planes: (task * group)..<min((task + 1) * group, planes), x)
     }
 
     private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> { [unowned self] arguments, task in
         let (dy, planes, group) = arguments
-        for plane in (task * group)..<min((task + 1) * group, planes) { self.backward(plane: plane, dy) }
+        self.backward(planes: (task * group)..<min((task + 1) * group, planes), dy)
+    }
+
+    // One call per task (not per plane) from the kernels: the closure's reference to the layer is
+    // taken once.
+    private func forward(planes: Range<Int>, _ x: UnsafePointer<Float>) {
+        for plane in planes { forward(plane: plane, x) }
+    }
+
+    private func backward(planes: Range<Int>, _ dy: UnsafePointer<Float>) {
+        for plane in planes { backward(plane: plane, dy) }
     }
 
     /// Sizes what the subclass keeps per forward (nothing by default).
@@ -111,6 +121,18 @@ public final class AvgPool2d: Pool2d {
         let src = dy + p * g.outHeight * g.outWidth, dst = gradInput.pointer + p * g.height * g.width
         dst.update(repeating: 0, count: g.height * g.width)
         let divisor = Float(g.kernel * g.kernel)
+        if g.kernel == 2 && g.stride == 2 {
+            // Windows do not overlap: each input element gets its window's share once.
+            for oy in 0..<g.outHeight {
+                let top = dst + 2 * oy * g.width, bottom = top + g.width, row = src + oy * g.outWidth
+                for ox in 0..<g.outWidth {
+                    let share = row[ox] / divisor
+                    top[2 * ox] = share; top[2 * ox + 1] = share
+                    bottom[2 * ox] = share; bottom[2 * ox + 1] = share
+                }
+            }
+            return
+        }
         for oy in 0..<g.outHeight {
             for ox in 0..<g.outWidth {
                 let share = src[oy * g.outWidth + ox] / divisor
