@@ -69,6 +69,7 @@
 #include <unistd.h>
 
 #include "bndrop.h"
+#include "../examples/article_nets.h"
 
 /* ============================================ helpers =========================================== */
 
@@ -299,15 +300,7 @@ static const int64_t image_shape[3] = {1, 28, 28};
 /* nn.Flatten, Linear(784,48), [BN1d(48)], ReLU, Linear(48,24), [BN1d(24)], ReLU, Linear(24,10) */
 static bnd_net *make_mlp(int batchnorm) {
     bnd_net *net = NULL;
-    CHECK(bnd_net_create(image_shape, 3, &net));
-    CHECK(bnd_net_add_flatten(net));
-    CHECK(bnd_net_add_linear(net, 48));
-    if (batchnorm) CHECK(bnd_net_add_batchnorm(net, NULL));
-    CHECK(bnd_net_add_relu(net));
-    CHECK(bnd_net_add_linear(net, 24));
-    if (batchnorm) CHECK(bnd_net_add_batchnorm(net, NULL));
-    CHECK(bnd_net_add_relu(net));
-    CHECK(bnd_net_add_linear(net, 10));
+    CHECK(article_mlp(image_shape, 3, batchnorm, 0, &net));
     return net;
 }
 
@@ -315,34 +308,15 @@ static bnd_net *make_mlp(int batchnorm) {
    Linear(25,10) */
 static bnd_net *make_cnn_bn(void) {
     bnd_net *net = NULL;
-    CHECK(bnd_net_create(image_shape, 3, &net));
-    CHECK(bnd_net_add_conv2d(net, 3, 5, 1, 0));
-    CHECK(bnd_net_add_relu(net));
-    CHECK(bnd_net_add_avgpool2d(net, 2, 2));
-    CHECK(bnd_net_add_conv2d(net, 6, 3, 1, 0));
-    CHECK(bnd_net_add_batchnorm(net, NULL));
-    CHECK(bnd_net_add_relu(net));
-    CHECK(bnd_net_add_avgpool2d(net, 2, 2));
-    CHECK(bnd_net_add_flatten(net));
-    CHECK(bnd_net_add_linear(net, 25));
-    CHECK(bnd_net_add_relu(net));
-    CHECK(bnd_net_add_linear(net, 10));
+    CHECK(article_cnn(1, 0, &net));
     return net;
 }
 
 /* The script's reg(p): Linear(1,100) [Dropout(p)] ReLU Linear(100,100) [Dropout(p)] ReLU
    Linear(100,1) */
 static bnd_net *make_reg(float p) {
-    const int64_t shape[1] = {1};
     bnd_net *net = NULL;
-    CHECK(bnd_net_create(shape, 1, &net));
-    CHECK(bnd_net_add_linear(net, 100));
-    if (p > 0) CHECK(bnd_net_add_dropout(net, p));
-    CHECK(bnd_net_add_relu(net));
-    CHECK(bnd_net_add_linear(net, 100));
-    if (p > 0) CHECK(bnd_net_add_dropout(net, p));
-    CHECK(bnd_net_add_relu(net));
-    CHECK(bnd_net_add_linear(net, 1));
+    CHECK(article_regression(p, p, 0, &net));
     return net;
 }
 

@@ -20,21 +20,8 @@
 static int32_t on_event(const bnd_fit_event *e, void *user_data) { return record_event(user_data, e); }
 
 static bnd_net *make_cnn(int batchnorm, uint64_t seed) {
-    const int64_t shape[3] = {1, 28, 28};
     bnd_net *net = NULL;
-    TRY(bnd_net_create(shape, 3, &net));
-    TRY(bnd_net_seed(net, seed));
-    TRY(bnd_net_add_conv2d(net, 3, 5, 1, 0));
-    TRY(bnd_net_add_relu(net));
-    TRY(bnd_net_add_avgpool2d(net, 2, 2));
-    TRY(bnd_net_add_conv2d(net, 6, 3, 1, 0));
-    if (batchnorm) TRY(bnd_net_add_batchnorm(net, NULL));
-    TRY(bnd_net_add_relu(net));
-    TRY(bnd_net_add_avgpool2d(net, 2, 2));
-    TRY(bnd_net_add_flatten(net));
-    TRY(bnd_net_add_linear(net, 25));
-    TRY(bnd_net_add_relu(net));
-    TRY(bnd_net_add_linear(net, 10));
+    TRY(article_cnn(batchnorm, seed, &net));
     return net;
 }
 

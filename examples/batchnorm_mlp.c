@@ -68,15 +68,7 @@ static int32_t on_event(const bnd_fit_event *e, void *user_data) {
 static bnd_net *make_mlp(int batchnorm, uint64_t seed) {
     const int64_t shape[1] = {784};
     bnd_net *net = NULL;
-    TRY(bnd_net_create(shape, 1, &net));
-    TRY(bnd_net_seed(net, seed));
-    TRY(bnd_net_add_linear(net, HIDDEN));
-    if (batchnorm) TRY(bnd_net_add_batchnorm(net, NULL));
-    TRY(bnd_net_add_relu(net));
-    TRY(bnd_net_add_linear(net, 24));
-    if (batchnorm) TRY(bnd_net_add_batchnorm(net, NULL));
-    TRY(bnd_net_add_relu(net));
-    TRY(bnd_net_add_linear(net, 10));
+    TRY(article_mlp(shape, 1, batchnorm, seed, &net));
     return net;
 }
 

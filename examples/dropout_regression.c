@@ -56,17 +56,8 @@ static int32_t on_event(const bnd_fit_event *e, void *user_data) {
 }
 
 static bnd_net *make_net(int dropout, uint64_t seed) {
-    const int64_t shape[1] = {1};
     bnd_net *net = NULL;
-    TRY(bnd_net_create(shape, 1, &net));
-    TRY(bnd_net_seed(net, seed));
-    TRY(bnd_net_add_linear(net, 100));
-    if (dropout) TRY(bnd_net_add_dropout(net, 0.5f));
-    TRY(bnd_net_add_relu(net));
-    TRY(bnd_net_add_linear(net, 100));
-    if (dropout) TRY(bnd_net_add_dropout(net, 0.2f));
-    TRY(bnd_net_add_relu(net));
-    TRY(bnd_net_add_linear(net, 1));
+    TRY(dropout ? article_regression(0.5f, 0.2f, seed, &net) : article_regression(0, 0, seed, &net));
     return net;
 }
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "article_nets.h"
 #include "bndrop.h"
 
 /* Stops the program with the library's message when a call fails. */
