@@ -42,25 +42,26 @@ public func bnd_net_backward(_ net: OpaquePointer?, _ gradOutput: UnsafePointer<
     }
 }
 
-/// The handles and input shared by both training steps, after checking that the optimizer belongs to
-/// the net.
-private func stepArguments(_ net: OpaquePointer?, _ opt: OpaquePointer?, _ input: UnsafePointer<Float>?) throws
-    -> (Sequential, Optimizer, UnsafePointer<Float>) {
-    let box = try netBox(net)
-    let optimizer = try optimizerBox(opt)
-    try optimizer.checkUsable(with: box)
-    return (box.net, optimizer.optimizer, try required(input, "input"))
+/// The body both training steps share: the handles, the optimizer's net checked, the step run by `step`
+/// (the core checks the rest), the loss stored.
+private func trainStep(_ function: StaticString, _ net: OpaquePointer?, _ opt: OpaquePointer?,
+                       _ input: UnsafePointer<Float>?, _ outLoss: UnsafeMutablePointer<Float>?,
+                       _ step: (Sequential, Optimizer, UnsafePointer<Float>) throws -> Float) -> bnd_status {
+    api(function) {
+        let box = try netBox(net)
+        let optimizer = try optimizerBox(opt)
+        try optimizer.checkUsable(with: box)
+        let loss = try step(box.net, optimizer.optimizer, try required(input, "input"))
+        outLoss?.pointee = loss
+    }
 }
 
 @_cdecl("bnd_net_train_step_classification")
 public func bnd_net_train_step_classification(_ net: OpaquePointer?, _ opt: OpaquePointer?,
                                               _ input: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?,
                                               _ batch: Int64, _ outLoss: UnsafeMutablePointer<Float>?) -> bnd_status {
-    api("bnd_net_train_step_classification") {
-        let (net, optimizer, input) = try stepArguments(net, opt, input)
-        let labels = try required(labels, "labels")
-        let loss = try net.trainStep(input: input, labels: labels, batch: int(batch), optimizer: optimizer)
-        outLoss?.pointee = loss
+    trainStep("bnd_net_train_step_classification", net, opt, input, outLoss) { net, optimizer, input in
+        try net.trainStep(input: input, labels: required(labels, "labels"), batch: int(batch), optimizer: optimizer)
     }
 }
 
@@ -68,10 +69,7 @@ public func bnd_net_train_step_classification(_ net: OpaquePointer?, _ opt: Opaq
 public func bnd_net_train_step_regression(_ net: OpaquePointer?, _ opt: OpaquePointer?,
                                           _ input: UnsafePointer<Float>?, _ targets: UnsafePointer<Float>?,
                                           _ batch: Int64, _ outLoss: UnsafeMutablePointer<Float>?) -> bnd_status {
-    api("bnd_net_train_step_regression") {
-        let (net, optimizer, input) = try stepArguments(net, opt, input)
-        let targets = try required(targets, "targets")
-        let loss = try net.trainStep(input: input, targets: targets, batch: int(batch), optimizer: optimizer)
-        outLoss?.pointee = loss
+    trainStep("bnd_net_train_step_regression", net, opt, input, outLoss) { net, optimizer, input in
+        try net.trainStep(input: input, targets: required(targets, "targets"), batch: int(batch), optimizer: optimizer)
     }
 }

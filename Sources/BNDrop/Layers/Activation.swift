@@ -11,21 +11,8 @@ public final class ReLU: Layer {
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         let count = batch * inputCount
         try output.resize(count)
-        forwardKernel.run(tasks(count, ReLU.elementsPerTask), (x, count))
+        kernel.run(tasks(count, ReLU.elementsPerTask), (x, count, false))
         return UnsafePointer(output.pointer)
-    }
-
-    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
-        let (x, count) = arguments
-        let y = self.output.pointer
-        var i = task * ReLU.elementsPerTask
-        let end = min(i + ReLU.elementsPerTask, count)
-        while i + 8 <= end {
-            let v = load8(x + i)
-            store8(v.replacing(with: 0, where: v .<= 0), y + i)
-            i += 8
-        }
-        while i < end { y[i] = x[i] <= 0 ? 0 : x[i]; i += 1 }
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
@@ -33,20 +20,22 @@ public final class ReLU: Layer {
         guard needInputGradient else { return nil }
         let count = batch * inputCount
         try gradInput.resize(count)
-        backwardKernel.run(tasks(count, ReLU.elementsPerTask), (dy, count))
+        kernel.run(tasks(count, ReLU.elementsPerTask), (dy, count, true))
         return UnsafePointer(gradInput.pointer)
     }
 
-    /// y <= 0 exactly where x <= 0, so the saved output is the mask.
-    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
-        let (dy, count) = arguments
-        let y = self.output.pointer, dx = self.gradInput.pointer
+    /// One chunk of elements. Forward: y = x where x > 0, else 0. Backward: dx = dy where y > 0, else 0
+    /// (y <= 0 exactly where x <= 0, so the saved output is the mask).
+    private lazy var kernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool)> { [unowned self] arguments, task in
+        let (source, count, backward) = arguments
+        let mask = backward ? UnsafePointer(self.output.pointer) : source
+        let destination = backward ? self.gradInput.pointer : self.output.pointer
         var i = task * ReLU.elementsPerTask
         let end = min(i + ReLU.elementsPerTask, count)
         while i + 8 <= end {
-            store8(load8(dy + i).replacing(with: 0, where: load8(y + i) .<= 0), dx + i)
+            store8(load8(source + i).replacing(with: 0, where: load8(mask + i) .<= 0), destination + i)
             i += 8
         }
-        while i < end { dx[i] = y[i] <= 0 ? 0 : dy[i]; i += 1 }
+        while i < end { destination[i] = mask[i] <= 0 ? 0 : source[i]; i += 1 }
     }
 }

@@ -70,16 +70,9 @@ public enum Loss: Int32, Sendable {
         guard classes > 0, logits.count == labels.count * classes else {
             throw BNDError.shape("cross_entropy: \(logits.count) logits do not match \(labels.count) labels × \(classes) classes")
         }
-        var grad = [Float](repeating: 0, count: logits.count)
-        let loss = try logits.withUnsafeBufferPointer { l in
-            try labels.withUnsafeBufferPointer { y in
-                try grad.withUnsafeMutableBufferPointer { g in
-                    try crossEntropy(logits: l.baseAddress!, labels: y.baseAddress!, batch: labels.count,
-                                     classes: classes, gradient: g.baseAddress!)
-                }
-            }
+        return try withGradient(logits, labels) { l, y, g in
+            try crossEntropy(logits: l, labels: y, batch: labels.count, classes: classes, gradient: g)
         }
-        return (loss, grad)
     }
 
     /// Array form of `mse`: returns the loss and the gradient.
@@ -88,15 +81,21 @@ public enum Loss: Int32, Sendable {
         guard prediction.count == target.count else {
             throw BNDError.shape("mse: prediction has \(prediction.count) elements, target \(target.count)")
         }
-        var grad = [Float](repeating: 0, count: prediction.count)
-        let loss = try prediction.withUnsafeBufferPointer { p in
-            try target.withUnsafeBufferPointer { t in
-                try grad.withUnsafeMutableBufferPointer { g in
-                    try mse(prediction: p.baseAddress!, target: t.baseAddress!, count: prediction.count,
-                            gradient: g.baseAddress!)
-                }
+        return try withGradient(prediction, target) { p, t, g in
+            try mse(prediction: p, target: t, count: prediction.count, gradient: g)
+        }
+    }
+
+    /// Runs `loss` on the arrays' memory with a zeroed gradient array as large as `values`; returns both.
+    private static func withGradient<T>(_ values: [Float], _ reference: [T],
+                                        _ loss: (UnsafePointer<Float>, UnsafePointer<T>, UnsafeMutablePointer<Float>) throws -> Float)
+        rethrows -> (loss: Float, gradient: [Float]) {
+        var gradient = [Float](repeating: 0, count: values.count)
+        let value = try values.withUnsafeBufferPointer { v in
+            try reference.withUnsafeBufferPointer { r in
+                try gradient.withUnsafeMutableBufferPointer { g in try loss(v.baseAddress!, r.baseAddress!, g.baseAddress!) }
             }
         }
-        return (loss, grad)
+        return (value, gradient)
     }
 }
