@@ -25,18 +25,26 @@ public func bnd_dataset_load_dir(_ directory: UnsafePointer<CChar>?, _ which: bn
     }
 }
 
+/// The body both array constructors share: the features and the out pointer required, the dataset made
+/// by `make` (the core checks everything else) and handed to C.
+private func datasetFromArrays(_ function: StaticString, _ features: UnsafePointer<Float>?,
+                               _ out: UnsafeMutablePointer<OpaquePointer?>?,
+                               _ make: (UnsafePointer<Float>) throws -> Dataset) -> bnd_status {
+    api(function) {
+        let features = try required(features, "features")
+        let out = try required(out, "out_dataset")
+        publish(DatasetBox(try make(features)), out)
+    }
+}
+
 @_cdecl("bnd_dataset_from_labels")
 public func bnd_dataset_from_labels(_ features: UnsafePointer<Float>?, _ sampleShape: UnsafePointer<Int64>?,
                                     _ rank: UInt, _ labels: UnsafePointer<Int32>?, _ count: Int64,
                                     _ classes: Int64, _ outDataset: UnsafeMutablePointer<OpaquePointer?>?) -> bnd_status {
-    api("bnd_dataset_from_labels") {
-        let features = try required(features, "features")
-        let labels = try required(labels, "labels")
-        let out = try required(outDataset, "out_dataset")
+    datasetFromArrays("bnd_dataset_from_labels", features, outDataset) { features in
         // classes 0 means "the largest label + 1" (nil in Swift).
-        let dataset = try Dataset(features: features, sampleShape: shape(sampleShape, rank, "sample_shape"),
-                                  labels: labels, count: int(count), classes: classes == 0 ? nil : int(classes))
-        publish(DatasetBox(dataset), out)
+        try Dataset(features: features, sampleShape: shape(sampleShape, rank, "sample_shape"),
+                    labels: required(labels, "labels"), count: int(count), classes: classes == 0 ? nil : int(classes))
     }
 }
 
@@ -44,13 +52,9 @@ public func bnd_dataset_from_labels(_ features: UnsafePointer<Float>?, _ sampleS
 public func bnd_dataset_from_targets(_ features: UnsafePointer<Float>?, _ sampleShape: UnsafePointer<Int64>?,
                                      _ rank: UInt, _ targets: UnsafePointer<Float>?, _ targetCount: Int64,
                                      _ count: Int64, _ outDataset: UnsafeMutablePointer<OpaquePointer?>?) -> bnd_status {
-    api("bnd_dataset_from_targets") {
-        let features = try required(features, "features")
-        let targets = try required(targets, "targets")
-        let out = try required(outDataset, "out_dataset")
-        let dataset = try Dataset(features: features, sampleShape: shape(sampleShape, rank, "sample_shape"),
-                                  targets: targets, targetCount: int(targetCount), count: int(count))
-        publish(DatasetBox(dataset), out)
+    datasetFromArrays("bnd_dataset_from_targets", features, outDataset) { features in
+        try Dataset(features: features, sampleShape: shape(sampleShape, rank, "sample_shape"),
+                    targets: required(targets, "targets"), targetCount: int(targetCount), count: int(count))
     }
 }
 
