@@ -19,12 +19,6 @@
 
 static int32_t on_event(const bnd_fit_event *e, void *user_data) { return record_event(user_data, e); }
 
-static bnd_net *make_cnn(int batchnorm, uint64_t seed) {
-    bnd_net *net = NULL;
-    TRY(article_cnn(batchnorm, seed, &net));
-    return net;
-}
-
 int main(int argc, char **argv) {
     options o = parse_options(argc, argv, "BatchNorm2d in a small CNN (the article's experiment 2)");
     double started = now_seconds();
@@ -35,7 +29,9 @@ int main(int argc, char **argv) {
     TRY(bnd_dataset_info(train, &train_count, NULL, NULL));
     TRY(bnd_dataset_info(test, &test_count, NULL, NULL));
 
-    bnd_net *nets[2] = {make_cnn(0, o.seed), make_cnn(1, o.seed)};
+    bnd_net *nets[2] = {NULL, NULL};
+    TRY(article_cnn(0, o.seed, &nets[0]));
+    TRY(article_cnn(1, o.seed, &nets[1]));
     /* Layers after the BatchNorm shift by one in the BN net. */
     const int same_layers[4][2] = {{0, 0}, {3, 3}, {7, 8}, {9, 10}};
     copy_layer_parameters(nets[0], nets[1], same_layers, 4);

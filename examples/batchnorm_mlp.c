@@ -65,13 +65,6 @@ static int32_t on_event(const bnd_fit_event *e, void *user_data) {
     return record_event(&r->curves, e);
 }
 
-static bnd_net *make_mlp(int batchnorm, uint64_t seed) {
-    const int64_t shape[1] = {784};
-    bnd_net *net = NULL;
-    TRY(article_mlp(shape, 1, batchnorm, seed, &net));
-    return net;
-}
-
 int main(int argc, char **argv) {
     options o = parse_options(argc, argv, "BatchNorm1d in an MLP 784-48-24-10 (the article's experiment 1)");
     double started = now_seconds();
@@ -99,7 +92,9 @@ int main(int argc, char **argv) {
     fprintf(hist.file, "net,iteration,bin_center,fraction\n");
     fprintf(stats.file, "net,iteration,mean,std\n");
 
-    bnd_net *plain = make_mlp(0, o.seed), *bn = make_mlp(1, o.seed);
+    bnd_net *plain = NULL, *bn = NULL;
+    TRY(article_mlp(flat, 1, 0, o.seed, &plain));
+    TRY(article_mlp(flat, 1, 1, o.seed, &bn));
     const int same_linears[3][2] = {{0, 0}, {2, 3}, {4, 6}};
     copy_layer_parameters(plain, bn, same_linears, 3);
 

@@ -55,12 +55,6 @@ static int32_t on_event(const bnd_fit_event *e, void *user_data) {
     return 1;
 }
 
-static bnd_net *make_net(int dropout, uint64_t seed) {
-    bnd_net *net = NULL;
-    TRY(dropout ? article_regression(0.5f, 0.2f, seed, &net) : article_regression(0, 0, seed, &net));
-    return net;
-}
-
 int main(int argc, char **argv) {
     options o = parse_options(argc, argv, "Dropout in a 1-100-100-1 regression net (the article's experiment 3)");
     int64_t epochs = o.short_mode ? 200 : 1000;
@@ -74,7 +68,9 @@ int main(int argc, char **argv) {
     TRY(bnd_dataset_from_targets(x, shape, 1, y_train, 1, POINTS, &train));
     TRY(bnd_dataset_from_targets(x, shape, 1, y_test, 1, POINTS, &test));
 
-    bnd_net *plain = make_net(0, o.seed), *dropout = make_net(1, o.seed);
+    bnd_net *plain = NULL, *dropout = NULL;
+    TRY(article_regression(0, 0, o.seed, &plain));
+    TRY(article_regression(0.5f, 0.2f, o.seed, &dropout));
     const int same_linears[3][2] = {{0, 0}, {2, 3}, {4, 6}};
     copy_layer_parameters(plain, dropout, same_linears, 3);
 
