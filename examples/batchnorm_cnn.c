@@ -23,8 +23,7 @@ int main(int argc, char **argv) {
     options o = parse_options(argc, argv, "BatchNorm2d in a small CNN (the article's experiment 2)");
     double started = now_seconds();
     bnd_dataset *train = NULL, *test = NULL;
-    TRY(bnd_dataset_load_dir(o.data_dir, BND_SPLIT_TRAIN, &train));
-    TRY(bnd_dataset_load_dir(o.data_dir, BND_SPLIT_TEST, &test));
+    load_splits(&o, &train, &test);
     int64_t train_count = 0, test_count = 0;
     TRY(bnd_dataset_info(train, &train_count, NULL, NULL));
     TRY(bnd_dataset_info(test, &test_count, NULL, NULL));

@@ -69,8 +69,7 @@ int main(int argc, char **argv) {
     options o = parse_options(argc, argv, "BatchNorm1d in an MLP 784-48-24-10 (the article's experiment 1)");
     double started = now_seconds();
     bnd_dataset *train = NULL, *test = NULL;
-    TRY(bnd_dataset_load_dir(o.data_dir, BND_SPLIT_TRAIN, &train));
-    TRY(bnd_dataset_load_dir(o.data_dir, BND_SPLIT_TEST, &test));
+    load_splits(&o, &train, &test);
     const int64_t flat[1] = {784};
     TRY(bnd_dataset_reshape(train, flat, 1));
     TRY(bnd_dataset_reshape(test, flat, 1));

@@ -176,6 +176,12 @@ static inline void copy_layer_parameters(const bnd_net *from, bnd_net *to, const
 }
 
 /* Monotonic wall-clock seconds. */
+/* Loads the train and test splits of the IDX directory the options name (exits on failure). */
+static inline void load_splits(const options *o, bnd_dataset **train, bnd_dataset **test) {
+    TRY(bnd_dataset_load_dir(o->data_dir, BND_SPLIT_TRAIN, train));
+    TRY(bnd_dataset_load_dir(o->data_dir, BND_SPLIT_TEST, test));
+}
+
 static inline double now_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
