@@ -683,7 +683,9 @@ typedef struct bnd_runtime_info {
     int32_t blas_threads;               /* OpenBLAS's threads (openblas_get_num_threads); bndrop sets 1 */
     int32_t threads;                    /* bndrop's threads, as bnd_get_num_threads()                  */
     int32_t simd_width;                 /* floats per vector register the CPU offers: 16 (AVX-512F),
-                                           8 (AVX2), 4 (otherwise)                                     */
+                                           8 (AVX2), 4 (otherwise); OpenBLAS's kernels use it. bndrop's
+                                           own loops are built for the x86-64 baseline (4, SSE2), so one
+                                           libbndrop.so runs on every x86-64 CPU                        */
     int32_t reserved[10];               /* 0                                                           */
 } bnd_runtime_info;
 
