@@ -10,7 +10,7 @@ import Synchronization
 /// partial per task and the caller combines them in task order). Which thread runs which task then
 /// cannot change a single bit of the result, so training is bit-identical for every thread count.
 ///
-/// **Cost.** Workers spin briefly on an atomic generation counter before sleeping on a condition
+/// **Cost.** Workers spin briefly on an atomic region word before sleeping on a condition
 /// variable, so the back-to-back regions of a training step start in well under a microsecond. A region
 /// started while another runs (another thread's network, or a task that starts a region itself) runs
 /// on its caller alone: correct, only not parallel.
@@ -44,8 +44,10 @@ public final class ThreadPool: @unchecked Sendable {
     /// 1 while a region runs: a second caller runs its tasks alone.
     private let busy = Atomic<Int>(0)
 
-    private var mutex = pthread_mutex_t()
-    private var wakeup = pthread_cond_t()
+    /// Allocated once, never moved: pthread objects must keep their address (a Swift property's
+    /// address is not guaranteed to be stable).
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let wakeup = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     /// Guarded by `mutex`.
     private var sleepers = 0
     private var workers: [pthread_t] = []
@@ -56,8 +58,8 @@ public final class ThreadPool: @unchecked Sendable {
 
     init(threads: Int) {
         configuredThreads = Atomic(max(1, min(threads, ThreadPool.maxThreads)))
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&wakeup, nil)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wakeup, nil)
     }
 
     /// The CPUs this process may run on (`sched_getaffinity`), or `BNDROP_NUM_THREADS` when it is set to
@@ -99,9 +101,9 @@ public final class ThreadPool: @unchecked Sendable {
         let tag = UInt64(UInt32(truncatingIfNeeded: sequence))
         claims.store(tag << 32, ordering: .relaxed)
         region.store(sequence * ThreadPool.regionStride + threads - 1, ordering: .releasing)
-        pthread_mutex_lock(&mutex)
-        if sleepers > 0 { pthread_cond_broadcast(&wakeup) }
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_lock(mutex)
+        if sleepers > 0 { pthread_cond_broadcast(wakeup) }
+        pthread_mutex_unlock(mutex)
         while let task = claim(tag) {
             work.perform(task, thread: 0)
             completed.add(1, ordering: .releasing)
@@ -170,13 +172,13 @@ public final class ThreadPool: @unchecked Sendable {
                 current = region.load(ordering: .acquiring)
             }
             if current == seen {
-                pthread_mutex_lock(&mutex)
+                pthread_mutex_lock(mutex)
                 while region.load(ordering: .acquiring) == seen {
                     sleepers += 1
-                    pthread_cond_wait(&wakeup, &mutex)
+                    pthread_cond_wait(wakeup, mutex)
                     sleepers -= 1
                 }
-                pthread_mutex_unlock(&mutex)
+                pthread_mutex_unlock(mutex)
                 current = region.load(ordering: .acquiring)
             }
             seen = current
