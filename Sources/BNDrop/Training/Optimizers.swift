@@ -117,22 +117,34 @@ public final class Adam: Optimizer {
         let (beta1, beta2, eps, weightDecay) = (self.beta1, self.beta2, self.eps, self.weightDecay)
         let coupled = weightDecay != 0 && !decoupledWeightDecay
         let decoupled = weightDecay != 0 && decoupledWeightDecay
+        // Eight parameters at a time (the same IEEE operations as one at a time: the same bits).
+        let keep1 = SIMD8<Float>(repeating: 1 - beta1), beta2s = SIMD8<Float>(repeating: beta2)
+        let keep2 = SIMD8<Float>(repeating: 1 - beta2), epss = SIMD8<Float>(repeating: eps)
+        let steps = SIMD8<Float>(repeating: stepSize), corrections = SIMD8<Float>(repeating: invCorrection2)
+        let decays = SIMD8<Float>(repeating: weightDecay)
         for (index, parameter) in parameters.enumerated() {
             let p = parameter.value.pointer, grad = parameter.gradient.pointer
             let m = firstMoments[index].pointer, v = secondMoments[index].pointer
-            // Each kind of weight decay as its own pass or loop, so that the update loop has no branch and
-            // the compiler vectorises it (element-wise work: the same bits either way).
             if decoupled { for i in 0..<parameter.count { p[i] *= decay } }
-            @inline(__always) func update(_ i: Int, _ g: Float) {
+            var i = 0
+            while i + 8 <= parameter.count {
+                let g = coupled ? load8(grad + i) + decays * load8(p + i) : load8(grad + i)
+                var mi = load8(m + i), vi = load8(v + i)
+                mi += (g - mi) * keep1
+                vi = beta2s * vi + keep2 * g * g
+                let denom = vi.squareRoot() / corrections + epss
+                store8(mi, m + i)
+                store8(vi, v + i)
+                store8(load8(p + i) - steps * mi / denom, p + i)
+                i += 8
+            }
+            while i < parameter.count {
+                let g = coupled ? grad[i] + weightDecay * p[i] : grad[i]
                 m[i] += (g - m[i]) * (1 - beta1)
                 v[i] = beta2 * v[i] + (1 - beta2) * g * g
                 let denom = v[i].squareRoot() / invCorrection2 + eps
                 p[i] -= stepSize * m[i] / denom
-            }
-            if coupled {
-                for i in 0..<parameter.count { update(i, grad[i] + weightDecay * p[i]) }
-            } else {
-                for i in 0..<parameter.count { update(i, grad[i]) }
+                i += 1
             }
         }
     }
