@@ -232,7 +232,7 @@ final class ParallelKernel<Arguments>: ParallelWork {
 
     /// Less work than this (multiply-adds or element operations) runs on the calling thread: waking a
     /// worker would cost more than it saves.
-    static var minimumParallelWork: Int { 1 << 16 }
+    static var minimumParallelWork: Int { 1 << 20 }
 
     /// Runs `body(arguments, task, thread)` for every task in `0..<tasks` on the shared pool, on at most
     /// `threads` threads (so per-thread scratch sized for `threads` suffices); `work` estimates the
