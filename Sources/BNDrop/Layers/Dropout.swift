@@ -42,7 +42,11 @@ public final class Dropout: Layer {
             mask.fill(1)
         } else {
             let scale = 1 / (1 - p)
-            for i in 0..<count { m[i] = random.nextUnitFloat() < p ? 0 : scale }
+            // The generator in a local for the loop: the same draws, without storing the layer's state
+            // back at every element.
+            var local = random
+            for i in 0..<count { m[i] = local.nextUnitFloat() < p ? 0 : scale }
+            random = local
         }
         for i in 0..<count { y[i] = x[i] * m[i] }
         return UnsafePointer(y)
