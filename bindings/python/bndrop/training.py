@@ -105,7 +105,7 @@ def fit(net, optimizer, train, epochs=1, batch_size=64, shuffle_seed=0, drop_las
             raised.append(error)
             return 0
 
-    c_callback = FIT_CALLBACK(trampoline) if callback is not None else None
+    c_callback = FIT_CALLBACK(trampoline) if callback is not None else FIT_CALLBACK()  # () is NULL
     summary = FitSummaryStruct()
     with net._pinned() as n, optimizer._pinned() as o, train._pinned() as t, \
             (validation._pinned() if validation is not None else nullcontext()) as v:
