@@ -181,8 +181,8 @@ def _standard_dirs():
 
 
 def _candidates():
-    """(what is tried, what to dlopen or None when there is nothing to try), in search order after the
-    environment variable."""
+    """(what is tried, what to dlopen), in search order after the environment variable; a target None
+    means there was nothing to try, and `what` then says why when it has a colon."""
     found = ctypes.util.find_library("bndrop")
     yield ("ctypes.util.find_library('bndrop')", found)
     for name in ("libbndrop.so.0", "libbndrop.so"):
@@ -193,7 +193,8 @@ def _candidates():
             yield (path, path)
     checkout = _checkout_library()
     if checkout is None:
-        yield (f"the checkout's build folder (this package, {Path(__file__).parent}, is not inside a checkout)", None)
+        yield (f"the checkout's build folder: none, this package ({Path(__file__).parent}) is not inside a "
+               f"checkout", None)
     else:
         yield (f"the checkout's build folder, {checkout}", str(checkout))
 
@@ -227,7 +228,7 @@ def load():
     tried = [f"{ENV_VAR}: not set"]
     for what, target in _candidates():
         if target is None:
-            tried.append(what if what.endswith(")") else f"{what}: nothing found")
+            tried.append(what if ": " in what else f"{what}: nothing found")
             continue
         if os.sep in target and not os.path.exists(target):
             tried.append(f"{what}: no such file")
