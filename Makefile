@@ -20,10 +20,11 @@ GOLDEN_DIR ?= $(abspath ../shared/golden)
 OUT := .build/c
 
 # Debian packages the project needs: OpenBLAS (GEMM), zlib (gzip IDX files), cJSON (the C test reads
-# a golden network's JSON), Fashion-MNIST (default data), gnuplot (plots); numpy, pytest and venv for
-# Debian's python3, which runs the Python binding's tests (python-test).
+# a golden network's JSON), Fashion-MNIST (default data), gnuplot (plots); numpy, pytest and pip (with
+# setuptools and wheel, to test `pip install` offline) for Debian's python3, which runs the Python
+# binding's tests (python-test).
 APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox \
-                python3-numpy python3-pytest python3-venv
+                python3-numpy python3-pytest python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test swift-test c-test header-test python-test examples run-examples demo clean bench
@@ -84,7 +85,7 @@ header-test: build | $(OUT)
 PYTHON_TEST ?= /usr/bin/python3
 
 python-test: build
-	BNDROP_LIBRARY=$(LIB) BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(PYTHON_TEST) -m pytest -p no:cacheprovider bindings/python/tests
+	BNDROP_LIBRARY=$(LIB) BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(PYTHON_TEST) -m pytest -p no:cacheprovider -rs bindings/python/tests
 
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 # The article's three experiments (C programs over libbndrop.so); the dropout one also in Swift.
