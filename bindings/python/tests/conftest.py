@@ -32,6 +32,13 @@ def golden_files():
     return files, None
 
 
+def source_env():
+    """The environment for a child Python that must import this source tree's bndrop."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR), env.get("PYTHONPATH")]))
+    return env
+
+
 def load_case(path):
     with open(path) as f:
         return json.load(f)
