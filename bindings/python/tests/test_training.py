@@ -175,3 +175,19 @@ def test_train_step_regression_matches_forward_mse_backward_step():
     assert loss_a == loss_b
     for name in a.tensor_names():
         np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name))
+
+
+def test_the_readme_example_runs(capsys):
+    """The Python block of the project README's "Using it from Python", run as written."""
+    import os
+    import re
+    from conftest import REPO
+    readme = REPO / "README.md"
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist") or not readme.exists():
+        pytest.skip("needs the checkout's README.md and Debian's dataset-fashion-mnist")
+    section = readme.read_text().split("## Using it from Python", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope = {}
+    exec(compile(code, "README.md (Using it from Python)", "exec"), scope)
+    assert scope["summary"].epochs_completed == 2 and scope["summary"].validation_accuracy > 0.7
+    assert "epoch 1: loss" in capsys.readouterr().out
