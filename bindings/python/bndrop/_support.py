@@ -6,8 +6,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._lib import MAX_RANK, lib
-from .errors import InvalidArgumentError, ShapeError, StateError
+from ._lib import MAX_RANK
+from .errors import InternalError, InvalidArgumentError, ShapeError, StateError, check
 
 # ----------------------------------------------------------------------------------------- handles
 
@@ -69,18 +69,18 @@ class Handle:
         self.close()
 
     def __del__(self):
-        # Nothing else can hold this object (a pin holds a reference), so the lock is free or ours.
+        # No call can be running on this object (each holds a reference to it), so there is no need
+        # for the lock, which an optimizer shares with its net and which another thread may hold.
         if getattr(self, "_ptr", None) is not None:
             self._release()
 
 
 def new_handle(create, *args, call):
     """Calls create(*args, &out) and returns out's address (an int)."""
-    from .errors import check
     out = ctypes.c_void_p()
     check(create(*args, ctypes.byref(out)), call)
     if not out.value:
-        raise StateError(f"{call} returned BND_OK and no handle", call=call)
+        raise InternalError(f"{call} returned BND_OK and no handle", call=call)
     return out.value
 
 
@@ -117,10 +117,6 @@ def number(value, what):
         raise TypeError(f"{what} must be a number, not {type(value).__name__}") from None
 
 
-def flag(value):
-    return 1 if value else 0
-
-
 def shape_tuple(shape, what):
     """A shape from an int or a sequence of ints."""
     if isinstance(shape, (int, np.integer)):
@@ -138,7 +134,6 @@ def c_shape(dims):
 
 def read_shape(fn, *args, call):
     """A shape from one of the C functions that write (shape, capacity, rank)."""
-    from .errors import check
     out = (ctypes.c_int64 * MAX_RANK)()
     rank = ctypes.c_size_t()
     check(fn(*args, out, MAX_RANK, ctypes.byref(rank)), call)
@@ -146,14 +141,12 @@ def read_shape(fn, *args, call):
 
 
 def read_count(fn, ptr, call):
-    from .errors import check
     n = ctypes.c_size_t()
     check(fn(ptr, ctypes.byref(n)), call)
     return n.value
 
 
 def read_name(fn, ptr, index, call):
-    from .errors import check
     buf = ctypes.create_string_buffer(64)
     check(fn(ptr, index, buf, len(buf)), call)
     return buf.value.decode()
@@ -206,6 +199,3 @@ def batch_of(a, sample_shape, what):
 
 def empty(shape):
     return np.empty(shape, dtype=np.float32)
-
-
-__all__ = ["Handle", "lib"]

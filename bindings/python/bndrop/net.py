@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._lib import BatchNormParams, lib
+from ._lib import lib
 from ._support import (Handle, address, batch_of, c_shape, empty, expect_shape, floats, i64, integer,
                        labels_array, new_handle, number, read_count, read_name, read_shape, shape_tuple, u64)
 from .errors import InvalidArgumentError, ShapeError, Status, check

@@ -1,6 +1,5 @@
 """Errors become exceptions: a table of real bad calls, one or more per bnd_status, each checked for its
 class (and the built-in it also is), its status, the C function, and bnd_last_error()'s text."""
-import gzip
 import subprocess
 import sys
 import textwrap
