@@ -20,11 +20,14 @@ GOLDEN_DIR ?= $(abspath ../shared/golden)
 OUT := .build/c
 
 # Debian packages the project needs: OpenBLAS (GEMM), zlib (gzip IDX files), cJSON (the C test reads
-# a golden network's JSON), Fashion-MNIST (default data), gnuplot (plots).
-APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox
+# a golden network's JSON), Fashion-MNIST (default data), gnuplot (plots); numpy, pytest and pip (with
+# setuptools and wheel, to test `pip install` offline) for Debian's python3, which runs the Python
+# binding's tests (python-test).
+APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox \
+                python3-numpy python3-pytest python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test swift-test c-test header-test examples run-examples demo clean bench
+.PHONY: all deps build test swift-test c-test header-test python-test examples run-examples demo clean bench
 
 all: build
 
@@ -51,8 +54,8 @@ swift-test: build
 
 # The whole suite: Swift tests (every golden case through the Swift API and through the C ABI, IDX
 # files, gradient checks), the C ABI tests, the header compiled as C and C++, and the examples in their
-# short mode.
-test: swift-test c-test header-test run-examples
+# short mode; the Python binding's tests.
+test: swift-test c-test header-test run-examples python-test
 
 # The C ABI: the tests (one golden network, the table of bad calls, threads, allocations, API and data
 # checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
@@ -73,6 +76,16 @@ header-test: build | $(OUT)
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -c -o $(OUT)/header_test_cpp.o Tests/C/header_test.cpp
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only Tests/C/header_test.cpp
 	$(OUT)/header_test_c
+
+# The Python binding (bindings/python: ctypes over libbndrop.so) and its pytest suite: every golden case
+# through Python, the error classes, training, datasets, state_dict, pip install into a venv. It runs
+# with Debian's python3, whose numpy and pytest `make deps` installs (python3-numpy, python3-pytest), so a
+# fresh machine needs nothing else; PYTHON_TEST=... picks another interpreter that has numpy and pytest.
+# BNDROP_LIBRARY makes it test this build, never an installed libbndrop.
+PYTHON_TEST ?= /usr/bin/python3
+
+python-test: build
+	BNDROP_LIBRARY=$(LIB) BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(PYTHON_TEST) -m pytest -p no:cacheprovider -rs bindings/python/tests
 
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 # The article's three experiments (C programs over libbndrop.so); the dropout one also in Swift.

@@ -1,0 +1,246 @@
+"""Nets through Python: building, shapes and layer types, modes, seeds, forward/backward, hidden layers,
+tensors by name, state_dict round trips, losses, optimizer defaults, the runtime functions."""
+import inspect
+
+import numpy as np
+import pytest
+
+import bndrop
+from bndrop._lib import lib
+
+
+def cnn(seed=0):
+    """The article's CNN with BatchNorm2d."""
+    return (bndrop.Net((1, 28, 28), seed=seed).add_conv2d(3, 5).add_relu().add_avgpool2d(2).add_conv2d(6, 3)
+            .add_batchnorm().add_relu().add_avgpool2d(2).add_flatten().add_linear(25).add_relu().add_linear(10))
+
+
+def mlp(seed=0, dropout=0.0):
+    net = bndrop.Net(784, seed=seed).add_linear(48).add_batchnorm().add_relu()
+    if dropout:
+        net.add_dropout(dropout)
+    return net.add_linear(10)
+
+
+def test_layers_shapes_and_types():
+    net = cnn()
+    assert net.input_shape == (1, 28, 28) and net.output_shape == (10,) and len(net) == 11
+    assert [layer.type for layer in net.layers] == ["Conv2d", "ReLU", "AvgPool2d", "Conv2d", "BatchNorm2d", "ReLU",
+                                                    "AvgPool2d", "Flatten", "Linear", "ReLU", "Linear"]
+    assert net.layer_output_shape(0) == (3, 24, 24) and net.layer_output_shape(6) == (6, 5, 5)
+    assert net.layer_type(-1) == "Linear" and net.layer_output_shape(-4) == (150,)
+    assert "BatchNorm2d -> (6, 10, 10)" in repr(net)
+    pool = bndrop.Net((2, 7, 7)).add_maxpool2d(3, stride=2).add_avgpool2d((2, 2))
+    assert pool.layer_output_shape(0) == (2, 3, 3) and pool.output_shape == (2, 1, 1)
+    assert bndrop.Net((3, 8, 8)).add_conv2d(4, 3, stride=2, padding=1).output_shape == (4, 4, 4)
+    bn1d = bndrop.Net((3, 6)).add_batchnorm(eps=1e-3, momentum=None, affine=False)
+    assert bn1d.layer_type(0) == "BatchNorm1d"
+    assert bn1d.tensor_names() == ["0.running_mean", "0.running_var", "0.num_batches_tracked"]
+    assert bndrop.Net(4).add_batchnorm(track_running_stats=False).tensor_names() == ["0.weight", "0.bias"]
+
+
+def test_modes_and_dropout():
+    net = mlp(dropout=0.5)
+    assert net.training
+    x = np.random.default_rng(0).normal(size=(16, 784))
+    assert net.eval() is net and not net.training
+    a, b = net(x), net(x)
+    np.testing.assert_array_equal(a, b)                  # eval: no dropout, running statistics
+    net.train()
+    assert net.training
+    net(x)
+    relu, dropped = net.layer_output(2), net.layer_output(3)
+    kept = dropped != 0
+    assert 0.3 < kept[relu != 0].mean() < 0.7            # dropout keeps about half of the ReLU's non-zeros
+    np.testing.assert_allclose(dropped[kept], 2 * relu[kept], rtol=1e-6)   # and scales them by 1/(1-p)
+    net.training = False
+    assert not net.training
+
+
+def test_seeds_reproduce_and_reinitialise():
+    a, b, c = mlp(seed=7), mlp(seed=7), mlp(seed=8)
+    np.testing.assert_array_equal(a.get_tensor("0.weight"), b.get_tensor("0.weight"))
+    assert not np.array_equal(a.get_tensor("0.weight"), c.get_tensor("0.weight"))
+    c.seed(7)
+    np.testing.assert_array_equal(a.get_tensor("0.weight"), c.get_tensor("0.weight"))
+    bound = 1 / np.sqrt(784)
+    assert np.abs(a.get_tensor("0.weight")).max() <= bound      # U(-1/sqrt(fan_in), +)
+
+
+def test_forward_backward_and_gradients():
+    rng = np.random.default_rng(1)
+    net = bndrop.Net(5).add_linear(3)
+    w, bias = net.get_tensor("0.weight"), net.get_tensor("0.bias")
+    x = rng.normal(size=(4, 5))
+    y = net.forward(x)
+    assert y.dtype == np.float32 and y.shape == (4, 3)
+    np.testing.assert_allclose(y, x.astype(np.float32) @ w.T + bias, rtol=1e-5, atol=1e-6)
+    g = rng.normal(size=(4, 3)).astype(np.float32)
+    gx = net.backward(g)
+    np.testing.assert_allclose(gx, g @ w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.grad("0.weight"), g.T @ x.astype(np.float32), rtol=1e-5, atol=1e-5)
+    assert net.backward(g, need_input_grad=False) is None                 # accumulates a second time
+    np.testing.assert_allclose(net.grad("0.bias"), 2 * g.sum(0), rtol=1e-5, atol=1e-5)
+    net.zero_grad()
+    assert not net.grad("0.bias").any()
+    # Non-contiguous and float64 inputs are converted, with the same result.
+    xt = np.asfortranarray(x)
+    np.testing.assert_array_equal(net.forward(xt), net.forward(x.astype(np.float32)))
+    np.testing.assert_array_equal(net.forward(x.tolist()), y)
+
+
+def test_layer_output_is_the_hidden_values():
+    net = mlp().eval()
+    x = np.random.default_rng(2).normal(size=(6, 784))
+    out = net(x)
+    hidden = net.layer_output(0)
+    assert hidden.shape == (6, 48)
+    np.testing.assert_allclose(hidden, x.astype(np.float32) @ net.get_tensor("0.weight").T + net.get_tensor("0.bias"),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(net.layer_output(-1), out)
+    with pytest.raises(bndrop.StateError):
+        mlp().layer_output(0)                                              # no forward yet
+    with pytest.raises(bndrop.InvalidArgumentError):
+        net.layer_output(4)
+
+
+def test_tensors_by_name():
+    net = mlp()
+    names = net.tensor_names()
+    assert names == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+                     "1.num_batches_tracked", "3.weight", "3.bias"]
+    assert [net.is_parameter(n) for n in names] == [True, True, True, True, False, False, False, True, True]
+    assert net.tensor_shape("0.weight") == (48, 784) and net.tensor_shape("1.num_batches_tracked") == ()
+    nbt = net.get_tensor("1.num_batches_tracked")
+    assert nbt.dtype == np.int64 and nbt.shape == () and int(nbt) == 0
+    net.set_tensor("1.num_batches_tracked", 12)
+    assert int(net.get_tensor("1.num_batches_tracked")) == 12
+    with pytest.raises(bndrop.InvalidArgumentError):
+        net.set_tensor("1.num_batches_tracked", 1.5)                       # refused by the library
+    with pytest.raises(bndrop.InvalidArgumentError, match="float32"):
+        net.set_tensor("1.num_batches_tracked", (1 << 24) + 1)
+    values = np.arange(48, dtype=np.float32)
+    net.set_tensor("1.running_mean", values)
+    np.testing.assert_array_equal(net.get_tensor("1.running_mean"), values)
+    with pytest.raises(bndrop.InvalidArgumentError):
+        net.grad("1.running_mean")                                         # a buffer has no gradient
+    net.set_grad("3.bias", np.ones(10))
+    np.testing.assert_array_equal(net.grad("3.bias"), np.ones(10, np.float32))
+    out = net.get_tensor("0.bias")
+    out[:] = 99                                                            # a copy, not a view
+    assert not (net.get_tensor("0.bias") == 99).any()
+
+
+def train_a_little(net, steps=3, seed=0):
+    rng = np.random.default_rng(seed)
+    opt = bndrop.SGD(net, lr=0.1, momentum=0.9)
+    for _ in range(steps):
+        net.train_step(opt, rng.normal(size=(32, 784)), labels=rng.integers(0, 10, 32))
+
+
+def test_state_dict_round_trip():
+    source = mlp(seed=1)
+    train_a_little(source)
+    state = source.state_dict()
+    assert list(state) == source.tensor_names() and int(state["1.num_batches_tracked"]) == 3
+    target = mlp(seed=2)
+    result = target.load_state_dict(state)
+    assert result == ([], []) and result.missing_keys == []
+    for name in state:
+        np.testing.assert_array_equal(target.get_tensor(name), state[name])
+    x = np.random.default_rng(5).normal(size=(8, 784))
+    np.testing.assert_array_equal(source.eval()(x), target.eval()(x))
+    # The dict holds copies: changing it changes no net.
+    state["0.bias"][:] = 5
+    assert not (source.get_tensor("0.bias") == 5).any()
+
+
+def test_load_state_dict_strictness_and_atomicity():
+    net = mlp()
+    state = net.state_dict()
+    before = net.state_dict()
+    partial = dict(state)
+    del partial["3.bias"]
+    partial["extra.weight"] = np.zeros(1)
+    with pytest.raises(bndrop.InvalidArgumentError, match="missing: 3.bias; unexpected: extra.weight"):
+        net.load_state_dict(partial)
+    partial["0.bias"] = np.full(48, 0.5)
+    result = net.load_state_dict(partial, strict=False)
+    assert result.missing_keys == ["3.bias"] and result.unexpected_keys == ["extra.weight"]
+    assert (net.get_tensor("0.bias") == 0.5).all()
+    # All or nothing: a value refused midway (by shape, or by the library) leaves every tensor as it was.
+    net.load_state_dict(before)
+    for bad in ({"3.weight": np.zeros((10, 47))}, {"1.num_batches_tracked": np.array(-1)}):
+        changed = dict(state, **{"0.weight": np.zeros((48, 784))}, **bad)
+        with pytest.raises(bndrop.BndropError):
+            net.load_state_dict(changed)
+        for name, value in before.items():
+            np.testing.assert_array_equal(net.get_tensor(name), value)
+
+
+def test_losses():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(5, 4))
+    y = np.array([0, 3, 1, 1, 2])
+    loss, grad = bndrop.cross_entropy(logits, y)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert loss == pytest.approx(-np.log(p[np.arange(5), y]).mean(), rel=1e-5)
+    np.testing.assert_allclose(grad, (p - np.eye(4)[y]) / 5, rtol=1e-4, atol=1e-6)
+    pred, target = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    loss, grad = bndrop.mse(pred, target)
+    assert loss == pytest.approx(((pred - target) ** 2).mean(), rel=1e-5)
+    np.testing.assert_allclose(grad, 2 * (pred - target) / 6, rtol=1e-5, atol=1e-6)
+    assert bndrop.mse(pred, target, need_grad=False)[1] is None
+
+
+def test_optimizer_defaults_are_the_librarys():
+    def defaults(cls):
+        return {k: p.default for k, p in inspect.signature(cls).parameters.items() if k != "net"}
+    sgd, adam, adamw = (lib.bnd_sgd_default_params(), lib.bnd_adam_default_params(), lib.bnd_adamw_default_params())
+    f32 = lambda v: float(np.float32(v))
+    d = defaults(bndrop.SGD)
+    assert {k: f32(v) for k, v in d.items() if k != "nesterov"} == dict(
+        lr=sgd.lr, momentum=sgd.momentum, dampening=sgd.dampening, weight_decay=sgd.weight_decay)
+    assert d["nesterov"] == bool(sgd.nesterov)
+    for cls, c in ((bndrop.Adam, adam), (bndrop.AdamW, adamw)):
+        d = defaults(cls)
+        assert {k: f32(v) for k, v in d.items() if k != "betas"} == dict(lr=c.lr, eps=c.eps,
+                                                                         weight_decay=c.weight_decay)
+        assert tuple(map(f32, d["betas"])) == (c.beta1, c.beta2)
+    bn = lib.bnd_batchnorm_default_params()
+    d = {k: p.default for k, p in inspect.signature(bndrop.Net.add_batchnorm).parameters.items() if k != "self"}
+    assert (f32(d["eps"]), f32(d["momentum"]), d["affine"], d["track_running_stats"]) == \
+        (bn.eps, bn.momentum, bool(bn.affine), bool(bn.track_running_stats))
+
+
+def test_optimizers_step_like_the_formulas():
+    net = bndrop.Net(3).add_linear(1)
+    start = net.get_tensor("0.weight").copy()
+    opt = bndrop.SGD(net, lr=0.5)
+    net.set_grad("0.weight", [[1, 2, 3]])
+    opt.step()
+    np.testing.assert_allclose(net.get_tensor("0.weight"), start - 0.5 * np.array([[1, 2, 3]]), rtol=1e-6)
+    adam = bndrop.Adam(net, lr=0.1)
+    w = net.get_tensor("0.weight").copy()
+    adam.step()                                   # the first Adam step moves each weight by lr (sign of grad)
+    np.testing.assert_allclose(net.get_tensor("0.weight"), w - 0.1, rtol=1e-5)
+    assert "AdamW(lr=0.001" in repr(bndrop.AdamW(net))
+
+
+def test_runtime():
+    assert bndrop.version() == "0.1.0" and bndrop.version_number() == 100
+    info = bndrop.runtime_info()
+    assert info["threads"] == bndrop.get_num_threads() >= 1
+    assert info["blas_config"].startswith("OpenBLAS") and info["simd_width"] in (4, 8, 16)
+    assert info["blas_threads"] == 1
+    threads = bndrop.get_num_threads()
+    try:
+        bndrop.set_num_threads(1)
+        assert bndrop.get_num_threads() == 1
+        with pytest.raises(bndrop.InvalidArgumentError):
+            bndrop.set_num_threads(0)
+        with pytest.raises(bndrop.InvalidArgumentError):
+            bndrop.set_num_threads(257)
+    finally:
+        bndrop.set_num_threads(threads)
