@@ -7,6 +7,12 @@ SWIFT ?= swift
 SWIFTPM := $(SWIFT) build -c $(CONFIG) $(if $(SCRATCH),--scratch-path $(SCRATCH))
 BUILD_DIR := $(shell $(SWIFTPM) --show-bin-path 2>/dev/null)
 LIB := $(BUILD_DIR)/libbndrop.so
+# The version is written once, in include/bndrop.h (BND_VERSION_MAJOR/MINOR/PATCH); the soname carries
+# the major version (Package.swift's -soname flag).
+version_part = $(shell awk '$$2 == "BND_VERSION_$(1)" { print $$3 }' include/bndrop.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SONAME := libbndrop.so.$(VERSION_MAJOR)
 # gcc and g++ unless the caller chose a compiler (make predefines CC=cc, so `?=` would never apply).
 ifeq ($(origin CC),default)
 CC := gcc
@@ -38,8 +44,11 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# Programs linked against the build folder's libbndrop.so record its soname, libbndrop.so.0: the
+# link beside it lets them find the library at run time (SwiftPM names the file libbndrop.so).
 build: deps
 	$(SWIFTPM)
+	ln -sfn libbndrop.so $(BUILD_DIR)/$(SONAME)
 
 $(OUT):
 	mkdir -p $(OUT)
