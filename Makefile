@@ -8,7 +8,7 @@ SWIFTPM := $(SWIFT) build -c $(CONFIG) $(if $(SCRATCH),--scratch-path $(SCRATCH)
 BUILD_DIR := $(shell $(SWIFTPM) --show-bin-path 2>/dev/null)
 LIB := $(BUILD_DIR)/libbndrop.so
 # The version is written once, in include/bndrop.h (BND_VERSION_MAJOR/MINOR/PATCH); the soname carries
-# the major version (Package.swift's -soname flag).
+# the major version (Package.swift's -soname flag; `make install-test` checks that the two agree).
 version_part = $(shell awk '$$2 == "BND_VERSION_$(1)" { print $$3 }' include/bndrop.h)
 VERSION_MAJOR := $(call version_part,MAJOR)
 VERSION := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
@@ -30,7 +30,8 @@ OUT := .build/c
 APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test swift-test c-test header-test examples run-examples demo clean bench
+.PHONY: all deps build test swift-test c-test header-test examples run-examples demo clean bench \
+	install uninstall install-test
 
 all: build
 
@@ -61,7 +62,7 @@ swift-test: build
 # The whole suite: Swift tests (every golden case through the Swift API and through the C ABI, IDX
 # files, gradient checks), the C ABI tests, the header compiled as C and C++, and the examples in their
 # short mode.
-test: swift-test c-test header-test run-examples
+test: swift-test c-test header-test run-examples install-test
 
 # The C ABI: the tests (one golden network, the table of bad calls, threads, allocations, API and data
 # checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
@@ -125,6 +126,44 @@ BENCH_ARGS ?=
 bench: build | $(OUT)
 	$(CC) $(CFLAGS) -o $(OUT)/bench bench/bench.c $(LDFLAGS) -ldl -lm
 	$(OUT)/bench --data $(DATA) --torch-script $(TORCH_BENCH) --python $(PYTHON) --json bench/results.json $(BENCH_ARGS)
+
+# Install: the library as libbndrop.so.X.Y.Z with the links libbndrop.so.X (its soname, what programs
+# load) and libbndrop.so (what `-lbndrop` finds), the header, and bndrop.pc for pkg-config.
+# `make install PREFIX=...`; DESTDIR=... stages the files under another root. The library has the Swift
+# runtime linked in: at run time it needs libc, libstdc++, libgcc_s, libm, zlib and, loaded at its first
+# matrix product, OpenBLAS (Debian's libopenblas0). `make uninstall` with the same variables removes
+# those files again (directories stay: they may hold other files).
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL ?= install
+LDCONFIG ?= ldconfig
+# A real install by root (no DESTDIR) also refreshes the loader's cache; LDCONFIG= skips that.
+INSTALLED := $(addprefix $(DESTDIR)$(LIBDIR)/,libbndrop.so.$(VERSION) $(SONAME) libbndrop.so) \
+	$(DESTDIR)$(INCLUDEDIR)/bndrop.h $(DESTDIR)$(PKGCONFIGDIR)/bndrop.pc
+
+install: build | $(OUT)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
+	  'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' 'Name: bndrop' \
+	  'Description: Neural networks with batch normalization and dropout, numerically interchangeable with PyTorch (C API)' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lbndrop' 'Cflags: -I$${includedir}' > $(OUT)/bndrop.pc
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	$(INSTALL) -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/libbndrop.so.$(VERSION)
+	ln -sfn libbndrop.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libbndrop.so
+	$(INSTALL) -m 0644 include/bndrop.h $(DESTDIR)$(INCLUDEDIR)/bndrop.h
+	$(INSTALL) -m 0644 $(OUT)/bndrop.pc $(DESTDIR)$(PKGCONFIGDIR)/bndrop.pc
+	@if [ -z "$(DESTDIR)" ] && [ -n "$(LDCONFIG)" ] && [ "$$(id -u)" = 0 ]; then $(LDCONFIG); fi
+
+uninstall:
+	rm -f $(INSTALLED)
+	@if [ -z "$(DESTDIR)" ] && [ -n "$(LDCONFIG)" ] && [ "$$(id -u)" = 0 ]; then $(LDCONFIG); fi
+
+# Installs into a temporary DESTDIR, builds a C program there with pkg-config, runs it with a clean
+# environment and the Swift toolchain's runtime folder hidden, then uninstalls (Tests/install/).
+install-test: build
+	bash Tests/install/install_test.sh "$(MAKE)" "$(SWIFT)" $(VERSION)
 
 clean:
 	rm -rf .build report
