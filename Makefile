@@ -91,6 +91,15 @@ DATA ?= /usr/share/datasets/fashion-mnist
 DATASET_NAME ?= $(if $(filter /usr/share/datasets/fashion-mnist,$(DATA)),Fashion-MNIST,$(DATA))
 REPORT ?= report
 SHORT_REPORT := $(OUT)/short-report
+# `make demo EPOCHS=N BATCH=N`: the epochs and batch size of the two BatchNorm experiments, the ones
+# on DATA (default: the article's 2 and 512), e.g. more, smaller steps for a small dataset.
+# DROPOUT_EPOCHS / DROPOUT_BATCH: the same for the dropout experiment on its 50 generated points
+# (default: 1000 epochs, all 50 points per step). Each program validates its values.
+EPOCHS ?=
+BATCH ?=
+DROPOUT_EPOCHS ?=
+DROPOUT_BATCH ?=
+count_flags = $(if $(1),--epochs $(1)) $(if $(2),--batch-size $(2))
 
 # Each example, compiled with plain $(CC) (gcc) against the header and libbndrop.so.
 examples: build | $(OUT)
@@ -104,8 +113,19 @@ run-examples: examples
 	rm -rf $(SHORT_REPORT) $(OUT)/short-swift
 	set -e; for e in $(EXPERIMENTS); do echo "== $$e --short"; $(OUT)/$$e --short --data $(DATA) --out $(SHORT_REPORT)/data; done
 	$(BUILD_DIR)/DropoutExperiment --short --out $(OUT)/short-swift
-	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_points.csv; do \
+	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_points.csv dropout_settings.csv; do \
 	  cmp $(SHORT_REPORT)/data/$$f $(OUT)/short-swift/$$f && echo "C and Swift agree on $$f"; done
+	$(OUT)/dropout_regression --epochs 120 --batch-size 16 --seed 3 --out $(OUT)/flags-c
+	$(BUILD_DIR)/DropoutExperiment --epochs 120 --batch-size 16 --seed 3 --out $(OUT)/flags-swift
+	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_settings.csv; do \
+	  cmp $(OUT)/flags-c/$$f $(OUT)/flags-swift/$$f; done; echo "C and Swift agree with --epochs 120 --batch-size 16"
+	@# Bad --epochs / --batch-size values: exit status 2 and a message naming the flag, in C and Swift.
+	@set -e; for p in $(OUT)/batchnorm_mlp $(OUT)/batchnorm_cnn $(OUT)/dropout_regression $(BUILD_DIR)/DropoutExperiment; do \
+	  for bad in "--epochs 0" "--epochs -2" "--batch-size 1.5" "--batch-size x" "--epochs 1000001" "--epochs"; do \
+	    status=0; $$p --out $(OUT)/bad-flags $$bad 2>$(OUT)/bad-flags.err || status=$$?; \
+	    if [ $$status != 2 ] || ! grep -q -- "$${bad%% *}" $(OUT)/bad-flags.err; then \
+	      echo "$$p $$bad: status $$status, expected 2 and a message:"; cat $(OUT)/bad-flags.err; exit 1; fi; \
+	  done; done; echo "bad --epochs / --batch-size values refused (status 2) by the 3 experiments and the Swift twin"
 	bash examples/report/build_report.sh $(SHORT_REPORT) "$(DATASET_NAME) (short run)" 0
 	python3 Tests/report/check_summary.py $(SHORT_REPORT)
 
@@ -113,7 +133,10 @@ run-examples: examples
 demo: examples
 	@mkdir -p $(REPORT)/data
 	@start=$$(date +%s.%N); set -e; \
-	for e in $(EXPERIMENTS); do $(OUT)/$$e --data $(DATA) --out $(REPORT)/data; done; \
+	for e in $(EXPERIMENTS); do \
+	  case $$e in dropout_*) flags="$(call count_flags,$(DROPOUT_EPOCHS),$(DROPOUT_BATCH))";; \
+	    *) flags="$(call count_flags,$(EPOCHS),$(BATCH))";; esac; \
+	  $(OUT)/$$e --data $(DATA) --out $(REPORT)/data $$flags; done; \
 	seconds=$$(awk -v a=$$start -v b=$$(date +%s.%N) 'BEGIN { printf "%.1f", b - a }'); \
 	bash examples/report/build_report.sh $(REPORT) "$(DATASET_NAME)" $$seconds
 	@echo "open $(REPORT)/index.html"
