@@ -163,6 +163,7 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL ?= install
 LDCONFIG ?= ldconfig
 # A real install by root (no DESTDIR) also refreshes the loader's cache; LDCONFIG= skips that.
+run_ldconfig = $(if $(LDCONFIG),$(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ]; then $(LDCONFIG); fi))
 INSTALLED := $(addprefix $(DESTDIR)$(LIBDIR)/,libbndrop.so.$(VERSION) $(SONAME) libbndrop.so) \
 	$(DESTDIR)$(INCLUDEDIR)/bndrop.h $(DESTDIR)$(PKGCONFIGDIR)/bndrop.pc
 
@@ -177,11 +178,11 @@ install: build | $(OUT)
 	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libbndrop.so
 	$(INSTALL) -m 0644 include/bndrop.h $(DESTDIR)$(INCLUDEDIR)/bndrop.h
 	$(INSTALL) -m 0644 $(OUT)/bndrop.pc $(DESTDIR)$(PKGCONFIGDIR)/bndrop.pc
-	@if [ -z "$(DESTDIR)" ] && [ -n "$(LDCONFIG)" ] && [ "$$(id -u)" = 0 ]; then $(LDCONFIG); fi
+	$(run_ldconfig)
 
 uninstall:
 	rm -f $(INSTALLED)
-	@if [ -z "$(DESTDIR)" ] && [ -n "$(LDCONFIG)" ] && [ "$$(id -u)" = 0 ]; then $(LDCONFIG); fi
+	$(run_ldconfig)
 
 # Installs into a temporary DESTDIR, builds a C program there with pkg-config, runs it with a clean
 # environment and the Swift toolchain's runtime folder hidden, then uninstalls (Tests/install/).
