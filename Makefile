@@ -7,6 +7,12 @@ SWIFT ?= swift
 SWIFTPM := $(SWIFT) build -c $(CONFIG) $(if $(SCRATCH),--scratch-path $(SCRATCH))
 BUILD_DIR := $(shell $(SWIFTPM) --show-bin-path 2>/dev/null)
 LIB := $(BUILD_DIR)/libbndrop.so
+# The version is written once, in include/bndrop.h (BND_VERSION_MAJOR/MINOR/PATCH); the soname carries
+# the major version (Package.swift's -soname flag; `make install-test` checks that the two agree).
+version_part = $(shell awk '$$2 == "BND_VERSION_$(1)" { print $$3 }' include/bndrop.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SONAME := libbndrop.so.$(VERSION_MAJOR)
 # gcc and g++ unless the caller chose a compiler (make predefines CC=cc, so `?=` would never apply).
 ifeq ($(origin CC),default)
 CC := gcc
@@ -27,7 +33,8 @@ APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gn
                 python3-numpy python3-pytest python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test swift-test c-test header-test python-test examples run-examples demo clean bench
+.PHONY: all deps build test swift-test c-test header-test python-test examples run-examples demo clean bench \
+	install uninstall install-test
 
 all: build
 
@@ -41,8 +48,11 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# Programs linked against the build folder's libbndrop.so record its soname, libbndrop.so.0: the
+# link beside it lets them find the library at run time (SwiftPM names the file libbndrop.so).
 build: deps
 	$(SWIFTPM)
+	ln -sfn libbndrop.so $(BUILD_DIR)/$(SONAME)
 
 $(OUT):
 	mkdir -p $(OUT)
@@ -54,8 +64,8 @@ swift-test: build
 
 # The whole suite: Swift tests (every golden case through the Swift API and through the C ABI, IDX
 # files, gradient checks), the C ABI tests, the header compiled as C and C++, and the examples in their
-# short mode; the Python binding's tests.
-test: swift-test c-test header-test run-examples python-test
+# short mode; the Python binding's tests; an install into a temporary prefix, used without the toolchain.
+test: swift-test c-test header-test run-examples python-test install-test
 
 # The C ABI: the tests (one golden network, the table of bad calls, threads, allocations, API and data
 # checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
@@ -94,6 +104,15 @@ DATA ?= /usr/share/datasets/fashion-mnist
 DATASET_NAME ?= $(if $(filter /usr/share/datasets/fashion-mnist,$(DATA)),Fashion-MNIST,$(DATA))
 REPORT ?= report
 SHORT_REPORT := $(OUT)/short-report
+# `make demo EPOCHS=N BATCH=N`: the epochs and batch size of the two BatchNorm experiments, the ones
+# on DATA (default: the article's 2 and 512), e.g. more, smaller steps for a small dataset.
+# DROPOUT_EPOCHS / DROPOUT_BATCH: the same for the dropout experiment on its 50 generated points
+# (default: 1000 epochs, all 50 points per step). Each program validates its values.
+EPOCHS ?=
+BATCH ?=
+DROPOUT_EPOCHS ?=
+DROPOUT_BATCH ?=
+count_flags = $(if $(1),--epochs $(1)) $(if $(2),--batch-size $(2))
 
 # Each example, compiled with plain $(CC) (gcc) against the header and libbndrop.so.
 examples: build | $(OUT)
@@ -107,8 +126,19 @@ run-examples: examples
 	rm -rf $(SHORT_REPORT) $(OUT)/short-swift
 	set -e; for e in $(EXPERIMENTS); do echo "== $$e --short"; $(OUT)/$$e --short --data $(DATA) --out $(SHORT_REPORT)/data; done
 	$(BUILD_DIR)/DropoutExperiment --short --out $(OUT)/short-swift
-	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_points.csv; do \
+	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_points.csv dropout_settings.csv; do \
 	  cmp $(SHORT_REPORT)/data/$$f $(OUT)/short-swift/$$f && echo "C and Swift agree on $$f"; done
+	$(OUT)/dropout_regression --epochs 120 --batch-size 16 --seed 3 --out $(OUT)/flags-c
+	$(BUILD_DIR)/DropoutExperiment --epochs 120 --batch-size 16 --seed 3 --out $(OUT)/flags-swift
+	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_settings.csv; do \
+	  cmp $(OUT)/flags-c/$$f $(OUT)/flags-swift/$$f; done; echo "C and Swift agree with --epochs 120 --batch-size 16"
+	@# Bad --epochs / --batch-size values: exit status 2 and a message naming the flag, in C and Swift.
+	@set -e; for p in $(OUT)/batchnorm_mlp $(OUT)/batchnorm_cnn $(OUT)/dropout_regression $(BUILD_DIR)/DropoutExperiment; do \
+	  for bad in "--epochs 0" "--epochs -2" "--batch-size 1.5" "--batch-size x" "--epochs 1000001" "--epochs"; do \
+	    status=0; $$p --out $(OUT)/bad-flags $$bad 2>$(OUT)/bad-flags.err || status=$$?; \
+	    if [ $$status != 2 ] || ! grep -q -- "$${bad%% *}" $(OUT)/bad-flags.err; then \
+	      echo "$$p $$bad: status $$status, expected 2 and a message:"; cat $(OUT)/bad-flags.err; exit 1; fi; \
+	  done; done; echo "bad --epochs / --batch-size values refused (status 2) by the 3 experiments and the Swift twin"
 	bash examples/report/build_report.sh $(SHORT_REPORT) "$(DATASET_NAME) (short run)" 0
 	python3 Tests/report/check_summary.py $(SHORT_REPORT)
 
@@ -116,7 +146,10 @@ run-examples: examples
 demo: examples
 	@mkdir -p $(REPORT)/data
 	@start=$$(date +%s.%N); set -e; \
-	for e in $(EXPERIMENTS); do $(OUT)/$$e --data $(DATA) --out $(REPORT)/data; done; \
+	for e in $(EXPERIMENTS); do \
+	  case $$e in dropout_*) flags="$(call count_flags,$(DROPOUT_EPOCHS),$(DROPOUT_BATCH))";; \
+	    *) flags="$(call count_flags,$(EPOCHS),$(BATCH))";; esac; \
+	  $(OUT)/$$e --data $(DATA) --out $(REPORT)/data $$flags; done; \
 	seconds=$$(awk -v a=$$start -v b=$$(date +%s.%N) 'BEGIN { printf "%.1f", b - a }'); \
 	bash examples/report/build_report.sh $(REPORT) "$(DATASET_NAME)" $$seconds
 	@echo "open $(REPORT)/index.html"
@@ -129,6 +162,45 @@ BENCH_ARGS ?=
 bench: build | $(OUT)
 	$(CC) $(CFLAGS) -o $(OUT)/bench bench/bench.c $(LDFLAGS) -ldl -lm
 	$(OUT)/bench --data $(DATA) --torch-script $(TORCH_BENCH) --python $(PYTHON) --json bench/results.json $(BENCH_ARGS)
+
+# Install: the library as libbndrop.so.X.Y.Z with the links libbndrop.so.X (its soname, what programs
+# load) and libbndrop.so (what `-lbndrop` finds), the header, and bndrop.pc for pkg-config.
+# `make install PREFIX=...`; DESTDIR=... stages the files under another root. The library has the Swift
+# runtime linked in: at run time it needs libc, libstdc++, libgcc_s, libm, zlib and, loaded at its first
+# matrix product, OpenBLAS (Debian's libopenblas0). `make uninstall` with the same variables removes
+# those files again (directories stay: they may hold other files).
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL ?= install
+LDCONFIG ?= ldconfig
+# A real install by root (no DESTDIR) also refreshes the loader's cache; LDCONFIG= skips that.
+run_ldconfig = $(if $(LDCONFIG),$(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ]; then $(LDCONFIG); fi))
+INSTALLED := $(addprefix $(DESTDIR)$(LIBDIR)/,libbndrop.so.$(VERSION) $(SONAME) libbndrop.so) \
+	$(DESTDIR)$(INCLUDEDIR)/bndrop.h $(DESTDIR)$(PKGCONFIGDIR)/bndrop.pc
+
+install: build | $(OUT)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
+	  'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' 'Name: bndrop' \
+	  'Description: Neural networks with batch normalization and dropout, numerically interchangeable with PyTorch (C API)' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lbndrop' 'Cflags: -I$${includedir}' > $(OUT)/bndrop.pc
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	$(INSTALL) -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/libbndrop.so.$(VERSION)
+	ln -sfn libbndrop.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libbndrop.so
+	$(INSTALL) -m 0644 include/bndrop.h $(DESTDIR)$(INCLUDEDIR)/bndrop.h
+	$(INSTALL) -m 0644 $(OUT)/bndrop.pc $(DESTDIR)$(PKGCONFIGDIR)/bndrop.pc
+	$(run_ldconfig)
+
+uninstall:
+	rm -f $(INSTALLED)
+	$(run_ldconfig)
+
+# Installs into a temporary DESTDIR, builds a C program there with pkg-config, runs it with a clean
+# environment and the Swift toolchain's runtime folder hidden, then uninstalls (Tests/install/).
+install-test: build
+	bash Tests/install/install_test.sh "$(MAKE)" "$(SWIFT)" $(VERSION)
 
 clean:
 	rm -rf .build report

@@ -8,7 +8,7 @@ let package = Package(
         // The Swift API: `.product(name: "BNDropSwift", package: "bndrop")`, then `import BNDrop`.
         .library(name: "BNDropSwift", targets: ["BNDrop"]),
         // The C ABI: libbndrop.so, described by include/bndrop.h. (The product's name makes the file's.)
-        .library(name: "bndrop", type: .dynamic, targets: ["BNDropC"]),
+        .library(name: "bndrop", type: .dynamic, targets: ["BNDropLibrary"]),
     ],
     targets: [
         // The Swift core: layers, losses, optimizers, the sequential network, data.
@@ -21,14 +21,23 @@ let package = Package(
         // Thin @_cdecl exports over the Swift API, linked into libbndrop.so.
         .target(
             name: "BNDropC",
-            dependencies: ["BNDrop", "BNDropCSupport"],
+            dependencies: ["BNDrop", "BNDropCSupport"]
+        ),
+        // libbndrop.so itself: BNDropC plus the shared library's link flags, here rather than on BNDropC
+        // because a target's flags apply to every product containing it, the test executables too.
+        .target(
+            name: "BNDropLibrary",
+            dependencies: ["BNDropC"],
             linkerSettings: [
                 // ld.gold (swiftc's default on Linux) leaves the version script's local, protected
                 // Swift symbols in .dynsym, where `nm -D` lists them; lld (shipped with the toolchain)
-                // drops them, so only bnd_* remain.
+                // drops them, so only bnd_* remain. -static-stdlib links the Swift runtime in (its
+                // symbols hidden by the version script), so the library needs no Swift toolchain at run
+                // time; README "Install" says what that means for Swift programs.
                 .unsafeFlags([
                     "-use-ld=lld",
-                    "-Xlinker", "-soname=libbndrop.so",
+                    "-static-stdlib",
+                    "-Xlinker", "-soname=libbndrop.so.0",
                     "-Xlinker", "--version-script=\(Context.packageDirectory)/include/bndrop.map",
                 ]),
             ]

@@ -6,11 +6,12 @@
  *   Linear(150,25) ReLU Linear(25,10)
  *
  * Both start from the same convolution and Linear weights and see the same batches: SGD lr 0.01,
- * batch 512, 2 epochs. Records every iteration's loss and the test accuracy after each epoch.
+ * batch 512, 2 epochs (--batch-size and --epochs change these). Records every iteration's loss and the
+ * test accuracy after each epoch.
  *
- * Writes to --out (default report/data): cnn_loss.csv, cnn_accuracy.csv, cnn.json, cnn_table.csv.
- * --short: 30 iterations of one epoch, for the test suite. Exits 1 unless the BatchNorm net's loss
- * fell and ended below the plain net's.
+ * Writes to --out (default report/data): cnn_loss.csv, cnn_accuracy.csv, cnn.json, cnn_table.csv,
+ * cnn_settings.csv. --short: 30 iterations of one epoch, for the test suite. Exits 1 unless the
+ * BatchNorm net's loss fell and ended below the plain net's.
  */
 #include "experiment_common.h"
 
@@ -20,7 +21,9 @@
 static int32_t on_event(const bnd_fit_event *e, void *user_data) { return record_event(user_data, e); }
 
 int main(int argc, char **argv) {
-    options o = parse_options(argc, argv, "BatchNorm2d in a small CNN (the article's experiment 2)");
+    const experiment_defaults defaults = {"BatchNorm2d in a small CNN (the article's experiment 2)", EPOCHS, 1, BATCH,
+                                          "one epoch, stopped after 30 iterations"};
+    options o = parse_options(argc, argv, &defaults);
     double started = now_seconds();
     bnd_dataset *train = NULL, *test = NULL;
     load_splits(&o, &train, &test);
@@ -36,21 +39,21 @@ int main(int argc, char **argv) {
     copy_layer_parameters(nets[0], nets[1], same_layers, 4);
 
     bnd_fit_params params = bnd_fit_default_params();
-    params.epochs = o.short_mode ? 1 : EPOCHS;
-    params.batch_size = BATCH;
+    params.epochs = o.epochs;
+    params.batch_size = o.batch_size;
     params.shuffle_seed = o.seed;
     params.eval_batch_size = 1000;
-    printf("CNN on %s: %lld training, %lld test images; SGD lr 0.01, batch %d, %lld epochs\n", o.data_dir,
-           (long long)train_count, (long long)test_count, BATCH, (long long)params.epochs);
+    printf("CNN on %s: %lld training, %lld test images; SGD lr 0.01, batch %lld, %lld epochs\n", o.data_dir,
+           (long long)train_count, (long long)test_count, (long long)params.batch_size, (long long)params.epochs);
     static curves runs[2];
     for (int i = 0; i < 2; i++) {
-        runs[i].name = i == 0 ? "cnn" : "cnn_bn";
-        runs[i].steps_per_epoch = (train_count + BATCH - 1) / BATCH;
-        runs[i].max_steps = o.short_mode ? 30 : MAX_STEPS;
+        init_curves(&runs[i], i == 0 ? "cnn" : "cnn_bn", train_count, o.batch_size, o.epochs, o.short_mode ? 30 : 0);
         train_sgd(nets[i], &runs[i], train, test, &params, on_event);
     }
     int ok = write_comparison(&o, "cnn", "cnn", "cnn_bn", "CNN", "CNN + BatchNorm2d", &runs[0], &runs[1]);
     printf("CNN experiment: %.1f s\n", now_seconds() - started);
+    free_curves(&runs[0]);
+    free_curves(&runs[1]);
     bnd_net_free(nets[0]);
     bnd_net_free(nets[1]);
     bnd_dataset_free(train);

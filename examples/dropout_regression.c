@@ -4,12 +4,13 @@
  * 50 points x = linspace(-1, 1), y = x + 0.3 N(0, 1), and a second noisy draw as the test set.
  * A 1-100-100-1 ReLU net, plain and with Dropout(0.5) after the first Linear and Dropout(0.2) after
  * the second (the article's values), both from the same initial weights, trained with Adam (lr 0.01)
- * on the MSE for 1000 full-batch epochs. Every 50 epochs: train and test loss in eval mode.
+ * on the MSE for 1000 full-batch epochs (--epochs and --batch-size change these). Every 50 epochs,
+ * and after the last: train and test loss in eval mode.
  * examples/swift/DropoutExperiment is the same program through the Swift API; for the same seed
  * both write the same figures.
  *
  * Writes to --out (default report/data): dropout_points.csv, dropout_fit.csv (both fitted curves on
- * a grid), dropout_loss.csv, dropout.json and dropout_table.csv.
+ * a grid), dropout_loss.csv, dropout.json, dropout_table.csv and dropout_settings.csv.
  * --short: 200 epochs, for the test suite; fails unless both train losses fell.
  * (--data is accepted for symmetry with the other experiments and ignored: the data is generated.)
  */
@@ -56,8 +57,10 @@ static int32_t on_event(const bnd_fit_event *e, void *user_data) {
 }
 
 int main(int argc, char **argv) {
-    options o = parse_options(argc, argv, "Dropout in a 1-100-100-1 regression net (the article's experiment 3)");
-    int64_t epochs = o.short_mode ? 200 : 1000;
+    const experiment_defaults defaults = {"Dropout in a 1-100-100-1 regression net (the article's experiment 3)", 1000,
+                                          200, POINTS, "200 epochs"};
+    options o = parse_options(argc, argv, &defaults);
+    int64_t epochs = o.epochs;
     float x[POINTS], y_train[POINTS], y_test[POINTS];
     noise_state = o.seed;
     for (int i = 0; i < POINTS; i++) x[i] = (float)(-1 + 2 * (double)i / (POINTS - 1));
@@ -74,11 +77,16 @@ int main(int argc, char **argv) {
     const int same_linears[3][2] = {{0, 0}, {2, 3}, {4, 6}};
     copy_layer_parameters(plain, dropout, same_linears, 3);
 
-    static double rows[64][5];
+    /* One row every 50 epochs and one after the last. */
+    double (*rows)[5] = calloc((size_t)(epochs / 50 + 2), sizeof *rows);
     int row_count = 0;
+    if (rows == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
     bnd_fit_params params = bnd_fit_default_params();
     params.epochs = epochs;
-    params.batch_size = POINTS;
+    params.batch_size = o.batch_size;
     params.shuffle_seed = o.seed;
     bnd_net *nets[2] = {plain, dropout};
     for (int i = 0; i < 2; i++) {
@@ -122,6 +130,7 @@ int main(int argc, char **argv) {
     fprintf(table.file, "model,metric,value\nregression plain,test MSE,%.4f\nregression + dropout,test MSE,%.4f\n",
             test_plain, test_dropout);
     close_output(&table);
+    write_settings(&o, "dropout", epochs * ((POINTS + o.batch_size - 1) / o.batch_size));
     printf("dropout (C): %lld epochs, test MSE plain %.4f, with dropout %.4f\n", (long long)epochs, test_plain, test_dropout);
 
     int ok = row_count > 1 && rows[row_count - 1][1] < rows[0][1] && rows[row_count - 1][2] < rows[0][2];
@@ -129,6 +138,7 @@ int main(int argc, char **argv) {
     bnd_net_free(dropout);
     bnd_dataset_free(train);
     bnd_dataset_free(test);
+    free(rows);
     if (!ok) fprintf(stderr, "a training loss did not fall\n");
     return ok ? 0 : 1;
 }

@@ -9,6 +9,7 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L  /* clock_gettime, isatty, mkdir under -std=c11 */
 #endif
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -34,26 +35,55 @@
 
 #define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
 
+/* The largest --epochs and --batch-size taken. */
+#define MAX_COUNT_OPTION 1000000
+
 typedef struct options {
     const char *data_dir;  /* --data DIR: the four IDX files (Fashion-MNIST by default, MNIST works) */
     const char *out_dir;   /* --out DIR: where CSV and JSON files go (report/data by default) */
     int short_mode;        /* --short: a quick run for the test suite */
     uint64_t seed;         /* --seed N */
+    int64_t epochs;        /* --epochs N, else the experiment's default (its --short one in short mode) */
+    int64_t batch_size;    /* --batch-size N, else the experiment's default */
 } options;
 
-static inline void usage(const char *program, const char *what) {
+/* The defaults of one experiment, for parse_options and its usage text. */
+typedef struct experiment_defaults {
+    const char *what;      /* one line: what the experiment shows */
+    int64_t epochs;        /* the article's */
+    int64_t short_epochs;  /* with --short */
+    int64_t batch_size;    /* the article's */
+    const char *short_note;  /* what else --short does */
+} experiment_defaults;
+
+static inline void usage(const char *program, const experiment_defaults *d) {
     fprintf(stderr,
-            "usage: %s [--data DIR] [--out DIR] [--seed N] [--short]\n"
+            "usage: %s [--data DIR] [--out DIR] [--seed N] [--epochs N] [--batch-size N] [--short]\n"
             "  %s\n"
-            "  --data DIR  directory with train/t10k IDX files (default %s)\n"
-            "  --out DIR   output directory for CSV/JSON (default report/data)\n"
-            "  --seed N    seed for initial weights, shuffling and dropout (default 0)\n"
-            "  --short     a quick run, as in `make test`\n",
-            program, what, DEFAULT_DATA_DIR);
+            "  --data DIR      directory with train/t10k IDX files (default %s)\n"
+            "  --out DIR       output directory for CSV/JSON (default report/data)\n"
+            "  --seed N        seed for initial weights, shuffling and dropout (default 0)\n"
+            "  --epochs N      training epochs, 1 to %d (default %lld, the article's; %lld with --short)\n"
+            "  --batch-size N  samples per training step, 1 to %d (default %lld, the article's)\n"
+            "  --short         a quick run, as in `make test`: %s\n",
+            program, d->what, DEFAULT_DATA_DIR, MAX_COUNT_OPTION, (long long)d->epochs, (long long)d->short_epochs,
+            MAX_COUNT_OPTION, (long long)d->batch_size, d->short_note);
 }
 
-static inline options parse_options(int argc, char **argv, const char *what) {
-    options o = {DEFAULT_DATA_DIR, "report/data", 0, 0};
+/* The value of --epochs or --batch-size: digits only, from 1 to MAX_COUNT_OPTION (exits 2 otherwise). */
+static inline int64_t parse_count(const char *program, const char *flag, const char *text) {
+    char *end = NULL;
+    errno = 0;
+    long long v = isdigit((unsigned char)text[0]) ? strtoll(text, &end, 10) : 0;
+    if (end == NULL || errno != 0 || *end != '\0' || v < 1 || v > MAX_COUNT_OPTION) {
+        fprintf(stderr, "%s: %s takes a whole number from 1 to %d, got '%s'\n", program, flag, MAX_COUNT_OPTION, text);
+        exit(2);
+    }
+    return (int64_t)v;
+}
+
+static inline options parse_options(int argc, char **argv, const experiment_defaults *d) {
+    options o = {DEFAULT_DATA_DIR, "report/data", 0, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         int has_value = i + 1 < argc;
         if (strcmp(argv[i], "--short") == 0) {
@@ -71,11 +101,21 @@ static inline options parse_options(int argc, char **argv, const char *what) {
                 exit(2);
             }
             o.seed = (uint64_t)v;
+        } else if (strcmp(argv[i], "--epochs") == 0 && has_value) {
+            o.epochs = parse_count(argv[0], argv[i], argv[i + 1]);
+            i++;
+        } else if (strcmp(argv[i], "--batch-size") == 0 && has_value) {
+            o.batch_size = parse_count(argv[0], argv[i], argv[i + 1]);
+            i++;
         } else {
-            usage(argv[0], what);
+            if (strcmp(argv[i], "--epochs") == 0 || strcmp(argv[i], "--batch-size") == 0)
+                fprintf(stderr, "%s: %s needs a value\n", argv[0], argv[i]);
+            usage(argv[0], d);
             exit(2);
         }
     }
+    if (o.epochs == 0) o.epochs = o.short_mode ? d->short_epochs : d->epochs;
+    if (o.batch_size == 0) o.batch_size = d->batch_size;
     return o;
 }
 
@@ -190,29 +230,53 @@ static inline double now_seconds(void) {
 
 /* ---- The BatchNorm comparisons (MLP and CNN): one training run's curves, and their output ---- */
 
-#define MAX_EPOCHS 16
-#define MAX_STEPS 4096
-
 typedef struct curves {
     const char *name;         /* progress label */
     int64_t steps_per_epoch;
-    int64_t max_steps;        /* the step callback stops training after this many (short mode) */
+    int64_t step_limit;       /* the step callback stops training after this many steps (0: no limit) */
+    int64_t max_steps;        /* the most steps training can run: epochs x steps_per_epoch, or step_limit */
     int64_t steps;            /* steps recorded */
-    float losses[MAX_STEPS];  /* every step's loss */
-    double accuracy[MAX_EPOCHS];
-    int epochs_done;
+    float *losses;            /* every step's loss: max_steps of them */
+    double *accuracy;         /* the test accuracy after each epoch: epochs + 1 (see train_sgd) */
+    int64_t epochs;
+    int64_t epochs_done;
 } curves;
+
+/* Sets up `c` for `epochs` epochs over `train_count` samples in batches of `batch_size`, stopping
+   after `step_limit` steps (0: none); exits when the curves do not fit in memory. */
+static inline void init_curves(curves *c, const char *name, int64_t train_count, int64_t batch_size, int64_t epochs,
+                               int64_t step_limit) {
+    c->name = name;
+    c->steps_per_epoch = (train_count + batch_size - 1) / batch_size;
+    c->max_steps = c->steps_per_epoch * epochs;  /* at most 60 000 x MAX_COUNT_OPTION: no overflow */
+    c->step_limit = step_limit;
+    if (step_limit > 0 && step_limit < c->max_steps) c->max_steps = step_limit;
+    c->steps = 0;
+    c->epochs = epochs;
+    c->epochs_done = 0;
+    c->losses = (uint64_t)c->max_steps <= SIZE_MAX / sizeof(float) ? malloc(sizeof(float) * (size_t)c->max_steps) : NULL;
+    c->accuracy = malloc(sizeof(double) * (size_t)(epochs + 1));
+    if (c->losses == NULL || c->accuracy == NULL) {
+        fprintf(stderr, "%s: cannot hold the losses of %lld steps in memory\n", name, (long long)c->max_steps);
+        exit(1);
+    }
+}
+
+static inline void free_curves(curves *c) {
+    free(c->losses);
+    free(c->accuracy);
+}
 
 /* Records a fit event; returns what the fit callback should return (0 = stop). */
 static inline int32_t record_event(curves *c, const bnd_fit_event *e) {
     if (e->kind == BND_EVENT_STEP) {
-        if (c->steps < MAX_STEPS) c->losses[c->steps] = (float)e->loss;
+        if (c->steps < c->max_steps) c->losses[c->steps] = (float)e->loss;
         c->steps = e->global_step;
         progress_step(c->name, e, c->steps_per_epoch);
-        return e->global_step < c->max_steps;
+        return c->step_limit == 0 || e->global_step < c->step_limit;
     }
     progress_epoch(c->name, e);
-    if (c->epochs_done < MAX_EPOCHS) c->accuracy[c->epochs_done++] = e->validation_accuracy;
+    if (c->epochs_done < c->epochs) c->accuracy[c->epochs_done++] = e->validation_accuracy;
     return 1;
 }
 
@@ -227,7 +291,7 @@ static inline void train_sgd(bnd_net *net, curves *c, const bnd_dataset *train, 
     bnd_fit_summary summary;
     TRY(bnd_optimizer_create_sgd(net, &sgd, &opt));
     TRY(bnd_fit(net, opt, train, test, params, callback, c, &summary));
-    if (summary.stopped_early && c->epochs_done < MAX_EPOCHS) {
+    if (summary.stopped_early && c->epochs_done <= c->epochs) {
         double accuracy = 0;
         TRY(bnd_evaluate(net, test, 1000, NULL, &accuracy));
         c->accuracy[c->epochs_done++] = accuracy;
@@ -246,15 +310,27 @@ static inline double mean_loss(const curves *c, int64_t from, int64_t to) {
     return to > from ? sum / (double)(to - from) : NAN;
 }
 
+/* Writes <prefix>_settings.csv: the epochs, batch size and steps (iterations) one run trained with,
+   for the report's text. */
+static inline void write_settings(const options *o, const char *prefix, int64_t iterations) {
+    char name[256];
+    snprintf(name, sizeof name, "%s_settings.csv", prefix);
+    output_file settings = open_output(o, name);
+    fprintf(settings.file, "epochs,batch_size,iterations\n%lld,%lld,%lld\n", (long long)o->epochs,
+            (long long)o->batch_size, (long long)iterations);
+    close_output(&settings);
+}
+
 /* Writes <prefix>_loss.csv, <prefix>_accuracy.csv, <prefix>.json ("<key_plain>": {...},
-   "<key_bn>": {...}) and <prefix>_table.csv for a plain run and a batch-norm run. Returns whether
-   the batch-norm net's loss fell and ended below the plain net's. */
+   "<key_bn>": {...}), <prefix>_table.csv and <prefix>_settings.csv for a plain run and a batch-norm
+   run. Returns whether the batch-norm net's loss fell and ended below the plain net's. */
 static inline int write_comparison(const options *o, const char *prefix, const char *key_plain, const char *key_bn,
                             const char *label_plain, const char *label_bn, const curves *plain, const curves *bn) {
     char name[256];
     int64_t steps = plain->steps < bn->steps ? plain->steps : bn->steps;
-    if (steps > MAX_STEPS) steps = MAX_STEPS;
-    int epochs = plain->epochs_done < bn->epochs_done ? plain->epochs_done : bn->epochs_done;
+    if (steps > plain->max_steps) steps = plain->max_steps;
+    if (steps > bn->max_steps) steps = bn->max_steps;
+    int64_t epochs = plain->epochs_done < bn->epochs_done ? plain->epochs_done : bn->epochs_done;
     if (steps < 1 || epochs < 1) {
         fprintf(stderr, "%s: no training step or epoch was recorded\n", prefix);
         exit(1);
@@ -269,7 +345,8 @@ static inline int write_comparison(const options *o, const char *prefix, const c
     snprintf(name, sizeof name, "%s_accuracy.csv", prefix);
     output_file accuracy = open_output(o, name);
     fprintf(accuracy.file, "epoch,plain,batchnorm\n");
-    for (int e = 0; e < epochs; e++) fprintf(accuracy.file, "%d,%.4f,%.4f\n", e + 1, plain->accuracy[e], bn->accuracy[e]);
+    for (int64_t e = 0; e < epochs; e++)
+        fprintf(accuracy.file, "%lld,%.4f,%.4f\n", (long long)e + 1, plain->accuracy[e], bn->accuracy[e]);
     close_output(&accuracy);
 
     double final_plain = plain->losses[steps - 1], final_bn = bn->losses[steps - 1];
@@ -283,13 +360,14 @@ static inline int write_comparison(const options *o, const char *prefix, const c
     snprintf(name, sizeof name, "%s_table.csv", prefix);
     output_file table = open_output(o, name);
     fprintf(table.file, "model,metric,value\n");
-    for (int e = 0; e < epochs; e++) {
-        fprintf(table.file, "%s,test accuracy after epoch %d,%.4f\n", label_plain, e + 1, plain->accuracy[e]);
-        fprintf(table.file, "%s,test accuracy after epoch %d,%.4f\n", label_bn, e + 1, bn->accuracy[e]);
+    for (int64_t e = 0; e < epochs; e++) {
+        fprintf(table.file, "%s,test accuracy after epoch %lld,%.4f\n", label_plain, (long long)e + 1, plain->accuracy[e]);
+        fprintf(table.file, "%s,test accuracy after epoch %lld,%.4f\n", label_bn, (long long)e + 1, bn->accuracy[e]);
     }
     fprintf(table.file, "%s,final training loss,%.4f\n%s,final training loss,%.4f\n", label_plain, final_plain,
             label_bn, final_bn);
     close_output(&table);
+    write_settings(o, prefix, steps);
 
     printf("%s: test accuracy %.4f (%s) vs %.4f (%s); final training loss %.4f vs %.4f\n", prefix, acc_plain,
            label_plain, acc_bn, label_bn, final_plain, final_bn);

@@ -68,8 +68,12 @@
  *           later minor version may give them a meaning whose value 0 means "nothing to report", so
  *           callers must not rely on them beyond that and never write them.
  *
- * Linking.  gcc prog.c -I<bndrop>/include -L<dir of libbndrop.so> -Wl,-rpath,<that dir> -lbndrop
- *           The rpath lets the program find libbndrop.so at run time without LD_LIBRARY_PATH.
+ * Linking.  Installed (make install):  gcc prog.c $(pkg-config --cflags --libs bndrop)
+ *           From a build folder:  gcc prog.c -I<bndrop>/include -L<dir> -Wl,-rpath,<dir> -lbndrop
+ *           The soname is libbndrop.so.0 (the major version): programs load that name (make puts the
+ *           link libbndrop.so.0 beside the build folder's libbndrop.so; the rpath finds it there).
+ *           The Swift runtime is linked in; at run time the library needs libc, libstdc++, libgcc_s,
+ *           libm, zlib, and libopenblas.so.0 (Debian's libopenblas0), loaded at its first use.
  * ---------------------------------------------------------------------------------------------------
  */
 #ifndef BNDROP_H

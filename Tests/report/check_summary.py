@@ -25,6 +25,13 @@ for key in ("test_loss_plain", "test_loss_dropout"):
     checks += 1
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         problems.append(f"dropout.{key} is {value!r}, expected a finite number >= 0")
+for part in ("mlp", "cnn", "dropout"):
+    settings = summary.get("settings", {}).get(part, {})
+    for key in ("epochs", "batch_size", "iterations"):
+        value = settings.get(key)
+        checks += 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append(f"settings.{part}.{key} is {value!r}, expected a whole number >= 1")
 checks += 2
 if not isinstance(summary.get("dataset"), str) or not summary["dataset"]:
     problems.append("dataset is missing")

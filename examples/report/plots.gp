@@ -1,6 +1,7 @@
 # gnuplot script for report/: called by build_report.sh as
-#   gnuplot -e "dir='report'" examples/report/plots.gp
-# Reads the CSV files the experiments wrote in dir/data and writes PNG plots into dir.
+#   gnuplot -e "dir='report'; mlp_batch=512; cnn_batch=512; dropout_epochs=1000" examples/report/plots.gp
+# (the settings the experiments ran with, for the titles). Reads the CSV files the experiments wrote in
+# dir/data and writes PNG plots into dir.
 if (!exists("dir")) dir = "report"
 data(name) = dir . "/data/" . name
 set datafile separator ","
@@ -10,7 +11,7 @@ set key top right box opaque
 
 # 1. MLP loss per iteration, with and without BatchNorm1d.
 set output dir . "/mlp_loss.png"
-set title "MLP 784-48-24-10: training loss per iteration (SGD lr 0.01, batch 512)"
+set title sprintf("MLP 784-48-24-10: training loss per iteration (SGD lr 0.01, batch %d)", mlp_batch)
 set xlabel "iteration"; set ylabel "cross-entropy loss"
 plot data("mlp_loss.csv") using 1:2 skip 1 with lines lw 2 lc rgb "#d62728" title "without BatchNorm", \
      ""                   using 1:3 skip 1 with lines lw 2 lc rgb "#1f77b4" title "with BatchNorm1d"
@@ -53,14 +54,14 @@ set key top right box opaque
 
 # 4. CNN loss per iteration, with and without BatchNorm2d.
 set output dir . "/cnn_loss.png"
-set title "CNN: training loss per iteration, with and without BatchNorm2d"
+set title sprintf("CNN: training loss per iteration, with and without BatchNorm2d (SGD lr 0.01, batch %d)", cnn_batch)
 set xlabel "iteration"; set ylabel "cross-entropy loss"
 plot data("cnn_loss.csv") using 1:2 skip 1 with lines lw 2 lc rgb "#d62728" title "without BatchNorm", \
      ""                   using 1:3 skip 1 with lines lw 2 lc rgb "#1f77b4" title "with BatchNorm2d"
 
 # 5. Dropout: the data and both fitted curves.
 set output dir . "/dropout_fit.png"
-set title "1-100-100-1 regression after 1000 Adam epochs: plain vs dropout (0.5, 0.2)"
+set title sprintf("1-100-100-1 regression after %d Adam epochs: plain vs dropout (0.5, 0.2)", dropout_epochs)
 set xlabel "x"; set ylabel "y"
 set key top left box opaque
 plot data("dropout_points.csv") using 1:2 skip 1 with points pt 7 ps 1.1 lc rgb "#2ca02c" title "training points", \

@@ -5,8 +5,11 @@
 // 1-100-100-1 ReLU net, plain and with dropout 0.5 after the first Linear and 0.2 after the second, both
 // from the same initial weights, trained with Adam (lr 0.01) on the MSE for 1000 full-batch epochs.
 //
-// Usage: DropoutExperiment [--out DIR] [--seed S] [--short]   (--short: 200 epochs, for the test suite)
-// Writes DIR/dropout_points.csv, dropout_fit.csv, dropout_loss.csv, dropout.json, dropout_table.csv.
+// Usage: DropoutExperiment [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]
+//   --epochs N (default 1000; 200 with --short, for the test suite), --batch-size N (default 50, all
+//   points): whole numbers from 1 to 1000000, as the C program takes them.
+// Writes DIR/dropout_points.csv, dropout_fit.csv, dropout_loss.csv, dropout.json, dropout_table.csv,
+// dropout_settings.csv.
 import BNDrop
 import Foundation
 
@@ -33,6 +36,25 @@ func option(_ name: String, _ fallback: String) -> String {
     return args[at + 1]
 }
 
+/// The value of --epochs or --batch-size: digits only, from 1 to 1 000 000 (the C experiments' rule and
+/// message); exits with status 2 otherwise.
+func countOption(_ name: String, _ fallback: Int) -> Int {
+    let args = CommandLine.arguments
+    guard let at = args.firstIndex(of: name) else { return fallback }
+    let program = args[0]
+    guard at + 1 < args.count else {
+        FileHandle.standardError.write(Data("\(program): \(name) needs a value\n".utf8))
+        exit(2)
+    }
+    let text = args[at + 1]
+    guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int(text),
+          (1...1_000_000).contains(value) else {
+        FileHandle.standardError.write(Data("\(program): \(name) takes a whole number from 1 to 1000000, got '\(text)'\n".utf8))
+        exit(2)
+    }
+    return value
+}
+
 func writeAtomically(_ text: String, to path: String) throws {
     try text.write(toFile: path, atomically: true, encoding: .utf8)
 }
@@ -51,11 +73,12 @@ func regressionNet(dropout: Bool, seed: UInt64) throws -> Sequential {
 
 func run() throws {
     let outDir = option("--out", "report/data")
-    let epochs = CommandLine.arguments.contains("--short") ? 200 : 1000
+    let count = 50
+    let epochs = countOption("--epochs", CommandLine.arguments.contains("--short") ? 200 : 1000)
+    let batchSize = countOption("--batch-size", count)
     guard let seed = UInt64(option("--seed", "0")) else { throw BNDError.invalidArgument("--seed takes a whole number") }
     try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
-    let count = 50
     var noise = NoiseSource(state: seed)
     let x = (0..<count).map { Float(-1 + 2 * Double($0) / Double(count - 1)) }
     let yTrain = x.map { $0 + Float(0.3 * noise.normal()) }
@@ -73,7 +96,7 @@ func run() throws {
     var rows: [Int: [Double]] = [:]  // epoch → [train plain, train dropout, test plain, test dropout]
     for (column, net) in [plain, dropout].enumerated() {
         let adam = try Adam(parameters: net.parameters, learningRate: 0.01)
-        try fit(network: net, optimizer: adam, data: train, epochs: epochs, batchSize: count, shuffleSeed: seed,
+        try fit(network: net, optimizer: adam, data: train, epochs: epochs, batchSize: batchSize, shuffleSeed: seed,
                 validation: test) { event in
             if event.kind == .epoch, event.epoch % 50 == 0 || event.epoch == epochs - 1 {
                 // The training loss in eval mode (no dropout), comparable between the two nets.
@@ -107,6 +130,8 @@ func run() throws {
                         to: "\(outDir)/dropout.json")
     try writeAtomically(String(format: "model,metric,value\nregression plain,test MSE,%.4f\nregression + dropout,test MSE,%.4f\n",
                                testPlain, testDropout), to: "\(outDir)/dropout_table.csv")
+    let steps = epochs * ((count + batchSize - 1) / batchSize)
+    try writeAtomically("epochs,batch_size,iterations\n\(epochs),\(batchSize),\(steps)\n", to: "\(outDir)/dropout_settings.csv")
     print(String(format: "dropout (Swift): %d epochs, test MSE plain %.4f, with dropout %.4f", epochs, testPlain, testDropout))
     let epochsSeen = rows.keys.sorted()
     guard let first = epochsSeen.first, let last = epochsSeen.last, first != last,
