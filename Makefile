@@ -17,6 +17,8 @@ endif
 CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude
 LDFLAGS := -L$(BUILD_DIR) -Wl,-rpath,$(BUILD_DIR) -lbndrop
 GOLDEN_DIR ?= $(abspath ../shared/golden)
+# The checkpoints PyTorch wrote (safetensors), read by the checkpoint tests.
+SAFETENSORS_DIR ?= $(abspath ../shared/fixtures/safetensors)
 OUT := .build/c
 
 # Debian packages the project needs: OpenBLAS (GEMM), zlib (gzip IDX files), cJSON (the C test reads
@@ -47,7 +49,7 @@ $(OUT):
 # --disable-testable-imports (the tests use the public API only) builds the library exactly as
 # `swift build` does, so `make demo` after `make test` compiles nothing again.
 swift-test: build
-	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(SWIFT) test -c $(CONFIG) --disable-testable-imports $(if $(SCRATCH),--scratch-path $(SCRATCH))
+	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(SWIFT) test -c $(CONFIG) --disable-testable-imports $(if $(SCRATCH),--scratch-path $(SCRATCH))
 
 # The whole suite: Swift tests (every golden case through the Swift API and through the C ABI, IDX
 # files, gradient checks), the C ABI tests, the header compiled as C and C++, and the examples in their
