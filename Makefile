@@ -65,7 +65,7 @@ C_TEST_SRC := $(wildcard Tests/C/test_*.c)
 
 c-test: build | $(OUT)
 	$(CC) $(CFLAGS) -pthread -o $(OUT)/test_capi $(C_TEST_SRC) $(LDFLAGS) -lcjson -lopenblas -lm
-	$(OUT)/test_capi $(GOLDEN_DIR)
+	BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(OUT)/test_capi $(GOLDEN_DIR)
 	bash Tests/C/check_exports.sh $(LIB) include/bndrop.h
 
 # The header alone, as C11 and as C++ (extern "C"), warnings as errors; the C one is also linked and
