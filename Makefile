@@ -26,7 +26,7 @@ OUT := .build/c
 APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test swift-test c-test header-test examples run-examples demo clean bench
+.PHONY: all deps build test swift-test c-test header-test checkpoint-test examples run-examples demo clean bench
 
 all: build
 
@@ -52,9 +52,9 @@ swift-test: build
 	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(SWIFT) test -c $(CONFIG) --disable-testable-imports $(if $(SCRATCH),--scratch-path $(SCRATCH))
 
 # The whole suite: Swift tests (every golden case through the Swift API and through the C ABI, IDX
-# files, gradient checks), the C ABI tests, the header compiled as C and C++, and the examples in their
-# short mode.
-test: swift-test c-test header-test run-examples
+# files, gradient checks, checkpoints), the C ABI tests, the header compiled as C and C++, the checkpoint
+# format against numpy / safetensors, and the examples in their short mode.
+test: swift-test c-test header-test checkpoint-test run-examples
 
 # The C ABI: the tests (one golden network, the table of bad calls, threads, allocations, API and data
 # checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
@@ -75,6 +75,11 @@ header-test: build | $(OUT)
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -c -o $(OUT)/header_test_cpp.o Tests/C/header_test.cpp
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only Tests/C/header_test.cpp
 	$(OUT)/header_test_c
+
+# bndrop's checkpoints against numpy's reading of the safetensors format, and against the safetensors
+# package when it is installed (skipped with a message otherwise); the library through ctypes.
+checkpoint-test: build
+	$(PYTHON) Tests/checkpoint/check_safetensors.py $(LIB)
 
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 # The article's three experiments (C programs over libbndrop.so); the dropout one also in Swift.
