@@ -23,6 +23,8 @@ endif
 CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude
 LDFLAGS := -L$(BUILD_DIR) -Wl,-rpath,$(BUILD_DIR) -lbndrop
 GOLDEN_DIR ?= $(abspath ../shared/golden)
+# The checkpoints PyTorch wrote (safetensors), read by the checkpoint tests.
+SAFETENSORS_DIR ?= $(abspath ../shared/fixtures/safetensors)
 OUT := .build/c
 
 # Debian packages the project needs: OpenBLAS (GEMM), zlib (gzip IDX files), cJSON (the C test reads
@@ -33,8 +35,8 @@ APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gn
                 python3-numpy python3-pytest python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test swift-test c-test header-test python-test examples run-examples demo clean bench \
-	install uninstall install-test
+.PHONY: all deps build test swift-test c-test header-test checkpoint-test python-test examples run-examples demo \
+	clean bench install uninstall install-test
 
 all: build
 
@@ -60,12 +62,13 @@ $(OUT):
 # --disable-testable-imports (the tests use the public API only) builds the library exactly as
 # `swift build` does, so `make demo` after `make test` compiles nothing again.
 swift-test: build
-	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(SWIFT) test -c $(CONFIG) --disable-testable-imports $(if $(SCRATCH),--scratch-path $(SCRATCH))
+	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(SWIFT) test -c $(CONFIG) --disable-testable-imports $(if $(SCRATCH),--scratch-path $(SCRATCH))
 
 # The whole suite: Swift tests (every golden case through the Swift API and through the C ABI, IDX
-# files, gradient checks), the C ABI tests, the header compiled as C and C++, and the examples in their
-# short mode; the Python binding's tests; an install into a temporary prefix, used without the toolchain.
-test: swift-test c-test header-test run-examples python-test install-test
+# files, gradient checks, checkpoints), the C ABI tests, the header compiled as C and C++, the checkpoint
+# format against numpy / safetensors, the examples in their short mode, the Python binding's tests, and an
+# install into a temporary prefix, used without the toolchain.
+test: swift-test c-test header-test checkpoint-test run-examples python-test install-test
 
 # The C ABI: the tests (one golden network, the table of bad calls, threads, allocations, API and data
 # checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
@@ -76,7 +79,7 @@ C_TEST_SRC := $(wildcard Tests/C/test_*.c)
 
 c-test: build | $(OUT)
 	$(CC) $(CFLAGS) -pthread -o $(OUT)/test_capi $(C_TEST_SRC) $(LDFLAGS) -lcjson -lopenblas -lm
-	$(OUT)/test_capi $(GOLDEN_DIR)
+	BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(OUT)/test_capi $(GOLDEN_DIR)
 	bash Tests/C/check_exports.sh $(LIB) include/bndrop.h
 
 # The header alone, as C11 and as C++ (extern "C"), warnings as errors; the C one is also linked and
@@ -96,6 +99,12 @@ PYTHON_TEST ?= /usr/bin/python3
 
 python-test: build
 	BNDROP_LIBRARY=$(LIB) BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(PYTHON_TEST) -m pytest -p no:cacheprovider -rs bindings/python/tests
+
+# bndrop's checkpoints against numpy's reading of the safetensors format, and against the safetensors
+# package when it is installed (skipped with a message otherwise); the library through ctypes, with the
+# same interpreter as python-test.
+checkpoint-test: build
+	$(PYTHON_TEST) Tests/checkpoint/check_safetensors.py $(LIB)
 
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 # The article's three experiments (C programs over libbndrop.so); the dropout one also in Swift.

@@ -14,7 +14,7 @@ let package = Package(
         // The Swift core: layers, losses, optimizers, the sequential network, data.
         .target(
             name: "BNDrop",
-            dependencies: ["COpenBLAS", "CZlib", "BNDropSystem"]
+            dependencies: ["COpenBLAS", "CZlib", "BNDropSystem", "CcJSON", "BNDropHeader"]
         ),
         // Operating-system facts Swift's Glibc module does not expose (sched_getaffinity).
         .target(name: "BNDropSystem"),
@@ -52,6 +52,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS"),
         // Debian's zlib1g-dev, for gzip-compressed IDX files.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Debian's libcjson-dev: the JSON parser of checkpoint headers (Checkpoint/JSON.swift).
+        .systemLibrary(name: "CcJSON", providers: [.apt(["libcjson-dev"])]),
         // The dropout experiment through the Swift API (twin of examples/dropout_regression.c).
         .executableTarget(
             name: "DropoutExperiment",

@@ -707,6 +707,77 @@ BND_API bnd_status bnd_set_num_threads(int32_t threads);
    bnd_set_num_threads. Never fails. */
 BND_API int32_t bnd_get_num_threads(void);
 
+/* ======================================= Checkpoints ============================================ */
+
+/* Checkpoints are safetensors files (https://github.com/huggingface/safetensors): an 8-byte
+   little-endian header length, a JSON header, then the tensors' raw little-endian bytes.
+
+   A net's file holds its state_dict by PyTorch's names ("0.weight", "1.running_var", ...): float
+   tensors as F32, num_batches_tracked as an I64 scalar (as PyTorch stores it). PyTorch reads it with
+   model.load_state_dict(safetensors.torch.load_file(path), strict=True) into the equivalent
+   nn.Sequential. The header's "__metadata__" (string values) rebuilds the net: "format" "bndrop-1",
+   "bndrop_version" (BND_VERSION_STRING), "sample_shape" (JSON array), "seed", "training" ("true" or
+   "false"), "layers" (a JSON array: per layer its PyTorch class name as "type" and every constructor
+   argument by PyTorch's name, e.g. {"type":"Linear","in_features":784,"out_features":48,"bias":true},
+   {"type":"BatchNorm1d","num_features":48,"eps":1e-05,"momentum":0.1,"affine":true,
+   "track_running_stats":true}, momentum null for cumulative_average), and "rng.<i>" for each Dropout
+   layer i: its mask generator's state, so that training continues with the same masks.
+
+   An optimizer's file holds, once it has stepped, "state.<i>.momentum_buffer" (SGD with momentum) or
+   "state.<i>.step" (I64 scalar), "state.<i>.exp_avg", "state.<i>.exp_avg_sq" (Adam, AdamW), where i is
+   the parameter's index in state_dict order, and in "__metadata__": "format" "bndrop-optimizer-1",
+   "bndrop_version", "optimizer" ("SGD", "Adam" or "AdamW"), its hyper-parameters by PyTorch's names and
+   "param_shapes" (JSON). Saving a net and its optimizer after N steps and loading both into fresh
+   objects continues training bit for bit as if it had not stopped.
+
+   Saving is atomic: the bytes go to a temporary file in the same folder (".<name>.<pid>.<n>.tmp"), which
+   is fsynced and renamed over `path` only when complete (then the folder is fsynced). A failure leaves
+   an existing file at `path` unchanged and removes the temporary file. The new file's permissions are
+   0666 minus the umask.
+
+   Loading checks the whole file before trusting it: the header length (at most 16 MiB, and inside the
+   file), the JSON, every tensor's dtype, shape and data offsets (inside the file, of the size the shape
+   needs, covering the data with no gap or overlap), duplicate names; then the names, dtypes and shapes
+   against the net. Any damage is BND_ERR_FORMAT, with a message naming the file and the tensor or field;
+   nothing is changed unless everything could be read.
+
+   Statuses of the functions below: BND_ERR_INVALID_ARGUMENT (a NULL pointer), BND_ERR_IO (the file
+   system: a missing or unreadable file, a folder that cannot be written, a full disk),
+   BND_ERR_FORMAT (as above), BND_ERR_SHAPE (a valid file that does not fit: tensor shapes that differ
+   from the net's, an optimizer file for parameters of other shapes), BND_ERR_OUT_OF_MEMORY.
+   Test hook, for bndrop's own tests only: BNDROP_TEST_SAVE_FAIL_AFTER=<K> (read at each save) makes
+   saving fail as on a full disk once K bytes have been written. */
+
+/* Saves `net` (state_dict, architecture, seed, mode, dropout generators) to `path`, replacing any
+   file there atomically. The net is not changed. */
+BND_API bnd_status bnd_net_save(const bnd_net *net, const char *path);
+
+/* Creates the net saved at `path` by bnd_net_save: same layers, tensors, seed, mode and dropout
+   generators. out_net: out, set only on success; release with bnd_net_free. A file without bndrop's
+   metadata (e.g. a plain PyTorch state_dict) is BND_ERR_FORMAT: build the net and use
+   bnd_net_load_weights. Every mismatch inside the file (a layer that does not fit, a tensor missing,
+   extra or of another shape than the layers give) is BND_ERR_FORMAT too. */
+BND_API bnd_status bnd_net_load(const char *path, bnd_net **out_net);
+
+/* Replaces every tensor of `net` from the safetensors file at `path`, written by bndrop or by anything
+   else with PyTorch's state_dict names (e.g. safetensors.torch.save_file(model.state_dict(), path)),
+   as load_state_dict(strict=True): every tensor of the net must be there and no other (BND_ERR_FORMAT
+   naming it), each F32, num_batches_tracked an I64 scalar >= 0 (else BND_ERR_FORMAT), of the net's
+   shape (else BND_ERR_SHAPE). Metadata is ignored; the mode, seed and dropout generators are kept. On
+   failure the net is unchanged. */
+BND_API bnd_status bnd_net_load_weights(bnd_net *net, const char *path);
+
+/* Saves the optimizer's state (see above) to `path`, atomically. The optimizer is not changed. */
+BND_API bnd_status bnd_optimizer_save(const bnd_optimizer *opt, const char *path);
+
+/* Replaces the optimizer's state (momentum buffers; Adam's step and moments) with the one saved at
+   `path` by bnd_optimizer_save. The optimizer keeps its own hyper-parameters (a run may resume with,
+   say, another learning rate); those in the file are a record. BND_ERR_INVALID_ARGUMENT also for a file
+   of another kind of optimizer (SGD, Adam, AdamW) or momentum buffers for an SGD without momentum;
+   BND_ERR_SHAPE for a file saved for parameters of other shapes; BND_ERR_FORMAT for a net's checkpoint.
+   On failure the optimizer is unchanged. */
+BND_API bnd_status bnd_optimizer_load(bnd_optimizer *opt, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

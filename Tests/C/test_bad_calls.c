@@ -357,6 +357,36 @@ void run_bad_call_tests(void) {
         opt = NULL;
     }
 
+    /* ---- checkpoints (damaged files: test_checkpoint.c and Tests/BNDropTests/CheckpointDamageTests.swift) */
+    {
+        bnd_net *loaded = NULL;
+        EXPECT_OK(bnd_optimizer_create_sgd(mlp, NULL, &opt));
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "net is NULL", bnd_net_save(NULL, "/tmp/bndrop-never.safetensors"));
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "path is NULL", bnd_net_save(mlp, NULL));
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "path is NULL", bnd_net_load(NULL, &loaded));
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "out_net is NULL", bnd_net_load("/tmp/bndrop-never.safetensors", NULL));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_load_weights(NULL, "/tmp/bndrop-never.safetensors"));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_load_weights(mlp, NULL));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_optimizer_save(NULL, "/tmp/bndrop-never.safetensors"));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_optimizer_save(opt, NULL));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_optimizer_load(NULL, "/tmp/bndrop-never.safetensors"));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_optimizer_load(opt, NULL));
+        BAD_MSG(BND_ERR_IO, "No such file", bnd_net_load("/nonexistent-bndrop/net.safetensors", &loaded));
+        BAD_MSG(BND_ERR_IO, "No such file", bnd_net_load_weights(mlp, "/nonexistent-bndrop/net.safetensors"));
+        BAD_MSG(BND_ERR_IO, "No such file", bnd_optimizer_load(opt, "/nonexistent-bndrop/opt.safetensors"));
+        BAD_MSG(BND_ERR_IO, "not a regular file", bnd_net_load("/tmp", &loaded));
+        BAD(BND_ERR_IO, bnd_net_load("", &loaded));
+        BAD_MSG(BND_ERR_IO, "/nonexistent-bndrop/net.safetensors", bnd_net_save(mlp, "/nonexistent-bndrop/net.safetensors"));
+        BAD(BND_ERR_IO, bnd_optimizer_save(opt, "/nonexistent-bndrop/opt.safetensors"));
+        BAD_MSG(BND_ERR_IO, "folder", bnd_net_save(mlp, "/tmp/"));
+        BAD(BND_ERR_IO, bnd_net_save(mlp, ""));
+        test_begin("a failed bnd_net_load leaves *out_net untouched");
+        EXPECT(loaded == NULL, "out_net was written");
+        test_end();
+        bnd_optimizer_free(opt);
+        opt = NULL;
+    }
+
     bnd_net_free(mlp);
     bnd_net_free(other);
 }

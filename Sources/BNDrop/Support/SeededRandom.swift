@@ -23,6 +23,16 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         self.init(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03) ^ 0x2545_F491_4F6C_DD1D)
     }
 
+    /// The four state words, for checkpoints (`Checkpoint/`): a dropout layer's masks continue where
+    /// they were after a save and a load.
+    var state: [UInt64] { [s0, s1, s2, s3] }
+
+    /// The generator whose state is `state` (four words, not all zero); nil otherwise.
+    init?(state: [UInt64]) {
+        guard state.count == 4, state.contains(where: { $0 != 0 }) else { return nil }
+        (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3])
+    }
+
     public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
         let t = s1 << 17

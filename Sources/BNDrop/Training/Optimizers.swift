@@ -20,8 +20,9 @@ public final class SGD: Optimizer {
     public let parameters: [Parameter]
     public let learningRate: Float, momentum: Float, dampening: Float, weightDecay: Float
     public let nesterov: Bool
-    private var momentumBuffers: [FloatBuffer] = []
-    private var started = false
+    // Internal rather than private: checkpoints (Checkpoint/Optimizer+Checkpoint.swift) save and restore them.
+    var momentumBuffers: [FloatBuffer] = []
+    var started = false
 
     public init(parameters: [Parameter], learningRate: Float = 0.01, momentum: Float = 0, dampening: Float = 0,
                 weightDecay: Float = 0, nesterov: Bool = false) throws {
@@ -71,9 +72,10 @@ public final class Adam: Optimizer {
     public let learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float
     public let decoupledWeightDecay: Bool
     /// Steps taken so far.
-    public private(set) var stepCount = 0
-    private let firstMoments: [FloatBuffer]
-    private let secondMoments: [FloatBuffer]
+    public internal(set) var stepCount = 0
+    // Internal rather than private: checkpoints (Checkpoint/Optimizer+Checkpoint.swift) save and restore them.
+    let firstMoments: [FloatBuffer]
+    let secondMoments: [FloatBuffer]
 
     public init(parameters: [Parameter], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
                 eps: Float = 1e-8, weightDecay: Float = 0, decoupledWeightDecay: Bool = false) throws {

@@ -1,0 +1,288 @@
+import XCTest
+import Foundation
+import Glibc
+@preconcurrency import BNDrop
+
+/// Checkpoints through the Swift API: round trips, training that resumes bit for bit, atomic saving.
+final class CheckpointTests: XCTestCase {
+    private var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("bndrop-ckpt-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+
+    /// {4} -> Linear(16) -> BatchNorm1d -> ReLU -> Dropout(0.3) -> Linear(3).
+    private func mlp(seed: UInt64 = 7) throws -> Sequential {
+        let net = try Sequential(sampleShape: [4], seed: seed)
+        try net.addLinear(16)
+        try net.addBatchNorm()
+        try net.addReLU()
+        try net.addDropout(0.3)
+        try net.addLinear(3)
+        return net
+    }
+
+    /// {1, 8, 8} -> Conv2d(3, 3, padding 1) -> BatchNorm2d (momentum nil) -> ReLU -> MaxPool2d(2) -> Conv2d(4, 3,
+    /// stride 2) -> AvgPool2d(1) -> Flatten -> Dropout(0.5) -> Linear(5) -> BatchNorm1d (eps 1e-3, no affine).
+    private func cnn(seed: UInt64 = 11) throws -> Sequential {
+        let net = try Sequential(sampleShape: [1, 8, 8], seed: seed)
+        try net.addConv2d(outChannels: 3, kernelSize: 3, stride: 1, padding: 1)
+        try net.addBatchNorm(momentum: nil)
+        try net.addReLU()
+        try net.addMaxPool2d(kernelSize: 2)
+        try net.addConv2d(outChannels: 4, kernelSize: 3, stride: 2)
+        try net.addAvgPool2d(kernelSize: 1, stride: 1)
+        try net.addFlatten()
+        try net.addDropout(0.5)
+        try net.addLinear(5)
+        try net.addBatchNorm(eps: 1e-3, momentum: 0.2, affine: false)
+        return net
+    }
+
+    /// Batch `step` of `batch` samples for a net taking `inputCount` values: deterministic, different per step.
+    private func batch(_ step: Int, batch: Int, inputCount: Int, classes: Int) -> ([Float], [Int32]) {
+        var random = SeededRandom(seed: UInt64(1000 + step))
+        let input = (0..<(batch * inputCount)).map { _ in random.nextNormal() }
+        let labels = (0..<batch).map { Int32(($0 + step) % classes) }
+        return (input, labels)
+    }
+
+    private func train(_ net: Sequential, _ optimizer: Optimizer, steps: Range<Int>) throws {
+        for step in steps {
+            let (input, labels) = batch(step, batch: 8, inputCount: net.inputCount, classes: net.outputCount)
+            _ = try net.trainStep(input: input, labels: labels, optimizer: optimizer)
+        }
+    }
+
+    /// Every tensor of both nets, bit for bit.
+    private func assertSameState(_ a: Sequential, _ b: Sequential, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertEqual(a.stateDict.map(\.name), b.stateDict.map(\.name), what, file: file, line: line)
+        for (name, _) in a.stateDict {
+            XCTAssertEqual(try a.tensor(name).map(\.bitPattern), try b.tensor(name).map(\.bitPattern), "\(what): \(name)",
+                           file: file, line: line)
+        }
+    }
+
+    // MARK: Round trips
+
+    func testSaveAndLoadGiveTheSameNetwork() throws {
+        for (label, net) in [("mlp", try mlp()), ("cnn", try cnn())] {
+            let sgd = try SGD(parameters: net.parameters, learningRate: 0.05, momentum: 0.9)
+            try train(net, sgd, steps: 0..<3)   // weights and running statistics away from their initial values
+            let file = path("\(label).safetensors")
+            try net.save(to: file)
+            let loaded = try Sequential(contentsOf: file)
+            XCTAssertEqual(loaded.sampleShape, net.sampleShape)
+            XCTAssertEqual(loaded.seed, net.seed)
+            XCTAssertEqual(loaded.layers.map(\.typeName), net.layers.map(\.typeName))
+            XCTAssertEqual(loaded.layers.map(\.outputShape), net.layers.map(\.outputShape))
+            XCTAssertTrue(loaded.isTraining)
+            try assertSameState(net, loaded, label)
+            // Saving the loaded net writes the very same bytes.
+            try loaded.save(to: path("\(label)-again.safetensors"))
+            XCTAssertEqual(FileManager.default.contents(atPath: file), FileManager.default.contents(atPath: path("\(label)-again.safetensors")))
+            // Train-mode outputs agree too: the dropout generators continue where they were.
+            let (input, _) = batch(99, batch: 8, inputCount: net.inputCount, classes: net.outputCount)
+            XCTAssertEqual(try net.forward(input, batch: 8).map(\.bitPattern), try loaded.forward(input, batch: 8).map(\.bitPattern), label)
+            net.isTraining = false
+            loaded.isTraining = false
+            XCTAssertEqual(try net.forward(input, batch: 8).map(\.bitPattern), try loaded.forward(input, batch: 8).map(\.bitPattern), label)
+            // The mode is saved.
+            try net.save(to: file)
+            XCTAssertFalse(try Sequential(contentsOf: file).isTraining)
+            // loadWeights into a net built with another seed gives the same eval outputs.
+            let rebuilt = label == "mlp" ? try mlp(seed: 123) : try cnn(seed: 123)
+            try rebuilt.loadWeights(from: file)
+            rebuilt.isTraining = false
+            try assertSameState(net, rebuilt, "\(label) loadWeights")
+            XCTAssertEqual(try net.forward(input, batch: 8), try rebuilt.forward(input, batch: 8))
+        }
+    }
+
+    func testEmptyNetworkAndCumulativeBatchNormRoundTrip() throws {
+        let empty = try Sequential(sampleShape: [2, 3], seed: UInt64.max)
+        try empty.save(to: path("empty.safetensors"))
+        let loaded = try Sequential(contentsOf: path("empty.safetensors"))
+        XCTAssertEqual(loaded.sampleShape, [2, 3])
+        XCTAssertEqual(loaded.seed, UInt64.max)
+        XCTAssertTrue(loaded.layers.isEmpty)
+
+        let net = try Sequential(sampleShape: [2, 5])
+        try net.addBatchNorm(eps: 0.1, momentum: nil, affine: false, trackRunningStats: true)
+        try net.addBatchNorm(eps: 3e-7, momentum: 0.3, affine: true, trackRunningStats: false)
+        try net.addFlatten()
+        try net.addDropout(0)
+        try net.addDropout(1)
+        _ = try net.forward((0..<40).map { Float($0 % 7) }, batch: 4)
+        try net.save(to: path("bn.safetensors"))
+        let copy = try Sequential(contentsOf: path("bn.safetensors"))
+        let bn0 = try XCTUnwrap(copy.layers[0] as? BatchNorm), bn1 = try XCTUnwrap(copy.layers[1] as? BatchNorm)
+        XCTAssertEqual(bn0.eps, 0.1)
+        XCTAssertNil(bn0.momentum)
+        XCTAssertFalse(bn0.affine)
+        XCTAssertEqual(bn1.eps, 3e-7)
+        XCTAssertEqual(bn1.momentum, 0.3)
+        XCTAssertFalse(bn1.trackRunningStats)
+        XCTAssertEqual(try copy.tensor("0.num_batches_tracked"), [1])
+        try assertSameState(net, copy, "batchnorm variants")
+    }
+
+    /// Train N steps, save net and optimizer, load both into fresh objects, train M more: the same bits as
+    /// N+M steps without a stop (dropout masks, BatchNorm statistics, momentum and Adam moments included).
+    func testTrainingResumesBitForBit() throws {
+        let optimizers: [(String, ([Parameter]) throws -> Optimizer)] = [
+            ("SGD momentum", { try SGD(parameters: $0, learningRate: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 1e-3) }),
+            ("SGD nesterov", { try SGD(parameters: $0, learningRate: 0.05, momentum: 0.8, nesterov: true) }),
+            ("SGD plain", { try SGD(parameters: $0, learningRate: 0.05) }),
+            ("Adam", { try Adam(parameters: $0, learningRate: 0.01, weightDecay: 1e-3) }),
+            ("AdamW", { try Adam.adamW(parameters: $0, learningRate: 0.01) }),
+        ]
+        for (label, make) in optimizers {
+            for (netLabel, build) in [("mlp", { try self.mlp() }), ("cnn", { try self.cnn() })] {
+                let what = "\(label), \(netLabel)"
+                let straight = try build()
+                let straightOptimizer = try make(straight.parameters)
+                try train(straight, straightOptimizer, steps: 0..<7)
+
+                let first = try build()
+                let firstOptimizer = try make(first.parameters)
+                try train(first, firstOptimizer, steps: 0..<4)
+                try first.save(to: path("net.safetensors"))
+                try firstOptimizer.save(to: path("opt.safetensors"))
+
+                let resumed = try Sequential(contentsOf: path("net.safetensors"))
+                let resumedOptimizer = try make(resumed.parameters)
+                try resumedOptimizer.load(from: path("opt.safetensors"))
+                try train(resumed, resumedOptimizer, steps: 4..<7)
+                try assertSameState(straight, resumed, what)
+                if let adam = resumedOptimizer as? Adam { XCTAssertEqual(adam.stepCount, 7, what) }
+            }
+        }
+    }
+
+    func testOptimizerStateBeforeTheFirstStepAndIntoAnotherOptimizer() throws {
+        let net = try mlp()
+        let adam = try Adam(parameters: net.parameters)
+        try adam.save(to: path("fresh.safetensors"))          // no state yet: no tensors
+        let trained = try Adam(parameters: net.parameters)
+        try train(net, trained, steps: 0..<2)
+        try trained.load(from: path("fresh.safetensors"))     // back to no state
+        XCTAssertEqual(trained.stepCount, 0)
+
+        try trained.save(to: path("adam.safetensors"))
+        let sgd = try SGD(parameters: net.parameters, momentum: 0.9)
+        XCTAssertThrowsError(try sgd.load(from: path("adam.safetensors"))) { error in
+            guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("holds Adam state but the optimizer is SGD"), m)
+        }
+        let adamW = try Adam.adamW(parameters: net.parameters)
+        XCTAssertThrowsError(try adamW.load(from: path("adam.safetensors"))) { error in
+            guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("AdamW"), m)
+        }
+        // Another net shape.
+        let other = try Sequential(sampleShape: [4])
+        try other.addLinear(5)
+        XCTAssertThrowsError(try Adam(parameters: other.parameters).load(from: path("adam.safetensors"))) { error in
+            guard case BNDError.shape(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("2 in the optimizer"), m)
+        }
+        // SGD momentum buffers into an SGD without momentum.
+        let withMomentum = try SGD(parameters: net.parameters, momentum: 0.9)
+        try train(net, withMomentum, steps: 0..<1)
+        try withMomentum.save(to: path("sgd.safetensors"))
+        XCTAssertThrowsError(try SGD(parameters: net.parameters).load(from: path("sgd.safetensors"))) { error in
+            guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("momentum 0"), m)
+        }
+        // A net's checkpoint is not an optimizer's, and the other way round.
+        try net.save(to: path("net.safetensors"))
+        XCTAssertThrowsError(try withMomentum.load(from: path("net.safetensors"))) { error in
+            guard case BNDError.format(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("a network checkpoint"), m)
+        }
+        XCTAssertThrowsError(try Sequential(contentsOf: path("sgd.safetensors"))) { error in
+            guard case BNDError.format(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("an optimizer checkpoint"), m)
+        }
+    }
+
+    // MARK: Atomic saving
+
+    private func entries() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+    }
+
+    /// A save that fails after K bytes (at every stage of the file) leaves the previous file byte for byte
+    /// and no temporary file.
+    func testAFailedSaveLeavesThePreviousFile() throws {
+        let old = try mlp(seed: 1), new = try cnn()
+        let file = path("model.safetensors")
+        try old.save(to: file)
+        let before = try XCTUnwrap(FileManager.default.contents(atPath: file))
+        try new.save(to: path("probe.safetensors"))
+        let newSize = try XCTUnwrap(FileManager.default.contents(atPath: path("probe.safetensors"))).count
+        try FileManager.default.removeItem(atPath: path("probe.safetensors"))
+        defer { unsetenv("BNDROP_TEST_SAVE_FAIL_AFTER") }
+        for k in [0, 1, 7, 8, 9, 100, newSize / 2, newSize - 4, newSize - 1] {
+            setenv("BNDROP_TEST_SAVE_FAIL_AFTER", "\(k)", 1)
+            XCTAssertThrowsError(try new.save(to: file), "fail after \(k) bytes") { error in
+                guard case BNDError.io(let m) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(m.contains("No space left on device") && m.contains("is unchanged"), m)
+            }
+            XCTAssertEqual(FileManager.default.contents(atPath: file), before, "fail after \(k) bytes")
+            XCTAssertEqual(try entries(), ["model.safetensors"], "fail after \(k) bytes: a temporary file remains")
+        }
+        setenv("BNDROP_TEST_SAVE_FAIL_AFTER", "\(newSize)", 1)   // exactly enough
+        try new.save(to: file)
+        unsetenv("BNDROP_TEST_SAVE_FAIL_AFTER")
+        XCTAssertEqual(try Sequential(contentsOf: file).layers.count, new.layers.count)
+        XCTAssertEqual(try entries(), ["model.safetensors"])
+    }
+
+    /// The same with a real failure of the kernel: a file size limit (RLIMIT_FSIZE) makes write() fail.
+    func testAFileSizeLimitLeavesThePreviousFile() throws {
+        let file = path("model.safetensors")
+        try mlp().save(to: file)
+        let before = try XCTUnwrap(FileManager.default.contents(atPath: file))
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(RLIMIT_FSIZE_VALUE, &saved), 0)
+        let previousHandler = signal(SIGXFSZ, SIG_IGN)
+        var limited = saved
+        limited.rlim_cur = 100
+        XCTAssertEqual(setrlimit(RLIMIT_FSIZE_VALUE, &limited), 0)
+        let result = Result { try cnn().save(to: file) }
+        setrlimit(RLIMIT_FSIZE_VALUE, &saved)
+        signal(SIGXFSZ, previousHandler)
+        XCTAssertThrowsError(try result.get()) { error in
+            guard case BNDError.io(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("File too large"), m)
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: file), before)
+        XCTAssertEqual(try entries(), ["model.safetensors"])
+    }
+
+    private var RLIMIT_FSIZE_VALUE: __rlimit_resource_t { __rlimit_resource_t(RLIMIT_FSIZE.rawValue) }
+
+    func testSavingWhereNoFileCanBe() throws {
+        let net = try mlp()
+        for target in [path("no/such/folder/x.safetensors"), folder.path, folder.path + "/", ""] {
+            XCTAssertThrowsError(try net.save(to: target), target) { error in
+                guard case BNDError.io = error else { return XCTFail("\(target): \(error)") }
+            }
+        }
+        XCTAssertEqual(try entries(), [])
+        // Over an existing file: replaced whole.
+        try net.save(to: path("a"))
+        try cnn().save(to: path("a"))
+        XCTAssertEqual(try Sequential(contentsOf: path("a")).sampleShape, [1, 8, 8])
+        XCTAssertEqual(try entries(), ["a"])
+    }
+}
