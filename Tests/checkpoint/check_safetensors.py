@@ -153,7 +153,7 @@ def main():
     check(layers[8]["momentum"] is None and layers[0]["padding"] == 1 and layers[6]["p"] == 0.25, "metadata: arguments")
     check(json.loads(metadata["sample_shape"]) == [1, 8, 8], "metadata: sample shape")
     opt_metadata, opt_tensors = read_by_spec(opt_path)
-    check(opt_metadata["optimizer"] == "Adam" and float(opt_metadata["lr"]) == np.float32(1e-3), "optimizer metadata")
+    check(opt_metadata["optimizer"] == "Adam" and np.float32(float(opt_metadata["lr"])) == np.float32(1e-3), "optimizer metadata")
     steps = [int(v) for k, v in opt_tensors.items() if k.endswith(".step")]
     check(len(steps) == 10 and set(steps) == {3}, "optimizer: state.<i>.step = 3 for each of the 10 parameters")
     check(opt_tensors["state.0.exp_avg"].shape == expected["0.weight"].shape, "optimizer: exp_avg has its parameter's shape")
