@@ -98,7 +98,7 @@ header-test: build | $(OUT)
 PYTHON_TEST ?= /usr/bin/python3
 
 python-test: build
-	BNDROP_LIBRARY=$(LIB) BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) $(PYTHON_TEST) -m pytest -p no:cacheprovider -rs bindings/python/tests
+	BNDROP_LIBRARY=$(LIB) BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(PYTHON_TEST) -m pytest -p no:cacheprovider -rs bindings/python/tests
 
 # bndrop's checkpoints against numpy's reading of the safetensors format, and against the safetensors
 # package when it is installed (skipped with a message otherwise); the library through ctypes, with the

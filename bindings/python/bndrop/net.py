@@ -1,5 +1,6 @@
 """Net: a feed-forward network (PyTorch's nn.Sequential) over bnd_net."""
 import ctypes
+import os
 import weakref
 from typing import NamedTuple
 
@@ -63,6 +64,26 @@ class Net(Handle):
         self._output_shape = self._input_shape
         if seed:
             self.seed(seed)
+
+    @classmethod
+    def load(cls, path):
+        """A net rebuilt from a checkpoint bndrop saved (layers, tensors, seed, mode, dropout state)."""
+        net = cls.__new__(cls)
+        Handle.__init__(net, new_handle(lib.bnd_net_load, os.fsencode(path), call="bnd_net_load"))
+        net._optimizers = weakref.WeakSet()
+        net._input_shape = read_shape(lib.bnd_net_input_shape, net._ptr, call="bnd_net_input_shape")
+        net._output_shape = read_shape(lib.bnd_net_output_shape, net._ptr, call="bnd_net_output_shape")
+        return net
+
+    def save(self, path):
+        """Writes the net to a safetensors checkpoint at `path`, atomically (a failed save leaves the
+        old file). PyTorch reads its tensors: load_state_dict(safetensors.torch.load_file(path))."""
+        self._call(lib.bnd_net_save, os.fsencode(path))
+
+    def load_weights(self, path):
+        """Fills this net's tensors from a safetensors file with its state_dict names (e.g. one written
+        by safetensors.torch.save_file(model.state_dict(), path)); strict: every name, the same shapes."""
+        self._call(lib.bnd_net_load_weights, os.fsencode(path))
 
     def _call(self, fn, *args):
         with self._use() as p:

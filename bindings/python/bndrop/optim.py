@@ -1,5 +1,6 @@
 """Optimizers over a net's parameters: SGD, Adam and AdamW, as torch.optim's."""
 import ctypes
+import os
 
 from ._lib import lib
 from ._support import Handle, new_handle, number
@@ -30,6 +31,17 @@ class Optimizer(Handle):
     def zero_grad(self):
         """The net's zero_grad(), as optimizer.zero_grad(set_to_none=False)."""
         self.net.zero_grad()
+
+    def save(self, path):
+        """Writes the optimizer's state (momentum buffers, or Adam's step and moments) to a safetensors
+        file, atomically; with Net.save it lets training resume bit for bit."""
+        with self._use() as o:
+            check(lib.bnd_optimizer_save(o, os.fsencode(path)), "bnd_optimizer_save")
+
+    def load(self, path):
+        """Replaces the state with one saved from an optimizer of the same kind over the same shapes."""
+        with self._use() as o:
+            check(lib.bnd_optimizer_load(o, os.fsencode(path)), "bnd_optimizer_load")
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
