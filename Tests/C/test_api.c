@@ -1,5 +1,6 @@
 /* Positive checks of the C API beyond the golden cases: version (header against library), statuses,
-   defaults, introspection and layer outputs, modes, seeding, gradients, the error-message contract, folding BatchNorm and MC dropout.
+   defaults, introspection and layer outputs, modes, seeding, gradients, the error-message contract,
+   folding BatchNorm and Monte-Carlo dropout.
    Dropout's masks and scaling are the Swift API's (Tests/BNDropTests/DropoutTests.swift). */
 #include <math.h>
 #include <string.h>
