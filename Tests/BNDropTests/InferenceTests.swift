@@ -176,6 +176,9 @@ final class InferenceTests: XCTestCase {
             XCTAssertNil(a.lastBatch, "MC discards the last forward pass")
             XCTAssertThrowsError(try a.backward([Float](repeating: 1, count: 20), batch: 10))
         }
+        a.layers[3].isTraining = false  // a layer's own mode is kept too
+        _ = try a.predictMCDropout(input: x, batch: 10, passes: 2, seed: 1)
+        XCTAssertEqual(a.layers.map(\.isTraining), [false, false, false, false, false, false, false])
         a.isTraining = true
         b.isTraining = true
         XCTAssertEqual(try a.forward(x, batch: 10), try b.forward(x, batch: 10), "the same next masks")

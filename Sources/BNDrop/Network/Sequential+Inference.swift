@@ -113,12 +113,13 @@ extension Sequential {
         let runningMean = try Buffer<Double>(count: needed, value: 0)
         let squares = try Buffer<Double>(count: needed, value: 0)
 
-        let wasTraining = isTraining
+        let wasTraining = isTraining, layerModes = layers.map(\.isTraining)
         let dropouts = layers.enumerated().compactMap { index, layer in (layer as? Dropout).map { (index, $0) } }
         let generators = dropouts.map { $0.1.random }
         defer {
             for ((_, dropout), generator) in zip(dropouts, generators) { dropout.random = generator }
             isTraining = wasTraining
+            for (layer, mode) in zip(layers, layerModes) { layer.isTraining = mode }
             lastBatch = nil
         }
         isTraining = false
