@@ -135,11 +135,11 @@ run-examples: examples
 	rm -rf $(SHORT_REPORT) $(OUT)/short-swift
 	set -e; for e in $(EXPERIMENTS); do echo "== $$e --short"; $(OUT)/$$e --short --data $(DATA) --out $(SHORT_REPORT)/data; done
 	$(BUILD_DIR)/DropoutExperiment --short --out $(OUT)/short-swift
-	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_points.csv dropout_settings.csv; do \
+	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_uncertainty.csv dropout_points.csv dropout_settings.csv; do \
 	  cmp $(SHORT_REPORT)/data/$$f $(OUT)/short-swift/$$f && echo "C and Swift agree on $$f"; done
 	$(OUT)/dropout_regression --epochs 120 --batch-size 16 --seed 3 --out $(OUT)/flags-c
 	$(BUILD_DIR)/DropoutExperiment --epochs 120 --batch-size 16 --seed 3 --out $(OUT)/flags-swift
-	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_settings.csv; do \
+	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_uncertainty.csv dropout_settings.csv; do \
 	  cmp $(OUT)/flags-c/$$f $(OUT)/flags-swift/$$f; done; echo "C and Swift agree with --epochs 120 --batch-size 16"
 	@# Bad --epochs / --batch-size values: exit status 2 and a message naming the flag, in C and Swift.
 	@set -e; for p in $(OUT)/batchnorm_mlp $(OUT)/batchnorm_cnn $(OUT)/dropout_regression $(BUILD_DIR)/DropoutExperiment; do \

@@ -634,6 +634,39 @@ BND_API bnd_status bnd_fit(bnd_net *net, bnd_optimizer *opt, const bnd_dataset *
 BND_API bnd_status bnd_evaluate(bnd_net *net, const bnd_dataset *data, int64_t batch_size,
                                 double *out_loss, double *out_accuracy);
 
+/* ======================================= Inference ============================================== */
+
+/* A new, independent copy of `net` for inference: the same sample shape, seed and layers, in eval mode,
+   except that every BatchNorm that directly follows a Linear or Conv2d and tracks running statistics
+   is folded into that layer and removed. Per output channel o, with s = gamma / sqrt(running_var + eps)
+   computed in double precision (gamma = 1, beta = 0 without affine):
+     W'[o] = W[o] * s      b'[o] = (b[o] - running_mean[o]) * s + beta[o].
+   Other layers (a BatchNorm after anything else, or without running statistics, included) are copied
+   with their parameters, buffers and dropout generators. The copy's eval outputs equal `net`'s eval
+   outputs up to float rounding (about 1e-6 relative); it has no gradients and no last forward pass.
+   Removing layers renumbers the ones after them: the copy's tensor names differ from `net`'s (Linear,
+   BatchNorm1d, ReLU, Linear names "0.*", "1.*", "3.*"; its folded copy "0.*", "2.*").
+   out_net: out, receives the copy; release with bnd_net_free. `net` is not changed.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_OUT_OF_MEMORY. */
+BND_API bnd_status bnd_net_fold_batchnorm(const bnd_net *net, bnd_net **out_net);
+
+/* Monte-Carlo dropout: runs `batch` samples through the net `passes` times with Dropout active (fresh
+   train-mode masks every pass) and BatchNorm in eval mode (running statistics, not updated), and
+   writes per output value the mean (out_mean) and the POPULATION variance (sum of squared deviations
+   / passes; 0 for passes == 1) over the passes, accumulated in double precision. The masks come from
+   `seed` alone: the same seed gives the same result. A net without Dropout gives its eval output and
+   variance 0.
+   input:    in, batch * input_count floats.
+   out_mean, out_var: out, batch * output_count floats each; capacity is the size of EACH in floats.
+   Afterwards the net's tensors, num_batches_tracked, mode and dropout generators are as before the
+   call (the next train-mode forward draws the masks it would have drawn without this call); as after a
+   failed forward, the last forward pass is discarded (backward and bnd_net_get_layer_output need a new
+   forward). Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, passes < 1), BND_ERR_SHAPE (batch <= 0,
+   sizes that overflow, capacity too small: checked before anything runs; BatchNorm without running
+   statistics and one value per channel), BND_ERR_OUT_OF_MEMORY. */
+BND_API bnd_status bnd_net_predict_mc_dropout(bnd_net *net, const float *input, int64_t batch, int64_t passes,
+                                              uint64_t seed, float *out_mean, float *out_var, size_t capacity);
+
 /* ======================================= Runtime ================================================ */
 
 /* Threads: bndrop's layers share out their work among a pool of threads of bndrop's own, the calling

@@ -1,5 +1,6 @@
 /* Positive checks of the C API beyond the golden cases: version (header against library), statuses,
-   defaults, introspection and layer outputs, modes, seeding, gradients, the error-message contract.
+   defaults, introspection and layer outputs, modes, seeding, gradients, the error-message contract,
+   folding BatchNorm and Monte-Carlo dropout.
    Dropout's masks and scaling are the Swift API's (Tests/BNDropTests/DropoutTests.swift). */
 #include <math.h>
 #include <string.h>
@@ -229,6 +230,76 @@ static void test_seeding_and_gradients(void) {
     test_end();
 }
 
+/* The article's MLP with BatchNorm1d after a few training steps: the folded copy has no BatchNorm and
+   the same eval outputs; Monte-Carlo dropout on a net with dropout leaves it as it was. */
+static void test_inference(void) {
+    test_begin("fold_batchnorm: the folded MLP's eval output matches the original's");
+    int64_t shape[] = {20};
+    bnd_net *net = NULL, *folded = NULL;
+    bnd_optimizer *opt = NULL;
+    EXPECT_OK(bnd_net_create(shape, 1, &net));
+    EXPECT_OK(bnd_net_add_linear(net, 16));
+    EXPECT_OK(bnd_net_add_batchnorm(net, NULL));
+    EXPECT_OK(bnd_net_add_relu(net));
+    EXPECT_OK(bnd_net_add_dropout(net, 0.3f));
+    EXPECT_OK(bnd_net_add_linear(net, 8));
+    EXPECT_OK(bnd_net_add_batchnorm(net, NULL));
+    EXPECT_OK(bnd_net_add_relu(net));
+    EXPECT_OK(bnd_net_add_linear(net, 3));
+    EXPECT_OK(bnd_optimizer_create_sgd(net, NULL, &opt));
+    float x[16 * 20], expected[16 * 3], got[16 * 3];
+    int32_t labels[16];
+    for (int i = 0; i < 16 * 20; i++) x[i] = (float)((i * 37) % 23) * 0.1f - 1.0f;
+    for (int i = 0; i < 16; i++) labels[i] = i % 3;
+    for (int step = 0; step < 3; step++) EXPECT_OK(bnd_net_train_step_classification(net, opt, x, labels, 16, NULL));
+    EXPECT_OK(bnd_net_fold_batchnorm(net, &folded));
+    size_t layers = 0, tensors = 0;
+    int32_t training = -1;
+    EXPECT_OK(bnd_net_layer_count(folded, &layers));
+    EXPECT_OK(bnd_net_tensor_count(folded, &tensors));
+    EXPECT_OK(bnd_net_is_training(folded, &training));
+    EXPECT(layers == 6 && tensors == 6 && training == 0, "folded: %zu layers, %zu tensors, training %d", layers,
+           tensors, (int)training);
+    char name[BND_NAME_MAX];
+    EXPECT_OK(bnd_net_layer_type(folded, 4, name, sizeof name));
+    EXPECT(strcmp(name, "ReLU") == 0, "layer 4 is %s", name);
+    EXPECT_OK(bnd_net_set_training(net, 0));
+    EXPECT_OK(bnd_net_forward(net, x, 16, expected, 16 * 3));
+    EXPECT_OK(bnd_net_forward(folded, x, 16, got, 16 * 3));
+    expect_close("folded eval output", got, expected, 16 * 3, 1e-5, 1e-5);
+    test_end();
+
+    test_begin("predict_mc_dropout: variance > 0 with dropout, 0 without; the net is left as it was");
+    float mean[16 * 3], var[16 * 3], again[16 * 3], nbt_before = -1, nbt_after = -1, rm_before[16], rm_after[16];
+    EXPECT_OK(bnd_net_set_training(net, 1));
+    EXPECT_OK(bnd_net_get_tensor(net, "1.num_batches_tracked", &nbt_before, 1));
+    EXPECT_OK(bnd_net_get_tensor(net, "1.running_mean", rm_before, 16));
+    EXPECT_OK(bnd_net_predict_mc_dropout(net, x, 16, 40, 5, mean, var, 16 * 3));
+    EXPECT_OK(bnd_net_get_tensor(net, "1.num_batches_tracked", &nbt_after, 1));
+    EXPECT_OK(bnd_net_get_tensor(net, "1.running_mean", rm_after, 16));
+    EXPECT_OK(bnd_net_is_training(net, &training));
+    EXPECT(training == 1 && nbt_after == nbt_before && memcmp(rm_before, rm_after, sizeof rm_before) == 0,
+           "the net changed: training %d, num_batches_tracked %g -> %g", (int)training, (double)nbt_before,
+           (double)nbt_after);
+    int positive = 0;
+    for (int i = 0; i < 16 * 3; i++) positive += var[i] > 0;
+    EXPECT(positive > 0, "no variance with dropout");
+    EXPECT_OK(bnd_net_predict_mc_dropout(net, x, 16, 40, 5, again, var, 16 * 3));
+    EXPECT(memcmp(mean, again, sizeof mean) == 0, "the same seed gave another mean");
+    bnd_net *plain = NULL;
+    EXPECT_OK(bnd_net_create(shape, 1, &plain));
+    EXPECT_OK(bnd_net_add_linear(plain, 3));
+    EXPECT_OK(bnd_net_predict_mc_dropout(plain, x, 16, 3, 5, mean, var, 16 * 3));
+    EXPECT_OK(bnd_net_forward(plain, x, 16, expected, 16 * 3));
+    expect_close("MC mean without dropout", mean, expected, 16 * 3, 0, 0);
+    for (int i = 0; i < 16 * 3; i++) EXPECT(var[i] == 0, "variance %g without dropout", (double)var[i]);
+    bnd_net_free(plain);
+    bnd_optimizer_free(opt);
+    bnd_net_free(folded);
+    bnd_net_free(net);
+    test_end();
+}
+
 void run_api_tests(void) {
     test_version_and_statuses();
     test_defaults();
@@ -236,4 +307,5 @@ void run_api_tests(void) {
     test_introspection();
     test_modes_and_steps();
     test_seeding_and_gradients();
+    test_inference();
 }

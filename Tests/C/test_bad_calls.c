@@ -387,6 +387,31 @@ void run_bad_call_tests(void) {
         opt = NULL;
     }
 
+    /* ---- inference: folding BatchNorm, Monte-Carlo dropout */
+    {
+        bnd_net *fresh = small_mlp(), *folded = NULL;
+        float mean[8] = {0}, var[8] = {0};
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_fold_batchnorm(NULL, &folded));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_fold_batchnorm(fresh, NULL));
+        test_begin("a failed fold leaves *out_net untouched");
+        EXPECT(folded == NULL, "out_net written on failure");
+        test_end();
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_predict_mc_dropout(NULL, in, 4, 3, 0, mean, var, 8));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_predict_mc_dropout(fresh, NULL, 4, 3, 0, mean, var, 8));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_predict_mc_dropout(fresh, in, 4, 3, 0, NULL, var, 8));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_predict_mc_dropout(fresh, in, 4, 3, 0, mean, NULL, 8));
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "passes", bnd_net_predict_mc_dropout(fresh, in, 4, 0, 0, mean, var, 8));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_predict_mc_dropout(fresh, in, 4, -1, 0, mean, var, 8));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_predict_mc_dropout(fresh, in, 4, INT64_MIN, 0, mean, var, 8));
+        BAD(BND_ERR_SHAPE, bnd_net_predict_mc_dropout(fresh, in, 0, 3, 0, mean, var, 8));
+        BAD(BND_ERR_SHAPE, bnd_net_predict_mc_dropout(fresh, in, -4, 3, 0, mean, var, 8));
+        BAD(BND_ERR_SHAPE, bnd_net_predict_mc_dropout(fresh, in, INT64_MAX, 3, 0, mean, var, 8));
+        BAD_MSG(BND_ERR_SHAPE, "8", bnd_net_predict_mc_dropout(fresh, in, 4, 3, 0, mean, var, 7));
+        EXPECT_OK(bnd_net_predict_mc_dropout(fresh, in, 4, 3, 0, mean, var, 8));
+        BAD(BND_ERR_STATE, bnd_net_backward(fresh, buf, 4, NULL, 0)); /* MC discarded the forward pass */
+        bnd_net_free(fresh);
+    }
+
     bnd_net_free(mlp);
     bnd_net_free(other);
 }

@@ -44,6 +44,21 @@ for name in ("index.html", "mlp_loss.png", "mlp_hidden_hist.png", "mlp_hidden_st
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         problems.append(f"{path} is missing or empty")
 
+# The Monte-Carlo dropout band: x, mean, lower, upper on the fit grid, lower <= mean <= upper.
+band_path = os.path.join(report, "data", "dropout_uncertainty.csv")
+checks += 1
+try:
+    with open(band_path) as f:
+        lines = f.read().split()
+    rows = [[float(v) for v in line.split(",")] for line in lines[1:]]
+    if lines[0] != "x,mc_mean,lower,upper" or len(rows) < 2 or any(
+            len(r) != 4 or not all(map(math.isfinite, r)) or not r[2] <= r[1] <= r[3] for r in rows):
+        problems.append(f"{band_path}: expected x,mc_mean,lower,upper rows with lower <= mc_mean <= upper")
+    elif not any(r[3] > r[2] for r in rows):
+        problems.append(f"{band_path}: the band has no width (no dropout variance)")
+except (OSError, ValueError, IndexError) as e:
+    problems.append(f"{band_path}: {e}")
+
 for problem in problems:
     print("report check:", problem)
 print(f"report: {checks - len(problems)} passed, {len(problems)} failed")

@@ -78,7 +78,7 @@ $rows
 <p>The same initial weights and the same batches for both nets; SGD, learning rate 0.01, batch $cnn_batch, $(steps_text "$cnn_epochs" "$cnn_iterations").</p>
 <img src="cnn_loss.png" alt="CNN loss curves">
 <h2>3. Dropout in a 1-100-100-1 regression net</h2>
-<p>50 noisy points, $dropout_epochs $dropout_batch_text Adam epochs (lr 0.01, $(plural "$dropout_iterations" step)); dropout 0.5 after the first Linear and 0.2 after the second.</p>
+<p>50 noisy points, $dropout_epochs $dropout_batch_text Adam epochs (lr 0.01, $(plural "$dropout_iterations" step)); dropout 0.5 after the first Linear and 0.2 after the second. The shaded band is the dropout net's Monte-Carlo dropout prediction (200 passes with dropout on): mean -/+ 2 standard deviations.</p>
 <img src="dropout_fit.png" alt="fitted curves">
 <img src="dropout_loss.png" alt="train and test loss">
 <p>Raw numbers: <a href="summary.json">summary.json</a> and the CSV files in <a href="data/">data/</a>.</p>

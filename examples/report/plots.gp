@@ -59,15 +59,18 @@ set xlabel "iteration"; set ylabel "cross-entropy loss"
 plot data("cnn_loss.csv") using 1:2 skip 1 with lines lw 2 lc rgb "#d62728" title "without BatchNorm", \
      ""                   using 1:3 skip 1 with lines lw 2 lc rgb "#1f77b4" title "with BatchNorm2d"
 
-# 5. Dropout: the data and both fitted curves.
+# 5. Dropout: the data, both fitted curves, and the dropout net's Monte-Carlo dropout band (mean -/+ 2 std).
 set output dir . "/dropout_fit.png"
 set title sprintf("1-100-100-1 regression after %d Adam epochs: plain vs dropout (0.5, 0.2)", dropout_epochs)
 set xlabel "x"; set ylabel "y"
 set key top left box opaque
-plot data("dropout_points.csv") using 1:2 skip 1 with points pt 7 ps 1.1 lc rgb "#2ca02c" title "training points", \
+set style fill transparent solid 0.2 noborder
+plot data("dropout_uncertainty.csv") using 1:3:4 skip 1 with filledcurves lc rgb "#1f77b4" title "MC dropout mean -/+ 2 std", \
+     data("dropout_points.csv") using 1:2 skip 1 with points pt 7 ps 1.1 lc rgb "#2ca02c" title "training points", \
      ""                         using 1:3 skip 1 with points pt 6 ps 1.1 lc rgb "#7f7f7f" title "test points", \
      data("dropout_fit.csv")    using 1:2 skip 1 with lines lw 2 lc rgb "#d62728" title "plain net", \
      ""                         using 1:3 skip 1 with lines lw 2 lc rgb "#1f77b4" title "with dropout"
+set style fill empty
 
 # 6. Dropout: train and test loss every 50 epochs.
 set output dir . "/dropout_loss.png"

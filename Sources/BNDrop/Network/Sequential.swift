@@ -19,7 +19,7 @@ public final class Sequential {
     public private(set) var parameters: [Parameter] = []
     /// The batch size of the last successful forward pass; nil before one, after a failed one, and after
     /// a layer was added.
-    public private(set) var lastBatch: Int?
+    public internal(set) var lastBatch: Int?
     /// The layers' outputs from the last successful forward pass, for inspection.
     private var layerOutputs: [UnsafePointer<Float>?] = []
     private let inputCopy = FloatBuffer()

@@ -8,7 +8,8 @@
 // Usage: DropoutExperiment [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]
 //   --epochs N (default 1000; 200 with --short, for the test suite), --batch-size N (default 50, all
 //   points): whole numbers from 1 to 1000000, as the C program takes them.
-// Writes DIR/dropout_points.csv, dropout_fit.csv, dropout_loss.csv, dropout.json, dropout_table.csv,
+// Writes DIR/dropout_points.csv, dropout_fit.csv, dropout_uncertainty.csv (Monte-Carlo dropout mean and
+// mean ∓ 2 standard deviations, 200 passes), dropout_loss.csv, dropout.json, dropout_table.csv,
 // dropout_settings.csv.
 import BNDrop
 import Foundation
@@ -120,12 +121,20 @@ func run() throws {
     let fitPlain = try plain.forward(grid, batch: grid.count), fitDropout = try dropout.forward(grid, batch: grid.count)
     var curves = "x,plain,dropout\n"
     for i in grid.indices { curves += String(format: "%.6f,%.6f,%.6f\n", grid[i], fitPlain[i], fitDropout[i]) }
+    // Monte-Carlo dropout: the spread of the dropout net's predictions over random masks.
+    let mc = try dropout.predictMCDropout(input: grid, batch: grid.count, passes: 200, seed: seed)
+    var band = "x,mc_mean,lower,upper\n"
+    for i in grid.indices {
+        let sd = Double(mc.variance[i]).squareRoot(), mean = Double(mc.mean[i])
+        band += String(format: "%.6f,%.6f,%.6f,%.6f\n", grid[i], mc.mean[i], mean - 2 * sd, mean + 2 * sd)
+    }
 
     let testPlain = try evaluate(network: plain, data: test).loss
     let testDropout = try evaluate(network: dropout, data: test).loss
     try writeAtomically(loss, to: "\(outDir)/dropout_loss.csv")
     try writeAtomically(points, to: "\(outDir)/dropout_points.csv")
     try writeAtomically(curves, to: "\(outDir)/dropout_fit.csv")
+    try writeAtomically(band, to: "\(outDir)/dropout_uncertainty.csv")
     try writeAtomically(String(format: "\"dropout\": {\"test_loss_plain\": %.6f, \"test_loss_dropout\": %.6f}", testPlain, testDropout),
                         to: "\(outDir)/dropout.json")
     try writeAtomically(String(format: "model,metric,value\nregression plain,test MSE,%.4f\nregression + dropout,test MSE,%.4f\n",

@@ -1,0 +1,217 @@
+import XCTest
+@preconcurrency import BNDrop
+
+/// Sequential.foldingBatchNorm and Sequential.predictMCDropout.
+final class InferenceTests: XCTestCase {
+    private func normals(_ count: Int, seed: UInt64) -> [Float] {
+        var random = SeededRandom(seed: seed)
+        return (0..<count).map { _ in random.nextNormal() }
+    }
+
+    /// A few SGD steps on random data, so that running statistics and parameters are not at their
+    /// initial values.
+    private func train(_ net: Sequential, batch: Int, steps: Int = 4, seed: UInt64 = 5) throws {
+        let sgd = try SGD(parameters: net.parameters, learningRate: 0.05, momentum: 0.9)
+        for step in 0..<steps {
+            let x = normals(batch * net.inputCount, seed: seed &+ UInt64(step)).map { $0 * 0.7 + 0.3 }
+            let labels = (0..<batch).map { Int32(($0 * 7 + step) % net.outputCount) }
+            _ = try net.trainStep(input: x, labels: labels, optimizer: sgd)
+        }
+    }
+
+    /// The largest |folded − original| relative to the largest |original| eval output, and elementwise
+    /// |folded − original| / max(|original|, 1).
+    private func foldDifferences(_ net: Sequential, batch: Int, name: String) throws -> (Sequential, Double, Double) {
+        let before = net.stateDict.map { ($0.name, try? net.tensor($0.name)) }
+        net.isTraining = false
+        let x = normals(batch * net.inputCount, seed: 99)
+        let reference = try net.forward(x, batch: batch)
+        net.isTraining = true
+        let folded = try net.foldingBatchNorm()
+        XCTAssertFalse(folded.isTraining, name)
+        XCTAssertTrue(net.isTraining, "\(name): the original keeps its mode")
+        for (entry, values) in before { XCTAssertEqual(try net.tensor(entry), values, "\(name): \(entry) unchanged") }
+        let y = try folded.forward(x, batch: batch)
+        let scale = Double(reference.map { abs($0) }.max() ?? 0)
+        var largest = 0.0, elementwise = 0.0
+        for (a, b) in zip(y, reference) {
+            let d = abs(Double(a) - Double(b))
+            largest = max(largest, d)
+            elementwise = max(elementwise, d / max(abs(Double(b)), 1))
+        }
+        print("fold \(name): max |diff| \(largest), relative to max |output| \(largest / scale), elementwise \(elementwise)")
+        XCTAssertLessThanOrEqual(largest, 1e-5 * scale, name)
+        XCTAssertLessThanOrEqual(elementwise, 1e-5, name)
+        return (folded, largest, scale)
+    }
+
+    func testFoldArticleMLPWithBatchNorm() throws {
+        let net = try Sequential(sampleShape: [784], seed: 3)
+        try net.addLinear(48); try net.addBatchNorm(); try net.addReLU()
+        try net.addLinear(24); try net.addBatchNorm(); try net.addReLU()
+        try net.addLinear(10)
+        try train(net, batch: 32)
+        XCTAssertNotEqual(try net.tensor("1.running_mean"), [Float](repeating: 0, count: 48))
+        let (folded, _, _) = try foldDifferences(net, batch: 64, name: "MLP")
+        XCTAssertEqual(folded.layers.map(\.typeName), ["Linear", "ReLU", "Linear", "ReLU", "Linear"])
+        XCTAssertEqual(folded.stateDict.map(\.name),
+                       ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"])
+        XCTAssertEqual(try folded.tensor("4.weight"), try net.tensor("6.weight"), "unfolded layers are copied")
+        // The copy is independent of the original.
+        try folded.setTensor("0.bias", [Float](repeating: 7, count: 48))
+        XCTAssertNotEqual(try net.tensor("0.bias"), [Float](repeating: 7, count: 48))
+    }
+
+    func testFoldArticleCNNWithBatchNorm() throws {
+        let net = try Sequential(sampleShape: [1, 28, 28], seed: 4)
+        try net.addConv2d(outChannels: 3, kernelSize: 5); try net.addReLU(); try net.addAvgPool2d(kernelSize: 2)
+        try net.addConv2d(outChannels: 6, kernelSize: 3); try net.addBatchNorm(); try net.addReLU()
+        try net.addAvgPool2d(kernelSize: 2); try net.addFlatten()
+        try net.addLinear(25); try net.addReLU(); try net.addLinear(10)
+        try train(net, batch: 16)
+        let (folded, _, _) = try foldDifferences(net, batch: 20, name: "CNN")
+        XCTAssertEqual(folded.layers.map(\.typeName),
+                       ["Conv2d", "ReLU", "AvgPool2d", "Conv2d", "ReLU", "AvgPool2d", "Flatten", "Linear", "ReLU", "Linear"])
+        XCTAssertEqual(folded.outputShape, net.outputShape)
+    }
+
+    func testFoldKeepsBatchNormThatFollowsNoLinearOrHasNoRunningStatistics() throws {
+        let net = try Sequential(sampleShape: [6], seed: 8)
+        try net.addLinear(12); try net.addReLU(); try net.addBatchNorm(momentum: nil)  // kept: after ReLU
+        try net.addLinear(10); try net.addBatchNorm(affine: false)                     // folded, no affine
+        try net.addDropout(0.3)
+        try net.addLinear(8); try net.addBatchNorm(trackRunningStats: false)           // kept: batch statistics
+        try net.addLinear(4)
+        try train(net, batch: 24)
+        let (folded, _, _) = try foldDifferences(net, batch: 30, name: "kept BatchNorm")
+        XCTAssertEqual(folded.layers.map(\.typeName),
+                       ["Linear", "ReLU", "BatchNorm1d", "Linear", "Dropout", "Linear", "BatchNorm1d", "Linear"])
+        for name in ["running_mean", "running_var", "num_batches_tracked", "weight", "bias"] {
+            XCTAssertEqual(try folded.tensor("2.\(name)"), try net.tensor("2.\(name)"), name)
+        }
+        let keptNorm = try XCTUnwrap(folded.layers[2] as? BatchNorm)
+        XCTAssertNil(keptNorm.momentum, "hyper-parameters are copied")
+        XCTAssertEqual((folded.layers[4] as? Dropout)?.p, 0.3)
+        XCTAssertFalse(try XCTUnwrap(folded.layers[6] as? BatchNorm).trackRunningStats)
+    }
+
+    // MARK: Monte-Carlo dropout
+
+    /// 1-64-64-1 whose only Dropout comes right before the last Linear: the output is linear in the mask,
+    /// so its expectation is exactly the eval output and its variance is Σⱼ wⱼ² hⱼ² p/(1−p).
+    private func linearInMaskNet() throws -> Sequential {
+        let net = try Sequential(sampleShape: [1], seed: 12)
+        try net.addLinear(64); try net.addReLU(); try net.addLinear(64); try net.addReLU()
+        try net.addDropout(0.5)
+        try net.addLinear(1)
+        let adam = try Adam(parameters: net.parameters, learningRate: 0.01)
+        let x = (0..<32).map { Float(-1 + 2 * Double($0) / 31) }
+        for _ in 0..<20 { _ = try net.trainStep(input: x, targets: x.map { $0 * $0 }, optimizer: adam) }
+        return net
+    }
+
+    func testMCMeanConvergesToEvalOutputAndVarianceToItsExactValue() throws {
+        let net = try linearInMaskNet()
+        let x: [Float] = [-0.9, -0.4, 0, 0.3, 0.8]
+        let passes = 5000
+        let mc = try net.predictMCDropout(input: x, batch: x.count, passes: passes, seed: 21)
+        net.isTraining = false
+        let eval = try net.forward(x, batch: x.count)
+        let w = try net.tensor("5.weight"), p = 0.5
+        for i in x.indices {
+            _ = try net.forward([x[i]], batch: 1)
+            let h = try net.layerOutput(3)
+            let exact = zip(w, h).reduce(0.0) { $0 + Double($1.0 * $1.0) * Double($1.1 * $1.1) } * p / (1 - p)
+            // The mean of `passes` independent draws has standard deviation √(variance/passes): 6 of them
+            // fail by chance about once in 10⁹. The sample variance's relative standard deviation is at most
+            // √(2/passes) = 2% (a sum of many bounded terms has no heavier tails than a normal): 15% is 7.5 of
+            // them.
+            let bound = 6 * (exact / Double(passes)).squareRoot() + 1e-5 * Double(abs(eval[i]))
+            print("MC x=\(x[i]): mean \(mc.mean[i]) eval \(eval[i]) |diff| \(abs(Double(mc.mean[i] - eval[i]))) bound \(bound), "
+                  + "variance \(mc.variance[i]) exact \(exact)")
+            XCTAssertEqual(Double(mc.mean[i]), Double(eval[i]), accuracy: bound)
+            XCTAssertGreaterThan(exact, 0)
+            XCTAssertEqual(Double(mc.variance[i]), exact, accuracy: 0.15 * exact)
+        }
+        XCTAssertEqual(try net.predictMCDropout(input: x, batch: x.count, passes: 50, seed: 3).mean,
+                       try net.predictMCDropout(input: x, batch: x.count, passes: 50, seed: 3).mean, "same seed, same result")
+        XCTAssertNotEqual(try net.predictMCDropout(input: x, batch: x.count, passes: 50, seed: 3).mean,
+                          try net.predictMCDropout(input: x, batch: x.count, passes: 50, seed: 4).mean)
+        let one = try net.predictMCDropout(input: x, batch: x.count, passes: 1, seed: 3)
+        XCTAssertEqual(one.variance, [Float](repeating: 0, count: x.count), "one pass: population variance 0")
+    }
+
+    func testMCWithoutDropoutIsTheEvalOutputWithVarianceZero() throws {
+        let net = try Sequential(sampleShape: [10], seed: 2)
+        try net.addLinear(16); try net.addBatchNorm(); try net.addReLU(); try net.addLinear(3)
+        try train(net, batch: 8)
+        let x = normals(40, seed: 1)
+        let mc = try net.predictMCDropout(input: x, batch: 4, passes: 7, seed: 9)
+        net.isTraining = false
+        XCTAssertEqual(mc.mean, try net.forward(x, batch: 4))
+        XCTAssertEqual(mc.variance, [Float](repeating: 0, count: 12))
+    }
+
+    /// Two identical nets with BatchNorm and dropout; one runs MC dropout (in train mode and in eval mode),
+    /// the other never does: their tensors, modes and next train-mode masks must stay identical.
+    func testMCLeavesTheNetAsItWas() throws {
+        func build() throws -> Sequential {
+            let net = try Sequential(sampleShape: [3], seed: 6)
+            try net.addLinear(20); try net.addBatchNorm(); try net.addReLU(); try net.addDropout(0.4)
+            try net.addLinear(20); try net.addDropout(0.1); try net.addLinear(2)
+            try train(net, batch: 10)
+            return net
+        }
+        let a = try build(), b = try build()
+        let x = normals(30, seed: 4)
+        for training in [true, false] {
+            a.isTraining = training
+            b.isTraining = training
+            let mc = try a.predictMCDropout(input: x, batch: 10, passes: 25, seed: 77)
+            XCTAssertTrue(mc.variance.contains { $0 > 0 }, "dropout gives a variance")
+            XCTAssertEqual(a.isTraining, training)
+            XCTAssertTrue(a.layers.allSatisfy { $0.isTraining == training })
+            XCTAssertEqual(a.stateDict.map(\.name), b.stateDict.map(\.name))
+            for entry in a.stateDict.map(\.name) { XCTAssertEqual(try a.tensor(entry), try b.tensor(entry), entry) }
+            XCTAssertNil(a.lastBatch, "MC discards the last forward pass")
+            XCTAssertThrowsError(try a.backward([Float](repeating: 1, count: 20), batch: 10))
+        }
+        a.layers[3].isTraining = false  // a layer's own mode is kept too
+        _ = try a.predictMCDropout(input: x, batch: 10, passes: 2, seed: 1)
+        XCTAssertEqual(a.layers.map(\.isTraining), [false, false, false, false, false, false, false])
+        a.isTraining = true
+        b.isTraining = true
+        XCTAssertEqual(try a.forward(x, batch: 10), try b.forward(x, batch: 10), "the same next masks")
+        XCTAssertEqual((a.layers[3] as? Dropout)?.lastMask, (b.layers[3] as? Dropout)?.lastMask)
+        XCTAssertEqual(try a.tensor("1.num_batches_tracked"), [5])
+    }
+
+    func testMCRefusesBadArguments() throws {
+        let net = try linearInMaskNet()
+        func assertThrows(_ body: @autoclosure () throws -> Any, _ expected: (BNDError) -> Bool, _ text: String,
+                          line: UInt = #line) {
+            XCTAssertThrowsError(try body(), line: line) { error in
+                guard let e = error as? BNDError else { return XCTFail("not a BNDError", line: line) }
+                XCTAssertTrue(expected(e), "wrong category: \(e)", line: line)
+                XCTAssertTrue(e.message.contains(text), "'\(e.message)' lacks '\(text)'", line: line)
+            }
+        }
+        let isInvalid: (BNDError) -> Bool = { if case .invalidArgument = $0 { true } else { false } }
+        let isShape: (BNDError) -> Bool = { if case .shape = $0 { true } else { false } }
+        assertThrows(try net.predictMCDropout(input: [1, 2], batch: 2, passes: 0, seed: 0), isInvalid, "passes")
+        assertThrows(try net.predictMCDropout(input: [1, 2], batch: 2, passes: -3, seed: 0), isInvalid, "passes")
+        assertThrows(try net.predictMCDropout(input: [1, 2], batch: 0, passes: 3, seed: 0), isShape, "batch")
+        assertThrows(try net.predictMCDropout(input: [1, 2], batch: 3, passes: 3, seed: 0), isShape, "input")
+        var mean = [Float](repeating: -1, count: 2), variance = [Float](repeating: -1, count: 1)
+        let x: [Float] = [1, 2]
+        try x.withUnsafeBufferPointer { xb in
+            try mean.withUnsafeMutableBufferPointer { mb in
+                try variance.withUnsafeMutableBufferPointer { vb in
+                    assertThrows(try net.predictMCDropout(input: xb.baseAddress!, batch: 2, passes: 3, seed: 0,
+                                                          mean: mb, variance: vb), isShape, "variance")
+                }
+            }
+        }
+        XCTAssertEqual(mean, [-1, -1], "nothing written on failure")
+    }
+}
