@@ -19,7 +19,8 @@
  *     script's Xtr[perm[i:i+b]] does, and each step is zero_grad, forward, cross-entropy, backward,
  *     SGD step. Only bnd_fit is timed (net and optimizer creation are not, nor the test accuracy
  *     computed afterwards). Median of --reps runs, each on a freshly built net.
- *   - inference (mlp_bn_eval, cnn_bn_eval): the net trained for one epoch as above (untimed), eval
+ *   - inference (mlp_bn_eval, cnn_bn_eval; and, bndrop only, the same with BatchNorm folded into the
+ *     layer before it by bnd_net_fold_batchnorm: *_folded): the net trained for one epoch as above (untimed), eval
  *     mode, the 10,000 test images in batches of 1000 through bnd_net_forward; best of 5 passes as
  *     the script (the median is also recorded).
  *   - dropout regression: the script's reg(0) and reg(0.2) nets on 50 points, 1000 full-batch Adam
@@ -401,7 +402,7 @@ static void child_train(const child_options *o, const char *kind, int64_t batch)
     bnd_dataset_free(test);
 }
 
-static void child_infer(const child_options *o, const char *kind) {
+static void child_infer(const child_options *o, const char *kind, int fold) {
     bnd_dataset *train = NULL, *test = NULL;
     load_fashion(o->data_dir, &train, &test);
     bnd_net *net = make_named(kind);
@@ -409,6 +410,12 @@ static void child_infer(const child_options *o, const char *kind) {
     train_one_epoch(net, train, 512, 0, &loss);   /* the script infers with the trained model */
     bnd_dataset_free(train);
     CHECK(bnd_net_set_training(net, 0));
+    if (fold) { /* the inference copy with each BatchNorm folded into the Linear / Conv2d before it */
+        bnd_net *folded = NULL;
+        CHECK(bnd_net_fold_batchnorm(net, &folded));
+        bnd_net_free(net);
+        net = folded;
+    }
     int64_t count = 0;
     CHECK(bnd_dataset_info(test, &count, NULL, NULL));
     size_t in_count = 0, out_count = 0;
@@ -517,8 +524,10 @@ static int run_child(const char *name, const child_options *o) {
     else if (strcmp(name, "dropout") == 0) child_dropout(o);
     else if (strcmp(name, "bn2d") == 0) child_batchnorm(o, bn2d, 4, 20);
     else if (strcmp(name, "bn1d") == 0) child_batchnorm(o, bn1d, 2, 2000);
-    else if (strcmp(name, "mlp_bn_eval") == 0) child_infer(o, "mlp_bn");
-    else if (strcmp(name, "cnn_bn_eval") == 0) child_infer(o, "cnn_bn");
+    else if (strcmp(name, "mlp_bn_eval") == 0) child_infer(o, "mlp_bn", 0);
+    else if (strcmp(name, "cnn_bn_eval") == 0) child_infer(o, "cnn_bn", 0);
+    else if (strcmp(name, "mlp_bn_eval_folded") == 0) child_infer(o, "mlp_bn", 1);
+    else if (strcmp(name, "cnn_bn_eval_folded") == 0) child_infer(o, "cnn_bn", 1);
     else die("unknown workload %s", name);
     return 0;
 }
@@ -590,6 +599,11 @@ static workload workloads[] = {
      .limit = LIMIT_FLOPS},
     {.name = "cnn_bn_eval", .label = "CNN-BN inference 10k (s)", .torch_name = "cnn_bn_eval", .torch_field = "pass_s", .unit = "s", .target = 4,
      .limit = LIMIT_FLOPS},
+    /* bndrop only: the same inference with BatchNorm folded (bnd_net_fold_batchnorm), to show the gain */
+    {.name = "mlp_bn_eval_folded", .label = "MLP-BN inference, BN folded (s)", .torch_name = NULL, .torch_field = NULL, .unit = "s", .target = 0,
+     .limit = LIMIT_FLOPS},
+    {.name = "cnn_bn_eval_folded", .label = "CNN-BN inference, BN folded (s)", .torch_name = NULL, .torch_field = NULL, .unit = "s", .target = 0,
+     .limit = LIMIT_FLOPS},
 };
 #define WORKLOADS ((int)(sizeof workloads / sizeof workloads[0]))
 
@@ -600,8 +614,10 @@ static void set_work_models(void) {
         if (strcmp(n, "mlp") == 0 || strcmp(n, "mlp_bn") == 0 || strcmp(n, "mlp_bn_b64") == 0)
             w->work = TRAIN_N * train_flops(mlp_macs, 3);
         else if (strcmp(n, "cnn_bn") == 0) w->work = TRAIN_N * train_flops(cnn_macs, 4);
-        else if (strcmp(n, "mlp_bn_eval") == 0) w->work = TEST_N * forward_flops(mlp_macs, 3);
-        else if (strcmp(n, "cnn_bn_eval") == 0) w->work = TEST_N * forward_flops(cnn_macs, 4);
+        else if (strcmp(n, "mlp_bn_eval") == 0 || strcmp(n, "mlp_bn_eval_folded") == 0)
+            w->work = TEST_N * forward_flops(mlp_macs, 3);
+        else if (strcmp(n, "cnn_bn_eval") == 0 || strcmp(n, "cnn_bn_eval_folded") == 0)
+            w->work = TEST_N * forward_flops(cnn_macs, 4);
         else if (strcmp(n, "dropout") == 0)   /* 2 nets x 1000 steps of 50 points, 2 x 20 evaluations */
             w->work = 2.0 * 1000 * 50 * train_flops(reg_macs, 3) + 2.0 * 20 * 50 * forward_flops(reg_macs, 3);
         else if (strcmp(n, "bn2d") == 0) w->work = 5.0 * 4 * 256 * 64 * 28 * 28;
@@ -894,7 +910,8 @@ static void usage(void) {
     fputs("usage: bench [--data DIR] [--reps N] [--only a,b,...] [--json PATH]\n"
           "             [--torch-script PATH] [--python EXE] [--torch-runs N] [--no-torch]\n"
           "       bench --child WORKLOAD [--data DIR] [--reps N]\n"
-          "workloads: load mlp mlp_bn cnn_bn mlp_bn_b64 dropout bn2d bn1d mlp_bn_eval cnn_bn_eval\n",
+          "workloads: load mlp mlp_bn cnn_bn mlp_bn_b64 dropout bn2d bn1d mlp_bn_eval cnn_bn_eval\n"
+          "           mlp_bn_eval_folded cnn_bn_eval_folded\n",
           stderr);
     exit(2);
 }
