@@ -32,6 +32,10 @@ void expect_fail(const char *file, int line, const char *fmt, ...);
 int expect_close(const char *what, const float *actual, const float *expected, size_t n, double abs_tol,
                  double rel_tol);
 
+/* Makes a fresh temporary folder /tmp/bndrop-<what>-XXXXXX into dir (capacity bytes); returns 1 on
+   success, else records a failed test named after `what` and returns 0. */
+int make_temp_dir(char *dir, size_t capacity, const char *what);
+
 /* One bad call as its own test: status == expected, a non-empty bnd_last_error(), and `needle` in it
    when given (e.g. the file name). */
 void bad_call(const char *text, bnd_status expected, const char *needle, bnd_status got);

@@ -469,13 +469,7 @@ static void test_damaged_files(void) {
 }
 
 void run_checkpoint_tests(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/bndrop-ckpt-XXXXXX");
-    if (mkdtemp(g_dir) == NULL) {
-        test_begin("checkpoint tests: mkdtemp");
-        EXPECT(0, "cannot create a temporary folder");
-        test_end();
-        return;
-    }
+    if (!make_temp_dir(g_dir, sizeof g_dir, "ckpt")) return;
     test_pytorch_fixtures();
     test_round_trip();
     test_resume(0);

@@ -869,13 +869,7 @@ static void test_bad_calls(void) {
 }
 
 void run_data_tests(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/bndrop-data-XXXXXX");
-    if (mkdtemp(g_dir) == NULL) {
-        test_begin("data tests: mkdtemp");
-        EXPECT(0, "cannot create a temporary directory");
-        test_end();
-        return;
-    }
+    if (!make_temp_dir(g_dir, sizeof g_dir, "data")) return;
     test_idx_files();
     test_fashion_mnist();
     test_from_arrays();

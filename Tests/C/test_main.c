@@ -1,8 +1,10 @@
 /* The C ABI test program: one golden network from the directory given as argv[1], the table of bad
    calls (the status of each export), API checks, datasets and training, threads and allocations.
    Prints "N passed, M failed" last; exits 1 when M > 0. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include "check.h"
 
@@ -43,6 +45,15 @@ void bad_call(const char *text, bnd_status expected, const char *needle, bnd_sta
     if (needle != NULL && message != NULL)
         EXPECT(strstr(message, needle) != NULL, "%s: message '%s' does not mention '%s'", text, message, needle);
     test_end();
+}
+
+int make_temp_dir(char *dir, size_t capacity, const char *what) {
+    snprintf(dir, capacity, "/tmp/bndrop-%s-XXXXXX", what);
+    if (mkdtemp(dir) != NULL) return 1;
+    test_begin(what);
+    EXPECT(0, "cannot create a temporary folder for the %s tests", what);
+    test_end();
+    return 0;
 }
 
 int expect_close(const char *what, const float *actual, const float *expected, size_t n, double abs_tol,
