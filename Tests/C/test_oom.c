@@ -86,6 +86,20 @@ static bnd_status add_huge_linear(void *context) {
     return s;
 }
 
+static bnd_status forward_huge_batch(void *context) {
+    (void)context;
+    int64_t shape[1] = { 1 };
+    static float input[8192];
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_create(shape, 1, &net);
+    if (s == BND_OK) s = bnd_net_add_linear(net, 65536); /* 1 -> 65536: a small net */
+    const float *view = NULL;
+    size_t count = 0;
+    if (s == BND_OK) s = bnd_net_forward_view(net, input, 8192, &view, &count); /* a 2 GiB output */
+    bnd_net_free(net);
+    return s;
+}
+
 struct tensor_context { bnd_net *net; float *values; size_t count; };
 
 static bnd_status get_big_tensor(void *context) {
@@ -191,6 +205,9 @@ void run_oom_tests(void) {
 
     run_limited("bnd_net_add_linear 16384 -> 16384 (1 GiB weight)", 512 * MIB, BND_ERR_OUT_OF_MEMORY, NULL,
                 add_huge_linear, NULL);
+
+    run_limited("bnd_net_forward_view, batch 8192 of 1 -> 65536 (2 GiB output)", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
+                NULL, forward_huge_batch, NULL);
 
     /* A 4096 x 4096 weight (64 MiB) made before the limit, with the caller's 64 MiB buffer: under a
        16 MiB margin any copy through a temporary array would fail; a straight copy succeeds. */
