@@ -461,8 +461,11 @@ typedef enum bnd_split {
    out_dataset:              out, the new dataset; set only on success.
    Returns BND_ERR_INVALID_ARGUMENT (NULL), BND_ERR_IO (a file missing or unreadable),
    BND_ERR_FORMAT (bad magic, unsupported type, wrong number of dimensions, truncated or trailing
-   data, image and label counts that differ, sizes that would overflow); the message names the file
-   and the problem. */
+   data, image and label counts that differ, sizes that would overflow), BND_ERR_OUT_OF_MEMORY (the
+   images declare more than the default bnd_load_params.max_bytes, or the dataset cannot be
+   allocated); the message names the file and the problem.
+   The files are streamed: the headers are checked first, the dataset is allocated once and filled as
+   the data is decompressed through a 64 KiB buffer, so the peak memory is the dataset itself. */
 BND_API bnd_status bnd_dataset_load_idx(const char *images_path, const char *labels_path,
                                         bnd_dataset **out_dataset);
 
@@ -470,6 +473,26 @@ BND_API bnd_status bnd_dataset_load_idx(const char *images_path, const char *lab
    (each name with or without ".gz"). split: BND_SPLIT_TRAIN or BND_SPLIT_TEST (anything else is
    BND_ERR_INVALID_ARGUMENT). Otherwise statuses as bnd_dataset_load_idx. */
 BND_API bnd_status bnd_dataset_load_dir(const char *directory, bnd_split split, bnd_dataset **out_dataset);
+
+/* Limits on what a dataset file may make the library allocate. A file's header decides how much memory
+   loading it takes (a 2 MB gzip file can legally declare 46340 x 46340 pixels: 8.6 GB of floats), so
+   the size it declares is checked against max_bytes before anything is allocated or decompressed.
+   A declared size above the limit is BND_ERR_OUT_OF_MEMORY, not BND_ERR_FORMAT: the file is well
+   formed, it is only larger than the memory the caller allows; the message says so and names the
+   limit. Passed per call (no global setting: loads on different threads may use different limits). */
+typedef struct bnd_load_params {
+    size_t max_bytes;   /* 4 GiB (BND_DEFAULT_LOAD_MAX_BYTES): the most memory the images may take as
+                           float32 (4 bytes per pixel); the labels add 4 bytes per image. */
+} bnd_load_params;
+#define BND_DEFAULT_LOAD_MAX_BYTES ((size_t)4 << 30)
+BND_API bnd_load_params bnd_load_default_params(void);
+
+/* bnd_dataset_load_idx and bnd_dataset_load_dir with limits. params: in, NULL =
+   bnd_load_default_params(); read during the call only. Statuses as bnd_dataset_load_idx. */
+BND_API bnd_status bnd_dataset_load_idx_ex(const char *images_path, const char *labels_path,
+                                           const bnd_load_params *params, bnd_dataset **out_dataset);
+BND_API bnd_status bnd_dataset_load_dir_ex(const char *directory, bnd_split split, const bnd_load_params *params,
+                                           bnd_dataset **out_dataset);
 
 /* A classification dataset copied from caller-owned arrays (nothing is retained).
    features:     in, count * product(sample_shape) floats, sample after sample.

@@ -4,6 +4,39 @@ import BNDropCSupport
 
 // MARK: - Creating datasets
 
+@_cdecl("bnd_load_default_params")
+public func bnd_load_default_params() -> bnd_load_params {
+    bnd_load_params(max_bytes: Dataset.defaultMaxBytes)
+}
+
+/// The limit of `params` (a size_t, which Swift sees as Int: above Int.max it is no limit at all).
+private func maxBytes(_ params: bnd_load_params) -> Int { params.max_bytes < 0 ? .max : params.max_bytes }
+
+@_cdecl("bnd_dataset_load_idx_ex")
+public func bnd_dataset_load_idx_ex(_ imagesPath: UnsafePointer<CChar>?, _ labelsPath: UnsafePointer<CChar>?,
+                                    _ params: UnsafePointer<bnd_load_params>?,
+                                    _ outDataset: UnsafeMutablePointer<OpaquePointer?>?) -> bnd_status {
+    api("bnd_dataset_load_idx_ex") {
+        let images = try text(imagesPath, "images_path")
+        let labels = try text(labelsPath, "labels_path")
+        let out = try required(outDataset, "out_dataset")
+        let p = params?.pointee ?? bnd_load_default_params()
+        publish(DatasetBox(try Dataset.loadIDX(images: images, labels: labels, maxBytes: maxBytes(p))), out)
+    }
+}
+
+@_cdecl("bnd_dataset_load_dir_ex")
+public func bnd_dataset_load_dir_ex(_ directory: UnsafePointer<CChar>?, _ which: bnd_split,
+                                    _ params: UnsafePointer<bnd_load_params>?,
+                                    _ outDataset: UnsafeMutablePointer<OpaquePointer?>?) -> bnd_status {
+    api("bnd_dataset_load_dir_ex") {
+        let directory = try text(directory, "directory")
+        let out = try required(outDataset, "out_dataset")
+        let p = params?.pointee ?? bnd_load_default_params()
+        publish(DatasetBox(try Dataset.loadDirectory(directory, split: split(which), maxBytes: maxBytes(p))), out)
+    }
+}
+
 @_cdecl("bnd_dataset_load_idx")
 public func bnd_dataset_load_idx(_ imagesPath: UnsafePointer<CChar>?, _ labelsPath: UnsafePointer<CChar>?,
                                  _ outDataset: UnsafeMutablePointer<OpaquePointer?>?) -> bnd_status {

@@ -212,6 +212,55 @@ final class IDXTests: XCTestCase {
         }
     }
 
+    private let outOfMemory: (BNDError) -> Bool = { if case .outOfMemory = $0 { return true }; return false }
+
+    /// The dataset memory limit: a declared size above `maxBytes` is refused before anything is read or
+    /// allocated (an IDX "bomb": a 2 MB gzip file may declare 46340×46340 pixels, 8.6 GB as floats).
+    func testDeclaredSizeAboveTheLimitIsRefused() throws {
+        let labelPath = try writeRaw("one-label", header([1]) + [0])
+        for gzip in [false, true] {
+            let write = gzip ? writeGzip : writeRaw
+            // Only the header: the refusal must not depend on the data (there is none).
+            let bomb = try write("bomb\(gzip)", header([1, 46340, 46340]))
+            assertFails(try Dataset.loadIDX(images: bomb, labels: labelPath), outOfMemory, file: bomb,
+                        "above the dataset memory limit of \(Dataset.defaultMaxBytes) bytes")
+            // Under a raised limit, the header alone is a truncated file, found before any allocation.
+            assertFails(try Dataset.loadIDX(images: bomb, labels: labelPath, maxBytes: .max), format, file: bomb,
+                        "truncated data")
+        }
+        // The limit is inclusive: exactly the images' float bytes (3·2·4·4 = 96) loads, one byte less does not.
+        let images = try writeGzip("img.gz", imageFile()), labels = try writeRaw("lbl", labelFile())
+        checkLoaded(try Dataset.loadIDX(images: images, labels: labels, maxBytes: 96))
+        assertFails(try Dataset.loadIDX(images: images, labels: labels, maxBytes: 95), outOfMemory, file: images,
+                    "limit of 95 bytes")
+        let folder = path("mnist")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try writeRaw("mnist/t10k-images-idx3-ubyte", imageFile())
+        try writeRaw("mnist/t10k-labels-idx1-ubyte", labelFile())
+        checkLoaded(try Dataset.loadDirectory(folder, split: .test, maxBytes: 96))
+        XCTAssertThrowsError(try Dataset.loadDirectory(folder, split: .test, maxBytes: 95))
+        XCTAssertThrowsError(try Dataset.loadIDX(images: images, labels: labels, maxBytes: -1)) { error in
+            XCTAssertEqual((error as? BNDError).map { if case .invalidArgument = $0 { return true }; return false }, true)
+        }
+    }
+
+    /// Files larger than the read buffer arrive in several chunks, converted in place, in order.
+    func testStreamingAcrossChunks() throws {
+        let count = 3 * IDX.chunkSize / 100 + 7  // images of 10×10: ~3.01 chunks of pixels
+        let pixels = (0..<(count * 100)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        let labelBytes = (0..<count).map { UInt8($0 % 10) }
+        for gzip in [false, true] {
+            let write = gzip ? writeGzip : writeRaw
+            let images = try write("big-img\(gzip)", header([UInt32(count), 10, 10]) + pixels)
+            let labels = try write("big-lbl\(gzip)", header([UInt32(count)]) + labelBytes)
+            let data = try Dataset.loadIDX(images: images, labels: labels)
+            XCTAssertEqual(data.count, count)
+            XCTAssertEqual(data.featureArray, pixels.map { Float($0) / 255 })
+            XCTAssertEqual(data.labelArray, labelBytes.map { Int32($0) })
+            XCTAssertEqual(try IDX.read(path: images).bytes, pixels)
+        }
+    }
+
     func testTruncatedData() throws {
         for gzip in [false, true] {
             let write = gzip ? writeGzip : writeRaw

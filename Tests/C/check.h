@@ -51,5 +51,7 @@ void run_api_tests(void);
 void run_data_tests(void); /* datasets, loaders, fit / evaluate (test_data.c) */
 void run_alloc_tests(void); /* no allocation in a training step (test_alloc.c) */
 void run_checkpoint_tests(void); /* safetensors checkpoints: PyTorch's files, round trips, resuming (test_checkpoint.c) */
+/* Allocation failures are statuses: each call in a child under RLIMIT_AS (test_oom.c; not under ASan/TSan). */
+void run_oom_tests(void);
 
 #endif

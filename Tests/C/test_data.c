@@ -77,6 +77,23 @@ static void test_idx_files(void) {
     BAD_MSG(BND_ERR_IO, missing, bnd_dataset_load_idx(images, missing, &never));
     BAD_MSG(BND_ERR_IO, missing, bnd_dataset_load_dir(missing, BND_SPLIT_TRAIN, &never));
     BAD_MSG(BND_ERR_FORMAT, malformed, bnd_dataset_load_idx(malformed, labels, &never));
+    /* The memory limit: the images take 3 x 2 x 2 floats = 48 bytes; the limit is inclusive. */
+    bnd_load_params params = bnd_load_default_params();
+    test_begin("IDX: bnd_load_default_params is 4 GiB; load_idx_ex loads within its limit");
+    EXPECT(params.max_bytes == BND_DEFAULT_LOAD_MAX_BYTES && params.max_bytes == (size_t)4 << 30,
+           "default max_bytes %zu", params.max_bytes);
+    params.max_bytes = 48;
+    bnd_dataset *within = NULL;
+    EXPECT_OK(bnd_dataset_load_idx_ex(images, labels, &params, &within));
+    bnd_dataset_free(within);
+    within = NULL;
+    EXPECT_OK(bnd_dataset_load_idx_ex(images, labels, NULL, &within));
+    bnd_dataset_free(within);
+    test_end();
+    params.max_bytes = 47;
+    BAD_MSG(BND_ERR_OUT_OF_MEMORY, images, bnd_dataset_load_idx_ex(images, labels, &params, &never));
+    BAD_MSG(BND_ERR_OUT_OF_MEMORY, "limit of 47 bytes", bnd_dataset_load_idx_ex(images, labels, &params, &never));
+    BAD_MSG(BND_ERR_IO, missing, bnd_dataset_load_dir_ex(missing, BND_SPLIT_TRAIN, &params, &never));
     test_begin("IDX: failed loads leave *out_dataset untouched");
     EXPECT(never == NULL, "out_dataset was written");
     test_end();
@@ -685,6 +702,12 @@ static void test_bad_calls(void) {
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_dataset_load_dir(g_dir, BND_SPLIT_TRAIN, NULL));
     BAD_MSG(BND_ERR_INVALID_ARGUMENT, "split", bnd_dataset_load_dir(g_dir, 2, &never));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_dataset_load_dir(g_dir, -1, &never));
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_dataset_load_idx_ex(NULL, file, NULL, &never));
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_dataset_load_idx_ex(file, NULL, NULL, &never));
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_dataset_load_idx_ex(file, file, NULL, NULL));
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_dataset_load_dir_ex(NULL, BND_SPLIT_TRAIN, NULL, &never));
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_dataset_load_dir_ex(g_dir, BND_SPLIT_TRAIN, NULL, NULL));
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "split", bnd_dataset_load_dir_ex(g_dir, 2, NULL, &never));
 
     /* ---- from arrays */
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_dataset_from_labels(NULL, s2, 1, l, 4, 0, &never));

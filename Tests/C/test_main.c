@@ -83,6 +83,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     printf("bndrop %s (header %s)\n", bnd_version_string(), BND_VERSION_STRING);
+    /* First, while the process has one thread: each of these tests forks. */
+    run_oom_tests();
+    printf("out of memory: %d\n", g_passed + g_failed);
     run_golden_network(argv[1]);
     printf("golden network: %d trajectories\n", g_passed + g_failed);
     int before = g_passed + g_failed;

@@ -165,39 +165,64 @@ public final class Dataset {
                   targetCount: targetCount, features: made.featureStorage, labels: nil, targets: made.targetStorage)
     }
 
+    /// The default of `loadIDX`'s and `loadDirectory`'s `maxBytes`: 4 GiB of float32 features
+    /// (over 1.3 million 28×28 images; Fashion-MNIST's training set takes 188 MB).
+    public static let defaultMaxBytes = 4 << 30
+
     /// Images and labels from two IDX files (gzip-compressed or not): images must be 3-D
     /// (count × rows × cols, uint8), labels 1-D (count, uint8) with the same count. Pixels become
     /// float32 value/255 in [0, 1]; the sample shape is [1, rows, cols].
+    ///
+    /// The files are streamed: each header is checked first, the dataset's storage is then allocated
+    /// once (a failure is `.outOfMemory`) and filled as the data is decompressed, through one 64 KiB
+    /// buffer, so the peak memory is the dataset itself.
     /// - Parameter classes: the number of classes; nil means the largest label + 1.
-    public static func loadIDX(images: String, labels: String, classes: Int? = nil) throws -> Dataset {
-        let imageArray = try IDX.read(path: images, dimensions: 3)
-        let labelArray = try IDX.read(path: labels, dimensions: 1)
-        let count = imageArray.dims[0]
-        guard labelArray.dims[0] == count else {
-            throw BNDError.format("image/label count mismatch: \(images) has \(count) images but \(labels) has "
-                                  + "\(labelArray.dims[0]) labels")
-        }
-        let shape = [1, imageArray.dims[1], imageArray.dims[2]]
-        let size = imageArray.dims[1] * imageArray.dims[2]
-        let featureBuffer = try FloatBuffer(count: imageArray.bytes.count)
-        let out = featureBuffer.pointer
-        imageArray.bytes.withUnsafeBufferPointer { src in
-            for i in 0..<src.count { out[i] = Float(src[i]) / 255 }
-        }
-        let labelBuffer = try Buffer<Int32>(uninitializedCount: count, what: "dataset labels")
-        var maxLabel: Int32 = 0
-        labelArray.bytes.withUnsafeBufferPointer { src in
-            for i in 0..<count {
-                let label = Int32(src[i])
-                labelBuffer.pointer[i] = label
-                if label > maxLabel { maxLabel = label }
+    /// - Parameter maxBytes: the most memory the images may take as float32 (4 bytes per pixel); a file
+    ///   declaring more is refused with `.outOfMemory` before anything is allocated or decompressed (a
+    ///   legal file, too large for this limit; raise it to load it). The labels take 4 bytes per image.
+    public static func loadIDX(images: String, labels: String, classes: Int? = nil,
+                               maxBytes: Int = defaultMaxBytes) throws -> Dataset {
+        guard maxBytes >= 0 else { throw BNDError.invalidArgument("maxBytes must be >= 0, got \(maxBytes)") }
+        var featureBuffer: FloatBuffer?
+        let imageHeader = try IDX.stream(path: images, dimensions: 3, accept: { dims, total in
+            let (bytes, overflow) = total.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+            guard !overflow, bytes <= maxBytes else {
+                throw BNDError.outOfMemory("\(images): dimensions \(dims) need \(total) float32 values "
+                                           + "(\(overflow ? "too many" : String(bytes)) bytes), above the dataset memory "
+                                           + "limit of \(maxBytes) bytes (raise maxBytes / bnd_load_params.max_bytes "
+                                           + "to load it)")
             }
+        }, prepare: { _, total in
+            featureBuffer = try FloatBuffer(uninitializedCount: total, what: "the images of \(images)")
+        }, consume: { chunk, offset in
+            let out = featureBuffer!.pointer + offset
+            for i in 0..<chunk.count { out[i] = Float(chunk[i]) / 255 }
+        })
+        let count = imageHeader.dims[0]
+        var labelBuffer: Buffer<Int32>?
+        var maxLabel: UInt8 = 0
+        // A label count other than the image count is reported after the labels are read (a damaged
+        // file is named first, as such); meanwhile nothing is allocated for them.
+        let labelHeader = try IDX.stream(path: labels, dimensions: 1, prepare: { dims, total in
+            if dims[0] == count { labelBuffer = try Buffer<Int32>(uninitializedCount: total, what: "dataset labels") }
+        }, consume: { chunk, offset in
+            guard let out = labelBuffer?.pointer else { return }
+            for i in 0..<chunk.count {
+                out[offset + i] = Int32(chunk[i])
+                maxLabel = max(maxLabel, chunk[i])
+            }
+        })
+        guard labelHeader.dims[0] == count, let labelBuffer else {
+            throw BNDError.format("image/label count mismatch: \(images) has \(count) images but \(labels) has "
+                                  + "\(labelHeader.dims[0]) labels")
         }
         if let classes, classes <= Int(maxLabel) {
             throw BNDError.invalidArgument("classes is \(classes) but \(labels) has labels up to \(maxLabel)")
         }
-        return Dataset(count: count, sampleShape: shape, sampleSize: size, classes: classes ?? Int(maxLabel) + 1,
-                       targetCount: 0, features: featureBuffer, labels: labelBuffer, targets: nil)
+        let shape = [1, imageHeader.dims[1], imageHeader.dims[2]]
+        return Dataset(count: count, sampleShape: shape, sampleSize: imageHeader.dims[1] * imageHeader.dims[2],
+                       classes: classes ?? Int(maxLabel) + 1, targetCount: 0, features: featureBuffer!,
+                       labels: labelBuffer, targets: nil)
     }
 
     /// The file names `loadDirectory` looks for (each also with ".gz").
@@ -210,7 +235,9 @@ public final class Dataset {
 
     /// The MNIST-layout split in `directory` (e.g. /usr/share/datasets/fashion-mnist): each file is taken
     /// uncompressed if present, else with ".gz".
-    public static func loadDirectory(_ directory: String, split: Split, classes: Int? = nil) throws -> Dataset {
+    /// `maxBytes`: as in `loadIDX`.
+    public static func loadDirectory(_ directory: String, split: Split, classes: Int? = nil,
+                                     maxBytes: Int = defaultMaxBytes) throws -> Dataset {
         var info = stat()
         guard stat(directory, &info) == 0 else {
             throw BNDError.io("\(directory): cannot open dataset directory: \(String(cString: strerror(errno)))")
@@ -227,7 +254,8 @@ public final class Dataset {
             }
             throw BNDError.io("\(base): missing file: neither \(name) nor \(name).gz exists in \(directory)")
         }
-        return try loadIDX(images: find(names.images), labels: find(names.labels), classes: classes)
+        return try loadIDX(images: find(names.images), labels: find(names.labels), classes: classes,
+                           maxBytes: maxBytes)
     }
 
     // MARK: Access

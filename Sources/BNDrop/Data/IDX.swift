@@ -36,8 +36,27 @@ public enum IDX {
     static let maxDeflateRatio = 1040
 
     /// Reads the IDX file at `path`; gzip-compressed files (any name) are decompressed transparently.
+    /// The bytes end up in a Swift array, which cannot report a failed allocation: this is for tests and
+    /// tools. Loading a dataset goes through `stream`, which allocates fallibly (`Dataset.loadIDX`).
     /// - Parameter dimensions: if given, the number of dimensions the file must have.
     public static func read(path: String, dimensions: Int? = nil) throws -> IDXArray {
+        var bytes: [UInt8] = []
+        let header = try stream(path: path, dimensions: dimensions, prepare: { _, _ in },
+                                consume: { chunk, _ in bytes.append(contentsOf: chunk) })
+        return IDXArray(typeCode: header.typeCode, dims: header.dims, bytes: bytes)
+    }
+
+    /// Streams the IDX file at `path` (gzip-compressed or not) without holding its data: after the
+    /// header is read and checked, `accept(dims, elements)` may refuse the declared size (nothing else
+    /// has been read or allocated yet); once the file could hold the data, `prepare(dims, elements)`
+    /// makes room for it; then `consume(chunk, offset)` gets the data bytes in order, in chunks of at
+    /// most `chunkSize` bytes from one fixed buffer. Every check of `read` applies (truncated data and
+    /// trailing garbage are found after the last chunk: the caller drops what it built when this throws).
+    public static func stream(path: String, dimensions: Int? = nil,
+                              accept: (_ dims: [Int], _ elements: Int) throws -> Void = { _, _ in },
+                              prepare: (_ dims: [Int], _ elements: Int) throws -> Void,
+                              consume: (_ chunk: UnsafeBufferPointer<UInt8>, _ offset: Int) -> Void) throws
+        -> (typeCode: UInt8, dims: [Int]) {
         var info = stat()
         guard stat(path, &info) == 0 else {
             let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
@@ -50,15 +69,21 @@ public enum IDX {
             throw BNDError.io("\(path): cannot open IDX file: \(String(cString: strerror(errno)))")
         }
         defer { gzclose_r(file) }
-        gzbuffer(file, 1 << 17)
+        gzbuffer(file, 1 << 16)
         var source = GzipSource(file: file, fileSize: Int(info.st_size), name: path)
-        return try parse(&source, name: path, dimensions: dimensions)
+        return try parse(&source, name: path, dimensions: dimensions, accept: accept, prepare: prepare, consume: consume)
     }
+
+    /// The size of the one buffer `stream` reads the data through.
+    public static let chunkSize = 1 << 16
 
     /// Parses an uncompressed IDX file held in memory. `name` is used in error messages.
     public static func decode(_ data: [UInt8], name: String = "<memory>", dimensions: Int? = nil) throws -> IDXArray {
         var source = MemorySource(data: data)
-        return try parse(&source, name: name, dimensions: dimensions)
+        var bytes: [UInt8] = []
+        let header = try parse(&source, name: name, dimensions: dimensions, accept: { _, _ in }, prepare: { _, _ in },
+                               consume: { chunk, _ in bytes.append(contentsOf: chunk) })
+        return IDXArray(typeCode: header.typeCode, dims: header.dims, bytes: bytes)
     }
 
     /// The bytes of an uncompressed IDX file holding `array`.
@@ -135,7 +160,10 @@ public enum IDX {
         return String(cString: text)
     }
 
-    private static func parse<S: IDXSource>(_ source: inout S, name: String, dimensions: Int?) throws -> IDXArray {
+    private static func parse<S: IDXSource>(_ source: inout S, name: String, dimensions: Int?,
+                                            accept: ([Int], Int) throws -> Void, prepare: ([Int], Int) throws -> Void,
+                                            consume: (UnsafeBufferPointer<UInt8>, Int) -> Void) throws
+        -> (typeCode: UInt8, dims: [Int]) {
         // Fixed part of the header.
         var head = [UInt8](repeating: 0, count: 4)
         let got = try head.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: 4, what: "header") }
@@ -187,40 +215,39 @@ public enum IDX {
             }
             total = p
         }
+        try accept(dims, total)
         let headerSize = 4 + 4 * ndims
         if let available = source.maximumRemaining(headerSize: headerSize), total > available {
             throw BNDError.format("\(name): truncated data: dimensions \(dims) need \(total) data bytes, "
                                   + "but the file can hold at most \(available)")
         }
-        // Data, read in growing chunks so that a small gzip file claiming a huge size fails before much
-        // memory is committed.
-        var bytes: [UInt8] = []
-        while bytes.count < total {
-            let filled = bytes.count
-            let want = min(total - filled, max(1 << 26, filled))
-            bytes.append(contentsOf: repeatElement(0, count: want))
-            let got = try bytes.withUnsafeMutableBytes {
-                try source.read(into: $0.baseAddress! + filled, count: want, what: "data")
-            }
+        try prepare(dims, total)
+        // Data, through one fixed buffer: the caller converts each chunk as it comes.
+        let buffer = try Buffer<UInt8>(uninitializedCount: chunkSize, what: "the IDX read buffer")
+        var filled = 0
+        while filled < total {
+            let want = min(total - filled, chunkSize)
+            let got = try source.read(into: buffer.pointer, count: want, what: "data")
+            consume(UnsafeBufferPointer(start: buffer.pointer, count: got), filled)
             guard got == want else {
                 throw BNDError.format("\(name): truncated data: dimensions \(dims) need \(total) data bytes, "
                                       + "the file has \(filled + got)")
             }
+            filled += got
         }
-        var probe = [UInt8](repeating: 0, count: 4096)
         var extra = 0
         // Count trailing bytes (up to 1 MiB, enough to say how wrong the file is).
         while extra < 1 << 20 {
-            let n = try probe.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: $0.count, what: "data") }
+            let n = try source.read(into: buffer.pointer, count: chunkSize, what: "data")
             extra += n
-            if n < probe.count { break }
+            if n < chunkSize { break }
         }
         guard extra == 0 else {
             let amount = extra >= 1 << 20 ? "at least \(extra)" : "\(extra)"
             throw BNDError.format("\(name): trailing garbage: \(amount) unexpected bytes after the \(total) data bytes "
                                   + "of dimensions \(dims)")
         }
-        return IDXArray(typeCode: type, dims: dims, bytes: bytes)
+        return (type, dims)
     }
 }
 

@@ -1,0 +1,256 @@
+/* Allocation failure is a status, never a trap: each call whose allocation a caller or a file sizes runs
+   in a child process (fork) under an address-space limit (setrlimit RLIMIT_AS) a little above what the
+   process already maps. The child must return the expected status and exit normally, not die by a
+   signal (a Swift array that cannot be allocated traps). Prints the out-of-memory table.
+
+   NOT for AddressSanitizer or ThreadSanitizer builds: they reserve terabytes of shadow address space,
+   so RLIMIT_AS cannot be used there (run_oom_tests must not be part of a sanitizer run).
+
+   The IDX bomb (a ~2 MB gzip file declaring 1 x 46340 x 46340 pixels, 8.6 GB as floats) is written with
+   zlib's deflate, looked up at run time: libbndrop.so links zlib, so it is already loaded, and the test
+   program needs no -lz of its own. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "check.h"
+
+#define MIB ((size_t)1 << 20)
+
+static char g_dir[256];
+
+/* The process's mapped address space now (VmSize), in bytes. */
+static size_t address_space(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+typedef bnd_status (*oom_call)(void *context);
+
+/* Runs `call` in a child limited to the current address space + `margin` bytes; one row of the table. */
+static void run_limited(const char *text, size_t margin, bnd_status expected, const char *needle, oom_call call,
+                        void *context) {
+    test_begin(text);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(120); /* a hang (e.g. a lock held across fork) ends as a signal, i.e. a failure */
+        size_t limit = address_space() + margin;
+        struct rlimit rl = { limit, limit };
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(100);
+        bnd_clear_last_error();
+        bnd_status s = call(context);
+        if (needle != NULL && strstr(bnd_last_error(), needle) == NULL) {
+            printf("  [%s] message '%s' lacks '%s'\n", text, bnd_last_error(), needle);
+            fflush(stdout);
+            _exit(101);
+        }
+        _exit((int)s);
+    }
+    int wstatus = 0;
+    int waited = pid > 0 && waitpid(pid, &wstatus, 0) == pid;
+    EXPECT(waited, "%s: fork or waitpid failed", text);
+    int alive = waited && WIFEXITED(wstatus);
+    int code = alive ? WEXITSTATUS(wstatus) : -1;
+    EXPECT(alive, "%s: the child died by signal %d", text, WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
+    EXPECT(code != 101, "%s: wrong message (above)", text);
+    EXPECT(!alive || code == (int)expected, "%s: expected status %d, got %d", text, (int)expected, code);
+    char status_text[32];
+    if (alive) snprintf(status_text, sizeof status_text, "%d %s", code, code == 6 ? "OUT_OF_MEMORY" : code == 0 ? "OK" : "");
+    else snprintf(status_text, sizeof status_text, "signal %d", WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
+    printf("  oom | %-64s | limit +%4zu MiB | %-16s | %s\n", text, margin / MIB, status_text,
+           alive ? "alive" : "KILLED");
+    test_end();
+}
+
+/* --- the calls --- */
+
+static bnd_status add_huge_linear(void *context) {
+    (void)context;
+    int64_t shape[1] = { 16384 };
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_create(shape, 1, &net);
+    if (s != BND_OK) return s;
+    s = bnd_net_add_linear(net, 16384); /* a 1 GiB weight (and its 1 GiB gradient) */
+    bnd_net_free(net);
+    return s;
+}
+
+static bnd_status forward_huge_batch(void *context) {
+    (void)context;
+    int64_t shape[1] = { 1 };
+    static float input[8192];
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_create(shape, 1, &net);
+    if (s == BND_OK) s = bnd_net_add_linear(net, 65536); /* 1 -> 65536: a small net */
+    const float *view = NULL;
+    size_t count = 0;
+    if (s == BND_OK) s = bnd_net_forward_view(net, input, 8192, &view, &count); /* a 2 GiB output */
+    bnd_net_free(net);
+    return s;
+}
+
+struct tensor_context { bnd_net *net; float *values; size_t count; };
+
+static bnd_status get_big_tensor(void *context) {
+    struct tensor_context *c = context;
+    return bnd_net_get_tensor(c->net, "0.weight", c->values, c->count);
+}
+
+static bnd_status set_big_tensor(void *context) {
+    struct tensor_context *c = context;
+    return bnd_net_set_tensor(c->net, "0.weight", c->values, c->count);
+}
+
+static bnd_status get_big_grad(void *context) {
+    struct tensor_context *c = context;
+    return bnd_net_get_grad(c->net, "0.weight", c->values, c->count);
+}
+
+static bnd_status set_big_grad(void *context) {
+    struct tensor_context *c = context;
+    return bnd_net_set_grad(c->net, "0.weight", c->values, c->count);
+}
+
+struct load_context { const char *images, *labels; size_t max_bytes; };
+
+static bnd_status load_idx(void *context) {
+    struct load_context *c = context;
+    bnd_load_params params = bnd_load_default_params();
+    params.max_bytes = c->max_bytes;
+    bnd_dataset *data = NULL;
+    bnd_status s = bnd_dataset_load_idx_ex(c->images, c->labels, &params, &data);
+    bnd_dataset_free(data);
+    return s;
+}
+
+static bnd_status load_idx_default(void *context) {
+    struct load_context *c = context;
+    bnd_dataset *data = NULL;
+    bnd_status s = bnd_dataset_load_idx(c->images, c->labels, &data);
+    bnd_dataset_free(data);
+    return s;
+}
+
+/* --- the files --- */
+
+static void write_bytes(const char *path, const unsigned char *bytes, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) return;
+    fwrite(bytes, 1, n, f);
+    fclose(f);
+}
+
+typedef int (*deflate_init2_fn)(z_streamp, int, int, int, int, int, const char *, int);
+typedef int (*deflate_fn)(z_streamp, int);
+typedef int (*deflate_end_fn)(z_streamp);
+
+/* One gzip member holding `n` bytes: `head` (may be NULL) then zeros. Appended to `f`. */
+static int write_member(FILE *f, const unsigned char *head, size_t head_size, size_t n, unsigned char *zeros,
+                        unsigned char *out, size_t out_size) {
+    deflate_init2_fn init = (deflate_init2_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "deflateInit2_");
+    deflate_fn def = (deflate_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "deflate");
+    deflate_end_fn end = (deflate_end_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "deflateEnd");
+    if (init == NULL || def == NULL || end == NULL) return 0;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (init(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY, ZLIB_VERSION, (int)sizeof z) != Z_OK) return 0;
+    if (head != NULL) memcpy(zeros, head, head_size); /* zeros is restored below */
+    z.next_in = zeros;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)out_size;
+    int r = def(&z, Z_FINISH);
+    if (head != NULL) memset(zeros, 0, head_size);
+    size_t produced = out_size - z.avail_out;
+    end(&z);
+    return r == Z_STREAM_END && fwrite(out, 1, produced, f) == produced;
+}
+
+/* A gzip IDX file of 1 x 46340 x 46340 zero pixels (~2 MB): concatenated members of at most 64 MiB. */
+static int write_idx_bomb(const char *path) {
+    const size_t chunk = 64 * MIB, total = 16 + (size_t)46340 * 46340;
+    unsigned char *zeros = calloc(chunk, 1), *out = malloc(chunk / 512);
+    FILE *f = fopen(path, "wb");
+    int ok = zeros != NULL && out != NULL && f != NULL;
+    const unsigned char head[16] = { 0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0xB5, 0x04, 0, 0, 0xB5, 0x04 };
+    size_t written = 0;
+    while (ok && written < total) {
+        size_t n = total - written < chunk ? total - written : chunk;
+        ok = write_member(f, written == 0 ? head : NULL, sizeof head, n, zeros, out, chunk / 512);
+        written += n;
+    }
+    if (f != NULL && fclose(f) != 0) ok = 0;
+    free(zeros);
+    free(out);
+    return ok;
+}
+
+void run_oom_tests(void) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/bndrop-oom-%d", (int)getpid());
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", g_dir);
+    if (system(cmd) != 0) printf("  (cannot create %s)\n", g_dir);
+    printf("out-of-memory table (each call in a child under RLIMIT_AS = mapped now + limit):\n");
+
+    run_limited("bnd_net_add_linear 16384 -> 16384 (1 GiB weight)", 512 * MIB, BND_ERR_OUT_OF_MEMORY, NULL,
+                add_huge_linear, NULL);
+
+    run_limited("bnd_net_forward_view, batch 8192 of 1 -> 65536 (2 GiB output)", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
+                NULL, forward_huge_batch, NULL);
+
+    /* A 4096 x 4096 weight (64 MiB) made before the limit, with the caller's 64 MiB buffer: under a
+       16 MiB margin any copy through a temporary array would fail; a straight copy succeeds. */
+    int64_t shape[1] = { 4096 };
+    struct tensor_context t = { NULL, NULL, (size_t)4096 * 4096 };
+    t.values = calloc(t.count, sizeof(float));
+    EXPECT_OK(bnd_net_create(shape, 1, &t.net));
+    EXPECT_OK(bnd_net_add_linear(t.net, 4096));
+    if (t.values != NULL && t.net != NULL) {
+        run_limited("bnd_net_get_tensor 0.weight (64 MiB, made before)", 16 * MIB, BND_OK, NULL, get_big_tensor, &t);
+        run_limited("bnd_net_set_tensor 0.weight (64 MiB, made before)", 16 * MIB, BND_OK, NULL, set_big_tensor, &t);
+        run_limited("bnd_net_get_grad 0.weight (64 MiB, made before)", 16 * MIB, BND_OK, NULL, get_big_grad, &t);
+        run_limited("bnd_net_set_grad 0.weight (64 MiB, made before)", 16 * MIB, BND_OK, NULL, set_big_grad, &t);
+    }
+    bnd_net_free(t.net);
+    free(t.values);
+
+    /* The IDX bomb: only its 16-byte header (refused by the default limit before any reading), and the
+       whole ~2 MB file, which passes every check of the file itself: under a raised limit, the 8.6 GB
+       allocation fails cleanly. */
+    char header_only[300], bomb[300], labels[300];
+    snprintf(header_only, sizeof header_only, "%s/bomb-header.idx", g_dir);
+    snprintf(bomb, sizeof bomb, "%s/bomb.idx.gz", g_dir);
+    snprintf(labels, sizeof labels, "%s/labels.idx", g_dir);
+    const unsigned char head[16] = { 0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0xB5, 0x04, 0, 0, 0xB5, 0x04 };
+    const unsigned char label_file[9] = { 0, 0, 8, 1, 0, 0, 0, 1, 0 };
+    write_bytes(header_only, head, sizeof head);
+    write_bytes(labels, label_file, sizeof label_file);
+    struct load_context small = { header_only, labels, 0 };
+    run_limited("bnd_dataset_load_idx, header of 1x46340x46340 (default limit)", 64 * MIB, BND_ERR_OUT_OF_MEMORY,
+                "memory limit", load_idx_default, &small);
+    test_begin("the IDX bomb is written");
+    int bomb_ok = write_idx_bomb(bomb);
+    EXPECT(bomb_ok, "cannot write %s", bomb);
+    test_end();
+    if (bomb_ok) {
+        struct load_context big = { bomb, labels, BND_DEFAULT_LOAD_MAX_BYTES };
+        run_limited("bnd_dataset_load_idx_ex, 2 MB gzip of 1x46340x46340 (default)", 64 * MIB,
+                    BND_ERR_OUT_OF_MEMORY, "memory limit", load_idx, &big);
+        big.max_bytes = SIZE_MAX;
+        run_limited("bnd_dataset_load_idx_ex, 2 MB gzip of 1x46340x46340 (no limit)", 512 * MIB,
+                    BND_ERR_OUT_OF_MEMORY, "cannot allocate", load_idx, &big);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    if (system(cmd) != 0) printf("  (cannot remove %s)\n", g_dir);
+}
