@@ -47,5 +47,6 @@ void run_api_tests(void);
 void run_data_tests(void); /* datasets, loaders, fit / evaluate (test_data.c) */
 void run_alloc_tests(void); /* no allocation in a training step (test_alloc.c) */
 void run_checkpoint_tests(void); /* safetensors checkpoints: PyTorch's files, round trips, resuming (test_checkpoint.c) */
+void run_failed_step_tests(void); /* a failed training step changes nothing but the gradients (test_failed_step.c) */
 
 #endif
