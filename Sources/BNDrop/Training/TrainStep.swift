@@ -1,7 +1,7 @@
 /// One training step on a `Sequential`: zero_grad, forward in train mode, loss, backward, optimizer step.
 ///
-/// Every argument (input values, labels, targets, a batch too small for a BatchNorm) is checked before
-/// anything runs, so a refused step changes nothing. The network is in train mode for the step and
+/// Every argument (input values, labels, targets, a batch too small for a BatchNorm, an optimizer over
+/// parameters of another network) is checked before anything runs, so a refused step changes nothing. The network is in train mode for the step and
 /// returns to its previous mode afterwards. A step that fails while running (a non-finite loss, a
 /// non-finite gradient with a finite loss: `BNDError.numeric`; an allocation failure) leaves the
 /// parameters, running statistics, num_batches_tracked, optimizer state and dropout generators exactly
