@@ -220,6 +220,55 @@ static void check_kind(const char *kind, int regression, failing_step fail, void
     test_end();
 }
 
+/* Counts the step events; returns 0 (stop) once `limit` steps ran, when a limit is set. */
+typedef struct { int64_t steps, limit; } step_counter;
+
+static int32_t count_steps(const bnd_fit_event *event, void *user_data) {
+    step_counter *counter = user_data;
+    if (event->kind == BND_EVENT_STEP) counter->steps++;
+    return counter->limit == 0 || counter->steps < counter->limit;
+}
+
+/* bnd_fit stops at the first failed step (a finite target whose squared error overflows) with the state
+   of the last successful one: the twin stopped by its callback after as many steps has the same bytes. */
+static void check_fit(void) {
+    test_begin("failed step: bnd_fit stops with the state of the last successful step");
+    g_regression = 1;
+    bnd_net *a, *b;
+    bnd_optimizer *oa, *ob;
+    make_twin(&a, &oa);
+    make_twin(&b, &ob);
+    float features[2 * BATCH * IN], targets[2 * BATCH];
+    for (size_t i = 0; i < 2 * BATCH * IN; i++) features[i] = g_input[i % (BATCH * IN)];
+    for (size_t i = 0; i < 2 * BATCH; i++) targets[i] = (float)(i % BATCH) / 4 - 1;
+    targets[12] = 1e30f;
+    const int64_t shape[] = {IN};
+    bnd_dataset *data = NULL;
+    EXPECT_OK(bnd_dataset_from_targets(features, shape, 1, targets, 1, 2 * BATCH, &data));
+    bnd_fit_params params = bnd_fit_default_params();
+    params.epochs = 3;
+    params.batch_size = 4;
+    params.shuffle_seed = 1;
+    step_counter ca = {0, 0}, cb = {0, 0};
+    bnd_fit_summary summary;
+    memset(&summary, 0x5a, sizeof summary);
+    bnd_fit_summary untouched = summary;
+    bnd_status got = bnd_fit(a, oa, data, NULL, &params, count_steps, &ca, &summary);
+    EXPECT(got == BND_ERR_NUMERIC, "bnd_fit: status %d (%s)", (int)got, bnd_last_error());
+    EXPECT(memcmp(&summary, &untouched, sizeof summary) == 0, "bnd_fit wrote its summary after a failure");
+    EXPECT(ca.steps > 0, "bnd_fit failed at its first step");
+    cb.limit = ca.steps;
+    EXPECT_OK(bnd_fit(b, ob, data, NULL, &params, count_steps, &cb, NULL));
+    EXPECT(cb.steps == ca.steps, "the twin ran %lld steps, not %lld", (long long)cb.steps, (long long)ca.steps);
+    EXPECT(same_state(a, oa, b, ob), "bnd_fit: the failed step changed the state");
+    bnd_dataset_free(data);
+    bnd_optimizer_free(oa);
+    bnd_optimizer_free(ob);
+    bnd_net_free(a);
+    bnd_net_free(b);
+    test_end();
+}
+
 void run_failed_step_tests(void) {
     for (size_t i = 0; i < BATCH * IN; i++) g_input[i] = (float)((i * 37) % 23) / 7.0f - 1.5f;
     for (size_t i = 0; i < BATCH; i++) g_labels[i] = (int32_t)((i * 5) % CLASSES);
@@ -238,6 +287,7 @@ void run_failed_step_tests(void) {
     check_kind("foreign optimizer", 0, foreign_optimizer, NULL, BND_ERR_INVALID_ARGUMENT, 1);
     check_kind("non-finite loss (huge weights)", 0, huge_loss, huge_weights, BND_ERR_NUMERIC, 0);
     check_kind("finite loss, non-finite gradient", 1, huge_gradient, finite_loss_huge_gradient, BND_ERR_NUMERIC, 0);
+    check_fit();
     char path[96];
     snprintf(path, sizeof path, "%s/a.safetensors", g_dir);
     unlink(path);
