@@ -429,11 +429,21 @@ BND_API bnd_status bnd_loss_mse(const float *prediction, const float *target, si
    targets:  in, batch * output_count floats (regression, mean squared error).
    out_loss: out, may be NULL; the loss of this batch before the update.
    Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, foreign optimizer, label out of range),
-   BND_ERR_SHAPE (batch <= 0 or too large, a non-flat output for classification, a train-mode
-   BatchNorm with one value per channel), BND_ERR_STATE (the net gained layers since the optimizer
-   was created), BND_ERR_NUMERIC (a NaN or infinite value in input or targets: refused before
-   anything runs; or a non-finite loss: no parameter is updated, though BatchNorm running statistics
-   have seen the batch). */
+   BND_ERR_SHAPE (batch <= 0 or too large, a non-flat output for classification, a batch too small
+   for a BatchNorm of the net to train on: one value per channel), BND_ERR_STATE (the net gained
+   layers since the optimizer was created), BND_ERR_NUMERIC (a NaN or infinite value in input or
+   targets; a non-finite loss; a NaN or infinite parameter gradient with a finite loss, e.g. an
+   overflow in backward), BND_ERR_OUT_OF_MEMORY.
+   What a failed step leaves changed:
+     - refused (every status above except the non-finite loss or gradient and out-of-memory: all
+       arguments, labels included, are checked before anything runs): nothing at all;
+     - failed while running (non-finite loss or gradient, out of memory): the parameter gradients
+       (zeroed, then partly or wholly back-propagated) and the last forward pass, which is discarded
+       (bnd_net_backward and bnd_net_get_layer_output return BND_ERR_STATE until a new forward).
+       The parameters, running_mean, running_var, num_batches_tracked, the optimizer's state
+       (momentum buffers; Adam's step and moments), the dropout generators (the next train-mode masks
+       are those the failed step would have drawn) and the net's mode are exactly as before the call.
+       The optimizer never steps with a non-finite gradient. */
 BND_API bnd_status bnd_net_train_step_classification(bnd_net *net, bnd_optimizer *opt, const float *input,
                                                      const int32_t *labels, int64_t batch, float *out_loss);
 BND_API bnd_status bnd_net_train_step_regression(bnd_net *net, bnd_optimizer *opt, const float *input,
@@ -644,8 +654,10 @@ typedef struct bnd_fit_summary {
    net has outputs, a last batch of one sample per epoch through a BatchNorm that needs more:
    use drop_last or another batch_size), BND_ERR_STATE (the net gained layers since the optimizer
    was created, also when a callback adds them: training stops after that callback),
-   BND_ERR_NUMERIC (a NaN or infinite feature or target, or a non-finite loss: training stops
-   there), or any other status a training step returns. */
+   BND_ERR_NUMERIC (a NaN or infinite feature or target, or a non-finite loss or gradient: training
+   stops there), or any other status a training step returns. A failed step is one of
+   bnd_net_train_step_*: it changed nothing but the gradients and the last forward pass, so the net
+   and the optimizer are as after the last successful step (out_summary is not written). */
 BND_API bnd_status bnd_fit(bnd_net *net, bnd_optimizer *opt, const bnd_dataset *train,
                            const bnd_dataset *validation, const bnd_fit_params *params,
                            bnd_fit_callback callback, void *user_data, bnd_fit_summary *out_summary);

@@ -53,5 +53,6 @@ void run_alloc_tests(void); /* no allocation in a training step (test_alloc.c) *
 void run_checkpoint_tests(void); /* safetensors checkpoints: PyTorch's files, round trips, resuming (test_checkpoint.c) */
 /* Allocation failures are statuses: each call in a child under RLIMIT_AS (test_oom.c; not under ASan/TSan). */
 void run_oom_tests(void);
+void run_failed_step_tests(void); /* a failed training step changes nothing but the gradients (test_failed_step.c) */
 
 #endif

@@ -100,6 +100,9 @@ int main(int argc, char **argv) {
     before = g_passed + g_failed;
     run_checkpoint_tests();
     printf("checkpoints: %d\n", g_passed + g_failed - before);
+    before = g_passed + g_failed;
+    run_failed_step_tests();
+    printf("failed steps: %d\n", g_passed + g_failed - before);
     run_thread_tests();
     run_alloc_tests();
     printf("%d passed, %d failed\n", g_passed, g_failed);

@@ -25,6 +25,8 @@ public final class Sequential {
     private let inputCopy = FloatBuffer()
     /// The loss gradient of a training step (`TrainStep.swift`).
     let lossGradient = FloatBuffer()
+    /// What a training step puts back when it fails (`StepSnapshot.swift`); built by the first step.
+    var stepSnapshot: StepSnapshot?
     private var training = true
     /// The most values one sample has anywhere in the network (input or any layer's output).
     private var widestSample: Int

@@ -167,8 +167,9 @@ public func evaluate(network: Sequential, data: Dataset, batchSize: Int = 256,
 /// Each step is `network.trainStep` (zero_grad, forward in train mode, loss, backward, optimizer step).
 /// `callback` runs after every step and after every epoch (following the validation pass when
 /// `validation` is given); returning false stops training at once. The network's mode is the same
-/// afterwards as before. A failing step (for example a non-finite loss, `BNDError.numeric`) throws, as
-/// does an error thrown by the callback. As in PyTorch, a BatchNorm network cannot train on a batch of
+/// afterwards as before. A failing step (for example a non-finite loss or gradient, `BNDError.numeric`)
+/// throws at once, as does an error thrown by the callback: the failed step changed nothing but the
+/// gradients (see `trainStep`), so the network and optimizer are as after the last successful step. As in PyTorch, a BatchNorm network cannot train on a batch of
 /// one sample: choose a batch size that leaves no last batch of 1, or `dropLast`.
 /// - Parameters:
 ///   - loss: nil picks cross-entropy for a classification dataset, mse for a regression one.
@@ -200,6 +201,7 @@ public func fit(network: Sequential, optimizer: Optimizer, loader: BatchLoader, 
         _ = try checkedLoss(network: network, data: validation, requested: loss, role: "validation")
     }
     try checkSmallestBatch(network: network, loader: loader)
+    try network.checkOptimizer(optimizer)
     // The callback may switch modes (e.g. an eval-mode look at hidden values); fit restores the caller's.
     let previousMode = network.isTraining
     defer { network.isTraining = previousMode }

@@ -1,8 +1,13 @@
 /// One training step on a `Sequential`: zero_grad, forward in train mode, loss, backward, optimizer step.
 ///
-/// Every argument (input values, labels, targets) is checked before anything runs, so a refused step
-/// changes nothing. The network is in train mode for the step and returns to its previous mode
-/// afterwards. A non-finite loss throws `BNDError.numeric` before any parameter is updated.
+/// Every argument (input values, labels, targets, a batch too small for a BatchNorm, an optimizer over
+/// parameters of another network) is checked before anything runs, so a refused step changes nothing. The network is in train mode for the step and
+/// returns to its previous mode afterwards. A step that fails while running (a non-finite loss, a
+/// non-finite gradient with a finite loss: `BNDError.numeric`; an allocation failure) leaves the
+/// parameters, running statistics, num_batches_tracked, optimizer state and dropout generators exactly
+/// as before it: only the gradients changed (zeroed, then partly or wholly back-propagated), and the
+/// forward pass is discarded (`backward` and `layerOutput` need a new forward). The optimizer never
+/// steps with a non-finite gradient.
 extension Sequential {
     /// One classification step with cross-entropy against `labels` (`batch` values in [0, classes)).
     public func trainStep(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
@@ -11,6 +16,7 @@ extension Sequential {
             throw BNDError.shape("classification needs a flat output (batch × classes), got \(outputShape)")
         }
         let classes = outputCount
+        try checkOptimizer(optimizer)
         try checkStepInput(input, batch: batch)
         try Loss.checkLabels(labels, batch: batch, classes: classes)
         return try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
@@ -21,6 +27,7 @@ extension Sequential {
     /// One regression step with the mean squared error against `targets` (`batch`·`outputCount` values).
     public func trainStep(input: UnsafePointer<Float>, targets: UnsafePointer<Float>, batch: Int,
                           optimizer: Optimizer) throws -> Float {
+        try checkOptimizer(optimizer)
         try checkStepInput(input, batch: batch)
         _ = try Checked.blasInt(batch, outputCount, "targets for a batch of \(batch)")
         try Checked.allFinite(targets, batch * outputCount, "targets")
@@ -58,6 +65,16 @@ extension Sequential {
         }
     }
 
+    /// An optimizer may update some of the network's parameters, never another network's (a pointer
+    /// comparison per pair of parameter tensors: a few hundred for a deep network).
+    func checkOptimizer(_ optimizer: Optimizer) throws {
+        for (index, parameter) in optimizer.parameters.enumerated()
+        where !parameters.contains(where: { $0 === parameter }) {
+            throw BNDError.invalidArgument("the optimizer's parameter \(index) is not a parameter of this network "
+                                           + "(an optimizer created for a different network?)")
+        }
+    }
+
     /// A non-finite input would reach BatchNorm's running statistics before the loss could be checked:
     /// refuse it up front.
     private func checkStepInput(_ input: UnsafePointer<Float>, batch: Int) throws {
@@ -68,19 +85,70 @@ extension Sequential {
 
     private func step(input: UnsafePointer<Float>, batch: Int, optimizer: Optimizer,
                       loss: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) throws -> Float) throws -> Float {
+        try checkBatchNormBatch(batch)
+        let snapshot = try preparedSnapshot()
         let previousMode = isTraining
         if !previousMode { isTraining = true }
         defer { if !previousMode { isTraining = false } }
+        snapshot.save()
         zeroGrad()
-        let output = try forward(input, batch: batch)
-        guard let out = output.baseAddress else { throw BNDError.internalError("forward returned no values") }
-        try lossGradient.resize(output.count)
-        let value = try loss(out, lossGradient.pointer)
-        guard value.isFinite else {
-            throw BNDError.numeric("the loss is \(value); no parameter was updated")
+        let value: Float
+        do {
+            let output = try forward(input, batch: batch)
+            guard let out = output.baseAddress else { throw BNDError.internalError("forward returned no values") }
+            try lossGradient.resize(output.count)
+            value = try loss(out, lossGradient.pointer)
+            guard value.isFinite else {
+                throw BNDError.numeric("the loss is \(value); the step changed nothing but the gradients")
+            }
+            try backward(lossGradient.pointer, batch: batch)
+            try checkGradients(optimizer)
+        } catch {
+            // Running statistics, num_batches_tracked and dropout generators as before the step; the
+            // forward pass that led here is discarded (backward needs a new one).
+            snapshot.restore()
+            lastBatch = nil
+            throw error
         }
-        try backward(lossGradient.pointer, batch: batch)
         try optimizer.step()
         return value
+    }
+
+    /// The snapshot storage for this network's layers, allocated by the first step (and again after a
+    /// layer was added).
+    private func preparedSnapshot() throws -> StepSnapshot {
+        if let snapshot = stepSnapshot, snapshot.layerCount == layers.count { return snapshot }
+        let snapshot = try StepSnapshot(layers: layers)
+        stepSnapshot = snapshot
+        return snapshot
+    }
+
+    /// A train-mode BatchNorm needs more than one value per channel: refuse a batch too small for one
+    /// before anything runs (forward would throw only on reaching that layer).
+    private func checkBatchNormBatch(_ batch: Int) throws {
+        for layer in layers {
+            guard let norm = layer as? BatchNorm, batch < norm.minimumTrainingBatch else { continue }
+            throw BNDError.shape("Expected more than 1 value per channel when training, got input size "
+                                 + "\([batch] + norm.inputShape)")
+        }
+    }
+
+    /// The loss can be finite while back-propagation overflows (a huge weight times a large gradient):
+    /// the optimizer must not step with a NaN or infinite gradient. One pass over the gradients it will
+    /// use, cheap next to the step itself.
+    private func checkGradients(_ optimizer: Optimizer) throws {
+        for parameter in optimizer.parameters {
+            let count = parameter.count
+            let bits = UnsafeRawPointer(parameter.gradient.pointer).assumingMemoryBound(to: UInt32.self)
+            var largestExponent: UInt32 = 0
+            for i in 0..<count { largestExponent = max(largestExponent, bits[i] & 0x7F80_0000) }
+            guard largestExponent == 0x7F80_0000 else { continue }
+            let index = (0..<count).first { !parameter.gradient.pointer[$0].isFinite } ?? 0
+            let name = stateDict.first { entry in
+                if case .parameter(let p) = entry.entry.storage { return p === parameter } else { return false }
+            }?.name ?? "a parameter outside this network"
+            throw BNDError.numeric("the gradient of \(name) is \(parameter.gradient.pointer[index]) at [\(index)] "
+                                   + "(the loss was finite); the step changed nothing but the gradients")
+        }
     }
 }
