@@ -34,9 +34,10 @@ public final class ThreadPool: @unchecked Sendable {
     /// number with another's participants.
     private let region = Atomic<Int>(0)
     private static let regionStride = 1024
-    /// The region's sequence number (high 32 bits) and the next task to hand out (low 32 bits). A task
-    /// is claimed by compare-and-swap, so a worker that wakes late, after its region ended, can never
-    /// claim a task of the next one.
+    /// The region's tag (its sequence number, low 20 bits), its task count and the next task to hand
+    /// out, in one word (`ClaimWord`). A task is claimed by compare-and-swap on the whole word, so a
+    /// worker still finishing a region, or waking late after it ended, can neither read another
+    /// region's count nor claim one of its tasks.
     private let claims = Atomic<UInt64>(0)
     /// Tasks of the current region that have finished. The caller waits for all of them, not for the
     /// workers: a worker still waking up costs nothing.
@@ -52,8 +53,8 @@ public final class ThreadPool: @unchecked Sendable {
     private var sleepers = 0
     private var workers: [pthread_t] = []
 
-    // The current region, written before `region` moves; read only after a successful claim.
-    private var taskCount = 0
+    // The current region's work, written before `claims` and `region` move; read only after a
+    // successful claim (which the caller's wait for every task orders before its next write).
     private var job: ParallelWork?
 
     init(threads: Int) {
@@ -87,7 +88,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// and a training step allocates nothing.
     func run(_ tasks: Int, _ work: ParallelWork, threadLimit: Int) {
         let threads = min(threadLimit, threadCount, tasks)
-        guard threads > 1, tasks < Int(UInt32.max),
+        guard threads > 1, tasks <= ClaimWord.maxTasks,
               busy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
             for task in 0..<tasks { work.perform(task, thread: 0) }
             return
@@ -95,11 +96,10 @@ public final class ThreadPool: @unchecked Sendable {
         defer { busy.store(0, ordering: .releasing) }
         startWorkers(threads - 1)
         job = work
-        taskCount = tasks
         completed.store(0, ordering: .relaxed)
         let sequence = region.load(ordering: .relaxed) / ThreadPool.regionStride + 1
-        let tag = UInt64(UInt32(truncatingIfNeeded: sequence))
-        claims.store(tag << 32, ordering: .relaxed)
+        let tag = ClaimWord.tag(sequence)
+        claims.store(ClaimWord.first(tag: tag, tasks: tasks), ordering: .releasing)
         region.store(sequence * ThreadPool.regionStride + threads - 1, ordering: .releasing)
         pthread_mutex_lock(mutex)
         if sleepers > 0 { pthread_cond_broadcast(wakeup) }
@@ -117,9 +117,9 @@ public final class ThreadPool: @unchecked Sendable {
     @inline(__always)
     private func claim(_ tag: UInt64) -> Int? {
         var current = claims.load(ordering: .acquiring)
-        while current >> 32 == tag {
-            let task = Int(current & 0xFFFF_FFFF)
-            guard task < taskCount else { return nil }
+        while ClaimWord.tag(of: current) == tag {
+            let (task, count) = ClaimWord.next(current)
+            guard task < count else { return nil }
             let (exchanged, original) = claims.compareExchange(expected: current, desired: current + 1,
                                                                ordering: .acquiringAndReleasing)
             if exchanged { return task }
@@ -184,7 +184,7 @@ public final class ThreadPool: @unchecked Sendable {
             seen = current
             // Only the first workers join a region (as many as it asked for); the others wait again.
             guard index < current % ThreadPool.regionStride else { continue }
-            let tag = UInt64(UInt32(truncatingIfNeeded: current / ThreadPool.regionStride))
+            let tag = ClaimWord.tag(current / ThreadPool.regionStride)
             while runClaimedTask(tag, thread: index + 1) { completed.add(1, ordering: .releasing) }
         }
     }
@@ -205,6 +205,20 @@ private final class WorkerContext {
         self.pool = pool
         self.index = index
         self.start = start
+    }
+}
+
+/// The layout of `ThreadPool.claims`: tag (20 bits) | task count (22 bits) | next task (22 bits).
+private enum ClaimWord {
+    static let maxTasks = (1 << 22) - 1
+    private static let fieldMask: UInt64 = (1 << 22) - 1
+
+    static func tag(_ sequence: Int) -> UInt64 { UInt64(truncatingIfNeeded: sequence) & 0xF_FFFF }
+    static func tag(of word: UInt64) -> UInt64 { word >> 44 }
+    static func first(tag: UInt64, tasks: Int) -> UInt64 { tag << 44 | UInt64(tasks) << 22 }
+    /// The next task and the task count of `word` (the next task is `word + 1`'s to hand out).
+    static func next(_ word: UInt64) -> (task: Int, count: Int) {
+        (Int(word & fieldMask), Int((word >> 22) & fieldMask))
     }
 }
 
