@@ -249,6 +249,9 @@ $(SAN_OUT):
 $(SAN_OUT)/no_alloc_tests.c: | $(SAN_OUT)
 	echo '/* test_alloc.c left out of sanitizer runs: it interposes malloc. */ void run_alloc_tests(void) {}' > $@
 
+# The ASan library also carries SanitizerCoverage (edge counters, PC table, comparison tracing), so that
+# the fuzzers see coverage inside the Swift code; without a fuzzer the ASan runtime's no-op hooks apply.
+ASAN_SWIFTFLAGS ?= -Xswiftc -sanitize-coverage=edge,pc-table,inline-8bit-counters,trace-cmp
 asan-build:
 	$(call SWIFT_SAN_BUILD,address,$(ASAN_SCRATCH),$(ASAN_SWIFTFLAGS))
 	ln -sfn libbndrop.so $(ASAN_BUILD)/$(SONAME)
@@ -277,3 +280,17 @@ test-tsan: tsan-build | $(SAN_OUT)
 	  -L$(TOOLCHAIN_BIN)/../lib/swift/linux -Wl,-rpath,$(abspath $(TOOLCHAIN_BIN)/../lib/swift/linux) -ldispatch -lBlocksRuntime
 	$(SAN_OUT)/stress_threads_tsan $(TSAN_ROUNDS)
 	@echo "test-tsan: no ThreadSanitizer report"
+
+# libFuzzer targets (fuzz/fuzz_*.c), linked with the toolchain's clang and lld against the ASan library.
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_OUT := .build/fuzz
+FUZZ_SECONDS ?= 20
+fuzz-build: asan-build
+	mkdir -p $(FUZZ_OUT)
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  $(SAN_CC) $(SAN_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $(FUZZ_OUT)/fuzz_$$t \
+	    fuzz/fuzz_$$t.c $(asan_ldflags) -lz -lm; done
+
+# Each fuzz target FUZZ_SECONDS (20) seconds from its committed corpus (fuzz/run.sh); a crash fails.
+fuzz-smoke: fuzz-build
+	set -e; for t in $(FUZZ_TARGETS); do FUZZ_NO_BUILD=1 bash fuzz/run.sh $$t $(FUZZ_SECONDS); done
