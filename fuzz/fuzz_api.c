@@ -346,7 +346,8 @@ static void one_call(fz_reader *r) {
         break;
     }
     case 35: {
-        int64_t first = fz_size(r) - 1, count = fz_size(r);
+        int64_t first = fz_size(r), count = fz_size(r);
+        if (first != INT64_MIN) first -= 1; /* also -1, and first + count overflowing */
         CALL(bnd_dataset_get(g_data[d], first, count, fz_u8(r) & 1 ? g_out : NULL, capacity(r, MAX_FLOATS),
                              fz_u8(r) & 1 ? g_labels : NULL, capacity(r, MAX_FLOATS),
                              fz_u8(r) & 1 ? g_aux : NULL, capacity(r, MAX_FLOATS)));
