@@ -233,7 +233,7 @@ ASAN_CFLAGS := $(SAN_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=
 asan_ldflags = -fuse-ld=lld -L$(ASAN_BUILD) -Wl,-rpath,$(abspath $(ASAN_BUILD)) -lbndrop
 # Any report fails the run: ASan and UBSan abort, LeakSanitizer (on by default with ASan) exits non-zero.
 # Set only for the sanitizer targets (target-specific exports), so `make test` is unaffected.
-SAN_TARGETS := test-asan test-tsan fuzz-smoke
+SAN_TARGETS := test-asan test-tsan test-tsan-pool fuzz-smoke
 $(SAN_TARGETS): export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1
 $(SAN_TARGETS): export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 $(SAN_TARGETS): export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
@@ -241,7 +241,7 @@ $(SAN_TARGETS): export ASAN_SYMBOLIZER_PATH ?= $(TOOLCHAIN_BIN)/llvm-symbolizer
 # The C test program without test_alloc.c (it interposes malloc, as ASan does): a stub takes its place.
 SAN_TEST_SRC := $(filter-out Tests/C/test_alloc.c,$(C_TEST_SRC)) $(SAN_OUT)/no_alloc_tests.c
 
-.PHONY: asan-build tsan-build test-asan test-tsan test-valgrind fuzz-build fuzz-smoke check-all
+.PHONY: asan-build tsan-build test-asan test-tsan test-tsan-pool test-valgrind fuzz-build fuzz-smoke check-all
 
 $(SAN_OUT):
 	mkdir -p $(SAN_OUT)
@@ -273,13 +273,25 @@ tsan-build:
 # Tests/C/stress_threads.c (worker threads training, saving and loading their own nets; one thread on
 # error paths; one changing the thread count) under ThreadSanitizer, on a TSan library. The program
 # needs the toolchain's libdispatch and BlocksRuntime (the TSan Swift runtime's dependencies).
+# fuzz/tsan.supp suppresses one class of false report, swift_once's (the file says why); any other
+# report fails.
 TSAN_ROUNDS ?= 10
 test-tsan: tsan-build | $(SAN_OUT)
 	$(SAN_CC) $(SAN_CFLAGS) -pedantic -fsanitize=thread -pthread -o $(SAN_OUT)/stress_threads_tsan Tests/C/stress_threads.c \
 	  -fuse-ld=lld -L$(TSAN_BUILD) -Wl,-rpath,$(abspath $(TSAN_BUILD)) -lbndrop \
 	  -L$(TOOLCHAIN_BIN)/../lib/swift/linux -Wl,-rpath,$(abspath $(TOOLCHAIN_BIN)/../lib/swift/linux) -ldispatch -lBlocksRuntime
-	$(SAN_OUT)/stress_threads_tsan $(TSAN_ROUNDS)
+	TSAN_OPTIONS="$$TSAN_OPTIONS:suppressions=$(abspath fuzz/tsan.supp)" $(SAN_OUT)/stress_threads_tsan $(TSAN_ROUNDS)
 	@echo "test-tsan: no ThreadSanitizer report"
+
+# KNOWN TO FAIL, intermittently (not in test-tsan, check-all or make test): TSan reports ThreadPool's
+# taskCount, written by a caller starting the next region while a worker's last claim() of the previous
+# region reads it (fuzz/findings/tsan-threadpool-taskcount.txt). Timing decides whether TSan sees it:
+# up to TSAN_POOL_TRIES runs of the 30-round stress and of --pool-regions (back-to-back pool regions).
+TSAN_POOL_TRIES ?= 5
+test-tsan-pool: test-tsan
+	set -e; for i in $$(seq $(TSAN_POOL_TRIES)); do echo "== try $$i"; \
+	  TSAN_OPTIONS="$$TSAN_OPTIONS:suppressions=$(abspath fuzz/tsan.supp)" $(SAN_OUT)/stress_threads_tsan 30; \
+	  TSAN_OPTIONS="$$TSAN_OPTIONS:suppressions=$(abspath fuzz/tsan.supp)" $(SAN_OUT)/stress_threads_tsan --pool-regions 500; done
 
 # libFuzzer targets (fuzz/fuzz_*.c), linked with the toolchain's clang and lld against the ASan library.
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))

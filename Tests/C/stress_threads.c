@@ -55,6 +55,45 @@ static int same_tensors(const bnd_net *a, const bnd_net *b) {
     return 1;
 }
 
+/* Big enough that every layer's kernel runs on the shared thread pool (at least 2^20 multiply-adds
+   for conv and linear, several tasks for the others), from all workers at once: batch BIG_BATCH of
+   1x16x16 images, conv 8x3x3 (1.2M multiply-adds), BatchNorm2d, ReLU, max pooling, linear 512 -> 64
+   (2.1M), ReLU, linear 64 -> 3. */
+#define BIG_BATCH 64
+static float g_big_input[BIG_BATCH * 256];
+static int32_t g_big_labels[BIG_BATCH];
+
+static int big_steps(const char *who, uint64_t seed) {
+    int64_t image[] = {1, 16, 16};
+    bnd_net *net = NULL;
+    bnd_optimizer *opt = NULL;
+    float loss = 0, out[BIG_BATCH * 3];
+    int ok = 0;
+    OK(bnd_net_create(image, 3, &net));
+    OK(bnd_net_seed(net, seed));
+    OK(bnd_net_add_conv2d(net, 8, 3, 1, 1));
+    OK(bnd_net_add_batchnorm(net, NULL));
+    OK(bnd_net_add_relu(net));
+    OK(bnd_net_add_maxpool2d(net, 2, 2));
+    OK(bnd_net_add_flatten(net));
+    OK(bnd_net_add_linear(net, 64));
+    OK(bnd_net_add_relu(net));
+    OK(bnd_net_add_dropout(net, 0.2f));
+    OK(bnd_net_add_linear(net, 3));
+    bnd_sgd_params sgd = bnd_sgd_default_params();
+    sgd.momentum = 0.9f;
+    OK(bnd_optimizer_create_sgd(net, &sgd, &opt));
+    for (int step = 0; step < 2; step++)
+        OK(bnd_net_train_step_classification(net, opt, g_big_input, g_big_labels, BIG_BATCH, &loss));
+    OK(bnd_net_set_training(net, 0));
+    OK(bnd_net_forward(net, g_big_input, BIG_BATCH, out, BIG_BATCH * 3));
+    ok = 1;
+done:
+    bnd_optimizer_free(opt);
+    bnd_net_free(net);
+    return ok;
+}
+
 /* A small CNN (conv, BatchNorm2d, pooling: the thread pool's kernels) or an MLP with dropout. */
 static bnd_status build(bnd_net **out, int cnn, uint64_t seed) {
     bnd_net *net = NULL;
@@ -136,6 +175,7 @@ static void *worker(void *arg) {
         OK(bnd_net_predict_mc_dropout(net, features, BATCH, 4, (uint64_t)round, mean, var, BATCH * 3));
         double eval_loss = 0, accuracy = 0;
         OK(bnd_evaluate(loaded, data, BATCH, &eval_loss, &accuracy));
+        if (!big_steps(who, (uint64_t)round)) goto done;
     done:
         bnd_loader_free(loader);
         bnd_dataset_free(data);
@@ -225,12 +265,64 @@ static void *thread_count_changer(void *arg) {
     return NULL;
 }
 
+/* `stress_threads --pool-regions N`: WORKERS threads each run N back-to-back forward and backward passes
+   whose every layer uses the shared thread pool (whichever caller gets the pool, the others run
+   inline), while another changes the thread count (1-3), nothing else. A reproducer for a race TSan
+   reports in ThreadPool (a worker's last claim() reads taskCount after its final completed.add, while
+   the caller, already back, writes taskCount and job for the next region): `make test-tsan-pool`,
+   expected to fail until ThreadPool is fixed, and not part of `make test` or `make test-tsan`. */
+static int g_pool_passes;
+static void *pool_regions(void *arg) {
+    (void)arg;
+    int passes = g_pool_passes;
+    const char *who = "pool-regions";
+    int64_t flat[] = {256};
+    bnd_net *net = NULL;
+    float *x = calloc(BIG_BATCH * 256, sizeof(float)), *y = calloc(BIG_BATCH * 64, sizeof(float));
+    int ok = 0;
+    if (x == NULL || y == NULL) goto done;
+    for (int i = 0; i < BIG_BATCH * 256; i++) x[i] = (float)(i % 13) / 13.0f;
+    OK(bnd_net_create(flat, 1, &net));
+    OK(bnd_net_add_linear(net, 64)); /* 64 x 256 x 64 = 2^20 multiply-adds: on the pool */
+    OK(bnd_net_add_batchnorm(net, NULL));
+    OK(bnd_net_add_relu(net));
+    for (int i = 0; i < passes; i++) {
+        OK(bnd_net_forward(net, x, BIG_BATCH, y, BIG_BATCH * 64));
+        OK(bnd_net_backward(net, y, BIG_BATCH, NULL, 0));
+    }
+    ok = 1;
+done:
+    bnd_net_free(net);
+    free(x);
+    free(y);
+    if (!ok) atomic_fetch_add(&g_failures, 1);
+    atomic_fetch_add(&g_workers_done, 1);
+    return NULL;
+}
+
+static void *thread_count_changer(void *arg);
+
+static int pool_main(int passes) {
+    pthread_t threads[WORKERS + 1];
+    g_pool_passes = passes;
+    for (int i = 0; i < WORKERS; i++) pthread_create(&threads[i], NULL, pool_regions, NULL);
+    pthread_create(&threads[WORKERS], NULL, thread_count_changer, NULL);
+    for (int i = 0; i <= WORKERS; i++) pthread_join(threads[i], NULL);
+    int failures = atomic_load(&g_failures);
+    printf("stress_threads --pool-regions: %d threads x %d passes: %s\n", WORKERS, passes, failures ? "FAILED" : "ok");
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "--pool-regions") == 0) return pool_main(atoi(argv[2]));
     if (argc > 1) g_rounds = atoi(argv[1]);
     if (g_rounds < 1) g_rounds = 1;
     const char *tmp = getenv("TMPDIR");
     snprintf(g_dir, sizeof g_dir, "%s/bndrop-stress-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(g_dir) == NULL) { perror("mkdtemp"); return 1; }
+    uint32_t random = 99;
+    for (int i = 0; i < BIG_BATCH * 256; i++) g_big_input[i] = (float)(next_random(&random) & 0xFFFF) / 65536.0f;
+    for (int i = 0; i < BIG_BATCH; i++) g_big_labels[i] = i % 3;
     bnd_runtime_info info;
     if (bnd_get_runtime_info(&info) != BND_OK) fprintf(stderr, "note: %s\n", bnd_last_error());
     pthread_t threads[WORKERS + 2];
