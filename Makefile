@@ -213,3 +213,119 @@ install-test: build
 
 clean:
 	rm -rf .build report
+
+# ============================== Sanitizers, valgrind, fuzzing (issue 10) ==============================
+# Not part of `make test` (see `check-all` and README "Sanitizers and fuzzing"): each builds its own
+# instrumented debug library in its own scratch folder (.build-asan, .build-tsan; a cold build takes
+# minutes) and programs compiled with the Swift toolchain's clang, whose sanitizer runtimes are the
+# ones swiftc links against (gcc's libasan would be a second, conflicting runtime).
+TOOLCHAIN_BIN ?= $(patsubst %/,%,$(dir $(realpath $(shell command -v $(SWIFT)))))
+SAN_CC ?= $(TOOLCHAIN_BIN)/clang
+SAN_OUT := .build/c-san
+ASAN_SCRATCH ?= .build-asan
+TSAN_SCRATCH ?= .build-tsan
+ASAN_BUILD := $(ASAN_SCRATCH)/debug
+TSAN_BUILD := $(TSAN_SCRATCH)/debug
+# The library's own product flags (-static-stdlib, lld, the version script) link with both sanitizers.
+SWIFT_SAN_BUILD = $(SWIFT) build -c debug --product bndrop --sanitize=$(1) --scratch-path $(2) $(3)
+SAN_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -Iinclude
+ASAN_CFLAGS := $(SAN_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined
+asan_ldflags = -fuse-ld=lld -L$(ASAN_BUILD) -Wl,-rpath,$(abspath $(ASAN_BUILD)) -lbndrop
+# Any report fails the run: ASan and UBSan abort, LeakSanitizer (on by default with ASan) exits non-zero.
+# Set only for the sanitizer targets (target-specific exports), so `make test` is unaffected.
+SAN_TARGETS := test-asan test-tsan test-tsan-pool fuzz-smoke
+$(SAN_TARGETS): export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1
+$(SAN_TARGETS): export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+$(SAN_TARGETS): export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
+$(SAN_TARGETS): export ASAN_SYMBOLIZER_PATH ?= $(TOOLCHAIN_BIN)/llvm-symbolizer
+# The C test program without test_alloc.c (it interposes malloc, as ASan does): a stub takes its place.
+SAN_TEST_SRC := $(filter-out Tests/C/test_alloc.c,$(C_TEST_SRC)) $(SAN_OUT)/no_alloc_tests.c
+
+.PHONY: asan-build tsan-build test-asan test-tsan test-tsan-pool test-valgrind fuzz-build fuzz-smoke check-all
+
+$(SAN_OUT):
+	mkdir -p $(SAN_OUT)
+
+$(SAN_OUT)/no_alloc_tests.c: | $(SAN_OUT)
+	echo '/* test_alloc.c left out of sanitizer runs: it interposes malloc. */ void run_alloc_tests(void) {}' > $@
+
+# The ASan library also carries SanitizerCoverage (edge counters, PC table, comparison tracing), so that
+# the fuzzers see coverage inside the Swift code; without a fuzzer the ASan runtime's no-op hooks apply.
+ASAN_SWIFTFLAGS ?= -Xswiftc -sanitize-coverage=edge,pc-table,inline-8bit-counters,trace-cmp
+asan-build:
+	$(call SWIFT_SAN_BUILD,address,$(ASAN_SCRATCH),$(ASAN_SWIFTFLAGS))
+	ln -sfn libbndrop.so $(ASAN_BUILD)/$(SONAME)
+
+# The C ABI tests and the C examples' short runs, all under ASan + UBSan (C code) on an ASan library.
+test-asan: asan-build $(SAN_OUT)/no_alloc_tests.c
+	$(SAN_CC) $(ASAN_CFLAGS) -pthread -o $(SAN_OUT)/test_capi_asan $(SAN_TEST_SRC) $(asan_ldflags) -lcjson -lopenblas -lm
+	BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(SAN_OUT)/test_capi_asan $(GOLDEN_DIR)
+	set -e; for e in $(EXAMPLES); do $(SAN_CC) $(ASAN_CFLAGS) -o $(SAN_OUT)/$$e-asan examples/$$e.c $(asan_ldflags) -lm; done
+	$(SAN_OUT)/bn_mlp-asan --short
+	set -e; for e in $(EXPERIMENTS); do echo "== $$e --short (ASan)"; \
+	  $(SAN_OUT)/$$e-asan --short --data $(DATA) --out $(SAN_OUT)/asan-report/data; done
+	@echo "test-asan: no ASan, UBSan or leak report"
+
+tsan-build:
+	$(call SWIFT_SAN_BUILD,thread,$(TSAN_SCRATCH),)
+	ln -sfn libbndrop.so $(TSAN_BUILD)/$(SONAME)
+
+# Tests/C/stress_threads.c (worker threads training, saving and loading their own nets; one thread on
+# error paths; one changing the thread count) under ThreadSanitizer, on a TSan library. The program
+# needs the toolchain's libdispatch and BlocksRuntime (the TSan Swift runtime's dependencies).
+# fuzz/tsan.supp suppresses one class of false report, swift_once's (the file says why); any other
+# report fails.
+TSAN_ROUNDS ?= 10
+test-tsan: tsan-build | $(SAN_OUT)
+	$(SAN_CC) $(SAN_CFLAGS) -pedantic -fsanitize=thread -pthread -o $(SAN_OUT)/stress_threads_tsan Tests/C/stress_threads.c \
+	  -fuse-ld=lld -L$(TSAN_BUILD) -Wl,-rpath,$(abspath $(TSAN_BUILD)) -lbndrop \
+	  -L$(TOOLCHAIN_BIN)/../lib/swift/linux -Wl,-rpath,$(abspath $(TOOLCHAIN_BIN)/../lib/swift/linux) -ldispatch -lBlocksRuntime
+	TSAN_OPTIONS="$$TSAN_OPTIONS:suppressions=$(abspath fuzz/tsan.supp)" $(SAN_OUT)/stress_threads_tsan $(TSAN_ROUNDS)
+	@echo "test-tsan: no ThreadSanitizer report"
+
+# KNOWN TO FAIL, intermittently (not in test-tsan, check-all or make test): TSan reports ThreadPool's
+# taskCount, written by a caller starting the next region while a worker's last claim() of the previous
+# region reads it (fuzz/findings/tsan-threadpool-taskcount.txt). Timing decides whether TSan sees it:
+# up to TSAN_POOL_TRIES runs of the 30-round stress and of --pool-regions (back-to-back pool regions).
+TSAN_POOL_TRIES ?= 5
+test-tsan-pool: test-tsan
+	set -e; for i in $$(seq $(TSAN_POOL_TRIES)); do echo "== try $$i"; \
+	  TSAN_OPTIONS="$$TSAN_OPTIONS:suppressions=$(abspath fuzz/tsan.supp)" $(SAN_OUT)/stress_threads_tsan 30; \
+	  TSAN_OPTIONS="$$TSAN_OPTIONS:suppressions=$(abspath fuzz/tsan.supp)" $(SAN_OUT)/stress_threads_tsan --pool-regions 500; done
+
+# libFuzzer targets (fuzz/fuzz_*.c), linked with the toolchain's clang and lld against the ASan library.
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_OUT := .build/fuzz
+FUZZ_SECONDS ?= 20
+fuzz-build: asan-build
+	mkdir -p $(FUZZ_OUT)
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  $(SAN_CC) $(SAN_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $(FUZZ_OUT)/fuzz_$$t \
+	    fuzz/fuzz_$$t.c $(asan_ldflags) -lz -lm; done
+
+# Each fuzz target FUZZ_SECONDS (20) seconds from its committed corpus (fuzz/run.sh); a crash fails.
+fuzz-smoke: fuzz-build
+	set -e; for t in $(FUZZ_TARGETS); do FUZZ_NO_BUILD=1 bash fuzz/run.sh $$t $(FUZZ_SECONDS); done
+
+# valgrind memcheck on the C ABI test program (minus test_alloc.c: its malloc would bypass valgrind's),
+# linked against a copy of the release library without debug info: valgrind 3.19 cannot read the
+# DWARF 5 of the lld-linked library. Any error fails (--error-exitcode); leaks are listed, "definitely
+# lost" ones fail.
+VALGRIND ?= valgrind
+VALGRIND_DIR := $(SAN_OUT)/valgrind-lib
+test-valgrind: build $(SAN_OUT)/no_alloc_tests.c
+	mkdir -p $(VALGRIND_DIR)
+	objcopy --strip-debug $(LIB) $(VALGRIND_DIR)/libbndrop.so
+	ln -sfn libbndrop.so $(VALGRIND_DIR)/$(SONAME)
+	$(CC) $(CFLAGS) -g -pthread -o $(SAN_OUT)/test_capi_valgrind $(SAN_TEST_SRC) -L$(VALGRIND_DIR) \
+	  -Wl,-rpath,$(abspath $(VALGRIND_DIR)) -lbndrop -lcjson -lopenblas -lm
+	BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(VALGRIND) --tool=memcheck --error-exitcode=99 \
+	  --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	  $(SAN_OUT)/test_capi_valgrind $(GOLDEN_DIR)
+	@echo "test-valgrind: no memcheck error"
+
+# Everything: `make test`, then the sanitizer, valgrind and fuzzing runs. Not in `make test` (CI): the
+# two instrumented library builds take minutes when cold, the ASan runs of the examples and valgrind a
+# few minutes more, and the fuzzers' 20 s each add a minute; together several times make test's ~2 min.
+check-all: test test-asan test-tsan test-valgrind fuzz-smoke
+	@echo "check-all: make test, ASan+UBSan, TSan, valgrind and the fuzz smoke runs all passed"
