@@ -283,10 +283,10 @@ test-tsan: tsan-build | $(SAN_OUT)
 	TSAN_OPTIONS="$$TSAN_OPTIONS:suppressions=$(abspath fuzz/tsan.supp)" $(SAN_OUT)/stress_threads_tsan $(TSAN_ROUNDS)
 	@echo "test-tsan: no ThreadSanitizer report"
 
-# KNOWN TO FAIL, intermittently (not in test-tsan, check-all or make test): TSan reports ThreadPool's
-# taskCount, written by a caller starting the next region while a worker's last claim() of the previous
-# region reads it (fuzz/findings/tsan-threadpool-taskcount.txt). Timing decides whether TSan sees it:
-# up to TSAN_POOL_TRIES runs of the 30-round stress and of --pool-regions (back-to-back pool regions).
+# The regression run for the thread-pool race TSan found (fuzz/findings/tsan-threadpool-taskcount.txt:
+# a worker finishing a region read the next region's task count from a plain variable; fixed by keeping
+# the count in the atomic claim word). Timing decides whether TSan can see such a race, so it runs
+# TSAN_POOL_TRIES times the 30-round stress and --pool-regions (back-to-back pool regions).
 TSAN_POOL_TRIES ?= 5
 test-tsan-pool: test-tsan
 	set -e; for i in $$(seq $(TSAN_POOL_TRIES)); do echo "== try $$i"; \
@@ -327,5 +327,5 @@ test-valgrind: build $(SAN_OUT)/no_alloc_tests.c
 # Everything: `make test`, then the sanitizer, valgrind and fuzzing runs. Not in `make test` (CI): the
 # two instrumented library builds take minutes when cold, the ASan runs of the examples and valgrind a
 # few minutes more, and the fuzzers' 20 s each add a minute; together several times make test's ~2 min.
-check-all: test test-asan test-tsan test-valgrind fuzz-smoke
-	@echo "check-all: make test, ASan+UBSan, TSan, valgrind and the fuzz smoke runs all passed"
+check-all: test test-asan test-tsan test-tsan-pool test-valgrind fuzz-smoke
+	@echo "check-all: make test, ASan+UBSan, TSan (with the pool regression runs), valgrind and the fuzz smoke runs all passed"
