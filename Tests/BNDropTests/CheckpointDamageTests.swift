@@ -5,18 +5,7 @@ import Glibc
 
 /// A table of damaged checkpoint files: each gives its error (the BNDError case the C API maps to a
 /// status) and a message naming what is wrong; none traps, reads out of bounds or changes the net.
-final class CheckpointDamageTests: XCTestCase {
-    private var folder: URL!
-
-    override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("bndrop-damage-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
+final class CheckpointDamageTests: TemporaryFolderTestCase {
     // MARK: Building files
 
     /// {3} -> Linear(2) -> BatchNorm1d(2): 7 tensors, 72 data bytes when laid out as `layout`.

@@ -4,20 +4,7 @@ import Glibc
 @preconcurrency import BNDrop
 
 /// Checkpoints through the Swift API: round trips, training that resumes bit for bit, atomic saving.
-final class CheckpointTests: XCTestCase {
-    private var folder: URL!
-
-    override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("bndrop-ckpt-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
-
+final class CheckpointTests: TemporaryFolderTestCase {
     /// {4} -> Linear(16) -> BatchNorm1d -> ReLU -> Dropout(0.3) -> Linear(3).
     private func mlp(seed: UInt64 = 7) throws -> Sequential {
         let net = try Sequential(sampleShape: [4], seed: seed)

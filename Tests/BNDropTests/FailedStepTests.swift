@@ -9,18 +9,7 @@ import Glibc
 /// num_batches_tracked, the mode and every dropout generator; the optimizer checkpoint: momentum
 /// buffers, Adam's step and moments), and a further train step must give both the same loss, dropout
 /// mask and state.
-final class FailedStepTests: XCTestCase {
-    private var folder: URL!
-
-    override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("bndrop-failed-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
+final class FailedStepTests: TemporaryFolderTestCase {
     /// {4} -> Linear(8) -> Dropout(0.25) -> BatchNorm1d -> ReLU -> Dropout(0.5) -> Linear(3).
     /// A Dropout before the BatchNorm: a step failing at the BatchNorm would already have drawn its mask.
     private func classifier() throws -> (Sequential, Optimizer) {
