@@ -32,6 +32,10 @@ void expect_fail(const char *file, int line, const char *fmt, ...);
 int expect_close(const char *what, const float *actual, const float *expected, size_t n, double abs_tol,
                  double rel_tol);
 
+/* {inputs} -> Linear(hidden) -> BatchNorm1d -> ReLU [-> Dropout(dropout) when > 0] -> Linear(outputs),
+   parameters from `seed`: the small net several test files train. NULL (and a failed check) on error. */
+bnd_net *test_mlp(int64_t inputs, int64_t hidden, float dropout, int64_t outputs, uint64_t seed);
+
 /* Makes a fresh temporary folder /tmp/bndrop-<what>-XXXXXX into dir (capacity bytes); returns 1 on
    success, else records a failed test named after `what` and returns 0. */
 int make_temp_dir(char *dir, size_t capacity, const char *what);

@@ -47,17 +47,7 @@ static long stop_counting(void) { counting = 0; return allocations; }
 
 enum { BATCH = 32, STEPS = 20 };
 
-static bnd_net *mlp(void) {
-    int64_t shape[] = {784};
-    bnd_net *net = NULL;
-    EXPECT_OK(bnd_net_create(shape, 1, &net));
-    EXPECT_OK(bnd_net_add_linear(net, 48));
-    EXPECT_OK(bnd_net_add_batchnorm(net, NULL));
-    EXPECT_OK(bnd_net_add_relu(net));
-    EXPECT_OK(bnd_net_add_dropout(net, 0.3f));
-    EXPECT_OK(bnd_net_add_linear(net, 10));
-    return net;
-}
+static bnd_net *mlp(void) { return test_mlp(784, 48, 0.3f, 10, 0); }
 
 static bnd_net *cnn(void) {
     int64_t shape[] = {1, 28, 28};

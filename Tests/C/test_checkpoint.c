@@ -194,18 +194,7 @@ static void test_pytorch_fixtures(void) {
 /* ---- round trips and resuming ------------------------------------------------------------------ */
 
 /* {4} -> Linear(16) -> BatchNorm1d -> ReLU -> Dropout(0.3) -> Linear(3), seeded. */
-static bnd_net *mlp(uint64_t seed) {
-    int64_t shape[] = {4};
-    bnd_net *net = NULL;
-    EXPECT_OK(bnd_net_create(shape, 1, &net));
-    EXPECT_OK(bnd_net_seed(net, seed));
-    EXPECT_OK(bnd_net_add_linear(net, 16));
-    EXPECT_OK(bnd_net_add_batchnorm(net, NULL));
-    EXPECT_OK(bnd_net_add_relu(net));
-    EXPECT_OK(bnd_net_add_dropout(net, 0.3f));
-    EXPECT_OK(bnd_net_add_linear(net, 3));
-    return net;
-}
+static bnd_net *mlp(uint64_t seed) { return test_mlp(4, 16, 0.3f, 3, seed); }
 
 /* Batch `step`: 8 samples of 4 values, deterministic and different per step. */
 static void batch_of(int step, float *input, int32_t *labels) {
@@ -436,13 +425,7 @@ static void test_damaged_files(void) {
     EXPECT_OK(bnd_net_save(small, path_of("small.safetensors")));
     BAD_MSG(BND_ERR_FORMAT, "has no tensor '1.weight'", bnd_net_load_weights(net, path_of("small.safetensors")));
     {
-        bnd_net *wide = NULL;
-        EXPECT_OK(bnd_net_create(shape, 1, &wide));
-        EXPECT_OK(bnd_net_add_linear(wide, 16));
-        EXPECT_OK(bnd_net_add_batchnorm(wide, NULL));
-        EXPECT_OK(bnd_net_add_relu(wide));
-        EXPECT_OK(bnd_net_add_dropout(wide, 0.3f));
-        EXPECT_OK(bnd_net_add_linear(wide, 5));
+        bnd_net *wide = test_mlp(4, 16, 0.3f, 5, 0);
         EXPECT_OK(bnd_net_save(wide, path_of("wide.safetensors")));
         BAD_MSG(BND_ERR_SHAPE, "'4.weight' has shape [5, 16] but the network's is [3, 16]",
                 bnd_net_load_weights(net, path_of("wide.safetensors")));

@@ -47,6 +47,19 @@ void bad_call(const char *text, bnd_status expected, const char *needle, bnd_sta
     test_end();
 }
 
+bnd_net *test_mlp(int64_t inputs, int64_t hidden, float dropout, int64_t outputs, uint64_t seed) {
+    bnd_net *net = NULL;
+    EXPECT_OK(bnd_net_create(&inputs, 1, &net));
+    if (net == NULL) return NULL;
+    EXPECT_OK(bnd_net_seed(net, seed));
+    EXPECT_OK(bnd_net_add_linear(net, hidden));
+    EXPECT_OK(bnd_net_add_batchnorm(net, NULL));
+    EXPECT_OK(bnd_net_add_relu(net));
+    if (dropout > 0) EXPECT_OK(bnd_net_add_dropout(net, dropout));
+    EXPECT_OK(bnd_net_add_linear(net, outputs));
+    return net;
+}
+
 int make_temp_dir(char *dir, size_t capacity, const char *what) {
     snprintf(dir, capacity, "/tmp/bndrop-%s-XXXXXX", what);
     if (mkdtemp(dir) != NULL) return 1;
