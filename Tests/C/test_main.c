@@ -90,6 +90,16 @@ int expect_close(const char *what, const float *actual, const float *expected, s
     return bad == 0;
 }
 
+/* Runs one group of tests and prints how many it counted. */
+static void run_group(const char *name, void (*group)(void)) {
+    int before = g_passed + g_failed;
+    group();
+    printf("%s: %d\n", name, g_passed + g_failed - before);
+}
+
+static const char *g_golden_dir;
+static void run_golden(void) { run_golden_network(g_golden_dir); }
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s GOLDEN_DIR\n", argv[0]);
@@ -97,25 +107,14 @@ int main(int argc, char **argv) {
     }
     printf("bndrop %s (header %s)\n", bnd_version_string(), BND_VERSION_STRING);
     /* First, while the process has one thread: each of these tests forks. */
-    run_oom_tests();
-    printf("out of memory: %d\n", g_passed + g_failed);
-    run_golden_network(argv[1]);
-    printf("golden network: %d trajectories\n", g_passed + g_failed);
-    int before = g_passed + g_failed;
-    run_bad_call_tests();
-    printf("bad calls: %d\n", g_passed + g_failed - before);
-    before = g_passed + g_failed;
-    run_api_tests();
-    printf("api checks: %d\n", g_passed + g_failed - before);
-    before = g_passed + g_failed;
-    run_data_tests();
-    printf("data: %d\n", g_passed + g_failed - before);
-    before = g_passed + g_failed;
-    run_checkpoint_tests();
-    printf("checkpoints: %d\n", g_passed + g_failed - before);
-    before = g_passed + g_failed;
-    run_failed_step_tests();
-    printf("failed steps: %d\n", g_passed + g_failed - before);
+    run_group("out of memory", run_oom_tests);
+    g_golden_dir = argv[1];
+    run_group("golden network", run_golden);
+    run_group("bad calls", run_bad_call_tests);
+    run_group("api checks", run_api_tests);
+    run_group("data", run_data_tests);
+    run_group("checkpoints", run_checkpoint_tests);
+    run_group("failed steps", run_failed_step_tests);
     run_thread_tests();
     run_alloc_tests();
     printf("%d passed, %d failed\n", g_passed, g_failed);
