@@ -14,10 +14,13 @@ let package = Package(
         // The Swift core: layers, losses, optimizers, the sequential network, data.
         .target(
             name: "BNDrop",
-            dependencies: ["COpenBLAS", "CZlib", "BNDropSystem", "CcJSON", "BNDropHeader"]
+            dependencies: ["COpenBLAS", "CZlib", "BNDropSystem", "BNDropKernels", "CcJSON", "BNDropHeader"]
         ),
         // Operating-system facts Swift's Glibc module does not expose (sched_getaffinity).
         .target(name: "BNDropSystem"),
+        // The hot loops that need wide vectors, in C compiled per instruction set (AVX-512, AVX2, SSE2)
+        // and chosen when the library loads: Swift builds for the SSE2 baseline only.
+        .target(name: "BNDropKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Thin @_cdecl exports over the Swift API, linked into libbndrop.so.
         .target(
             name: "BNDropC",

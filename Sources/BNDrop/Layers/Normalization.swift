@@ -1,3 +1,5 @@
+import BNDropKernels
+
 /// Batch normalization over the channel axis, as torch.nn.BatchNorm1d (N×C or N×C×L input) and
 /// torch.nn.BatchNorm2d (N×C×H×W input).
 ///
@@ -156,37 +158,11 @@ public final class BatchNorm: Layer {
     }
 
     /// Channel `c`'s batch mean, 1/√(biased var + eps) and unbiased variance, summed in double precision
-    /// in two passes so that a large common offset keeps its variance. Eight lanes of partial sums break
-    /// the chain of dependent additions; the lanes are fixed, so the result is too.
+    /// in two passes so that a large common offset keeps its variance (`bndk_channel_moments`).
     private func batchStatistics(_ x: UnsafePointer<Float>, batch: Int, channel c: Int) {
-        let stride = numFeatures * spatial
         let perChannel = Double(batch * spatial)
-        var lanes = SIMD8<Double>(), rest = 0.0
-        for n in 0..<batch {
-            let row = x + n * stride + c * spatial
-            var s = 0
-            while s + 8 <= spatial { lanes += SIMD8<Double>(load8(row + s)); s += 8 }
-            while s < spatial { rest += Double(row[s]); s += 1 }
-        }
-        let mu = (lanes.sum() + rest) / perChannel
-        let muLanes = SIMD8<Double>(repeating: mu)
-        lanes = SIMD8<Double>()
-        rest = 0
-        for n in 0..<batch {
-            let row = x + n * stride + c * spatial
-            var s = 0
-            while s + 8 <= spatial {
-                let d = SIMD8<Double>(load8(row + s)) - muLanes
-                lanes += d * d
-                s += 8
-            }
-            while s < spatial {
-                let d = Double(row[s]) - mu
-                rest += d * d
-                s += 1
-            }
-        }
-        let squares = lanes.sum() + rest
+        var mu = 0.0, squares = 0.0
+        bndk_channel_moments(x + c * spatial, Int64(batch), Int64(numFeatures * spatial), Int64(spatial), &mu, &squares)
         savedMean.pointer[c] = Float(mu)
         savedInvStd.pointer[c] = Float(1 / (squares / perChannel + Double(eps)).squareRoot())
         unbiasedVar.pointer[c] = Float(squares / (perChannel - 1))
@@ -208,22 +184,9 @@ public final class BatchNorm: Layer {
 
     /// y = (x − mean)·invStd·γ + β for channel `c`, with its saved statistics.
     private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, batch: Int, channel c: Int) {
-        let stride = numFeatures * spatial
-        let mean = savedMean.pointer[c]
         let scale = savedInvStd.pointer[c] * (weight?.value.pointer[c] ?? 1)
-        let beta = bias?.value.pointer[c] ?? 0
-        let meanLanes = SIMD8<Float>(repeating: mean), scaleLanes = SIMD8<Float>(repeating: scale)
-        let betaLanes = SIMD8<Float>(repeating: beta)
-        for n in 0..<batch {
-            let row = x + n * stride + c * spatial
-            let out = y + n * stride + c * spatial
-            var s = 0
-            while s + 8 <= spatial {
-                store8((load8(row + s) - meanLanes) * scaleLanes + betaLanes, out + s)
-                s += 8
-            }
-            while s < spatial { out[s] = (row[s] - mean) * scale + beta; s += 1 }
-        }
+        bndk_channel_affine(x + c * spatial, y + c * spatial, Int64(batch), Int64(numFeatures * spatial), Int64(spatial),
+                            savedMean.pointer[c], scale, bias?.value.pointer[c] ?? 0)
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
@@ -333,62 +296,26 @@ public final class BatchNorm: Layer {
     /// Channel `c`'s parameter gradients and (when asked) input gradient.
     private func backward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                           batch: Int, channel c: Int, needInputGradient: Bool) {
-        let stride = numFeatures * spatial
+        let (rows, stride, run) = (Int64(batch), Int64(numFeatures * spatial), Int64(spatial))
+        let offset = c * spatial
         let perChannel = Double(batch * spatial)
         let mean = savedMean.pointer[c], invStd = savedInvStd.pointer[c]
-        let meanLanes = SIMD8<Float>(repeating: mean)
-        var sumLanes = SIMD8<Double>(), dotLanes = SIMD8<Double>()
-        var sumRest = 0.0, dotRest = 0.0
-        for n in 0..<batch {
-            let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
-            var s = 0
-            while s + 8 <= spatial {
-                let g = SIMD8<Double>(load8(gr + s))
-                sumLanes += g
-                dotLanes += SIMD8<Double>(load8(xr + s) - meanLanes) * g
-                s += 8
-            }
-            while s < spatial {
-                sumRest += Double(gr[s])
-                dotRest += Double(xr[s] - mean) * Double(gr[s])
-                s += 1
-            }
-        }
-        let sumDy = sumLanes.sum() + sumRest, dotXmuDy = dotLanes.sum() + dotRest
+        var sumDy = 0.0, dotXmuDy = 0.0
+        bndk_channel_gradient_sums(dy + offset, x + offset, rows, stride, run, mean, &sumDy, &dotXmuDy)
         if let w = weight, let b = bias {
             w.gradient.pointer[c] += Float(dotXmuDy * Double(invStd))
             b.gradient.pointer[c] += Float(sumDy)
         }
         guard needInputGradient else { return }
         let scale = invStd * (weight?.value.pointer[c] ?? 1)
-        let scaleLanes = SIMD8<Float>(repeating: scale)
         guard usedBatchStatistics else {
             // Running statistics are constants of the input: dx = dy·invstd·γ.
-            for n in 0..<batch {
-                let gr = dy + n * stride + c * spatial, out = dx + n * stride + c * spatial
-                var s = 0
-                while s + 8 <= spatial { store8(load8(gr + s) * scaleLanes, out + s); s += 8 }
-                while s < spatial { out[s] = gr[s] * scale; s += 1 }
-            }
+            bndk_channel_affine(dy + offset, dx + offset, rows, stride, run, 0, scale, 0)
             return
         }
         // dx = (dy − Σdy/n − (x−μ)·invstd²·Σ(x−μ)dy/n)·invstd·γ
         let meanDy = Float(sumDy / perChannel)
         let projection = Float(dotXmuDy / perChannel) * invStd * invStd
-        let meanDyLanes = SIMD8<Float>(repeating: meanDy), projectionLanes = SIMD8<Float>(repeating: projection)
-        for n in 0..<batch {
-            let xr = x + n * stride + c * spatial, gr = dy + n * stride + c * spatial
-            let out = dx + n * stride + c * spatial
-            var s = 0
-            while s + 8 <= spatial {
-                let value = (load8(gr + s) - meanDyLanes - (load8(xr + s) - meanLanes) * projectionLanes) * scaleLanes
-                store8(value, out + s)
-                s += 8
-            }
-            while s < spatial {
-                out[s] = (gr[s] - meanDy - (xr[s] - mean) * projection) * scale
-                s += 1
-            }
-        }
+        bndk_channel_input_gradient(dy + offset, x + offset, dx + offset, rows, stride, run, mean, meanDy, projection, scale)
     }
 }

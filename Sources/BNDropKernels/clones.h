@@ -1,0 +1,26 @@
+// Shared by the kernel files: the clone attribute and the eight-lane vector helpers.
+#ifndef BNDROP_KERNELS_CLONES_H
+#define BNDROP_KERNELS_CLONES_H
+
+#include <string.h>
+
+#if defined(__x86_64__)
+// One copy per instruction set; an ifunc resolver picks one when the library is loaded.
+#define BNDK_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+#define BNDK_HAS_CLONES 1
+#else
+#define BNDK_CLONES
+#endif
+
+typedef float float8 __attribute__((vector_size(32)));
+typedef double double8 __attribute__((vector_size(64)));
+
+// Macros rather than functions: a vector argument would need one calling convention per clone.
+#define load8(p) ({ float8 v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define widen8(v) __builtin_convertvector((v), double8)
+#define splat8f(x) ((float8){(x), (x), (x), (x), (x), (x), (x), (x)})
+#define splat8d(x) ((double8){(x), (x), (x), (x), (x), (x), (x), (x)})
+// Lanes added pairwise in a fixed order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
+#define sum8(v) ({ double8 w_ = (v); ((w_[0] + w_[4]) + (w_[2] + w_[6])) + ((w_[1] + w_[5]) + (w_[3] + w_[7])); })
+
+#endif

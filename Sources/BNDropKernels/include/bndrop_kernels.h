@@ -1,0 +1,36 @@
+/* Internal to bndrop: the hot loops that need the CPU's wide vectors. Swift builds for the x86-64
+   baseline (SSE2) and has no per-function target attribute; these C functions are compiled once per
+   instruction set (AVX-512, AVX2+FMA, baseline: GCC/Clang target_clones) and the loader picks the best
+   one the CPU has, once. The choice depends on the machine only, never on the thread count, so results
+   stay bit-identical for any number of threads. Not part of the public API.
+
+   Layout conventions: a "channel" is `rows` runs of `run` contiguous floats, `stride` floats apart
+   (BatchNorm2d: rows = batch, run = H*W, stride = C*H*W). Sums are taken in double precision in
+   eight fixed lanes per run plus a scalar tail, so their order depends on the sizes only. */
+#ifndef BNDROP_KERNELS_H
+#define BNDROP_KERNELS_H
+
+#include <stdint.h>
+
+/* Which clone the loader chose for these kernels: "avx512", "avx2", or "baseline". */
+const char *bndk_instruction_set(void);
+
+/* ---- BatchNorm, one channel ---- */
+
+/* *mean = Σx / count and *squares = Σ(x − mean)², in two passes (exact for a large common offset). */
+void bndk_channel_moments(const float *x, int64_t rows, int64_t stride, int64_t run, double *mean,
+                          double *squares);
+
+/* y = (x − mean)·scale + shift over the channel (x and y may be the same). */
+void bndk_channel_affine(const float *x, float *y, int64_t rows, int64_t stride, int64_t run, float mean,
+                         float scale, float shift);
+
+/* *sum_dy = Σdy and *dot = Σ(x − mean)·dy over the channel. */
+void bndk_channel_gradient_sums(const float *dy, const float *x, int64_t rows, int64_t stride, int64_t run,
+                                float mean, double *sum_dy, double *dot);
+
+/* dx = (dy − mean_dy − (x − mean)·projection)·scale over the channel. */
+void bndk_channel_input_gradient(const float *dy, const float *x, float *dx, int64_t rows, int64_t stride,
+                                 int64_t run, float mean, float mean_dy, float projection, float scale);
+
+#endif

@@ -1,0 +1,15 @@
+#include "bndrop_kernels.h"
+#include "clones.h"
+
+// The clone the loader picks: target_clones tries the listed targets from the most capable down, with
+// the same CPU tests as these.
+const char *bndk_instruction_set(void) {
+#if defined(BNDK_HAS_CLONES)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512";
+    if (__builtin_cpu_is("haswell") || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                                        __builtin_cpu_supports("bmi2")))
+        return "avx2";
+#endif
+    return "baseline";
+}
