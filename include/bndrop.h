@@ -345,9 +345,11 @@ BND_API bnd_status bnd_net_set_grad(bnd_net *net, const char *name, const float 
 BND_API bnd_status bnd_net_forward(bnd_net *net, const float *input, int64_t batch, float *output,
                                    size_t output_capacity);
 
-/* bnd_net_forward without the copy: *out_view receives a read-only pointer to the net's own output
-   (batch * output_count floats, also written to *out_count), owned by the net and valid until the
-   next call that runs, changes or frees the net (forward, a training step, add_*, seed, free, ...).
+/* bnd_net_forward without copies, either way: *out_view receives a read-only pointer to the net's own
+   output (batch * output_count floats, also written to *out_count), owned by the net and valid until the
+   next call that runs, changes or frees the net (forward, a training step, add_*, seed, free, ...); and
+   the layers read `input` in place rather than a copy, so it must stay valid and unchanged until the
+   bnd_net_backward of this forward, if any (PyTorch's autograd keeps its input the same way).
    Use it when the output is only read, e.g. for a loss or an argmax. Statuses as bnd_net_forward
    (NULL out_view or out_count is BND_ERR_INVALID_ARGUMENT); on failure *out_view is untouched. */
 BND_API bnd_status bnd_net_forward_view(bnd_net *net, const float *input, int64_t batch, const float **out_view,
@@ -422,7 +424,9 @@ BND_API bnd_status bnd_loss_mse(const float *prediction, const float *target, si
 /* ======================================= Training steps ========================================= */
 
 /* One step: zero_grad, forward in train mode, loss, backward, optimizer step. A net in eval mode is
-   switched to train mode for the step and back to eval afterwards.
+   switched to train mode for the step and back to eval afterwards. The layers read `input` in place
+   during the call; after a successful step, bnd_net_get_layer_output shows its forward pass, but
+   bnd_net_backward returns BND_ERR_STATE until a new forward (the step does not keep its input).
    opt must have been created for this net (BND_ERR_INVALID_ARGUMENT otherwise).
    input:    in, batch * input_count floats.
    labels:   in, batch class indices in [0, output_count) (classification; the output must be flat).

@@ -21,7 +21,7 @@ public func bnd_net_forward_view(_ net: OpaquePointer?, _ input: UnsafePointer<F
         let input = try required(input, "input")
         let outView = try required(outView, "out_view")
         let outCount = try required(outCount, "out_count")
-        let result = try net.forward(input, batch: int(batch))
+        let result = try net.forward(input, batch: int(batch), borrowingInput: true)
         outView.pointee = result.baseAddress
         outCount.pointee = UInt(result.count)
     }

@@ -68,7 +68,7 @@ public class Layer {
     let outputCount: Int
     /// The layer's own output and input-gradient storage (unused by layers that pass data through).
     let output = FloatBuffer()
-    let gradInput = FloatBuffer()
+    let gradInput = GradientDestination()
     /// The batch and input of the last successful forward; nil before one, or after a failed one.
     private var lastForward: (batch: Int, input: UnsafePointer<Float>)?
 
@@ -103,16 +103,25 @@ public class Layer {
 
     /// Accumulates parameter gradients for the last forward pass and returns the input gradient
     /// (nil when `needInputGradient` is false and the layer could skip it).
-    public final func backward(_ gradOutput: UnsafePointer<Float>, batch: Int, needInputGradient: Bool) throws
-        -> UnsafePointer<Float>? {
+    /// With `destination` (room for batch·inputCount floats, overlapping neither `gradOutput` nor the
+    /// forward's input), a layer that computes its input gradient writes it there instead of into its own
+    /// buffer; one that passes the gradient through (Flatten, an unapplied Dropout) still returns
+    /// `gradOutput`, so the caller compares the pointer returned with `destination`.
+    public final func backward(_ gradOutput: UnsafePointer<Float>, batch: Int, needInputGradient: Bool,
+                               into destination: UnsafeMutablePointer<Float>? = nil) throws -> UnsafePointer<Float>? {
         guard let last = lastForward else {
             throw BNDError.state("\(typeName): backward called before forward")
         }
         guard last.batch == batch else {
             throw BNDError.shape("\(typeName): backward batch \(batch) differs from the forward batch \(last.batch)")
         }
+        gradInput.borrowed = needInputGradient ? destination : nil
+        defer { gradInput.borrowed = nil }
         return try computeBackward(gradOutput, input: last.input, batch: batch, needInputGradient: needInputGradient)
     }
+
+    /// The input of the last successful forward, for overlap checks.
+    var lastForwardInput: UnsafePointer<Float>? { lastForward?.input }
 
     /// The layer's forward kernel. `batch` is positive and `batch`·(input or output count) fits an `Int`.
     func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
@@ -124,6 +133,20 @@ public class Layer {
                          needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         throw BNDError.internalError("\(typeName) has no backward")
     }
+}
+
+/// Where a layer's backward writes its input gradient: the layer's own buffer, or for one backward call
+/// the caller's (see `Layer.backward(_:batch:needInputGradient:into:)`), which saves a copy of the
+/// whole gradient. Layers use it as a buffer: `resize`, then `pointer`.
+final class GradientDestination {
+    private let own = FloatBuffer()
+    /// The caller's buffer for the running backward call, if any.
+    fileprivate(set) var borrowed: UnsafeMutablePointer<Float>?
+
+    var pointer: UnsafeMutablePointer<Float> { borrowed ?? own.pointer }
+
+    /// Makes room for `count` floats (the caller's buffer was sized before the call).
+    func resize(_ count: Int) throws { if borrowed == nil { try own.resize(count) } }
 }
 
 /// Fills `buffer` with U(-bound, bound), PyTorch's default for Linear and Conv2d weights and biases.

@@ -20,6 +20,9 @@ public final class Sequential {
     /// The batch size of the last successful forward pass; nil before one, after a failed one, and after
     /// a layer was added.
     public internal(set) var lastBatch: Int?
+    /// False after a training step: its forward read the caller's input in place, which the step does not
+    /// keep, so backward needs a new forward (as PyTorch refuses a second backward through a graph).
+    var backwardAllowed = true
     /// The layers' outputs from the last successful forward pass, for inspection.
     private var layerOutputs: [UnsafePointer<Float>?] = []
     private let inputCopy = FloatBuffer()
@@ -136,12 +139,23 @@ public final class Sequential {
     /// Runs `batch` samples through the network and returns the output (`batch`·`outputCount` values).
     /// The returned pointer stays valid until the next `forward`.
     public func forward(_ input: UnsafePointer<Float>, batch: Int) throws -> UnsafeBufferPointer<Float> {
+        try forward(input, batch: batch, borrowingInput: false)
+    }
+
+    /// `forward`; with `borrowingInput` the layers read `input` in place instead of a copy, so it must stay
+    /// valid and unchanged until the backward of this forward (`bnd_net_forward_view`, the training step).
+    public func forward(_ input: UnsafePointer<Float>, batch: Int, borrowingInput: Bool) throws
+        -> UnsafeBufferPointer<Float> {
         lastBatch = nil
+        backwardAllowed = true
         try Checked.batch(batch)
         _ = try Checked.blasInt(batch, widestSample, "a batch of \(batch)")
-        try inputCopy.resize(batch * inputCount)
-        inputCopy.copy(from: input)
-        var current = UnsafePointer(inputCopy.pointer)
+        var current = input
+        if !borrowingInput {
+            try inputCopy.resize(batch * inputCount)
+            inputCopy.copy(from: input)
+            current = UnsafePointer(inputCopy.pointer)
+        }
         for index in layers.indices { layerOutputs[index] = nil }
         for (index, layer) in layers.enumerated() {
             current = try layer.forward(current, batch: batch)
@@ -179,18 +193,33 @@ public final class Sequential {
         guard let last = lastBatch else {
             throw BNDError.state("backward needs a successful forward first")
         }
+        guard backwardAllowed else {
+            throw BNDError.state("a training step's forward pass is used up by its own backward (it does not keep "
+                                 + "its input); run a forward first")
+        }
         guard batch == last else {
             throw BNDError.shape("backward batch \(batch) differs from the forward batch \(last)")
         }
-        if let gradInput { try Checked.room(gradInput, batch * inputCount, "grad_input") }
+        let count = batch * inputCount
+        if let gradInput { try Checked.room(gradInput, count, "grad_input") }
+        // The first layer writes the input gradient straight into the caller's buffer, unless that buffer
+        // overlaps what backward still reads (the gradient given, the forward's input).
+        var direct = gradInput?.baseAddress
+        if let out = direct, let first = layers.first {
+            let outBytes = UnsafeRawBufferPointer(start: out, count: count * 4)
+            let gradBytes = UnsafeRawBufferPointer(start: gradOutput, count: batch * outputCount * 4)
+            let inputBytes = first.lastForwardInput.map { UnsafeRawBufferPointer(start: $0, count: count * 4) }
+            if overlap(outBytes, gradBytes) || inputBytes.map({ overlap(outBytes, $0) }) == true { direct = nil }
+        }
         var gradient = gradOutput
         for (index, layer) in layers.enumerated().reversed() {
             let needInput = index > 0 || gradInput != nil
-            guard let next = try layer.backward(gradient, batch: batch, needInputGradient: needInput) else { break }
+            guard let next = try layer.backward(gradient, batch: batch, needInputGradient: needInput,
+                                                into: index == 0 ? direct : nil) else { break }
             gradient = next
         }
-        if let out = gradInput?.baseAddress {
-            out.update(from: gradient, count: batch * inputCount)
+        if let out = gradInput?.baseAddress, UnsafeMutablePointer(mutating: gradient) != out {
+            out.update(from: gradient, count: count)
         }
     }
 
@@ -236,4 +265,10 @@ public final class Sequential {
         }
         return UnsafeBufferPointer(start: output, count: batch * layers[index].outputCount)
     }
+}
+
+/// Whether two byte ranges share a byte.
+private func overlap(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    guard let a0 = a.baseAddress, let b0 = b.baseAddress, a.count > 0, b.count > 0 else { return false }
+    return a0 < b0 + b.count && b0 < a0 + a.count
 }

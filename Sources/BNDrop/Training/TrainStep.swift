@@ -94,7 +94,7 @@ extension Sequential {
         zeroGrad()
         let value: Float
         do {
-            let output = try forward(input, batch: batch)
+            let output = try forward(input, batch: batch, borrowingInput: true)
             guard let out = output.baseAddress else { throw BNDError.internalError("forward returned no values") }
             try lossGradient.resize(output.count)
             value = try loss(out, lossGradient.pointer)
@@ -110,6 +110,7 @@ extension Sequential {
             lastBatch = nil
             throw error
         }
+        backwardAllowed = false
         try optimizer.step()
         return value
     }
