@@ -77,3 +77,127 @@ void bndk_channel_input_gradient(const float *dy, const float *x, float *dx, int
         for (int64_t s = 0; s < run; s++) out[s] = (gr[s] - mean_dy - (xr[s] - mean) * projection) * scale;
     }
 }
+
+// ---- N x C input: rows of `width` floats; channels [0, count) of each row ----
+// Blocks of eight channels: the block's sums or constants stay in registers while the rows stream by,
+// then a scalar loop does the last count % 8 channels. Each channel is still summed over the rows in order.
+
+// Channels [c, c + 8·V): V independent vectors of sums, so consecutive rows do not wait on one
+// another's additions. Inlined with a constant V into each clone.
+static inline __attribute__((always_inline)) void rows_moments_block(const float *restrict x, int64_t rows,
+                                                                     int64_t width, double *restrict mean,
+                                                                     double *restrict squares, const int V) {
+    double8 sum[4] = {{0}}, sq[4] = {{0}}, mu[4];
+    for (int64_t n = 0; n < rows; n++)
+        for (int v = 0; v < V; v++) sum[v] += widen8(load8(x + n * width + 8 * v));
+    for (int v = 0; v < V; v++) mu[v] = sum[v] / splat8d((double)rows);
+    for (int64_t n = 0; n < rows; n++)
+        for (int v = 0; v < V; v++) {
+            const double8 d = widen8(load8(x + n * width + 8 * v)) - mu[v];
+            sq[v] += d * d;
+        }
+    for (int v = 0; v < V; v++) {
+        memcpy(mean + 8 * v, &mu[v], sizeof mu[v]);
+        memcpy(squares + 8 * v, &sq[v], sizeof sq[v]);
+    }
+}
+
+BNDK_CLONES
+void bndk_rows_moments(const float *restrict x, int64_t rows, int64_t width, int64_t count, double *restrict mean,
+                       double *restrict squares) {
+    int64_t c = 0;
+    for (; c + 32 <= count; c += 32) rows_moments_block(x + c, rows, width, mean + c, squares + c, 4);
+    for (; c + 8 <= count; c += 8) rows_moments_block(x + c, rows, width, mean + c, squares + c, 1);
+    for (; c < count; c++) {
+        double sum = 0, sq = 0;
+        for (int64_t n = 0; n < rows; n++) sum += x[n * width + c];
+        const double mu = sum / (double)rows;
+        for (int64_t n = 0; n < rows; n++) {
+            const double d = x[n * width + c] - mu;
+            sq += d * d;
+        }
+        mean[c] = mu;
+        squares[c] = sq;
+    }
+}
+
+BNDK_CLONES
+void bndk_rows_affine(const float *restrict x, float *restrict y, int64_t rows, int64_t width, int64_t count,
+                      const float *restrict mean, const float *restrict scale, const float *restrict shift) {
+    int64_t c = 0;
+    for (; c + 8 <= count; c += 8) {
+        const float8 m = load8(mean + c), a = load8(scale + c), b = load8(shift + c);
+        for (int64_t n = 0; n < rows; n++) store8(y + n * width + c, (load8(x + n * width + c) - m) * a + b);
+    }
+    for (; c < count; c++)
+        for (int64_t n = 0; n < rows; n++) y[n * width + c] = (x[n * width + c] - mean[c]) * scale[c] + shift[c];
+}
+
+static inline __attribute__((always_inline)) void rows_gradient_sums_block(
+    const float *restrict dy, const float *restrict x, int64_t rows, int64_t width, const float *restrict mean,
+    double *restrict sum_dy, double *restrict dot, const int V) {
+    double8 sums[4] = {{0}}, dots[4] = {{0}};
+    float8 m[4];
+    for (int v = 0; v < V; v++) m[v] = load8(mean + 8 * v);
+    for (int64_t n = 0; n < rows; n++)
+        for (int v = 0; v < V; v++) {
+            const double8 g = widen8(load8(dy + n * width + 8 * v));
+            sums[v] += g;
+            dots[v] += widen8(load8(x + n * width + 8 * v) - m[v]) * g;
+        }
+    for (int v = 0; v < V; v++) {
+        memcpy(sum_dy + 8 * v, &sums[v], sizeof sums[v]);
+        memcpy(dot + 8 * v, &dots[v], sizeof dots[v]);
+    }
+}
+
+BNDK_CLONES
+void bndk_rows_gradient_sums(const float *restrict dy, const float *restrict x, int64_t rows, int64_t width,
+                             int64_t count, const float *restrict mean, double *restrict sum_dy, double *restrict dot) {
+    int64_t c = 0;
+    for (; c + 32 <= count; c += 32)
+        rows_gradient_sums_block(dy + c, x + c, rows, width, mean + c, sum_dy + c, dot + c, 4);
+    for (; c + 8 <= count; c += 8)
+        rows_gradient_sums_block(dy + c, x + c, rows, width, mean + c, sum_dy + c, dot + c, 1);
+    for (; c < count; c++) {
+        double sum = 0, d = 0;
+        for (int64_t n = 0; n < rows; n++) {
+            const float g = dy[n * width + c];
+            sum += g;
+            d += (double)(x[n * width + c] - mean[c]) * g;
+        }
+        sum_dy[c] = sum;
+        dot[c] = d;
+    }
+}
+
+BNDK_CLONES
+void bndk_rows_input_gradient(const float *restrict dy, const float *restrict x, float *restrict dx, int64_t rows,
+                              int64_t width, int64_t count, const float *restrict mean, const float *restrict mean_dy,
+                              const float *restrict projection, const float *restrict scale) {
+    int64_t c = 0;
+    for (; c + 8 <= count; c += 8) {
+        const float8 m = load8(mean + c), g0 = load8(mean_dy + c), p = load8(projection + c), a = load8(scale + c);
+        for (int64_t n = 0; n < rows; n++) {
+            const int64_t i = n * width + c;
+            store8(dx + i, (load8(dy + i) - g0 - (load8(x + i) - m) * p) * a);
+        }
+    }
+    for (; c < count; c++)
+        for (int64_t n = 0; n < rows; n++) {
+            const int64_t i = n * width + c;
+            dx[i] = (dy[i] - mean_dy[c] - (x[i] - mean[c]) * projection[c]) * scale[c];
+        }
+}
+
+BNDK_CLONES
+void bndk_rows_scale(const float *restrict dy, float *restrict dx, int64_t rows, int64_t width, int64_t count,
+                     const float *restrict scale) {
+    int64_t c = 0;
+    for (; c + 8 <= count; c += 8) {
+        const float8 a = load8(scale + c);
+        for (int64_t n = 0; n < rows; n++) store8(dx + n * width + c, load8(dy + n * width + c) * a);
+    }
+    for (; c < count; c++)
+        for (int64_t n = 0; n < rows; n++) dx[n * width + c] = dy[n * width + c] * scale[c];
+}

@@ -17,6 +17,7 @@ typedef double double8 __attribute__((vector_size(64)));
 
 // Macros rather than functions: a vector argument would need one calling convention per clone.
 #define load8(p) ({ float8 v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define store8(p, v) do { float8 s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
 #define widen8(v) __builtin_convertvector((v), double8)
 #define splat8f(x) ((float8){(x), (x), (x), (x), (x), (x), (x), (x)})
 #define splat8d(x) ((double8){(x), (x), (x), (x), (x), (x), (x), (x)})

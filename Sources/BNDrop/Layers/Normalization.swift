@@ -218,57 +218,37 @@ public final class BatchNorm: Layer {
 
     private func forwardRows(_ x: UnsafePointer<Float>, batch: Int, channels: Range<Int>, useBatchStats: Bool,
                              factor: Float?) {
-        let width = numFeatures
+        let (width, first, count) = (numFeatures, channels.lowerBound, channels.count)
         if useBatchStats {
             let perChannel = Double(batch)
-            let sums = rowSums.pointer, means = rowSums.pointer + width
-            for c in channels { sums[c] = 0 }
-            for n in 0..<batch {
-                let row = x + n * width
-                for c in channels { sums[c] += Double(row[c]) }
-            }
-            for c in channels { means[c] = sums[c] / perChannel; sums[c] = 0 }
-            for n in 0..<batch {
-                let row = x + n * width
-                for c in channels {
-                    let d = Double(row[c]) - means[c]
-                    sums[c] += d * d
-                }
-            }
+            let means = rowSums.pointer, squares = rowSums.pointer + width
+            bndk_rows_moments(x + first, Int64(batch), Int64(width), Int64(count), means + first, squares + first)
             for c in channels {
                 savedMean.pointer[c] = Float(means[c])
-                savedInvStd.pointer[c] = Float(1 / (sums[c] / perChannel + Double(eps)).squareRoot())
-                unbiasedVar.pointer[c] = Float(sums[c] / (perChannel - 1))
+                savedInvStd.pointer[c] = Float(1 / (squares[c] / perChannel + Double(eps)).squareRoot())
+                unbiasedVar.pointer[c] = Float(squares[c] / (perChannel - 1))
                 if let factor { updateRunningStatistics(channel: c, factor: factor) }
             }
         } else {
             for c in channels { runningStatistics(channel: c) }
         }
-        let mean = savedMean.pointer, scale = rowConstants.pointer, beta = rowConstants.pointer + width
+        let scale = rowConstants.pointer, beta = rowConstants.pointer + width
         for c in channels {
             scale[c] = savedInvStd.pointer[c] * (weight?.value.pointer[c] ?? 1)
             beta[c] = bias?.value.pointer[c] ?? 0
         }
-        for n in 0..<batch {
-            let row = x + n * width, out = output.pointer + n * width
-            for c in channels { out[c] = (row[c] - mean[c]) * scale[c] + beta[c] }
-        }
+        bndk_rows_affine(x + first, output.pointer + first, Int64(batch), Int64(width), Int64(count),
+                         savedMean.pointer + first, scale + first, beta + first)
     }
 
     private func backwardRows(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, channels: Range<Int>,
                               needInputGradient: Bool) {
-        let width = numFeatures
+        let (width, first, count) = (numFeatures, channels.lowerBound, channels.count)
+        let (rows, stride, n) = (Int64(batch), Int64(width), Int64(count))
         let perChannel = Double(batch)
         let mean = savedMean.pointer, invStd = savedInvStd.pointer
         let sumDy = rowSums.pointer, dot = rowSums.pointer + width
-        for c in channels { sumDy[c] = 0; dot[c] = 0 }
-        for n in 0..<batch {
-            let xr = x + n * width, gr = dy + n * width
-            for c in channels {
-                sumDy[c] += Double(gr[c])
-                dot[c] += Double(xr[c] - mean[c]) * Double(gr[c])
-            }
-        }
+        bndk_rows_gradient_sums(dy + first, x + first, rows, stride, n, mean + first, sumDy + first, dot + first)
         if let w = weight, let b = bias {
             for c in channels {
                 w.gradient.pointer[c] += Float(dot[c] * Double(invStd[c]))
@@ -283,13 +263,11 @@ public final class BatchNorm: Layer {
             projection[c] = Float(dot[c] / perChannel) * invStd[c] * invStd[c]
         }
         let dx = gradInput.pointer
-        for n in 0..<batch {
-            let xr = x + n * width, gr = dy + n * width, out = dx + n * width
-            if usedBatchStatistics {
-                for c in channels { out[c] = (gr[c] - meanDy[c] - (xr[c] - mean[c]) * projection[c]) * scale[c] }
-            } else {
-                for c in channels { out[c] = gr[c] * scale[c] }
-            }
+        if usedBatchStatistics {
+            bndk_rows_input_gradient(dy + first, x + first, dx + first, rows, stride, n, mean + first, meanDy + first,
+                                     projection + first, scale + first)
+        } else {
+            bndk_rows_scale(dy + first, dx + first, rows, stride, n, scale + first)
         }
     }
 

@@ -33,4 +33,26 @@ void bndk_channel_gradient_sums(const float *dy, const float *x, int64_t rows, i
 void bndk_channel_input_gradient(const float *dy, const float *x, float *dx, int64_t rows, int64_t stride,
                                  int64_t run, float mean, float mean_dy, float projection, float scale);
 
+/* ---- BatchNorm, N x C input: the channels [0, count) of `rows` rows, `width` floats apart ----
+   Each channel's sums run over the rows in order; the loops are vectorised across channels, so every
+   channel is summed exactly as a scalar loop over its column would. */
+
+/* mean[c] = Σx / rows and squares[c] = Σ(x − mean)² (two passes, double precision). */
+void bndk_rows_moments(const float *x, int64_t rows, int64_t width, int64_t count, double *mean, double *squares);
+
+/* y = (x − mean[c])·scale[c] + shift[c]. */
+void bndk_rows_affine(const float *x, float *y, int64_t rows, int64_t width, int64_t count, const float *mean,
+                      const float *scale, const float *shift);
+
+/* sum_dy[c] = Σdy and dot[c] = Σ(x − mean[c])·dy, in double precision. */
+void bndk_rows_gradient_sums(const float *dy, const float *x, int64_t rows, int64_t width, int64_t count,
+                             const float *mean, double *sum_dy, double *dot);
+
+/* dx = (dy − mean_dy[c] − (x − mean[c])·projection[c])·scale[c]. */
+void bndk_rows_input_gradient(const float *dy, const float *x, float *dx, int64_t rows, int64_t width, int64_t count,
+                              const float *mean, const float *mean_dy, const float *projection, const float *scale);
+
+/* dx = dy·scale[c] (eval mode: the statistics are constants). */
+void bndk_rows_scale(const float *dy, float *dx, int64_t rows, int64_t width, int64_t count, const float *scale);
+
 #endif
