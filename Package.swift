@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "BNDropSystem"),
         // The hot loops that need wide vectors, in C compiled per instruction set (AVX-512, AVX2, SSE2)
         // and chosen when the library loads: Swift builds for the SSE2 baseline only.
-        .target(name: "BNDropKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "BNDropKernels"),
         // Thin @_cdecl exports over the Swift API, linked into libbndrop.so.
         .target(
             name: "BNDropC",

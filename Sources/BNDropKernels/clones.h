@@ -4,6 +4,12 @@
 
 #include <string.h>
 
+// Every multiply and add rounds as written: no fused multiply-add, whichever clone runs.
+#pragma STDC FP_CONTRACT OFF
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
 #if defined(__x86_64__)
 // One copy per instruction set; an ifunc resolver picks one when the library is loaded.
 #define BNDK_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))

@@ -1,3 +1,5 @@
+import BNDropKernels
+
 /// Inverted dropout, as torch.nn.Dropout.
 ///
 /// Train mode: each element is kept with probability 1−p and the kept ones are scaled by 1/(1−p);
@@ -36,19 +38,14 @@ public final class Dropout: Layer {
         try mask.resize(count)
         try output.resize(count)
         let m = mask.pointer, y = output.pointer
-        if p == 1 {
-            mask.fill(0)
-        } else if p == 0 {
-            mask.fill(1)
+        if p == 1 || p == 0 {
+            mask.fill(p == 1 ? 0 : 1)
+            for i in 0..<count { y[i] = x[i] * m[i] }
         } else {
-            let scale = 1 / (1 - p)
-            // The generator in a local for the loop: the same draws, without storing the layer's state
-            // back at every element.
-            var local = random
-            for i in 0..<count { m[i] = local.nextUnitFloat() < p ? 0 : scale }
-            random = local
+            // Draws as `random.nextUnitFloat()` would, element by element, in a C loop.
+            let (p, scale) = (self.p, 1 / (1 - self.p))
+            random.withState { bndk_dropout_forward($0, p, scale, x, m, y, Int64(count)) }
         }
-        for i in 0..<count { y[i] = x[i] * m[i] }
         return UnsafePointer(y)
     }
 

@@ -1,3 +1,5 @@
+import BNDropKernels
+
 /// An optimizer updates the parameters it was given from their accumulated gradients.
 /// It never touches buffers such as BatchNorm's running statistics.
 public protocol Optimizer: AnyObject {
@@ -119,35 +121,12 @@ public final class Adam: Optimizer {
         let (beta1, beta2, eps, weightDecay) = (self.beta1, self.beta2, self.eps, self.weightDecay)
         let coupled = weightDecay != 0 && !decoupledWeightDecay
         let decoupled = weightDecay != 0 && decoupledWeightDecay
-        // Eight parameters at a time (the same IEEE operations as one at a time: the same bits).
-        let keep1 = SIMD8<Float>(repeating: 1 - beta1), beta2s = SIMD8<Float>(repeating: beta2)
-        let keep2 = SIMD8<Float>(repeating: 1 - beta2), epss = SIMD8<Float>(repeating: eps)
-        let steps = SIMD8<Float>(repeating: stepSize), corrections = SIMD8<Float>(repeating: invCorrection2)
-        let decays = SIMD8<Float>(repeating: weightDecay)
         for (index, parameter) in parameters.enumerated() {
-            let p = parameter.value.pointer, grad = parameter.gradient.pointer
-            let m = firstMoments[index].pointer, v = secondMoments[index].pointer
+            let p = parameter.value.pointer
             if decoupled { for i in 0..<parameter.count { p[i] *= decay } }
-            var i = 0
-            while i + 8 <= parameter.count {
-                let g = coupled ? load8(grad + i) + decays * load8(p + i) : load8(grad + i)
-                var mi = load8(m + i), vi = load8(v + i)
-                mi += (g - mi) * keep1
-                vi = beta2s * vi + keep2 * g * g
-                let denom = vi.squareRoot() / corrections + epss
-                store8(mi, m + i)
-                store8(vi, v + i)
-                store8(load8(p + i) - steps * mi / denom, p + i)
-                i += 8
-            }
-            while i < parameter.count {
-                let g = coupled ? grad[i] + weightDecay * p[i] : grad[i]
-                m[i] += (g - m[i]) * (1 - beta1)
-                v[i] = beta2 * v[i] + (1 - beta2) * g * g
-                let denom = v[i].squareRoot() / invCorrection2 + eps
-                p[i] -= stepSize * m[i] / denom
-                i += 1
-            }
+            bndk_adam_step(p, parameter.gradient.pointer, firstMoments[index].pointer, secondMoments[index].pointer,
+                           Int64(parameter.count), 1 - beta1, beta2, 1 - beta2, eps, stepSize, invCorrection2,
+                           coupled ? 1 : 0, weightDecay)
         }
     }
 }

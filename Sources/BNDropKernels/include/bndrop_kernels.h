@@ -4,6 +4,9 @@
    one the CPU has, once. The choice depends on the machine only, never on the thread count, so results
    stay bit-identical for any number of threads. Not part of the public API.
 
+   Compiled without floating-point contraction (clones.h): every multiply and add rounds as written (no fused multiply-add), so
+   the element-wise results are the same bits whichever clone runs, and the same as Swift's own loops.
+
    Layout conventions: a "channel" is `rows` runs of `run` contiguous floats, `stride` floats apart
    (BatchNorm2d: rows = batch, run = H*W, stride = C*H*W). Sums are taken in double precision in
    eight fixed lanes per run plus a scalar tail, so their order depends on the sizes only. */
@@ -54,5 +57,21 @@ void bndk_rows_input_gradient(const float *dy, const float *x, float *dx, int64_
 
 /* dx = dy·scale[c] (eval mode: the statistics are constants). */
 void bndk_rows_scale(const float *dy, float *dx, int64_t rows, int64_t width, int64_t count, const float *scale);
+
+/* ---- Optimizers ---- */
+
+/* One Adam step on `count` parameters, as torch.optim.Adam (see Optimizers.swift): g = grad (+ decay·p
+   when coupled_decay); m += (g − m)·keep1; v = beta2·v + keep2·g·g;
+   p −= step_size·m / (√v / correction2_sqrt + eps). */
+void bndk_adam_step(float *p, const float *grad, float *m, float *v, int64_t count, float keep1, float beta2,
+                    float keep2, float eps, float step_size, float correction2_sqrt, int coupled_decay, float decay);
+
+/* ---- Dropout ---- */
+
+/* Draws `count` values u = (next() >> 40) / 2^24 from the xoshiro256** generator whose four state words
+   are `state` (advanced in place; the same sequence as SeededRandom.nextUnitFloat) and writes
+   mask[i] = u < p ? 0 : scale and y[i] = x[i]·mask[i]. */
+void bndk_dropout_forward(uint64_t state[4], float p, float scale, const float *x, float *mask, float *y,
+                          int64_t count);
 
 #endif
