@@ -33,6 +33,9 @@ public final class Dataset {
 
     public var isClassification: Bool { labelStorage != nil }
 
+    /// Whether no feature is NaN or infinite (checked once at creation; the features never change), so
+    /// the training steps of `fit` need not check each batch again.
+    let featuresAreFinite: Bool
     /// All features, `count`·`sampleSize` values, valid as long as the dataset lives.
     public var features: UnsafePointer<Float> { UnsafePointer(featureStorage.pointer) }
     /// All labels (`count` values), nil for a regression dataset.
@@ -57,6 +60,7 @@ public final class Dataset {
         featureStorage = features
         labelStorage = labels
         targetStorage = targets
+        featuresAreFinite = Checked.isAllFinite(features.pointer, count * sampleSize)
     }
 
     // MARK: Constructors

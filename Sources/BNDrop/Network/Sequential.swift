@@ -23,6 +23,8 @@ public final class Sequential {
     /// False after a training step: its forward read the caller's input in place, which the step does not
     /// keep, so backward needs a new forward (as PyTorch refuses a second backward through a graph).
     var backwardAllowed = true
+    /// The index of the first layer with parameters: backward computes input gradients above it only.
+    private var firstTrainableLayer: Int?
     /// The layers' outputs from the last successful forward pass, for inspection.
     private var layerOutputs: [UnsafePointer<Float>?] = []
     private let inputCopy = FloatBuffer()
@@ -82,6 +84,7 @@ public final class Sequential {
         layers.append(layer)
         layerOutputs.append(nil)
         widestSample = max(widestSample, layer.outputCount)
+        if firstTrainableLayer == nil && !layer.parameters.isEmpty { firstTrainableLayer = layers.count - 1 }
         parameters += layer.parameters
         lastBatch = nil
     }
@@ -211,11 +214,14 @@ public final class Sequential {
             let inputBytes = first.lastForwardInput.map { UnsafeRawBufferPointer(start: $0, count: count * 4) }
             if overlap(outBytes, gradBytes) || inputBytes.map({ overlap(outBytes, $0) }) == true { direct = nil }
         }
+        // Below the first layer with parameters, input gradients feed nothing but the caller's buffer.
+        let firstTrainable = firstTrainableLayer ?? layers.count
         var gradient = gradOutput
         for (index, layer) in layers.enumerated().reversed() {
-            let needInput = index > 0 || gradInput != nil
+            let needInput = index > firstTrainable || gradInput != nil
             guard let next = try layer.backward(gradient, batch: batch, needInputGradient: needInput,
                                                 into: index == 0 ? direct : nil) else { break }
+            if !needInput { break }
             gradient = next
         }
         if let out = gradInput?.baseAddress, UnsafeMutablePointer(mutating: gradient) != out {

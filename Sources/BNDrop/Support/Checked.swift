@@ -64,6 +64,12 @@ enum Checked {
     }
 
     /// Throws `.numeric` at the first value that is NaN or infinite.
+    /// Whether every one of `count` values is finite (no NaN, no infinity).
+    static func isAllFinite(_ values: UnsafePointer<Float>, _ count: Int) -> Bool {
+        do { try allFinite(values, count, "") } catch { return false }
+        return true
+    }
+
     static func allFinite(_ values: UnsafePointer<Float>, _ count: Int, _ name: String) throws {
         // A float is NaN or infinite exactly when its exponent bits are all ones. Testing the bits in a
         // branch-free loop lets the compiler vectorise it (Swift's SIMD comparisons are far slower here).

@@ -222,10 +222,10 @@ public func fit(network: Sequential, optimizer: Optimizer, loader: BatchLoader, 
             switch (loss, batch.labels, batch.targets) {
             case (.crossEntropy, let labels?, _):
                 value = try network.trainStep(input: batch.inputs, labels: labels, batch: batch.size,
-                                              optimizer: optimizer)
+                                              optimizer: optimizer, inputKnownFinite: loader.dataset.featuresAreFinite)
             case (.mse, _, let targets?):
                 value = try network.trainStep(input: batch.inputs, targets: targets, batch: batch.size,
-                                              optimizer: optimizer)
+                                              optimizer: optimizer, inputKnownFinite: loader.dataset.featuresAreFinite)
             default:
                 throw BNDError.internalError("a batch without the labels or targets its loss needs")
             }

@@ -12,23 +12,35 @@ extension Sequential {
     /// One classification step with cross-entropy against `labels` (`batch` values in [0, classes)).
     public func trainStep(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
                           optimizer: Optimizer) throws -> Float {
+        try trainStep(input: input, labels: labels, batch: batch, optimizer: optimizer, inputKnownFinite: false)
+    }
+
+    /// One regression step with the mean squared error against `targets` (`batch`·`outputCount` values).
+    public func trainStep(input: UnsafePointer<Float>, targets: UnsafePointer<Float>, batch: Int,
+                          optimizer: Optimizer) throws -> Float {
+        try trainStep(input: input, targets: targets, batch: batch, optimizer: optimizer, inputKnownFinite: false)
+    }
+
+    /// The steps, for callers that know the input is finite (`fit`, whose dataset was checked once)
+    /// and may skip that check.
+    func trainStep(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, optimizer: Optimizer,
+                   inputKnownFinite: Bool) throws -> Float {
         guard outputShape.count == 1 else {
             throw BNDError.shape("classification needs a flat output (batch × classes), got \(outputShape)")
         }
         let classes = outputCount
         try checkOptimizer(optimizer)
-        try checkStepInput(input, batch: batch)
+        try checkStepInput(input, batch: batch, knownFinite: inputKnownFinite)
         try Loss.checkLabels(labels, batch: batch, classes: classes)
         return try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
             try Loss.crossEntropy(logits: output, labels: labels, batch: batch, classes: classes, gradient: gradient)
         }
     }
 
-    /// One regression step with the mean squared error against `targets` (`batch`·`outputCount` values).
-    public func trainStep(input: UnsafePointer<Float>, targets: UnsafePointer<Float>, batch: Int,
-                          optimizer: Optimizer) throws -> Float {
+    func trainStep(input: UnsafePointer<Float>, targets: UnsafePointer<Float>, batch: Int, optimizer: Optimizer,
+                   inputKnownFinite: Bool) throws -> Float {
         try checkOptimizer(optimizer)
-        try checkStepInput(input, batch: batch)
+        try checkStepInput(input, batch: batch, knownFinite: inputKnownFinite)
         _ = try Checked.blasInt(batch, outputCount, "targets for a batch of \(batch)")
         try Checked.allFinite(targets, batch * outputCount, "targets")
         return try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
@@ -77,10 +89,10 @@ extension Sequential {
 
     /// A non-finite input would reach BatchNorm's running statistics before the loss could be checked:
     /// refuse it up front.
-    private func checkStepInput(_ input: UnsafePointer<Float>, batch: Int) throws {
+    private func checkStepInput(_ input: UnsafePointer<Float>, batch: Int, knownFinite: Bool) throws {
         try Checked.batch(batch)
         _ = try Checked.blasInt(batch, inputCount, "a batch of \(batch)")
-        try Checked.allFinite(input, batch * inputCount, "input")
+        if !knownFinite { try Checked.allFinite(input, batch * inputCount, "input") }
     }
 
     private func step(input: UnsafePointer<Float>, batch: Int, optimizer: Optimizer,
