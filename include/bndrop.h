@@ -251,7 +251,7 @@ BND_API bnd_status bnd_net_add_flatten(bnd_net *net);
    Train mode normalises with the batch statistics (biased variance) and updates the running ones
    (unbiased variance); eval mode uses the running statistics. A train-mode batch with a single value
    per channel (e.g. batch 1 of a {C} shape) is refused by forward (a shape error).
-   Returns BND_ERR_INVALID_ARGUMENT (NULL net; eps not finite and > 0, momentum outside [0, 1], a flag
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net; eps not finite or <= 0, momentum outside [0, 1], a flag
    not 0/1), BND_ERR_OUT_OF_MEMORY (the per-channel buffers). */
 BND_API bnd_status bnd_net_add_batchnorm(bnd_net *net, const bnd_batchnorm_params *params);
 

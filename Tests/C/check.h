@@ -55,6 +55,9 @@ void run_api_tests(void);
 void run_data_tests(void); /* datasets, loaders, fit / evaluate (test_data.c) */
 void run_alloc_tests(void); /* no allocation in a training step (test_alloc.c) */
 void run_checkpoint_tests(void); /* safetensors checkpoints: PyTorch's files, round trips, resuming (test_checkpoint.c) */
+/* Without OpenBLAS, the calls that load it return BND_ERR_IO: each in a child process (test_no_blas.c).
+   Runs first: it needs a process that has not loaded OpenBLAS through bndrop yet. */
+void run_no_blas_tests(void);
 /* Allocation failures are statuses: each call in a child under RLIMIT_AS (test_oom.c; not under ASan/TSan). */
 void run_oom_tests(void);
 void run_failed_step_tests(void); /* a failed training step changes nothing but the gradients (test_failed_step.c) */

@@ -106,7 +106,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     printf("bndrop %s (header %s)\n", bnd_version_string(), BND_VERSION_STRING);
-    /* First, while the process has one thread: each of these tests forks. */
+    /* First, while the process has one thread: each of these tests forks. The children without
+       OpenBLAS need a process that has not loaded it yet. */
+    run_group("without OpenBLAS", run_no_blas_tests);
     run_group("out of memory", run_oom_tests);
     g_golden_dir = argv[1];
     run_group("golden network", run_golden);
