@@ -2,7 +2,7 @@
    child process (fork) that sets BNDROP_TEST_OPENBLAS_NAME, bndrop's test hook naming the file to
    load instead of libopenblas.so.0, to a file that does not exist. The hook is read once, when bndrop
    first loads OpenBLAS, so this group runs before anything in the test program has loaded it. The
-   child passes its status back as its exit code. */
+   child passes its status back as its exit code (the status table records it). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <string.h>
 #include <sys/wait.h>
@@ -36,6 +36,7 @@ static bnd_status add_conv2d(void) {
     return s;
 }
 
+/* `text` begins with the name of the function whose status `call` returns. */
 static void run_without_blas(const char *text, blas_call call) {
     test_begin(text);
     fflush(stdout);
@@ -60,6 +61,7 @@ static void run_without_blas(const char *text, blas_call call) {
     EXPECT(code != 101, "%s: wrong message (above)", text);
     EXPECT(!alive || code == (int)BND_ERR_IO, "%s: expected status %d (BND_ERR_IO), got %d", text,
            (int)BND_ERR_IO, code);
+    if (alive && code <= (int)BND_ERR_INTERNAL) record_status(text, (bnd_status)code);
     test_end();
 }
 

@@ -37,7 +37,9 @@ static size_t address_space(void) {
 
 typedef bnd_status (*oom_call)(void *context);
 
-/* Runs `call` in a child limited to the current address space + `margin` bytes; one row of the table. */
+/* Runs `call` in a child limited to the current address space + `margin` bytes; one row of the table.
+   `text` begins with the name of the function whose status `call` returns (the status table records
+   the child's exit status under that name). */
 static void run_limited(const char *text, size_t margin, bnd_status expected, const char *needle, oom_call call,
                         void *context) {
     test_begin(text);
@@ -65,6 +67,8 @@ static void run_limited(const char *text, size_t margin, bnd_status expected, co
     EXPECT(alive, "%s: the child died by signal %d", text, WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
     EXPECT(code != 101, "%s: wrong message (above)", text);
     EXPECT(!alive || code == (int)expected, "%s: expected status %d, got %d", text, (int)expected, code);
+    /* the status table: `text` begins with the function whose status the child returned */
+    if (alive && code <= (int)BND_ERR_INTERNAL) record_status(text, (bnd_status)code);
     char status_text[32];
     if (alive) snprintf(status_text, sizeof status_text, "%d %s", code, code == 6 ? "OUT_OF_MEMORY" : code == 0 ? "OK" : "");
     else snprintf(status_text, sizeof status_text, "signal %d", WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
