@@ -74,11 +74,13 @@ test: swift-test c-test header-test checkpoint-test run-examples python-test ins
 # checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
 # must be exactly the functions the header declares (bnd_* only). The C programs are relinked every
 # time: they are quick to build, and $(OUT) is shared by all SCRATCH folders while each binary's rpath
-# names one of them.
+# names one of them. Last, the program checks the statuses the header documents against those its tests
+# produced (Tests/C/test_status_table.c): BNDROP_HEADER_PATH names the header it reads.
 C_TEST_SRC := $(wildcard Tests/C/test_*.c)
 
 c-test: build | $(OUT)
-	$(CC) $(CFLAGS) -pthread -o $(OUT)/test_capi $(C_TEST_SRC) $(LDFLAGS) -lcjson -lopenblas -lm
+	$(CC) $(CFLAGS) -pthread -DBNDROP_HEADER_PATH='"$(abspath include/bndrop.h)"' -o $(OUT)/test_capi $(C_TEST_SRC) \
+	  $(LDFLAGS) -lcjson -lopenblas -lm
 	BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(OUT)/test_capi $(GOLDEN_DIR)
 	bash Tests/C/check_exports.sh $(LIB) include/bndrop.h
 

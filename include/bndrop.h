@@ -23,6 +23,10 @@
  *                                       too small for BatchNorm to train on, drop_last leaving no batch.
  *             BND_ERR_STATE             a call that is valid, but not now (backward before forward).
  *             BND_ERR_OUT_OF_MEMORY     an allocation that really failed.
+ *           Every function that returns a bnd_status lists all the statuses it can return besides
+ *           BND_OK in one sentence of its comment that begins "Returns BND_ERR_...": the names
+ *           outside parentheses are the statuses, the parentheses say when (BND_ERR_INTERNAL, a bug
+ *           in bndrop, is never listed). bndrop's tests check these lists against the library.
  *           No argument makes the library abort the process: NULL where a pointer is required,
  *           negative or overflowing sizes, too-small capacities, NaN or out-of-range
  *           hyper-parameters, unknown names and calls in the wrong state are all statuses.
@@ -195,7 +199,7 @@ BND_API bnd_adam_params bnd_adamw_default_params(void);
    sample_shape: in, `rank` values, each > 0; rank 1 ({features}), 2 ({C, L}) or 3 ({C, H, W}).
    out_net:      out, receives the new net; owned by the caller, release with bnd_net_free.
    Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_SHAPE (rank not 1-3, a dimension <= 0, or
-   a sample larger than 2^31-1 elements), BND_ERR_OUT_OF_MEMORY. *out_net is untouched on failure. */
+   a sample larger than 2^31-1 elements). *out_net is untouched on failure. */
 BND_API bnd_status bnd_net_create(const int64_t *sample_shape, size_t rank, bnd_net **out_net);
 
 /* Frees the net and everything it owns. NULL is a harmless no-op. An optimizer created for this net
@@ -204,60 +208,72 @@ BND_API void bnd_net_free(bnd_net *net);
 
 /* The add_* functions append one layer whose input shape is the net's current output shape (sizes
    are never repeated) and initialise its parameters from the net's seed as PyTorch does (layer i
-   draws from its own stream, so adding a layer never changes the others). They all return
-   BND_ERR_INVALID_ARGUMENT for a NULL net or an out-of-range argument, BND_ERR_SHAPE when the layer
-   does not fit the current shape, BND_ERR_OUT_OF_MEMORY when a size cannot be allocated, and (Linear,
-   Conv2d) BND_ERR_IO when OpenBLAS (libopenblas.so.0, loaded at first use) cannot be loaded. On failure
-   the net is unchanged. Adding a layer discards the last forward pass (backward needs a new one).
+   draws from its own stream, so adding a layer never changes the others). Their statuses mean:
+   BND_ERR_INVALID_ARGUMENT a NULL net or an out-of-range argument, BND_ERR_SHAPE a layer that does not
+   fit the current shape, BND_ERR_OUT_OF_MEMORY parameters or buffers that cannot be allocated, and
+   BND_ERR_IO an OpenBLAS (libopenblas.so.0, loaded by the first Linear or Conv2d) that cannot be
+   loaded. On failure the net is unchanged. Adding a layer discards the last forward pass (backward
+   needs a new one).
    Create optimizers after the last add_*: an optimizer refuses to step a net that gained layers. */
 
 /* Linear: flat input {in} -> {out_features}; weight (out, in), bias (out); W, b ~ U(-1/sqrt(in), +).
-   A multi-dimensional shape needs bnd_net_add_flatten first (BND_ERR_SHAPE otherwise).
-   out_features > 0. */
+   A multi-dimensional shape needs bnd_net_add_flatten first. out_features > 0.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net, out_features <= 0), BND_ERR_SHAPE (a shape that is not
+   flat, an output or weight larger than 2^31-1 elements), BND_ERR_OUT_OF_MEMORY, BND_ERR_IO (no
+   OpenBLAS). */
 BND_API bnd_status bnd_net_add_linear(bnd_net *net, int64_t out_features);
 
 /* Conv2d on a {C, H, W} shape: square kernel, stride, zero padding (no dilation, no groups).
    Output {out_channels, (H + 2p - k)/s + 1, (W + 2p - k)/s + 1}. out_channels, kernel_size, stride > 0;
-   padding >= 0; the kernel must fit the padded input (BND_ERR_SHAPE otherwise). */
+   padding >= 0; the kernel must fit the padded input.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net, an argument out of range), BND_ERR_SHAPE (a shape that
+   is not {C, H, W}, a kernel larger than the padded input, sizes that overflow),
+   BND_ERR_OUT_OF_MEMORY, BND_ERR_IO (no OpenBLAS). */
 BND_API bnd_status bnd_net_add_conv2d(bnd_net *net, int64_t out_channels, int64_t kernel_size,
                                       int64_t stride, int64_t padding);
 
-/* ReLU: y = max(x, 0), any shape. */
+/* ReLU: y = max(x, 0), any shape. Returns BND_ERR_INVALID_ARGUMENT (NULL net). */
 BND_API bnd_status bnd_net_add_relu(bnd_net *net);
 
 /* AvgPool2d / MaxPool2d on a {C, H, W} shape, padding 0, floor mode. kernel_size > 0 and no larger
-   than H and W; stride > 0, or 0 meaning "= kernel_size" (PyTorch's stride=None). */
+   than H and W; stride > 0, or 0 meaning "= kernel_size" (PyTorch's stride=None).
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net, kernel_size <= 0, stride < 0), BND_ERR_SHAPE (a shape
+   that is not {C, H, W}, a kernel larger than H or W). */
 BND_API bnd_status bnd_net_add_avgpool2d(bnd_net *net, int64_t kernel_size, int64_t stride);
 BND_API bnd_status bnd_net_add_maxpool2d(bnd_net *net, int64_t kernel_size, int64_t stride);
 
-/* Flatten: {C, ...} -> {C * ...} (torch.nn.Flatten, start_dim=1). No copy. */
+/* Flatten: {C, ...} -> {C * ...} (torch.nn.Flatten, start_dim=1). No copy.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net). */
 BND_API bnd_status bnd_net_add_flatten(bnd_net *net);
 
 /* BatchNorm over the channel axis: BatchNorm1d for a {C} or {C, L} shape, BatchNorm2d for {C, H, W}.
    params: in, may be NULL for bnd_batchnorm_default_params(); read during the call only.
    Train mode normalises with the batch statistics (biased variance) and updates the running ones
    (unbiased variance); eval mode uses the running statistics. A train-mode batch with a single value
-   per channel (e.g. batch 1 of a {C} shape) is refused by forward with BND_ERR_SHAPE. */
+   per channel (e.g. batch 1 of a {C} shape) is refused by forward (a shape error).
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net; eps not finite or <= 0, momentum outside [0, 1], a flag
+   not 0/1), BND_ERR_OUT_OF_MEMORY (the per-channel buffers). */
 BND_API bnd_status bnd_net_add_batchnorm(bnd_net *net, const bnd_batchnorm_params *params);
 
 /* Inverted dropout (torch.nn.Dropout): in train mode each element is zeroed with probability p and
    the kept ones are scaled by 1/(1-p); identity in eval mode. p in [0, 1] (NaN is refused); p == 1
-   gives zeros. Masks come from the net's seed: the same seed gives the same masks. */
+   gives zeros. Masks come from the net's seed: the same seed gives the same masks.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net, p outside [0, 1]). */
 BND_API bnd_status bnd_net_add_dropout(bnd_net *net, float p);
 
 /* Re-initialises every layer as if the net had been built with `seed`: parameters drawn anew,
    BatchNorm reset (weight 1, bias 0, running_mean 0, running_var 1, num_batches_tracked 0), dropout
    masks reseeded, gradients zeroed. Layers added later also use this seed. Optimizer state (momentum,
    Adam moments) is not reset: create a new optimizer for a fresh start.
-   Returns BND_ERR_INVALID_ARGUMENT for a NULL net. */
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net). */
 BND_API bnd_status bnd_net_seed(bnd_net *net, uint64_t seed);
 
 /* Train mode (training = 1, the default) or eval mode (0) for every layer, as model.train() /
    model.eval(). Only BatchNorm and Dropout behave differently. Layers added later get this mode.
-   Returns BND_ERR_INVALID_ARGUMENT for a NULL net or a value other than 0 and 1. */
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net, a value other than 0 and 1). */
 BND_API bnd_status bnd_net_set_training(bnd_net *net, int32_t training);
 
-/* out_training: out, 1 in train mode, 0 in eval mode. BND_ERR_INVALID_ARGUMENT for NULL pointers. */
+/* out_training: out, 1 in train mode, 0 in eval mode. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer). */
 BND_API bnd_status bnd_net_is_training(const bnd_net *net, int32_t *out_training);
 
 /* ======================================= Inspecting a network =================================== */
@@ -266,17 +282,19 @@ BND_API bnd_status bnd_net_is_training(const bnd_net *net, int32_t *out_training
    *out_rank; BND_MAX_RANK values always suffice. A capacity below the rank is BND_ERR_SHAPE (and
    *out_rank still receives the rank needed). NULL pointers are BND_ERR_INVALID_ARGUMENT. */
 
-/* One sample's input shape (the shape given to bnd_net_create). */
+/* One sample's input shape (the shape given to bnd_net_create).
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_SHAPE (capacity below the rank). */
 BND_API bnd_status bnd_net_input_shape(const bnd_net *net, int64_t *out_shape, size_t capacity,
                                        size_t *out_rank);
-/* One sample's output shape (after the last layer; the input shape when there are no layers). */
+/* One sample's output shape (after the last layer; the input shape when there are no layers).
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_SHAPE (capacity below the rank). */
 BND_API bnd_status bnd_net_output_shape(const bnd_net *net, int64_t *out_shape, size_t capacity,
                                         size_t *out_rank);
-/* Elements in one input sample / one output sample. */
+/* Elements in one input sample / one output sample. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer). */
 BND_API bnd_status bnd_net_input_count(const bnd_net *net, size_t *out_count);
 BND_API bnd_status bnd_net_output_count(const bnd_net *net, size_t *out_count);
 
-/* The number of layers added so far. */
+/* The number of layers added so far. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer). */
 BND_API bnd_status bnd_net_layer_count(const bnd_net *net, size_t *out_count);
 
 /* Layer `index`'s PyTorch class name ("Linear", "Conv2d", "ReLU", "AvgPool2d", "MaxPool2d",
@@ -285,29 +303,34 @@ BND_API bnd_status bnd_net_layer_count(const bnd_net *net, size_t *out_count);
    BND_NAME_MAX always suffices). */
 BND_API bnd_status bnd_net_layer_type(const bnd_net *net, size_t index, char *out, size_t capacity);
 
-/* Layer `index`'s output shape for one sample. BND_ERR_INVALID_ARGUMENT for an index out of range. */
+/* Layer `index`'s output shape for one sample. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, index
+   >= layer count), BND_ERR_SHAPE (capacity below the rank). */
 BND_API bnd_status bnd_net_layer_output_shape(const bnd_net *net, size_t index, int64_t *out_shape,
                                               size_t capacity, size_t *out_rank);
 
 /* ======================================= Tensors by name ======================================== */
 
-/* The number of state_dict entries (parameters and buffers) of the net. */
+/* The number of state_dict entries (parameters and buffers) of the net.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer). */
 BND_API bnd_status bnd_net_tensor_count(const bnd_net *net, size_t *out_count);
 
 /* The name of state_dict entry `index` (0 <= index < bnd_net_tensor_count), in PyTorch's order,
-   NUL-terminated, into out[0..capacity-1]. BND_ERR_INVALID_ARGUMENT (NULL, index out of range),
-   BND_ERR_SHAPE (capacity too small; BND_NAME_MAX always suffices). */
+   NUL-terminated, into out[0..capacity-1]. Returns BND_ERR_INVALID_ARGUMENT (NULL, index out of
+   range), BND_ERR_SHAPE (capacity too small; BND_NAME_MAX always suffices). */
 BND_API bnd_status bnd_net_tensor_name(const bnd_net *net, size_t index, char *out, size_t capacity);
 
-/* The number of elements of tensor `name` (1 for num_batches_tracked). */
+/* The number of elements of tensor `name` (1 for num_batches_tracked).
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name). */
 BND_API bnd_status bnd_net_tensor_numel(const bnd_net *net, const char *name, size_t *out_count);
 
-/* The shape of tensor `name` (rank 0 for num_batches_tracked). */
+/* The shape of tensor `name` (rank 0 for num_batches_tracked). Returns BND_ERR_INVALID_ARGUMENT (NULL
+   pointer, unknown name), BND_ERR_SHAPE (capacity below the rank; *out_rank still receives it). */
 BND_API bnd_status bnd_net_tensor_shape(const bnd_net *net, const char *name, int64_t *out_shape,
                                         size_t capacity, size_t *out_rank);
 
 /* *out_is_parameter = 1 when `name` is a trainable parameter (has a gradient, is updated by
-   optimizers), 0 for a buffer (running statistics, num_batches_tracked). */
+   optimizers), 0 for a buffer (running statistics, num_batches_tracked).
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name). */
 BND_API bnd_status bnd_net_tensor_is_parameter(const bnd_net *net, const char *name,
                                                int32_t *out_is_parameter);
 
@@ -318,17 +341,18 @@ BND_API bnd_status bnd_net_tensor_is_parameter(const bnd_net *net, const char *n
 BND_API bnd_status bnd_net_set_tensor(bnd_net *net, const char *name, const float *data, size_t count);
 
 /* Copies the values of tensor `name` into out[0..capacity-1] (its element count is
-   bnd_net_tensor_numel). BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name), BND_ERR_SHAPE
-   (capacity too small). */
+   bnd_net_tensor_numel). Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name),
+   BND_ERR_SHAPE (capacity too small). */
 BND_API bnd_status bnd_net_get_tensor(const bnd_net *net, const char *name, float *out, size_t capacity);
 
-/* Copies the accumulated gradient of parameter `name` into out[0..capacity-1]. A buffer has no
-   gradient: BND_ERR_INVALID_ARGUMENT. Otherwise as bnd_net_get_tensor. */
+/* Copies the accumulated gradient of parameter `name` into out[0..capacity-1]. Returns
+   BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name, a buffer: buffers have no gradient),
+   BND_ERR_SHAPE (capacity too small). */
 BND_API bnd_status bnd_net_get_grad(const bnd_net *net, const char *name, float *out, size_t capacity);
 
 /* Overwrites the gradient of parameter `name` with data[0..count-1] (count must match exactly), e.g.
-   to apply an optimizer to gradients computed elsewhere. Statuses as bnd_net_set_tensor; a buffer
-   is BND_ERR_INVALID_ARGUMENT. */
+   to apply an optimizer to gradients computed elsewhere. Returns BND_ERR_INVALID_ARGUMENT (NULL
+   pointer, unknown name, a buffer: buffers have no gradient), BND_ERR_SHAPE (count mismatch). */
 BND_API bnd_status bnd_net_set_grad(bnd_net *net, const char *name, const float *data, size_t count);
 
 /* ======================================= Forward and backward =================================== */
@@ -350,13 +374,14 @@ BND_API bnd_status bnd_net_forward(bnd_net *net, const float *input, int64_t bat
    next call that runs, changes or frees the net (forward, a training step, add_*, seed, free, ...); and
    the layers read `input` in place rather than a copy, so it must stay valid and unchanged until the
    bnd_net_backward of this forward, if any (PyTorch's autograd keeps its input the same way).
-   Use it when the output is only read, e.g. for a loss or an argmax. Statuses as bnd_net_forward
-   (NULL out_view or out_count is BND_ERR_INVALID_ARGUMENT); on failure *out_view is untouched. */
+   Use it when the output is only read, e.g. for a loss or an argmax. On failure *out_view is
+   untouched. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_SHAPE (as bnd_net_forward,
+   without a capacity), BND_ERR_OUT_OF_MEMORY. */
 BND_API bnd_status bnd_net_forward_view(bnd_net *net, const float *input, int64_t batch, const float **out_view,
                                         size_t *out_count);
 
 /* Sets every parameter gradient to zero (optimizer.zero_grad() with set_to_none=False).
-   BND_ERR_INVALID_ARGUMENT for a NULL net. */
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net). */
 BND_API bnd_status bnd_net_zero_grad(bnd_net *net);
 
 /* Back-propagates grad_output (d loss / d output of the last forward, batch * output_count floats)
@@ -366,8 +391,10 @@ BND_API bnd_status bnd_net_zero_grad(bnd_net *net);
                grad_input_capacity is its size in floats.
    batch must equal the last forward's batch. Uses the mode of that forward pass.
    Returns BND_ERR_INVALID_ARGUMENT (NULL net or grad_output), BND_ERR_STATE (no successful forward
-   since creation / the last add_*), BND_ERR_SHAPE (batch differs from the forward's,
-   grad_input_capacity too small: checked before anything runs). */
+   since creation / the last add_*, or the last forward was a training step's), BND_ERR_SHAPE (batch
+   differs from the forward's,
+   grad_input_capacity too small: checked before anything runs), BND_ERR_OUT_OF_MEMORY (the layers'
+   input-gradient buffers, allocated by the first backward of a batch size). */
 BND_API bnd_status bnd_net_backward(bnd_net *net, const float *grad_output, int64_t batch,
                                     float *grad_input, size_t grad_input_capacity);
 
@@ -389,7 +416,7 @@ BND_API bnd_status bnd_net_get_layer_output(const bnd_net *net, size_t layer_ind
    net was freed is undefined behaviour. It only steps the net it was created for.
    Returns BND_ERR_INVALID_ARGUMENT (NULL net/out, a NaN or out-of-range hyper-parameter, nesterov
    without momentum or with dampening, a flag not 0/1, a net without parameters),
-   BND_ERR_OUT_OF_MEMORY. */
+   BND_ERR_OUT_OF_MEMORY (SGD's momentum buffers, Adam's moments: one of each per parameter). */
 BND_API bnd_status bnd_optimizer_create_sgd(bnd_net *net, const bnd_sgd_params *params, bnd_optimizer **out);
 BND_API bnd_status bnd_optimizer_create_adam(bnd_net *net, const bnd_adam_params *params, bnd_optimizer **out);
 
@@ -485,7 +512,8 @@ BND_API bnd_status bnd_dataset_load_idx(const char *images_path, const char *lab
 
 /* Loads one split of a directory holding the four standard IDX files of MNIST or Fashion-MNIST
    (each name with or without ".gz"). split: BND_SPLIT_TRAIN or BND_SPLIT_TEST (anything else is
-   BND_ERR_INVALID_ARGUMENT). Otherwise statuses as bnd_dataset_load_idx. */
+   BND_ERR_INVALID_ARGUMENT). Returns BND_ERR_INVALID_ARGUMENT (NULL, an unknown split), BND_ERR_IO,
+   BND_ERR_FORMAT, BND_ERR_OUT_OF_MEMORY (each as bnd_dataset_load_idx). */
 BND_API bnd_status bnd_dataset_load_dir(const char *directory, bnd_split split, bnd_dataset **out_dataset);
 
 /* Limits on what a dataset file may make the library allocate. A file's header decides how much memory
@@ -502,7 +530,9 @@ typedef struct bnd_load_params {
 BND_API bnd_load_params bnd_load_default_params(void);
 
 /* bnd_dataset_load_idx and bnd_dataset_load_dir with limits. params: in, NULL =
-   bnd_load_default_params(); read during the call only. Statuses as bnd_dataset_load_idx. */
+   bnd_load_default_params(); read during the call only. Returns BND_ERR_INVALID_ARGUMENT (NULL path
+   or out_dataset, an unknown split), BND_ERR_IO, BND_ERR_FORMAT, BND_ERR_OUT_OF_MEMORY (each as
+   bnd_dataset_load_idx, the limit being params->max_bytes). */
 BND_API bnd_status bnd_dataset_load_idx_ex(const char *images_path, const char *labels_path,
                                            const bnd_load_params *params, bnd_dataset **out_dataset);
 BND_API bnd_status bnd_dataset_load_dir_ex(const char *directory, bnd_split split, const bnd_load_params *params,
@@ -520,7 +550,9 @@ BND_API bnd_status bnd_dataset_from_labels(const float *features, const int64_t 
                                            bnd_dataset **out_dataset);
 
 /* A regression dataset copied from caller-owned arrays: count samples, each with target_count float
-   targets (targets: count * target_count floats). Statuses as bnd_dataset_from_labels. */
+   targets (targets: count * target_count floats). Returns BND_ERR_INVALID_ARGUMENT (NULL),
+   BND_ERR_SHAPE (count or target_count <= 0, a bad shape, sizes that overflow),
+   BND_ERR_OUT_OF_MEMORY. */
 BND_API bnd_status bnd_dataset_from_targets(const float *features, const int64_t *sample_shape, size_t rank,
                                             const float *targets, int64_t target_count, int64_t count,
                                             bnd_dataset **out_dataset);
@@ -530,27 +562,29 @@ BND_API bnd_status bnd_dataset_from_targets(const float *features, const int64_t
 BND_API void bnd_dataset_free(bnd_dataset *dataset);
 
 /* out_count: the number of samples. out_classes: the number of classes, 0 for a regression dataset.
-   out_target_count: targets per sample, 0 for a classification dataset. Any out pointer may be NULL;
-   BND_ERR_INVALID_ARGUMENT for a NULL dataset. */
+   out_target_count: targets per sample, 0 for a classification dataset. Any out pointer may be NULL.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL dataset). */
 BND_API bnd_status bnd_dataset_info(const bnd_dataset *dataset, int64_t *out_count, int64_t *out_classes,
                                     int64_t *out_target_count);
 
-/* One sample's shape: out_shape receives *out_rank values (capacity >= 3 always suffices). As the
-   net shape functions: BND_ERR_SHAPE for a capacity below the rank (*out_rank is still written). */
+/* One sample's shape: out_shape receives *out_rank values (capacity >= 3 always suffices).
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_SHAPE (capacity below the rank; as by the
+   net shape functions, *out_rank is still written). */
 BND_API bnd_status bnd_dataset_sample_shape(const bnd_dataset *dataset, int64_t *out_shape, size_t capacity,
                                             size_t *out_rank);
 
 /* Sees each sample with another shape of the same element count, e.g. {784} instead of {1, 28, 28}
-   for an MLP. BND_ERR_SHAPE when the counts differ. Do not call while another thread uses the
-   dataset. */
+   for an MLP. Do not call while another thread uses the dataset. Returns BND_ERR_INVALID_ARGUMENT
+   (NULL pointer), BND_ERR_SHAPE (rank not 1-3, a dimension <= 0, element counts that differ). */
 BND_API bnd_status bnd_dataset_reshape(bnd_dataset *dataset, const int64_t *sample_shape, size_t rank);
 
 /* Copies samples first .. first+count-1: their features (count * sample size floats) into
    out_features, and their labels (classification) or targets (regression) into out_labels /
    out_targets. Any out pointer may be NULL; the one that does not apply to the dataset's kind must
-   be NULL (BND_ERR_INVALID_ARGUMENT otherwise). Capacities are in elements. BND_ERR_SHAPE for a
-   range outside the dataset (first or count negative, first + count > the sample count) or a
-   capacity too small; count 0 copies nothing. */
+   be NULL. Capacities are in elements; count 0 copies nothing. Returns BND_ERR_INVALID_ARGUMENT (NULL
+   dataset, out_labels for a regression dataset or out_targets for a classification one),
+   BND_ERR_SHAPE (a range outside the dataset: first or count negative, first + count > the sample
+   count; a capacity too small). */
 BND_API bnd_status bnd_dataset_get(const bnd_dataset *dataset, int64_t first, int64_t count,
                                    float *out_features, size_t features_capacity,
                                    int32_t *out_labels, size_t labels_capacity,
@@ -566,7 +600,8 @@ typedef struct bnd_loader bnd_loader;
 
 /* batch_size > 0; shuffle and drop_last are 0 or 1; seed drives the shuffling.
    Returns BND_ERR_INVALID_ARGUMENT (NULL, flags not 0/1), BND_ERR_SHAPE (batch_size <= 0, or
-   drop_last with fewer samples than one batch). */
+   drop_last with fewer samples than one batch), BND_ERR_OUT_OF_MEMORY (the sample order and the
+   batch buffers: one batch of features and labels or targets). */
 BND_API bnd_status bnd_loader_create(const bnd_dataset *dataset, int64_t batch_size, int32_t shuffle,
                                      uint64_t seed, int32_t drop_last, bnd_loader **out_loader);
 BND_API void bnd_loader_free(bnd_loader *loader);   /* NULL: no-op */
@@ -576,11 +611,11 @@ BND_API void bnd_loader_free(bnd_loader *loader);   /* NULL: no-op */
    Otherwise *out_inputs points at batch * sample size floats; *out_labels at batch labels (NULL for
    regression); *out_targets at batch * target_count floats (NULL for classification). The pointers
    are owned by the loader and valid until its next call or its free. out_labels and out_targets may
-   be NULL when not wanted. */
+   be NULL when not wanted. Returns BND_ERR_INVALID_ARGUMENT (NULL loader, out_inputs or out_batch). */
 BND_API bnd_status bnd_loader_next(bnd_loader *loader, const float **out_inputs, const int32_t **out_labels,
                                    const float **out_targets, int64_t *out_batch);
 
-/* Batches in one epoch. */
+/* Batches in one epoch. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer). */
 BND_API bnd_status bnd_loader_batches_per_epoch(const bnd_loader *loader, int64_t *out_batches);
 
 /* ======================================= Training loop ========================================== */
@@ -659,8 +694,8 @@ typedef struct bnd_fit_summary {
    use drop_last or another batch_size), BND_ERR_STATE (the net gained layers since the optimizer
    was created, also when a callback adds them: training stops after that callback),
    BND_ERR_NUMERIC (a NaN or infinite feature or target, or a non-finite loss or gradient: training
-   stops there), or any other status a training step returns. A failed step is one of
-   bnd_net_train_step_*: it changed nothing but the gradients and the last forward pass, so the net
+   stops there), BND_ERR_OUT_OF_MEMORY (the loader's buffers, a training step's). A failed step is one
+   of bnd_net_train_step_*: it changed nothing but the gradients and the last forward pass, so the net
    and the optimizer are as after the last successful step (out_summary is not written). */
 BND_API bnd_status bnd_fit(bnd_net *net, bnd_optimizer *opt, const bnd_dataset *train,
                            const bnd_dataset *validation, const bnd_fit_params *params,
@@ -669,7 +704,11 @@ BND_API bnd_status bnd_fit(bnd_net *net, bnd_optimizer *opt, const bnd_dataset *
 /* Evaluates `net` on `data` in eval mode (the mode is restored afterwards), batch_size samples at a
    time. out_loss: the mean loss (cross-entropy for labelled data, MSE for targets).
    out_accuracy: the fraction of samples whose largest output is their label; NaN for regression.
-   Either out pointer may be NULL. Statuses as bnd_fit; batch_size <= 0 is BND_ERR_SHAPE. */
+   Either out pointer may be NULL. Non-finite values give a non-finite loss, as the loss functions.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net or data), BND_ERR_SHAPE (batch_size <= 0, a dataset whose
+   sample size or target count does not fit the net, a labelled dataset with more classes than the
+   net has outputs, a non-flat output for a labelled dataset), BND_ERR_OUT_OF_MEMORY (the forward
+   passes). */
 BND_API bnd_status bnd_evaluate(bnd_net *net, const bnd_dataset *data, int64_t batch_size,
                                 double *out_loss, double *out_accuracy);
 
@@ -813,22 +852,25 @@ BND_API int32_t bnd_get_num_threads(void);
    against the net. Any damage is BND_ERR_FORMAT, with a message naming the file and the tensor or field;
    nothing is changed unless everything could be read.
 
-   Statuses of the functions below: BND_ERR_INVALID_ARGUMENT (a NULL pointer), BND_ERR_IO (the file
-   system: a missing or unreadable file, a folder that cannot be written, a full disk),
-   BND_ERR_FORMAT (as above), BND_ERR_SHAPE (a valid file that does not fit: tensor shapes that differ
-   from the net's, an optimizer file for parameters of other shapes), BND_ERR_OUT_OF_MEMORY.
+   The statuses of the functions below mean: BND_ERR_INVALID_ARGUMENT a NULL pointer, BND_ERR_IO the
+   file system (a missing or unreadable file, a folder that cannot be written, a full disk),
+   BND_ERR_FORMAT a damaged file (as above), BND_ERR_SHAPE a valid file that does not fit (tensor
+   shapes that differ from the net's, an optimizer file for parameters of other shapes),
+   BND_ERR_OUT_OF_MEMORY tensors read from a file that cannot be allocated.
    Test hook, for bndrop's own tests only: BNDROP_TEST_SAVE_FAIL_AFTER=<K> (read at each save) makes
    saving fail as on a full disk once K bytes have been written. */
 
 /* Saves `net` (state_dict, architecture, seed, mode, dropout generators) to `path`, replacing any
-   file there atomically. The net is not changed. */
+   file there atomically. The net is not changed. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer),
+   BND_ERR_IO (an empty path, a folder, a folder that cannot be written, a failed write). */
 BND_API bnd_status bnd_net_save(const bnd_net *net, const char *path);
 
 /* Creates the net saved at `path` by bnd_net_save: same layers, tensors, seed, mode and dropout
    generators. out_net: out, set only on success; release with bnd_net_free. A file without bndrop's
    metadata (e.g. a plain PyTorch state_dict) is BND_ERR_FORMAT: build the net and use
    bnd_net_load_weights. Every mismatch inside the file (a layer that does not fit, a tensor missing,
-   extra or of another shape than the layers give) is BND_ERR_FORMAT too. */
+   extra or of another shape than the layers give) is BND_ERR_FORMAT too. Returns
+   BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_IO, BND_ERR_FORMAT, BND_ERR_OUT_OF_MEMORY. */
 BND_API bnd_status bnd_net_load(const char *path, bnd_net **out_net);
 
 /* Replaces every tensor of `net` from the safetensors file at `path`, written by bndrop or by anything
@@ -836,18 +878,21 @@ BND_API bnd_status bnd_net_load(const char *path, bnd_net **out_net);
    as load_state_dict(strict=True): every tensor of the net must be there and no other (BND_ERR_FORMAT
    naming it), each F32, num_batches_tracked an I64 scalar >= 0 (else BND_ERR_FORMAT), of the net's
    shape (else BND_ERR_SHAPE). Metadata is ignored; the mode, seed and dropout generators are kept. On
-   failure the net is unchanged. */
+   failure the net is unchanged. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_IO,
+   BND_ERR_FORMAT, BND_ERR_SHAPE, BND_ERR_OUT_OF_MEMORY. */
 BND_API bnd_status bnd_net_load_weights(bnd_net *net, const char *path);
 
-/* Saves the optimizer's state (see above) to `path`, atomically. The optimizer is not changed. */
+/* Saves the optimizer's state (see above) to `path`, atomically. The optimizer is not changed.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_IO (as bnd_net_save). */
 BND_API bnd_status bnd_optimizer_save(const bnd_optimizer *opt, const char *path);
 
 /* Replaces the optimizer's state (momentum buffers; Adam's step and moments) with the one saved at
    `path` by bnd_optimizer_save. The optimizer keeps its own hyper-parameters (a run may resume with,
-   say, another learning rate); those in the file are a record. BND_ERR_INVALID_ARGUMENT also for a file
-   of another kind of optimizer (SGD, Adam, AdamW) or momentum buffers for an SGD without momentum;
-   BND_ERR_SHAPE for a file saved for parameters of other shapes; BND_ERR_FORMAT for a net's checkpoint.
-   On failure the optimizer is unchanged. */
+   say, another learning rate); those in the file are a record. On failure the optimizer is unchanged.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, a file of another kind of optimizer (SGD, Adam,
+   AdamW), momentum buffers for an SGD without momentum), BND_ERR_IO, BND_ERR_FORMAT (a damaged file, a
+   net's checkpoint), BND_ERR_SHAPE (a file saved for parameters of other shapes),
+   BND_ERR_OUT_OF_MEMORY. */
 BND_API bnd_status bnd_optimizer_load(bnd_optimizer *opt, const char *path);
 
 #ifdef __cplusplus

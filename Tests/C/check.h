@@ -22,9 +22,14 @@ void expect_fail(const char *file, int line, const char *fmt, ...);
 #define EXPECT(cond, ...) \
     do { if (!(cond)) expect_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
 
+/* Records that the function named by the first identifier of `call_text` (e.g. "bnd_net_forward(net,
+   ...)") returned `status`, for the status table (test_status_table.c). Any thread; never allocates. */
+void record_status(const char *call_text, bnd_status status);
+
 /* A call that must succeed; on failure the status and bnd_last_error() are reported. */
 #define EXPECT_OK(call) \
     do { bnd_status s_ = (call); \
+         record_status(#call, s_); \
          if (s_ != BND_OK) expect_fail(__FILE__, __LINE__, "%s -> %d (%s)", #call, (int)s_, bnd_last_error()); \
     } while (0)
 
@@ -41,7 +46,7 @@ bnd_net *test_mlp(int64_t inputs, int64_t hidden, float dropout, int64_t outputs
 int make_temp_dir(char *dir, size_t capacity, const char *what);
 
 /* One bad call as its own test: status == expected, a non-empty bnd_last_error(), and `needle` in it
-   when given (e.g. the file name). */
+   when given (e.g. the file name). The status it returned is recorded for the status table. */
 void bad_call(const char *text, bnd_status expected, const char *needle, bnd_status got);
 /* The error message is cleared first so that it must come from this very call. */
 #define BAD(expected, call) bad_call(#call, (expected), NULL, (bnd_clear_last_error(), (call)))
@@ -55,8 +60,13 @@ void run_api_tests(void);
 void run_data_tests(void); /* datasets, loaders, fit / evaluate (test_data.c) */
 void run_alloc_tests(void); /* no allocation in a training step (test_alloc.c) */
 void run_checkpoint_tests(void); /* safetensors checkpoints: PyTorch's files, round trips, resuming (test_checkpoint.c) */
+/* Without OpenBLAS, the calls that load it return BND_ERR_IO: each in a child process (test_no_blas.c).
+   Runs first: it needs a process that has not loaded OpenBLAS through bndrop yet. */
+void run_no_blas_tests(void);
 /* Allocation failures are statuses: each call in a child under RLIMIT_AS (test_oom.c; not under ASan/TSan). */
 void run_oom_tests(void);
 void run_failed_step_tests(void); /* a failed training step changes nothing but the gradients (test_failed_step.c) */
+/* Last: every status the header documents was produced by a test, and no other (test_status_table.c). */
+void run_status_table(const char *header_path);
 
 #endif

@@ -228,6 +228,9 @@ void run_bad_call_tests(void) {
     BAD(BND_ERR_SHAPE, bnd_net_layer_type(mlp, 1, name, 11));            /* "BatchNorm1d" needs 12 */
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_layer_output_shape(mlp, 4, dims, 4, &n));
     BAD(BND_ERR_SHAPE, bnd_net_input_shape(mlp, dims, 0, &n));
+    BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_input_shape(NULL, dims, 4, &n));
+    BAD(BND_ERR_SHAPE, bnd_net_output_shape(mlp, dims, 0, &n));
+    BAD(BND_ERR_SHAPE, bnd_net_layer_output_shape(mlp, 0, dims, 0, &n));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_output_shape(mlp, dims, 4, NULL));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_input_count(NULL, &n));
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_output_count(mlp, NULL));
@@ -309,6 +312,7 @@ void run_bad_call_tests(void) {
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(NULL, logits, 8, &loss, grad));
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(logits, NULL, 8, &loss, grad));
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(logits, logits, 8, NULL, grad));
+        EXPECT_OK(bnd_loss_mse(logits, logits, 8, &loss, grad));
     }
 
     /* ---- training steps */
@@ -351,6 +355,7 @@ void run_bad_call_tests(void) {
         EXPECT_OK(bnd_net_add_relu(mlp));
         BAD_MSG(BND_ERR_STATE, "after the last", bnd_optimizer_step(opt));
         BAD(BND_ERR_STATE, bnd_net_train_step_classification(mlp, opt, in, labels, 4, &loss));
+        BAD(BND_ERR_STATE, bnd_net_train_step_regression(mlp, opt, in, targets, 4, &loss));
         BAD(BND_ERR_STATE, bnd_net_backward(mlp, buf, 4, NULL, 0)); /* the add discarded the forward */
         bnd_optimizer_free(foreign);
         bnd_optimizer_free(opt);
@@ -410,6 +415,18 @@ void run_bad_call_tests(void) {
         EXPECT_OK(bnd_net_predict_mc_dropout(fresh, in, 4, 3, 0, mean, var, 8));
         BAD(BND_ERR_STATE, bnd_net_backward(fresh, buf, 4, NULL, 0)); /* MC discarded the forward pass */
         bnd_net_free(fresh);
+    }
+
+    /* ---- runtime */
+    {
+        bnd_runtime_info info;
+        int32_t threads = bnd_get_num_threads();
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_get_runtime_info(NULL));
+        EXPECT_OK(bnd_get_runtime_info(&info));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_set_num_threads(0));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_set_num_threads(-1));
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_set_num_threads(257));
+        EXPECT_OK(bnd_set_num_threads(threads)); /* unchanged */
     }
 
     bnd_net_free(mlp);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "check.h"
 
@@ -94,6 +95,8 @@ static void test_idx_files(void) {
     BAD_MSG(BND_ERR_OUT_OF_MEMORY, images, bnd_dataset_load_idx_ex(images, labels, &params, &never));
     BAD_MSG(BND_ERR_OUT_OF_MEMORY, "limit of 47 bytes", bnd_dataset_load_idx_ex(images, labels, &params, &never));
     BAD_MSG(BND_ERR_IO, missing, bnd_dataset_load_dir_ex(missing, BND_SPLIT_TRAIN, &params, &never));
+    BAD_MSG(BND_ERR_IO, missing, bnd_dataset_load_idx_ex(missing, labels, NULL, &never));
+    BAD_MSG(BND_ERR_FORMAT, malformed, bnd_dataset_load_idx_ex(malformed, labels, NULL, &never));
     test_begin("IDX: failed loads leave *out_dataset untouched");
     EXPECT(never == NULL, "out_dataset was written");
     test_end();
@@ -678,6 +681,65 @@ static void test_shared_dataset_threads(void) {
 /* ------------------------------------------------------------------------------------------------
    Bad calls. */
 
+/* bnd_dataset_load_dir / load_dir_ex on folders holding the standard names: a plain pair loads, a
+   malformed image file is BND_ERR_FORMAT, images that declare more than the limit (an 8.6 GB header
+   against the default 4 GiB, 48 bytes against 47) BND_ERR_OUT_OF_MEMORY before anything is allocated. */
+static void test_idx_folders(void) {
+    static const char *const folders[] = {"ok", "malformed", "too-large"};
+    static const uint8_t huge_header[16] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0xB5, 0x04, 0, 0, 0xB5, 0x04};
+    static const uint8_t one_label[9] = {0, 0, 8, 1, 0, 0, 0, 1, 0};
+    char paths[3][2][300], folder[3][200];
+    uint8_t bad_magic[sizeof g_idx_images];
+    memcpy(bad_magic, g_idx_images, sizeof bad_magic);
+    bad_magic[0] = 1;
+    int written = 1;
+    for (int i = 0; i < 3; i++) {
+        snprintf(folder[i], sizeof folder[i], "%.63s/%s", g_dir, folders[i]);
+        snprintf(paths[i][0], sizeof paths[i][0], "%.199s/train-images-idx3-ubyte", folder[i]);
+        snprintf(paths[i][1], sizeof paths[i][1], "%.199s/train-labels-idx1-ubyte", folder[i]);
+        written = written && mkdir(folder[i], 0700) == 0;
+    }
+    written = written && write_bytes(paths[0][0], g_idx_images, sizeof g_idx_images) &&
+              write_bytes(paths[0][1], g_idx_labels, sizeof g_idx_labels) &&
+              write_bytes(paths[1][0], bad_magic, sizeof bad_magic) &&
+              write_bytes(paths[1][1], g_idx_labels, sizeof g_idx_labels) &&
+              write_bytes(paths[2][0], huge_header, sizeof huge_header) &&
+              write_bytes(paths[2][1], one_label, sizeof one_label);
+    test_begin("IDX folders: load_dir and load_dir_ex load a plain pair");
+    EXPECT(written, "cannot write the test folders in %s", g_dir);
+    bnd_dataset *d = NULL;
+    int64_t count = 0;
+    EXPECT_OK(bnd_dataset_load_dir(folder[0], BND_SPLIT_TRAIN, &d));
+    if (d != NULL) EXPECT_OK(bnd_dataset_info(d, &count, NULL, NULL));
+    EXPECT(count == 3, "load_dir: %lld samples, expected 3", (long long)count);
+    bnd_dataset_free(d);
+    d = NULL;
+    count = 0;
+    EXPECT_OK(bnd_dataset_load_dir_ex(folder[0], BND_SPLIT_TRAIN, NULL, &d));
+    if (d != NULL) EXPECT_OK(bnd_dataset_info(d, &count, NULL, NULL));
+    EXPECT(count == 3, "load_dir_ex: %lld samples, expected 3", (long long)count);
+    bnd_dataset_free(d);
+    test_end();
+    if (written) {
+        bnd_dataset *never = NULL;
+        bnd_load_params params = bnd_load_default_params();
+        params.max_bytes = 47;
+        BAD_MSG(BND_ERR_FORMAT, paths[1][0], bnd_dataset_load_dir(folder[1], BND_SPLIT_TRAIN, &never));
+        BAD_MSG(BND_ERR_FORMAT, paths[1][0], bnd_dataset_load_dir_ex(folder[1], BND_SPLIT_TRAIN, NULL, &never));
+        BAD_MSG(BND_ERR_OUT_OF_MEMORY, "memory limit", bnd_dataset_load_dir(folder[2], BND_SPLIT_TRAIN, &never));
+        BAD_MSG(BND_ERR_OUT_OF_MEMORY, "limit of 47 bytes",
+                bnd_dataset_load_dir_ex(folder[0], BND_SPLIT_TRAIN, &params, &never));
+        test_begin("IDX folders: failed loads leave *out_dataset untouched");
+        EXPECT(never == NULL, "out_dataset was written");
+        test_end();
+    }
+    for (int i = 0; i < 3; i++) {
+        unlink(paths[i][0]);
+        unlink(paths[i][1]);
+        rmdir(folder[i]);
+    }
+}
+
 static int32_t add_a_layer(const bnd_fit_event *e, void *user_data) {
     (void)e;
     bnd_net_add_relu(user_data);
@@ -894,6 +956,7 @@ static void test_bad_calls(void) {
 void run_data_tests(void) {
     if (!make_temp_dir(g_dir, sizeof g_dir, "data")) return;
     test_idx_files();
+    test_idx_folders();
     test_fashion_mnist();
     test_from_arrays();
     test_loader();

@@ -37,7 +37,9 @@ static size_t address_space(void) {
 
 typedef bnd_status (*oom_call)(void *context);
 
-/* Runs `call` in a child limited to the current address space + `margin` bytes; one row of the table. */
+/* Runs `call` in a child limited to the current address space + `margin` bytes; one row of the table.
+   `text` begins with the name of the function whose status `call` returns (the status table records
+   the child's exit status under that name). */
 static void run_limited(const char *text, size_t margin, bnd_status expected, const char *needle, oom_call call,
                         void *context) {
     test_begin(text);
@@ -65,6 +67,8 @@ static void run_limited(const char *text, size_t margin, bnd_status expected, co
     EXPECT(alive, "%s: the child died by signal %d", text, WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
     EXPECT(code != 101, "%s: wrong message (above)", text);
     EXPECT(!alive || code == (int)expected, "%s: expected status %d, got %d", text, (int)expected, code);
+    /* the status table: `text` begins with the function whose status the child returned */
+    if (alive && code <= (int)BND_ERR_INTERNAL) record_status(text, (bnd_status)code);
     char status_text[32];
     if (alive) snprintf(status_text, sizeof status_text, "%d %s", code, code == 6 ? "OUT_OF_MEMORY" : code == 0 ? "OK" : "");
     else snprintf(status_text, sizeof status_text, "signal %d", WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
@@ -120,6 +124,183 @@ static bnd_status get_big_grad(void *context) {
 static bnd_status set_big_grad(void *context) {
     struct tensor_context *c = context;
     return bnd_net_set_grad(c->net, "0.weight", c->values, c->count);
+}
+
+static bnd_status add_huge_conv2d(void *context) {
+    (void)context;
+    int64_t shape[3] = { 256, 32, 32 };
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_create(shape, 3, &net);
+    if (s == BND_OK) s = bnd_net_add_conv2d(net, 1024, 32, 1, 0); /* a 1 GiB weight (1024 x 256 x 32 x 32) */
+    bnd_net_free(net);
+    return s;
+}
+
+static bnd_status add_huge_batchnorm(void *context) {
+    (void)context;
+    int64_t shape[1] = { (int64_t)1 << 28 };
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_create(shape, 1, &net);
+    if (s == BND_OK) s = bnd_net_add_batchnorm(net, NULL); /* 2^28 channels: 1 GiB per statistic */
+    bnd_net_free(net);
+    return s;
+}
+
+/* A batch of 8192 samples through {1} -> Linear(65536) -> Linear(1): 8192 values in and out, but a
+   2 GiB hidden output. Each call below builds what it needs and then runs it on that batch. */
+#define WIDE_BATCH 8192
+static float g_wide_zeros[WIDE_BATCH];
+static int32_t g_wide_labels[WIDE_BATCH];
+
+static bnd_status wide_net(bnd_net **net) {
+    int64_t shape[1] = { 1 };
+    bnd_status s = bnd_net_create(shape, 1, net);
+    if (s == BND_OK) s = bnd_net_add_linear(*net, 65536);
+    if (s == BND_OK) s = bnd_net_add_linear(*net, 1);
+    return s;
+}
+
+static bnd_status forward_wide(void *context) {
+    (void)context;
+    static float out[WIDE_BATCH];
+    bnd_net *net = NULL;
+    bnd_status s = wide_net(&net);
+    if (s == BND_OK) s = bnd_net_forward(net, g_wide_zeros, WIDE_BATCH, out, WIDE_BATCH);
+    bnd_net_free(net);
+    return s;
+}
+
+static bnd_status train_step_wide(void *context) {
+    int regression = context != NULL;
+    bnd_net *net = NULL;
+    bnd_optimizer *opt = NULL;
+    float loss = 0;
+    bnd_status s = wide_net(&net);
+    if (s == BND_OK) s = bnd_optimizer_create_sgd(net, NULL, &opt);
+    if (s == BND_OK)
+        s = regression ? bnd_net_train_step_regression(net, opt, g_wide_zeros, g_wide_zeros, WIDE_BATCH, &loss)
+                       : bnd_net_train_step_classification(net, opt, g_wide_zeros, g_wide_labels, WIDE_BATCH, &loss);
+    bnd_optimizer_free(opt);
+    bnd_net_free(net);
+    return s;
+}
+
+static bnd_status mc_dropout_wide(void *context) {
+    (void)context;
+    static float mean[WIDE_BATCH], var[WIDE_BATCH];
+    bnd_net *net = NULL;
+    bnd_status s = wide_net(&net);
+    if (s == BND_OK) s = bnd_net_predict_mc_dropout(net, g_wide_zeros, WIDE_BATCH, 1, 0, mean, var, WIDE_BATCH);
+    bnd_net_free(net);
+    return s;
+}
+
+/* bnd_evaluate (context NULL) or bnd_fit over 8192 samples with one target each, one batch. */
+static bnd_status run_wide(void *context) {
+    int64_t sample[1] = { 1 };
+    bnd_net *net = NULL;
+    bnd_optimizer *opt = NULL;
+    bnd_dataset *data = NULL;
+    bnd_status s = wide_net(&net);
+    if (s == BND_OK) s = bnd_dataset_from_targets(g_wide_zeros, sample, 1, g_wide_zeros, 1, WIDE_BATCH, &data);
+    if (s == BND_OK && context == NULL) {
+        s = bnd_evaluate(net, data, WIDE_BATCH, NULL, NULL);
+    } else if (s == BND_OK) {
+        bnd_fit_params p = bnd_fit_default_params();
+        p.batch_size = WIDE_BATCH;
+        s = bnd_optimizer_create_sgd(net, NULL, &opt);
+        if (s == BND_OK) s = bnd_fit(net, opt, data, NULL, &p, NULL, NULL, NULL);
+    }
+    bnd_dataset_free(data);
+    bnd_optimizer_free(opt);
+    bnd_net_free(net);
+    return s;
+}
+
+/* Calls on what the parent made before the limit: a {4096} -> Linear(4096) net (a 64 MiB weight) and
+   the caller's 64 MiB array; each asks for another 64 MiB or more, under a 16 MiB margin. */
+struct big_context {
+    bnd_net *net;
+    float *values;          /* 4096 x 4096 floats */
+    bnd_dataset *dataset;   /* 4096 samples of {4096}, labelled */
+    bnd_optimizer *opt;     /* SGD with momentum on net, stepped once */
+    const char *net_file, *opt_file;
+};
+
+static bnd_status create_big_sgd(void *context) {
+    struct big_context *c = context;
+    bnd_sgd_params p = bnd_sgd_default_params();
+    p.momentum = 0.9f;
+    bnd_optimizer *opt = NULL;
+    bnd_status s = bnd_optimizer_create_sgd(c->net, &p, &opt);
+    bnd_optimizer_free(opt);
+    return s;
+}
+
+static bnd_status create_big_adam(void *context) {
+    struct big_context *c = context;
+    bnd_optimizer *opt = NULL;
+    bnd_status s = bnd_optimizer_create_adam(c->net, NULL, &opt);
+    bnd_optimizer_free(opt);
+    return s;
+}
+
+static bnd_status fold_big(void *context) {
+    struct big_context *c = context;
+    bnd_net *folded = NULL;
+    bnd_status s = bnd_net_fold_batchnorm(c->net, &folded);
+    bnd_net_free(folded);
+    return s;
+}
+
+static bnd_status big_from_labels(void *context) {
+    struct big_context *c = context;
+    int64_t sample[1] = { 4096 };
+    bnd_dataset *data = NULL;
+    bnd_status s = bnd_dataset_from_labels(c->values, sample, 1, g_wide_labels, 4096, 0, &data);
+    bnd_dataset_free(data);
+    return s;
+}
+
+static bnd_status big_from_targets(void *context) {
+    struct big_context *c = context;
+    int64_t sample[1] = { 4096 };
+    bnd_dataset *data = NULL;
+    bnd_status s = bnd_dataset_from_targets(c->values, sample, 1, g_wide_zeros, 1, 4096, &data);
+    bnd_dataset_free(data);
+    return s;
+}
+
+static bnd_status big_loader(void *context) {
+    struct big_context *c = context;
+    bnd_loader *loader = NULL;
+    bnd_status s = bnd_loader_create(c->dataset, 4096, 0, 0, 0, &loader); /* one batch: 64 MiB */
+    bnd_loader_free(loader);
+    return s;
+}
+
+static bnd_status load_big_net(void *context) {
+    struct big_context *c = context;
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_load(c->net_file, &net);
+    bnd_net_free(net);
+    return s;
+}
+
+static bnd_status load_big_weights(void *context) {
+    struct big_context *c = context;
+    return bnd_net_load_weights(c->net, c->net_file);
+}
+
+static bnd_status load_big_optimizer(void *context) {
+    struct big_context *c = context;
+    return bnd_optimizer_load(c->opt, c->opt_file);
+}
+
+/* After the parent's forward of 4096 samples: the input gradient (64 MiB) is allocated by backward. */
+static bnd_status backward_big(void *context) {
+    struct big_context *c = context;
+    return bnd_net_backward(c->net, c->values, 4096, c->values, (size_t)4096 * 4096);
 }
 
 struct load_context { const char *images, *labels; size_t max_bytes; };
@@ -208,6 +389,23 @@ void run_oom_tests(void) {
 
     run_limited("bnd_net_forward_view, batch 8192 of 1 -> 65536 (2 GiB output)", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
                 NULL, forward_huge_batch, NULL);
+    run_limited("bnd_net_add_conv2d 256 -> 1024 channels, kernel 32 (1 GiB weight)", 512 * MIB,
+                BND_ERR_OUT_OF_MEMORY, NULL, add_huge_conv2d, NULL);
+    run_limited("bnd_net_add_batchnorm, 2^28 channels", 512 * MIB, BND_ERR_OUT_OF_MEMORY, NULL, add_huge_batchnorm,
+                NULL);
+    /* a 2 GiB hidden output for a batch of 8192 samples */
+    run_limited("bnd_net_forward, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY, NULL,
+                forward_wide, NULL);
+    run_limited("bnd_net_train_step_classification, batch 8192 of 1 -> 65536 -> 1", 512 * MIB,
+                BND_ERR_OUT_OF_MEMORY, NULL, train_step_wide, NULL);
+    run_limited("bnd_net_train_step_regression, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
+                NULL, train_step_wide, g_wide_zeros);
+    run_limited("bnd_net_predict_mc_dropout, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
+                NULL, mc_dropout_wide, NULL);
+    run_limited("bnd_evaluate, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY, NULL, run_wide,
+                NULL);
+    run_limited("bnd_fit, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY, NULL, run_wide,
+                g_wide_zeros);
 
     /* A 4096 x 4096 weight (64 MiB) made before the limit, with the caller's 64 MiB buffer: under a
        16 MiB margin any copy through a temporary array would fail; a straight copy succeeds. */
@@ -221,6 +419,50 @@ void run_oom_tests(void) {
         run_limited("bnd_net_set_tensor 0.weight (64 MiB, made before)", 16 * MIB, BND_OK, NULL, set_big_tensor, &t);
         run_limited("bnd_net_get_grad 0.weight (64 MiB, made before)", 16 * MIB, BND_OK, NULL, get_big_grad, &t);
         run_limited("bnd_net_set_grad 0.weight (64 MiB, made before)", 16 * MIB, BND_OK, NULL, set_big_grad, &t);
+    }
+    if (t.values != NULL && t.net != NULL) {
+        char net_file[300], opt_file[300];
+        snprintf(net_file, sizeof net_file, "%s/big-net.safetensors", g_dir);
+        snprintf(opt_file, sizeof opt_file, "%s/big-sgd.safetensors", g_dir);
+        struct big_context big = { t.net, t.values, NULL, NULL, net_file, opt_file };
+        run_limited("bnd_optimizer_create_sgd, momentum, 64 MiB of parameters", 16 * MIB, BND_ERR_OUT_OF_MEMORY,
+                    NULL, create_big_sgd, &big);
+        run_limited("bnd_optimizer_create_adam, 64 MiB of parameters", 16 * MIB, BND_ERR_OUT_OF_MEMORY, NULL,
+                    create_big_adam, &big);
+        run_limited("bnd_net_fold_batchnorm, a copy of 64 MiB of parameters", 16 * MIB, BND_ERR_OUT_OF_MEMORY, NULL,
+                    fold_big, &big);
+        run_limited("bnd_dataset_from_labels, 64 MiB of features", 16 * MIB, BND_ERR_OUT_OF_MEMORY, NULL,
+                    big_from_labels, &big);
+        run_limited("bnd_dataset_from_targets, 64 MiB of features", 16 * MIB, BND_ERR_OUT_OF_MEMORY, NULL,
+                    big_from_targets, &big);
+        int64_t sample[1] = { 4096 };
+        EXPECT_OK(bnd_dataset_from_labels(t.values, sample, 1, g_wide_labels, 4096, 0, &big.dataset));
+        if (big.dataset != NULL)
+            run_limited("bnd_loader_create, one batch of 64 MiB", 16 * MIB, BND_ERR_OUT_OF_MEMORY, NULL, big_loader,
+                        &big);
+        bnd_dataset_free(big.dataset);
+        /* checkpoints whose tensors take 64 MiB */
+        bnd_sgd_params momentum = bnd_sgd_default_params();
+        momentum.momentum = 0.9f;
+        EXPECT_OK(bnd_optimizer_create_sgd(t.net, &momentum, &big.opt));
+        if (big.opt != NULL) {
+            EXPECT_OK(bnd_optimizer_step(big.opt)); /* now it has momentum buffers to save */
+            EXPECT_OK(bnd_net_save(t.net, net_file));
+            EXPECT_OK(bnd_optimizer_save(big.opt, opt_file));
+            run_limited("bnd_net_load, 64 MiB of tensors", 16 * MIB, BND_ERR_OUT_OF_MEMORY, NULL, load_big_net, &big);
+            run_limited("bnd_net_load_weights, 64 MiB of tensors", 16 * MIB, BND_ERR_OUT_OF_MEMORY, NULL,
+                        load_big_weights, &big);
+            run_limited("bnd_optimizer_load, 64 MiB of momentum buffers", 16 * MIB, BND_ERR_OUT_OF_MEMORY, NULL,
+                        load_big_optimizer, &big);
+        }
+        bnd_optimizer_free(big.opt);
+        unlink(net_file);
+        unlink(opt_file);
+        const float *view = NULL;
+        size_t count = 0;
+        EXPECT_OK(bnd_net_forward_view(t.net, t.values, 4096, &view, &count));
+        run_limited("bnd_net_backward, a 64 MiB input gradient", 16 * MIB, BND_ERR_OUT_OF_MEMORY, NULL, backward_big,
+                    &big);
     }
     bnd_net_free(t.net);
     free(t.values);

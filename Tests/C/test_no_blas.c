@@ -1,0 +1,72 @@
+/* Without OpenBLAS: the calls that load it return BND_ERR_IO, a status, not a crash. Each runs in a
+   child process (fork) that sets BNDROP_TEST_OPENBLAS_NAME, bndrop's test hook naming the file to
+   load instead of libopenblas.so.0, to a file that does not exist. The hook is read once, when bndrop
+   first loads OpenBLAS, so this group runs before anything in the test program has loaded it. The
+   child passes its status back as its exit code (the status table records it). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "check.h"
+
+#define MISSING_BLAS "libbndrop-test-no-such-blas.so.0"
+
+typedef bnd_status (*blas_call)(void);
+
+static bnd_status runtime_info(void) {
+    bnd_runtime_info info;
+    return bnd_get_runtime_info(&info);
+}
+
+static bnd_status add_linear(void) {
+    int64_t shape[1] = {4};
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_create(shape, 1, &net);
+    if (s == BND_OK) s = bnd_net_add_linear(net, 3);
+    bnd_net_free(net);
+    return s;
+}
+
+static bnd_status add_conv2d(void) {
+    int64_t shape[3] = {1, 6, 6};
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_create(shape, 3, &net);
+    if (s == BND_OK) s = bnd_net_add_conv2d(net, 2, 3, 1, 0);
+    bnd_net_free(net);
+    return s;
+}
+
+/* `text` begins with the name of the function whose status `call` returns. */
+static void run_without_blas(const char *text, blas_call call) {
+    test_begin(text);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(60);
+        setenv("BNDROP_TEST_OPENBLAS_NAME", MISSING_BLAS, 1);
+        bnd_status s = call();
+        if (s == BND_ERR_IO && strstr(bnd_last_error(), MISSING_BLAS) == NULL) {
+            printf("  [%s] message '%s' does not name %s\n", text, bnd_last_error(), MISSING_BLAS);
+            fflush(stdout);
+            _exit(101);
+        }
+        _exit((int)s);
+    }
+    int wstatus = 0;
+    int waited = pid > 0 && waitpid(pid, &wstatus, 0) == pid;
+    EXPECT(waited, "%s: fork or waitpid failed", text);
+    int alive = waited && WIFEXITED(wstatus);
+    int code = alive ? WEXITSTATUS(wstatus) : -1;
+    EXPECT(alive, "%s: the child died by signal %d", text, WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
+    EXPECT(code != 101, "%s: wrong message (above)", text);
+    EXPECT(!alive || code == (int)BND_ERR_IO, "%s: expected status %d (BND_ERR_IO), got %d", text,
+           (int)BND_ERR_IO, code);
+    if (alive && code <= (int)BND_ERR_INTERNAL) record_status(text, (bnd_status)code);
+    test_end();
+}
+
+void run_no_blas_tests(void) {
+    run_without_blas("bnd_get_runtime_info without OpenBLAS", runtime_info);
+    run_without_blas("bnd_net_add_linear without OpenBLAS", add_linear);
+    run_without_blas("bnd_net_add_conv2d without OpenBLAS", add_conv2d);
+}
