@@ -351,6 +351,12 @@ void run_bad_call_tests(void) {
         EXPECT(memcmp(before, after, sizeof before) == 0, "0.weight changed");
         test_end();
 
+        /* a step's forward pass is used up by its own backward (the step reads the input in place) */
+        EXPECT_OK(bnd_net_train_step_classification(mlp, opt, in, labels, 4, &loss));
+        BAD_MSG(BND_ERR_STATE, "training step", bnd_net_backward(mlp, buf, 4, NULL, 0));
+        EXPECT_OK(bnd_net_forward(mlp, in, 4, out, 64));
+        EXPECT_OK(bnd_net_backward(mlp, buf, 4, NULL, 0));
+
         /* a net that gained layers after its optimizer was created */
         EXPECT_OK(bnd_net_add_relu(mlp));
         BAD_MSG(BND_ERR_STATE, "after the last", bnd_optimizer_step(opt));
