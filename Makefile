@@ -236,7 +236,9 @@ asan_ldflags = -fuse-ld=lld -L$(ASAN_BUILD) -Wl,-rpath,$(abspath $(ASAN_BUILD)) 
 # Any report fails the run: ASan and UBSan abort, LeakSanitizer (on by default with ASan) exits non-zero.
 # Set only for the sanitizer targets (target-specific exports), so `make test` is unaffected.
 SAN_TARGETS := test-asan test-tsan test-tsan-pool fuzz-smoke
-$(SAN_TARGETS): export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1
+# allocator_may_return_null: a malloc that cannot be served returns NULL, as glibc's does, so the C
+# tests' out-of-memory rows (Tests/C/test_oom.c) check the same statuses under ASan.
+$(SAN_TARGETS): export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1:allocator_may_return_null=1
 $(SAN_TARGETS): export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 $(SAN_TARGETS): export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 $(SAN_TARGETS): export ASAN_SYMBOLIZER_PATH ?= $(TOOLCHAIN_BIN)/llvm-symbolizer
@@ -258,7 +260,8 @@ asan-build:
 	$(call SWIFT_SAN_BUILD,address,$(ASAN_SCRATCH),$(ASAN_SWIFTFLAGS))
 	ln -sfn libbndrop.so $(ASAN_BUILD)/$(SONAME)
 
-# The C ABI tests and the C examples' short runs, all under ASan + UBSan (C code) on an ASan library.
+# The C ABI tests and the C examples' short runs, all under ASan + UBSan (C code) on an ASan library,
+# and the Swift dropout experiment's short run built with ASan (the Swift API without the C layer).
 test-asan: asan-build $(SAN_OUT)/no_alloc_tests.c
 	$(SAN_CC) $(ASAN_CFLAGS) -pthread -o $(SAN_OUT)/test_capi_asan $(SAN_TEST_SRC) $(asan_ldflags) -lcjson -lopenblas -lm
 	BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(SAN_OUT)/test_capi_asan $(GOLDEN_DIR)
@@ -266,6 +269,9 @@ test-asan: asan-build $(SAN_OUT)/no_alloc_tests.c
 	$(SAN_OUT)/bn_mlp-asan --short
 	set -e; for e in $(EXPERIMENTS); do echo "== $$e --short (ASan)"; \
 	  $(SAN_OUT)/$$e-asan --short --data $(DATA) --out $(SAN_OUT)/asan-report/data; done
+	$(SWIFT) build -c debug --product DropoutExperiment --sanitize=address --scratch-path $(ASAN_SCRATCH) $(ASAN_SWIFTFLAGS)
+	echo "== DropoutExperiment --short (Swift API, ASan)"; \
+	  $(ASAN_BUILD)/DropoutExperiment --short --out $(SAN_OUT)/asan-report/swift
 	@echo "test-asan: no ASan, UBSan or leak report"
 
 tsan-build:

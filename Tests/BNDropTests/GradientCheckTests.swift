@@ -100,7 +100,9 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testBatchNormAllShapesAndModes() throws {
-        for shape in [[5], [3, 6], [3, 4, 4]] {
+        // 45 channels and a spatial size of 13: every path of the kernels (blocks of 32 and of 8
+        // channels, the channel tail; eight-value runs and their tail).
+        for shape in [[5], [45], [3, 6], [2, 13], [3, 4, 4]] {
             for training in [true, false] {
                 for affine in [true, false] {
                     let net = try Sequential(sampleShape: shape)
@@ -115,6 +117,35 @@ final class GradientCheckTests: XCTestCase {
                     let count = 6 * shape.reduce(1, *)
                     try check(net, batch: 6, Self.input(count, seed: 5).map { $0 * 2 + 0.3 },
                               "BatchNorm \(shape) training=\(training) affine=\(affine)")
+                }
+            }
+        }
+    }
+
+    /// Train-mode BatchNorm against its formula computed here in double precision, on shapes that take
+    /// every path of the kernels.
+    func testBatchNormForwardMatchesTheFormula() throws {
+        for (shape, batch) in [([45], 7), ([2, 13], 3), ([3, 4, 4], 5), ([9, 3, 5], 2)] {
+            let channels = shape[0], spatial = shape.dropFirst().reduce(1, *)
+            let net = try Sequential(sampleShape: shape)
+            try net.addBatchNorm()
+            let gamma = (0..<channels).map { 0.5 + Float($0 % 7) * 0.3 }
+            let beta = (0..<channels).map { Float($0 % 5) * 0.1 - 0.2 }
+            try net.setTensor("0.weight", gamma)
+            try net.setTensor("0.bias", beta)
+            let x = Self.input(batch * channels * spatial, seed: 9).map { $0 * 3 + 1 }
+            let y = try net.forward(x, batch: batch)
+            for c in 0..<channels {
+                let values = (0..<batch).flatMap { n in (0..<spatial).map { Double(x[(n * channels + c) * spatial + $0]) } }
+                let mean = values.reduce(0, +) / Double(values.count)
+                let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)
+                for n in 0..<batch {
+                    for s in 0..<spatial {
+                        let i = (n * channels + c) * spatial + s
+                        let expected = (Double(x[i]) - mean) / (variance + 1e-5).squareRoot() * Double(gamma[c]) + Double(beta[c])
+                        XCTAssertEqual(Double(y[i]), expected, accuracy: 1e-5 * (1 + abs(expected)),
+                                       "BatchNorm \(shape) batch \(batch): channel \(c), value \(i)")
+                    }
                 }
             }
         }
