@@ -31,3 +31,22 @@ void bndk_adam_step(float *restrict p, const float *restrict grad, float *restri
         p[i] = p[i] - step_size * mi / denom;
     }
 }
+
+BNDK_CLONES
+void bndk_sgd_step(float *restrict p, const float *restrict grad, float *restrict buf, int64_t count, float lr,
+                   float momentum, float dampening, float weight_decay, int nesterov, int started) {
+    if (buf == NULL) {
+        if (weight_decay != 0)
+            for (int64_t i = 0; i < count; i++) p[i] = p[i] - lr * (grad[i] + weight_decay * p[i]);
+        else
+            for (int64_t i = 0; i < count; i++) p[i] = p[i] - lr * grad[i];
+        return;
+    }
+    const float keep = 1 - dampening;
+    for (int64_t i = 0; i < count; i++) {
+        const float g = weight_decay != 0 ? grad[i] + weight_decay * p[i] : grad[i];
+        const float b = started ? momentum * buf[i] + keep * g : g;
+        buf[i] = b;
+        p[i] = p[i] - lr * (nesterov ? g + momentum * b : b);
+    }
+}

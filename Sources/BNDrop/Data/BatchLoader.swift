@@ -1,3 +1,5 @@
+import BNDropKernels
+
 /// One mini-batch from a `BatchLoader`. The pointers belong to the loader and stay valid until its next
 /// `nextBatch()` call.
 public struct Batch {
@@ -140,8 +142,9 @@ public final class BatchLoader {
         let (indices, size) = arguments
         let sampleSize = self.dataset.sampleSize, source = self.dataset.features, inputs = self.inputBuffer.pointer
         let first = task * BatchLoader.samplesPerGatherTask
-        for k in first..<min(first + BatchLoader.samplesPerGatherTask, size) {
-            (inputs + k * sampleSize).update(from: source + indices[k] * sampleSize, count: sampleSize)
+        let count = min(BatchLoader.samplesPerGatherTask, size - first)
+        indices.withMemoryRebound(to: Int64.self, capacity: size) { indices64 in
+            bndk_gather_rows(inputs + first * sampleSize, source, indices64 + first, Int64(count), Int64(sampleSize))
         }
     }
 

@@ -50,17 +50,9 @@ public final class SGD: Optimizer {
 
     public func step() throws {
         for (index, parameter) in parameters.enumerated() {
-            let p = parameter.value.pointer, grad = parameter.gradient.pointer
-            let buf = momentum != 0 ? momentumBuffers[index].pointer : nil
-            for i in 0..<parameter.count {
-                var g = grad[i]
-                if weightDecay != 0 { g += weightDecay * p[i] }
-                if let buf {
-                    buf[i] = started ? momentum * buf[i] + (1 - dampening) * g : g
-                    g = nesterov ? g + momentum * buf[i] : buf[i]
-                }
-                p[i] -= learningRate * g
-            }
+            bndk_sgd_step(parameter.value.pointer, parameter.gradient.pointer,
+                          momentum != 0 ? momentumBuffers[index].pointer : nil, Int64(parameter.count), learningRate,
+                          momentum, dampening, weightDecay, nesterov ? 1 : 0, started ? 1 : 0)
         }
         started = true
     }

@@ -66,6 +66,18 @@ void bndk_rows_scale(const float *dy, float *dx, int64_t rows, int64_t width, in
 void bndk_adam_step(float *p, const float *grad, float *m, float *v, int64_t count, float keep1, float beta2,
                     float keep2, float eps, float step_size, float correction2_sqrt, int coupled_decay, float decay);
 
+/* One SGD step on `count` parameters, as torch.optim.SGD (see Optimizers.swift): g = grad (+ weight_decay·p
+   when weight_decay != 0); with a momentum buffer `buf` (NULL without momentum): buf = started ?
+   momentum·buf + (1 − dampening)·g : g, then g = nesterov ? g + momentum·buf : buf; p −= lr·g. */
+void bndk_sgd_step(float *p, const float *grad, float *buf, int64_t count, float lr, float momentum, float dampening,
+                   float weight_decay, int nesterov, int started);
+
+/* ---- Data ---- */
+
+/* dst row k = src row indices[k] (rows of `row_size` floats), k < count: the loader's batch gather, with
+   the next rows prefetched while one is copied. */
+void bndk_gather_rows(float *dst, const float *src, const int64_t *indices, int64_t count, int64_t row_size);
+
 /* ---- Dropout ---- */
 
 /* Draws `count` values u = (next() >> 40) / 2^24 from the xoshiro256** generator whose four state words
