@@ -34,8 +34,10 @@ public final class Linear: Layer {
     }
 
     /// Rows of the batch per task, and input columns per task of the weight gradient: fixed sizes, so
-    /// the same products run whatever the thread count (see `ThreadPool`).
-    static let rowsPerTask = 64
+    /// the same products run whatever the thread count (see `ThreadPool`). Each task packs the whole
+    /// weight for its GEMM: 128 rows halve that repacking against 64 (inference of the article's MLP
+    /// in batches of 1000: ~5% faster, measured) and still give four tasks to a batch of 512.
+    static let rowsPerTask = 128
     static let columnsPerTask = 256
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
@@ -45,7 +47,7 @@ public final class Linear: Layer {
         return UnsafePointer(output.pointer)
     }
 
-    /// Task `task` of the forward pass: rows [64·task, 64·task + 64) of y = x·Wᵀ + b.
+    /// Task `task` of the forward pass: rows [128·task, 128·task + 128) of y = x·Wᵀ + b.
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
         let (x, batch) = arguments
         let (inF, outF) = (self.inFeatures, self.outFeatures)
