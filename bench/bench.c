@@ -987,9 +987,9 @@ int main(int argc, char **argv) {
     printf("OPENBLAS_CORETYPE: %s%s%s\n", ct ? "set to " : "not set", ct ? ct : "",
            l2 ? "  (OPENBLAS_L2_SIZE is set too)" : "");
     printf("threads:           bndrop %d (bnd_get_num_threads: its own pool; OpenBLAS inside it %d%s%s); "
-           "SIMD width %d floats -> PyTorch gets --threads %d\n",
+           "SIMD width %d floats (bndrop's kernels: %d) -> PyTorch gets --threads %d\n",
            m.bndrop_threads, info.blas_threads, nt ? ", OPENBLAS_NUM_THREADS=" : "", nt ? nt : "",
-           info.simd_width, m.torch_threads);
+           info.simd_width, info.kernel_simd_width, m.torch_threads);
     m.sgemm_gflops = measure_sgemm_gflops(m.bndrop_threads);
     printf("SGEMM 1024^3:      %.1f GFLOP/s (cblas_sgemm on %d threads, best of 10)\n", m.sgemm_gflops,
            m.bndrop_threads);

@@ -798,10 +798,15 @@ typedef struct bnd_runtime_info {
     int32_t blas_threads;               /* OpenBLAS's threads (openblas_get_num_threads); bndrop sets 1 */
     int32_t threads;                    /* bndrop's threads, as bnd_get_num_threads()                  */
     int32_t simd_width;                 /* floats per vector register the CPU offers: 16 (AVX-512F),
-                                           8 (AVX2), 4 (otherwise); OpenBLAS's kernels use it. bndrop's
-                                           own loops are built for the x86-64 baseline (4, SSE2), so one
-                                           libbndrop.so runs on every x86-64 CPU                        */
-    int32_t reserved[10];               /* 0                                                           */
+                                           8 (AVX2), 4 (otherwise); OpenBLAS's kernels use it           */
+    int32_t kernel_simd_width;          /* floats per vector of bndrop's own C kernels (BatchNorm, the
+                                           optimizers, ...): each is built for AVX-512F (16), AVX2 (8)
+                                           and the x86-64 baseline (4) and the best the CPU runs is
+                                           chosen when the library loads, so one libbndrop.so runs on
+                                           every x86-64 CPU. The choice changes no result: the kernels
+                                           round every operation as written (no fused multiply-add) and
+                                           sum in fixed lanes                                           */
+    int32_t reserved[9];                /* 0                                                           */
 } bnd_runtime_info;
 
 /* Fills *out_info; loads OpenBLAS if nothing has yet. Safe from any thread.

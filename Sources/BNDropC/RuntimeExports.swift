@@ -17,6 +17,7 @@ public func bnd_get_runtime_info(_ outInfo: UnsafeMutablePointer<bnd_runtime_inf
         info.blas_threads = Int32(clamping: runtime.blasThreads)
         info.threads = Int32(clamping: runtime.threads)
         info.simd_width = Int32(clamping: runtime.simdWidth)
+        info.kernel_simd_width = Int32(clamping: runtime.kernelSimdWidth)
         outInfo.pointee = info
     }
 }

@@ -10,7 +10,13 @@
 #pragma clang fp contract(off)
 #endif
 
-#if defined(__x86_64__)
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BNDK_NO_CLONES 1  // TSan-instrumented ifunc resolvers would run before TSan's runtime is set up
+#endif
+#endif
+
+#if defined(__x86_64__) && !defined(BNDK_NO_CLONES)
 // One copy per instruction set; an ifunc resolver picks one when the library is loaded.
 #define BNDK_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
 #define BNDK_HAS_CLONES 1

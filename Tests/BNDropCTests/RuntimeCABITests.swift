@@ -46,7 +46,11 @@ final class RuntimeCABITests: XCTestCase {
         XCTAssertEqual(info.threads, bnd_get_num_threads())
         XCTAssertEqual(info.simd_width, Int32(CPUFeatures.current.simdWidth))
         XCTAssertTrue([4, 8, 16].contains(info.simd_width))
-        XCTAssertEqual(Self.reserved(info), [Int32](repeating: 0, count: 10), "reserved fields are 0")
+        // The kernels' build is the best the CPU runs, never wider than the CPU's vectors.
+        XCTAssertEqual(info.kernel_simd_width, Int32(try RuntimeInfo.current.kernelSimdWidth))
+        if CPUFeatures.current.avx512f { XCTAssertEqual(info.kernel_simd_width, 16) }
+        XCTAssertLessThanOrEqual(info.kernel_simd_width, info.simd_width)
+        XCTAssertEqual(Self.reserved(info), [Int32](repeating: 0, count: 9), "reserved fields are 0")
         print("bnd_get_runtime_info: core \(Self.text(info.blas_core)), detected '\(Self.text(info.blas_detected_core))', "
               + "by_environment \(info.blas_core_by_environment), by_bndrop \(info.blas_core_by_bndrop), "
               + "loaded_by_host \(info.blas_loaded_by_host), blas_threads \(info.blas_threads), "

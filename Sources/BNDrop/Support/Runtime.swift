@@ -1,3 +1,4 @@
+import BNDropKernels
 import BNDropSystem
 
 /// The instruction-set extensions of this CPU that matter for choosing BLAS kernels, by the CPU's own
@@ -120,6 +121,17 @@ public struct RuntimeInfo: Equatable, Sendable {
     public var cpu: CPUFeatures
     /// Floats in one vector register the CPU offers (`CPUFeatures.simdWidth`).
     public var simdWidth: Int { cpu.simdWidth }
+    /// The instruction set of bndrop's own C kernels (`Sources/BNDropKernels`), the best of their builds
+    /// the CPU runs: "avx512", "avx2" or "baseline".
+    public var kernelInstructionSet: String { String(cString: bndk_instruction_set()) }
+    /// Floats per vector of those kernels: 16, 8 or 4.
+    public var kernelSimdWidth: Int {
+        switch kernelInstructionSet {
+        case "avx512": return 16
+        case "avx2": return 8
+        default: return 4
+        }
+    }
 
     /// The runtime as it is now. Loads OpenBLAS if nothing has yet; throws `.io` when it cannot be loaded.
     public static var current: RuntimeInfo {

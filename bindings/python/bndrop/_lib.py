@@ -67,7 +67,8 @@ class RuntimeInfoStruct(Structure):
     _fields_ = [("blas_core", c_char * 32), ("blas_detected_core", c_char * 32), ("blas_config", c_char * 128),
                 ("blas_core_by_environment", c_int32), ("blas_core_by_bndrop", c_int32),
                 ("blas_loaded_by_host", c_int32), ("blas_threads", c_int32), ("threads", c_int32),
-                ("simd_width", c_int32), ("reserved", c_int32 * 10)]
+                ("simd_width", c_int32), ("kernel_simd_width", c_int32),
+                ("reserved", c_int32 * 9)]
 
 
 FIT_CALLBACK = CFUNCTYPE(c_int32, POINTER(FitEventStruct), c_void_p)

@@ -32,6 +32,7 @@ def runtime_info():
         "blas_threads": info.blas_threads,
         "threads": info.threads,
         "simd_width": info.simd_width,
+        "kernel_simd_width": info.kernel_simd_width,
     }
 
 
