@@ -2,6 +2,7 @@
 // sets by BNDK_CLONES; the vector types below are the eight fixed lanes of every double-precision sum.
 #include "bndrop_kernels.h"
 #include "clones.h"
+#include <stdint.h>
 
 BNDK_CLONES
 void bndk_channel_moments(const float *x, int64_t rows, int64_t stride, int64_t run, double *mean,
@@ -35,14 +36,43 @@ void bndk_channel_moments(const float *x, int64_t rows, int64_t stride, int64_t 
     *squares = sum8(lanes) + rest;
 }
 
+// Stores of eight floats that bypass the caches (`streaming`): for outputs too large to stay cached until
+// they are read, so writing them costs no read of the old contents first. Each run starts with scalar
+// stores up to a 32-byte boundary. The caller's thread-pool hand-off orders them (see stream_fence).
+#define STORE_RUN(out, run, streaming, value_at)                                                   \
+    do {                                                                                          \
+        int64_t s_ = 0;                                                                           \
+        if (streaming) {                                                                          \
+            for (; s_ < (run) && ((uintptr_t)((out) + s_) & 31) != 0; s_++) (out)[s_] = value_at(s_); \
+            for (; s_ + 8 <= (run); s_ += 8) {                                                    \
+                float8 v_;                                                                        \
+                for (int l_ = 0; l_ < 8; l_++) v_[l_] = value_at(s_ + l_);                        \
+                __builtin_nontemporal_store(v_, (float8 *)((out) + s_));                          \
+            }                                                                                     \
+        }                                                                                         \
+        for (; s_ < (run); s_++) (out)[s_] = value_at(s_);                                        \
+    } while (0)
+
+// Streaming stores are weakly ordered: a fence before the task is reported done.
+static inline void stream_fence(int streaming) {
+#if defined(__x86_64__)
+    if (streaming) __builtin_ia32_sfence();
+#else
+    (void)streaming;
+#endif
+}
+
 BNDK_CLONES
 void bndk_channel_affine(const float *x, float *y, int64_t rows, int64_t stride, int64_t run, float mean,
-                         float scale, float shift) {
+                         float scale, float shift, int streaming) {
     for (int64_t n = 0; n < rows; n++) {
         const float *in = x + n * stride;
         float *out = y + n * stride;
-        for (int64_t s = 0; s < run; s++) out[s] = (in[s] - mean) * scale + shift;
+#define AFFINE_AT(i) ((in[i] - mean) * scale + shift)
+        STORE_RUN(out, run, streaming, AFFINE_AT);
+#undef AFFINE_AT
     }
+    stream_fence(streaming);
 }
 
 BNDK_CLONES
@@ -70,12 +100,15 @@ void bndk_channel_gradient_sums(const float *dy, const float *x, int64_t rows, i
 
 BNDK_CLONES
 void bndk_channel_input_gradient(const float *dy, const float *x, float *dx, int64_t rows, int64_t stride,
-                                 int64_t run, float mean, float mean_dy, float projection, float scale) {
+                                 int64_t run, float mean, float mean_dy, float projection, float scale, int streaming) {
     for (int64_t n = 0; n < rows; n++) {
         const float *xr = x + n * stride, *gr = dy + n * stride;
         float *out = dx + n * stride;
-        for (int64_t s = 0; s < run; s++) out[s] = (gr[s] - mean_dy - (xr[s] - mean) * projection) * scale;
+#define GRADIENT_AT(i) ((gr[i] - mean_dy - (xr[i] - mean) * projection) * scale)
+        STORE_RUN(out, run, streaming, GRADIENT_AT);
+#undef GRADIENT_AT
     }
+    stream_fence(streaming);
 }
 
 // ---- N x C input: rows of `width` floats; channels [0, count) of each row ----

@@ -1,5 +1,5 @@
 import XCTest
-@preconcurrency import BNDrop
+@preconcurrency @_spi(Testing) import BNDrop
 
 /// Central finite differences against every layer's backward and both losses.
 ///
@@ -149,6 +149,28 @@ final class GradientCheckTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Outputs and input gradients written past the caches (large tensors) are the same bits as cached
+    /// stores; runs of odd lengths start at every alignment.
+    func testBatchNormStreamingStoresChangeNoBit() throws {
+        func run(streaming: Bool) throws -> [[Float]] {
+            let saved = BatchNorm.streamingBytes
+            BatchNorm.streamingBytes = streaming ? 0 : .max
+            defer { BatchNorm.streamingBytes = saved }
+            var results: [[Float]] = []
+            for training in [true, false] {
+                let net = try Sequential(sampleShape: [3, 5, 7])
+                try net.addBatchNorm()
+                try net.addBatchNorm()
+                net.isTraining = training
+                let x = Self.input(4 * 105, seed: 11)
+                results.append(try net.forward(x, batch: 4))
+                results.append(try net.backward(Self.input(4 * 105, seed: 12), batch: 4))
+            }
+            return results
+        }
+        XCTAssertEqual(try run(streaming: true), try run(streaming: false))
     }
 
     func testDropoutWithFixedMask() throws {

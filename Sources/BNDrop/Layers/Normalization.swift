@@ -182,11 +182,19 @@ public final class BatchNorm: Layer {
         rv.pointer[c] = (1 - factor) * rv.pointer[c] + factor * unbiasedVar.pointer[c]
     }
 
+    /// Outputs (and input gradients) of at least this many bytes are written past the caches: they cannot
+    /// stay cached until the next layer reads them anyway (BatchNorm2d on 256×64×28×28: 51 MB), and a
+    /// cached store first reads the old contents. Smaller ones (the article's CNN: about 1 MB) stay in cache.
+    /// (A variable only so that tests can send small tensors down the streaming path: SPI, not API.)
+    @_spi(Testing) public nonisolated(unsafe) static var streamingBytes = 32 << 20
+
+    private func streams(_ batch: Int) -> Bool { batch * inputCount * 4 >= BatchNorm.streamingBytes }
+
     /// y = (x − mean)·invStd·γ + β for channel `c`, with its saved statistics.
     private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, batch: Int, channel c: Int) {
         let scale = savedInvStd.pointer[c] * (weight?.value.pointer[c] ?? 1)
         bndk_channel_affine(x + c * spatial, y + c * spatial, Int64(batch), Int64(numFeatures * spatial), Int64(spatial),
-                            savedMean.pointer[c], scale, bias?.value.pointer[c] ?? 0)
+                            savedMean.pointer[c], scale, bias?.value.pointer[c] ?? 0, streams(batch) ? 1 : 0)
     }
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
@@ -288,12 +296,13 @@ public final class BatchNorm: Layer {
         let scale = invStd * (weight?.value.pointer[c] ?? 1)
         guard usedBatchStatistics else {
             // Running statistics are constants of the input: dx = dy·invstd·γ.
-            bndk_channel_affine(dy + offset, dx + offset, rows, stride, run, 0, scale, 0)
+            bndk_channel_affine(dy + offset, dx + offset, rows, stride, run, 0, scale, 0, streams(batch) ? 1 : 0)
             return
         }
         // dx = (dy − Σdy/n − (x−μ)·invstd²·Σ(x−μ)dy/n)·invstd·γ
         let meanDy = Float(sumDy / perChannel)
         let projection = Float(dotXmuDy / perChannel) * invStd * invStd
-        bndk_channel_input_gradient(dy + offset, x + offset, dx + offset, rows, stride, run, mean, meanDy, projection, scale)
+        bndk_channel_input_gradient(dy + offset, x + offset, dx + offset, rows, stride, run, mean, meanDy, projection, scale,
+                                    streams(batch) ? 1 : 0)
     }
 }

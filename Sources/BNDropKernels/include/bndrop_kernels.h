@@ -24,9 +24,10 @@ const char *bndk_instruction_set(void);
 void bndk_channel_moments(const float *x, int64_t rows, int64_t stride, int64_t run, double *mean,
                           double *squares);
 
-/* y = (x − mean)·scale + shift over the channel (x and y may be the same). */
+/* y = (x − mean)·scale + shift over the channel (x and y may be the same). `streaming`: store past the
+   caches (for outputs far larger than them; the values are the same). */
 void bndk_channel_affine(const float *x, float *y, int64_t rows, int64_t stride, int64_t run, float mean,
-                         float scale, float shift);
+                         float scale, float shift, int streaming);
 
 /* *sum_dy = Σdy and *dot = Σ(x − mean)·dy over the channel. */
 void bndk_channel_gradient_sums(const float *dy, const float *x, int64_t rows, int64_t stride, int64_t run,
@@ -34,7 +35,7 @@ void bndk_channel_gradient_sums(const float *dy, const float *x, int64_t rows, i
 
 /* dx = (dy − mean_dy − (x − mean)·projection)·scale over the channel. */
 void bndk_channel_input_gradient(const float *dy, const float *x, float *dx, int64_t rows, int64_t stride,
-                                 int64_t run, float mean, float mean_dy, float projection, float scale);
+                                 int64_t run, float mean, float mean_dy, float projection, float scale, int streaming);
 
 /* ---- BatchNorm, N x C input: the channels [0, count) of `rows` rows, `width` floats apart ----
    Each channel's sums run over the rows in order; the loops are vectorised across channels, so every
