@@ -1,3 +1,5 @@
+import BNDropKernels
+
 /// y = max(x, 0), as torch.nn.ReLU. The gradient is 0 where x <= 0 (x == 0 included). NaN passes
 /// through, forward and backward, as in PyTorch, so a NaN input ends in a non-finite loss.
 public final class ReLU: Layer {
@@ -27,15 +29,11 @@ public final class ReLU: Layer {
     /// One chunk of elements. Forward: y = x where x > 0, else 0. Backward: dx = dy where y > 0, else 0
     /// (y <= 0 exactly where x <= 0, so the saved output is the mask).
     private lazy var kernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool)> { [unowned self] arguments, task in
-        let (source, count, backward) = arguments
+        let (source, total, backward) = arguments
         let mask = backward ? UnsafePointer(self.output.pointer) : source
         let destination = backward ? self.gradInput.pointer : self.output.pointer
-        var i = task * ReLU.elementsPerTask
-        let end = min(i + ReLU.elementsPerTask, count)
-        while i + 8 <= end {
-            store8(load8(source + i).replacing(with: 0, where: load8(mask + i) .<= 0), destination + i)
-            i += 8
-        }
-        while i < end { destination[i] = mask[i] <= 0 ? 0 : source[i]; i += 1 }
+        let first = task * ReLU.elementsPerTask
+        let count = min(ReLU.elementsPerTask, total - first)
+        bndk_relu_select(mask + first, source + first, destination + first, Int64(count))
     }
 }

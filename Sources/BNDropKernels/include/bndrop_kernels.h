@@ -59,6 +59,12 @@ void bndk_rows_input_gradient(const float *dy, const float *x, float *dx, int64_
 /* dx = dy·scale[c] (eval mode: the statistics are constants). */
 void bndk_rows_scale(const float *dy, float *dx, int64_t rows, int64_t width, int64_t count, const float *scale);
 
+/* ---- ReLU ---- */
+
+/* out[i] = mask[i] <= 0 ? 0 : source[i]: ReLU's forward (mask = source = x) and backward (mask = y,
+   source = dy). A NaN mask passes the source through, as PyTorch's ReLU passes NaN. */
+void bndk_relu_select(const float *mask, const float *source, float *out, int64_t count);
+
 /* ---- Optimizers ---- */
 
 /* One Adam step on `count` parameters, as torch.optim.Adam (see Optimizers.swift): g = grad (+ decay·p
