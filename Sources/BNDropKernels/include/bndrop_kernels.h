@@ -33,4 +33,25 @@ void bndk_channel_gradient_sums(const float *dy, const float *x, int64_t rows, i
 void bndk_channel_input_gradient(const float *dy, const float *x, float *dx, int64_t rows, int64_t stride,
                                  int64_t run, float mean, float mean_dy, float projection, float scale);
 
+/* ---- Conv2d, direct (for small channel counts; see convolution.c) ---- */
+
+/* One layer's geometry: the input sample [channels, height, width], square kernel, stride, zero padding. */
+typedef struct {
+    int64_t channels, height, width;
+    int64_t out_channels, kernel, stride, padding;
+} bndk_conv_shape;
+
+/* Floats of scratch one call of the functions below needs (one buffer per concurrent caller). */
+int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape);
+
+/* y = W∗x + b for `count` samples (x: count × C·H·W, y: count × O·OH·OW, w: O×C×k×k, b: O). */
+void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
+                       const float *b, float *y, float *scratch);
+
+/* For `count` samples with input x and output gradient dy: sets dw (O×C×k×k) and db (O) to their
+   gradients summed over these samples, and when dx is not NULL writes the input gradient
+   (count × C·H·W). The order of every sum depends on the shape and `count` only. */
+void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
+                        const float *w, float *dw, float *db, float *dx, float *scratch);
+
 #endif

@@ -1,0 +1,301 @@
+// Direct 2-D convolution for small channel counts (see bndrop_kernels.h).
+//
+// Every pass is a one-dimensional correlation over a flattened plane. A sample's input is copied, with
+// its zero padding, into s·s "phase planes" per channel (s = stride): phase plane (ry, rx) holds the
+// padded pixels (Y, X) with Y % s == ry and X % s == rx at (Y / s, X / s), rows Wq = ⌈Wp / s⌉ wide.
+// Output (oy, ox) then reads, for tap (ky, kx), phase plane (ky % s, kx % s) at (oy + ky/s)·Wq +
+// ox + kx/s: position p = oy·Wq + ox shifted by (ky/s)·Wq + kx/s, the same shift for every output. So
+// each output plane is computed as rows Wq wide (columns ox >= OW are junk and dropped), in blocks of
+// 64 consecutive positions held in vector registers, each tap one contiguous load per vector.
+// The weight gradient is the same correlation read the other way (dot products of the output gradient,
+// zero at the junk columns, with the shifted input), and the input gradient the adjoint (the output
+// gradient shifted back, per phase plane).
+#include <stdbool.h>
+#include "bndrop_kernels.h"
+#include "clones.h"
+
+typedef float float16v __attribute__((vector_size(64)));
+
+// Macros, not functions, for anything holding a vector (one calling convention per clone).
+#define load16(p) ({ float16v v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define store16(p, v) do { float16v s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+#define splat16(x) ({ float x_ = (x); (float16v){x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_}; })
+// Lanes added pairwise in a fixed order.
+#define sum16(v) ({ float16v w_ = (v); \
+    ((((w_[0] + w_[8]) + (w_[4] + w_[12])) + ((w_[2] + w_[10]) + (w_[6] + w_[14]))) + \
+     (((w_[1] + w_[9]) + (w_[5] + w_[13])) + ((w_[3] + w_[11]) + (w_[7] + w_[15])))); })
+
+enum { BLOCK = 64, LANES = 16, VECTORS = BLOCK / LANES, MAX_GROUP = 4 };
+
+static int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// The geometry of one layer and where each buffer sits in a thread's scratch (offsets in floats).
+typedef struct {
+    int64_t C, H, W, O, k, s, pad, OH, OW;
+    int64_t Wq, Hq, plane, phases;  // phase-plane width, height, size; s·s planes per channel
+    int64_t taps;                   // C·k·k
+    int64_t margin;                 // the largest shift, (k−1)/s·Wq + (k−1)/s
+    int64_t positions;              // OH·Wq, rounded up to BLOCK
+    int64_t grid;                   // Hq·Wq, rounded up to BLOCK
+    int64_t row;                    // one output(-gradient) row of the scratch: margin + max(positions, grid)
+    int64_t xs, ys, dxs, dwv, dbv, offsets, total;
+} layout;
+
+static layout make_layout(const bndk_conv_shape *shape) {
+    layout g;
+    g.C = shape->channels, g.H = shape->height, g.W = shape->width, g.O = shape->out_channels;
+    g.k = shape->kernel, g.s = shape->stride, g.pad = shape->padding;
+    const int64_t hp = g.H + 2 * g.pad, wp = g.W + 2 * g.pad;
+    g.OH = (hp - g.k) / g.s + 1, g.OW = (wp - g.k) / g.s + 1;
+    g.Hq = (hp + g.s - 1) / g.s, g.Wq = (wp + g.s - 1) / g.s;
+    g.plane = g.Hq * g.Wq, g.phases = g.s * g.s;
+    g.taps = g.C * g.k * g.k;
+    g.margin = (g.k - 1) / g.s * g.Wq + (g.k - 1) / g.s;
+    g.positions = round_up(g.OH * g.Wq, BLOCK);
+    g.grid = round_up(g.plane, BLOCK);
+    g.row = round_up(g.margin + (g.positions > g.grid ? g.positions : g.grid), LANES);
+    g.xs = 0;
+    // Reads reach offset (C·phases − 1)·plane + margin + positions at most.
+    const int64_t xs_size = round_up(g.C * g.phases * g.plane + g.margin + g.positions + BLOCK, LANES);
+    g.ys = g.xs + xs_size;
+    g.dxs = g.ys + g.O * g.row;
+    g.dwv = g.dxs + g.C * g.phases * g.grid;
+    g.dbv = g.dwv + g.O * g.taps * LANES;
+    g.offsets = g.dbv + g.O * LANES;
+    g.total = g.offsets + g.taps;  // one int32 per tap
+    return g;
+}
+
+int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape) { return make_layout(shape).total; }
+
+// Each tap's offset in the phase planes of one sample, taps in the weight's order (c, ky, kx).
+static int32_t *tap_offsets(const layout *g, float *scratch) {
+    int32_t *offsets = (int32_t *)(scratch + g->offsets);
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ky = 0; ky < g->k; ky++)
+            for (int64_t kx = 0; kx < g->k; kx++)
+                offsets[(c * g->k + ky) * g->k + kx] =
+                    (int32_t)((c * g->phases + (ky % g->s) * g->s + kx % g->s) * g->plane + ky / g->s * g->Wq +
+                              kx / g->s);
+    return offsets;
+}
+
+// Copies sample x into the phase planes (whose padding was zeroed once and is never written).
+static inline __attribute__((always_inline)) void pack_input(const layout *g, const float *x, float *xs) {
+    if (g->s == 1) {
+        for (int64_t c = 0; c < g->C; c++)
+            for (int64_t y = 0; y < g->H; y++)
+                memcpy(xs + c * g->plane + (y + g->pad) * g->Wq + g->pad, x + (c * g->H + y) * g->W,
+                       (size_t)g->W * sizeof(float));
+        return;
+    }
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t y = 0; y < g->H; y++) {
+            const int64_t Y = y + g->pad;
+            float *rows = xs + (c * g->phases + Y % g->s * g->s) * g->plane + Y / g->s * g->Wq;
+            const float *src = x + (c * g->H + y) * g->W;
+            for (int64_t i = 0; i < g->W; i++) {
+                const int64_t X = i + g->pad;
+                rows[X % g->s * g->plane + X / g->s] = src[i];
+            }
+        }
+}
+
+// Output channels [o0, o0 + ob) of one sample, every block of positions: ys[o][p] = Σ_t w[o][t]·xs[p + offset t].
+static inline __attribute__((always_inline)) void forward_group(const layout *g, int ob, int64_t o0,
+                                                                const float *xs, const float *w,
+                                                                const int32_t *offsets, float *ys) {
+    for (int64_t p = 0; p < g->positions; p += BLOCK) {
+        float16v acc[MAX_GROUP][VECTORS];
+        for (int j = 0; j < ob; j++)
+            for (int v = 0; v < VECTORS; v++) acc[j][v] = (float16v){0};
+        for (int64_t t = 0; t < g->taps; t++) {
+            const float *src = xs + offsets[t] + p;
+            float16v in[VECTORS];
+            for (int v = 0; v < VECTORS; v++) in[v] = load16(src + v * LANES);
+            for (int j = 0; j < ob; j++) {
+                const float16v weight = splat16(w[(o0 + j) * g->taps + t]);
+                for (int v = 0; v < VECTORS; v++) acc[j][v] += weight * in[v];
+            }
+        }
+        for (int j = 0; j < ob; j++)
+            for (int v = 0; v < VECTORS; v++) store16(ys + (o0 + j) * g->row + p + v * LANES, acc[j][v]);
+    }
+}
+
+// Splits n into ⌈n / MAX_GROUP⌉ groups as equal as possible; group i's size.
+static int group_size(int64_t n, int64_t i) {
+    const int64_t groups = (n + MAX_GROUP - 1) / MAX_GROUP;
+    return (int)(n / groups + (i < n % groups));
+}
+
+BNDK_CLONES
+void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
+                       const float *b, float *y, float *scratch) {
+    const layout g = make_layout(shape);
+    float *xs = scratch + g.xs, *ys = scratch + g.ys;
+    const int32_t *offsets = tap_offsets(&g, scratch);
+    memset(xs, 0, (size_t)(g.ys - g.xs) * sizeof(float));
+    const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
+    for (int64_t n = 0; n < count; n++) {
+        pack_input(&g, x + n * in_size, xs);
+        const int64_t groups = (g.O + MAX_GROUP - 1) / MAX_GROUP;
+        for (int64_t i = 0, o0 = 0; i < groups; i++) {
+            const int ob = group_size(g.O, i);
+            switch (ob) {
+            case 1: forward_group(&g, 1, o0, xs, w, offsets, ys); break;
+            case 2: forward_group(&g, 2, o0, xs, w, offsets, ys); break;
+            case 3: forward_group(&g, 3, o0, xs, w, offsets, ys); break;
+            default: forward_group(&g, 4, o0, xs, w, offsets, ys); break;
+            }
+            o0 += ob;
+        }
+        float *yn = y + n * out_size;
+        for (int64_t o = 0; o < g.O; o++) {
+            const float bias = b[o];
+            for (int64_t oy = 0; oy < g.OH; oy++) {
+                const float *src = ys + o * g.row + oy * g.Wq;
+                float *dst = yn + (o * g.OH + oy) * g.OW;
+                for (int64_t ox = 0; ox < g.OW; ox++) dst[ox] = src[ox] + bias;
+            }
+        }
+    }
+}
+
+// Weight-gradient lanes of output channels [o0, o0 + ob) × taps [t0, t0 + tb), one sample:
+// dwv[o][t] += dys[o][p]·xs[p + offset t], lane p % 16, over every position.
+static inline __attribute__((always_inline)) void weight_group(const layout *g, int ob, int tb, int64_t o0,
+                                                               int64_t t0, const float *xs, const float *dys,
+                                                               const int32_t *offsets, float *dwv) {
+    float16v acc[MAX_GROUP][MAX_GROUP];
+    for (int j = 0; j < ob; j++)
+        for (int i = 0; i < tb; i++) acc[j][i] = load16(dwv + ((o0 + j) * g->taps + t0 + i) * LANES);
+    const float *src[MAX_GROUP];
+    for (int i = 0; i < tb; i++) src[i] = xs + offsets[t0 + i];
+    for (int64_t p = 0; p < g->positions; p += LANES) {
+        float16v d[MAX_GROUP];
+        for (int j = 0; j < ob; j++) d[j] = load16(dys + (o0 + j) * g->row + p);
+        for (int i = 0; i < tb; i++) {
+            const float16v in = load16(src[i] + p);
+            for (int j = 0; j < ob; j++) acc[j][i] += d[j] * in;
+        }
+    }
+    for (int j = 0; j < ob; j++)
+        for (int i = 0; i < tb; i++) store16(dwv + ((o0 + j) * g->taps + t0 + i) * LANES, acc[j][i]);
+}
+
+#define WEIGHT_CASE(OB) \
+    switch (tb) { \
+    case 1: weight_group(g, OB, 1, o0, t0, xs, dys, offsets, dwv); break; \
+    case 2: weight_group(g, OB, 2, o0, t0, xs, dys, offsets, dwv); break; \
+    case 3: weight_group(g, OB, 3, o0, t0, xs, dys, offsets, dwv); break; \
+    default: weight_group(g, OB, 4, o0, t0, xs, dys, offsets, dwv); break; \
+    }
+
+static inline __attribute__((always_inline)) void weight_gradient(const layout *g, const float *xs,
+                                                                  const float *dys, const int32_t *offsets,
+                                                                  float *dwv) {
+    const int64_t out_groups = (g->O + MAX_GROUP - 1) / MAX_GROUP, tap_groups = (g->taps + MAX_GROUP - 1) / MAX_GROUP;
+    for (int64_t a = 0, o0 = 0; a < out_groups; a++) {
+        const int ob = group_size(g->O, a);
+        for (int64_t b = 0, t0 = 0; b < tap_groups; b++) {
+            const int tb = group_size(g->taps, b);
+            switch (ob) {
+            case 1: WEIGHT_CASE(1) break;
+            case 2: WEIGHT_CASE(2) break;
+            case 3: WEIGHT_CASE(3) break;
+            default: WEIGHT_CASE(4) break;
+            }
+            t0 += tb;
+        }
+        o0 += ob;
+    }
+}
+
+// Input-gradient phase planes of channels [c0, c0 + cb), phase (ry, rx), one sample:
+// dxs[c][q] = Σ_o Σ_(ky, kx) in the phase w[o][c][ky][kx]·dys[o][q − shift(ky, kx)].
+static inline __attribute__((always_inline)) void input_group(const layout *g, int cb, int64_t c0, int64_t ry,
+                                                              int64_t rx, const float *w, const float *dys,
+                                                              float *dxs) {
+    const int64_t k = g->k, s = g->s, phase = ry * s + rx;
+    for (int64_t q = 0; q < g->grid; q += BLOCK) {
+        float16v acc[MAX_GROUP][VECTORS];
+        for (int j = 0; j < cb; j++)
+            for (int v = 0; v < VECTORS; v++) acc[j][v] = (float16v){0};
+        for (int64_t o = 0; o < g->O; o++) {
+            const float *rowo = dys + o * g->row + g->margin + q;
+            for (int64_t ky = ry; ky < k; ky += s)
+                for (int64_t kx = rx; kx < k; kx += s) {
+                    const float *src = rowo - (ky / s * g->Wq + kx / s);
+                    float16v d[VECTORS];
+                    for (int v = 0; v < VECTORS; v++) d[v] = load16(src + v * LANES);
+                    for (int j = 0; j < cb; j++) {
+                        const float16v weight = splat16(w[((o * g->C + c0 + j) * k + ky) * k + kx]);
+                        for (int v = 0; v < VECTORS; v++) acc[j][v] += weight * d[v];
+                    }
+                }
+        }
+        for (int j = 0; j < cb; j++)
+            for (int v = 0; v < VECTORS; v++)
+                store16(dxs + ((c0 + j) * g->phases + phase) * g->grid + q + v * LANES, acc[j][v]);
+    }
+}
+
+static inline __attribute__((always_inline)) void input_gradient(const layout *g, const float *w,
+                                                                 const float *dys, float *dxs, float *dx) {
+    const int64_t groups = (g->C + MAX_GROUP - 1) / MAX_GROUP;
+    for (int64_t i = 0, c0 = 0; i < groups; i++) {
+        const int cb = group_size(g->C, i);
+        for (int64_t ry = 0; ry < g->s; ry++)
+            for (int64_t rx = 0; rx < g->s; rx++) switch (cb) {
+                case 1: input_group(g, 1, c0, ry, rx, w, dys, dxs); break;
+                case 2: input_group(g, 2, c0, ry, rx, w, dys, dxs); break;
+                case 3: input_group(g, 3, c0, ry, rx, w, dys, dxs); break;
+                default: input_group(g, 4, c0, ry, rx, w, dys, dxs); break;
+                }
+        c0 += cb;
+    }
+    // Back from the phase planes to the image, dropping the padding.
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t y = 0; y < g->H; y++) {
+            const int64_t Y = y + g->pad;
+            const float *rows = dxs + (c * g->phases + Y % g->s * g->s) * g->grid + Y / g->s * g->Wq;
+            float *dst = dx + (c * g->H + y) * g->W;
+            if (g->s == 1) {
+                memcpy(dst, rows + g->pad, (size_t)g->W * sizeof(float));
+                continue;
+            }
+            for (int64_t i = 0; i < g->W; i++) {
+                const int64_t X = i + g->pad;
+                dst[i] = rows[X % g->s * g->grid + X / g->s];
+            }
+        }
+}
+
+BNDK_CLONES
+void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
+                        const float *w, float *dw, float *db, float *dx, float *scratch) {
+    const layout g = make_layout(shape);
+    float *xs = scratch + g.xs, *dys = scratch + g.ys, *dxs = scratch + g.dxs;
+    float *dwv = scratch + g.dwv, *dbv = scratch + g.dbv;
+    const int32_t *offsets = tap_offsets(&g, scratch);
+    // Zero: the input's padding, the output gradient's margins and junk columns, the gradient lanes.
+    memset(scratch, 0, (size_t)g.offsets * sizeof(float));
+    const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
+    for (int64_t n = 0; n < count; n++) {
+        pack_input(&g, x + n * in_size, xs);
+        const float *dyn = dy + n * out_size;
+        for (int64_t o = 0; o < g.O; o++) {
+            float *rowo = dys + o * g.row + g.margin;
+            for (int64_t oy = 0; oy < g.OH; oy++)
+                memcpy(rowo + oy * g.Wq, dyn + (o * g.OH + oy) * g.OW, (size_t)g.OW * sizeof(float));
+            float16v sum = load16(dbv + o * LANES);
+            for (int64_t p = 0; p < g.positions; p += LANES) sum += load16(rowo + p);
+            store16(dbv + o * LANES, sum);
+        }
+        weight_gradient(&g, xs, dys + g.margin, offsets, dwv);
+        if (dx) input_gradient(&g, w, dys, dxs, dx + n * in_size);
+    }
+    for (int64_t i = 0; i < g.O * g.taps; i++) dw[i] = sum16(load16(dwv + i * LANES));
+    for (int64_t o = 0; o < g.O; o++) db[o] = sum16(load16(dbv + o * LANES));
+}
