@@ -27,6 +27,17 @@ typedef float float16v __attribute__((vector_size(64)));
 
 enum { BLOCK = 64, LANES = 16, VECTORS = BLOCK / LANES, MAX_GROUP = 4 };
 
+// dst[0..<n] = src[0..<n] for the short rows of an image (tens of floats): vector moves inline, where
+// a memcpy call would cost as much as the copy.
+static inline __attribute__((always_inline)) void copy_floats(float *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) store16(dst + i, load16(src + i));
+    if (i + 8 <= n) { memcpy(dst + i, src + i, 8 * sizeof(float)); i += 8; }
+    if (i + 4 <= n) { memcpy(dst + i, src + i, 4 * sizeof(float)); i += 4; }
+    if (i + 2 <= n) { memcpy(dst + i, src + i, 2 * sizeof(float)); i += 2; }
+    if (i < n) dst[i] = src[i];
+}
+
 static int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
 // The geometry of one layer and where each buffer sits in a thread's scratch (offsets in floats).
@@ -85,8 +96,7 @@ static inline __attribute__((always_inline)) void pack_input(const layout *g, co
     if (g->s == 1) {
         for (int64_t c = 0; c < g->C; c++)
             for (int64_t y = 0; y < g->H; y++)
-                memcpy(xs + c * g->plane + (y + g->pad) * g->Wq + g->pad, x + (c * g->H + y) * g->W,
-                       (size_t)g->W * sizeof(float));
+                copy_floats(xs + c * g->plane + (y + g->pad) * g->Wq + g->pad, x + (c * g->H + y) * g->W, g->W);
         return;
     }
     for (int64_t c = 0; c < g->C; c++)
@@ -262,7 +272,7 @@ static inline __attribute__((always_inline)) void input_gradient(const layout *g
             const float *rows = dxs + (c * g->phases + Y % g->s * g->s) * g->grid + Y / g->s * g->Wq;
             float *dst = dx + (c * g->H + y) * g->W;
             if (g->s == 1) {
-                memcpy(dst, rows + g->pad, (size_t)g->W * sizeof(float));
+                copy_floats(dst, rows + g->pad, g->W);
                 continue;
             }
             for (int64_t i = 0; i < g->W; i++) {
@@ -288,7 +298,7 @@ void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const floa
         for (int64_t o = 0; o < g.O; o++) {
             float *rowo = dys + o * g.row + g.margin;
             for (int64_t oy = 0; oy < g.OH; oy++)
-                memcpy(rowo + oy * g.Wq, dyn + (o * g.OH + oy) * g.OW, (size_t)g.OW * sizeof(float));
+                copy_floats(rowo + oy * g.Wq, dyn + (o * g.OH + oy) * g.OW, g.OW);
             float16v sum = load16(dbv + o * LANES);
             for (int64_t p = 0; p < g.positions; p += LANES) sum += load16(rowo + p);
             store16(dbv + o * LANES, sum);

@@ -104,6 +104,27 @@ final class ConvolutionLoweringTests: XCTestCase {
         }
     }
 
+    /// Layers with many weights per output position, or a small output plane, keep im2col + GEMM.
+    func testLargeOrSmallPlaneLayersKeepIm2col() throws {
+        var random = SeededRandom(seed: 2)
+        let cases: [([Int], Int, Bool)] = [([128, 7, 7], 128, false), ([16, 6, 6], 16, false),
+                                           ([64, 14, 14], 64, true), ([8, 10, 10], 4, true)]
+        for (shape, outChannels, direct) in cases {
+            let conv = try Conv2d(inputShape: shape, outChannels: outChannels, kernelSize: 3, random: &random)
+            XCTAssertEqual(conv.usesDirectKernels, direct, "\(shape) -> \(outChannels)")
+            conv.lowering = .direct
+            XCTAssertTrue(conv.usesDirectKernels, "\(shape) -> \(outChannels), forced")
+        }
+        // A stride far larger than the image: the phase planes would be too many; im2col even when forced.
+        let sparse = try Conv2d(inputShape: [1, 4, 4], outChannels: 1, kernelSize: 1, stride: 1 << 20, random: &random)
+        sparse.lowering = .direct
+        XCTAssertFalse(sparse.usesDirectKernels)
+        let x: [Float] = (0..<32).map(Float.init)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: try sparse.forward(x, batch: 2), count: 2)),
+                       [x[0] * sparse.weight.value.pointer[0] + sparse.bias.value.pointer[0],
+                        x[16] * sparse.weight.value.pointer[0] + sparse.bias.value.pointer[0]])
+    }
+
     /// Trains a network whose convolutions are forced onto the direct kernels (strides, padding, an
     /// input gradient through the second one) with 1 and 2 threads: every bit agrees.
     func testDirectKernelsAreBitIdenticalForAnyThreadCount() throws {
