@@ -54,4 +54,12 @@ void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t cou
 void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
                         const float *w, float *dw, float *db, float *dx, float *scratch);
 
+/* ---- AvgPool2d, 2×2 windows, stride 2, over `planes` planes height × width (any parity) ---- */
+
+/* y = each window's mean: ((x00 + x01) + x10) + x11, divided by 4. */
+void bndk_avgpool2_forward(const float *x, float *y, int64_t planes, int64_t height, int64_t width);
+
+/* dx = dy / 4 over each window; 0 in an odd last row or column. */
+void bndk_avgpool2_backward(const float *dy, float *dx, int64_t planes, int64_t height, int64_t width);
+
 #endif
