@@ -6,10 +6,11 @@
 // Output (oy, ox) then reads, for tap (ky, kx), phase plane (ky % s, kx % s) at (oy + ky/s)·Wq +
 // ox + kx/s: position p = oy·Wq + ox shifted by (ky/s)·Wq + kx/s, the same shift for every output. So
 // each output plane is computed as rows Wq wide (columns ox >= OW are junk and dropped), in blocks of
-// 64 consecutive positions held in vector registers, each tap one contiguous load per vector.
+// up to 64 consecutive positions held in vector registers, each tap one contiguous load per vector.
 // The weight gradient is the same correlation read the other way (dot products of the output gradient,
-// zero at the junk columns, with the shifted input), and the input gradient the adjoint (the output
-// gradient shifted back, per phase plane).
+// zero at the junk columns, with the shifted input; the partial sums stay in registers across all the
+// samples of a call), and the input gradient the adjoint (the output gradient shifted back, per phase
+// plane).
 #include <stdbool.h>
 #include "bndrop_kernels.h"
 #include "clones.h"
@@ -46,13 +47,14 @@ typedef struct {
     int64_t Wq, Hq, plane, phases;  // phase-plane width, height, size; s·s planes per channel
     int64_t taps;                   // C·k·k
     int64_t margin;                 // the largest shift, (k−1)/s·Wq + (k−1)/s
-    int64_t positions;              // OH·Wq, rounded up to BLOCK
-    int64_t grid;                   // Hq·Wq, rounded up to BLOCK
+    int64_t positions;              // OH·Wq, rounded up to LANES
+    int64_t grid;                   // Hq·Wq, rounded up to LANES
     int64_t row;                    // one output(-gradient) row of the scratch: margin + max(positions, grid)
-    int64_t xs, ys, dxs, dwv, dbv, offsets, total;
+    int64_t xs_size, ys_size;       // one sample's phase planes; one sample's output(-gradient) rows
+    int64_t xs, ys, dxs, dbv, offsets, total;
 } layout;
 
-static layout make_layout(const bndk_conv_shape *shape) {
+static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
     layout g;
     g.C = shape->channels, g.H = shape->height, g.W = shape->width, g.O = shape->out_channels;
     g.k = shape->kernel, g.s = shape->stride, g.pad = shape->padding;
@@ -62,22 +64,24 @@ static layout make_layout(const bndk_conv_shape *shape) {
     g.plane = g.Hq * g.Wq, g.phases = g.s * g.s;
     g.taps = g.C * g.k * g.k;
     g.margin = (g.k - 1) / g.s * g.Wq + (g.k - 1) / g.s;
-    g.positions = round_up(g.OH * g.Wq, BLOCK);
-    g.grid = round_up(g.plane, BLOCK);
+    g.positions = round_up(g.OH * g.Wq, LANES);
+    g.grid = round_up(g.plane, LANES);
     g.row = round_up(g.margin + (g.positions > g.grid ? g.positions : g.grid), LANES);
-    g.xs = 0;
     // Reads reach offset (C·phases − 1)·plane + margin + positions at most.
-    const int64_t xs_size = round_up(g.C * g.phases * g.plane + g.margin + g.positions + BLOCK, LANES);
-    g.ys = g.xs + xs_size;
-    g.dxs = g.ys + g.O * g.row;
-    g.dwv = g.dxs + g.C * g.phases * g.grid;
-    g.dbv = g.dwv + g.O * g.taps * LANES;
+    g.xs_size = round_up(g.C * g.phases * g.plane + g.margin + g.positions, LANES);
+    g.ys_size = g.O * g.row;
+    g.xs = 0;
+    g.ys = g.xs + samples * g.xs_size;
+    g.dxs = g.ys + samples * g.ys_size;
+    g.dbv = g.dxs + g.C * g.phases * g.grid;
     g.offsets = g.dbv + g.O * LANES;
     g.total = g.offsets + g.taps;  // one int32 per tap
     return g;
 }
 
-int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape) { return make_layout(shape).total; }
+int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape, int64_t samples) {
+    return make_layout(shape, samples).total;
+}
 
 // Each tap's offset in the phase planes of one sample, taps in the weight's order (c, ky, kx).
 static int32_t *tap_offsets(const layout *g, float *scratch) {
@@ -91,45 +95,99 @@ static int32_t *tap_offsets(const layout *g, float *scratch) {
     return offsets;
 }
 
-// Copies sample x into the phase planes (whose padding was zeroed once and is never written).
-static inline __attribute__((always_inline)) void pack_input(const layout *g, const float *x, float *xs) {
-    if (g->s == 1) {
-        for (int64_t c = 0; c < g->C; c++)
-            for (int64_t y = 0; y < g->H; y++)
-                copy_floats(xs + c * g->plane + (y + g->pad) * g->Wq + g->pad, x + (c * g->H + y) * g->W, g->W);
-        return;
+// dst[0..<n] = 0, vector stores inline.
+static inline __attribute__((always_inline)) void zero_floats(float *dst, int64_t n) {
+    const float16v zero = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        store16(dst + i, zero);
+        // (An empty statement the optimiser cannot see through: the loop stays vector stores instead of
+        // becoming a memset call, which costs more than these few stores.)
+        __asm__ volatile("" : : "r"(i));
     }
-    for (int64_t c = 0; c < g->C; c++)
-        for (int64_t y = 0; y < g->H; y++) {
-            const int64_t Y = y + g->pad;
-            float *rows = xs + (c * g->phases + Y % g->s * g->s) * g->plane + Y / g->s * g->Wq;
-            const float *src = x + (c * g->H + y) * g->W;
-            for (int64_t i = 0; i < g->W; i++) {
-                const int64_t X = i + g->pad;
-                rows[X % g->s * g->plane + X / g->s] = src[i];
-            }
-        }
+    if (i + 8 <= n) { memset(dst + i, 0, 8 * sizeof(float)); i += 8; }
+    if (i + 4 <= n) { memset(dst + i, 0, 4 * sizeof(float)); i += 4; }
+    if (i + 2 <= n) { memset(dst + i, 0, 2 * sizeof(float)); i += 2; }
+    if (i < n) dst[i] = 0;
 }
 
-// Output channels [o0, o0 + ob) of one sample, every block of positions: ys[o][p] = Σ_t w[o][t]·xs[p + offset t].
+// Writes sample x's phase planes, padding and slack included (every float of xs[0..<xs_size]).
+static inline __attribute__((always_inline)) void pack_input(const layout *g, const float *x, float *xs) {
+    if (g->s != 1) {
+        memset(xs, 0, (size_t)g->xs_size * sizeof(float));
+        for (int64_t c = 0; c < g->C; c++)
+            for (int64_t y = 0; y < g->H; y++) {
+                const int64_t Y = y + g->pad;
+                float *rows = xs + (c * g->phases + Y % g->s * g->s) * g->plane + Y / g->s * g->Wq;
+                const float *src = x + (c * g->H + y) * g->W;
+                for (int64_t i = 0; i < g->W; i++) {
+                    const int64_t X = i + g->pad;
+                    rows[X % g->s * g->plane + X / g->s] = src[i];
+                }
+            }
+        return;
+    }
+    // Stride 1: one plane per channel, rows Wq = W + 2·pad wide.
+    for (int64_t c = 0; c < g->C; c++) {
+        float *plane = xs + c * g->plane;
+        zero_floats(plane, g->pad * g->Wq + g->pad);
+        for (int64_t y = 0; y < g->H; y++) {
+            float *row = plane + (y + g->pad) * g->Wq + g->pad;
+            copy_floats(row, x + (c * g->H + y) * g->W, g->W);
+            zero_floats(row + g->W, y + 1 < g->H ? 2 * g->pad : g->pad);
+        }
+        zero_floats(plane + (g->pad + g->H) * g->Wq, g->pad * g->Wq);
+    }
+    zero_floats(xs + g->C * g->plane, g->xs_size - g->C * g->plane);
+}
+
+// Writes one sample's output gradient as rows Wq wide after a margin, zero in the margin, the junk
+// columns and the slack (every float of dys[0..<ys_size]).
+static inline __attribute__((always_inline)) void pack_output_gradient(const layout *g, const float *dy,
+                                                                       float *dys) {
+    for (int64_t o = 0; o < g->O; o++) {
+        float *row = dys + o * g->row;
+        zero_floats(row, g->margin);
+        for (int64_t oy = 0; oy < g->OH; oy++) {
+            copy_floats(row + g->margin + oy * g->Wq, dy + (o * g->OH + oy) * g->OW, g->OW);
+            zero_floats(row + g->margin + oy * g->Wq + g->OW, g->Wq - g->OW);
+        }
+        zero_floats(row + g->margin + g->OH * g->Wq, g->row - g->margin - g->OH * g->Wq);
+    }
+}
+
+// Output channels [o0, o0 + ob), positions [p, p + 16·nv) of one sample:
+// ys[o][p] = Σ_t w[o][t]·xs[p + offset t].
+static inline __attribute__((always_inline)) void forward_block(const layout *g, int ob, int nv, int64_t o0,
+                                                                int64_t p, const float *xs, const float *w,
+                                                                const int32_t *offsets, float *ys) {
+    float16v acc[MAX_GROUP][VECTORS];
+    for (int j = 0; j < ob; j++)
+        for (int v = 0; v < nv; v++) acc[j][v] = (float16v){0};
+    for (int64_t t = 0; t < g->taps; t++) {
+        const float *src = xs + offsets[t] + p;
+        float16v in[VECTORS];
+        for (int v = 0; v < nv; v++) in[v] = load16(src + v * LANES);
+        for (int j = 0; j < ob; j++) {
+            const float16v weight = splat16(w[(o0 + j) * g->taps + t]);
+            for (int v = 0; v < nv; v++) acc[j][v] += weight * in[v];
+        }
+    }
+    for (int j = 0; j < ob; j++)
+        for (int v = 0; v < nv; v++) store16(ys + (o0 + j) * g->row + p + v * LANES, acc[j][v]);
+}
+
+// Output channels [o0, o0 + ob) of one sample, every position: full blocks, then the rest.
 static inline __attribute__((always_inline)) void forward_group(const layout *g, int ob, int64_t o0,
                                                                 const float *xs, const float *w,
                                                                 const int32_t *offsets, float *ys) {
-    for (int64_t p = 0; p < g->positions; p += BLOCK) {
-        float16v acc[MAX_GROUP][VECTORS];
-        for (int j = 0; j < ob; j++)
-            for (int v = 0; v < VECTORS; v++) acc[j][v] = (float16v){0};
-        for (int64_t t = 0; t < g->taps; t++) {
-            const float *src = xs + offsets[t] + p;
-            float16v in[VECTORS];
-            for (int v = 0; v < VECTORS; v++) in[v] = load16(src + v * LANES);
-            for (int j = 0; j < ob; j++) {
-                const float16v weight = splat16(w[(o0 + j) * g->taps + t]);
-                for (int v = 0; v < VECTORS; v++) acc[j][v] += weight * in[v];
-            }
-        }
-        for (int j = 0; j < ob; j++)
-            for (int v = 0; v < VECTORS; v++) store16(ys + (o0 + j) * g->row + p + v * LANES, acc[j][v]);
+    int64_t p = 0;
+    for (; p + BLOCK <= g->positions; p += BLOCK) forward_block(g, ob, VECTORS, o0, p, xs, w, offsets, ys);
+    switch ((g->positions - p) / LANES) {
+    case 1: forward_block(g, ob, 1, o0, p, xs, w, offsets, ys); break;
+    case 2: forward_block(g, ob, 2, o0, p, xs, w, offsets, ys); break;
+    case 3: forward_block(g, ob, 3, o0, p, xs, w, offsets, ys); break;
+    default: break;
     }
 }
 
@@ -142,10 +200,9 @@ static int group_size(int64_t n, int64_t i) {
 BNDK_CLONES
 void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
                        const float *b, float *y, float *scratch) {
-    const layout g = make_layout(shape);
+    const layout g = make_layout(shape, 1);
     float *xs = scratch + g.xs, *ys = scratch + g.ys;
     const int32_t *offsets = tap_offsets(&g, scratch);
-    memset(xs, 0, (size_t)(g.ys - g.xs) * sizeof(float));
     const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
     for (int64_t n = 0; n < count; n++) {
         pack_input(&g, x + n * in_size, xs);
@@ -172,39 +229,43 @@ void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t cou
     }
 }
 
-// Weight-gradient lanes of output channels [o0, o0 + ob) × taps [t0, t0 + tb), one sample:
-// dwv[o][t] += dys[o][p]·xs[p + offset t], lane p % 16, over every position.
+// Weight gradient of output channels [o0, o0 + ob) × taps [t0, t0 + tb) over `count` samples:
+// dw[o][t] = Σ_n Σ_p dys[n][o][p]·xs[n][p + offset t], in 16 lanes (lane p % 16) added at the end.
 static inline __attribute__((always_inline)) void weight_group(const layout *g, int ob, int tb, int64_t o0,
-                                                               int64_t t0, const float *xs, const float *dys,
-                                                               const int32_t *offsets, float *dwv) {
+                                                               int64_t t0, int64_t count, const float *xs,
+                                                               const float *dys, const int32_t *offsets,
+                                                               float *dw) {
     float16v acc[MAX_GROUP][MAX_GROUP];
     for (int j = 0; j < ob; j++)
-        for (int i = 0; i < tb; i++) acc[j][i] = load16(dwv + ((o0 + j) * g->taps + t0 + i) * LANES);
-    const float *src[MAX_GROUP];
-    for (int i = 0; i < tb; i++) src[i] = xs + offsets[t0 + i];
-    for (int64_t p = 0; p < g->positions; p += LANES) {
-        float16v d[MAX_GROUP];
-        for (int j = 0; j < ob; j++) d[j] = load16(dys + (o0 + j) * g->row + p);
-        for (int i = 0; i < tb; i++) {
-            const float16v in = load16(src[i] + p);
-            for (int j = 0; j < ob; j++) acc[j][i] += d[j] * in;
+        for (int i = 0; i < tb; i++) acc[j][i] = (float16v){0};
+    for (int64_t n = 0; n < count; n++) {
+        const float *xn = xs + n * g->xs_size, *dn = dys + n * g->ys_size;
+        const float *src[MAX_GROUP];
+        for (int i = 0; i < tb; i++) src[i] = xn + offsets[t0 + i];
+        for (int64_t p = 0; p < g->positions; p += LANES) {
+            float16v d[MAX_GROUP];
+            for (int j = 0; j < ob; j++) d[j] = load16(dn + (o0 + j) * g->row + p);
+            for (int i = 0; i < tb; i++) {
+                const float16v in = load16(src[i] + p);
+                for (int j = 0; j < ob; j++) acc[j][i] += d[j] * in;
+            }
         }
     }
     for (int j = 0; j < ob; j++)
-        for (int i = 0; i < tb; i++) store16(dwv + ((o0 + j) * g->taps + t0 + i) * LANES, acc[j][i]);
+        for (int i = 0; i < tb; i++) dw[(o0 + j) * g->taps + t0 + i] = sum16(acc[j][i]);
 }
 
 #define WEIGHT_CASE(OB) \
     switch (tb) { \
-    case 1: weight_group(g, OB, 1, o0, t0, xs, dys, offsets, dwv); break; \
-    case 2: weight_group(g, OB, 2, o0, t0, xs, dys, offsets, dwv); break; \
-    case 3: weight_group(g, OB, 3, o0, t0, xs, dys, offsets, dwv); break; \
-    default: weight_group(g, OB, 4, o0, t0, xs, dys, offsets, dwv); break; \
+    case 1: weight_group(g, OB, 1, o0, t0, count, xs, dys, offsets, dw); break; \
+    case 2: weight_group(g, OB, 2, o0, t0, count, xs, dys, offsets, dw); break; \
+    case 3: weight_group(g, OB, 3, o0, t0, count, xs, dys, offsets, dw); break; \
+    default: weight_group(g, OB, 4, o0, t0, count, xs, dys, offsets, dw); break; \
     }
 
-static inline __attribute__((always_inline)) void weight_gradient(const layout *g, const float *xs,
+static inline __attribute__((always_inline)) void weight_gradient(const layout *g, int64_t count, const float *xs,
                                                                   const float *dys, const int32_t *offsets,
-                                                                  float *dwv) {
+                                                                  float *dw) {
     const int64_t out_groups = (g->O + MAX_GROUP - 1) / MAX_GROUP, tap_groups = (g->taps + MAX_GROUP - 1) / MAX_GROUP;
     for (int64_t a = 0, o0 = 0; a < out_groups; a++) {
         const int ob = group_size(g->O, a);
@@ -222,32 +283,43 @@ static inline __attribute__((always_inline)) void weight_gradient(const layout *
     }
 }
 
-// Input-gradient phase planes of channels [c0, c0 + cb), phase (ry, rx), one sample:
-// dxs[c][q] = Σ_o Σ_(ky, kx) in the phase w[o][c][ky][kx]·dys[o][q − shift(ky, kx)].
+// Input-gradient phase planes of channels [c0, c0 + cb), phase (ry, rx), positions [q, q + 16·nv),
+// one sample: dxs[c][q] = Σ_o Σ_(ky, kx) in the phase w[o][c][ky][kx]·dys[o][q − shift(ky, kx)].
+static inline __attribute__((always_inline)) void input_block(const layout *g, int cb, int nv, int64_t c0,
+                                                              int64_t ry, int64_t rx, int64_t q, const float *w,
+                                                              const float *dys, float *dxs) {
+    const int64_t k = g->k, s = g->s, phase = ry * s + rx;
+    float16v acc[MAX_GROUP][VECTORS];
+    for (int j = 0; j < cb; j++)
+        for (int v = 0; v < nv; v++) acc[j][v] = (float16v){0};
+    for (int64_t o = 0; o < g->O; o++) {
+        const float *rowo = dys + o * g->row + g->margin + q;
+        for (int64_t ky = ry; ky < k; ky += s)
+            for (int64_t kx = rx; kx < k; kx += s) {
+                const float *src = rowo - (ky / s * g->Wq + kx / s);
+                float16v d[VECTORS];
+                for (int v = 0; v < nv; v++) d[v] = load16(src + v * LANES);
+                for (int j = 0; j < cb; j++) {
+                    const float16v weight = splat16(w[((o * g->C + c0 + j) * k + ky) * k + kx]);
+                    for (int v = 0; v < nv; v++) acc[j][v] += weight * d[v];
+                }
+            }
+    }
+    for (int j = 0; j < cb; j++)
+        for (int v = 0; v < nv; v++)
+            store16(dxs + ((c0 + j) * g->phases + phase) * g->grid + q + v * LANES, acc[j][v]);
+}
+
 static inline __attribute__((always_inline)) void input_group(const layout *g, int cb, int64_t c0, int64_t ry,
                                                               int64_t rx, const float *w, const float *dys,
                                                               float *dxs) {
-    const int64_t k = g->k, s = g->s, phase = ry * s + rx;
-    for (int64_t q = 0; q < g->grid; q += BLOCK) {
-        float16v acc[MAX_GROUP][VECTORS];
-        for (int j = 0; j < cb; j++)
-            for (int v = 0; v < VECTORS; v++) acc[j][v] = (float16v){0};
-        for (int64_t o = 0; o < g->O; o++) {
-            const float *rowo = dys + o * g->row + g->margin + q;
-            for (int64_t ky = ry; ky < k; ky += s)
-                for (int64_t kx = rx; kx < k; kx += s) {
-                    const float *src = rowo - (ky / s * g->Wq + kx / s);
-                    float16v d[VECTORS];
-                    for (int v = 0; v < VECTORS; v++) d[v] = load16(src + v * LANES);
-                    for (int j = 0; j < cb; j++) {
-                        const float16v weight = splat16(w[((o * g->C + c0 + j) * k + ky) * k + kx]);
-                        for (int v = 0; v < VECTORS; v++) acc[j][v] += weight * d[v];
-                    }
-                }
-        }
-        for (int j = 0; j < cb; j++)
-            for (int v = 0; v < VECTORS; v++)
-                store16(dxs + ((c0 + j) * g->phases + phase) * g->grid + q + v * LANES, acc[j][v]);
+    int64_t q = 0;
+    for (; q + BLOCK <= g->grid; q += BLOCK) input_block(g, cb, VECTORS, c0, ry, rx, q, w, dys, dxs);
+    switch ((g->grid - q) / LANES) {
+    case 1: input_block(g, cb, 1, c0, ry, rx, q, w, dys, dxs); break;
+    case 2: input_block(g, cb, 2, c0, ry, rx, q, w, dys, dxs); break;
+    case 3: input_block(g, cb, 3, c0, ry, rx, q, w, dys, dxs); break;
+    default: break;
     }
 }
 
@@ -285,27 +357,22 @@ static inline __attribute__((always_inline)) void input_gradient(const layout *g
 BNDK_CLONES
 void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
                         const float *w, float *dw, float *db, float *dx, float *scratch) {
-    const layout g = make_layout(shape);
-    float *xs = scratch + g.xs, *dys = scratch + g.ys, *dxs = scratch + g.dxs;
-    float *dwv = scratch + g.dwv, *dbv = scratch + g.dbv;
+    const layout g = make_layout(shape, count);
+    float *xs = scratch + g.xs, *dys = scratch + g.ys, *dxs = scratch + g.dxs, *dbv = scratch + g.dbv;
     const int32_t *offsets = tap_offsets(&g, scratch);
-    // Zero: the input's padding, the output gradient's margins and junk columns, the gradient lanes.
-    memset(scratch, 0, (size_t)g.offsets * sizeof(float));
     const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
+    memset(dbv, 0, (size_t)g.O * LANES * sizeof(float));
     for (int64_t n = 0; n < count; n++) {
-        pack_input(&g, x + n * in_size, xs);
-        const float *dyn = dy + n * out_size;
+        pack_input(&g, x + n * in_size, xs + n * g.xs_size);
+        pack_output_gradient(&g, dy + n * out_size, dys + n * g.ys_size);
         for (int64_t o = 0; o < g.O; o++) {
-            float *rowo = dys + o * g.row + g.margin;
-            for (int64_t oy = 0; oy < g.OH; oy++)
-                copy_floats(rowo + oy * g.Wq, dyn + (o * g.OH + oy) * g.OW, g.OW);
+            const float *rowo = dys + n * g.ys_size + o * g.row + g.margin;
             float16v sum = load16(dbv + o * LANES);
             for (int64_t p = 0; p < g.positions; p += LANES) sum += load16(rowo + p);
             store16(dbv + o * LANES, sum);
         }
-        weight_gradient(&g, xs, dys + g.margin, offsets, dwv);
-        if (dx) input_gradient(&g, w, dys, dxs, dx + n * in_size);
+        if (dx) input_gradient(&g, w, dys + n * g.ys_size, dxs, dx + n * in_size);
     }
-    for (int64_t i = 0; i < g.O * g.taps; i++) dw[i] = sum16(load16(dwv + i * LANES));
+    weight_gradient(&g, count, xs, dys + g.margin, offsets, dw);
     for (int64_t o = 0; o < g.O; o++) db[o] = sum16(load16(dbv + o * LANES));
 }

@@ -104,10 +104,10 @@ final class ConvolutionLoweringTests: XCTestCase {
         }
     }
 
-    /// Layers with many weights per output position, or a small output plane, keep im2col + GEMM.
-    func testLargeOrSmallPlaneLayersKeepIm2col() throws {
+    /// Layers with many weights per output position, or many weights, keep im2col + GEMM.
+    func testLayersWithManyWeightsKeepIm2col() throws {
         var random = SeededRandom(seed: 2)
-        let cases: [([Int], Int, Bool)] = [([128, 7, 7], 128, false), ([16, 6, 6], 16, false),
+        let cases: [([Int], Int, Bool)] = [([128, 7, 7], 128, false), ([16, 6, 6], 16, true), ([256, 30, 30], 256, false),
                                            ([64, 14, 14], 64, true), ([8, 10, 10], 4, true)]
         for (shape, outChannels, direct) in cases {
             let conv = try Conv2d(inputShape: shape, outChannels: outChannels, kernelSize: 3, random: &random)

@@ -89,7 +89,7 @@ public final class Conv2d: Layer {
         let (hs, o3) = ph.addingReportingOverflow(stride), (ws, o4) = pw.addingReportingOverflow(stride)
         let phasePlanes = o3 || o4 ? Int.max : (try? Checked.product([inChannels, hs, ws], "")) ?? .max
         let directFits = phasePlanes < 1 << 30
-        directScratch = directFits ? Int(withUnsafePointer(to: directShape) { bndk_conv_scratch_floats($0) }) : 0
+        directScratch = directFits ? Int(withUnsafePointer(to: directShape) { bndk_conv_scratch_floats($0, Int64(Conv2d.samplesPerTask)) }) : 0
         prefersDirect = directFits && Conv2d.directIsFaster(inChannels: inChannels, outChannels: outChannels,
                                                            kernelSize: kernelSize, outputPlane: outHeight * outWidth)
         try super.init("Conv2d", inputShape: shape, outputShape: [outChannels, outHeight, outWidth])
@@ -97,16 +97,16 @@ public final class Conv2d: Layer {
     }
 
     /// Whether the direct kernels beat im2col + GEMM for this shape. Measured (batch 512, forward plus
-    /// backward with an input gradient, one thread, AVX-512): direct was 1.2-7x faster from the article's
-    /// layers up to 128 → 128 channels on 14×14, strides 1 and 2, kernels 1 to 5; it lost where the output
-    /// plane is small and the weights many, since its weight gradient keeps a 16-lane partial sum per
-    /// weight and reloads it for every sample (128 → 128 channels on 7×7: 1.3x slower, 256 → 256 on 4×4:
-    /// 6x; 16 → 16 on 6×6 without padding: 1.2x). Hence: an output plane of at least 25 positions, and
-    /// at most 1024 weights per output position and 128·128·3·3 weights in all (the largest measured
-    /// win; it also bounds the partial sums at 9 MB per thread).
+    /// backward with an input gradient, one thread, AVX-512): direct was 1.3-7x faster from the article's
+    /// layers up to 128 → 128 channels on 14×14, strides 1 and 2, kernels 1 to 5, planes from 1×1 to
+    /// 28×28; even at 128 → 128 on 7×7 (3000 weights per output position); and 1.8x slower at 256 → 256
+    /// on 4×4 (37000 per position), where the GEMM is large and the output plane too small for the
+    /// vector blocks. Hence at most 1024 weights per output position, and at most 128·128·3·3 weights
+    /// (the largest layer measured: beyond it GEMM's efficiency grows, unmeasured).
     static func directIsFaster(inChannels: Int, outChannels: Int, kernelSize: Int, outputPlane: Int) -> Bool {
         let (weights, overflow) = outChannels.multipliedReportingOverflow(by: inChannels * kernelSize * kernelSize)
-        return !overflow && outputPlane >= 25 && weights <= min(1024 * outputPlane, 128 * 128 * 3 * 3)
+        let (perPlane, overflow2) = outputPlane.multipliedReportingOverflow(by: 1024)
+        return !overflow && (overflow2 || weights <= perPlane) && weights <= 128 * 128 * 3 * 3
     }
 
     public override var state: [StateEntry] { [.parameter("weight", weight), .parameter("bias", bias)] }

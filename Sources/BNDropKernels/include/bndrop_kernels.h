@@ -41,8 +41,9 @@ typedef struct {
     int64_t out_channels, kernel, stride, padding;
 } bndk_conv_shape;
 
-/* Floats of scratch one call of the functions below needs (one buffer per concurrent caller). */
-int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape);
+/* Floats of scratch one call of the functions below needs for up to `samples` samples (one buffer per
+   concurrent caller). */
+int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape, int64_t samples);
 
 /* y = W∗x + b for `count` samples (x: count × C·H·W, y: count × O·OH·OW, w: O×C×k×k, b: O). */
 void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
