@@ -26,7 +26,21 @@ typedef float float16v __attribute__((vector_size(64)));
     ((((w_[0] + w_[8]) + (w_[4] + w_[12])) + ((w_[2] + w_[10]) + (w_[6] + w_[14]))) + \
      (((w_[1] + w_[9]) + (w_[5] + w_[13])) + ((w_[3] + w_[11]) + (w_[7] + w_[15])))); })
 
-enum { BLOCK = 64, LANES = 16, VECTORS = BLOCK / LANES, MAX_GROUP = 4 };
+// Register blocks: up to MAX_GROUP channels (output channels and taps in the weight gradient) ×
+// VECTORS vectors of 16 floats, for AVX-512's 32 registers. With fewer registers (AVX2: 16 of half the
+// width; SSE2) those blocks would spill: there, 2 channels × 2 vectors (4 vectors for a single
+// channel), and 2 output channels × 3 taps in the weight gradient (measured best with AVX2). The
+// choice depends on the CPU only, and no sum's order depends on it.
+enum { LANES = 16, VECTORS = 4, MAX_GROUP = 4, NARROW_OUT = 2, NARROW_TAPS = 3 };
+
+static int wide_registers(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
 
 // dst[0..<n] = src[0..<n] for the short rows of an image (tens of floats): vector moves inline, where
 // a memcpy call would cost as much as the copy.
@@ -52,6 +66,8 @@ typedef struct {
     int64_t row;                    // one output(-gradient) row of the scratch: margin + max(positions, grid)
     int64_t xs_size, ys_size;       // one sample's phase planes; one sample's output(-gradient) rows
     int64_t xs, ys, dxs, dbv, offsets, total;
+    int group, vectors;             // channels and vectors per register block
+    int out_group, tap_group;       // output channels and taps per weight-gradient block
 } layout;
 
 static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
@@ -76,6 +92,11 @@ static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
     g.dbv = g.dxs + g.C * g.phases * g.grid;
     g.offsets = g.dbv + g.O * LANES;
     g.total = g.offsets + g.taps;  // one int32 per tap
+    const int wide = wide_registers();
+    g.group = wide ? MAX_GROUP : MAX_GROUP / 2;
+    g.vectors = wide ? VECTORS : VECTORS / 2;
+    g.out_group = wide ? MAX_GROUP : NARROW_OUT;
+    g.tap_group = wide ? MAX_GROUP : NARROW_TAPS;
     return g;
 }
 
@@ -182,7 +203,12 @@ static inline __attribute__((always_inline)) void forward_group(const layout *g,
                                                                 const float *xs, const float *w,
                                                                 const int32_t *offsets, float *ys) {
     int64_t p = 0;
-    for (; p + BLOCK <= g->positions; p += BLOCK) forward_block(g, ob, VECTORS, o0, p, xs, w, offsets, ys);
+    if (g->vectors < VECTORS && ob > 1) {
+        for (; p + 2 * LANES <= g->positions; p += 2 * LANES) forward_block(g, ob, 2, o0, p, xs, w, offsets, ys);
+    } else {
+        for (; p + VECTORS * LANES <= g->positions; p += VECTORS * LANES)
+            forward_block(g, ob, VECTORS, o0, p, xs, w, offsets, ys);
+    }
     switch ((g->positions - p) / LANES) {
     case 1: forward_block(g, ob, 1, o0, p, xs, w, offsets, ys); break;
     case 2: forward_block(g, ob, 2, o0, p, xs, w, offsets, ys); break;
@@ -191,9 +217,9 @@ static inline __attribute__((always_inline)) void forward_group(const layout *g,
     }
 }
 
-// Splits n into ⌈n / MAX_GROUP⌉ groups as equal as possible; group i's size.
-static int group_size(int64_t n, int64_t i) {
-    const int64_t groups = (n + MAX_GROUP - 1) / MAX_GROUP;
+// Splits n into ⌈n / most⌉ groups as equal as possible; group i's size.
+static int group_size(int64_t n, int64_t i, int most) {
+    const int64_t groups = (n + most - 1) / most;
     return (int)(n / groups + (i < n % groups));
 }
 
@@ -206,9 +232,9 @@ void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t cou
     const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
     for (int64_t n = 0; n < count; n++) {
         pack_input(&g, x + n * in_size, xs);
-        const int64_t groups = (g.O + MAX_GROUP - 1) / MAX_GROUP;
+        const int64_t groups = (g.O + g.group - 1) / g.group;
         for (int64_t i = 0, o0 = 0; i < groups; i++) {
-            const int ob = group_size(g.O, i);
+            const int ob = group_size(g.O, i, g.group);
             switch (ob) {
             case 1: forward_group(&g, 1, o0, xs, w, offsets, ys); break;
             case 2: forward_group(&g, 2, o0, xs, w, offsets, ys); break;
@@ -266,11 +292,12 @@ static inline __attribute__((always_inline)) void weight_group(const layout *g, 
 static inline __attribute__((always_inline)) void weight_gradient(const layout *g, int64_t count, const float *xs,
                                                                   const float *dys, const int32_t *offsets,
                                                                   float *dw) {
-    const int64_t out_groups = (g->O + MAX_GROUP - 1) / MAX_GROUP, tap_groups = (g->taps + MAX_GROUP - 1) / MAX_GROUP;
+    const int64_t out_groups = (g->O + g->out_group - 1) / g->out_group;
+    const int64_t tap_groups = (g->taps + g->tap_group - 1) / g->tap_group;
     for (int64_t a = 0, o0 = 0; a < out_groups; a++) {
-        const int ob = group_size(g->O, a);
+        const int ob = group_size(g->O, a, g->out_group);
         for (int64_t b = 0, t0 = 0; b < tap_groups; b++) {
-            const int tb = group_size(g->taps, b);
+            const int tb = group_size(g->taps, b, g->tap_group);
             switch (ob) {
             case 1: WEIGHT_CASE(1) break;
             case 2: WEIGHT_CASE(2) break;
@@ -314,7 +341,12 @@ static inline __attribute__((always_inline)) void input_group(const layout *g, i
                                                               int64_t rx, const float *w, const float *dys,
                                                               float *dxs) {
     int64_t q = 0;
-    for (; q + BLOCK <= g->grid; q += BLOCK) input_block(g, cb, VECTORS, c0, ry, rx, q, w, dys, dxs);
+    if (g->vectors < VECTORS && cb > 1) {
+        for (; q + 2 * LANES <= g->grid; q += 2 * LANES) input_block(g, cb, 2, c0, ry, rx, q, w, dys, dxs);
+    } else {
+        for (; q + VECTORS * LANES <= g->grid; q += VECTORS * LANES)
+            input_block(g, cb, VECTORS, c0, ry, rx, q, w, dys, dxs);
+    }
     switch ((g->grid - q) / LANES) {
     case 1: input_block(g, cb, 1, c0, ry, rx, q, w, dys, dxs); break;
     case 2: input_block(g, cb, 2, c0, ry, rx, q, w, dys, dxs); break;
@@ -325,9 +357,9 @@ static inline __attribute__((always_inline)) void input_group(const layout *g, i
 
 static inline __attribute__((always_inline)) void input_gradient(const layout *g, const float *w,
                                                                  const float *dys, float *dxs, float *dx) {
-    const int64_t groups = (g->C + MAX_GROUP - 1) / MAX_GROUP;
+    const int64_t groups = (g->C + g->group - 1) / g->group;
     for (int64_t i = 0, c0 = 0; i < groups; i++) {
-        const int cb = group_size(g->C, i);
+        const int cb = group_size(g->C, i, g->group);
         for (int64_t ry = 0; ry < g->s; ry++)
             for (int64_t rx = 0; rx < g->s; rx++) switch (cb) {
                 case 1: input_group(g, 1, c0, ry, rx, w, dys, dxs); break;
