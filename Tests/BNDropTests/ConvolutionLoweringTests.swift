@@ -87,6 +87,7 @@ final class ConvolutionLoweringTests: XCTestCase {
         XCTAssertNotNil(try conv.backward(dy, batch: 13, needInputGradient: true))
         let withDx = Array(UnsafeBufferPointer(start: conv.weight.gradient.pointer, count: conv.weight.count))
         XCTAssertEqual(withoutDx.map(\.bitPattern), withDx.map(\.bitPattern))
+        withExtendedLifetime(x) {}  // backward reads the input of forward
         XCTAssertTrue(withoutDx.contains { $0 != 0 })
     }
 
