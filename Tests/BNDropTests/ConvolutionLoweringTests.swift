@@ -67,6 +67,8 @@ final class ConvolutionLoweringTests: XCTestCase {
             assertClose(direct.output, reference.output, "output", c)
             assertClose(direct.weightGradient, reference.weightGradient, "weight gradient", c)
             assertClose(direct.biasGradient, reference.biasGradient, "bias gradient", c)
+            // Both add the bias gradient's terms one by one in the same order (PyTorch's): same bits.
+            XCTAssertEqual(direct.biasGradient.map(\.bitPattern), reference.biasGradient.map(\.bitPattern), "\(c)")
             assertClose(direct.inputGradient, reference.inputGradient, "input gradient", c)
         }
     }
