@@ -6,8 +6,9 @@ import BNDropKernels
 /// - im2col + GEMM: each sample's patches form a (C·k·k)×(OH·OW) matrix, and y = W·cols + b with W
 ///   viewed as out_c×(C·k·k); a group of samples shares one matrix and one GEMM (see
 ///   `samplesPerTask`), and backward builds the matrix again instead of keeping it.
-/// - direct: the C kernels of convolution.c (bndk_conv_*), vectorised along the output rows, for few
-///   channels, where the patch matrix is mostly copies of the input and GEMM has little to multiply.
+/// - direct: the C kernels of convolution.c (bndk_conv_*), vectorised along the output rows, for layers
+///   with few weights per output position (the article's CNN: 75 and 162 weights), where the patch
+///   matrix is mostly copies of the input and each GEMM is small.
 /// Both split the batch into the same fixed groups of samples and add the groups' weight gradients in
 /// group order, so either gives the same bits for any thread count.
 /// Default init: W and b ~ U(-1/√fan_in, 1/√fan_in), fan_in = in_c·k·k (as PyTorch).
