@@ -385,35 +385,37 @@ static inline __attribute__((always_inline)) void input_gradient(const layout *g
         }
 }
 
-// db[o0 + j] for j < ob (8 at most): chains side by side, in registers.
-static inline __attribute__((always_inline)) void bias_chains(const layout *g, const float *dy, int64_t count,
-                                                              int ob, int64_t o0, float *db) {
-    const int64_t plane = g->OH * g->OW, out_size = g->O * plane;
+// Channel `o`'s bias gradient of G groups of `per_group` consecutive samples (G a constant: its sums
+// in registers): each group's terms added one by one in its own order, the G chains side by side.
+static inline __attribute__((always_inline)) void bias_chains(const float *dy, int G, int64_t count,
+                                                              int64_t per_group, int64_t sample_size,
+                                                              int64_t plane, int64_t o, float *db,
+                                                              int64_t db_stride) {
     float sums[8];
-    for (int j = 0; j < ob; j++) sums[j] = 0;
-    for (int64_t n = 0; n < count; n++) {
-        const float *at = dy + n * out_size + o0 * plane;
+    for (int t = 0; t < G; t++) sums[t] = 0;
+    for (int64_t j = 0; j < count; j++) {
+        const float *at = dy + j * sample_size + o * plane;
         for (int64_t i = 0; i < plane; i++)
-            for (int j = 0; j < ob; j++) sums[j] += at[j * plane + i];
+            for (int t = 0; t < G; t++) sums[t] += at[t * per_group * sample_size + i];
     }
-    for (int j = 0; j < ob; j++) db[o0 + j] = sums[j];
+    for (int t = 0; t < G; t++) db[t * db_stride + o] = sums[t];
 }
 
-// db[o] = Σ dy[n][o][oy][ox], added one by one in the order of the samples, rows and columns: the
-// order of PyTorch's sum (a vector sum, more exact, can differ from it by more than the golden tests
-// allow where the terms cancel). The channels' sums are independent chains, run 8 side by side.
-static inline __attribute__((always_inline)) void bias_gradient(const layout *g, const float *dy, int64_t count,
-                                                                float *db) {
-    for (int64_t o0 = 0; o0 < g->O; o0 += 8) switch (g->O - o0 < 8 ? g->O - o0 : 8) {
-        case 1: bias_chains(g, dy, count, 1, o0, db); break;
-        case 2: bias_chains(g, dy, count, 2, o0, db); break;
-        case 3: bias_chains(g, dy, count, 3, o0, db); break;
-        case 4: bias_chains(g, dy, count, 4, o0, db); break;
-        case 5: bias_chains(g, dy, count, 5, o0, db); break;
-        case 6: bias_chains(g, dy, count, 6, o0, db); break;
-        case 7: bias_chains(g, dy, count, 7, o0, db); break;
-        default: bias_chains(g, dy, count, 8, o0, db); break;
-        }
+BNDK_CLONES
+void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_group, int64_t channels,
+                              int64_t plane, float *db, int64_t db_stride) {
+    const int64_t sample_size = channels * plane, full = samples / per_group;
+    int64_t group = 0;
+    for (; group + 8 <= full; group += 8)
+        for (int64_t o = 0; o < channels; o++)
+            bias_chains(dy + group * per_group * sample_size, 8, per_group, per_group, sample_size, plane, o,
+                        db + group * db_stride, db_stride);
+    for (; group * per_group < samples; group++) {
+        const int64_t count = samples - group * per_group < per_group ? samples - group * per_group : per_group;
+        for (int64_t o = 0; o < channels; o++)
+            bias_chains(dy + group * per_group * sample_size, 1, count, per_group, sample_size, plane, o,
+                        db + group * db_stride, db_stride);
+    }
 }
 
 BNDK_CLONES
@@ -429,5 +431,5 @@ void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const floa
         if (dx) input_gradient(&g, w, dys + n * g.ys_size, dxs, dx + n * in_size);
     }
     weight_gradient(&g, count, xs, dys + g.margin, offsets, dw);
-    bias_gradient(&g, dy, count, db);
+    if (db) bndk_conv_bias_gradients(dy, count, count, g.O, g.OH * g.OW, db, 0);
 }

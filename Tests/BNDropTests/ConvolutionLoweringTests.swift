@@ -27,6 +27,9 @@ final class ConvolutionLoweringTests: XCTestCase {
         Case(channels: 2, height: 7, width: 8, outChannels: 3, kernel: 1, stride: 2, padding: 1, batch: 1),
         Case(channels: 6, height: 13, width: 10, outChannels: 2, kernel: 5, stride: 3, padding: 2, batch: 4),
         Case(channels: 7, height: 5, width: 5, outChannels: 3, kernel: 5, stride: 1, padding: 0, batch: 2),
+        // 64 samples and more: the bias gradients of 8 tasks at a time, then the rest.
+        Case(channels: 1, height: 12, width: 12, outChannels: 3, kernel: 3, stride: 1, padding: 1, batch: 75),
+        Case(channels: 2, height: 9, width: 9, outChannels: 10, kernel: 3, stride: 2, padding: 0, batch: 139),
     ]
 
     /// Forward, then backward with an input gradient, twice (the parameter gradients accumulate).

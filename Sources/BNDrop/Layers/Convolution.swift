@@ -281,6 +281,9 @@ public final class Conv2d: Layer {
         (usesDirect ? directBackwardKernel : backwardKernel).run(
             taskCount, (dy, x, batch, needInputGradient, perThread),
             work: (needInputGradient ? 2 : 1) * batch * outputCount * patchSize, threads: threads)
+        if usesDirect {
+            directBiasKernel.run(tasks(taskCount, Conv2d.biasTasksPerGroup), (dy, batch), work: batch * outputCount)
+        }
         // The partial sums, added in task order: the same order for any thread count.
         let dw = weight.gradient.pointer, db = bias.gradient.pointer
         for task in 0..<taskCount {
@@ -335,10 +338,27 @@ public final class Conv2d: Layer {
         let dx = needInputGradient ? self.gradInput.pointer + first * self.inputCount : nil
         withUnsafePointer(to: self.directShape) { shape in
             bndk_conv_backward(shape, x + first * self.inputCount, dy + first * self.outputCount, Int64(count),
-                               self.weight.value.pointer, dwPartial, dwPartial + weights, dx,
+                               self.weight.value.pointer, dwPartial, nil, dx,
                                self.threadScratch.pointer + thread * perThread)
         }
     })
+
+    /// Tasks of the backward pass whose bias gradients one call of `bndk_conv_bias_gradients` computes:
+    /// each is a chain of one-by-one adds (PyTorch's order, as the im2col path), slow alone; the
+    /// chains of 8 tasks run side by side.
+    static let biasTasksPerGroup = 8
+
+    /// Group `group` of the direct backward pass's bias gradients: the partial db of tasks
+    /// 8·group ..< 8·group + 8, each over its own samples, as `backwardKernel` computes them.
+    private lazy var directBiasKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, group in
+        let (dy, batch) = arguments
+        let perTask = Conv2d.samplesPerTask, firstTask = group * Conv2d.biasTasksPerGroup
+        let first = firstTask * perTask, count = min(Conv2d.biasTasksPerGroup * perTask, batch - first)
+        let weights = self.outChannels * self.patchSize, partialSize = weights + self.outChannels
+        bndk_conv_bias_gradients(dy + first * self.outputCount, Int64(count), Int64(perTask), Int64(self.outChannels),
+                                 Int64(self.outHeight * self.outWidth),
+                                 self.taskPartials.pointer + firstTask * partialSize + weights, Int64(partialSize))
+    }
 }
 
 /// dst[0..<count] = src[0..<count], eight floats at a time: the rows of a patch matrix are short (24

@@ -49,11 +49,18 @@ int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape, int64_t samples);
 void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
                        const float *b, float *y, float *scratch);
 
-/* For `count` samples with input x and output gradient dy: sets dw (O×C×k×k) and db (O) to their
-   gradients summed over these samples, and when dx is not NULL writes the input gradient
-   (count × C·H·W). The order of every sum depends on the shape and `count` only. */
+/* For `count` samples with input x and output gradient dy: sets dw (O×C×k×k) and, when db is not
+   NULL, db (O) to their gradients summed over these samples, and when dx is not NULL writes the input
+   gradient (count × C·H·W). The order of every sum depends on the shape and `count` only. */
 void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
                         const float *w, float *dw, float *db, float *dx, float *scratch);
+
+/* Bias gradients of the groups of `per_group` consecutive samples of dy (samples × channels × plane;
+   the last group may have fewer): db[g·db_stride + o] = Σ dy[n][o][·] over group g's samples, the
+   terms added one by one in the order of the samples and positions (PyTorch's order). Several groups'
+   chains of adds run side by side; each group's sum is the same as alone. */
+void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_group, int64_t channels,
+                              int64_t plane, float *db, int64_t db_stride);
 
 /* ---- AvgPool2d, 2×2 windows, stride 2, over `planes` planes height × width (any parity) ---- */
 
