@@ -1,8 +1,16 @@
+import BNDropKernels
+
 /// 2-D convolution, as torch.nn.Conv2d (square kernel, stride, zero padding; no dilation or groups).
 ///
-/// Lowered to GEMM through im2col: each sample's patches form a (C·k·k)×(OH·OW) matrix, and
-/// y = W·cols + b with W viewed as out_c×(C·k·k); a group of samples shares one matrix and one GEMM
-/// (see `samplesPerTask`), and backward builds the matrix again instead of keeping it.
+/// Two lowerings, chosen per layer from its shape (`Lowering.automatic`):
+/// - im2col + GEMM: each sample's patches form a (C·k·k)×(OH·OW) matrix, and y = W·cols + b with W
+///   viewed as out_c×(C·k·k); a group of samples shares one matrix and one GEMM (see
+///   `samplesPerTask`), and backward builds the matrix again instead of keeping it.
+/// - direct: the C kernels of convolution.c (bndk_conv_*), vectorised along the output rows, for layers
+///   with few weights per output position (the article's CNN: 75 and 162 weights), where the patch
+///   matrix is mostly copies of the input and each GEMM is small.
+/// Both split the batch into the same fixed groups of samples and add the groups' weight gradients in
+/// group order, so either gives the same bits for any thread count.
 /// Default init: W and b ~ U(-1/√fan_in, 1/√fan_in), fan_in = in_c·k·k (as PyTorch).
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int, padding: Int
@@ -12,6 +20,35 @@ public final class Conv2d: Layer {
     private let height: Int, width: Int, outHeight: Int, outWidth: Int
     /// Rows of the patch matrix: C·k·k.
     private let patchSize: Int
+
+    /// How the layer computes (for tests and measurements: the results agree to rounding).
+    @_spi(Testing) public enum Lowering: Equatable {
+        /// The faster of the two for the layer's shape (`Conv2d.directIsFaster`).
+        case automatic
+        case im2col
+        case direct
+    }
+
+    /// The lowering to use; `.automatic` by default.
+    @_spi(Testing) public var lowering = Lowering.automatic
+
+    /// Whether the layer computes with the direct kernels now.
+    @_spi(Testing) public var usesDirectKernels: Bool { usesDirect }
+
+    /// Whether this forward and backward use the direct kernels.
+    private var usesDirect: Bool {
+        switch lowering {
+        case .automatic: return prefersDirect
+        case .im2col: return false
+        case .direct: return directScratch > 0  // (im2col when the shape is too large for the kernels)
+        }
+    }
+
+    /// The direct kernels' shape, and their scratch per thread (floats).
+    private let directShape: bndk_conv_shape
+    private let directScratch: Int
+    /// Direct when the kernels measured faster than im2col + GEMM (see `Conv2d.directIsFaster`).
+    private let prefersDirect: Bool
 
     /// - Parameter inputShape: one sample's shape [C, H, W].
     public init(inputShape shape: [Int], outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
@@ -45,8 +82,32 @@ public final class Conv2d: Layer {
         _ = try Checked.blasInt(patchSize, outHeight * outWidth, "Conv2d patch matrix")
         weight = try Parameter(shape: [outChannels, inChannels, kernelSize, kernelSize])
         bias = try Parameter(shape: [outChannels])
+        directShape = bndk_conv_shape(channels: Int64(inChannels), height: Int64(height), width: Int64(width),
+                                      out_channels: Int64(outChannels), kernel: Int64(kernelSize), stride: Int64(stride),
+                                      padding: Int64(padding))
+        // The direct kernels index their phase planes with 32-bit offsets.
+        // (Fewer than C·(Hp + s)·(Wp + s) floats: s·s phase planes per channel, ⌈Hp/s⌉ × ⌈Wp/s⌉ each.)
+        let (hs, o3) = ph.addingReportingOverflow(stride), (ws, o4) = pw.addingReportingOverflow(stride)
+        let phasePlanes = o3 || o4 ? Int.max : (try? Checked.product([inChannels, hs, ws], "")) ?? .max
+        let directFits = phasePlanes < 1 << 30
+        directScratch = directFits ? Int(withUnsafePointer(to: directShape) { bndk_conv_scratch_floats($0, Int64(Conv2d.samplesPerTask)) }) : 0
+        prefersDirect = directFits && Conv2d.directIsFaster(inChannels: inChannels, outChannels: outChannels,
+                                                           kernelSize: kernelSize, outputPlane: outHeight * outWidth)
         try super.init("Conv2d", inputShape: shape, outputShape: [outChannels, outHeight, outWidth])
         reset(random: &random)
+    }
+
+    /// Whether the direct kernels beat im2col + GEMM for this shape. Measured (batch 512, forward plus
+    /// backward with an input gradient, one thread, AVX-512): direct was 1.3-7x faster from the article's
+    /// layers up to 128 → 128 channels on 14×14, strides 1 and 2, kernels 1 to 5, planes from 1×1 to
+    /// 28×28; even at 128 → 128 on 7×7 (3000 weights per output position); and 1.8x slower at 256 → 256
+    /// on 4×4 (37000 per position), where the GEMM is large and the output plane too small for the
+    /// vector blocks. Hence at most 1024 weights per output position, and at most 128·128·3·3 weights
+    /// (the largest layer measured: beyond it GEMM's efficiency grows, unmeasured).
+    static func directIsFaster(inChannels: Int, outChannels: Int, kernelSize: Int, outputPlane: Int) -> Bool {
+        let (weights, overflow) = outChannels.multipliedReportingOverflow(by: inChannels * kernelSize * kernelSize)
+        let (perPlane, overflow2) = outputPlane.multipliedReportingOverflow(by: 1024)
+        return !overflow && (overflow2 || weights <= perPlane) && weights <= 128 * 128 * 3 * 3
     }
 
     public override var state: [StateEntry] { [.parameter("weight", weight), .parameter("bias", bias)] }
@@ -143,7 +204,8 @@ public final class Conv2d: Layer {
 
     /// Floats of `threadScratch` per thread.
     private func scratchPerThread(needInputGradient: Bool) -> Int {
-        (patchSize + outChannels + (needInputGradient ? patchSize : 0)) * groupSize
+        if usesDirect { return directScratch }
+        return (patchSize + outChannels + (needInputGradient ? patchSize : 0)) * groupSize
     }
 
     /// Sizes the scratch for the pool's thread count now; returns that count and the floats per thread.
@@ -165,6 +227,11 @@ public final class Conv2d: Layer {
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         try output.resize(batch * outputCount)
         let (threads, perThread) = try prepareScratch(needInputGradient: false)
+        if usesDirect {
+            directForwardKernel.run(tasks(batch, Conv2d.samplesPerTask), (x, batch, perThread),
+                                    work: batch * outputCount * patchSize, threads: threads)
+            return UnsafePointer(output.pointer)
+        }
         forwardKernel.run(tasks(batch, Conv2d.samplesPerTask), (x, batch, perThread),
                           work: batch * outputCount * patchSize, threads: threads)
         return UnsafePointer(output.pointer)
@@ -192,6 +259,18 @@ public final class Conv2d: Layer {
         }
     })
 
+    /// Task `task` of the direct forward pass: its samples through `bndk_conv_forward`.
+    private lazy var directForwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)>(perThread: {
+        [unowned self] arguments, task, thread in
+        let (x, batch, perThread) = arguments
+        let (first, count) = self.samples(of: task, batch: batch)
+        withUnsafePointer(to: self.directShape) { shape in
+            bndk_conv_forward(shape, x + first * self.inputCount, Int64(count), self.weight.value.pointer,
+                              self.bias.value.pointer, self.output.pointer + first * self.outputCount,
+                              self.threadScratch.pointer + thread * perThread)
+        }
+    })
+
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         let taskCount = tasks(batch, Conv2d.samplesPerTask)
@@ -199,8 +278,12 @@ public final class Conv2d: Layer {
         try taskPartials.resize(Checked.multiply(taskCount, partialSize, "Conv2d backward partial sums"))
         let (threads, perThread) = try prepareScratch(needInputGradient: needInputGradient)
         if needInputGradient { try gradInput.resize(batch * inputCount) }
-        backwardKernel.run(taskCount, (dy, x, batch, needInputGradient, perThread),
-                           work: 2 * batch * outputCount * patchSize, threads: threads)
+        (usesDirect ? directBackwardKernel : backwardKernel).run(
+            taskCount, (dy, x, batch, needInputGradient, perThread),
+            work: (needInputGradient ? 2 : 1) * batch * outputCount * patchSize, threads: threads)
+        if usesDirect {
+            directBiasKernel.run(tasks(taskCount, Conv2d.biasTasksPerGroup), (dy, batch), work: batch * outputCount)
+        }
         // The partial sums, added in task order: the same order for any thread count.
         let dw = weight.gradient.pointer, db = bias.gradient.pointer
         for task in 0..<taskCount {
@@ -243,6 +326,39 @@ public final class Conv2d: Layer {
             self.col2im(gradCols + j * plane, self.gradInput.pointer + (first + j) * self.inputCount, rowStride: rowLength)
         }
     })
+
+    /// Task `task` of the direct backward pass: its samples' partial dW and db (and input gradient)
+    /// through `bndk_conv_backward`.
+    private lazy var directBackwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)>(
+        perThread: { [unowned self] arguments, task, thread in
+        let (dy, x, batch, needInputGradient, perThread) = arguments
+        let (first, count) = self.samples(of: task, batch: batch)
+        let outC = self.outChannels, weights = outC * self.patchSize
+        let dwPartial = self.taskPartials.pointer + task * (weights + outC)
+        let dx = needInputGradient ? self.gradInput.pointer + first * self.inputCount : nil
+        withUnsafePointer(to: self.directShape) { shape in
+            bndk_conv_backward(shape, x + first * self.inputCount, dy + first * self.outputCount, Int64(count),
+                               self.weight.value.pointer, dwPartial, nil, dx,
+                               self.threadScratch.pointer + thread * perThread)
+        }
+    })
+
+    /// Tasks of the backward pass whose bias gradients one call of `bndk_conv_bias_gradients` computes:
+    /// each is a chain of one-by-one adds (PyTorch's order, as the im2col path), slow alone; the
+    /// chains of 8 tasks run side by side.
+    static let biasTasksPerGroup = 8
+
+    /// Group `group` of the direct backward pass's bias gradients: the partial db of tasks
+    /// 8·group ..< 8·group + 8, each over its own samples, as `backwardKernel` computes them.
+    private lazy var directBiasKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, group in
+        let (dy, batch) = arguments
+        let perTask = Conv2d.samplesPerTask, firstTask = group * Conv2d.biasTasksPerGroup
+        let first = firstTask * perTask, count = min(Conv2d.biasTasksPerGroup * perTask, batch - first)
+        let weights = self.outChannels * self.patchSize, partialSize = weights + self.outChannels
+        bndk_conv_bias_gradients(dy + first * self.outputCount, Int64(count), Int64(perTask), Int64(self.outChannels),
+                                 Int64(self.outHeight * self.outWidth),
+                                 self.taskPartials.pointer + firstTask * partialSize + weights, Int64(partialSize))
+    }
 }
 
 /// dst[0..<count] = src[0..<count], eight floats at a time: the rows of a patch matrix are short (24

@@ -1,3 +1,5 @@
+import BNDropKernels
+
 /// Shared geometry of the 2-D pooling layers (no padding, floor mode, as PyTorch's defaults).
 struct PoolGeometry {
     let channels: Int, height: Int, width: Int, kernel: Int, stride: Int, outHeight: Int, outWidth: Int
@@ -67,12 +69,12 @@ public class Pool2d: Layer {
     }
 
     // One call per task (not per plane) from the kernels: the closure's reference to the layer is
-    // taken once.
-    private func forward(planes: Range<Int>, _ x: UnsafePointer<Float>) {
+    // taken once. A subclass may take the planes of a task at once.
+    func forward(planes: Range<Int>, _ x: UnsafePointer<Float>) {
         for plane in planes { forward(plane: plane, x) }
     }
 
-    private func backward(planes: Range<Int>, _ dy: UnsafePointer<Float>) {
+    func backward(planes: Range<Int>, _ dy: UnsafePointer<Float>) {
         for plane in planes { backward(plane: plane, dy) }
     }
 
@@ -89,6 +91,26 @@ public final class AvgPool2d: Pool2d {
     /// - Parameter stride: nil means `kernelSize` (PyTorch's default).
     public init(inputShape: [Int], kernelSize: Int, stride: Int? = nil) throws {
         try super.init("AvgPool2d", inputShape: inputShape, kernelSize: kernelSize, stride: stride)
+    }
+
+    /// 2×2 windows, stride 2 (the article's): the C kernels, vectorised, with the same sums in the same
+    /// order as the loops below.
+    private var isHalving: Bool { geometry.kernel == 2 && geometry.stride == 2 }
+
+    override func forward(planes: Range<Int>, _ x: UnsafePointer<Float>) {
+        guard isHalving else { return super.forward(planes: planes, x) }
+        let g = geometry
+        bndk_avgpool2_forward(x + planes.lowerBound * g.height * g.width,
+                              output.pointer + planes.lowerBound * g.outHeight * g.outWidth,
+                              Int64(planes.count), Int64(g.height), Int64(g.width))
+    }
+
+    override func backward(planes: Range<Int>, _ dy: UnsafePointer<Float>) {
+        guard isHalving else { return super.backward(planes: planes, dy) }
+        let g = geometry
+        bndk_avgpool2_backward(dy + planes.lowerBound * g.outHeight * g.outWidth,
+                               gradInput.pointer + planes.lowerBound * g.height * g.width,
+                               Int64(planes.count), Int64(g.height), Int64(g.width))
     }
 
     override func forward(plane p: Int, _ x: UnsafePointer<Float>) {

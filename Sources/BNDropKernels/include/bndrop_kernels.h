@@ -93,4 +93,41 @@ void bndk_gather_rows(float *dst, const float *src, const int64_t *indices, int6
 void bndk_dropout_forward(uint64_t state[4], float p, float scale, const float *x, float *mask, float *y,
                           int64_t count);
 
+/* ---- Conv2d, direct (for small channel counts; see convolution.c) ---- */
+
+/* One layer's geometry: the input sample [channels, height, width], square kernel, stride, zero padding. */
+typedef struct {
+    int64_t channels, height, width;
+    int64_t out_channels, kernel, stride, padding;
+} bndk_conv_shape;
+
+/* Floats of scratch one call of the functions below needs for up to `samples` samples (one buffer per
+   concurrent caller). */
+int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape, int64_t samples);
+
+/* y = W∗x + b for `count` samples (x: count × C·H·W, y: count × O·OH·OW, w: O×C×k×k, b: O). */
+void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
+                       const float *b, float *y, float *scratch);
+
+/* For `count` samples with input x and output gradient dy: sets dw (O×C×k×k) and, when db is not
+   NULL, db (O) to their gradients summed over these samples, and when dx is not NULL writes the input
+   gradient (count × C·H·W). The order of every sum depends on the shape and `count` only. */
+void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
+                        const float *w, float *dw, float *db, float *dx, float *scratch);
+
+/* Bias gradients of the groups of `per_group` consecutive samples of dy (samples × channels × plane;
+   the last group may have fewer): db[g·db_stride + o] = Σ dy[n][o][·] over group g's samples, the
+   terms added one by one in the order of the samples and positions (PyTorch's order). Several groups'
+   chains of adds run side by side; each group's sum is the same as alone. */
+void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_group, int64_t channels,
+                              int64_t plane, float *db, int64_t db_stride);
+
+/* ---- AvgPool2d, 2×2 windows, stride 2, over `planes` planes height × width (any parity) ---- */
+
+/* y = each window's mean: ((x00 + x01) + x10) + x11, divided by 4. */
+void bndk_avgpool2_forward(const float *x, float *y, int64_t planes, int64_t height, int64_t width);
+
+/* dx = dy / 4 over each window; 0 in an odd last row or column. */
+void bndk_avgpool2_backward(const float *dy, float *dx, int64_t planes, int64_t height, int64_t width);
+
 #endif

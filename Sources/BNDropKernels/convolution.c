@@ -1,0 +1,435 @@
+// Direct 2-D convolution for small channel counts (see bndrop_kernels.h).
+//
+// Every pass is a one-dimensional correlation over a flattened plane. A sample's input is copied, with
+// its zero padding, into s·s "phase planes" per channel (s = stride): phase plane (ry, rx) holds the
+// padded pixels (Y, X) with Y % s == ry and X % s == rx at (Y / s, X / s), rows Wq = ⌈Wp / s⌉ wide.
+// Output (oy, ox) then reads, for tap (ky, kx), phase plane (ky % s, kx % s) at (oy + ky/s)·Wq +
+// ox + kx/s: position p = oy·Wq + ox shifted by (ky/s)·Wq + kx/s, the same shift for every output. So
+// each output plane is computed as rows Wq wide (columns ox >= OW are junk and dropped), in blocks of
+// up to 64 consecutive positions held in vector registers, each tap one contiguous load per vector.
+// The weight gradient is the same correlation read the other way (dot products of the output gradient,
+// zero at the junk columns, with the shifted input; the partial sums stay in registers across all the
+// samples of a call), and the input gradient the adjoint (the output gradient shifted back, per phase
+// plane).
+#include <stdbool.h>
+#include "bndrop_kernels.h"
+#include "clones.h"
+
+typedef float float16v __attribute__((vector_size(64)));
+
+// Macros, not functions, for anything holding a vector (one calling convention per clone).
+#define load16(p) ({ float16v v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define store16(p, v) do { float16v s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+#define splat16(x) ({ float x_ = (x); (float16v){x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_}; })
+// Lanes added pairwise in a fixed order.
+#define sum16(v) ({ float16v w_ = (v); \
+    ((((w_[0] + w_[8]) + (w_[4] + w_[12])) + ((w_[2] + w_[10]) + (w_[6] + w_[14]))) + \
+     (((w_[1] + w_[9]) + (w_[5] + w_[13])) + ((w_[3] + w_[11]) + (w_[7] + w_[15])))); })
+
+// Register blocks: up to MAX_GROUP channels (output channels and taps in the weight gradient) ×
+// VECTORS vectors of 16 floats, for AVX-512's 32 registers. With fewer registers (AVX2: 16 of half the
+// width; SSE2) those blocks would spill: there, 2 channels × 2 vectors (4 vectors for a single
+// channel), and 2 output channels × 3 taps in the weight gradient (measured best with AVX2). The
+// choice depends on the CPU only, and no sum's order depends on it.
+enum { LANES = 16, VECTORS = 4, MAX_GROUP = 4, NARROW_OUT = 2, NARROW_TAPS = 3 };
+
+static int wide_registers(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+// dst[0..<n] = src[0..<n] for the short rows of an image (tens of floats): vector moves inline, where
+// a memcpy call would cost as much as the copy.
+static inline __attribute__((always_inline)) void copy_floats(float *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) store16(dst + i, load16(src + i));
+    if (i + 8 <= n) { memcpy(dst + i, src + i, 8 * sizeof(float)); i += 8; }
+    if (i + 4 <= n) { memcpy(dst + i, src + i, 4 * sizeof(float)); i += 4; }
+    if (i + 2 <= n) { memcpy(dst + i, src + i, 2 * sizeof(float)); i += 2; }
+    if (i < n) dst[i] = src[i];
+}
+
+static int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// The geometry of one layer and where each buffer sits in a thread's scratch (offsets in floats).
+typedef struct {
+    int64_t C, H, W, O, k, s, pad, OH, OW;
+    int64_t Wq, Hq, plane, phases;  // phase-plane width, height, size; s·s planes per channel
+    int64_t taps;                   // C·k·k
+    int64_t margin;                 // the largest shift, (k−1)/s·Wq + (k−1)/s
+    int64_t positions;              // OH·Wq, rounded up to LANES
+    int64_t grid;                   // Hq·Wq, rounded up to LANES
+    int64_t row;                    // one output(-gradient) row of the scratch: margin + max(positions, grid)
+    int64_t xs_size, ys_size;       // one sample's phase planes; one sample's output(-gradient) rows
+    int64_t xs, ys, dxs, offsets, total;
+    int group, vectors;             // channels and vectors per register block
+    int out_group, tap_group;       // output channels and taps per weight-gradient block
+} layout;
+
+static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
+    layout g;
+    g.C = shape->channels, g.H = shape->height, g.W = shape->width, g.O = shape->out_channels;
+    g.k = shape->kernel, g.s = shape->stride, g.pad = shape->padding;
+    const int64_t hp = g.H + 2 * g.pad, wp = g.W + 2 * g.pad;
+    g.OH = (hp - g.k) / g.s + 1, g.OW = (wp - g.k) / g.s + 1;
+    g.Hq = (hp + g.s - 1) / g.s, g.Wq = (wp + g.s - 1) / g.s;
+    g.plane = g.Hq * g.Wq, g.phases = g.s * g.s;
+    g.taps = g.C * g.k * g.k;
+    g.margin = (g.k - 1) / g.s * g.Wq + (g.k - 1) / g.s;
+    g.positions = round_up(g.OH * g.Wq, LANES);
+    g.grid = round_up(g.plane, LANES);
+    g.row = round_up(g.margin + (g.positions > g.grid ? g.positions : g.grid), LANES);
+    // Reads reach offset (C·phases − 1)·plane + margin + positions at most.
+    g.xs_size = round_up(g.C * g.phases * g.plane + g.margin + g.positions, LANES);
+    g.ys_size = g.O * g.row;
+    g.xs = 0;
+    g.ys = g.xs + samples * g.xs_size;
+    g.dxs = g.ys + samples * g.ys_size;
+    g.offsets = g.dxs + g.C * g.phases * g.grid;
+    g.total = g.offsets + g.taps;  // one int32 per tap
+    const int wide = wide_registers();
+    g.group = wide ? MAX_GROUP : MAX_GROUP / 2;
+    g.vectors = wide ? VECTORS : VECTORS / 2;
+    g.out_group = wide ? MAX_GROUP : NARROW_OUT;
+    g.tap_group = wide ? MAX_GROUP : NARROW_TAPS;
+    return g;
+}
+
+int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape, int64_t samples) {
+    return make_layout(shape, samples).total;
+}
+
+// Each tap's offset in the phase planes of one sample, taps in the weight's order (c, ky, kx).
+static int32_t *tap_offsets(const layout *g, float *scratch) {
+    int32_t *offsets = (int32_t *)(scratch + g->offsets);
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ky = 0; ky < g->k; ky++)
+            for (int64_t kx = 0; kx < g->k; kx++)
+                offsets[(c * g->k + ky) * g->k + kx] =
+                    (int32_t)((c * g->phases + (ky % g->s) * g->s + kx % g->s) * g->plane + ky / g->s * g->Wq +
+                              kx / g->s);
+    return offsets;
+}
+
+// dst[0..<n] = 0, vector stores inline.
+static inline __attribute__((always_inline)) void zero_floats(float *dst, int64_t n) {
+    const float16v zero = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        store16(dst + i, zero);
+        // (An empty statement the optimiser cannot see through: the loop stays vector stores instead of
+        // becoming a memset call, which costs more than these few stores.)
+        __asm__ volatile("" : : "r"(i));
+    }
+    if (i + 8 <= n) { memset(dst + i, 0, 8 * sizeof(float)); i += 8; }
+    if (i + 4 <= n) { memset(dst + i, 0, 4 * sizeof(float)); i += 4; }
+    if (i + 2 <= n) { memset(dst + i, 0, 2 * sizeof(float)); i += 2; }
+    if (i < n) dst[i] = 0;
+}
+
+// Writes sample x's phase planes, padding and slack included (every float of xs[0..<xs_size]).
+static inline __attribute__((always_inline)) void pack_input(const layout *g, const float *x, float *xs) {
+    if (g->s != 1) {
+        memset(xs, 0, (size_t)g->xs_size * sizeof(float));
+        for (int64_t c = 0; c < g->C; c++)
+            for (int64_t y = 0; y < g->H; y++) {
+                const int64_t Y = y + g->pad;
+                float *rows = xs + (c * g->phases + Y % g->s * g->s) * g->plane + Y / g->s * g->Wq;
+                const float *src = x + (c * g->H + y) * g->W;
+                for (int64_t i = 0; i < g->W; i++) {
+                    const int64_t X = i + g->pad;
+                    rows[X % g->s * g->plane + X / g->s] = src[i];
+                }
+            }
+        return;
+    }
+    // Stride 1: one plane per channel, rows Wq = W + 2·pad wide.
+    for (int64_t c = 0; c < g->C; c++) {
+        float *plane = xs + c * g->plane;
+        zero_floats(plane, g->pad * g->Wq + g->pad);
+        for (int64_t y = 0; y < g->H; y++) {
+            float *row = plane + (y + g->pad) * g->Wq + g->pad;
+            copy_floats(row, x + (c * g->H + y) * g->W, g->W);
+            zero_floats(row + g->W, y + 1 < g->H ? 2 * g->pad : g->pad);
+        }
+        zero_floats(plane + (g->pad + g->H) * g->Wq, g->pad * g->Wq);
+    }
+    zero_floats(xs + g->C * g->plane, g->xs_size - g->C * g->plane);
+}
+
+// Writes one sample's output gradient as rows Wq wide after a margin, zero in the margin, the junk
+// columns and the slack (every float of dys[0..<ys_size]).
+static inline __attribute__((always_inline)) void pack_output_gradient(const layout *g, const float *dy,
+                                                                       float *dys) {
+    for (int64_t o = 0; o < g->O; o++) {
+        float *row = dys + o * g->row;
+        zero_floats(row, g->margin);
+        for (int64_t oy = 0; oy < g->OH; oy++) {
+            copy_floats(row + g->margin + oy * g->Wq, dy + (o * g->OH + oy) * g->OW, g->OW);
+            zero_floats(row + g->margin + oy * g->Wq + g->OW, g->Wq - g->OW);
+        }
+        zero_floats(row + g->margin + g->OH * g->Wq, g->row - g->margin - g->OH * g->Wq);
+    }
+}
+
+// Output channels [o0, o0 + ob), positions [p, p + 16·nv) of one sample:
+// ys[o][p] = Σ_t w[o][t]·xs[p + offset t].
+static inline __attribute__((always_inline)) void forward_block(const layout *g, int ob, int nv, int64_t o0,
+                                                                int64_t p, const float *xs, const float *w,
+                                                                const int32_t *offsets, float *ys) {
+    float16v acc[MAX_GROUP][VECTORS];
+    for (int j = 0; j < ob; j++)
+        for (int v = 0; v < nv; v++) acc[j][v] = (float16v){0};
+    for (int64_t t = 0; t < g->taps; t++) {
+        const float *src = xs + offsets[t] + p;
+        float16v in[VECTORS];
+        for (int v = 0; v < nv; v++) in[v] = load16(src + v * LANES);
+        for (int j = 0; j < ob; j++) {
+            const float16v weight = splat16(w[(o0 + j) * g->taps + t]);
+            for (int v = 0; v < nv; v++) acc[j][v] += weight * in[v];
+        }
+    }
+    for (int j = 0; j < ob; j++)
+        for (int v = 0; v < nv; v++) store16(ys + (o0 + j) * g->row + p + v * LANES, acc[j][v]);
+}
+
+// Output channels [o0, o0 + ob) of one sample, every position: full blocks, then the rest.
+static inline __attribute__((always_inline)) void forward_group(const layout *g, int ob, int64_t o0,
+                                                                const float *xs, const float *w,
+                                                                const int32_t *offsets, float *ys) {
+    int64_t p = 0;
+    if (g->vectors < VECTORS && ob > 1) {
+        for (; p + 2 * LANES <= g->positions; p += 2 * LANES) forward_block(g, ob, 2, o0, p, xs, w, offsets, ys);
+    } else {
+        for (; p + VECTORS * LANES <= g->positions; p += VECTORS * LANES)
+            forward_block(g, ob, VECTORS, o0, p, xs, w, offsets, ys);
+    }
+    switch ((g->positions - p) / LANES) {
+    case 1: forward_block(g, ob, 1, o0, p, xs, w, offsets, ys); break;
+    case 2: forward_block(g, ob, 2, o0, p, xs, w, offsets, ys); break;
+    case 3: forward_block(g, ob, 3, o0, p, xs, w, offsets, ys); break;
+    default: break;
+    }
+}
+
+// Splits n into ⌈n / most⌉ groups as equal as possible; group i's size.
+static int group_size(int64_t n, int64_t i, int most) {
+    const int64_t groups = (n + most - 1) / most;
+    return (int)(n / groups + (i < n % groups));
+}
+
+BNDK_CLONES
+void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
+                       const float *b, float *y, float *scratch) {
+    const layout g = make_layout(shape, 1);
+    float *xs = scratch + g.xs, *ys = scratch + g.ys;
+    const int32_t *offsets = tap_offsets(&g, scratch);
+    const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
+    for (int64_t n = 0; n < count; n++) {
+        pack_input(&g, x + n * in_size, xs);
+        const int64_t groups = (g.O + g.group - 1) / g.group;
+        for (int64_t i = 0, o0 = 0; i < groups; i++) {
+            const int ob = group_size(g.O, i, g.group);
+            switch (ob) {
+            case 1: forward_group(&g, 1, o0, xs, w, offsets, ys); break;
+            case 2: forward_group(&g, 2, o0, xs, w, offsets, ys); break;
+            case 3: forward_group(&g, 3, o0, xs, w, offsets, ys); break;
+            default: forward_group(&g, 4, o0, xs, w, offsets, ys); break;
+            }
+            o0 += ob;
+        }
+        float *yn = y + n * out_size;
+        for (int64_t o = 0; o < g.O; o++) {
+            const float bias = b[o];
+            for (int64_t oy = 0; oy < g.OH; oy++) {
+                const float *src = ys + o * g.row + oy * g.Wq;
+                float *dst = yn + (o * g.OH + oy) * g.OW;
+                for (int64_t ox = 0; ox < g.OW; ox++) dst[ox] = src[ox] + bias;
+            }
+        }
+    }
+}
+
+// Weight gradient of output channels [o0, o0 + ob) × taps [t0, t0 + tb) over `count` samples:
+// dw[o][t] = Σ_n Σ_p dys[n][o][p]·xs[n][p + offset t], in 16 lanes (lane p % 16) added at the end.
+static inline __attribute__((always_inline)) void weight_group(const layout *g, int ob, int tb, int64_t o0,
+                                                               int64_t t0, int64_t count, const float *xs,
+                                                               const float *dys, const int32_t *offsets,
+                                                               float *dw) {
+    float16v acc[MAX_GROUP][MAX_GROUP];
+    for (int j = 0; j < ob; j++)
+        for (int i = 0; i < tb; i++) acc[j][i] = (float16v){0};
+    for (int64_t n = 0; n < count; n++) {
+        const float *xn = xs + n * g->xs_size, *dn = dys + n * g->ys_size;
+        const float *src[MAX_GROUP];
+        for (int i = 0; i < tb; i++) src[i] = xn + offsets[t0 + i];
+        for (int64_t p = 0; p < g->positions; p += LANES) {
+            float16v d[MAX_GROUP];
+            for (int j = 0; j < ob; j++) d[j] = load16(dn + (o0 + j) * g->row + p);
+            for (int i = 0; i < tb; i++) {
+                const float16v in = load16(src[i] + p);
+                for (int j = 0; j < ob; j++) acc[j][i] += d[j] * in;
+            }
+        }
+    }
+    for (int j = 0; j < ob; j++)
+        for (int i = 0; i < tb; i++) dw[(o0 + j) * g->taps + t0 + i] = sum16(acc[j][i]);
+}
+
+#define WEIGHT_CASE(OB) \
+    switch (tb) { \
+    case 1: weight_group(g, OB, 1, o0, t0, count, xs, dys, offsets, dw); break; \
+    case 2: weight_group(g, OB, 2, o0, t0, count, xs, dys, offsets, dw); break; \
+    case 3: weight_group(g, OB, 3, o0, t0, count, xs, dys, offsets, dw); break; \
+    default: weight_group(g, OB, 4, o0, t0, count, xs, dys, offsets, dw); break; \
+    }
+
+static inline __attribute__((always_inline)) void weight_gradient(const layout *g, int64_t count, const float *xs,
+                                                                  const float *dys, const int32_t *offsets,
+                                                                  float *dw) {
+    const int64_t out_groups = (g->O + g->out_group - 1) / g->out_group;
+    const int64_t tap_groups = (g->taps + g->tap_group - 1) / g->tap_group;
+    for (int64_t a = 0, o0 = 0; a < out_groups; a++) {
+        const int ob = group_size(g->O, a, g->out_group);
+        for (int64_t b = 0, t0 = 0; b < tap_groups; b++) {
+            const int tb = group_size(g->taps, b, g->tap_group);
+            switch (ob) {
+            case 1: WEIGHT_CASE(1) break;
+            case 2: WEIGHT_CASE(2) break;
+            case 3: WEIGHT_CASE(3) break;
+            default: WEIGHT_CASE(4) break;
+            }
+            t0 += tb;
+        }
+        o0 += ob;
+    }
+}
+
+// Input-gradient phase planes of channels [c0, c0 + cb), phase (ry, rx), positions [q, q + 16·nv),
+// one sample: dxs[c][q] = Σ_o Σ_(ky, kx) in the phase w[o][c][ky][kx]·dys[o][q − shift(ky, kx)].
+static inline __attribute__((always_inline)) void input_block(const layout *g, int cb, int nv, int64_t c0,
+                                                              int64_t ry, int64_t rx, int64_t q, const float *w,
+                                                              const float *dys, float *dxs) {
+    const int64_t k = g->k, s = g->s, phase = ry * s + rx;
+    float16v acc[MAX_GROUP][VECTORS];
+    for (int j = 0; j < cb; j++)
+        for (int v = 0; v < nv; v++) acc[j][v] = (float16v){0};
+    for (int64_t o = 0; o < g->O; o++) {
+        const float *rowo = dys + o * g->row + g->margin + q;
+        for (int64_t ky = ry; ky < k; ky += s)
+            for (int64_t kx = rx; kx < k; kx += s) {
+                const float *src = rowo - (ky / s * g->Wq + kx / s);
+                float16v d[VECTORS];
+                for (int v = 0; v < nv; v++) d[v] = load16(src + v * LANES);
+                for (int j = 0; j < cb; j++) {
+                    const float16v weight = splat16(w[((o * g->C + c0 + j) * k + ky) * k + kx]);
+                    for (int v = 0; v < nv; v++) acc[j][v] += weight * d[v];
+                }
+            }
+    }
+    for (int j = 0; j < cb; j++)
+        for (int v = 0; v < nv; v++)
+            store16(dxs + ((c0 + j) * g->phases + phase) * g->grid + q + v * LANES, acc[j][v]);
+}
+
+static inline __attribute__((always_inline)) void input_group(const layout *g, int cb, int64_t c0, int64_t ry,
+                                                              int64_t rx, const float *w, const float *dys,
+                                                              float *dxs) {
+    int64_t q = 0;
+    if (g->vectors < VECTORS && cb > 1) {
+        for (; q + 2 * LANES <= g->grid; q += 2 * LANES) input_block(g, cb, 2, c0, ry, rx, q, w, dys, dxs);
+    } else {
+        for (; q + VECTORS * LANES <= g->grid; q += VECTORS * LANES)
+            input_block(g, cb, VECTORS, c0, ry, rx, q, w, dys, dxs);
+    }
+    switch ((g->grid - q) / LANES) {
+    case 1: input_block(g, cb, 1, c0, ry, rx, q, w, dys, dxs); break;
+    case 2: input_block(g, cb, 2, c0, ry, rx, q, w, dys, dxs); break;
+    case 3: input_block(g, cb, 3, c0, ry, rx, q, w, dys, dxs); break;
+    default: break;
+    }
+}
+
+static inline __attribute__((always_inline)) void input_gradient(const layout *g, const float *w,
+                                                                 const float *dys, float *dxs, float *dx) {
+    const int64_t groups = (g->C + g->group - 1) / g->group;
+    for (int64_t i = 0, c0 = 0; i < groups; i++) {
+        const int cb = group_size(g->C, i, g->group);
+        for (int64_t ry = 0; ry < g->s; ry++)
+            for (int64_t rx = 0; rx < g->s; rx++) switch (cb) {
+                case 1: input_group(g, 1, c0, ry, rx, w, dys, dxs); break;
+                case 2: input_group(g, 2, c0, ry, rx, w, dys, dxs); break;
+                case 3: input_group(g, 3, c0, ry, rx, w, dys, dxs); break;
+                default: input_group(g, 4, c0, ry, rx, w, dys, dxs); break;
+                }
+        c0 += cb;
+    }
+    // Back from the phase planes to the image, dropping the padding.
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t y = 0; y < g->H; y++) {
+            const int64_t Y = y + g->pad;
+            const float *rows = dxs + (c * g->phases + Y % g->s * g->s) * g->grid + Y / g->s * g->Wq;
+            float *dst = dx + (c * g->H + y) * g->W;
+            if (g->s == 1) {
+                copy_floats(dst, rows + g->pad, g->W);
+                continue;
+            }
+            for (int64_t i = 0; i < g->W; i++) {
+                const int64_t X = i + g->pad;
+                dst[i] = rows[X % g->s * g->grid + X / g->s];
+            }
+        }
+}
+
+// Channel `o`'s bias gradient of G groups of `per_group` consecutive samples (G a constant: its sums
+// in registers): each group's terms added one by one in its own order, the G chains side by side.
+static inline __attribute__((always_inline)) void bias_chains(const float *dy, int G, int64_t count,
+                                                              int64_t per_group, int64_t sample_size,
+                                                              int64_t plane, int64_t o, float *db,
+                                                              int64_t db_stride) {
+    float sums[8];
+    for (int t = 0; t < G; t++) sums[t] = 0;
+    for (int64_t j = 0; j < count; j++) {
+        const float *at = dy + j * sample_size + o * plane;
+        for (int64_t i = 0; i < plane; i++)
+            for (int t = 0; t < G; t++) sums[t] += at[t * per_group * sample_size + i];
+    }
+    for (int t = 0; t < G; t++) db[t * db_stride + o] = sums[t];
+}
+
+BNDK_CLONES
+void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_group, int64_t channels,
+                              int64_t plane, float *db, int64_t db_stride) {
+    const int64_t sample_size = channels * plane, full = samples / per_group;
+    int64_t group = 0;
+    for (; group + 8 <= full; group += 8)
+        for (int64_t o = 0; o < channels; o++)
+            bias_chains(dy + group * per_group * sample_size, 8, per_group, per_group, sample_size, plane, o,
+                        db + group * db_stride, db_stride);
+    for (; group * per_group < samples; group++) {
+        const int64_t count = samples - group * per_group < per_group ? samples - group * per_group : per_group;
+        for (int64_t o = 0; o < channels; o++)
+            bias_chains(dy + group * per_group * sample_size, 1, count, per_group, sample_size, plane, o,
+                        db + group * db_stride, db_stride);
+    }
+}
+
+BNDK_CLONES
+void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
+                        const float *w, float *dw, float *db, float *dx, float *scratch) {
+    const layout g = make_layout(shape, count);
+    float *xs = scratch + g.xs, *dys = scratch + g.ys, *dxs = scratch + g.dxs;
+    const int32_t *offsets = tap_offsets(&g, scratch);
+    const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
+    for (int64_t n = 0; n < count; n++) {
+        pack_input(&g, x + n * in_size, xs + n * g.xs_size);
+        pack_output_gradient(&g, dy + n * out_size, dys + n * g.ys_size);
+        if (dx) input_gradient(&g, w, dys + n * g.ys_size, dxs, dx + n * in_size);
+    }
+    weight_gradient(&g, count, xs, dys + g.margin, offsets, dw);
+    if (db) bndk_conv_bias_gradients(dy, count, count, g.O, g.OH * g.OW, db, 0);
+}

@@ -1,0 +1,169 @@
+import XCTest
+@_spi(Testing) import BNDrop
+
+/// Conv2d's two lowerings, im2col + GEMM and the direct kernels (convolution.c), compute the same
+/// forward pass and the same gradients, to float rounding; and the direct one is bit-identical for
+/// any thread count.
+final class ConvolutionLoweringTests: XCTestCase {
+    private struct Case: CustomStringConvertible {
+        let channels: Int, height: Int, width: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+        let batch: Int
+        var description: String {
+            "C\(channels) \(height)x\(width) -> \(outChannels), k\(kernel) s\(stride) p\(padding), batch \(batch)"
+        }
+    }
+
+    // Batches that are not multiples of the 8 samples of a task; odd sizes, so the phase planes of a
+    // stride of 2 have unequal sizes.
+    private static let cases: [Case] = [
+        Case(channels: 1, height: 28, width: 28, outChannels: 3, kernel: 5, stride: 1, padding: 0, batch: 19),
+        Case(channels: 3, height: 12, width: 12, outChannels: 6, kernel: 3, stride: 1, padding: 0, batch: 11),
+        Case(channels: 2, height: 9, width: 7, outChannels: 5, kernel: 3, stride: 1, padding: 1, batch: 3),
+        Case(channels: 4, height: 8, width: 11, outChannels: 8, kernel: 5, stride: 1, padding: 2, batch: 9),
+        Case(channels: 8, height: 6, width: 6, outChannels: 1, kernel: 1, stride: 1, padding: 0, batch: 10),
+        Case(channels: 3, height: 11, width: 9, outChannels: 4, kernel: 3, stride: 2, padding: 0, batch: 13),
+        Case(channels: 5, height: 10, width: 13, outChannels: 7, kernel: 3, stride: 2, padding: 1, batch: 17),
+        Case(channels: 1, height: 15, width: 15, outChannels: 2, kernel: 5, stride: 2, padding: 2, batch: 5),
+        Case(channels: 2, height: 7, width: 8, outChannels: 3, kernel: 1, stride: 2, padding: 1, batch: 1),
+        Case(channels: 6, height: 13, width: 10, outChannels: 2, kernel: 5, stride: 3, padding: 2, batch: 4),
+        Case(channels: 7, height: 5, width: 5, outChannels: 3, kernel: 5, stride: 1, padding: 0, batch: 2),
+        // 64 samples and more: the bias gradients of 8 tasks at a time, then the rest.
+        Case(channels: 1, height: 12, width: 12, outChannels: 3, kernel: 3, stride: 1, padding: 1, batch: 75),
+        Case(channels: 2, height: 9, width: 9, outChannels: 10, kernel: 3, stride: 2, padding: 0, batch: 139),
+    ]
+
+    /// Forward, then backward with an input gradient, twice (the parameter gradients accumulate).
+    private func run(_ c: Case, _ lowering: Conv2d.Lowering) throws
+        -> (output: [Float], weightGradient: [Float], biasGradient: [Float], inputGradient: [Float]) {
+        var random = SeededRandom(seed: 3)
+        let conv = try Conv2d(inputShape: [c.channels, c.height, c.width], outChannels: c.outChannels,
+                              kernelSize: c.kernel, stride: c.stride, padding: c.padding, random: &random)
+        conv.lowering = lowering
+        var data = SeededRandom(seed: 17)
+        let x = (0..<(c.batch * c.channels * c.height * c.width)).map { _ in data.nextNormal() }
+        let outputCount = conv.outputShape.reduce(1, *) * c.batch
+        let dy = (0..<outputCount).map { _ in data.nextNormal() }
+        var output: [Float] = [], inputGradient: [Float] = []
+        for _ in 0..<2 {
+            output = Array(UnsafeBufferPointer(start: try conv.forward(x, batch: c.batch), count: outputCount))
+            let dx = try conv.backward(dy, batch: c.batch, needInputGradient: true)
+            inputGradient = Array(UnsafeBufferPointer(start: try XCTUnwrap(dx), count: x.count))
+        }
+        func values(_ b: FloatBuffer) -> [Float] { Array(UnsafeBufferPointer(start: b.pointer, count: b.count)) }
+        return (output, values(conv.weight.gradient), values(conv.bias.gradient), inputGradient)
+    }
+
+    /// |a − b| within float rounding of sums as large as the tensor's largest value.
+    private func assertClose(_ a: [Float], _ b: [Float], _ what: String, _ c: Case) {
+        XCTAssertEqual(a.count, b.count, "\(c): \(what) size")
+        let scale = b.map(abs).max() ?? 0
+        XCTAssertGreaterThan(scale, 0, "\(c): \(what) is all zeros")
+        XCTAssertTrue(a.allSatisfy(\.isFinite), "\(c): \(what) has non-finite values")
+        var worst: Float = 0
+        for i in 0..<min(a.count, b.count) { worst = max(worst, abs(a[i] - b[i])) }
+        XCTAssertLessThanOrEqual(worst, 2e-5 * scale, "\(c): \(what) differs by \(worst) (largest value \(scale))")
+    }
+
+    func testDirectAndIm2colAgree() throws {
+        for c in Self.cases {
+            let direct = try run(c, .direct), reference = try run(c, .im2col)
+            assertClose(direct.output, reference.output, "output", c)
+            assertClose(direct.weightGradient, reference.weightGradient, "weight gradient", c)
+            assertClose(direct.biasGradient, reference.biasGradient, "bias gradient", c)
+            // Both add the bias gradient's terms one by one in the same order (PyTorch's): same bits.
+            XCTAssertEqual(direct.biasGradient.map(\.bitPattern), reference.biasGradient.map(\.bitPattern), "\(c)")
+            assertClose(direct.inputGradient, reference.inputGradient, "input gradient", c)
+        }
+    }
+
+    /// Without an input gradient (a first layer) the parameter gradients are the same as with one.
+    func testDirectWithoutInputGradient() throws {
+        var random = SeededRandom(seed: 5)
+        let conv = try Conv2d(inputShape: [2, 10, 9], outChannels: 3, kernelSize: 3, stride: 1, padding: 1,
+                              random: &random)
+        conv.lowering = .direct
+        let x = (0..<(13 * 2 * 10 * 9)).map { _ in random.nextNormal() }
+        let dy = (0..<(13 * 3 * 10 * 9)).map { _ in random.nextNormal() }
+        _ = try conv.forward(x, batch: 13)
+        XCTAssertNil(try conv.backward(dy, batch: 13, needInputGradient: false))
+        let withoutDx = Array(UnsafeBufferPointer(start: conv.weight.gradient.pointer, count: conv.weight.count))
+        conv.weight.gradient.fill(0)
+        _ = try conv.forward(x, batch: 13)
+        XCTAssertNotNil(try conv.backward(dy, batch: 13, needInputGradient: true))
+        let withDx = Array(UnsafeBufferPointer(start: conv.weight.gradient.pointer, count: conv.weight.count))
+        XCTAssertEqual(withoutDx.map(\.bitPattern), withDx.map(\.bitPattern))
+        withExtendedLifetime(x) {}  // backward reads the input of forward
+        XCTAssertTrue(withoutDx.contains { $0 != 0 })
+    }
+
+    /// The article's CNN layers choose the direct kernels.
+    func testArticleConvolutionsChooseTheDirectKernels() throws {
+        let net = try Sequential(sampleShape: [1, 28, 28], seed: 1)
+        try net.addConv2d(outChannels: 3, kernelSize: 5)
+        try net.addAvgPool2d(kernelSize: 2)
+        try net.addConv2d(outChannels: 6, kernelSize: 3)
+        for index in [0, 2] {
+            let conv = try XCTUnwrap(try net.layer(index) as? Conv2d)
+            XCTAssertTrue(conv.usesDirectKernels, "layer \(index)")
+            conv.lowering = .im2col
+            XCTAssertFalse(conv.usesDirectKernels, "layer \(index)")
+        }
+    }
+
+    /// Layers with many weights per output position, or many weights, keep im2col + GEMM.
+    func testLayersWithManyWeightsKeepIm2col() throws {
+        var random = SeededRandom(seed: 2)
+        let cases: [([Int], Int, Bool)] = [([128, 7, 7], 128, false), ([16, 6, 6], 16, true), ([256, 30, 30], 256, false),
+                                           ([64, 14, 14], 64, true), ([8, 10, 10], 4, true)]
+        for (shape, outChannels, direct) in cases {
+            let conv = try Conv2d(inputShape: shape, outChannels: outChannels, kernelSize: 3, random: &random)
+            XCTAssertEqual(conv.usesDirectKernels, direct, "\(shape) -> \(outChannels)")
+            conv.lowering = .direct
+            XCTAssertTrue(conv.usesDirectKernels, "\(shape) -> \(outChannels), forced")
+        }
+        // A stride far larger than the image: the phase planes would be too many; im2col even when forced.
+        let sparse = try Conv2d(inputShape: [1, 4, 4], outChannels: 1, kernelSize: 1, stride: 1 << 20, random: &random)
+        sparse.lowering = .direct
+        XCTAssertFalse(sparse.usesDirectKernels)
+        let x: [Float] = (0..<32).map(Float.init)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: try sparse.forward(x, batch: 2), count: 2)),
+                       [x[0] * sparse.weight.value.pointer[0] + sparse.bias.value.pointer[0],
+                        x[16] * sparse.weight.value.pointer[0] + sparse.bias.value.pointer[0]])
+    }
+
+    /// Trains a network whose convolutions are forced onto the direct kernels (strides, padding, an
+    /// input gradient through the second one) with 1 and 2 threads: every bit agrees.
+    func testDirectKernelsAreBitIdenticalForAnyThreadCount() throws {
+        func train(threads: Int) throws -> [[UInt32]] {
+            let original = ThreadPool.shared.threadCount
+            try ThreadPool.shared.setThreadCount(threads)
+            defer { try? ThreadPool.shared.setThreadCount(original) }
+            let net = try Sequential(sampleShape: [2, 33, 31], seed: 8)
+            try net.addConv2d(outChannels: 4, kernelSize: 3, stride: 2, padding: 1)
+            try net.addReLU()
+            try net.addConv2d(outChannels: 5, kernelSize: 3, padding: 1)
+            try net.addBatchNorm()
+            try net.addReLU()
+            try net.addFlatten()
+            try net.addLinear(10)
+            for index in [0, 2] { try XCTUnwrap(try net.layer(index) as? Conv2d).lowering = .direct }
+            var random = SeededRandom(seed: 21)
+            let batch = 61  // 8 tasks of 8 samples, the last partial; enough work to use both threads
+            let input = (0..<(batch * 2 * 33 * 31)).map { _ in random.nextNormal() }
+            let labels = (0..<batch).map { Int32($0 % 10) }
+            let optimizer = try SGD(parameters: net.parameters, learningRate: 0.05, momentum: 0.9)
+            var state: [[UInt32]] = []
+            for _ in 0..<3 {
+                state.append([try net.trainStep(input: input, labels: labels, optimizer: optimizer).bitPattern])
+            }
+            for (name, entry) in net.stateDict {
+                state.append(try net.tensor(name).map(\.bitPattern))
+                if case .parameter = entry.storage { state.append(try net.gradient(name).map(\.bitPattern)) }
+            }
+            return state
+        }
+        let reference = try train(threads: 1)
+        XCTAssertGreaterThan(reference.count, 10)
+        for threads in [2, 3] { XCTAssertEqual(try train(threads: threads), reference, "\(threads) threads") }
+    }
+}
