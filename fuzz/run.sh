@@ -15,7 +15,7 @@ work=.build/fuzz/corpus/$target
 artifacts=.build/fuzz/artifacts/$target
 mkdir -p "$work" "$artifacts"
 toolchain=$(dirname "$(realpath "$(command -v "${SWIFT:-swift}")")")
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$toolchain/llvm-symbolizer}
 # Files the targets write go to a per-process folder under this TMPDIR, removed afterwards.
