@@ -40,6 +40,14 @@ public final class Linear: Layer {
     static let rowsPerTask = 128
     static let columnsPerTask = 256
 
+    /// Input columns per weight-gradient task: at most `columnsPerTask`, spread evenly (784 columns: four
+    /// tasks of 196, not three of 256 and one of 16, which left a thread idle). Depends on the layer's
+    /// size only.
+    private var weightColumnsPerTask: Int {
+        let count = tasks(inFeatures, Linear.columnsPerTask)
+        return (inFeatures + count - 1) / count
+    }
+
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         _ = try Checked.blasInt(batch, max(inFeatures, outFeatures), "Linear batch")
         try output.resize(batch * outFeatures)
@@ -62,7 +70,7 @@ public final class Linear: Layer {
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         if needInputGradient { try gradInput.resize(batch * inFeatures) }
-        let weightTasks = tasks(inFeatures, Linear.columnsPerTask)
+        let weightTasks = tasks(inFeatures, weightColumnsPerTask)
         let rowTasks = needInputGradient ? tasks(batch, Linear.rowsPerTask) : 0
         backwardKernel.run(weightTasks + rowTasks, (dy, x, batch, weightTasks), work: 2 * batch * inFeatures * outFeatures)
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
@@ -75,7 +83,8 @@ public final class Linear: Layer {
         let (dy, x, batch, weightTasks) = arguments
         let (inF, outF) = (self.inFeatures, self.outFeatures)
         if task < weightTasks {
-            let first = task * Linear.columnsPerTask, columns = min(Linear.columnsPerTask, inF - first)
+            let perTask = self.weightColumnsPerTask
+            let first = task * perTask, columns = min(perTask, inF - first)
             BLAS.sgemm(transA: true, m: outF, n: columns, k: batch, a: dy, lda: outF, b: x + first, ldb: inF, beta: 1,
                        c: self.weight.gradient.pointer + first, ldc: inF)
             if task == 0 { self.accumulateBiasGradient(dy, batch: batch) }
