@@ -65,6 +65,9 @@ void run_checkpoint_tests(void); /* safetensors checkpoints: PyTorch's files, ro
 void run_no_blas_tests(void);
 /* Allocation failures are statuses: each call in a child under RLIMIT_AS (test_oom.c; not under ASan/TSan). */
 void run_oom_tests(void);
+/* Set when BNDROP_TEST_SKIP_OOM=1 (make test-valgrind: each out-of-memory row would run a child under
+   valgrind for minutes): the group is skipped and the status table does not require its statuses. */
+extern int g_skip_oom_group;
 void run_failed_step_tests(void); /* a failed training step changes nothing but the gradients (test_failed_step.c) */
 /* Last: every status the header documents was produced by a test, and no other (test_status_table.c). */
 void run_status_table(const char *header_path);

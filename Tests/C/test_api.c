@@ -226,6 +226,10 @@ static void test_seeding_and_gradients(void) {
     EXPECT_OK(bnd_net_zero_grad(lin));
     EXPECT_OK(bnd_net_get_grad(lin, "0.weight", g1, 2));
     EXPECT(g1[0] == 0 && g1[1] == 0, "zero_grad");
+    const float set[2] = {0.5f, -3};
+    EXPECT_OK(bnd_net_set_grad(lin, "0.weight", set, 2));
+    EXPECT_OK(bnd_net_get_grad(lin, "0.weight", g1, 2));
+    EXPECT(g1[0] == 0.5f && g1[1] == -3, "set_grad gave %g %g", (double)g1[0], (double)g1[1]);
     bnd_net_free(lin);
     test_end();
 }

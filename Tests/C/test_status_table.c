@@ -250,6 +250,8 @@ void run_status_table(const char *header_path) {
                    seen->other_calls);
             for (int s = 1; s < STATUS_COUNT; s++) {
                 calls += seen->calls[s];
+                if (fn->documented[s] && seen->calls[s] == 0 && s == BND_ERR_OUT_OF_MEMORY && g_skip_oom_group)
+                    continue; /* the out-of-memory group did not run (see test_main.c) */
                 if (fn->documented[s] && seen->calls[s] == 0)
                     EXPECT(0, "%s: documented %s, which no test produced", fn->name, k_status_names[s]);
                 if (!fn->documented[s] && seen->calls[s] > 0)
@@ -280,5 +282,6 @@ void run_status_table(const char *header_path) {
     }
     test_end();
     printf("status table: %d functions, %d return a bnd_status; %d documented (function, status) pairs, "
-           "%d covered; %lu calls recorded\n", count, fallible, documented, covered, calls);
+           "%d covered; %lu calls recorded%s\n", count, fallible, documented, covered, calls,
+           g_skip_oom_group ? " (out-of-memory group skipped: BND_ERR_OUT_OF_MEMORY not required)" : "");
 }
