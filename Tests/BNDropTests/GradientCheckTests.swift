@@ -125,7 +125,10 @@ final class GradientCheckTests: XCTestCase {
     /// Train-mode BatchNorm against its formula computed here in double precision, on shapes that take
     /// every path of the kernels.
     func testBatchNormForwardMatchesTheFormula() throws {
-        for (shape, batch) in [([45], 7), ([2, 13], 3), ([3, 4, 4], 5), ([9, 3, 5], 2)] {
+        // (The last case: values 1000 + 0.01·noise, a large common offset as in the golden case
+        // batchnorm1d_large_offset, through the blocks of 32 and 8 channels and the channel tail.)
+        for (shape, batch, offset, spread) in [([45], 7, 1 as Float, 3 as Float), ([2, 13], 3, 1, 3), ([3, 4, 4], 5, 1, 3),
+                                               ([9, 3, 5], 2, 1, 3), ([45], 9, 1000, 0.01)] {
             let channels = shape[0], spatial = shape.dropFirst().reduce(1, *)
             let net = try Sequential(sampleShape: shape)
             try net.addBatchNorm()
@@ -133,7 +136,7 @@ final class GradientCheckTests: XCTestCase {
             let beta = (0..<channels).map { Float($0 % 5) * 0.1 - 0.2 }
             try net.setTensor("0.weight", gamma)
             try net.setTensor("0.bias", beta)
-            let x = Self.input(batch * channels * spatial, seed: 9).map { $0 * 3 + 1 }
+            let x = Self.input(batch * channels * spatial, seed: 9).map { $0 * spread + offset }
             let y = try net.forward(x, batch: batch)
             for c in 0..<channels {
                 let values = (0..<batch).flatMap { n in (0..<spatial).map { Double(x[(n * channels + c) * spatial + $0]) } }
@@ -142,7 +145,10 @@ final class GradientCheckTests: XCTestCase {
                 for n in 0..<batch {
                     for s in 0..<spatial {
                         let i = (n * channels + c) * spatial + s
-                        let expected = (Double(x[i]) - mean) / (variance + 1e-5).squareRoot() * Double(gamma[c]) + Double(beta[c])
+                        // The mean as float32, as the layer (and PyTorch) keeps it: at an offset of 1000 its
+                        // rounding alone moves x − mean by 0.5% of the spread; the variance must be exact.
+                        let expected = (Double(x[i]) - Double(Float(mean))) / (variance + 1e-5).squareRoot()
+                            * Double(gamma[c]) + Double(beta[c])
                         XCTAssertEqual(Double(y[i]), expected, accuracy: 1e-5 * (1 + abs(expected)),
                                        "BatchNorm \(shape) batch \(batch): channel \(c), value \(i)")
                     }
