@@ -392,9 +392,9 @@ BND_API bnd_status bnd_net_zero_grad(bnd_net *net);
    batch must equal the last forward's batch. Uses the mode of that forward pass.
    Returns BND_ERR_INVALID_ARGUMENT (NULL net or grad_output), BND_ERR_STATE (no successful forward
    since creation / the last add_*, or the last forward was a training step's), BND_ERR_SHAPE (batch
-   differs from the forward's,
-   grad_input_capacity too small: checked before anything runs), BND_ERR_OUT_OF_MEMORY (the layers'
-   input-gradient buffers, allocated by the first backward of a batch size). */
+   differs from the forward's, grad_input_capacity too small: checked before anything runs),
+   BND_ERR_OUT_OF_MEMORY (the layers' input-gradient buffers, allocated by the first backward of a
+   batch size). */
 BND_API bnd_status bnd_net_backward(bnd_net *net, const float *grad_output, int64_t batch,
                                     float *grad_input, size_t grad_input_capacity);
 
