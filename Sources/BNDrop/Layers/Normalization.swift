@@ -6,8 +6,9 @@ import BNDropKernels
 /// Train mode (or eval without running statistics) normalises with the batch's mean and biased
 /// variance; with running statistics it then updates running_mean and the *unbiased* running_var with
 /// `momentum` (or the cumulative average when `momentum` is nil). Eval mode with running statistics
-/// normalises with them and updates nothing. Sums are taken in double precision, two-pass, so inputs with
-/// a large common offset keep their variance.
+/// normalises with them and updates nothing. Sums are taken in double precision (two passes over N×C×L
+/// channels; one pass shifted by each channel's first value for N×C), so inputs with a large common offset
+/// keep their variance. The loops are C kernels (`Sources/BNDropKernels/batchnorm.c`).
 ///
 /// `eps`, `momentum`, `affine` and `trackRunningStats` are fixed at construction; only the mode changes.
 public final class BatchNorm: Layer {
@@ -220,9 +221,9 @@ public final class BatchNorm: Layer {
 
     // MARK: N×C input (spatial == 1): row by row
     //
-    // A channel's values are a column, `numFeatures` floats apart. Walking the rows and keeping one sum
-    // per channel reads memory in order and lets the compiler vectorise across channels; each channel's
-    // sums are still taken in row order, so the results are the same bits as the channel-by-channel code.
+    // A channel's values are a column, `numFeatures` floats apart. The kernels (`bndk_rows_*`) keep the
+    // sums of blocks of channels in registers while the rows stream by, and walk the rows in memory order
+    // for the element-wise passes; each channel's sums are taken in row order.
 
     private func forwardRows(_ x: UnsafePointer<Float>, batch: Int, channels: Range<Int>, useBatchStats: Bool,
                              factor: Float?) {
