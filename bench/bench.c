@@ -5,7 +5,8 @@
  * bandwidth), runs every workload in a child process of its own (this program again, with --child
  * NAME) so that each gets its own peak RSS (wait4's rusage), runs the PyTorch script
  * (torch_seed_bench.py) when torch imports, prints one table and writes results.json (temp file +
- * rename).
+ * rename). The two sides alternate: round r runs every bndrop workload, then PyTorch run r (3 rounds
+ * by default), so that both see the same machine; each side's value is its median over the rounds.
  *
  * Shared machines: other processes slow both sides by different amounts. The CPU time they took
  * (/proc/stat busy time minus this program's and its children's rusage) is measured per bndrop
@@ -294,6 +295,12 @@ static void phase_end(phase *p) {
     if (p->others < 0) p->others = 0;   /* tick rounding */
 }
 
+/* Adds phase p's wall time and other processes' CPU time to *total. */
+static void phase_add(phase *total, const phase *p) {
+    total->wall += p->wall;
+    total->others += p->others;
+}
+
 /* ============================================ nets ============================================== */
 
 static const int64_t image_shape[3] = {1, 28, 28};
@@ -560,6 +567,8 @@ typedef struct workload {
     double others_share;      /* share of the CPUs other processes took during the kept bndrop run */
     int attempts;
     char extra[256], torch_extra[256];
+    double round_values[10];  /* the child's value in each round (see main: rounds alternate with PyTorch) */
+    int rounds;
 } workload;
 
 #define ATTEMPTS 3
@@ -881,8 +890,8 @@ static void print_table(const machine *m) {
         if (isfinite(w->rss_mb)) snprintf(rss, sizeof rss, "%.0f MB", w->rss_mb); else snprintf(rss, sizeof rss, "-");
         printf("%-32s %10s %10s %8s %7s %9s %9s\n", w->label, t, b, r, tg, fr, rss);
     }
-    printf("ratio = PyTorch time / bndrop time (>1: bndrop faster). bndrop: median of its runs "
-           "(inference: best pass, as the script)");
+    printf("ratio = PyTorch time / bndrop time (>1: bndrop faster). bndrop: median over the rounds of each "
+           "child's median of its runs (inference: best pass, as the script)");
     if (m->torch_runs_done > 1) printf("; PyTorch: median of %d script runs", m->torch_runs_done);
     printf(".\n\"of limit\" = modelled minimum time / bndrop time (FLOPs / %.1f GFLOP/s SGEMM; BatchNorm: "
            "bytes / %.1f GB/s copy). Peak RSS: bndrop's process for that workload",
@@ -997,60 +1006,11 @@ int main(int argc, char **argv) {
     printf("memcpy 256 MiB:    %.1f GB/s (read + write, one thread, best of 5)\n", m.copy_gbs);
     set_work_models();
 
-    /* ---- bndrop workloads, one child process each ---- */
-    char reps_text[16];
-    snprintf(reps_text, sizeof reps_text, "%d", reps);
-    int failures = 0;
-    phase_start(&m.bndrop_phase);
-    for (int i = 0; i < WORKLOADS; i++) {
-        workload *w = &workloads[i];
-        w->torch = w->rss_mb = w->fraction = NAN;
-        if (!selected(only, w->name)) continue;
-        char *args[] = {"/proc/self/exe", "--child", (char *)w->name, "--data", (char *)data_dir,
-                        "--reps", reps_text, NULL};
-        /* Other processes on a shared machine can land on one workload: when they took more than
-           OTHERS_LIMIT of the CPUs during it, run it again (at most ATTEMPTS times in all) and keep
-           the cleanest run. */
-        int status = 0;
-        for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
-            workload trial = *w;
-            trial.ran = 0;
-            struct rusage ru;
-            phase p;
-            phase_start(&p);
-            status = run_process(args, on_child_line, &trial, &ru);
-            phase_end(&p);
-            if (status != 0 || !trial.ran) break;
-            trial.rss_mb = (double)ru.ru_maxrss / 1024.0;
-            trial.others_share = p.wall > 0 ? p.others / (p.wall * m.cores) : 0;
-            trial.attempts = attempt + 1;
-            printf("bndrop %-12s %.6g %s (min %.6g, max %.6g)  %s  [%.1f s wall, others %.1f%%]\n", w->name,
-                   trial.bndrop, w->unit, trial.bndrop_min, trial.bndrop_max, trial.extra, p.wall,
-                   100 * trial.others_share);
-            if (!w->ran || trial.others_share < w->others_share) *w = trial;
-            w->attempts = attempt + 1;
-            if (w->others_share <= OTHERS_LIMIT) break;
-            if (attempt + 1 < ATTEMPTS) printf("  other processes took %.1f%% of the CPUs: again\n", 100 * trial.others_share);
-        }
-        if (status != 0 || !w->ran) {
-            w->failed = 1;
-            w->ran = 0;
-            failures++;
-            printf("bndrop %-12s FAILED (exit status %d)\n", w->name, status);
-            continue;
-        }
-        if (w->limit == LIMIT_FLOPS) {
-            double seconds = strcmp(w->unit, "us") == 0 ? w->bndrop * 1e-6 : w->bndrop;
-            w->fraction = w->work / (m.sgemm_gflops * 1e9) / seconds;
-        } else if (w->limit == LIMIT_BYTES) {
-            double seconds = strcmp(w->unit, "us") == 0 ? w->bndrop * 1e-6 : w->bndrop;
-            w->fraction = w->work / (m.copy_gbs * 1e9) / seconds;
-        }
-    }
-
-    phase_end(&m.bndrop_phase);
-
-    /* ---- PyTorch ---- */
+    /* ---- PyTorch: usable? ---- */
+    static torch_ctx tc;
+    char torch_threads_text[16];
+    snprintf(torch_threads_text, sizeof torch_threads_text, "%d", m.torch_threads);
+    char *torch_args[] = {(char *)python, (char *)torch_script, "--threads", torch_threads_text, NULL};
     if (no_torch || torch_runs == 0) {
         snprintf(m.torch_note, sizeof m.torch_note, "PyTorch not run (--no-torch).");
     } else {
@@ -1070,31 +1030,109 @@ int main(int argc, char **argv) {
                      torch_script ? torch_script : "(none given)");
         } else {
             m.torch_available = 1;
-            static torch_ctx tc;
-            char threads[16];
-            snprintf(threads, sizeof threads, "%d", m.torch_threads);
-            char *args[] = {(char *)python, (char *)torch_script, "--threads", threads, NULL};
             m.torch_rss_mb = 0;
-            phase_start(&m.torch_phase);
-            for (int r = 0; r < torch_runs; r++) {
-                printf("PyTorch run %d of %d: %s %s --threads %s\n", r + 1, torch_runs, python, torch_script, threads);
-                status = run_process(args, on_torch_line, &tc, &ru);
-                if (status != 0) {
-                    snprintf(m.torch_note, sizeof m.torch_note, "the PyTorch script failed (exit status %d).", status);
-                    break;
-                }
+        }
+    }
+
+    /* ---- rounds: every bndrop workload (one child process each), then one PyTorch run ----
+       Alternating puts both sides under the same conditions on a shared machine, whose speed can change
+       by half from one minute to the next; each side's value is the median of its rounds. */
+    char reps_text[16];
+    snprintf(reps_text, sizeof reps_text, "%d", reps);
+    int failures = 0;
+    const int rounds = m.torch_available ? torch_runs : 1;
+    for (int i = 0; i < WORKLOADS; i++) {
+        workloads[i].torch = workloads[i].rss_mb = workloads[i].fraction = NAN;
+        workloads[i].bndrop_min = INFINITY;
+        workloads[i].bndrop_max = -INFINITY;
+    }
+    for (int round = 0; round < rounds; round++) {
+        if (rounds > 1) printf("round %d of %d\n", round + 1, rounds);
+        phase bndrop_round;
+        phase_start(&bndrop_round);
+        for (int i = 0; i < WORKLOADS; i++) {
+            workload *w = &workloads[i];
+            if (!selected(only, w->name) || w->failed) continue;
+            char *args[] = {"/proc/self/exe", "--child", (char *)w->name, "--data", (char *)data_dir,
+                            "--reps", reps_text, NULL};
+            /* Other processes on a shared machine can land on one workload: when they took more than
+               OTHERS_LIMIT of the CPUs during it, run it again (at most ATTEMPTS times in all) and keep
+               the cleanest run. */
+            int status = 0;
+            workload best;
+            best.ran = 0;
+            for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+                workload trial = *w;
+                trial.ran = 0;
+                struct rusage ru;
+                phase p;
+                phase_start(&p);
+                status = run_process(args, on_child_line, &trial, &ru);
+                phase_end(&p);
+                if (status != 0 || !trial.ran) break;
+                trial.rss_mb = (double)ru.ru_maxrss / 1024.0;
+                trial.others_share = p.wall > 0 ? p.others / (p.wall * m.cores) : 0;
+                printf("bndrop %-12s %.6g %s (min %.6g, max %.6g)  %s  [%.1f s wall, others %.1f%%]\n", w->name,
+                       trial.bndrop, w->unit, trial.bndrop_min, trial.bndrop_max, trial.extra, p.wall,
+                       100 * trial.others_share);
+                if (!best.ran || trial.others_share < best.others_share) best = trial;
+                w->attempts++;
+                if (best.others_share <= OTHERS_LIMIT) break;
+                if (attempt + 1 < ATTEMPTS) printf("  other processes took %.1f%% of the CPUs: again\n", 100 * trial.others_share);
+            }
+            if (status != 0 || !best.ran) {
+                w->failed = 1;
+                w->ran = 0;
+                failures++;
+                printf("bndrop %-12s FAILED (exit status %d)\n", w->name, status);
+                continue;
+            }
+            w->ran = 1;
+            w->round_values[w->rounds++] = best.bndrop;
+            if (best.bndrop_min < w->bndrop_min) w->bndrop_min = best.bndrop_min;
+            if (best.bndrop_max > w->bndrop_max) w->bndrop_max = best.bndrop_max;
+            if (isnan(w->rss_mb) || best.rss_mb > w->rss_mb) w->rss_mb = best.rss_mb;
+            if (best.others_share > w->others_share) w->others_share = best.others_share;
+            snprintf(w->extra, sizeof w->extra, "%s", best.extra);
+        }
+        phase_end(&bndrop_round);
+        phase_add(&m.bndrop_phase, &bndrop_round);
+
+        if (m.torch_available && m.torch_runs_done == round) {
+            printf("PyTorch run %d of %d: %s %s --threads %s\n", round + 1, torch_runs, python, torch_script,
+                   torch_threads_text);
+            struct rusage ru;
+            phase p;
+            phase_start(&p);
+            int status = run_process(torch_args, on_torch_line, &tc, &ru);
+            phase_end(&p);
+            phase_add(&m.torch_phase, &p);
+            if (status != 0) {
+                snprintf(m.torch_note, sizeof m.torch_note, "the PyTorch script failed (exit status %d).", status);
+            } else {
                 m.torch_runs_done++;
                 double rss = (double)ru.ru_maxrss / 1024.0;
                 if (rss > m.torch_rss_mb) m.torch_rss_mb = rss;
             }
-            phase_end(&m.torch_phase);
-            for (int i = 0; i < WORKLOADS; i++) {
-                if (tc.counts[i] == 0) continue;
-                workloads[i].torch = median(tc.times[i], tc.counts[i]);
-                workloads[i].torch_min = minimum(tc.times[i], tc.counts[i]);
-                workloads[i].torch_max = maximum(tc.times[i], tc.counts[i]);
-                workloads[i].torch_runs = tc.counts[i];
-            }
+        }
+    }
+
+    /* ---- each side's median over the rounds ---- */
+    for (int i = 0; i < WORKLOADS; i++) {
+        workload *w = &workloads[i];
+        if (!w->ran) continue;
+        w->bndrop = median(w->round_values, w->rounds);
+        double seconds = strcmp(w->unit, "us") == 0 ? w->bndrop * 1e-6 : w->bndrop;
+        if (w->limit == LIMIT_FLOPS) w->fraction = w->work / (m.sgemm_gflops * 1e9) / seconds;
+        else if (w->limit == LIMIT_BYTES) w->fraction = w->work / (m.copy_gbs * 1e9) / seconds;
+    }
+    if (m.torch_available) {
+        for (int i = 0; i < WORKLOADS; i++) {
+            if (tc.counts[i] == 0) continue;
+            workloads[i].torch = median(tc.times[i], tc.counts[i]);
+            workloads[i].torch_min = minimum(tc.times[i], tc.counts[i]);
+            workloads[i].torch_max = maximum(tc.times[i], tc.counts[i]);
+            workloads[i].torch_runs = tc.counts[i];
         }
     }
 
