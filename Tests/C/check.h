@@ -52,6 +52,16 @@ void bad_call(const char *text, bnd_status expected, const char *needle, bnd_sta
 #define BAD(expected, call) bad_call(#call, (expected), NULL, (bnd_clear_last_error(), (call)))
 #define BAD_MSG(expected, needle, call) bad_call(#call, (expected), (needle), (bnd_clear_last_error(), (call)))
 
+/* Runs body(context) in a child process (fork; `seconds` of alarm, then a signal ends it) with a cleared
+   error message, and checks it as part of the current test, named `text` (which begins with the name
+   of the function whose status the body returns): the child must exit normally with `expected`, and
+   when it did and `needle` is given, bnd_last_error() must contain it. The status is recorded for the
+   status table. Returns the child's exit status, or minus the signal that ended it (-1000 when fork or
+   waitpid failed). A body may _exit(100) itself when its setup fails. */
+typedef bnd_status (*child_body)(void *context);
+int run_in_child(const char *text, unsigned seconds, child_body body, void *context, bnd_status expected,
+                 const char *needle);
+
 /* Test groups (each file). */
 void run_golden_network(const char *golden_dir); /* one golden network end to end (test_golden.c) */
 void run_bad_call_tests(void);

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "check.h"
 
 int g_passed = 0, g_failed = 0, g_current_failures = 0;
@@ -47,6 +49,36 @@ void bad_call(const char *text, bnd_status expected, const char *needle, bnd_sta
     if (needle != NULL && message != NULL)
         EXPECT(strstr(message, needle) != NULL, "%s: message '%s' does not mention '%s'", text, message, needle);
     test_end();
+}
+
+int run_in_child(const char *text, unsigned seconds, child_body body, void *context, bnd_status expected,
+                 const char *needle) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(seconds); /* a hang (e.g. a lock held across fork) ends as a signal, i.e. a failure */
+        bnd_clear_last_error();
+        bnd_status s = body(context);
+        if (s == expected && needle != NULL && strstr(bnd_last_error(), needle) == NULL) {
+            printf("  [%s] message '%s' lacks '%s'\n", text, bnd_last_error(), needle);
+            fflush(stdout);
+            _exit(101);
+        }
+        _exit((int)s);
+    }
+    int wstatus = 0;
+    int waited = pid > 0 && waitpid(pid, &wstatus, 0) == pid;
+    EXPECT(waited, "%s: fork or waitpid failed", text);
+    if (!waited) return -1000;
+    int signal_number = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+    EXPECT(WIFEXITED(wstatus), "%s: the child died by signal %d", text, signal_number);
+    if (!WIFEXITED(wstatus)) return -signal_number;
+    int code = WEXITSTATUS(wstatus);
+    EXPECT(code != 100, "%s: the child's setup failed", text);
+    EXPECT(code != 101, "%s: wrong message (above)", text);
+    EXPECT(code == (int)expected, "%s: expected status %d, got %d", text, (int)expected, code);
+    if (code <= (int)BND_ERR_INTERNAL) record_status(text, (bnd_status)code);
+    return code;
 }
 
 bnd_net *test_mlp(int64_t inputs, int64_t hidden, float dropout, int64_t outputs, uint64_t seed) {

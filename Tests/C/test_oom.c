@@ -12,11 +12,9 @@
    program needs no -lz of its own. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "check.h"
@@ -38,43 +36,34 @@ static size_t address_space(void) {
 
 typedef bnd_status (*oom_call)(void *context);
 
+/* One row's child: the address space limited to what it maps now + margin, then the call. */
+typedef struct limited_call {
+    size_t margin;
+    oom_call call;
+    void *context;
+} limited_call;
+
+static bnd_status limited(void *context) {
+    const limited_call *c = context;
+    size_t limit = address_space() + c->margin;
+    struct rlimit rl = { limit, limit };
+    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(100);
+    return c->call(c->context);
+}
+
 /* Runs `call` in a child limited to the current address space + `margin` bytes; one row of the table.
    `text` begins with the name of the function whose status `call` returns (the status table records
    the child's exit status under that name). */
 static void run_limited(const char *text, size_t margin, bnd_status expected, const char *needle, oom_call call,
                         void *context) {
     test_begin(text);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(120); /* a hang (e.g. a lock held across fork) ends as a signal, i.e. a failure */
-        size_t limit = address_space() + margin;
-        struct rlimit rl = { limit, limit };
-        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(100);
-        bnd_clear_last_error();
-        bnd_status s = call(context);
-        if (needle != NULL && strstr(bnd_last_error(), needle) == NULL) {
-            printf("  [%s] message '%s' lacks '%s'\n", text, bnd_last_error(), needle);
-            fflush(stdout);
-            _exit(101);
-        }
-        _exit((int)s);
-    }
-    int wstatus = 0;
-    int waited = pid > 0 && waitpid(pid, &wstatus, 0) == pid;
-    EXPECT(waited, "%s: fork or waitpid failed", text);
-    int alive = waited && WIFEXITED(wstatus);
-    int code = alive ? WEXITSTATUS(wstatus) : -1;
-    EXPECT(alive, "%s: the child died by signal %d", text, WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
-    EXPECT(code != 101, "%s: wrong message (above)", text);
-    EXPECT(!alive || code == (int)expected, "%s: expected status %d, got %d", text, (int)expected, code);
-    /* the status table: `text` begins with the function whose status the child returned */
-    if (alive && code <= (int)BND_ERR_INTERNAL) record_status(text, (bnd_status)code);
+    limited_call c = { margin, call, context };
+    int code = run_in_child(text, 120, limited, &c, expected, needle);
     char status_text[32];
-    if (alive) snprintf(status_text, sizeof status_text, "%d %s", code, code == 6 ? "OUT_OF_MEMORY" : code == 0 ? "OK" : "");
-    else snprintf(status_text, sizeof status_text, "signal %d", WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
+    if (code >= 0) snprintf(status_text, sizeof status_text, "%d %s", code, code == 6 ? "OUT_OF_MEMORY" : code == 0 ? "OK" : "");
+    else snprintf(status_text, sizeof status_text, "signal %d", -code);
     printf("  oom | %-64s | limit +%4zu MiB | %-16s | %s\n", text, margin / MIB, status_text,
-           alive ? "alive" : "KILLED");
+           code >= 0 ? "alive" : "KILLED");
     test_end();
 }
 
