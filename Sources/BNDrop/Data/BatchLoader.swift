@@ -130,9 +130,6 @@ public final class BatchLoader {
         return m.high
     }
 
-    /// The next batch of the current epoch, starting a new epoch first when none is running; nil once the
-    /// epoch is exhausted (the call after that starts the next epoch). So `while let b = loader.nextBatch()`
-    /// runs exactly one epoch.
     /// Samples per task of the gather: the copy of a large batch (1.6 MB for 512 images) is spread over
     /// the pool's threads.
     static let samplesPerGatherTask = 32
@@ -148,6 +145,9 @@ public final class BatchLoader {
         }
     }
 
+    /// The next batch of the current epoch, starting a new epoch first when none is running; nil once the
+    /// epoch is exhausted (the call after that starts the next epoch). So `while let b = loader.nextBatch()`
+    /// runs exactly one epoch.
     public func nextBatch() -> Batch? {
         if !inEpoch { startEpoch() }
         let remaining = dataset.count - position

@@ -60,7 +60,7 @@ public final class Dataset {
         featureStorage = features
         labelStorage = labels
         targetStorage = targets
-        featuresAreFinite = Checked.isAllFinite(features.pointer, count * sampleSize)
+        featuresAreFinite = Checked.firstNonFinite(features.pointer, count * sampleSize) == nil
     }
 
     // MARK: Constructors

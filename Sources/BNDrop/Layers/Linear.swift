@@ -43,10 +43,7 @@ public final class Linear: Layer {
     /// Input columns per weight-gradient task: at most `columnsPerTask`, spread evenly (784 columns: four
     /// tasks of 196, not three of 256 and one of 16, which left a thread idle). Depends on the layer's
     /// size only.
-    private var weightColumnsPerTask: Int {
-        let count = tasks(inFeatures, Linear.columnsPerTask)
-        return (inFeatures + count - 1) / count
-    }
+    private var weightColumnsPerTask: Int { tasks(inFeatures, tasks(inFeatures, Linear.columnsPerTask)) }
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         _ = try Checked.blasInt(batch, max(inFeatures, outFeatures), "Linear batch")

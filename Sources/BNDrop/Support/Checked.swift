@@ -63,14 +63,8 @@ enum Checked {
         }
     }
 
-    /// Throws `.numeric` at the first value that is NaN or infinite.
-    /// Whether every one of `count` values is finite (no NaN, no infinity).
-    static func isAllFinite(_ values: UnsafePointer<Float>, _ count: Int) -> Bool {
-        do { try allFinite(values, count, "") } catch { return false }
-        return true
-    }
-
-    static func allFinite(_ values: UnsafePointer<Float>, _ count: Int, _ name: String) throws {
+    /// The index of the first value that is NaN or infinite, or nil when all `count` are finite.
+    static func firstNonFinite(_ values: UnsafePointer<Float>, _ count: Int) -> Int? {
         // A float is NaN or infinite exactly when its exponent bits are all ones. Testing the bits in a
         // branch-free loop lets the compiler vectorise it (Swift's SIMD comparisons are far slower here).
         let bits = UnsafeRawPointer(values).assumingMemoryBound(to: UInt32.self)
@@ -79,12 +73,18 @@ enum Checked {
             let end = min(chunk + 4096, count)
             var largestExponent: UInt32 = 0
             for i in chunk..<end { largestExponent = max(largestExponent, bits[i] & 0x7F80_0000) }
-            if largestExponent == 0x7F80_0000 {
-                for i in chunk..<end where !values[i].isFinite {
-                    throw BNDError.numeric("\(name)[\(i)] is \(values[i]); no parameter or statistic was updated")
-                }
+            if largestExponent == 0x7F80_0000, let i = (chunk..<end).first(where: { !values[$0].isFinite }) {
+                return i
             }
             chunk = end
+        }
+        return nil
+    }
+
+    /// Throws `.numeric` at the first value that is NaN or infinite.
+    static func allFinite(_ values: UnsafePointer<Float>, _ count: Int, _ name: String) throws {
+        if let i = firstNonFinite(values, count) {
+            throw BNDError.numeric("\(name)[\(i)] is \(values[i]); no parameter or statistic was updated")
         }
     }
 }

@@ -151,12 +151,7 @@ extension Sequential {
     /// use, cheap next to the step itself.
     private func checkGradients(_ optimizer: Optimizer) throws {
         for parameter in optimizer.parameters {
-            let count = parameter.count
-            let bits = UnsafeRawPointer(parameter.gradient.pointer).assumingMemoryBound(to: UInt32.self)
-            var largestExponent: UInt32 = 0
-            for i in 0..<count { largestExponent = max(largestExponent, bits[i] & 0x7F80_0000) }
-            guard largestExponent == 0x7F80_0000 else { continue }
-            let index = (0..<count).first { !parameter.gradient.pointer[$0].isFinite } ?? 0
+            guard let index = Checked.firstNonFinite(parameter.gradient.pointer, parameter.count) else { continue }
             let name = stateDict.first { entry in
                 if case .parameter(let p) = entry.entry.storage { return p === parameter } else { return false }
             }?.name ?? "a parameter outside this network"
