@@ -88,6 +88,35 @@ final class IDXTests: XCTestCase {
         XCTAssertEqual(data.featureArray[0], 0.0, file: file, line: line)
     }
 
+    /// The batch loader gathers an IDX dataset's pixel bytes and converts them itself: for every byte
+    /// value, in shuffled batches and after `subset`, it must give exactly the floats `features` holds.
+    func testLoaderBatchesOfPixelsEqualTheFeatures() throws {
+        // 32 images of 3×3 pixels: every byte value once (plus a few again), in a scrambled order.
+        let count = 32, size = 9
+        let values = (0..<count * size).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        XCTAssertEqual(Set(values).count, 256)
+        let images = try writeRaw("all-bytes", header([UInt32(count), 3, 3]) + values)
+        let labelBytes = (0..<count).map { UInt8($0 % 10) }
+        let labels = try writeRaw("all-labels", header([UInt32(count)]) + labelBytes)
+        let data = try Dataset.loadIDX(images: images, labels: labels)
+        XCTAssertEqual(data.featureArray, values.map { Float($0) / 255 })
+        for source in [data, try data.subset(5..<29)] {
+            let features = source.featureArray
+            let loader = try BatchLoader(dataset: source, batchSize: 7, shuffle: true, seed: 3)
+            var seen = 0
+            for _ in 0..<2 {
+                while let batch = loader.nextBatch() {
+                    for (k, index) in batch.sampleIndices.enumerated() {
+                        let row = Array(batch.inputArray[(k * size)..<((k + 1) * size)])
+                        XCTAssertEqual(row.map(\.bitPattern), features[(index * size)..<((index + 1) * size)].map(\.bitPattern))
+                        seen += 1
+                    }
+                }
+            }
+            XCTAssertEqual(seen, 2 * source.count)
+        }
+    }
+
     func testRawAndGzipRoundTrip() throws {
         let rawImages = try writeRaw("img", imageFile()), rawLabels = try writeRaw("lbl", labelFile())
         let gzImages = try writeGzip("img.gz", imageFile()), gzLabels = try writeGzip("lbl.gz", labelFile())

@@ -130,18 +130,24 @@ public final class BatchLoader {
         return m.high
     }
 
-    /// Samples per task of the gather: the copy of a large batch (1.6 MB for 512 images) is spread over
-    /// the pool's threads.
+    /// Samples per task of the gather: the copy of a large batch (1.6 MB of floats for 512 images) is
+    /// spread over the pool's threads.
     static let samplesPerGatherTask = 32
 
     /// Task `task` of the gather: samples [32·task, 32·task + 32) of the batch into the input buffer.
     private lazy var gatherKernel = ParallelKernel<(UnsafePointer<Int>, Int)> { [unowned self] arguments, task in
         let (indices, size) = arguments
-        let sampleSize = self.dataset.sampleSize, source = self.dataset.features, inputs = self.inputBuffer.pointer
+        let sampleSize = self.dataset.sampleSize, inputs = self.inputBuffer.pointer
         let first = task * BatchLoader.samplesPerGatherTask
         let count = min(BatchLoader.samplesPerGatherTask, size - first)
         indices.withMemoryRebound(to: Int64.self, capacity: size) { indices64 in
-            bndk_gather_rows(inputs + first * sampleSize, source, indices64 + first, Int64(count), Int64(sampleSize))
+            let destination = inputs + first * sampleSize, rows = indices64 + first
+            if let pixels = self.dataset.pixelStorage {
+                // An IDX dataset: its bytes, converted to the very floats `features` holds.
+                bndk_gather_unit_bytes(destination, pixels.pointer, rows, Int64(count), Int64(sampleSize))
+            } else {
+                bndk_gather_rows(destination, self.dataset.features, rows, Int64(count), Int64(sampleSize))
+            }
         }
     }
 

@@ -87,6 +87,11 @@ void bndk_sgd_step(float *p, const float *grad, float *buf, int64_t count, float
    the next rows prefetched while one is copied. */
 void bndk_gather_rows(float *dst, const float *src, const int64_t *indices, int64_t count, int64_t row_size);
 
+/* The same gather from rows of bytes (an IDX dataset's pixels), each value becoming byte/255 as float32,
+   bit for bit what (float)byte / 255.0f gives: a quarter of the memory traffic of gathering the floats. */
+void bndk_gather_unit_bytes(float *dst, const uint8_t *src, const int64_t *indices, int64_t count,
+                            int64_t row_size);
+
 /* ---- Dropout ---- */
 
 /* Draws `count` values u = (next() >> 40) / 2^24 from the xoshiro256** generator whose four state words
