@@ -1,11 +1,15 @@
-// AvgPool2d's 2×2 windows with stride 2 (see bndrop_kernels.h), the article's pooling.
+// AvgPool2d's 2×2 windows with stride 2 (see bndrop_kernels.h), the article's pooling, optionally with
+// the ReLU before it folded in (its output is then never written).
 #include "bndrop_kernels.h"
 #include "clones.h"
 
+// ReLU's value: 0 (positive zero) where v <= 0, else v (NaN passes), as bndk_relu_select gives.
+#define RECTIFIED(v, rectify) ((rectify) && (v) <= 0 ? 0.0f : (v))
+
 // Each window's ((top-left + top-right) + bottom-left) + bottom-right, divided by 4: the order of the
-// generic loop in Pooling.swift, so both give the same bits.
-BNDK_CLONES
-void bndk_avgpool2_forward(const float *x, float *y, int64_t planes, int64_t height, int64_t width) {
+// generic loop in Pooling.swift, so both give the same bits. Inlined twice, with `rectify` a constant.
+static inline __attribute__((always_inline)) void pool_forward(const float *x, float *y, int64_t planes,
+                                                               int64_t height, int64_t width, const int rectify) {
     const int64_t oh = height / 2, ow = width / 2;
     for (int64_t p = 0; p < planes; p++) {
         const float *src = x + p * height * width;
@@ -14,31 +18,58 @@ void bndk_avgpool2_forward(const float *x, float *y, int64_t planes, int64_t hei
             const float *top = src + 2 * oy * width, *bottom = top + width;
             float *out = dst + oy * ow;
             for (int64_t ox = 0; ox < ow; ox++)
-                out[ox] = (top[2 * ox] + top[2 * ox + 1] + bottom[2 * ox] + bottom[2 * ox + 1]) / 4.0f;
+                out[ox] = (RECTIFIED(top[2 * ox], rectify) + RECTIFIED(top[2 * ox + 1], rectify) +
+                           RECTIFIED(bottom[2 * ox], rectify) + RECTIFIED(bottom[2 * ox + 1], rectify)) / 4.0f;
         }
     }
 }
 
-// Every input element of a window gets the window's gradient / 4; an odd last row or column, in no
-// window, gets 0.
 BNDK_CLONES
-void bndk_avgpool2_backward(const float *dy, float *dx, int64_t planes, int64_t height, int64_t width) {
+void bndk_avgpool2_forward(const float *x, float *y, int64_t planes, int64_t height, int64_t width, int rectify) {
+    if (rectify) pool_forward(x, y, planes, height, width, 1);
+    else pool_forward(x, y, planes, height, width, 0);
+}
+
+// Every input element of a window gets the window's gradient / 4 (with a folded ReLU: 0 where its input
+// x <= 0, ReLU's own backward); an odd last row or column, in no window, gets 0.
+static inline __attribute__((always_inline)) void pool_backward(const float *dy, const float *x, float *dx,
+                                                                int64_t planes, int64_t height, int64_t width,
+                                                                const int rectify) {
     const int64_t oh = height / 2, ow = width / 2;
     for (int64_t p = 0; p < planes; p++) {
         const float *src = dy + p * oh * ow;
         float *dst = dx + p * height * width;
+        const float *mask = rectify ? x + p * height * width : NULL;
         for (int64_t oy = 0; oy < oh; oy++) {
             float *top = dst + 2 * oy * width, *bottom = top + width;
             const float *row = src + oy * ow;
-            for (int64_t ox = 0; ox < ow; ox++) {
-                const float share = row[ox] / 4.0f;
-                top[2 * ox] = share;
-                top[2 * ox + 1] = share;
-                bottom[2 * ox] = share;
-                bottom[2 * ox + 1] = share;
+            if (rectify) {
+                const float *mtop = mask + 2 * oy * width, *mbottom = mtop + width;
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    const float share = row[ox] / 4.0f;
+                    top[2 * ox] = mtop[2 * ox] <= 0 ? 0.0f : share;
+                    top[2 * ox + 1] = mtop[2 * ox + 1] <= 0 ? 0.0f : share;
+                    bottom[2 * ox] = mbottom[2 * ox] <= 0 ? 0.0f : share;
+                    bottom[2 * ox + 1] = mbottom[2 * ox + 1] <= 0 ? 0.0f : share;
+                }
+            } else {
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    const float share = row[ox] / 4.0f;
+                    top[2 * ox] = share;
+                    top[2 * ox + 1] = share;
+                    bottom[2 * ox] = share;
+                    bottom[2 * ox + 1] = share;
+                }
             }
             if (width & 1) top[width - 1] = bottom[width - 1] = 0;
         }
         if (height & 1) memset(dst + (height - 1) * width, 0, (size_t)width * sizeof(float));
     }
+}
+
+BNDK_CLONES
+void bndk_avgpool2_backward(const float *dy, const float *x, float *dx, int64_t planes, int64_t height,
+                            int64_t width) {
+    if (x) pool_backward(dy, x, dx, planes, height, width, 1);
+    else pool_backward(dy, NULL, dx, planes, height, width, 0);
 }

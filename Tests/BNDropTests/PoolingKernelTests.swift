@@ -34,4 +34,60 @@ final class PoolingKernelTests: XCTestCase {
                            expectedDx.map(\.bitPattern), name)
         }
     }
+
+    /// A ReLU right before AvgPool2d(2) is taken into the pool's kernels by the network: the output, every
+    /// layer output (the ReLU's is written when asked for), the parameter gradients and the input gradient
+    /// must be the bits of running the same layers one by one, unfolded.
+    func testReLUFoldedIntoAveragePoolGivesTheBitsOfTheLayersOneByOne() throws {
+        let batch = 3
+        let net = try Sequential(sampleShape: [2, 13, 12], seed: 4)
+        try net.addReLU()                                 // folded into the pool: at layer 0, on the input
+        try net.addAvgPool2d(kernelSize: 2)               // [2, 6, 6]
+        try net.addConv2d(outChannels: 3, kernelSize: 3)  // [3, 4, 4]
+        try net.addBatchNorm()
+        try net.addReLU()                                 // folded again
+        try net.addAvgPool2d(kernelSize: 2)               // [3, 2, 2]
+        try net.addFlatten()
+        try net.addLinear(5)
+        var random = SeededRandom(seed: 17)
+        var x = (0..<(batch * 2 * 13 * 12)).map { _ in random.nextNormal() }
+        x[0] = 0; x[1] = -0.0; x[2] = .leastNonzeroMagnitude; x[3] = -.leastNonzeroMagnitude
+        let dy = (0..<(batch * 5)).map { _ in random.nextNormal() }
+
+        func gradients() -> [[UInt32]] { net.parameters.map { $0.gradient.array.map(\.bitPattern) } }
+        func bits(_ p: UnsafePointer<Float>, _ count: Int) -> [UInt32] {
+            Array(UnsafeBufferPointer(start: p, count: count)).map(\.bitPattern)
+        }
+
+        // The layers one by one, through their own (unfolded) forward and backward.
+        var expectedOutputs: [[UInt32]] = []
+        var expectedInputGradient: [UInt32] = []
+        try x.withUnsafeBufferPointer { input in
+            var current = input.baseAddress!
+            for layer in net.layers {
+                current = try layer.forward(current, batch: batch)
+                expectedOutputs.append(bits(current, batch * layer.outputShape.reduce(1, *)))
+            }
+            try dy.withUnsafeBufferPointer { g in
+                var gradient = g.baseAddress!
+                for layer in net.layers.reversed() {
+                    gradient = try XCTUnwrap(try layer.backward(gradient, batch: batch, needInputGradient: true))
+                }
+                expectedInputGradient = bits(gradient, x.count)
+            }
+        }
+        let expectedGradients = gradients()
+        net.zeroGrad()
+
+        // The network: a fresh BatchNorm state, so reset the running statistics the first pass moved.
+        net.seed(4)
+        let y = try net.forward(x, batch: batch)
+        XCTAssertEqual(y.map(\.bitPattern), expectedOutputs.last)
+        for index in net.layers.indices.reversed() {  // the folded ReLUs' outputs last: made when asked
+            XCTAssertEqual(try net.layerOutput(index).map(\.bitPattern), expectedOutputs[index], "layer \(index)")
+        }
+        let dx = try net.backward(dy, batch: batch)
+        XCTAssertEqual(dx.map(\.bitPattern), expectedInputGradient)
+        XCTAssertEqual(gradients(), expectedGradients)
+    }
 }

@@ -17,6 +17,12 @@ public final class ReLU: Layer {
         return UnsafePointer(output.pointer)
     }
 
+    /// Its output for the input `x` of the last forward, written now: the network skips a ReLU that the
+    /// next layer takes in (`Layer.forward(_:batch:foldingReLU:)`), and makes its output only when asked.
+    func materializedOutput(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        try computeForward(x, batch: batch)
+    }
+
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         guard needInputGradient else { return nil }

@@ -93,9 +93,25 @@ public class Layer {
 
     /// Computes the output for `batch` samples at `input`.
     public final func forward(_ input: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        try forward(input, batch: batch, foldingReLU: false)
+    }
+
+    /// Whether this layer can take in the ReLU right before it (`forward(_:batch:foldingReLU:)`).
+    var canFoldReLU: Bool { false }
+    /// Whether the last forward took in the ReLU before it: its input was that ReLU's input.
+    private(set) var foldsReLU = false
+
+    /// `forward`; with `foldingReLU` (only where `canFoldReLU`), `input` is the input of a ReLU that the
+    /// network skips, and the kernels apply it as they read, forward and backward: the ReLU's output and
+    /// input gradient are never written, a pass over memory less each way, with the same bits.
+    final func forward(_ input: UnsafePointer<Float>, batch: Int, foldingReLU: Bool) throws -> UnsafePointer<Float> {
         lastForward = nil
+        guard !foldingReLU || canFoldReLU else {
+            throw BNDError.internalError("\(typeName) cannot take in a ReLU")
+        }
         try Checked.batch(batch)
         _ = try Checked.multiply(batch, max(inputCount, outputCount), "\(typeName) batch of \(batch)")
+        foldsReLU = foldingReLU
         let y = try computeForward(input, batch: batch)
         lastForward = (batch, input)
         return y

@@ -54,7 +54,7 @@ public class Pool2d: Layer {
         guard needInputGradient else { return nil }
         try gradInput.resize(batch * inputCount)
         let planes = batch * geometry.channels
-        backwardKernel.run(tasks(planes, planesPerTask), (dy, planes, planesPerTask))
+        backwardKernel.run(tasks(planes, planesPerTask), (dy, x, planes, planesPerTask))
         return UnsafePointer(gradInput.pointer)
     }
 
@@ -63,9 +63,10 @@ public class Pool2d: Layer {
         self.forward(planes: (task * group)..<min((task + 1) * group, planes), x)
     }
 
-    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> { [unowned self] arguments, task in
-        let (dy, planes, group) = arguments
-        self.backward(planes: (task * group)..<min((task + 1) * group, planes), dy)
+    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Int)> {
+        [unowned self] arguments, task in
+        let (dy, x, planes, group) = arguments
+        self.backward(planes: (task * group)..<min((task + 1) * group, planes), dy, input: x)
     }
 
     // One call per task (not per plane) from the kernels: the closure's reference to the layer is
@@ -74,7 +75,8 @@ public class Pool2d: Layer {
         for plane in planes { forward(plane: plane, x) }
     }
 
-    func backward(planes: Range<Int>, _ dy: UnsafePointer<Float>) {
+    /// `input`: the forward's input (the ReLU's, when one was folded in).
+    func backward(planes: Range<Int>, _ dy: UnsafePointer<Float>, input: UnsafePointer<Float>) {
         for plane in planes { backward(plane: plane, dy) }
     }
 
@@ -97,18 +99,22 @@ public final class AvgPool2d: Pool2d {
     /// order as the loops below.
     private var isHalving: Bool { geometry.kernel == 2 && geometry.stride == 2 }
 
+    /// The article's ReLU → AvgPool2d(2) pairs: the C kernels apply the ReLU as they read.
+    override var canFoldReLU: Bool { isHalving }
+
     override func forward(planes: Range<Int>, _ x: UnsafePointer<Float>) {
         guard isHalving else { return super.forward(planes: planes, x) }
         let g = geometry
         bndk_avgpool2_forward(x + planes.lowerBound * g.height * g.width,
                               output.pointer + planes.lowerBound * g.outHeight * g.outWidth,
-                              Int64(planes.count), Int64(g.height), Int64(g.width))
+                              Int64(planes.count), Int64(g.height), Int64(g.width), foldsReLU ? 1 : 0)
     }
 
-    override func backward(planes: Range<Int>, _ dy: UnsafePointer<Float>) {
-        guard isHalving else { return super.backward(planes: planes, dy) }
+    override func backward(planes: Range<Int>, _ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>) {
+        guard isHalving else { return super.backward(planes: planes, dy, input: x) }
         let g = geometry
         bndk_avgpool2_backward(dy + planes.lowerBound * g.outHeight * g.outWidth,
+                               foldsReLU ? x + planes.lowerBound * g.height * g.width : nil,
                                gradInput.pointer + planes.lowerBound * g.height * g.width,
                                Int64(planes.count), Int64(g.height), Int64(g.width))
     }

@@ -27,6 +27,10 @@ public final class Sequential {
     private var firstTrainableLayer: Int?
     /// The layers' outputs from the last successful forward pass, for inspection.
     private var layerOutputs: [UnsafePointer<Float>?] = []
+    /// For each layer, whether it is a ReLU taken in by the next layer (a ReLU before AvgPool2d(2)): the
+    /// network skips it, the next layer applies it (`Layer.forward(_:batch:foldingReLU:)`), and its output
+    /// is written only if `layerOutput` asks for it.
+    private var reluFoldedIntoNext: [Bool] = []
     private let inputCopy = FloatBuffer()
     /// The loss gradient of a training step (`TrainStep.swift`).
     let lossGradient = FloatBuffer()
@@ -81,8 +85,10 @@ public final class Sequential {
         }
         _ = try Checked.blasInt(1, layer.outputCount, "layer \(layers.count) (\(layer.typeName)) output")
         layer.isTraining = training
+        if let last = layers.last, last is ReLU, layer.canFoldReLU { reluFoldedIntoNext[layers.count - 1] = true }
         layers.append(layer)
         layerOutputs.append(nil)
+        reluFoldedIntoNext.append(false)
         widestSample = max(widestSample, layer.outputCount)
         if firstTrainableLayer == nil && !layer.parameters.isEmpty { firstTrainableLayer = layers.count - 1 }
         parameters += layer.parameters
@@ -160,8 +166,8 @@ public final class Sequential {
             current = UnsafePointer(inputCopy.pointer)
         }
         for index in layers.indices { layerOutputs[index] = nil }
-        for (index, layer) in layers.enumerated() {
-            current = try layer.forward(current, batch: batch)
+        for (index, layer) in layers.enumerated() where !reluFoldedIntoNext[index] {
+            current = try layer.forward(current, batch: batch, foldingReLU: index > 0 && reluFoldedIntoNext[index - 1])
             layerOutputs[index] = current
         }
         lastBatch = batch
@@ -208,7 +214,8 @@ public final class Sequential {
         // The first layer writes the input gradient straight into the caller's buffer, unless that buffer
         // overlaps what backward still reads (the gradient given, the forward's input).
         var direct = gradInput?.baseAddress
-        if let out = direct, let first = layers.first {
+        // (A ReLU folded into the next layer never ran: that layer read the network's input.)
+        if let out = direct, let first = reluFoldedIntoNext.first == true ? layers[1] : layers.first {
             let outBytes = UnsafeRawBufferPointer(start: out, count: count * 4)
             let gradBytes = UnsafeRawBufferPointer(start: gradOutput, count: batch * outputCount * 4)
             let inputBytes = first.lastForwardInput.map { UnsafeRawBufferPointer(start: $0, count: count * 4) }
@@ -217,10 +224,12 @@ public final class Sequential {
         // Below the first layer with parameters, input gradients feed nothing but the caller's buffer.
         let firstTrainable = firstTrainableLayer ?? layers.count
         var gradient = gradOutput
-        for (index, layer) in layers.enumerated().reversed() {
-            let needInput = index > firstTrainable || gradInput != nil
+        for (index, layer) in layers.enumerated().reversed() where !reluFoldedIntoNext[index] {
+            // The gradient a layer returns is for its input, or for its folded ReLU's input.
+            let inputOf = index > 0 && reluFoldedIntoNext[index - 1] ? index - 1 : index
+            let needInput = inputOf > firstTrainable || gradInput != nil
             guard let next = try layer.backward(gradient, batch: batch, needInputGradient: needInput,
-                                                into: index == 0 ? direct : nil) else { break }
+                                                into: inputOf == 0 ? direct : nil) else { break }
             if !needInput { break }
             gradient = next
         }
@@ -266,8 +275,15 @@ public final class Sequential {
 
     private func lastOutput(of index: Int) throws -> UnsafeBufferPointer<Float> {
         try Checked.index(index, below: layers.count, "layer")
-        guard let batch = lastBatch, let output = layerOutputs[index] else {
+        guard let batch = lastBatch else {
             throw BNDError.state("layer outputs exist only after a successful forward")
+        }
+        if layerOutputs[index] == nil, reluFoldedIntoNext[index], let relu = layers[index] as? ReLU,
+           let input = layers[index + 1].lastForwardInput {
+            layerOutputs[index] = try relu.materializedOutput(input, batch: batch)
+        }
+        guard let output = layerOutputs[index] else {
+            throw BNDError.internalError("layer \(index) has no output after a successful forward")
         }
         return UnsafeBufferPointer(start: output, count: batch * layers[index].outputCount)
     }

@@ -131,10 +131,13 @@ void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_grou
 
 /* ---- AvgPool2d, 2×2 windows, stride 2, over `planes` planes height × width (any parity) ---- */
 
-/* y = each window's mean: ((x00 + x01) + x10) + x11, divided by 4. */
-void bndk_avgpool2_forward(const float *x, float *y, int64_t planes, int64_t height, int64_t width);
+/* y = each window's mean: ((x00 + x01) + x10) + x11, divided by 4. With `rectify`, each x is first
+   replaced by ReLU's value (0 where x <= 0): the pooling of a ReLU's output, read from its input. */
+void bndk_avgpool2_forward(const float *x, float *y, int64_t planes, int64_t height, int64_t width, int rectify);
 
-/* dx = dy / 4 over each window; 0 in an odd last row or column. */
-void bndk_avgpool2_backward(const float *dy, float *dx, int64_t planes, int64_t height, int64_t width);
+/* dx = dy / 4 over each window; 0 in an odd last row or column. With `x` (the forward's input, not NULL),
+   also 0 where x <= 0: the gradient through a folded ReLU, as its own backward gives. */
+void bndk_avgpool2_backward(const float *dy, const float *x, float *dx, int64_t planes, int64_t height,
+                            int64_t width);
 
 #endif
