@@ -15,11 +15,9 @@ void bndk_gather_rows(float *dst, const float *src, const int64_t *indices, int6
     }
 }
 
-// byte/255 rounded to float32 once, computed as the float of (double)byte × (1/255): for every byte the
-// double product is within 2^-52 (relative) of the exact quotient, and the exact quotient, whose binary
-// expansion repeats with period 8, is never that close to the midpoint between two floats, so the final
-// rounding gives the correctly rounded quotient, as a float division would (checked for all 256 bytes by
-// the tests). The multiply vectorises; a division would cost about ten times as much.
+// The same division as the dataset's floats (Float(byte) / 255 in Dataset.swift), so the same bits;
+// vectorised, it costs less than the memory it saves (the floats' gather is about 2.5 times slower,
+// measured on 60,000 random rows).
 BNDK_CLONES
 void bndk_gather_unit_bytes(float *dst, const uint8_t *src, const int64_t *indices, int64_t count,
                             int64_t row_size) {
@@ -30,6 +28,6 @@ void bndk_gather_unit_bytes(float *dst, const uint8_t *src, const int64_t *indic
         }
         const uint8_t *row = src + indices[k] * row_size;
         float *out = dst + k * row_size;
-        for (int64_t i = 0; i < row_size; i++) out[i] = (float)((double)row[i] * (1.0 / 255.0));
+        for (int64_t i = 0; i < row_size; i++) out[i] = (float)row[i] / 255.0f;
     }
 }
