@@ -15,6 +15,16 @@
 #include "bndrop_kernels.h"
 #include "clones.h"
 
+// Unlike the other kernels, these let the compiler fuse each multiply with its add (one rounding instead
+// of two) where the clone's instruction set has FMA (the AVX2 and AVX-512 clones alike; each sum runs
+// over the taps or positions in the same order in both): the multiply-adds are the whole cost here, and
+// fusing them made the article's CNN epoch 10-15% faster. The order of every sum is still fixed by the
+// shape, whatever the thread count.
+#pragma STDC FP_CONTRACT ON
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
+
 typedef float float16v __attribute__((vector_size(64)));
 
 // Macros, not functions, for anything holding a vector (one calling convention per clone).
