@@ -35,14 +35,20 @@ public enum Loss: Int32, Sendable {
             var maxValue = row[0]
             for c in 1..<max(classes, 1) where row[c] > maxValue || row[c].isNaN { maxValue = row[c] }
             var sumExp = 0.0
-            for c in 0..<classes { sumExp += Double(expf(row[c] - maxValue)) }
+            // With a gradient to write, each exp is kept there until the sum is known (one expf per
+            // logit, not two: the same values).
+            let exps = gradient.map { $0 + n * classes }
+            for c in 0..<classes {
+                let e = expf(row[c] - maxValue)
+                exps?[c] = e
+                sumExp += Double(e)
+            }
             let logSumExp = Double(maxValue) + log(sumExp)
             total += logSumExp - Double(row[Int(labels[n])])
-            if let g = gradient {
-                let out = g + n * classes
+            if let out = exps {
                 let invBatch = 1 / Double(batch)
                 for c in 0..<classes {
-                    let softmax = Double(expf(row[c] - maxValue)) / sumExp
+                    let softmax = Double(out[c]) / sumExp
                     out[c] = Float((softmax - (c == Int(labels[n]) ? 1 : 0)) * invBatch)
                 }
             }
