@@ -19,9 +19,13 @@
 #if defined(__x86_64__) && !defined(BNDK_NO_CLONES)
 // One copy per instruction set; an ifunc resolver picks one when the library is loaded.
 #define BNDK_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+// For loops of 64-bit integer multiplies (dropout's counter-based draws): AVX-512 CPUs with DQ (all of
+// them but the Xeon Phi) multiply 64-bit lanes in one instruction; plain AVX-512F needs five.
+#define BNDK_CLONES_INT64 __attribute__((target_clones("arch=x86-64-v4", "avx512f", "arch=haswell", "default")))
 #define BNDK_HAS_CLONES 1
 #else
 #define BNDK_CLONES
+#define BNDK_CLONES_INT64
 #endif
 
 typedef float float8 __attribute__((vector_size(32)));

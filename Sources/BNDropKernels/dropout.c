@@ -1,28 +1,25 @@
-// Dropout's mask: the library's generator (xoshiro256**, as SeededRandom.swift) in a tight loop.
+// Dropout's mask (see bndrop_kernels.h): a counter-based draw per element, so the loop vectorises.
 #include "bndrop_kernels.h"
 #include "clones.h"
 
-static inline uint64_t rotate_left(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+// SplitMix64's output function (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
+// 2014): SplitMix64 seeded with s returns mix(s + n·γ) as its n-th value (n = 1, 2, ...).
+#define GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
 
-void bndk_dropout_forward(uint64_t state[4], float p, float scale, const float *x, float *mask, float *y,
-                          int64_t count) {
-    uint64_t s0 = state[0], s1 = state[1], s2 = state[2], s3 = state[3];
+static inline uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+BNDK_CLONES_INT64
+void bndk_dropout_forward(uint64_t key, int64_t first, float p, float scale, const float *x, float *mask,
+                          float *y, int64_t count) {
     for (int64_t i = 0; i < count; i++) {
-        const uint64_t result = rotate_left(s1 * 5, 7) * 9;
-        const uint64_t t = s1 << 17;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = rotate_left(s3, 45);
-        const float u = (float)(result >> 40) * (1.0f / 16777216.0f);
+        const uint64_t bits = mix(key + (uint64_t)(first + i + 1) * GOLDEN_GAMMA);
+        const float u = (float)(bits >> 40) * (1.0f / 16777216.0f);
         const float keep = u < p ? 0.0f : scale;
         mask[i] = keep;
         y[i] = x[i] * keep;
     }
-    state[0] = s0;
-    state[1] = s1;
-    state[2] = s2;
-    state[3] = s3;
 }

@@ -64,4 +64,29 @@ final class DropoutTests: XCTestCase {
         a.seed(42)
         XCTAssertEqual(try a.forward(x, batch: 1), first)
     }
+
+    /// The masks are what Dropout's documentation says: one value of the layer's generator keys a pass,
+    /// and element i is dropped when the top 24 bits of SplitMix64(key)'s (i+1)-th value, over 2^24,
+    /// are below p. A batch of 3 × 333 (not a multiple of any vector width) covers the kernel's tail.
+    func testMasksFollowTheDocumentedCounterBasedDraw() throws {
+        let p: Float = 0.3, features = 333, batch = 3
+        let net = try dropoutNet(p, features: features, seed: 7)
+        let layer = try XCTUnwrap(net.layers[0] as? Dropout)
+        let x = [Float](repeating: 1, count: batch * features)
+        for pass in 0..<3 {
+            var generator = layer.random
+            let key = generator.next()
+            _ = try net.forward(x, batch: batch)
+            let expected: [Float] = (0..<(batch * features)).map { i in
+                var z = key &+ UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                return Float(z >> 40) * (1 / 16_777_216) < p ? 0 : 1 / (1 - p)
+            }
+            XCTAssertEqual(layer.lastMask, expected, "pass \(pass)")
+            var after = layer.random
+            XCTAssertEqual(after.next(), generator.next(), "one draw of the generator per pass")
+        }
+    }
 }

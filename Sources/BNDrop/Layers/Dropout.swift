@@ -5,7 +5,10 @@ import BNDropKernels
 /// Train mode: each element is kept with probability 1−p and the kept ones are scaled by 1/(1−p);
 /// backward applies the same mask and scale. p == 0 is the identity, p == 1 gives zeros (no division).
 /// Eval mode: the identity. Masks come from the layer's own `SeededRandom`, so a given seed gives the
-/// same masks on every run.
+/// same masks on every run: each train-mode forward takes one value from it, the key of that pass, and
+/// element i is dropped when the top 24 bits of SplitMix64(key)'s (i+1)-th value, over 2^24, are below p
+/// (a counter-based draw: the kernel vectorises, and the generator's four words still say all the
+/// masks to come, which is what a checkpoint saves).
 public final class Dropout: Layer {
     public let p: Float
     /// The random source of the masks; `reset` reseeds it.
@@ -42,9 +45,10 @@ public final class Dropout: Layer {
             mask.fill(p == 1 ? 0 : 1)
             for i in 0..<count { y[i] = x[i] * m[i] }
         } else {
-            // Draws as `random.nextUnitFloat()` would, element by element, in a C loop.
+            // One draw of the layer's generator keys the whole pass; each element's uniform comes from
+            // that key and its index (bndrop_kernels.h), a vectorised loop.
             let (p, scale) = (self.p, 1 / (1 - self.p))
-            random.withState { bndk_dropout_forward($0, p, scale, x, m, y, Int64(count)) }
+            bndk_dropout_forward(random.next(), 0, p, scale, x, m, y, Int64(count))
         }
         return UnsafePointer(y)
     }

@@ -33,13 +33,6 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3])
     }
 
-    /// Lends the four state words to `body` (a C kernel drawing many values), then keeps what it left.
-    mutating func withState(_ body: (UnsafeMutablePointer<UInt64>) -> Void) {
-        var words = (s0, s1, s2, s3)
-        withUnsafeMutableBytes(of: &words) { body($0.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
-        (s0, s1, s2, s3) = words
-    }
-
     public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
         let t = s1 << 17

@@ -96,11 +96,12 @@ void bndk_gather_unit_bytes(float *dst, const uint8_t *src, const int64_t *indic
 
 /* ---- Dropout ---- */
 
-/* Draws `count` values u = (next() >> 40) / 2^24 from the xoshiro256** generator whose four state words
-   are `state` (advanced in place; the same sequence as SeededRandom.nextUnitFloat) and writes
-   mask[i] = u < p ? 0 : scale and y[i] = x[i]·mask[i]. */
-void bndk_dropout_forward(uint64_t state[4], float p, float scale, const float *x, float *mask, float *y,
-                          int64_t count);
+/* Element i of a pass (i = first, first + 1, ...; x, mask and y point at element `first`) gets
+   u = (b >> 40) / 2^24, b the (first + i + 1)-th value of SplitMix64 seeded with `key` (one draw of the
+   layer's own generator per pass): mask = u < p ? 0 : scale and y = x·mask. Each element depends on its
+   index only, so the loop vectorises, and a pass split into slices gives the same bits. */
+void bndk_dropout_forward(uint64_t key, int64_t first, float p, float scale, const float *x, float *mask,
+                          float *y, int64_t count);
 
 /* ---- Conv2d, direct (for small channel counts; see convolution.c) ---- */
 
