@@ -108,6 +108,29 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(adam.stepCount, 0)
     }
 
+    /// The finiteness scan (in chunks of 4096 values) names the first bad value, at any place: the
+    /// first, either side of a chunk boundary, the last; NaN, infinities and a signalling NaN.
+    func testNonFiniteInputIsFoundAtItsIndex() throws {
+        let features = 9000
+        let net = try Sequential(sampleShape: [features])
+        try net.addLinear(1)
+        let sgd = try SGD(parameters: net.parameters, learningRate: 0.1)
+        let cases: [(Int, Float)] = [(0, .nan), (4095, .infinity), (4096, -.infinity), (5000, .signalingNaN),
+                                     (8999, .nan)]
+        for (index, bad) in cases {
+            var x = [Float](repeating: 1e38, count: features)
+            x[index] = bad
+            if index + 7 < features { x[index + 7] = .nan }  // a later one is not the one named
+            assertThrows(try net.trainStep(input: x, targets: [0], optimizer: sgd), numeric, containing: "input[\(index)]")
+        }
+        // The extremes of the finite floats pass the scan (zero weights keep the loss finite).
+        try net.setTensor("0.weight", [Float](repeating: 0, count: features))
+        var extremes = [Float](repeating: .greatestFiniteMagnitude, count: features)
+        extremes[4096] = -.greatestFiniteMagnitude
+        extremes[4097] = .leastNonzeroMagnitude
+        XCTAssertNoThrow(try net.trainStep(input: extremes, targets: [0], optimizer: sgd))
+    }
+
     func testHugeBatchIsRefusedNotTrapped() throws {
         let net = try Sequential(sampleShape: [784])
         try net.addLinear(48)

@@ -135,7 +135,7 @@ public final class BatchLoader {
     static let samplesPerGatherTask = 32
 
     /// Task `task` of the gather: samples [32·task, 32·task + 32) of the batch into the input buffer.
-    private lazy var gatherKernel = ParallelKernel<(UnsafePointer<Int>, Int)> { [unowned self] arguments, task in
+    private lazy var gatherKernel = ParallelKernel<(UnsafePointer<Int>, Int)> { [unowned(unsafe) self] arguments, task in
         let (indices, size) = arguments
         let sampleSize = self.dataset.sampleSize, inputs = self.inputBuffer.pointer
         let first = task * BatchLoader.samplesPerGatherTask

@@ -34,7 +34,7 @@ public final class ReLU: Layer {
 
     /// One chunk of elements. Forward: y = x where x > 0, else 0. Backward: dx = dy where y > 0, else 0
     /// (y <= 0 exactly where x <= 0, so the saved output is the mask).
-    private lazy var kernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool)> { [unowned self] arguments, task in
+    private lazy var kernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool)> { [unowned(unsafe) self] arguments, task in
         let (source, total, backward) = arguments
         let mask = backward ? UnsafePointer(self.output.pointer) : source
         let destination = backward ? self.gradInput.pointer : self.output.pointer

@@ -240,7 +240,7 @@ public final class Conv2d: Layer {
     /// Task `task` of the forward pass: its samples' patch matrix, Y = W·cols, then y_n = Y's columns of
     /// sample n + b.
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)>(perThread: {
-        [unowned self] arguments, task, thread in
+        [unowned(unsafe) self] arguments, task, thread in
         let (x, batch, perThread) = arguments
         let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
         let (first, count) = self.samples(of: task, batch: batch)
@@ -261,7 +261,7 @@ public final class Conv2d: Layer {
 
     /// Task `task` of the direct forward pass: its samples through `bndk_conv_forward`.
     private lazy var directForwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)>(perThread: {
-        [unowned self] arguments, task, thread in
+        [unowned(unsafe) self] arguments, task, thread in
         let (x, batch, perThread) = arguments
         let (first, count) = self.samples(of: task, batch: batch)
         withUnsafePointer(to: self.directShape) { shape in
@@ -298,7 +298,7 @@ public final class Conv2d: Layer {
     /// matrix dY; the partial dW = dY·colsᵀ and db = Σ dY; and, for the input gradient, dcols = Wᵀ·dY
     /// scattered back by col2im.
     private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)>(
-        perThread: { [unowned self] arguments, task, thread in
+        perThread: { [unowned(unsafe) self] arguments, task, thread in
         let (dy, x, batch, needInputGradient, perThread) = arguments
         let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
         let (first, count) = self.samples(of: task, batch: batch)
@@ -330,7 +330,7 @@ public final class Conv2d: Layer {
     /// Task `task` of the direct backward pass: its samples' partial dW and db (and input gradient)
     /// through `bndk_conv_backward`.
     private lazy var directBackwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)>(
-        perThread: { [unowned self] arguments, task, thread in
+        perThread: { [unowned(unsafe) self] arguments, task, thread in
         let (dy, x, batch, needInputGradient, perThread) = arguments
         let (first, count) = self.samples(of: task, batch: batch)
         let outC = self.outChannels, weights = outC * self.patchSize
@@ -350,7 +350,7 @@ public final class Conv2d: Layer {
 
     /// Group `group` of the direct backward pass's bias gradients: the partial db of tasks
     /// 8·group ..< 8·group + 8, each over its own samples, as `backwardKernel` computes them.
-    private lazy var directBiasKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, group in
+    private lazy var directBiasKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned(unsafe) self] arguments, group in
         let (dy, batch) = arguments
         let perTask = Conv2d.samplesPerTask, firstTask = group * Conv2d.biasTasksPerGroup
         let first = firstTask * perTask, count = min(Conv2d.biasTasksPerGroup * perTask, batch - first)

@@ -53,7 +53,7 @@ public final class Linear: Layer {
     }
 
     /// Task `task` of the forward pass: rows [128·task, 128·task + 128) of y = x·Wᵀ + b.
-    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned self] arguments, task in
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned(unsafe) self] arguments, task in
         let (x, batch) = arguments
         let (inF, outF) = (self.inFeatures, self.outFeatures)
         let first = task * Linear.rowsPerTask, rows = min(Linear.rowsPerTask, batch - first)
@@ -76,7 +76,7 @@ public final class Linear: Layer {
     /// Task `task` of the backward pass. Tasks [0, weightTasks): dW[:, columns] += dyᵀ·x[:, columns] (the
     /// first also sums the bias gradient over the batch); then one task per block of rows of dx = dy·W.
     private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Int)> {
-        [unowned self] arguments, task in
+        [unowned(unsafe) self] arguments, task in
         let (dy, x, batch, weightTasks) = arguments
         let (inF, outF) = (self.inFeatures, self.outFeatures)
         if task < weightTasks {

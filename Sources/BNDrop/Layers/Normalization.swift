@@ -140,7 +140,7 @@ public final class BatchNorm: Layer {
     /// Task `task` of the forward pass, for each of its channels: the statistics, their running average,
     /// the normalisation.
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool, Float?, Int)> {
-        [unowned self] arguments, task in
+        [unowned(unsafe) self] arguments, task in
         let (x, batch, useBatchStats, factor, group) = arguments
         let channels = (task * group)..<min((task + 1) * group, self.numFeatures)
         if self.spatial == 1 {
@@ -207,7 +207,7 @@ public final class BatchNorm: Layer {
     }
 
     private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)> {
-        [unowned self] arguments, task in
+        [unowned(unsafe) self] arguments, task in
         let (dy, x, batch, needInputGradient, group) = arguments
         let channels = (task * group)..<min((task + 1) * group, self.numFeatures)
         if self.spatial == 1 {

@@ -58,13 +58,13 @@ public class Pool2d: Layer {
         return UnsafePointer(gradInput.pointer)
     }
 
-    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> { [unowned self] arguments, task in
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> { [unowned(unsafe) self] arguments, task in
         let (x, planes, group) = arguments
         self.forward(planes: (task * group)..<min((task + 1) * group, planes), x)
     }
 
     private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Int)> {
-        [unowned self] arguments, task in
+        [unowned(unsafe) self] arguments, task in
         let (dy, x, planes, group) = arguments
         self.backward(planes: (task * group)..<min((task + 1) * group, planes), dy, input: x)
     }

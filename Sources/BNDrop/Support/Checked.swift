@@ -1,3 +1,4 @@
+import BNDropKernels
 /// Checked arithmetic and range checks for sizes and values that come from a caller or a file.
 ///
 /// Every check throws a `BNDError` and never traps or overflows. The statuses follow one rule (the same
@@ -65,20 +66,9 @@ enum Checked {
 
     /// The index of the first value that is NaN or infinite, or nil when all `count` are finite.
     static func firstNonFinite(_ values: UnsafePointer<Float>, _ count: Int) -> Int? {
-        // A float is NaN or infinite exactly when its exponent bits are all ones. Testing the bits in a
-        // branch-free loop lets the compiler vectorise it (Swift's SIMD comparisons are far slower here).
-        let bits = UnsafeRawPointer(values).assumingMemoryBound(to: UInt32.self)
-        var chunk = 0
-        while chunk < count {
-            let end = min(chunk + 4096, count)
-            var largestExponent: UInt32 = 0
-            for i in chunk..<end { largestExponent = max(largestExponent, bits[i] & 0x7F80_0000) }
-            if largestExponent == 0x7F80_0000, let i = (chunk..<end).first(where: { !values[$0].isFinite }) {
-                return i
-            }
-            chunk = end
-        }
-        return nil
+        // A C kernel: Swift's loop, built for the SSE2 baseline, had no unsigned 32-bit max instruction.
+        let index = bndk_first_non_finite(values, Int64(count))
+        return index < 0 ? nil : Int(index)
     }
 
     /// Throws `.numeric` at the first value that is NaN or infinite.

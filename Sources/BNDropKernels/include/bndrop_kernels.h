@@ -94,6 +94,11 @@ void bndk_gather_rows(float *dst, const float *src, const int64_t *indices, int6
 void bndk_gather_unit_bytes(float *dst, const uint8_t *src, const int64_t *indices, int64_t count,
                             int64_t row_size);
 
+/* ---- Checks ---- */
+
+/* The index of the first NaN or infinity among values[0..<count], or -1 when all are finite. */
+int64_t bndk_first_non_finite(const float *values, int64_t count);
+
 /* ---- Dropout ---- */
 
 /* Element i of a pass (i = first, first + 1, ...; x, mask and y point at element `first`) gets
