@@ -17,8 +17,14 @@ public final class ReLU: Layer {
         return UnsafePointer(output.pointer)
     }
 
-    /// Its output for the input `x` of the last forward, written now: the network skips a ReLU that the
-    /// next layer takes in (`Layer.forward(_:batch:foldingReLU:)`), and makes its output only when asked.
+    /// The network skips a ReLU that the next layer takes in (`Layer.forward(_:batch:foldingReLU:)`) and
+    /// makes its output only when asked: `reserveOutput` at each forward makes room for it (no memory is
+    /// touched), so that `materializedOutput`, which writes it for the input `x` of that forward, cannot
+    /// fail for lack of memory.
+    func reserveOutput(batch: Int) throws {
+        try output.resize(Checked.multiply(batch, inputCount, "ReLU output"))
+    }
+
     func materializedOutput(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         try computeForward(x, batch: batch)
     }

@@ -166,7 +166,11 @@ public final class Sequential {
             current = UnsafePointer(inputCopy.pointer)
         }
         for index in layers.indices { layerOutputs[index] = nil }
-        for (index, layer) in layers.enumerated() where !reluFoldedIntoNext[index] {
+        for (index, layer) in layers.enumerated() {
+            if reluFoldedIntoNext[index] {
+                try (layer as? ReLU)?.reserveOutput(batch: batch)
+                continue
+            }
             current = try layer.forward(current, batch: batch, foldingReLU: index > 0 && reluFoldedIntoNext[index - 1])
             layerOutputs[index] = current
         }
