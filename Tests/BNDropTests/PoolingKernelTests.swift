@@ -90,4 +90,26 @@ final class PoolingKernelTests: XCTestCase {
         XCTAssertEqual(dx.map(\.bitPattern), expectedInputGradient)
         XCTAssertEqual(gradients(), expectedGradients)
     }
+
+    /// A folded ReLU whose input is the caller's borrowed input (the first layer, as with
+    /// `bnd_net_forward_view` or a training step) has its output made at once: after the caller reuses
+    /// the buffer, `layerOutput` still shows that forward's ReLU output.
+    func testFoldedReLUOnABorrowedInputKeepsItsOutput() throws {
+        let net = try Sequential(sampleShape: [1, 4, 4])
+        try net.addReLU()
+        try net.addAvgPool2d(kernelSize: 2)
+        let x: [Float] = (0..<32).map { Float($0 % 7) - 3 }
+        let expected = x.map { $0 <= 0 ? Float(0) : $0 }
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: x.count)
+        defer { buffer.deallocate() }
+        buffer.update(from: x, count: x.count)
+        _ = try net.forward(UnsafePointer(buffer), batch: 2, borrowingInput: true)
+        buffer.update(repeating: 5, count: x.count)  // the caller reuses its buffer
+        XCTAssertEqual(try net.layerOutput(0), expected)
+        // Not borrowed (the network's own copy): made when asked, the same values.
+        buffer.update(from: x, count: x.count)
+        _ = try net.forward(UnsafePointer(buffer), batch: 2)
+        buffer.update(repeating: 5, count: x.count)
+        XCTAssertEqual(try net.layerOutput(0), expected)
+    }
 }

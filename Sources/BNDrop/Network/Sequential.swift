@@ -167,8 +167,14 @@ public final class Sequential {
         }
         for index in layers.indices { layerOutputs[index] = nil }
         for (index, layer) in layers.enumerated() {
-            if reluFoldedIntoNext[index] {
-                try (layer as? ReLU)?.reserveOutput(batch: batch)
+            if reluFoldedIntoNext[index], let relu = layer as? ReLU {
+                try relu.reserveOutput(batch: batch)
+                // Its output is made later from its input, which must then still be there: a layer's
+                // own buffer is, the caller's borrowed input (reached through pass-through layers) may
+                // not be, so from that the output is made now.
+                if borrowingInput && current == input {
+                    layerOutputs[index] = try relu.materializedOutput(current, batch: batch)
+                }
                 continue
             }
             current = try layer.forward(current, batch: batch, foldingReLU: index > 0 && reluFoldedIntoNext[index - 1])
