@@ -430,7 +430,7 @@ void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_grou
 
 BNDK_CLONES
 void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
-                        const float *w, float *dw, float *db, float *dx, float *scratch) {
+                        const float *w, float *dw, float *dx, float *scratch) {
     const layout g = make_layout(shape, count);
     float *xs = scratch + g.xs, *dys = scratch + g.ys, *dxs = scratch + g.dxs;
     const int32_t *offsets = tap_offsets(&g, scratch);
@@ -441,5 +441,4 @@ void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const floa
         if (dx) input_gradient(&g, w, dys + n * g.ys_size, dxs, dx + n * in_size);
     }
     weight_gradient(&g, count, xs, dys + g.margin, offsets, dw);
-    if (db) bndk_conv_bias_gradients(dy, count, count, g.O, g.OH * g.OW, db, 0);
 }

@@ -2,15 +2,16 @@
 #include "bndrop_kernels.h"
 #include "clones.h"
 
+// Rows sit at random places in a dataset far larger than the caches: each gather asks for the next row's
+// cache lines while it copies one, so the copy does not wait on memory at each row's start.
+static inline void prefetch_row(const void *row, int64_t bytes) {
+    for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch((const char *)row + offset, 0, 0);
+}
+
 void bndk_gather_rows(float *dst, const float *src, const int64_t *indices, int64_t count, int64_t row_size) {
-    // Rows sit at random places in a dataset far larger than the caches: ask for the next row's cache
-    // lines while this one is copied, so the copy does not wait on memory at each row's start.
     const int64_t bytes = row_size * (int64_t)sizeof(float);
     for (int64_t k = 0; k < count; k++) {
-        if (k + 1 < count) {
-            const char *next = (const char *)(src + indices[k + 1] * row_size);
-            for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(next + offset, 0, 0);
-        }
+        if (k + 1 < count) prefetch_row(src + indices[k + 1] * row_size, bytes);
         memcpy(dst + k * row_size, src + indices[k] * row_size, (size_t)bytes);
     }
 }
@@ -22,10 +23,7 @@ BNDK_CLONES
 void bndk_gather_unit_bytes(float *dst, const uint8_t *src, const int64_t *indices, int64_t count,
                             int64_t row_size) {
     for (int64_t k = 0; k < count; k++) {
-        if (k + 1 < count) {
-            const uint8_t *next = src + indices[k + 1] * row_size;
-            for (int64_t offset = 0; offset < row_size; offset += 64) __builtin_prefetch(next + offset, 0, 0);
-        }
+        if (k + 1 < count) prefetch_row(src + indices[k + 1] * row_size, row_size);
         const uint8_t *row = src + indices[k] * row_size;
         float *out = dst + k * row_size;
         for (int64_t i = 0; i < row_size; i++) out[i] = (float)row[i] / 255.0f;

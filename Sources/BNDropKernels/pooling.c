@@ -5,6 +5,8 @@
 
 // ReLU's value: 0 (positive zero) where v <= 0, else v (NaN passes), as bndk_relu_select gives.
 #define RECTIFIED(v, rectify) ((rectify) && (v) <= 0 ? 0.0f : (v))
+// ReLU's backward: the gradient g where the ReLU's input mask[i] > 0 (or NaN), else 0.
+#define PASSED(g, mask, i, rectify) ((rectify) && (mask)[i] <= 0 ? 0.0f : (g))
 
 // Each window's ((top-left + top-right) + bottom-left) + bottom-right, divided by 4: the order of the
 // generic loop in Pooling.swift, so both give the same bits. Inlined twice, with `rectify` a constant.
@@ -43,23 +45,13 @@ static inline __attribute__((always_inline)) void pool_backward(const float *dy,
         for (int64_t oy = 0; oy < oh; oy++) {
             float *top = dst + 2 * oy * width, *bottom = top + width;
             const float *row = src + oy * ow;
-            if (rectify) {
-                const float *mtop = mask + 2 * oy * width, *mbottom = mtop + width;
-                for (int64_t ox = 0; ox < ow; ox++) {
-                    const float share = row[ox] / 4.0f;
-                    top[2 * ox] = mtop[2 * ox] <= 0 ? 0.0f : share;
-                    top[2 * ox + 1] = mtop[2 * ox + 1] <= 0 ? 0.0f : share;
-                    bottom[2 * ox] = mbottom[2 * ox] <= 0 ? 0.0f : share;
-                    bottom[2 * ox + 1] = mbottom[2 * ox + 1] <= 0 ? 0.0f : share;
-                }
-            } else {
-                for (int64_t ox = 0; ox < ow; ox++) {
-                    const float share = row[ox] / 4.0f;
-                    top[2 * ox] = share;
-                    top[2 * ox + 1] = share;
-                    bottom[2 * ox] = share;
-                    bottom[2 * ox + 1] = share;
-                }
+            const float *mtop = rectify ? mask + 2 * oy * width : NULL, *mbottom = rectify ? mtop + width : NULL;
+            for (int64_t ox = 0; ox < ow; ox++) {
+                const float share = row[ox] / 4.0f;
+                top[2 * ox] = PASSED(share, mtop, 2 * ox, rectify);
+                top[2 * ox + 1] = PASSED(share, mtop, 2 * ox + 1, rectify);
+                bottom[2 * ox] = PASSED(share, mbottom, 2 * ox, rectify);
+                bottom[2 * ox + 1] = PASSED(share, mbottom, 2 * ox + 1, rectify);
             }
             if (width & 1) top[width - 1] = bottom[width - 1] = 0;
         }

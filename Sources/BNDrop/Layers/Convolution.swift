@@ -327,8 +327,8 @@ public final class Conv2d: Layer {
         }
     })
 
-    /// Task `task` of the direct backward pass: its samples' partial dW and db (and input gradient)
-    /// through `bndk_conv_backward`.
+    /// Task `task` of the direct backward pass: its samples' partial dW (and input gradient) through
+    /// `bndk_conv_backward` (their partial db: `directBiasKernel`).
     private lazy var directBackwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)>(
         perThread: { [unowned(unsafe) self] arguments, task, thread in
         let (dy, x, batch, needInputGradient, perThread) = arguments
@@ -338,7 +338,7 @@ public final class Conv2d: Layer {
         let dx = needInputGradient ? self.gradInput.pointer + first * self.inputCount : nil
         withUnsafePointer(to: self.directShape) { shape in
             bndk_conv_backward(shape, x + first * self.inputCount, dy + first * self.outputCount, Int64(count),
-                               self.weight.value.pointer, dwPartial, nil, dx,
+                               self.weight.value.pointer, dwPartial, dx,
                                self.threadScratch.pointer + thread * perThread)
         }
     })

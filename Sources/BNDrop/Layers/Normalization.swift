@@ -150,9 +150,9 @@ public final class BatchNorm: Layer {
         for c in channels {
             if useBatchStats {
                 self.batchStatistics(x, batch: batch, channel: c)
-                if let factor { self.updateRunningStatistics(channel: c, factor: factor) }
+                if let factor { self.updateRunningStatistics(channels: c..<(c + 1), factor: factor) }
             } else {
-                self.runningStatistics(channel: c)
+                self.runningStatistics(channels: c..<(c + 1))
             }
             self.normalize(x, into: self.output.pointer, batch: batch, channel: c)
         }
@@ -170,8 +170,6 @@ public final class BatchNorm: Layer {
     }
 
     /// Eval mode: channel `c` normalises with the running statistics.
-    private func runningStatistics(channel c: Int) { runningStatistics(channels: c..<(c + 1)) }
-
     private func runningStatistics(channels: Range<Int>) {
         guard let rm = runningMean?.pointer, let rv = runningVar?.pointer else { return }
         let mean = savedMean.pointer, invStd = savedInvStd.pointer
@@ -182,10 +180,6 @@ public final class BatchNorm: Layer {
     }
 
     /// running = (1 − f)·running + f·batch statistic, with f = momentum or 1/num_batches_tracked.
-    private func updateRunningStatistics(channel c: Int, factor: Float) {
-        updateRunningStatistics(channels: c..<(c + 1), factor: factor)
-    }
-
     private func updateRunningStatistics(channels: Range<Int>, factor: Float) {
         guard let rm = runningMean?.pointer, let rv = runningVar?.pointer else { return }
         let mean = savedMean.pointer, variance = unbiasedVar.pointer

@@ -95,8 +95,8 @@ public final class AvgPool2d: Pool2d {
         try super.init("AvgPool2d", inputShape: inputShape, kernelSize: kernelSize, stride: stride)
     }
 
-    /// 2×2 windows, stride 2 (the article's): the C kernels, vectorised, with the same sums in the same
-    /// order as the loops below.
+    /// 2×2 windows, stride 2 (the article's): the C kernels, vectorised (each window's sum in the order
+    /// ((top-left + top-right) + bottom-left) + bottom-right); other windows: the loops below.
     private var isHalving: Bool { geometry.kernel == 2 && geometry.stride == 2 }
 
     /// The article's ReLU → AvgPool2d(2) pairs: the C kernels apply the ReLU as they read.
@@ -125,14 +125,6 @@ public final class AvgPool2d: Pool2d {
         let divisor = Float(g.kernel * g.kernel)
         for oy in 0..<g.outHeight {
             let out = dst + oy * g.outWidth
-            if g.kernel == 2 && g.stride == 2 {
-                // The article's pooling: the same sums in the same order, without the inner loops.
-                let top = src + 2 * oy * g.width, bottom = top + g.width
-                for ox in 0..<g.outWidth {
-                    out[ox] = (top[2 * ox] + top[2 * ox + 1] + bottom[2 * ox] + bottom[2 * ox + 1]) / divisor
-                }
-                continue
-            }
             for ox in 0..<g.outWidth {
                 var sum: Float = 0
                 for ky in 0..<g.kernel {
@@ -149,18 +141,6 @@ public final class AvgPool2d: Pool2d {
         let src = dy + p * g.outHeight * g.outWidth, dst = gradInput.pointer + p * g.height * g.width
         dst.update(repeating: 0, count: g.height * g.width)
         let divisor = Float(g.kernel * g.kernel)
-        if g.kernel == 2 && g.stride == 2 {
-            // Windows do not overlap: each input element gets its window's share once.
-            for oy in 0..<g.outHeight {
-                let top = dst + 2 * oy * g.width, bottom = top + g.width, row = src + oy * g.outWidth
-                for ox in 0..<g.outWidth {
-                    let share = row[ox] / divisor
-                    top[2 * ox] = share; top[2 * ox + 1] = share
-                    bottom[2 * ox] = share; bottom[2 * ox + 1] = share
-                }
-            }
-            return
-        }
         for oy in 0..<g.outHeight {
             for ox in 0..<g.outWidth {
                 let share = src[oy * g.outWidth + ox] / divisor

@@ -124,11 +124,11 @@ int64_t bndk_conv_scratch_floats(const bndk_conv_shape *shape, int64_t samples);
 void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
                        const float *b, float *y, float *scratch);
 
-/* For `count` samples with input x and output gradient dy: sets dw (O×C×k×k) and, when db is not
-   NULL, db (O) to their gradients summed over these samples, and when dx is not NULL writes the input
-   gradient (count × C·H·W). The order of every sum depends on the shape and `count` only. */
+/* For `count` samples with input x and output gradient dy: sets dw (O×C×k×k) to its gradient summed
+   over these samples, and when dx is not NULL writes the input gradient (count × C·H·W). The order of
+   every sum depends on the shape and `count` only. (The bias gradient: bndk_conv_bias_gradients.) */
 void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
-                        const float *w, float *dw, float *db, float *dx, float *scratch);
+                        const float *w, float *dw, float *dx, float *scratch);
 
 /* Bias gradients of the groups of `per_group` consecutive samples of dy (samples × channels × plane;
    the last group may have fewer): db[g·db_stride + o] = Σ dy[n][o][·] over group g's samples, the
