@@ -65,7 +65,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BNDropTests",
-            dependencies: ["BNDrop"]
+            dependencies: ["BNDrop", "BNDropKernels"]  // the kernels: SparseProductTests calls one directly
         ),
         // Every golden case (PyTorch's numbers) through the Swift API and through the C ABI, one runner.
         .testTarget(

@@ -20,6 +20,9 @@ enum {
 typedef void (*bndblas_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                                  const float *a, int lda, const float *b, int ldb, float beta, float *c,
                                  int ldc);
+/* cblas_somatcopy (OpenBLAS's extension): b = alpha·op(a), op = transpose or not, rows × columns of a. */
+typedef void (*bndblas_somatcopy_fn)(int order, int trans, int rows, int columns, float alpha, const float *a,
+                                     int lda, float *b, int ldb);
 /* openblas_get_corename, openblas_get_config: static text owned by OpenBLAS. */
 typedef char *(*bndblas_text_fn)(void);
 /* openblas_set_num_threads */

@@ -56,6 +56,21 @@ final class DeterminismTests: XCTestCase {
         }, sampleSize: 784, batch: 300)  // 300 rows: several row blocks, the last one partial
     }
 
+    /// The dropout experiment's 100→100 layer: its input (after ReLU and Dropout) and its output gradient
+    /// (through ReLU) are mostly zeros, so its products skip them (on AVX-512 CPUs).
+    func testMLPWhoseProductsSkipZerosIsBitIdenticalForAnyThreadCount() throws {
+        try assertSameForEveryThreadCount("MLP skipping zeros", {
+            let net = try Sequential(sampleShape: [100], seed: 9)
+            try net.addLinear(100)
+            try net.addReLU()
+            try net.addDropout(0.2)
+            try net.addLinear(100)
+            try net.addReLU()
+            try net.addLinear(10)
+            return net
+        }, sampleSize: 100, batch: 150)  // 150 rows: two row blocks; 150×100 inputs within the size limit
+    }
+
     func testCNNWithBatchNorm2dIsBitIdenticalForAnyThreadCount() throws {
         try assertSameForEveryThreadCount("CNN", {
             let net = try Sequential(sampleShape: [1, 28, 28], seed: 6)

@@ -14,6 +14,7 @@ enum BLAS {
 
     /// The loaded `cblas_sgemm`, nil without OpenBLAS: what `sgemm` reads, one word, nothing to retain.
     private static let cblasSgemm: bndblas_sgemm_fn? = try? library.get().sgemm
+    private static let cblasSomatcopy: bndblas_somatcopy_fn? = try? library.get().somatcopy
 
     /// Loads OpenBLAS now unless it is loaded; throws `.io` (with the loader's message) when it cannot
     /// be. A layer calls it when it is built, so that a missing OpenBLAS is reported by the first call
@@ -42,11 +43,24 @@ enum BLAS {
                    Int32(truncatingIfNeeded: ldc))
     }
 
+    /// b = a (rows × columns, row-major), or aᵀ when `transpose`, into rows `ldb` floats apart: OpenBLAS's
+    /// tuned copy (its `cblas_somatcopy` with alpha 1, which changes no value). Returns false, copying
+    /// nothing, without OpenBLAS.
+    static func copy(transpose: Bool, rows: Int, columns: Int, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafeMutablePointer<Float>, ldb: Int) -> Bool {
+        guard let cblasSomatcopy else { return false }
+        cblasSomatcopy(Int32(BNDBLAS_ROW_MAJOR), Int32(transpose ? BNDBLAS_TRANS : BNDBLAS_NO_TRANS),
+                       Int32(truncatingIfNeeded: rows), Int32(truncatingIfNeeded: columns), 1, a,
+                       Int32(truncatingIfNeeded: lda), b, Int32(truncatingIfNeeded: ldb))
+        return true
+    }
+
 }
 
 /// libopenblas.so.0, loaded, with the functions bndrop calls.
 struct OpenBLASLibrary: @unchecked Sendable {  // C function pointers into a library that is never unloaded
     let sgemm: bndblas_sgemm_fn
+    let somatcopy: bndblas_somatcopy_fn
     private let getCoreName: bndblas_text_fn
     private let getConfig: bndblas_text_fn
     private let getThreads: bndblas_get_threads_fn
@@ -151,6 +165,7 @@ struct OpenBLASLibrary: @unchecked Sendable {  // C function pointers into a lib
         }
         return OpenBLASLibrary(
             sgemm: try symbol("cblas_sgemm", as: bndblas_sgemm_fn.self),
+            somatcopy: try symbol("cblas_somatcopy", as: bndblas_somatcopy_fn.self),
             getCoreName: try symbol("openblas_get_corename", as: bndblas_text_fn.self),
             getConfig: try symbol("openblas_get_config", as: bndblas_text_fn.self),
             getThreads: try symbol("openblas_get_num_threads", as: bndblas_get_threads_fn.self),

@@ -99,6 +99,24 @@ void bndk_gather_unit_bytes(float *dst, const uint8_t *src, const int64_t *indic
 /* The index of the first NaN or infinity among values[0..<count], or -1 when all are finite. */
 int64_t bndk_first_non_finite(const float *values, int64_t count);
 
+/* ---- Products with a mostly-zero left operand (the input of a layer after ReLU or Dropout) ---- */
+
+/* 1 when this CPU has AVX-512F, which bndk_sparse_product needs to be worth calling. */
+int bndk_sparse_product_available(void);
+
+/* The number of entries of values[0..<count] that are not zero (NaN counts). */
+int64_t bndk_count_nonzero(const float *values, int64_t count);
+
+/* c[r][0..<width] = s + Σ over k < depth with a[r][k] != 0 of a[r][k]·b[k][0..<width], for r < rows,
+   where s is c's own row when `accumulate`, else `start` (one row for every r) or zero when NULL.
+   Skipping a zero is exact only when b is finite (0·∞ is NaN): callers check. width <= 128, and b
+   (depth·b_stride floats) under 2^31 floats. The
+   multiply-adds are fused; the nonzero terms of a row go alternately into two partial sums (per chunk
+   of 512 columns of a) added at the end, so the order depends on the data, not the thread count. */
+void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
+                         const float *b, int64_t b_stride, const float *start, int accumulate, float *c,
+                         int64_t c_stride);
+
 /* ---- Dropout ---- */
 
 /* Element i of a pass (i = first, first + 1, ...; x, mask and y point at element `first`) gets

@@ -1,0 +1,132 @@
+// Matrix products whose left operand is mostly zeros (see bndrop_kernels.h).
+//
+// Each row of the result is held in up to eight AVX-512 registers (128 floats) while the row of the
+// left operand is walked: its nonzero entries are first gathered, with their column numbers, into a
+// short list (vector compares and in-register compresses, 16 columns at a time), then each listed entry
+// adds its multiple of one row of the right operand. A zero entry costs one lane of one compare instead
+// of a row's worth of multiply-adds. The nonzero entries of each chunk of CHUNK columns go alternately
+// to two partial sums (two independent chains of fused multiply-adds keep the FMA units busy); the
+// result is start + (first sum + second sum). The order depends on the data only, never on the thread
+// count.
+#include <string.h>
+#include "bndrop_kernels.h"
+#include "clones.h"
+
+BNDK_CLONES
+int64_t bndk_count_nonzero(const float *values, int64_t count) {
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < count; i++) nonzero += values[i] != 0.0f;  // NaN != 0: counted
+    return nonzero;
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+
+#define SPARSE_TARGET __attribute__((target("avx512f,popcnt")))
+
+enum { CHUNK = 512, MAX_VECTORS = 8 };
+
+int bndk_sparse_product_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt") ? 1 : 0;
+}
+
+// One row of c for a right operand `vectors` registers wide (the last one `tail` lanes). Inlined into
+// one copy per register count, so the partial sums stay in registers.
+SPARSE_TARGET __attribute__((always_inline)) static inline void
+sparse_row(const int vectors, __mmask16 tail, const float *a_row, int64_t depth, const float *b, int64_t b_stride,
+           const float *start, float *c_row, int32_t *offsets, float *values) {
+    __m512 first[MAX_VECTORS], second[MAX_VECTORS];
+    for (int v = 0; v < vectors; v++) { first[v] = _mm512_setzero_ps(); second[v] = _mm512_setzero_ps(); }
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int64_t chunk = 0; chunk < depth; chunk += CHUNK) {
+        const int64_t end = depth - chunk < CHUNK ? depth : chunk + CHUNK;
+        int64_t listed = 0;
+        for (int64_t k = chunk; k < end; k += 16) {
+            const __mmask16 in = end - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (end - k)) - 1);
+            const __m512 x = _mm512_maskz_loadu_ps(in, a_row + k);
+            // Unordered-or-unequal: a NaN is listed (and spreads as a dense product would spread it).
+            const __mmask16 nonzero = _mm512_mask_cmp_ps_mask(in, x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+            // Listed as offsets into b (k·b_stride: the caller keeps b under 2^31 floats), so the loop
+            // below loads a row's address with no multiply.
+            const __m512i offset = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32((int32_t)k)),
+                                                      _mm512_set1_epi32((int32_t)b_stride));
+            // Compress in registers, then store whole vectors (a compressing store to memory is slow
+            // on some CPUs); the lists have 16 floats of slack for the last store.
+            _mm512_storeu_si512(offsets + listed, _mm512_maskz_compress_epi32(nonzero, offset));
+            _mm512_storeu_ps(values + listed, _mm512_maskz_compress_ps(nonzero, x));
+            listed += __builtin_popcount((unsigned)nonzero);
+        }
+        int64_t j = 0;
+        for (; j + 2 <= listed; j += 2) {
+            const float *b0 = b + offsets[j], *b1 = b + offsets[j + 1];
+            const __m512 x0 = _mm512_set1_ps(values[j]), x1 = _mm512_set1_ps(values[j + 1]);
+            for (int v = 0; v < vectors - 1; v++) {
+                first[v] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + 16 * v), first[v]);
+                second[v] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1 + 16 * v), second[v]);
+            }
+            const int v = vectors - 1;
+            first[v] = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(tail, b0 + 16 * v), first[v]);
+            second[v] = _mm512_fmadd_ps(x1, _mm512_maskz_loadu_ps(tail, b1 + 16 * v), second[v]);
+        }
+        if (j < listed) {
+            const float *b0 = b + offsets[j];
+            const __m512 x0 = _mm512_set1_ps(values[j]);
+            for (int v = 0; v < vectors - 1; v++) first[v] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + 16 * v), first[v]);
+            const int v = vectors - 1;
+            first[v] = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(tail, b0 + 16 * v), first[v]);
+        }
+    }
+    for (int v = 0; v < vectors; v++) {
+        const __mmask16 lanes = v == vectors - 1 ? tail : (__mmask16)0xFFFF;
+        const __m512 initial = start ? _mm512_maskz_loadu_ps(lanes, start + 16 * v) : _mm512_setzero_ps();
+        _mm512_mask_storeu_ps(c_row + 16 * v, lanes, _mm512_add_ps(initial, _mm512_add_ps(first[v], second[v])));
+    }
+}
+
+#define SPARSE_ROWS(N) \
+    case N: \
+        for (int64_t r = 0; r < rows; r++) \
+            sparse_row(N, tail, a + r * a_stride, depth, b, b_stride, \
+                       accumulate ? c + r * c_stride : start, c + r * c_stride, offsets, values); \
+        break;
+
+SPARSE_TARGET
+void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
+                         const float *b, int64_t b_stride, const float *start, int accumulate, float *c,
+                         int64_t c_stride) {
+    if (rows <= 0 || width <= 0 || width > 16 * MAX_VECTORS) return;
+    int32_t offsets[CHUNK + 16];
+    float values[CHUNK + 16];
+    const int vectors = (int)((width + 15) / 16);
+    const int64_t last = width - 16 * (vectors - 1);
+    const __mmask16 tail = last == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1);
+    switch (vectors) {
+        SPARSE_ROWS(1) SPARSE_ROWS(2) SPARSE_ROWS(3) SPARSE_ROWS(4)
+        SPARSE_ROWS(5) SPARSE_ROWS(6) SPARSE_ROWS(7) SPARSE_ROWS(8)
+        default: break;
+    }
+}
+
+#else
+
+int bndk_sparse_product_available(void) { return 0; }
+
+// Elsewhere the same sums in scalar code (the library does not call it: see the header).
+void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
+                         const float *b, int64_t b_stride, const float *start, int accumulate, float *c,
+                         int64_t c_stride) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *c_row = c + r * c_stride;
+        for (int64_t o = 0; o < width; o++) {
+            float sum = 0;
+            for (int64_t k = 0; k < depth; k++) {
+                const float x = a[r * a_stride + k];
+                if (x != 0.0f || x != x) sum += x * b[k * b_stride + o];
+            }
+            c_row[o] = (accumulate ? c_row[o] : start ? start[o] : 0.0f) + sum;
+        }
+    }
+}
+
+#endif
