@@ -203,12 +203,8 @@ public final class Linear: Layer {
     private let packedInput = Buffer<Float>()
     private let packedGradient = Buffer<Float>()
 
-    /// db += Σ_n dy[n].
+    /// db += Σ_n dy[n], the rows added one by one in order (a C loop: vectorised across the outputs).
     private func accumulateBiasGradient(_ dy: UnsafePointer<Float>, batch: Int) {
-        let db = bias.gradient.pointer
-        for n in 0..<batch {
-            let row = dy + n * outFeatures
-            for o in 0..<outFeatures { db[o] += row[o] }
-        }
+        bndk_column_sums_accumulate(dy, Int64(batch), Int64(outFeatures), bias.gradient.pointer)
     }
 }

@@ -99,7 +99,13 @@ void bndk_gather_unit_bytes(float *dst, const uint8_t *src, const int64_t *indic
 /* The index of the first NaN or infinity among values[0..<count], or -1 when all are finite. */
 int64_t bndk_first_non_finite(const float *values, int64_t count);
 
-/* ---- Products with a mostly-zero left operand (the input of a layer after ReLU or Dropout) ---- */
+/* ---- Linear ---- */
+
+/* sums[o] += rows[n][o] for n = 0, 1, ..., count − 1 in that order (rows `width` floats long): the bias
+   gradient, each column's terms added one by one in the order of the rows, as a scalar loop would. */
+void bndk_column_sums_accumulate(const float *rows, int64_t count, int64_t width, float *sums);
+
+/* Products with a mostly-zero left operand (the input of a layer after ReLU or Dropout). */
 
 /* 1 when this CPU has AVX-512F, which bndk_sparse_product needs to be worth calling. */
 int bndk_sparse_product_available(void);

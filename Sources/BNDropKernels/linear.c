@@ -1,16 +1,25 @@
-// Matrix products whose left operand is mostly zeros (see bndrop_kernels.h).
+// Linear's kernels (see bndrop_kernels.h): the bias gradient's column sums, and matrix products whose
+// left operand is mostly zeros.
 //
-// Each row of the result is held in up to eight AVX-512 registers (128 floats) while the row of the
-// left operand is walked: its nonzero entries are first gathered, with their column numbers, into a
-// short list (vector compares and in-register compresses, 16 columns at a time), then each listed entry
-// adds its multiple of one row of the right operand. A zero entry costs one lane of one compare instead
-// of a row's worth of multiply-adds. The nonzero entries of each chunk of CHUNK columns go alternately
-// to two partial sums (two independent chains of fused multiply-adds keep the FMA units busy); the
-// result is start + (first sum + second sum). The order depends on the data only, never on the thread
-// count.
+// The sparse product: each row of the result is held in up to eight AVX-512 registers (128 floats)
+// while the row of the left operand is walked: its nonzero entries are first gathered, with their
+// offsets into the right operand, into a short list (vector compares and in-register compresses, 16
+// columns at a time), then each listed entry adds its multiple of one row of the right operand. A zero
+// entry costs one lane of one compare instead of a row's worth of multiply-adds. The nonzero entries of
+// each chunk of CHUNK columns go alternately to two partial sums (two independent chains of fused
+// multiply-adds keep the FMA units busy); the result is start + (first sum + second sum). The order
+// depends on the data only, never on the thread count.
 #include <string.h>
 #include "bndrop_kernels.h"
 #include "clones.h"
+
+BNDK_CLONES
+void bndk_column_sums_accumulate(const float *restrict rows, int64_t count, int64_t width, float *restrict sums) {
+    for (int64_t n = 0; n < count; n++) {
+        const float *row = rows + n * width;
+        for (int64_t o = 0; o < width; o++) sums[o] += row[o];
+    }
+}
 
 BNDK_CLONES
 int64_t bndk_count_nonzero(const float *values, int64_t count) {
