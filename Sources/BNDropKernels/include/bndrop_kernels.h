@@ -6,8 +6,10 @@
 
    Compiled without floating-point contraction (clones.h): every multiply and add rounds as written (no fused multiply-add), so
    the element-wise results are the same bits whichever clone runs, and the same as Swift's own loops.
-   The exception is the direct convolution (convolution.c), whose multiply-adds are fused where the
-   clone has FMA (AVX2 and AVX-512 alike; only the baseline clone rounds them separately).
+   The exceptions: the direct convolution (convolution.c), whose multiply-adds are fused where the
+   clone has FMA (AVX2 and AVX-512 alike; only the baseline clone rounds them separately); and the
+   sparse product (linear.c), written for AVX-512 only with fused multiply-adds, which Linear calls
+   only when bndk_sparse_product_available() says the CPU has it (elsewhere it uses OpenBLAS).
 
    Layout conventions: a "channel" is `rows` runs of `run` contiguous floats, `stride` floats apart
    (BatchNorm2d: rows = batch, run = H*W, stride = C*H*W). Sums are taken in double precision in
