@@ -753,7 +753,7 @@ BND_API bnd_status bnd_net_predict_mc_dropout(bnd_net *net, const float *input, 
    until bnd_set_num_threads changes it.
 
    BLAS: matrix products run in OpenBLAS, except, on CPUs with AVX-512, a Linear's products whose left
-   operand is at least 40% zeros (its input after ReLU or Dropout, its output gradient through ReLU)
+   operand is at least half zeros (its input after ReLU or Dropout, its output gradient through ReLU)
    and whose other operand is finite, at most 64 KB and 32 to 128 floats wide: bndrop's own kernel
    skips the zeros (README, "Skipping zeros"). libbndrop.so does not link OpenBLAS: it loads
    libopenblas.so.0 (dlopen) at its first matrix product or bnd_get_runtime_info call, so that it can choose

@@ -152,8 +152,9 @@ public final class Linear: Layer {
     ///   net's 100→1 layer was slower skipping zeros);
     /// - the right operand is at most 64 KB, so the rows the kernel jumps between stay in the nearest
     ///   caches (the article's 784→48 layer, 150 KB, gained nothing even with half its pixels zero);
-    /// - at most 60% of the left operand's entries are nonzero (measured with 100×100 weights and a batch
-    ///   of 50: with 60% zeros the forward product takes half of OpenBLAS's time, with none 1.6 times);
+    /// - at most half of the left operand's entries are nonzero (measured with 100×100 weights and a
+    ///   batch of 50, packing included, one core: with 60% zeros the three products take 0.56-0.80 of
+    ///   OpenBLAS's time, with half 0.65-0.94, with 45% 0.73-0.99, with none 1.6-2.3 times);
     /// - the right operand is finite: 0·∞ is NaN, which a skipped term would lose.
     /// The choice depends on the data and the shapes, never on the thread count, and each result row is
     /// computed whole by one task: the bits are the same for any number of threads.
@@ -162,7 +163,7 @@ public final class Linear: Layer {
     static let sparseMaximumWidth = 128
     static let sparseMaximumRightFloats = 16 * 1024
     /// At most this many nonzero entries in ten.
-    static let sparseMaximumNonzeroTenths = 6
+    static let sparseMaximumNonzeroTenths = 5
 
     static func fitsSparseProduct(width: Int, rightFloats: Int) -> Bool {
         skippingZerosAvailable && width >= sparseMinimumWidth && width <= sparseMaximumWidth && rightFloats <= sparseMaximumRightFloats
