@@ -58,3 +58,29 @@ def test_the_same_numbers_as_torch():
     net.eval()
     with torch.no_grad():
         np.testing.assert_allclose(net(x), model(torch.from_numpy(x)).numpy(), atol=1e-4, rtol=1e-3)
+
+
+def test_the_same_numbers_as_torch_where_products_skip_zeros():
+    """The dropout experiment's 1-100-100-1 net: the 100->100 layer's input (after ReLU) and output gradient
+    (through ReLU) are mostly zeros, so on AVX-512 CPUs bndrop's products skip them; still PyTorch's numbers."""
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(1, 100), torch.nn.ReLU(), torch.nn.Linear(100, 100), torch.nn.ReLU(),
+                                torch.nn.Linear(100, 1))
+    with torch.no_grad():                                       # more units off: more zeros to skip
+        model[0].bias -= 0.3
+        model[2].bias -= 0.1
+    net = bndrop.Net((1,)).add_linear(100).add_relu().add_linear(100).add_relu().add_linear(1)
+    net.load_state_dict(model.state_dict())
+    x = np.linspace(-1, 1, 50, dtype=np.float32).reshape(50, 1)
+    with torch.no_grad():                                       # at least half zeros: the sparse path's case,
+        hidden = torch.relu(model[0](torch.from_numpy(x)))      # for the forward and both gradient products
+        assert (hidden == 0).float().mean() >= 0.5
+        assert (model[2](hidden) <= 0).float().mean() >= 0.5
+    xt = torch.from_numpy(x).requires_grad_(True)
+    out = model(xt)
+    np.testing.assert_allclose(net.forward(x), out.detach().numpy(), atol=1e-5, rtol=1e-4)
+    g = np.random.default_rng(4).normal(size=out.shape).astype(np.float32)
+    out.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(net.backward(g), xt.grad.numpy(), atol=1e-5, rtol=1e-4)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(net.grad(name), p.grad.numpy(), atol=1e-5, rtol=1e-4, err_msg=name)
