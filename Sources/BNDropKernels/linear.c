@@ -9,7 +9,6 @@
 // each chunk of CHUNK columns go alternately to two partial sums (two independent chains of fused
 // multiply-adds keep the FMA units busy); the result is start + (first sum + second sum). The order
 // depends on the data only, never on the thread count.
-#include <string.h>
 #include "bndrop_kernels.h"
 #include "clones.h"
 

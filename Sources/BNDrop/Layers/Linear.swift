@@ -88,14 +88,15 @@ public final class Linear: Layer {
         let inputGradientFits = needInputGradient && Linear.fitsSparseProduct(width: inF, rightFloats: outF * inF)
         let sparseGradient = (weightGradientFits || inputGradientFits) && Linear.mostlyZeros(dy, batch * outF)
         var sparse = SparseBackward()
-        if sparseGradient && weightGradientFits && Checked.firstNonFinite(x, batch * inF) == nil {
-            sparse.transposedGradient = try Linear.pack(dy, rows: batch, columns: outF, transpose: true, into: packedGradient)
-            sparse.input = try Linear.pack(x, rows: batch, columns: inF, transpose: false, into: packedInput)
+        if sparseGradient && weightGradientFits && Checked.firstNonFinite(x, batch * inF) == nil,
+           let transposedGradient = try Linear.pack(dy, rows: batch, columns: outF, transpose: true, into: packedGradient),
+           let input = try Linear.pack(x, rows: batch, columns: inF, transpose: false, into: packedInput) {
+            sparse.weightGradient = (transposedGradient, input)
         }
         if sparseGradient && inputGradientFits && Checked.firstNonFinite(weight.value.pointer, outF * inF) == nil {
             sparse.weight = try Linear.pack(weight.value.pointer, rows: outF, columns: inF, transpose: false, into: packedWeight)
         }
-        let weightTasks = sparse.input != nil ? tasks(outF, Linear.rowsPerTask) : tasks(inF, weightColumnsPerTask)
+        let weightTasks = sparse.weightGradient != nil ? tasks(outF, Linear.rowsPerTask) : tasks(inF, weightColumnsPerTask)
         let rowTasks = needInputGradient ? tasks(batch, Linear.rowsPerTask) : 0
         backwardKernel.run(weightTasks + rowTasks, (dy, x, batch, weightTasks, sparse), work: 2 * batch * inF * outF)
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
@@ -104,7 +105,8 @@ public final class Linear: Layer {
     /// The packed operands of a backward pass that skips zeros: dyᵀ and x for the weight gradient, W for
     /// the input gradient (nil: that product runs dense).
     private struct SparseBackward {
-        var transposedGradient: Packed?, input: Packed?, weight: Packed?
+        var weightGradient: (transposedGradient: Packed, input: Packed)?
+        var weight: Packed?
     }
 
     /// Task `task` of the backward pass. Tasks [0, weightTasks): dW[:, columns] += dyᵀ·x[:, columns], or
@@ -115,7 +117,7 @@ public final class Linear: Layer {
         let (dy, x, batch, weightTasks, sparse) = arguments
         let (inF, outF) = (self.inFeatures, self.outFeatures)
         if task < weightTasks {
-            if let transposedGradient = sparse.transposedGradient, let input = sparse.input {
+            if case let (transposedGradient, input)? = sparse.weightGradient {
                 let first = task * Linear.rowsPerTask, rows = min(Linear.rowsPerTask, outF - first)
                 bndk_sparse_product(Int64(rows), Int64(batch), Int64(inF), transposedGradient.start + first * transposedGradient.stride,
                                     Int64(transposedGradient.stride), input.start, Int64(input.stride), nil, 1,
@@ -191,7 +193,7 @@ public final class Linear: Layer {
         let misalignment = Int(bitPattern: buffer.pointer) % 64 / MemoryLayout<Float>.stride
         let start = buffer.pointer + (16 - misalignment) % 16
         if transpose {
-            guard BLAS.copy(transpose: true, rows: rows, columns: columns, a: a, lda: columns, b: start, ldb: stride) else { return nil }
+            guard BLAS.transpose(rows: rows, columns: columns, a: a, lda: columns, b: start, ldb: stride) else { return nil }
         } else {
             // Row by row: OpenBLAS's plain copy went one float at a time (3 µs for 100×100, 10 times this).
             for r in 0..<rows { (start + r * stride).update(from: a + r * columns, count: columns) }

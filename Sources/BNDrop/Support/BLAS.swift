@@ -43,13 +43,13 @@ enum BLAS {
                    Int32(truncatingIfNeeded: ldc))
     }
 
-    /// b = a (rows × columns, row-major), or aᵀ when `transpose`, into rows `ldb` floats apart: OpenBLAS's
-    /// tuned copy (its `cblas_somatcopy` with alpha 1, which changes no value). Returns false, copying
-    /// nothing, without OpenBLAS.
-    static func copy(transpose: Bool, rows: Int, columns: Int, a: UnsafePointer<Float>, lda: Int,
-                     b: UnsafeMutablePointer<Float>, ldb: Int) -> Bool {
+    /// b = aᵀ (a: rows × columns, row-major), into rows `ldb` floats apart: OpenBLAS's tuned transpose (its
+    /// `cblas_somatcopy` with alpha 1, which changes no value). Returns false, writing nothing, without
+    /// OpenBLAS.
+    static func transpose(rows: Int, columns: Int, a: UnsafePointer<Float>, lda: Int,
+                          b: UnsafeMutablePointer<Float>, ldb: Int) -> Bool {
         guard let cblasSomatcopy else { return false }
-        cblasSomatcopy(Int32(BNDBLAS_ROW_MAJOR), Int32(transpose ? BNDBLAS_TRANS : BNDBLAS_NO_TRANS),
+        cblasSomatcopy(Int32(BNDBLAS_ROW_MAJOR), Int32(BNDBLAS_TRANS),
                        Int32(truncatingIfNeeded: rows), Int32(truncatingIfNeeded: columns), 1, a,
                        Int32(truncatingIfNeeded: lda), b, Int32(truncatingIfNeeded: ldb))
         return true
