@@ -2,6 +2,30 @@
 #include "bndrop_kernels.h"
 #include "clones.h"
 
+#include <float.h>
+
+// √v / correction2_sqrt is float division by the same c for every parameter. It is computed as
+// float(double(√v) · double(1/c)), which is exactly the float quotient, with one division per step instead
+// of one per parameter (Adam is bound by the divider: √v, this quotient and m / denom). Why exact: write
+// a = √v and the floats a = A·2^i, c = C·2^j with integers A, C < 2^24. A point halfway between two
+// neighbouring floats of a normal quotient's binade is M·2^k with M odd, 2^24 < M < 2^25. a/c never equals
+// one (the odd part of C·M has more than 24 bits; A has at most 24), and a − c·M·2^k is a nonzero multiple of
+// 2^(j+k) (the quotient's size makes i > j + k), so a/c lies at least 2^(j+k)/c = 2^k/C > 2^-49·|a/c| away
+// from every halfway point. double(1/c) and the double product each round by at most 2^-53 relative, so
+// the double is within 2^-52 of a/c: on the same side of every halfway point, so it rounds to the same
+// float as a/c (overflow to infinity included: the threshold is such a point). Zero, infinity and NaN come
+// out as from the division. Quotients below FLT_MIN (where halfway points are spaced otherwise) need
+// a < c·2^-126, impossible for a = √v (0 or at least 2^-74.5) while c <= 2^50; Adam's c is in [2^-12, 1].
+static inline int divides_by_inverse(float c) { return c >= FLT_MIN && c <= 0x1p50f; }
+
+// out[i] = a[i] / c, the way Adam divides (above); Adam's quotient on its own, for its exhaustive test.
+BNDK_CLONES
+void bndk_divide_by(const float *a, float c, float *out, int64_t count) {
+    const int by_inverse = divides_by_inverse(c);
+    const double inverse = 1.0 / (double)c;
+    for (int64_t i = 0; i < count; i++) out[i] = by_inverse ? (float)((double)a[i] * inverse) : a[i] / c;
+}
+
 // Eight parameters at a time with explicit vectors (a scalar sqrtf call would keep the loop scalar: C's
 // sqrtf may set errno), then the tail one by one: the same IEEE operations either way.
 BNDK_CLONES
@@ -10,13 +34,18 @@ void bndk_adam_step(float *restrict p, const float *restrict grad, float *restri
                     int coupled_decay, float decay) {
     const float8 keep1s = splat8f(keep1), beta2s = splat8f(beta2), keep2s = splat8f(keep2), epss = splat8f(eps);
     const float8 steps = splat8f(step_size), corrections = splat8f(correction2_sqrt), decays = splat8f(decay);
+    const int by_inverse = divides_by_inverse(correction2_sqrt);
+    const double inverse = 1.0 / (double)correction2_sqrt;
+    const double8 inverses = splat8d(inverse);
     int64_t i = 0;
     for (; i + 8 <= count; i += 8) {
         const float8 g = coupled_decay ? load8(grad + i) + decays * load8(p + i) : load8(grad + i);
         float8 mi = load8(m + i);
         mi = mi + (g - mi) * keep1s;
         const float8 vi = beta2s * load8(v + i) + keep2s * g * g;
-        const float8 denom = __builtin_elementwise_sqrt(vi) / corrections + epss;
+        const float8 root = __builtin_elementwise_sqrt(vi);
+        const float8 scaled = by_inverse ? __builtin_convertvector(widen8(root) * inverses, float8) : root / corrections;
+        const float8 denom = scaled + epss;
         store8(m + i, mi);
         store8(v + i, vi);
         store8(p + i, load8(p + i) - steps * mi / denom);
@@ -25,7 +54,8 @@ void bndk_adam_step(float *restrict p, const float *restrict grad, float *restri
         const float g = coupled_decay ? grad[i] + decay * p[i] : grad[i];
         const float mi = m[i] + (g - m[i]) * keep1;
         const float vi = beta2 * v[i] + keep2 * g * g;
-        const float denom = __builtin_sqrtf(vi) / correction2_sqrt + eps;
+        const float root = __builtin_sqrtf(vi);
+        const float denom = (by_inverse ? (float)((double)root * inverse) : root / correction2_sqrt) + eps;
         m[i] = mi;
         v[i] = vi;
         p[i] = p[i] - step_size * mi / denom;

@@ -79,6 +79,10 @@ void bndk_relu_select(const float *mask, const float *source, float *out, int64_
 void bndk_adam_step(float *p, const float *grad, float *m, float *v, int64_t count, float keep1, float beta2,
                     float keep2, float eps, float step_size, float correction2_sqrt, int coupled_decay, float decay);
 
+/* out[i] = a[i] / c rounded to float, computed as Adam computes √v / correction2_sqrt (by the inverse of c
+   in double precision, which gives the same floats: see optimizers.c); for Adam's test. */
+void bndk_divide_by(const float *a, float c, float *out, int64_t count);
+
 /* One SGD step on `count` parameters, as torch.optim.SGD (see Optimizers.swift): g = grad (+ weight_decay·p
    when weight_decay != 0); with a momentum buffer `buf` (NULL without momentum): buf = started ?
    momentum·buf + (1 − dampening)·g : g, then g = nesterov ? g + momentum·buf : buf; p −= lr·g. */

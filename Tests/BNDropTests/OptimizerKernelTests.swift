@@ -1,0 +1,88 @@
+import BNDropKernels
+import XCTest
+
+/// Adam's kernel divides √v by the same c for every parameter by multiplying with 1/c in double
+/// precision (optimizers.c says why that gives the float quotient). These tests hold it to the plain
+/// float division: every mantissa for several divisors, random ones for many, the special values, and
+/// whole Adam steps bit for bit against the formula written out.
+final class OptimizerKernelTests: XCTestCase {
+    private func quotients(_ a: [Float], _ c: Float) -> [Float] {
+        var out = [Float](repeating: 0, count: a.count)
+        a.withUnsafeBufferPointer { a in
+            out.withUnsafeMutableBufferPointer { bndk_divide_by(a.baseAddress!, c, $0.baseAddress!, Int64(a.count)) }
+        }
+        return out
+    }
+
+    private func assertQuotients(_ a: [Float], _ c: Float, file: StaticString = #filePath, line: UInt = #line) {
+        let fast = quotients(a, c)
+        var wrong = 0
+        var example = ""
+        for i in a.indices {
+            let exact = a[i] / c
+            let same = fast[i].bitPattern == exact.bitPattern || (fast[i].isNaN && exact.isNaN)
+            if !same {
+                if wrong == 0 { example = "\(a[i]) / \(c): \(fast[i]), division gives \(exact)" }
+                wrong += 1
+            }
+        }
+        XCTAssertEqual(wrong, 0, "\(wrong) of \(a.count) quotients differ, e.g. \(example)", file: file, line: line)
+    }
+
+    /// The rounding of a/c depends on the mantissas only (for normal quotients), so all 2^23 mantissas
+    /// of a in [1, 2) cover every a for these divisors.
+    func testEveryMantissaGivesTheQuotient() {
+        let mantissas = (0..<(1 << 23)).map { Float(bitPattern: 0x3F80_0000 | UInt32($0)) }
+        // Adam's c after 1, 2 and 1000 steps with β2 = 0.999, and mantissas at both ends and in between.
+        let divisors: [Float] = [Float((1 - pow(0.999, 1.0)).squareRoot()), Float((1 - pow(0.999, 2.0)).squareRoot()),
+                                 Float((1 - pow(0.999, 1000.0)).squareRoot()), Float(1).nextDown, 0.1, Float(3).nextUp]
+        for c in divisors { assertQuotients(mantissas, c) }
+    }
+
+    func testRandomDivisorsGiveTheQuotient() {
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let c = Float.random(in: Float.leastNormalMagnitude...1, using: &random)
+            let a = (0..<2_000).map { _ in Float(bitPattern: UInt32.random(in: 0x0080_0000...0x7F7F_FFFF, using: &random)) }
+            assertQuotients(a, c)
+        }
+    }
+
+    /// Zero, infinity, NaN, the largest and smallest floats (quotients that overflow or fall below the
+    /// normal range), and divisors outside the range where the inverse is used (there the kernel divides).
+    func testSpecialValuesGiveTheQuotient() {
+        let a: [Float] = [0, -0, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, .leastNormalMagnitude,
+                          .leastNonzeroMagnitude, 1, 3, 1e-30, 1e30, 0x1p-74, 0x1.fffffep127]
+        for c: Float in [1, 0x1p-12, 0x1p50, 0x1p51, 1e-38, .leastNonzeroMagnitude, 0, .infinity, .nan, 3e38] {
+            assertQuotients(a, c)
+        }
+    }
+
+    /// Whole Adam steps (1,003 parameters: the vector loop and its tail), against the update written out
+    /// with float division, bit for bit: p, m and v.
+    func testAdamStepMatchesTheFormulaBitForBit() {
+        var random = SystemRandomNumberGenerator()
+        let count = 1_003
+        var p = (0..<count).map { _ in Float.random(in: -1...1, using: &random) }
+        var m = [Float](repeating: 0, count: count), v = [Float](repeating: 0, count: count)
+        var (pRef, mRef, vRef) = (p, m, v)
+        let (beta1, beta2, eps, lr): (Float, Float, Float, Float) = (0.9, 0.999, 1e-8, 0.01)
+        for t in 1...30 {
+            let g = (0..<count).map { _ in Float.random(in: -2...2, using: &random) * (t % 7 == 0 ? 1e-6 : 1) }
+            let stepSize = Float(Double(lr) / (1 - pow(Double(beta1), Double(t))))
+            let c = Float((1 - pow(Double(beta2), Double(t))).squareRoot())
+            for i in 0..<count {
+                mRef[i] = mRef[i] + (g[i] - mRef[i]) * (1 - beta1)
+                vRef[i] = beta2 * vRef[i] + (1 - beta2) * g[i] * g[i]
+                let denom = vRef[i].squareRoot() / c + eps
+                pRef[i] = pRef[i] - stepSize * mRef[i] / denom
+            }
+            g.withUnsafeBufferPointer { g in
+                bndk_adam_step(&p, g.baseAddress!, &m, &v, Int64(count), 1 - beta1, beta2, 1 - beta2, eps, stepSize, c, 0, 0)
+            }
+            XCTAssertEqual(p.map(\.bitPattern), pRef.map(\.bitPattern), "parameters after step \(t)")
+            XCTAssertEqual(m.map(\.bitPattern), mRef.map(\.bitPattern), "first moments after step \(t)")
+            XCTAssertEqual(v.map(\.bitPattern), vRef.map(\.bitPattern), "second moments after step \(t)")
+        }
+    }
+}
