@@ -113,7 +113,7 @@ void bndk_column_sums_accumulate(const float *rows, int64_t count, int64_t width
 
 /* Products with a mostly-zero left operand (the input of a layer after ReLU or Dropout). */
 
-/* 1 when this CPU has AVX-512F, which bndk_sparse_product needs to be worth calling. */
+/* 1 when this CPU has AVX-512F and VL, which bndk_sparse_product needs to be worth calling. */
 int bndk_sparse_product_available(void);
 
 /* The number of entries of values[0..<count] that are not zero (NaN counts). */
