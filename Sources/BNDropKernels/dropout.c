@@ -15,8 +15,11 @@ static inline uint64_t mix(uint64_t z) {
 BNDK_CLONES_INT64
 void bndk_dropout_forward(uint64_t key, int64_t first, float p, float scale, const float *x, float *mask,
                           float *y, int64_t count) {
-    for (int64_t i = 0; i < count; i++) {
-        const uint64_t bits = mix(key + (uint64_t)(first + i + 1) * GOLDEN_GAMMA);
+    // The counter key + (first + i + 1)·γ advances by γ per element (an addition where the vectorised
+    // loop had a 64-bit multiply).
+    uint64_t counter = key + (uint64_t)(first + 1) * GOLDEN_GAMMA;
+    for (int64_t i = 0; i < count; i++, counter += GOLDEN_GAMMA) {
+        const uint64_t bits = mix(counter);
         const float u = (float)(bits >> 40) * (1.0f / 16777216.0f);
         const float keep = u < p ? 0.0f : scale;
         mask[i] = keep;
