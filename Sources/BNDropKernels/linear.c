@@ -12,12 +12,23 @@
 #include "bndrop_kernels.h"
 #include "clones.h"
 
+// Columns [o, o + block) of the sums, each added to in row order in a register (running down the rows
+// through memory would wait on each store).
+#define COLUMN_SUMS(block)                                                         \
+    for (; o + (block) <= width; o += (block)) {                                   \
+        float sum[block];                                                          \
+        for (int j = 0; j < (block); j++) sum[j] = sums[o + j];                    \
+        for (int64_t n = 0; n < count; n++)                                        \
+            for (int j = 0; j < (block); j++) sum[j] += rows[n * width + o + j];   \
+        for (int j = 0; j < (block); j++) sums[o + j] = sum[j];                    \
+    }
+
 BNDK_CLONES
 void bndk_column_sums_accumulate(const float *restrict rows, int64_t count, int64_t width, float *restrict sums) {
-    for (int64_t n = 0; n < count; n++) {
-        const float *row = rows + n * width;
-        for (int64_t o = 0; o < width; o++) sums[o] += row[o];
-    }
+    int64_t o = 0;
+    COLUMN_SUMS(64)
+    COLUMN_SUMS(16)
+    COLUMN_SUMS(1)
 }
 
 BNDK_CLONES
