@@ -32,10 +32,26 @@ void bndk_column_sums_accumulate(const float *restrict rows, int64_t count, int6
 }
 
 BNDK_CLONES
-int64_t bndk_count_nonzero(const float *values, int64_t count) {
-    int64_t nonzero = 0;
-    for (int64_t i = 0; i < count; i++) nonzero += values[i] != 0.0f;  // NaN != 0: counted
-    return nonzero;
+int64_t bndk_count_listed(const float *values, int64_t count, int positive_only) {
+    int64_t listed = 0;
+    if (positive_only)
+        for (int64_t i = 0; i < count; i++) listed += !(values[i] <= 0.0f);  // NaN: counted
+    else
+        for (int64_t i = 0; i < count; i++) listed += values[i] != 0.0f;  // NaN != 0: counted
+    return listed;
+}
+
+BNDK_CLONES
+void bndk_pack_rows(const float *restrict a, int64_t rows, int64_t columns, int relu, float *restrict packed,
+                    int64_t stride) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *from = a + r * columns;
+        float *to = packed + r * stride;
+        if (relu)
+            for (int64_t k = 0; k < columns; k++) to[k] = from[k] <= 0 ? 0.0f : from[k];  // as bndk_relu_select
+        else
+            memcpy(to, from, (size_t)columns * sizeof(float));
+    }
 }
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -59,7 +75,8 @@ int bndk_sparse_product_available(void) {
 // elsewhere the same. Each lane's sum is the same either way.
 SPARSE_TARGET __attribute__((always_inline)) static inline void
 sparse_row(const int vectors, const int narrow, __mmask16 tail, const float *a_row, int64_t depth, const float *b,
-           int64_t b_stride, const float *start, float *c_row, int32_t *offsets, float *values) {
+           int64_t b_stride, const int predicate, const float *start, const float *keep_row, float *c_row,
+           int32_t *offsets, float *values) {
     __m512 first[MAX_VECTORS], second[MAX_VECTORS];
     for (int v = 0; v < vectors; v++) { first[v] = _mm512_setzero_ps(); second[v] = _mm512_setzero_ps(); }
     __m256 first_narrow = _mm256_setzero_ps(), second_narrow = _mm256_setzero_ps();
@@ -71,8 +88,11 @@ sparse_row(const int vectors, const int narrow, __mmask16 tail, const float *a_r
         for (int64_t k = chunk; k < end; k += 16) {
             const __mmask16 in = end - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (end - k)) - 1);
             const __m512 x = _mm512_maskz_loadu_ps(in, a_row + k);
-            // Unordered-or-unequal: a NaN is listed (and spreads as a dense product would spread it).
-            const __mmask16 nonzero = _mm512_mask_cmp_ps_mask(in, x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+            // Unordered-or-unequal (or with a ReLU taken in, unordered-or-greater): a NaN is listed, and
+            // spreads as a dense product would spread it.
+            const __mmask16 nonzero = predicate == _CMP_NEQ_UQ
+                                          ? _mm512_mask_cmp_ps_mask(in, x, _mm512_setzero_ps(), _CMP_NEQ_UQ)
+                                          : _mm512_mask_cmp_ps_mask(in, x, _mm512_setzero_ps(), _CMP_NLE_UQ);
             // Listed as offsets into b (k·b_stride: the caller keeps b under 2^31 floats), so the loop
             // below loads a row's address with no multiply.
             const __m512i offset = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32((int32_t)k)),
@@ -114,33 +134,47 @@ sparse_row(const int vectors, const int narrow, __mmask16 tail, const float *a_r
                 first[v] = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(tail, b0 + 16 * v), first[v]);
         }
     }
+    // With keep_row, lanes whose keep value is <= 0 store zero (a NaN keeps: as bndk_relu_select).
     if (narrow) {
         const int v = vectors - 1;
         const __m256 initial = start ? _mm256_maskz_loadu_ps(tail8, start + 16 * v) : _mm256_setzero_ps();
-        _mm256_mask_storeu_ps(c_row + 16 * v, tail8, _mm256_add_ps(initial, _mm256_add_ps(first_narrow, second_narrow)));
+        __m256 sum = _mm256_add_ps(initial, _mm256_add_ps(first_narrow, second_narrow));
+        if (keep_row)
+            sum = _mm256_maskz_mov_ps(_mm256_cmp_ps_mask(_mm256_maskz_loadu_ps(tail8, keep_row + 16 * v),
+                                                         _mm256_setzero_ps(), _CMP_NLE_UQ),
+                                      sum);
+        _mm256_mask_storeu_ps(c_row + 16 * v, tail8, sum);
     }
     for (int v = 0; v < vectors - narrow; v++) {
         const __mmask16 lanes = v == vectors - 1 ? tail : (__mmask16)0xFFFF;
         const __m512 initial = start ? _mm512_maskz_loadu_ps(lanes, start + 16 * v) : _mm512_setzero_ps();
-        _mm512_mask_storeu_ps(c_row + 16 * v, lanes, _mm512_add_ps(initial, _mm512_add_ps(first[v], second[v])));
+        __m512 sum = _mm512_add_ps(initial, _mm512_add_ps(first[v], second[v]));
+        if (keep_row)
+            sum = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lanes, keep_row + 16 * v),
+                                                         _mm512_setzero_ps(), _CMP_NLE_UQ),
+                                      sum);
+        _mm512_mask_storeu_ps(c_row + 16 * v, lanes, sum);
     }
 }
 
+#define SPARSE_ROW(N, NARROW, PREDICATE) \
+    sparse_row(N, NARROW, tail, a + r * a_stride, depth, b, b_stride, PREDICATE, accumulate ? c + r * c_stride : start, \
+               keep ? keep + r * keep_stride : NULL, c + r * c_stride, offsets, values)
 #define SPARSE_ROWS(N) \
     case N: \
-        for (int64_t r = 0; r < rows; r++) \
-            if (narrow) \
-                sparse_row(N, 1, tail, a + r * a_stride, depth, b, b_stride, \
-                           accumulate ? c + r * c_stride : start, c + r * c_stride, offsets, values); \
-            else \
-                sparse_row(N, 0, tail, a + r * a_stride, depth, b, b_stride, \
-                           accumulate ? c + r * c_stride : start, c + r * c_stride, offsets, values); \
+        for (int64_t r = 0; r < rows; r++) { \
+            if (positive_only) { \
+                if (narrow) SPARSE_ROW(N, 1, _CMP_NLE_UQ); else SPARSE_ROW(N, 0, _CMP_NLE_UQ); \
+            } else { \
+                if (narrow) SPARSE_ROW(N, 1, _CMP_NEQ_UQ); else SPARSE_ROW(N, 0, _CMP_NEQ_UQ); \
+            } \
+        } \
         break;
 
 SPARSE_TARGET
 void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
-                         const float *b, int64_t b_stride, const float *start, int accumulate, float *c,
-                         int64_t c_stride) {
+                         int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,
+                         const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
     if (rows <= 0 || width <= 0 || width > 16 * MAX_VECTORS) return;
     int32_t offsets[CHUNK + 16];
     float values[CHUNK + 16];
@@ -161,17 +195,18 @@ int bndk_sparse_product_available(void) { return 0; }
 
 // Elsewhere the same sums in scalar code (the library does not call it: see the header).
 void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
-                         const float *b, int64_t b_stride, const float *start, int accumulate, float *c,
-                         int64_t c_stride) {
+                         int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,
+                         const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
     for (int64_t r = 0; r < rows; r++) {
         float *c_row = c + r * c_stride;
         for (int64_t o = 0; o < width; o++) {
             float sum = 0;
             for (int64_t k = 0; k < depth; k++) {
                 const float x = a[r * a_stride + k];
-                if (x != 0.0f || x != x) sum += x * b[k * b_stride + o];
+                if (positive_only ? !(x <= 0.0f) : (x != 0.0f || x != x)) sum += x * b[k * b_stride + o];
             }
-            c_row[o] = (accumulate ? c_row[o] : start ? start[o] : 0.0f) + sum;
+            const float value = (accumulate ? c_row[o] : start ? start[o] : 0.0f) + sum;
+            c_row[o] = keep && keep[r * keep_stride + o] <= 0 ? 0.0f : value;
         }
     }
 }

@@ -48,8 +48,9 @@ final class SparseProductTests: XCTestCase {
             for mode in ["zero", "start", "accumulate"] {
                 var c = initial
                 c.withUnsafeMutableBufferPointer { c in
-                    bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), a, Int64(depth), b, Int64(bStride),
-                                        mode == "start" ? start : nil, mode == "accumulate" ? 1 : 0, c.baseAddress, Int64(width))
+                    bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), a, Int64(depth), 0, b, Int64(bStride),
+                                        mode == "start" ? start : nil, mode == "accumulate" ? 1 : 0, nil, 0, c.baseAddress,
+                                        Int64(width))
                 }
                 let want = (0..<(rows * width)).map { i in
                     expected(i / width, i % width, from: mode == "zero" ? 0 : mode == "start" ? start[i % width] : initial[i])
@@ -61,10 +62,103 @@ final class SparseProductTests: XCTestCase {
             for k in 0..<depth { a2[k] = 0 }
             a2[depth + 700] = .nan
             var c = [Float](repeating: 7, count: rows * width)
-            bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), a2, Int64(depth), b, Int64(bStride), start, 0,
-                                &c, Int64(width))
+            bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), a2, Int64(depth), 0, b, Int64(bStride), start, 0,
+                                nil, 0, &c, Int64(width))
             XCTAssertEqual(Array(c[0..<width]).map(\.bitPattern), start.map(\.bitPattern), "width \(width)")
             XCTAssertTrue(c[width..<(2 * width)].allSatisfy(\.isNaN), "width \(width)")
+
+            // Through a ReLU (only positive entries are terms; a NaN still spreads) and with a kept-lanes
+            // mask on the result (zero where keep <= 0, NaN keeps): the product of ReLU(a), masked.
+            var signed = a
+            for i in signed.indices where i % 3 == 0 { signed[i] = -abs(signed[i]) - 1 }
+            let keep = (0..<(rows * width)).map { i in i % 5 == 0 ? Float.nan : i % 2 == 0 ? Float(-0.0) : 1 }
+            var masked = [Float](repeating: 7, count: rows * width)
+            bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), signed, Int64(depth), 1, b, Int64(bStride), start, 0,
+                                keep, Int64(width), &masked, Int64(width))
+            let positive = signed.map { $0 > 0 ? $0 : 0 }
+            let wantMasked = (0..<(rows * width)).map { i -> (value: Double, scale: Double) in
+                guard !(keep[i] <= 0) else { return (0, 0) }
+                var sum = Double(start[i % width]), scale = abs(sum)
+                for k in 0..<depth {
+                    let term = Double(positive[(i / width) * depth + k]) * Double(b[k * bStride + i % width])
+                    sum += term
+                    scale += abs(term)
+                }
+                return (sum, scale)
+            }
+            masked.withUnsafeBufferPointer { assertClose($0.baseAddress!, wantMasked, "width \(width), through a ReLU, masked") }
+            XCTAssertTrue(zip(masked, keep).allSatisfy { !($1 <= 0) || $0.bitPattern == 0 }, "masked lanes are +0")
+            signed[2 * depth + 5] = .nan
+            bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), signed, Int64(depth), 1, b, Int64(bStride), start, 0,
+                                nil, 0, &masked, Int64(width))
+            XCTAssertTrue(masked[(2 * width)..<(3 * width)].allSatisfy(\.isNaN), "width \(width): NaN through the ReLU")
+        }
+    }
+
+    /// A Linear that takes in the ReLU before it (the sparse path lists only positive entries and masks
+    /// the input gradient as it stores it; the dense path makes the ReLU's output first) gives the bits
+    /// of the ReLU and the Linear run one after the other: outputs, input gradient, every parameter
+    /// gradient, and the ReLU's output read back from the network. Preactivations mostly negative (the
+    /// sparse path) and mostly positive (dense), a batch of 50 and of 150 (two row tasks).
+    func testLinearTakingInTheReLUGivesTheSameBitsAsBoth() throws {
+        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512: Linear takes no ReLU in") }
+        for (batch, shift) in [(50, Float(-0.4)), (50, 0.4), (150, -0.4)] {
+            let net = try Sequential(sampleShape: [64], seed: 4)
+            try net.addLinear(100)
+            try net.addReLU()
+            try net.addLinear(96)
+            try net.addReLU()
+            try net.addLinear(40)
+            let linears = net.layers.compactMap { $0 as? Linear }
+            for i in 0..<linears[0].outFeatures { linears[0].bias.value.pointer[i] += shift }
+            var random = SeededRandom(seed: 11)
+            var twins: [Layer] = []
+            for layer in net.layers {
+                if let linear = layer as? Linear {
+                    let twin = try Linear(inputShape: [linear.inFeatures], outFeatures: linear.outFeatures, random: &random)
+                    twin.weight.value.copy(from: linear.weight.value.pointer)
+                    twin.bias.value.copy(from: linear.bias.value.pointer)
+                    twins.append(twin)
+                } else {
+                    twins.append(try ReLU(inputShape: layer.inputShape))
+                }
+            }
+            let x = (0..<(batch * 64)).map { _ in random.nextNormal() }
+            let dy = (0..<(batch * 40)).map { _ in random.nextNormal() }
+            let what = "batch \(batch), shift \(shift)"
+
+            let y = try x.withUnsafeBufferPointer { Array(try net.forward($0.baseAddress!, batch: batch)) }
+            var outputs: [[Float]] = []
+            var current = try x.withUnsafeBufferPointer { try twins[0].forward($0.baseAddress!, batch: batch) }
+            outputs.append(Array(UnsafeBufferPointer(start: current, count: batch * twins[0].outputShape.reduce(1, *))))
+            for twin in twins.dropFirst() {
+                current = try twin.forward(current, batch: batch)
+                outputs.append(Array(UnsafeBufferPointer(start: current, count: batch * twin.outputShape.reduce(1, *))))
+            }
+            XCTAssertEqual(y.map(\.bitPattern), outputs[4].map(\.bitPattern), "\(what): output")
+            for index in [1, 3] {
+                XCTAssertEqual(try net.layerOutput(index).map(\.bitPattern), outputs[index].map(\.bitPattern),
+                               "\(what): the ReLU's output read back")
+            }
+
+            var dx = [Float](repeating: 0, count: batch * 64)
+            try dy.withUnsafeBufferPointer { dy in
+                try dx.withUnsafeMutableBufferPointer { try net.backward(dy.baseAddress!, batch: batch, gradInput: $0) }
+            }
+            var gradient = try dy.withUnsafeBufferPointer {
+                try XCTUnwrap(try twins[4].backward($0.baseAddress!, batch: batch, needInputGradient: true))
+            }
+            for twin in twins[0..<4].reversed() {
+                gradient = try XCTUnwrap(try twin.backward(gradient, batch: batch, needInputGradient: true))
+            }
+            XCTAssertEqual(dx.map(\.bitPattern), Array(UnsafeBufferPointer(start: gradient, count: batch * 64)).map(\.bitPattern),
+                           "\(what): input gradient")
+            for (linear, twin) in zip(linears, twins.compactMap { $0 as? Linear }) {
+                XCTAssertEqual(linear.weight.gradient.array.map(\.bitPattern), twin.weight.gradient.array.map(\.bitPattern),
+                               "\(what): weight gradient")
+                XCTAssertEqual(linear.bias.gradient.array.map(\.bitPattern), twin.bias.gradient.array.map(\.bitPattern),
+                               "\(what): bias gradient")
+            }
         }
     }
 

@@ -47,17 +47,25 @@ public final class Linear: Layer {
     /// size only.
     private var weightColumnsPerTask: Int { tasks(inFeatures, tasks(inFeatures, Linear.columnsPerTask)) }
 
+    /// Takes in the ReLU before it where its forward product can skip zeros (the CPU and the sizes allow
+    /// it: see "Skipping zeros"): the kernel then lists only the positive entries of the ReLU's input,
+    /// and the input gradient is masked as it is stored, so the ReLU's output and its backward pass are
+    /// never written (the bits are the ReLU's own). Where the product runs dense after all, the ReLU's
+    /// output is made first, as the ReLU would have.
+    override var canFoldReLU: Bool { Linear.fitsSparseProduct(width: outFeatures, rightFloats: inFeatures * outFeatures) }
+
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         _ = try Checked.blasInt(batch, max(inFeatures, outFeatures), "Linear batch")
         try output.resize(batch * outFeatures)
         let (inF, outF) = (inFeatures, outFeatures)
         var transposedWeight: Packed?
-        if Linear.fitsSparseProduct(width: outF, rightFloats: inF * outF), Linear.mostlyZeros(x, batch * inF),
+        if Linear.fitsSparseProduct(width: outF, rightFloats: inF * outF), Linear.mostlyZeros(x, batch * inF, afterReLU: foldsReLU),
            Checked.firstNonFinite(weight.value.pointer, inF * outF) == nil {
             // x·Wᵀ row by row reads rows of Wᵀ: the weight transposed.
-            transposedWeight = try Linear.pack(weight.value.pointer, rows: outF, columns: inF, transpose: true, into: packedWeight)
+            transposedWeight = try Linear.packTransposed(weight.value.pointer, rows: outF, columns: inF, into: packedWeight)
         }
-        forwardKernel.run(tasks(batch, Linear.rowsPerTask), (x, batch, transposedWeight), work: batch * inF * outF)
+        let input = transposedWeight == nil && foldsReLU ? try reluOfInput(x, batch: batch) : x
+        forwardKernel.run(tasks(batch, Linear.rowsPerTask), (input, batch, transposedWeight), work: batch * inF * outF)
         return UnsafePointer(output.pointer)
     }
 
@@ -68,8 +76,9 @@ public final class Linear: Layer {
         let first = task * Linear.rowsPerTask, rows = min(Linear.rowsPerTask, batch - first)
         let y = self.output.pointer + first * outF
         if let transposedWeight {
-            bndk_sparse_product(Int64(rows), Int64(inF), Int64(outF), x + first * inF, Int64(inF), transposedWeight.start,
-                                Int64(transposedWeight.stride), self.bias.value.pointer, 0, y, Int64(outF))
+            bndk_sparse_product(Int64(rows), Int64(inF), Int64(outF), x + first * inF, Int64(inF), self.foldsReLU ? 1 : 0,
+                                transposedWeight.start, Int64(transposedWeight.stride), self.bias.value.pointer, 0, nil, 0,
+                                y, Int64(outF))
             return
         }
         // Start from the bias in every row, then y += x·Wᵀ.
@@ -78,27 +87,42 @@ public final class Linear: Layer {
                    ldb: inF, beta: 1, c: y, ldc: outF)
     }
 
-    override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+    /// The ReLU of the input a folded ReLU's layer received (its input `z`), made for a dense product.
+    private func reluOfInput(_ z: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        let count = batch * inFeatures
+        try reluInput.resize(count)
+        bndk_relu_select(z, z, reluInput.pointer, Int64(count))
+        return UnsafePointer(reluInput.pointer)
+    }
+
+    /// The ReLU's output, when a Linear that took the ReLU in runs a dense product.
+    private let reluInput = FloatBuffer()
+
+    override func computeBackward(_ dy: UnsafePointer<Float>, input z: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         if needInputGradient { try gradInput.resize(batch * inFeatures) }
         let (inF, outF) = (inFeatures, outFeatures)
+        // With a ReLU taken in, `z` is the ReLU's input: x = ReLU(z) is the product's, and the gradient
+        // returned is for z.
         // Both products read the output gradient as their left operand (dW = dyᵀ·x, dx = dy·W); it is
         // mostly zeros where the output went through ReLU.
         let weightGradientFits = Linear.fitsSparseProduct(width: inF, rightFloats: batch * inF)
         let inputGradientFits = needInputGradient && Linear.fitsSparseProduct(width: inF, rightFloats: outF * inF)
         let sparseGradient = (weightGradientFits || inputGradientFits) && Linear.mostlyZeros(dy, batch * outF)
         var sparse = SparseBackward()
-        if sparseGradient && weightGradientFits && Checked.firstNonFinite(x, batch * inF) == nil,
-           let transposedGradient = try Linear.pack(dy, rows: batch, columns: outF, transpose: true, into: packedGradient),
-           let input = try Linear.pack(x, rows: batch, columns: inF, transpose: false, into: packedInput) {
+        // (A non-finite z is refused here even where its ReLU is finite, -∞: the dense product is right too.)
+        if sparseGradient && weightGradientFits && Checked.firstNonFinite(z, batch * inF) == nil,
+           let transposedGradient = try Linear.packTransposed(dy, rows: batch, columns: outF, into: packedGradient) {
+            let input = try Linear.packRows(z, rows: batch, columns: inF, relu: foldsReLU, into: packedInput)
             sparse.weightGradient = (transposedGradient, input)
         }
         if sparseGradient && inputGradientFits && Checked.firstNonFinite(weight.value.pointer, outF * inF) == nil {
-            sparse.weight = try Linear.pack(weight.value.pointer, rows: outF, columns: inF, transpose: false, into: packedWeight)
+            sparse.weight = try Linear.packRows(weight.value.pointer, rows: outF, columns: inF, relu: false, into: packedWeight)
         }
+        let x = sparse.weightGradient == nil && foldsReLU ? try reluOfInput(z, batch: batch) : z
         let weightTasks = sparse.weightGradient != nil ? tasks(outF, Linear.rowsPerTask) : tasks(inF, weightColumnsPerTask)
         let rowTasks = needInputGradient ? tasks(batch, Linear.rowsPerTask) : 0
-        backwardKernel.run(weightTasks + rowTasks, (dy, x, batch, weightTasks, sparse), work: 2 * batch * inF * outF)
+        backwardKernel.run(weightTasks + rowTasks, (dy, x, z, batch, weightTasks, sparse), work: 2 * batch * inF * outF)
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
     }
 
@@ -111,16 +135,18 @@ public final class Linear: Layer {
 
     /// Task `task` of the backward pass. Tasks [0, weightTasks): dW[:, columns] += dyᵀ·x[:, columns], or
     /// when skipping zeros rows [128·task, +128) of dW += dyᵀ·x; the first also sums the bias gradient
-    /// over the batch. Then one task per block of rows of dx = dy·W.
-    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, SparseBackward)> {
+    /// over the batch. Then one task per block of rows of dx = dy·W (masked where z <= 0 when a ReLU was
+    /// taken in: x = ReLU(z)).
+    private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int,
+                                                      Int, SparseBackward)> {
         [unowned(unsafe) self] arguments, task in
-        let (dy, x, batch, weightTasks, sparse) = arguments
+        let (dy, x, z, batch, weightTasks, sparse) = arguments
         let (inF, outF) = (self.inFeatures, self.outFeatures)
         if task < weightTasks {
             if case let (transposedGradient, input)? = sparse.weightGradient {
                 let first = task * Linear.rowsPerTask, rows = min(Linear.rowsPerTask, outF - first)
                 bndk_sparse_product(Int64(rows), Int64(batch), Int64(inF), transposedGradient.start + first * transposedGradient.stride,
-                                    Int64(transposedGradient.stride), input.start, Int64(input.stride), nil, 1,
+                                    Int64(transposedGradient.stride), 0, input.start, Int64(input.stride), nil, 1, nil, 0,
                                     self.weight.gradient.pointer + first * inF, Int64(inF))
             } else {
                 let perTask = self.weightColumnsPerTask
@@ -131,12 +157,15 @@ public final class Linear: Layer {
             if task == 0 { self.accumulateBiasGradient(dy, batch: batch) }
         } else {
             let first = (task - weightTasks) * Linear.rowsPerTask, rows = min(Linear.rowsPerTask, batch - first)
+            let dx = self.gradInput.pointer + first * inF
             if let weight = sparse.weight {
-                bndk_sparse_product(Int64(rows), Int64(outF), Int64(inF), dy + first * outF, Int64(outF), weight.start,
-                                    Int64(weight.stride), nil, 0, self.gradInput.pointer + first * inF, Int64(inF))
+                bndk_sparse_product(Int64(rows), Int64(outF), Int64(inF), dy + first * outF, Int64(outF), 0, weight.start,
+                                    Int64(weight.stride), nil, 0, self.foldsReLU ? z + first * inF : nil, Int64(inF), dx,
+                                    Int64(inF))
             } else {
                 BLAS.sgemm(m: rows, n: inF, k: outF, a: dy + first * outF, lda: outF, b: self.weight.value.pointer,
-                           ldb: inF, beta: 0, c: self.gradInput.pointer + first * inF, ldc: inF)
+                           ldb: inF, beta: 0, c: dx, ldc: inF)
+                if self.foldsReLU { bndk_relu_select(z + first * inF, dx, dx, Int64(rows * inF)) }
             }
         }
     }
@@ -171,8 +200,9 @@ public final class Linear: Layer {
         skippingZerosAvailable && width >= sparseMinimumWidth && width <= sparseMaximumWidth && rightFloats <= sparseMaximumRightFloats
     }
 
-    static func mostlyZeros(_ values: UnsafePointer<Float>, _ count: Int) -> Bool {
-        Int(bndk_count_nonzero(values, Int64(count))) * 10 <= count * sparseMaximumNonzeroTenths
+    /// Whether at most half the entries are nonzero (`afterReLU`: positive, as the ReLU of `values`).
+    static func mostlyZeros(_ values: UnsafePointer<Float>, _ count: Int, afterReLU: Bool = false) -> Bool {
+        Int(bndk_count_listed(values, Int64(count), afterReLU ? 1 : 0)) * 10 <= count * sparseMaximumNonzeroTenths
     }
 
     /// A right operand copied for the sparse kernel: rows `stride` floats apart (whole 16-float vectors),
@@ -184,21 +214,31 @@ public final class Linear: Layer {
         let stride: Int
     }
 
-    /// `a` (rows × columns), or aᵀ when `transpose`, copied into `buffer` with each row padded; nil
-    /// (nothing written) when OpenBLAS, whose `cblas_somatcopy` transposes, is not loaded.
-    static func pack(_ a: UnsafePointer<Float>, rows: Int, columns: Int, transpose: Bool, into buffer: Buffer<Float>) throws -> Packed? {
-        let (packedRows, width) = transpose ? (columns, rows) : (rows, columns)
+    /// aᵀ (a: rows × columns) copied into `buffer` with each row padded; nil (nothing written) when
+    /// OpenBLAS, whose `cblas_somatcopy` transposes, is not loaded.
+    static func packTransposed(_ a: UnsafePointer<Float>, rows: Int, columns: Int, into buffer: Buffer<Float>) throws -> Packed? {
+        let packed = try paddedRows(columns, width: rows, in: buffer)
+        guard BLAS.transpose(rows: rows, columns: columns, a: a, lda: columns, b: UnsafeMutablePointer(mutating: packed.start),
+                             ldb: packed.stride) else { return nil }
+        return packed
+    }
+
+    /// `a` (rows × columns), or its ReLU with `relu`, copied into `buffer` with each row padded (row by
+    /// row in C: OpenBLAS's plain copy went one float at a time, 3 µs for 100×100, 10 times this).
+    static func packRows(_ a: UnsafePointer<Float>, rows: Int, columns: Int, relu: Bool, into buffer: Buffer<Float>) throws -> Packed {
+        let packed = try paddedRows(rows, width: columns, in: buffer)
+        bndk_pack_rows(a, Int64(rows), Int64(columns), relu ? 1 : 0, UnsafeMutablePointer(mutating: packed.start),
+                       Int64(packed.stride))
+        return packed
+    }
+
+    /// Room in `buffer` for `rows` rows of `width` floats padded to whole vectors, the first at a 64-byte
+    /// boundary.
+    private static func paddedRows(_ rows: Int, width: Int, in buffer: Buffer<Float>) throws -> Packed {
         let stride = (width + 15) / 16 * 16
-        try buffer.resize(packedRows * stride + 16)
+        try buffer.resize(rows * stride + 16)
         let misalignment = Int(bitPattern: buffer.pointer) % 64 / MemoryLayout<Float>.stride
-        let start = buffer.pointer + (16 - misalignment) % 16
-        if transpose {
-            guard BLAS.transpose(rows: rows, columns: columns, a: a, lda: columns, b: start, ldb: stride) else { return nil }
-        } else {
-            // Row by row: OpenBLAS's plain copy went one float at a time (3 µs for 100×100, 10 times this).
-            for r in 0..<rows { (start + r * stride).update(from: a + r * columns, count: columns) }
-        }
-        return Packed(start: UnsafePointer(start), stride: stride)
+        return Packed(start: UnsafePointer(buffer.pointer + (16 - misalignment) % 16), stride: stride)
     }
 
     /// Wᵀ for the forward pass or W for the input gradient; x and dyᵀ for the weight gradient.

@@ -116,18 +116,26 @@ void bndk_column_sums_accumulate(const float *rows, int64_t count, int64_t width
 /* 1 when this CPU has AVX-512F and VL, which bndk_sparse_product needs to be worth calling. */
 int bndk_sparse_product_available(void);
 
-/* The number of entries of values[0..<count] that are not zero (NaN counts). */
-int64_t bndk_count_nonzero(const float *values, int64_t count);
+/* The number of entries of values[0..<count] the sparse product lists: those that are not zero, or with
+   `positive_only` (a ReLU taken in) those above zero; NaN counts either way. */
+int64_t bndk_count_listed(const float *values, int64_t count, int positive_only);
+
+/* packed[r][0..<columns] = a[r][0..<columns] (rows `columns` floats apart), or its ReLU with `relu` (as
+   bndk_relu_select), for r < rows, packed rows `stride` floats apart (what lies between is left as is). */
+void bndk_pack_rows(const float *a, int64_t rows, int64_t columns, int relu, float *packed, int64_t stride);
 
 /* c[r][0..<width] = s + Σ over k < depth with a[r][k] != 0 of a[r][k]·b[k][0..<width], for r < rows,
    where s is c's own row when `accumulate`, else `start` (one row for every r) or zero when NULL.
+   With `positive_only` the left operand is read through a ReLU: only a[r][k] > 0 (or NaN) are terms.
+   With `keep` (rows keep_stride floats apart), c[r][o] is 0 where keep[r][o] <= 0: a ReLU's backward
+   (keep is its input) applied as the result is stored.
    Skipping a zero is exact only when b is finite (0·∞ is NaN): callers check. width <= 128, and b
    (depth·b_stride floats) under 2^31 floats. The
    multiply-adds are fused; the nonzero terms of a row go alternately into two partial sums (per chunk
    of 512 columns of a) added at the end, so the order depends on the data, not the thread count. */
 void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
-                         const float *b, int64_t b_stride, const float *start, int accumulate, float *c,
-                         int64_t c_stride);
+                         int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,
+                         const float *keep, int64_t keep_stride, float *c, int64_t c_stride);
 
 /* ---- Dropout ---- */
 
