@@ -82,7 +82,8 @@ public final class Linear: Layer {
             return
         }
         // Start from the bias in every row, then y += x·Wᵀ.
-        for n in 0..<rows { (y + n * outF).update(from: self.bias.value.pointer, count: outF) }
+        let bias = self.bias.value.pointer  // read once: each read of the property is an access check
+        for n in 0..<rows { (y + n * outF).update(from: bias, count: outF) }
         BLAS.sgemm(transB: true, m: rows, n: outF, k: inF, a: x + first * inF, lda: inF, b: self.weight.value.pointer,
                    ldb: inF, beta: 1, c: y, ldc: outF)
     }
