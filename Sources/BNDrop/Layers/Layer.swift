@@ -71,6 +71,9 @@ public class Layer {
     let gradInput = GradientDestination()
     /// The batch and input of the last successful forward; nil before one, or after a failed one.
     private var lastForward: (batch: Int, input: UnsafePointer<Float>)?
+    /// Set by a training step around its own backward pass (`Sequential.step`): nothing can have changed
+    /// the parameters since this layer's forward, so what the forward found out about them still holds.
+    var parametersUnchangedSinceForward = false
 
     init(_ typeName: String, inputShape: [Int], outputShape: [Int]) throws {
         self.typeName = typeName

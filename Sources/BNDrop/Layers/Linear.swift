@@ -59,8 +59,9 @@ public final class Linear: Layer {
         try output.resize(batch * outFeatures)
         let (inF, outF) = (inFeatures, outFeatures)
         var transposedWeight: Packed?
+        weightFoundFinite = nil
         if Linear.fitsSparseProduct(width: outF, rightFloats: inF * outF), Linear.mostlyZeros(x, batch * inF, afterReLU: foldsReLU),
-           Checked.firstNonFinite(weight.value.pointer, inF * outF) == nil {
+           weightIsFinite() {
             // x·Wᵀ row by row reads rows of Wᵀ: the weight transposed.
             transposedWeight = try Linear.packTransposed(weight.value.pointer, rows: outF, columns: inF, into: packedWeight)
         }
@@ -87,6 +88,17 @@ public final class Linear: Layer {
         BLAS.sgemm(transB: true, m: rows, n: outF, k: inF, a: x + first * inF, lda: inF, b: self.weight.value.pointer,
                    ldb: inF, beta: 1, c: y, ldc: outF)
     }
+
+    /// Whether the weight is all finite (a skipped zero would lose 0·∞ = NaN). The forward's answer is
+    /// kept for the backward of the same training step, when nothing can have changed the weight since.
+    private func weightIsFinite() -> Bool {
+        if parametersUnchangedSinceForward, let known = weightFoundFinite { return known }
+        let finite = Checked.firstNonFinite(weight.value.pointer, inFeatures * outFeatures) == nil
+        weightFoundFinite = finite
+        return finite
+    }
+
+    private var weightFoundFinite: Bool?
 
     /// The ReLU of the input a folded ReLU's layer received (its input `z`), made for a dense product.
     private func reluOfInput(_ z: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
@@ -117,7 +129,7 @@ public final class Linear: Layer {
             let input = try Linear.packRows(z, rows: batch, columns: inF, relu: foldsReLU, into: packedInput)
             sparse.weightGradient = (transposedGradient, input)
         }
-        if sparseGradient && inputGradientFits && Checked.firstNonFinite(weight.value.pointer, outF * inF) == nil {
+        if sparseGradient && inputGradientFits && weightIsFinite() {
             sparse.weight = try Linear.packRows(weight.value.pointer, rows: outF, columns: inF, relu: false, into: packedWeight)
         }
         let x = sparse.weightGradient == nil && foldsReLU ? try reluOfInput(z, batch: batch) : z

@@ -113,6 +113,8 @@ extension Sequential {
             guard value.isFinite else {
                 throw BNDError.numeric("the loss is \(value); the step changed nothing but the gradients")
             }
+            for layer in layers { layer.parametersUnchangedSinceForward = true }
+            defer { for layer in layers { layer.parametersUnchangedSinceForward = false } }
             try backward(lossGradient.pointer, batch: batch)
             try checkGradients(optimizer)
         } catch {
