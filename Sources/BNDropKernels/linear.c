@@ -8,7 +8,9 @@
 // entry costs one lane of one compare instead of a row's worth of multiply-adds. The nonzero entries of
 // each chunk of CHUNK columns go alternately to two partial sums (two independent chains of fused
 // multiply-adds keep the FMA units busy); the result is start + (first sum + second sum). The order
-// depends on the data only, never on the thread count.
+// depends on the data only, never on the thread count. For a Linear that takes in the ReLU before it,
+// only positive entries are listed (the ReLU's zeros are skipped as zeros), and the input gradient's
+// lanes where the ReLU's input is not positive are stored as zero (the ReLU's backward).
 #include "bndrop_kernels.h"
 #include "clones.h"
 
