@@ -67,9 +67,14 @@ final class DropoutTests: XCTestCase {
 
     /// The masks are what Dropout's documentation says: one value of the layer's generator keys a pass,
     /// and element i is dropped when the top 24 bits of SplitMix64(key)'s (i+1)-th value, over 2^24,
-    /// are below p. A batch of 3 × 333 (not a multiple of any vector width) covers the kernel's tail.
+    /// are below p. A batch of 3 × 333 (not a multiple of any vector width) covers the kernel's tail;
+    /// p·2^24 a whole number (0.25, 0.5) or not (the kernel compares the top bits with ⌈p·2^24⌉).
     func testMasksFollowTheDocumentedCounterBasedDraw() throws {
-        let p: Float = 0.3, features = 333, batch = 3
+        for p: Float in [0.3, 0.25, 0.5, 1e-3, Float(0.7).nextUp] { try checkMasksFollowTheDocumentedDraw(p: p) }
+    }
+
+    private func checkMasksFollowTheDocumentedDraw(p: Float) throws {
+        let features = 333, batch = 3
         let net = try dropoutNet(p, features: features, seed: 7)
         let layer = try XCTUnwrap(net.layers[0] as? Dropout)
         let x = [Float](repeating: 1, count: batch * features)
@@ -84,7 +89,7 @@ final class DropoutTests: XCTestCase {
                 z ^= z >> 31
                 return Float(z >> 40) * (1 / 16_777_216) < p ? 0 : 1 / (1 - p)
             }
-            XCTAssertEqual(layer.lastMask, expected, "pass \(pass)")
+            XCTAssertEqual(layer.lastMask, expected, "p \(p), pass \(pass)")
             var after = layer.random
             XCTAssertEqual(after.next(), generator.next(), "one draw of the generator per pass")
         }
