@@ -184,6 +184,40 @@ final class FailedStepTests: TemporaryFolderTestCase {
 
     /// A failed step in eval mode leaves the net in eval mode; the failed forward pass is discarded, so
     /// backward is refused until a new forward.
+    /// A training step starts from zero gradients (zero_grad): after a successful step every gradient
+    /// is that step's alone (the same bits as zero_grad, forward, backward on a twin), not added to the
+    /// last step's, and after a step that failed before its backward every gradient is zero.
+    func testEveryStepStartsFromZeroGradients() throws {
+        let (net, opt) = try regressor()
+        let (twin, twinOpt) = try regressor()
+        let input = self.input, targets = self.targets
+        func gradients(_ n: Sequential) throws -> [[UInt32]] {
+            try n.stateDict.compactMap { item -> [UInt32]? in
+                guard case .parameter = item.entry.storage else { return nil }
+                return try n.gradient(item.name).map(\.bitPattern)
+            }
+        }
+        // The same first step for both (same seed: same weights, masks and statistics after it); it
+        // leaves gradients behind.
+        _ = try net.trainStep(input: input, targets: targets, optimizer: opt)
+        _ = try twin.trainStep(input: input, targets: targets, optimizer: twinOpt)
+        XCTAssertTrue(try gradients(net).contains { $0.contains { $0 != 0 } })
+        // The twin computes the next step's gradients by hand: zero_grad, forward, backward.
+        XCTAssertTrue(twin.isTraining)
+        let shifted = input.map { $0 * 0.5 + 0.25 }
+        twin.zeroGrad()
+        let prediction = try twin.forward(shifted, batch: batch)
+        let (_, lossGradient) = try Loss.mse(prediction: prediction, target: targets)
+        _ = try twin.backward(lossGradient, batch: batch)
+        _ = try net.trainStep(input: shifted, targets: targets, optimizer: opt)
+        XCTAssertEqual(try gradients(net), try gradients(twin), "a step's gradients are its own")
+
+        // Overflowing weights: the loss is not finite, the step fails before its backward.
+        try net.setTensor("5.weight", [Float](repeating: 1e30, count: 4))
+        XCTAssertThrowsError(try net.trainStep(input: input, targets: targets, optimizer: opt))
+        XCTAssertTrue(try gradients(net).allSatisfy { $0.allSatisfy { $0 == 0 } }, "zero gradients after the failed step")
+    }
+
     func testFailedStepKeepsModeAndDiscardsTheForwardPass() throws {
         let (net, opt) = try regressor()
         _ = try net.forward(input, batch: batch)
