@@ -50,7 +50,7 @@ void bndk_pack_rows(const float *restrict a, int64_t rows, int64_t columns, int 
         const float *from = a + r * columns;
         float *to = packed + r * stride;
         if (relu)
-            for (int64_t k = 0; k < columns; k++) to[k] = from[k] <= 0 ? 0.0f : from[k];  // as bndk_relu_select
+            bndk_relu_select(from, from, to, columns);
         else
             memcpy(to, from, (size_t)columns * sizeof(float));
     }

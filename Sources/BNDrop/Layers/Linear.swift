@@ -52,7 +52,12 @@ public final class Linear: Layer {
     /// and the input gradient is masked as it is stored, so the ReLU's output and its backward pass are
     /// never written (the bits are the ReLU's own). Where the product runs dense after all, the ReLU's
     /// output is made first, as the ReLU would have.
-    override var canFoldReLU: Bool { Linear.fitsSparseProduct(width: outFeatures, rightFloats: inFeatures * outFeatures) }
+    override var canFoldReLU: Bool { forwardFitsSparseProduct }
+
+    /// Whether the sizes (and the CPU) let the forward product x·Wᵀ skip zeros.
+    private var forwardFitsSparseProduct: Bool {
+        Linear.fitsSparseProduct(width: outFeatures, rightFloats: inFeatures * outFeatures)
+    }
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         _ = try Checked.blasInt(batch, max(inFeatures, outFeatures), "Linear batch")
@@ -60,7 +65,7 @@ public final class Linear: Layer {
         let (inF, outF) = (inFeatures, outFeatures)
         var transposedWeight: Packed?
         weightFoundFinite = nil
-        if Linear.fitsSparseProduct(width: outF, rightFloats: inF * outF), Linear.mostlyZeros(x, batch * inF, afterReLU: foldsReLU),
+        if forwardFitsSparseProduct, Linear.mostlyZeros(x, batch * inF, afterReLU: foldsReLU),
            weightIsFinite() {
             // x·Wᵀ row by row reads rows of Wᵀ: the weight transposed.
             transposedWeight = try Linear.packTransposed(weight.value.pointer, rows: outF, columns: inF, into: packedWeight)
@@ -245,13 +250,12 @@ public final class Linear: Layer {
         return packed
     }
 
-    /// Room in `buffer` for `rows` rows of `width` floats padded to whole vectors, the first at a 64-byte
-    /// boundary.
+    /// Room in `buffer` for `rows` rows of `width` floats padded to whole vectors (the first at a 64-byte
+    /// boundary: where every buffer starts).
     private static func paddedRows(_ rows: Int, width: Int, in buffer: Buffer<Float>) throws -> Packed {
         let stride = (width + 15) / 16 * 16
-        try buffer.resize(rows * stride + 16)
-        let misalignment = Int(bitPattern: buffer.pointer) % 64 / MemoryLayout<Float>.stride
-        return Packed(start: UnsafePointer(buffer.pointer + (16 - misalignment) % 16), stride: stride)
+        try buffer.resize(rows * stride)
+        return Packed(start: UnsafePointer(buffer.pointer), stride: stride)
     }
 
     /// Wᵀ for the forward pass or W for the input gradient; x and dyᵀ for the weight gradient.

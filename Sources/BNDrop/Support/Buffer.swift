@@ -2,9 +2,9 @@ import Glibc
 
 /// The library's one memory owner: an allocated array of a trivial element type (Float, Int32, Int, ...).
 ///
-/// Allocation goes through `posix_memalign` (cache-line aligned, or 2 MiB for large buffers) and release
-/// through `free`, always, so a failed allocation is a
-/// thrown `BNDError.outOfMemory`, never a trap. The pointer stays valid for the buffer's lifetime (unlike a
+/// Allocation goes through `posix_memalign` and release through `free`, always, so a failed allocation is a
+/// thrown `BNDError.outOfMemory`, never a trap. A non-empty buffer's pointer is 64-byte aligned (a cache
+/// line; large buffers 2 MiB), which kernels may rely on. The pointer stays valid for the buffer's lifetime (unlike a
 /// Swift array's), which is what layers, datasets and loaders hand to BLAS and to C callers.
 ///
 /// Buffers are sized once and reused: `resize` reallocates only when more elements are needed than ever
@@ -111,17 +111,17 @@ extension Buffer where Element == Float {
 private let hugePageThreshold = 4 << 20
 private let hugePageSize = 2 << 20
 
-/// `bytes` bytes aligned to 2 MiB and advised for transparent huge pages (ignored where unsupported);
+/// Smaller buffers start on a cache line (with malloc's 16 bytes, half the vector loads and stores of a
+/// streaming kernel straddled two lines: Adam's step on 10,000 unaligned parameters took 6% longer).
 /// nil when the allocation fails. Released with `free`, like `malloc`'s.
-/// Smaller buffers start on a cache line (malloc's 16 bytes left half the vector loads and stores of a
-/// streaming kernel straddling two lines: Adam's step on the regression net's 10,401 parameters took
-/// 1.6 times as long in the library as on aligned arrays).
 private func cacheLineAligned(_ bytes: Int) -> UnsafeMutableRawPointer? {
     var raw: UnsafeMutableRawPointer?
     guard posix_memalign(&raw, 64, bytes) == 0, let raw else { return nil }
     return raw
 }
 
+/// `bytes` bytes aligned to 2 MiB and advised for transparent huge pages (ignored where unsupported);
+/// nil when the allocation fails. Released with `free`, like `malloc`'s.
 private func hugePageAligned(_ bytes: Int) -> UnsafeMutableRawPointer? {
     var raw: UnsafeMutableRawPointer?
     guard posix_memalign(&raw, hugePageSize, bytes) == 0, let raw else { return nil }
