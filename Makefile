@@ -35,7 +35,7 @@ APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gn
                 python3-numpy python3-pytest python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test swift-test c-test header-test checkpoint-test python-test examples run-examples demo \
+.PHONY: all deps build test swift-test c-test header-test checkpoint-test kernel-isa-test python-test examples run-examples demo \
 	clean bench install uninstall install-test
 
 all: build
@@ -66,9 +66,10 @@ swift-test: build
 
 # The whole suite: Swift tests (every golden case through the Swift API and through the C ABI, IDX
 # files, gradient checks, checkpoints), the C ABI tests, the header compiled as C and C++, the checkpoint
-# format against numpy / safetensors, the examples in their short mode, the Python binding's tests, and an
-# install into a temporary prefix, used without the toolchain.
-test: swift-test c-test header-test checkpoint-test run-examples python-test install-test
+# format against numpy / safetensors, the kernels built for each instruction set, the examples in their
+# short mode, the Python binding's tests, and an install into a temporary prefix, used without the
+# toolchain.
+test: swift-test c-test header-test checkpoint-test kernel-isa-test run-examples python-test install-test
 
 # The C ABI: the tests (one golden network, the table of bad calls, threads, allocations, API and data
 # checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
@@ -91,6 +92,15 @@ header-test: build | $(OUT)
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pedantic -Iinclude -c -o $(OUT)/header_test_cpp.o Tests/C/header_test.cpp
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only Tests/C/header_test.cpp
 	$(OUT)/header_test_c
+
+# The kernels (Sources/BNDropKernels) built as the library builds them and once per instruction set
+# (baseline x86-64, AVX2, AVX-512), each run on fixed inputs against scalar references, and their
+# results compared bit for bit (Tests/kernels/isa_check.sh): the library ships all those clones, but a
+# machine loads one. With the toolchain's clang, as SwiftPM compiles them.
+KERNEL_CC ?= $(TOOLCHAIN_BIN)/clang
+
+kernel-isa-test: | $(OUT)
+	bash Tests/kernels/isa_check.sh $(KERNEL_CC) $(OUT)/isa
 
 # The Python binding (bindings/python: ctypes over libbndrop.so) and its pytest suite: every golden case
 # through Python, the error classes, training, datasets, state_dict, pip install into a venv. It runs

@@ -2,9 +2,13 @@
 #include "clones.h"
 
 // The clone the loader picks: target_clones tries the listed targets from the most capable down, with
-// the same CPU tests as these.
+// the same CPU tests as these. A build for one instruction set (BNDK_NO_CLONES) names that set.
 const char *bndk_instruction_set(void) {
-#if defined(BNDK_HAS_CLONES)
+#if defined(BNDK_NO_CLONES) && defined(__AVX512F__)
+    return "avx512";
+#elif defined(BNDK_NO_CLONES) && defined(__AVX2__)
+    return "avx2";
+#elif defined(BNDK_HAS_CLONES)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return "avx512";
     if (__builtin_cpu_is("haswell") || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
