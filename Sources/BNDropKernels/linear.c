@@ -78,7 +78,7 @@ int bndk_sparse_product_available(void) {
 SPARSE_TARGET __attribute__((always_inline)) static inline void
 sparse_row(const int vectors, const int narrow, __mmask16 tail, const float *a_row, int64_t depth, const float *b,
            int64_t b_stride, const int predicate, const float *start, const float *keep_row, float *c_row,
-           int32_t *offsets, float *values) {
+           int32_t *offsets, float *values, const float *prefetch_row) {
     __m512 first[MAX_VECTORS], second[MAX_VECTORS];
     for (int v = 0; v < vectors; v++) { first[v] = _mm512_setzero_ps(); second[v] = _mm512_setzero_ps(); }
     __m256 first_narrow = _mm256_setzero_ps(), second_narrow = _mm256_setzero_ps();
@@ -90,6 +90,8 @@ sparse_row(const int vectors, const int narrow, __mmask16 tail, const float *a_r
         for (int64_t k = chunk; k < end; k += 16) {
             const __mmask16 in = end - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (end - k)) - 1);
             const __m512 x = _mm512_maskz_loadu_ps(in, a_row + k);
+            // The next row's same columns, from memory while this row computes (a prefetch never faults).
+            if (prefetch_row) _mm_prefetch((const char *)(prefetch_row + k), _MM_HINT_T0);
             // Unordered-or-unequal (or with a ReLU taken in, unordered-or-greater): a NaN is listed, and
             // spreads as a dense product would spread it.
             const __mmask16 nonzero = predicate == _CMP_NEQ_UQ
@@ -159,19 +161,61 @@ sparse_row(const int vectors, const int narrow, __mmask16 tail, const float *a_r
     }
 }
 
-#define SPARSE_ROW(N, NARROW, PREDICATE) \
-    sparse_row(N, NARROW, tail, a + r * a_stride, depth, b, b_stride, PREDICATE, accumulate ? c + r * c_stride : start, \
-               keep ? keep + r * keep_stride : NULL, c + r * c_stride, offsets, values)
+// The rows of c for one register count: the whole right operand at once when it is small (it stays in
+// the nearest caches while every row reads it), else in blocks. A right operand over WHOLE_FLOATS
+// (64 KB: the first layer of the article's MLP, 784 x 48, is 147 KB) would be read from L2 for
+// every listed entry, three cache lines each for 48 columns, and the loads, not the multiply-adds,
+// would set the pace; so it is taken BLOCK_FLOATS (32 KB, L1) at a time, for PANEL_ROWS rows of a
+// (their input stays in L2 across the blocks), each row's partial result stored in c between blocks.
+// The rows of a are also prefetched one row ahead: a large left operand streams from memory. Measured
+// on 10,000 Fashion-MNIST images x 784 -> 48 (half the pixels zero), one core: 10.3 ms unblocked,
+// 7.4 ms blocked with the prefetch, 10.5 ms for OpenBLAS's dense product (which the blocked kernel
+// still beats at 90% nonzeros). Every sum's order depends on the sizes and the data only.
+enum { WHOLE_FLOATS = 16 * 1024, BLOCK_FLOATS = 8 * 1024, PANEL_ROWS = 64 };
+
+SPARSE_TARGET __attribute__((always_inline)) static inline void
+sparse_rows(const int vectors, const int narrow, __mmask16 tail, const int predicate, int64_t rows, int64_t depth,
+            const float *a, int64_t a_stride, const float *b, int64_t b_stride, const float *start, int accumulate,
+            const float *keep, int64_t keep_stride, float *c, int64_t c_stride, int32_t *offsets, float *values) {
+    if (depth * b_stride <= WHOLE_FLOATS) {
+        for (int64_t r = 0; r < rows; r++)
+            sparse_row(vectors, narrow, tail, a + r * a_stride, depth, b, b_stride, predicate,
+                       accumulate ? c + r * c_stride : start, keep ? keep + r * keep_stride : NULL, c + r * c_stride,
+                       offsets, values, NULL);
+        return;
+    }
+    // Whole vectors of columns per block (b_stride >= 16: rows padded to whole vectors).
+    int64_t block = BLOCK_FLOATS / b_stride / 16 * 16;
+    if (block < 16) block = 16;
+    for (int64_t panel = 0; panel < rows; panel += PANEL_ROWS) {
+        const int64_t panel_end = rows - panel < PANEL_ROWS ? rows : panel + PANEL_ROWS;
+        for (int64_t k = 0; k < depth; k += block) {
+            const int64_t columns = depth - k < block ? depth - k : block;
+            const int first_block = k == 0, last_block = k + columns == depth;
+            for (int64_t r = panel; r < panel_end; r++) {
+                float *c_row = c + r * c_stride;
+                // The first block starts from `start` (or c's row when accumulating), the others from
+                // the partial result; the ReLU's mask applies to the last block's store only.
+                const float *initial = first_block && !accumulate ? start : c_row;
+                sparse_row(vectors, narrow, tail, a + r * a_stride + k, columns, b + k * b_stride, b_stride, predicate,
+                           initial, last_block && keep ? keep + r * keep_stride : NULL, c_row, offsets, values,
+                           a + (r + 1 < rows ? r + 1 : r) * a_stride + k);
+            }
+        }
+    }
+}
+
 #define SPARSE_ROWS(N) \
     case N: \
-        for (int64_t r = 0; r < rows; r++) { \
-            if (positive_only) { \
-                if (narrow) SPARSE_ROW(N, 1, _CMP_NLE_UQ); else SPARSE_ROW(N, 0, _CMP_NLE_UQ); \
-            } else { \
-                if (narrow) SPARSE_ROW(N, 1, _CMP_NEQ_UQ); else SPARSE_ROW(N, 0, _CMP_NEQ_UQ); \
-            } \
+        if (positive_only) { \
+            if (narrow) SPARSE_ROWS_WITH(N, 1, _CMP_NLE_UQ); else SPARSE_ROWS_WITH(N, 0, _CMP_NLE_UQ); \
+        } else { \
+            if (narrow) SPARSE_ROWS_WITH(N, 1, _CMP_NEQ_UQ); else SPARSE_ROWS_WITH(N, 0, _CMP_NEQ_UQ); \
         } \
         break;
+#define SPARSE_ROWS_WITH(N, NARROW, PREDICATE) \
+    sparse_rows(N, NARROW, tail, PREDICATE, rows, depth, a, a_stride, b, b_stride, start, accumulate, keep, keep_stride, \
+                c, c_stride, offsets, values)
 
 SPARSE_TARGET
 void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,

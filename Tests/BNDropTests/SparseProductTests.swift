@@ -29,8 +29,10 @@ final class SparseProductTests: XCTestCase {
     func testKernelGivesTheProductForEveryWidthAndStart() throws {
         guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
         var random = SeededRandom(seed: 3)
-        let (rows, depth) = (4, 1100)
-        for width in [1, 15, 16, 17, 48, 100, 128] {
+        let depth = 1100
+        // A right operand over 16K floats (all but width 1 here) is taken in blocks of columns of a for
+        // panels of 64 rows: 130 rows make three panels.
+        for (rows, width) in [(4, 1), (4, 15), (4, 16), (4, 17), (4, 48), (4, 100), (4, 128), (130, 48)] {
             let bStride = width + 3
             let a = mostlyZeros(rows * depth, zeroShare: 0.6, random: &random)
             let b = (0..<(depth * bStride)).map { _ in random.nextNormal() }

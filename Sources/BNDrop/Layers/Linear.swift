@@ -65,7 +65,9 @@ public final class Linear: Layer {
         let (inF, outF) = (inFeatures, outFeatures)
         var transposedWeight: Packed?
         weightFoundFinite = nil
-        if forwardFitsSparseProduct, Linear.mostlyZeros(x, batch * inF, afterReLU: foldsReLU),
+        if forwardFitsSparseProduct,
+           Linear.fewEnoughTerms(Linear.listedCount(x, batch * inF, afterReLU: foldsReLU), of: batch * inF,
+                                 rightFloats: inF * outF),
            weightIsFinite() {
             // x·Wᵀ row by row reads rows of Wᵀ: the weight transposed.
             transposedWeight = try Linear.packTransposed(weight.value.pointer, rows: outF, columns: inF, into: packedWeight)
@@ -124,17 +126,21 @@ public final class Linear: Layer {
         // returned is for z.
         // Both products read the output gradient as their left operand (dW = dyᵀ·x, dx = dy·W); it is
         // mostly zeros where the output went through ReLU.
-        let weightGradientFits = Linear.fitsSparseProduct(width: inF, rightFloats: batch * inF)
-        let inputGradientFits = needInputGradient && Linear.fitsSparseProduct(width: inF, rightFloats: outF * inF)
-        let sparseGradient = (weightGradientFits || inputGradientFits) && Linear.mostlyZeros(dy, batch * outF)
+        var weightGradientFits = Linear.fitsSparseProduct(width: inF, rightFloats: batch * inF)
+        var inputGradientFits = needInputGradient && Linear.fitsSparseProduct(width: inF, rightFloats: outF * inF)
+        if weightGradientFits || inputGradientFits {
+            let listed = Linear.listedCount(dy, batch * outF)
+            weightGradientFits = weightGradientFits && Linear.fewEnoughTerms(listed, of: batch * outF, rightFloats: batch * inF)
+            inputGradientFits = inputGradientFits && Linear.fewEnoughTerms(listed, of: batch * outF, rightFloats: outF * inF)
+        }
         var sparse = SparseBackward()
         // (A non-finite z is refused here even where its ReLU is finite, -∞: the dense product is right too.)
-        if sparseGradient && weightGradientFits && Checked.firstNonFinite(z, batch * inF) == nil,
+        if weightGradientFits && Checked.firstNonFinite(z, batch * inF) == nil,
            let transposedGradient = try Linear.packTransposed(dy, rows: batch, columns: outF, into: packedGradient) {
             let input = try Linear.packRows(z, rows: batch, columns: inF, relu: foldsReLU, into: packedInput)
             sparse.weightGradient = (transposedGradient, input)
         }
-        if sparseGradient && inputGradientFits && weightIsFinite() {
+        if inputGradientFits && weightIsFinite() {
             sparse.weight = try Linear.packRows(weight.value.pointer, rows: outF, columns: inF, relu: false, into: packedWeight)
         }
         let x = sparse.weightGradient == nil && foldsReLU ? try reluOfInput(z, batch: batch) : z
@@ -199,28 +205,37 @@ public final class Linear: Layer {
     /// - a row of the result fits in those registers (at most 128 floats), and fills at least two of them
     ///   (a narrower result is better served by OpenBLAS's products along the depth: the regression
     ///   net's 100→1 layer was slower skipping zeros);
-    /// - the right operand is at most 64 KB, so the rows the kernel jumps between stay in the nearest
-    ///   caches (the article's 784→48 layer, 150 KB, gained nothing even with half its pixels zero);
     /// - at most half of the left operand's entries are nonzero (measured with 100×100 weights and a
     ///   batch of 50, packing included, one core: with 60% zeros the three products take 0.56-0.80 of
-    ///   OpenBLAS's time, with half 0.65-0.94, with 45% 0.73-0.99, with none 1.6-2.3 times);
+    ///   OpenBLAS's time, with half 0.65-0.94, with 45% 0.73-0.99, with none 1.6-2.3 times), or, for a
+    ///   right operand over 64 KB, which the kernel takes in 32 KB blocks, at most 70% (the article's
+    ///   784→48 layer on 10,000 Fashion-MNIST images, one core: 0.70 of OpenBLAS's time with half the
+    ///   pixels nonzero, 0.79 with 70%, 0.92 with 90%; widths 32, 64 and 128: 0.68-0.72 with half,
+    ///   0.84-0.85 with 70%);
     /// - the right operand is finite: 0·∞ is NaN, which a skipped term would lose.
     /// The choice depends on the data and the shapes, never on the thread count, and each result row is
     /// computed whole by one task: the bits are the same for any number of threads.
     static let skippingZerosAvailable = bndk_sparse_product_available() != 0
     static let sparseMinimumWidth = 32
     static let sparseMaximumWidth = 128
-    static let sparseMaximumRightFloats = 16 * 1024
-    /// At most this many nonzero entries in ten.
-    static let sparseMaximumNonzeroTenths = 5
+    /// The kernel's offsets into the right operand are 32-bit.
+    static let sparseMaximumRightFloats = 1 << 30
+    /// Right operands up to this size are read whole by the kernel, larger ones in blocks.
+    static let sparseWholeRightFloats = 16 * 1024
 
     static func fitsSparseProduct(width: Int, rightFloats: Int) -> Bool {
         skippingZerosAvailable && width >= sparseMinimumWidth && width <= sparseMaximumWidth && rightFloats <= sparseMaximumRightFloats
     }
 
-    /// Whether at most half the entries are nonzero (`afterReLU`: positive, as the ReLU of `values`).
-    static func mostlyZeros(_ values: UnsafePointer<Float>, _ count: Int, afterReLU: Bool = false) -> Bool {
-        Int(bndk_count_listed(values, Int64(count), afterReLU ? 1 : 0)) * 10 <= count * sparseMaximumNonzeroTenths
+    /// The number of entries the sparse product would list (nonzero, or with `afterReLU` positive).
+    static func listedCount(_ values: UnsafePointer<Float>, _ count: Int, afterReLU: Bool = false) -> Int {
+        Int(bndk_count_listed(values, Int64(count), afterReLU ? 1 : 0))
+    }
+
+    /// Whether `listed` terms out of `count` are few enough for skipping zeros to pay with a right
+    /// operand of `rightFloats` (see above: half, or 70% for one taken in blocks).
+    static func fewEnoughTerms(_ listed: Int, of count: Int, rightFloats: Int) -> Bool {
+        listed * 10 <= count * (rightFloats > sparseWholeRightFloats ? 7 : 5)
     }
 
     /// A right operand copied for the sparse kernel: rows `stride` floats apart (whole 16-float vectors),
