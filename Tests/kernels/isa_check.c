@@ -464,6 +464,74 @@ static void check_linear(int64_t rows, int64_t depth, int64_t width) {
     free(a); free(b); free(packed); free(sums); free(start); free(keep); free(c);
 }
 
+/* ---- A Linear with one input or one output ---- */
+
+static void check_thin(int64_t rows, int64_t width) {
+    char name[64];
+    float *x = floats(rows), *w = floats(width), *bias = floats(width), *keep = floats(rows * width);
+    float *y = floats(rows * width), *m = floats(rows * width), *sums = floats(width), *dots = floats(rows);
+    fill(x, rows, 0.0f, 1.0f);
+    fill(w, width, 0.0f, 1.0f);
+    fill(bias, width, 0.0f, 1.0f);
+    fill_special(keep, rows * width);
+    fill_special(m, rows * width);
+    hash h = hash_start();
+    for (int variant = 0; variant < 3; variant++) {  /* bias; keep; neither */
+        const float *b = variant == 0 ? bias : NULL, *k = variant == 1 ? keep : NULL;
+        bndk_outer_product(x, rows, w, width, b, k, y);
+        for (int64_t n = 0; n < rows; n++)
+            for (int64_t o = 0; o < width; o++) {
+                float want = b ? b[o] + x[n] * w[o] : x[n] * w[o];
+                if (k && k[n * width + o] <= 0) want = 0.0f;
+                CHECK(same_float(y[n * width + o], want), "outer_product variant %d [%" PRId64 ",%" PRId64 "]", variant, n, o);
+            }
+        hash_bytes(&h, y, (size_t)(rows * width) * sizeof(float));
+    }
+    snprintf(name, sizeof name, "outer_product/%" PRId64 "x%" PRId64, rows, width);
+    emit(name, h);
+
+    h = hash_start();
+    for (int relu = 0; relu < 2; relu++) {
+        bndk_row_dots(m, rows, width, relu, w, 0.25f, dots);
+        for (int64_t n = 0; n < rows; n++) {  /* the header's order: eight lanes, pairwise, then the tail */
+            float lanes[8] = {0};
+            int64_t k = 0;
+            for (; k + 8 <= width; k += 8)
+                for (int j = 0; j < 8; j++) {
+                    const float v = m[n * width + k + j];
+                    lanes[j] = lanes[j] + (relu && v <= 0 ? 0.0f : v) * w[k + j];
+                }
+            float sum = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+            for (; k < width; k++) {
+                const float v = m[n * width + k];
+                sum = sum + (relu && v <= 0 ? 0.0f : v) * w[k];
+            }
+            CHECK(same_float(dots[n], 0.25f + sum), "row_dots relu %d [%" PRId64 "]: %a vs %a", relu, n, dots[n], 0.25f + sum);
+        }
+        hash_bytes(&h, dots, (size_t)rows * sizeof(float));
+    }
+    snprintf(name, sizeof name, "row_dots/%" PRId64 "x%" PRId64, rows, width);
+    emit(name, h);
+
+    h = hash_start();
+    for (int relu = 0; relu < 2; relu++) {
+        memcpy(sums, bias, (size_t)width * sizeof(float));
+        bndk_weighted_column_sums(m, rows, width, width, x, relu, sums);
+        for (int64_t c = 0; c < width; c++) {
+            float want = bias[c];
+            for (int64_t n = 0; n < rows; n++) {
+                const float v = m[n * width + c];
+                want = want + x[n] * (relu && v <= 0 ? 0.0f : v);
+            }
+            CHECK(same_float(sums[c], want), "weighted_column_sums relu %d [%" PRId64 "]", relu, c);
+        }
+        hash_bytes(&h, sums, (size_t)width * sizeof(float));
+    }
+    snprintf(name, sizeof name, "weighted_column_sums/%" PRId64 "x%" PRId64, rows, width);
+    emit(name, h);
+    free(x); free(w); free(bias); free(keep); free(y); free(m); free(sums); free(dots);
+}
+
 /* ---- Dropout ---- */
 
 static void check_dropout(int64_t n, float p) {
@@ -657,6 +725,10 @@ int main(void) {
         check_dropout(counts[i], 0.2f);
     }
     check_dropout(4099, 0.5f);
+    check_thin(50, 100);
+    check_thin(7, 13);
+    check_thin(5, 1);
+    check_thin(3, 72);
     check_linear(5, 100, 100);
     check_linear(50, 100, 100);
     check_linear(9, 37, 48);

@@ -51,8 +51,9 @@ public final class Linear: Layer {
     /// it: see "Skipping zeros"): the kernel then lists only the positive entries of the ReLU's input,
     /// and the input gradient is masked as it is stored, so the ReLU's output and its backward pass are
     /// never written (the bits are the ReLU's own). Where the product runs dense after all, the ReLU's
-    /// output is made first, as the ReLU would have.
-    override var canFoldReLU: Bool { forwardFitsSparseProduct }
+    /// output is made first, as the ReLU would have. A Linear with one output (the regression net's last
+    /// layer) always takes it in: its dot products read their input through the ReLU.
+    override var canFoldReLU: Bool { forwardFitsSparseProduct || outFeatures == 1 }
 
     /// Whether the sizes (and the CPU) let the forward product x·Wᵀ skip zeros.
     private var forwardFitsSparseProduct: Bool {
@@ -71,7 +72,7 @@ public final class Linear: Layer {
             // x·Wᵀ row by row reads rows of Wᵀ: the weight transposed.
             transposedWeight = try Linear.packTransposed(weight.value.pointer, rows: outF, columns: inF, into: packedWeight)
         }
-        let input = transposedWeight == nil && foldsReLU ? try reluOfInput(x, batch: batch) : x
+        let input = transposedWeight == nil && foldsReLU && outF != 1 ? try reluOfInput(x, batch: batch) : x
         forwardKernel.run(tasks(batch, Linear.rowsPerTask), (input, batch, transposedWeight), work: batch * inF * outF)
         return UnsafePointer(output.pointer)
     }
@@ -88,8 +89,18 @@ public final class Linear: Layer {
                                 y, Int64(outF))
             return
         }
-        // Start from the bias in every row, then y += x·Wᵀ.
         let bias = self.bias.value.pointer  // read once: each read of the property is an access check
+        // (One output first: that case reads x through the ReLU it takes in, also with one input.)
+        if outF == 1 {  // y[n] = b + x[n]·w (w: the weight's one row), through the ReLU taken in
+            bndk_row_dots(x + first * inF, Int64(rows), Int64(inF), self.foldsReLU ? 1 : 0, self.weight.value.pointer,
+                          bias[0], y)
+            return
+        }
+        if inF == 1 {  // y[n] = b + x[n]·w (w: the weight's one column)
+            bndk_outer_product(x + first, Int64(rows), self.weight.value.pointer, Int64(outF), bias, nil, y)
+            return
+        }
+        // Start from the bias in every row, then y += x·Wᵀ.
         for n in 0..<rows { (y + n * outF).update(from: bias, count: outF) }
         BLAS.sgemm(transB: true, m: rows, n: outF, k: inF, a: x + first * inF, lda: inF, b: self.weight.value.pointer,
                    ldb: inF, beta: 1, c: y, ldc: outF)
@@ -142,7 +153,8 @@ public final class Linear: Layer {
         if inputGradientFits && weightIsFinite() {
             sparse.weight = try Linear.packRows(weight.value.pointer, rows: outF, columns: inF, relu: false, into: packedWeight)
         }
-        let x = sparse.weightGradient == nil && foldsReLU ? try reluOfInput(z, batch: batch) : z
+        // (A Linear with one output reads z through the ReLU itself.)
+        let x = sparse.weightGradient == nil && foldsReLU && outF != 1 ? try reluOfInput(z, batch: batch) : z
         let weightTasks = sparse.weightGradient != nil ? tasks(outF, Linear.rowsPerTask) : tasks(inF, weightColumnsPerTask)
         let rowTasks = needInputGradient ? tasks(batch, Linear.rowsPerTask) : 0
         backwardKernel.run(weightTasks + rowTasks, (dy, x, z, batch, weightTasks, sparse), work: 2 * batch * inF * outF)
@@ -174,8 +186,16 @@ public final class Linear: Layer {
             } else {
                 let perTask = self.weightColumnsPerTask
                 let first = task * perTask, columns = min(perTask, inF - first)
-                BLAS.sgemm(transA: true, m: outF, n: columns, k: batch, a: dy, lda: outF, b: x + first, ldb: inF, beta: 1,
-                           c: self.weight.gradient.pointer + first, ldc: inF)
+                let dW = self.weight.gradient.pointer + first
+                if outF == 1 {  // dW[k] += Σ_n dy[n]·x[n][k], x = ReLU(z) when taken in
+                    bndk_weighted_column_sums(x + first, Int64(batch), Int64(columns), Int64(inF), dy,
+                                              self.foldsReLU ? 1 : 0, dW)
+                } else if inF == 1 {  // dW[o] += Σ_n dy[n][o]·x[n]
+                    bndk_weighted_column_sums(dy, Int64(batch), Int64(outF), Int64(outF), x, 0, dW)
+                } else {
+                    BLAS.sgemm(transA: true, m: outF, n: columns, k: batch, a: dy, lda: outF, b: x + first, ldb: inF,
+                               beta: 1, c: dW, ldc: inF)
+                }
             }
             if task == 0 { self.accumulateBiasGradient(dy, batch: batch) }
         } else {
@@ -185,9 +205,16 @@ public final class Linear: Layer {
                 bndk_sparse_product(Int64(rows), Int64(outF), Int64(inF), dy + first * outF, Int64(outF), 0, weight.start,
                                     Int64(weight.stride), nil, 0, self.foldsReLU ? z + first * inF : nil, Int64(inF), dx,
                                     Int64(inF))
+            } else if outF == 1 {  // dx[n] = dy[n]·w, zero where the ReLU taken in had z <= 0
+                bndk_outer_product(dy + first, Int64(rows), self.weight.value.pointer, Int64(inF), nil,
+                                   self.foldsReLU ? z + first * inF : nil, dx)
             } else {
-                BLAS.sgemm(m: rows, n: inF, k: outF, a: dy + first * outF, lda: outF, b: self.weight.value.pointer,
-                           ldb: inF, beta: 0, c: dx, ldc: inF)
+                if inF == 1 {  // dx[n] = Σ_o dy[n][o]·w[o]
+                    bndk_row_dots(dy + first * outF, Int64(rows), Int64(outF), 0, self.weight.value.pointer, 0, dx)
+                } else {
+                    BLAS.sgemm(m: rows, n: inF, k: outF, a: dy + first * outF, lda: outF, b: self.weight.value.pointer,
+                               ldb: inF, beta: 0, c: dx, ldc: inF)
+                }
                 if self.foldsReLU { bndk_relu_select(z + first * inF, dx, dx, Int64(rows * inF)) }
             }
         }

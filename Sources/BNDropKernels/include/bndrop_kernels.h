@@ -111,6 +111,23 @@ int64_t bndk_first_non_finite(const float *values, int64_t count);
    gradient, each column's terms added one by one in the order of the rows, as a scalar loop would. */
 void bndk_column_sums_accumulate(const float *rows, int64_t count, int64_t width, float *sums);
 
+/* A Linear with one input or one output feature. */
+
+/* y[n][o] = bias[o] + x[n]·w[o] (x·w alone when bias is NULL), for n < rows, o < width (y rows `width`
+   floats apart); with `keep` (same layout), y is 0 where keep <= 0 (NaN keeps): ReLU's backward. */
+void bndk_outer_product(const float *x, int64_t rows, const float *w, int64_t width, const float *bias,
+                        const float *keep, float *y);
+
+/* y[n] = start + Σ_k x[n][k]·w[k] for n < rows (x rows `depth` floats apart), the terms summed in eight
+   lanes (k mod 8) over whole groups of eight, the lanes added pairwise ((0+4)+(2+6))+((1+5)+(3+7)),
+   then the tail in order; with `relu` each x is read through ReLU (x <= 0 gives 0, NaN passes). */
+void bndk_row_dots(const float *x, int64_t rows, int64_t depth, int relu, const float *w, float start, float *y);
+
+/* sums[c] += Σ_n weights[n]·rows[n][c] for c < width, n = 0, 1, ..., count − 1 in that order (rows
+   `stride` floats apart); with `relu` each rows[n][c] is read through ReLU. */
+void bndk_weighted_column_sums(const float *rows, int64_t count, int64_t width, int64_t stride, const float *weights,
+                               int relu, float *sums);
+
 /* Products with a mostly-zero left operand (the input of a layer after ReLU or Dropout). */
 
 /* 1 when this CPU has AVX-512F and VL, which bndk_sparse_product needs to be worth calling. */
