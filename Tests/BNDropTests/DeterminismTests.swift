@@ -26,9 +26,10 @@ final class DeterminismTests: XCTestCase {
     }
 
     private func assertSameForEveryThreadCount(_ name: String, _ build: () throws -> Sequential, sampleSize: Int,
-                                               batch: Int) throws {
+                                               batch: Int,
+                                               value: (inout SeededRandom) -> Float = { $0.nextNormal() }) throws {
         var random = SeededRandom(seed: 11)
-        let input = (0..<(batch * sampleSize)).map { _ in random.nextNormal() }
+        let input = (0..<(batch * sampleSize)).map { _ in value(&random) }
         let labels = (0..<batch).map { Int32($0 % 10) }
         let reference = try trainedState(build, input: input, labels: labels, threads: 1)
         XCTAssertGreaterThan(reference.count, 4)
@@ -69,6 +70,35 @@ final class DeterminismTests: XCTestCase {
             try net.addLinear(10)
             return net
         }, sampleSize: 100, batch: 150)  // 150 rows: two row blocks; 150×100 inputs within the size limit
+    }
+
+    /// The article's MLP on image-like inputs, half of them zero: its 784→48 product skips the zeros
+    /// with the weight taken in blocks (on AVX-512 CPUs), over three row blocks of a batch of 300.
+    func testMLPOnImagesWithZerosIsBitIdenticalForAnyThreadCount() throws {
+        try assertSameForEveryThreadCount("MLP on mostly-zero images", {
+            let net = try Sequential(sampleShape: [784], seed: 6)
+            try net.addLinear(48)
+            try net.addBatchNorm()
+            try net.addReLU()
+            try net.addLinear(24)
+            try net.addBatchNorm()
+            try net.addReLU()
+            try net.addLinear(10)
+            return net
+        }, sampleSize: 784, batch: 300, value: { random in random.nextUnitFloat() < 0.5 ? 0 : random.nextUnitFloat() })
+    }
+
+    /// Layers with one input or one output (their own outer and dot products, one taking in a ReLU).
+    func testOneInputAndOneOutputLayersAreBitIdenticalForAnyThreadCount() throws {
+        try assertSameForEveryThreadCount("one input, one output", {
+            let net = try Sequential(sampleShape: [1], seed: 7)
+            try net.addLinear(100)
+            try net.addReLU()
+            try net.addLinear(1)
+            try net.addReLU()
+            try net.addLinear(10)
+            return net
+        }, sampleSize: 1, batch: 300)
     }
 
     func testCNNWithBatchNorm2dIsBitIdenticalForAnyThreadCount() throws {
