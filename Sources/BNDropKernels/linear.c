@@ -158,11 +158,19 @@ void bndk_weighted_column_sums(const float *restrict rows, int64_t count, int64_
 
 BNDK_CLONES
 int64_t bndk_count_listed(const float *values, int64_t count, int positive_only) {
-    int64_t listed = 0;
-    if (positive_only)
-        for (int64_t i = 0; i < count; i++) listed += !(values[i] <= 0.0f);  // NaN: counted
-    else
-        for (int64_t i = 0; i < count; i++) listed += values[i] != 0.0f;  // NaN != 0: counted
+    // Eight 32-bit lane counters (a compare's all-ones lane is −1), emptied into the total every 2^20
+    // groups so that no lane can overflow; compilers widened a plain loop's count to 64-bit lanes.
+    int64_t listed = 0, i = 0;
+    while (count - i >= 8) {
+        const int64_t end = count - i > ((int64_t)8 << 20) ? i + ((int64_t)8 << 20) : count - (count - i) % 8;
+        int8v lanes = {0};
+        if (positive_only)
+            for (; i < end; i += 8) lanes -= (int8v)(load8(values + i) > splat8f(0.0f)) | (int8v)(load8(values + i) != load8(values + i));
+        else
+            for (; i < end; i += 8) lanes -= (int8v)(load8(values + i) != splat8f(0.0f));
+        for (int j = 0; j < 8; j++) listed += lanes[j];
+    }
+    for (; i < count; i++) listed += positive_only ? !(values[i] <= 0.0f) : values[i] != 0.0f;  // NaN: counted
     return listed;
 }
 
