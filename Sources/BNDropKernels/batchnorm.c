@@ -115,6 +115,24 @@ void bndk_channel_input_gradient(const float *dy, const float *x, float *dx, int
 // Blocks of eight channels: the block's sums or constants stay in registers while the rows stream by,
 // then a scalar loop does the last count % 8 channels. Each channel is still summed over the rows in order.
 
+// Rows of at most 64 channels in whole vectors (the article's 48 and 24) are taken whole, V vectors
+// of channels (a constant in each inlined copy): one pass over the rows in memory order with all the
+// sums or constants in registers, instead of one pass per block of 32 or 8 channels, or the compiler's
+// loop over a run-time width reloading the constants every row. BatchNorm1d 512×48 forward and
+// backward: 16.2 → 13.8 µs with the element-wise passes so (6 rounds).
+#define ROWS_BY_VECTORS(count, BODY)                                              \
+    switch ((count) / 8) {                                                        \
+        case 1: BODY(1); break;                                                   \
+        case 2: BODY(2); break;                                                   \
+        case 3: BODY(3); break;                                                   \
+        case 4: BODY(4); break;                                                   \
+        case 5: BODY(5); break;                                                   \
+        case 6: BODY(6); break;                                                   \
+        case 7: BODY(7); break;                                                   \
+        default: BODY(8); break;                                                  \
+    }
+#define FITS_REGISTERS(count) ((count) % 8 == 0 && (count) >= 8 && (count) <= 64)
+
 // Channels [c, c + 8·V): V independent vectors of sums, so consecutive rows do not wait on one
 // another's additions; inlined with a constant V into each clone. One pass: sums of d = x − k and of d²,
 // shifted by the channel's first value k, in double precision, so that a large common offset (e.g.
@@ -122,7 +140,7 @@ void bndk_channel_input_gradient(const float *dy, const float *x, float *dx, int
 static inline __attribute__((always_inline)) void rows_moments_block(const float *restrict x, int64_t rows,
                                                                      int64_t width, double *restrict mean,
                                                                      double *restrict squares, const int V) {
-    double8 sum[4] = {{0}}, sq[4] = {{0}}, shift[4];
+    double8 sum[8] = {{0}}, sq[8] = {{0}}, shift[8];
     for (int v = 0; v < V; v++) shift[v] = widen8(load8(x + 8 * v));
     for (int64_t n = 0; n < rows; n++)
         for (int v = 0; v < V; v++) {
@@ -141,6 +159,12 @@ static inline __attribute__((always_inline)) void rows_moments_block(const float
 BNDK_CLONES
 void bndk_rows_moments(const float *restrict x, int64_t rows, int64_t width, int64_t count, double *restrict mean,
                        double *restrict squares) {
+    if (FITS_REGISTERS(count)) {
+#define MOMENTS(V) rows_moments_block(x, rows, width, mean, squares, V)
+        ROWS_BY_VECTORS(count, MOMENTS)
+#undef MOMENTS
+        return;
+    }
     int64_t c = 0;
     for (; c + 32 <= count; c += 32) rows_moments_block(x + c, rows, width, mean + c, squares + c, 4);
     for (; c + 8 <= count; c += 8) rows_moments_block(x + c, rows, width, mean + c, squares + c, 1);
@@ -160,9 +184,25 @@ void bndk_rows_moments(const float *restrict x, int64_t rows, int64_t width, int
 // The element-wise passes walk the rows in memory order, the channel constants staying in L1: with
 // blocks of channels instead, each store was followed by loads from other rows, which the CPU could not
 // always tell apart from it (measured: 30% of BatchNorm1d's time in one such pass).
+static inline __attribute__((always_inline)) void rows_affine_vectors(
+    const float *restrict x, float *restrict y, int64_t rows, int64_t width, const float *restrict mean,
+    const float *restrict scale, const float *restrict shift, const int V) {
+    float8 m[8], a[8], b[8];
+    for (int v = 0; v < V; v++) { m[v] = load8(mean + 8 * v); a[v] = load8(scale + 8 * v); b[v] = load8(shift + 8 * v); }
+    for (int64_t n = 0; n < rows; n++)
+        for (int v = 0; v < V; v++)
+            store8(y + n * width + 8 * v, (load8(x + n * width + 8 * v) - m[v]) * a[v] + b[v]);
+}
+
 BNDK_CLONES
 void bndk_rows_affine(const float *restrict x, float *restrict y, int64_t rows, int64_t width, int64_t count,
                       const float *restrict mean, const float *restrict scale, const float *restrict shift) {
+    if (FITS_REGISTERS(count)) {
+#define AFFINE(V) rows_affine_vectors(x, y, rows, width, mean, scale, shift, V)
+        ROWS_BY_VECTORS(count, AFFINE)
+#undef AFFINE
+        return;
+    }
     for (int64_t n = 0; n < rows; n++) {
         const float *restrict in = x + n * width;
         float *restrict out = y + n * width;
@@ -173,8 +213,8 @@ void bndk_rows_affine(const float *restrict x, float *restrict y, int64_t rows, 
 static inline __attribute__((always_inline)) void rows_gradient_sums_block(
     const float *restrict dy, const float *restrict x, int64_t rows, int64_t width, const float *restrict mean,
     double *restrict sum_dy, double *restrict dot, const int V) {
-    double8 sums[4] = {{0}}, dots[4] = {{0}};
-    float8 m[4];
+    double8 sums[8] = {{0}}, dots[8] = {{0}};
+    float8 m[8];
     for (int v = 0; v < V; v++) m[v] = load8(mean + 8 * v);
     for (int64_t n = 0; n < rows; n++)
         for (int v = 0; v < V; v++) {
@@ -191,6 +231,12 @@ static inline __attribute__((always_inline)) void rows_gradient_sums_block(
 BNDK_CLONES
 void bndk_rows_gradient_sums(const float *restrict dy, const float *restrict x, int64_t rows, int64_t width,
                              int64_t count, const float *restrict mean, double *restrict sum_dy, double *restrict dot) {
+    if (FITS_REGISTERS(count)) {
+#define GRADIENT_SUMS(V) rows_gradient_sums_block(dy, x, rows, width, mean, sum_dy, dot, V)
+        ROWS_BY_VECTORS(count, GRADIENT_SUMS)
+#undef GRADIENT_SUMS
+        return;
+    }
     int64_t c = 0;
     for (; c + 32 <= count; c += 32)
         rows_gradient_sums_block(dy + c, x + c, rows, width, mean + c, sum_dy + c, dot + c, 4);
@@ -208,10 +254,34 @@ void bndk_rows_gradient_sums(const float *restrict dy, const float *restrict x, 
     }
 }
 
+static inline __attribute__((always_inline)) void rows_input_gradient_vectors(
+    const float *restrict dy, const float *restrict x, float *restrict dx, int64_t rows, int64_t width,
+    const float *restrict mean, const float *restrict mean_dy, const float *restrict projection,
+    const float *restrict scale, const int V) {
+    float8 m[8], g[8], p[8], a[8];
+    for (int v = 0; v < V; v++) {
+        m[v] = load8(mean + 8 * v);
+        g[v] = load8(mean_dy + 8 * v);
+        p[v] = load8(projection + 8 * v);
+        a[v] = load8(scale + 8 * v);
+    }
+    for (int64_t n = 0; n < rows; n++)
+        for (int v = 0; v < V; v++) {
+            const int64_t i = n * width + 8 * v;
+            store8(dx + i, (load8(dy + i) - g[v] - (load8(x + i) - m[v]) * p[v]) * a[v]);
+        }
+}
+
 BNDK_CLONES
 void bndk_rows_input_gradient(const float *restrict dy, const float *restrict x, float *restrict dx, int64_t rows,
                               int64_t width, int64_t count, const float *restrict mean, const float *restrict mean_dy,
                               const float *restrict projection, const float *restrict scale) {
+    if (FITS_REGISTERS(count)) {
+#define INPUT_GRADIENT(V) rows_input_gradient_vectors(dy, x, dx, rows, width, mean, mean_dy, projection, scale, V)
+        ROWS_BY_VECTORS(count, INPUT_GRADIENT)
+#undef INPUT_GRADIENT
+        return;
+    }
     for (int64_t n = 0; n < rows; n++) {
         const float *restrict xr = x + n * width, *restrict gr = dy + n * width;
         float *restrict out = dx + n * width;

@@ -44,6 +44,15 @@ static void hash_bytes(hash *h, const void *p, size_t n) {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) { h->h ^= b[i]; h->h *= 1099511628211ULL; }
 }
+/* Floats, with every NaN hashed as one pattern: which NaN an operation returns when both of its operands
+   are NaN (x86 returns the first one's) depends on the order the compiler put them in, and no result of
+   the library depends on a NaN's sign or payload. Every other bit counts. */
+static void hash_floats(hash *h, const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float v = isnan(p[i]) ? NAN : p[i];
+        hash_bytes(h, &v, sizeof v);
+    }
+}
 static void emit(const char *name, hash h) { printf("%-40s %016" PRIx64 "\n", name, h.h); }
 
 /* ---- Inputs: a fixed generator, and a sprinkling of the values kernels get wrong ---- */
@@ -114,7 +123,7 @@ static void check_channel(int64_t rows, int64_t run, int64_t stride, float offse
                 CHECK(same_float(y[r * stride + i], want), "channel_affine [%" PRId64 "] %g vs %g", i, y[r * stride + i], want);
             }
         h = hash_start();
-        hash_bytes(&h, y, (size_t)n * sizeof(float));
+        hash_floats(&h, y, (size_t)n);
         snprintf(name, sizeof name, "channel_affine/%" PRId64 "x%" PRId64 "/s%d", rows, run, streaming);
         emit(name, h);
     }
@@ -147,7 +156,7 @@ static void check_channel(int64_t rows, int64_t run, int64_t stride, float offse
                 CHECK(same_float(dx[k], want), "channel_input_gradient [%" PRId64 "] %g vs %g", k, dx[k], want);
             }
         h = hash_start();
-        hash_bytes(&h, dx, (size_t)n * sizeof(float));
+        hash_floats(&h, dx, (size_t)n);
         snprintf(name, sizeof name, "channel_input_gradient/%" PRId64 "x%" PRId64 "/s%d", rows, run, streaming);
         emit(name, h);
     }
@@ -190,7 +199,7 @@ static void check_rows(int64_t rows, int64_t width, int64_t count, float offset)
             CHECK(same_float(y[r * width + c], want), "rows_affine [%" PRId64 ",%" PRId64 "]", r, c);
         }
     h = hash_start();
-    hash_bytes(&h, y, (size_t)n * sizeof(float));
+    hash_floats(&h, y, (size_t)n);
     snprintf(name, sizeof name, "rows_affine/%" PRId64 "x%" PRId64, rows, count);
     emit(name, h);
 
@@ -219,7 +228,7 @@ static void check_rows(int64_t rows, int64_t width, int64_t count, float offset)
             CHECK(same_float(dx[k], want), "rows_input_gradient [%" PRId64 ",%" PRId64 "]", r, c);
         }
     h = hash_start();
-    hash_bytes(&h, dx, (size_t)n * sizeof(float));
+    hash_floats(&h, dx, (size_t)n);
     snprintf(name, sizeof name, "rows_input_gradient/%" PRId64 "x%" PRId64, rows, count);
     emit(name, h);
 
@@ -229,7 +238,7 @@ static void check_rows(int64_t rows, int64_t width, int64_t count, float offset)
         for (int64_t c = 0; c < count; c++)
             CHECK(same_float(dx[r * width + c], dy[r * width + c] * scale[c]), "rows_scale [%" PRId64 ",%" PRId64 "]", r, c);
     h = hash_start();
-    hash_bytes(&h, dx, (size_t)n * sizeof(float));
+    hash_floats(&h, dx, (size_t)n);
     snprintf(name, sizeof name, "rows_scale/%" PRId64 "x%" PRId64, rows, count);
     emit(name, h);
 
@@ -250,7 +259,7 @@ static void check_elementwise(int64_t n) {
         CHECK(same_float(out[i], want), "relu_select [%" PRId64 "] %g vs %g", i, out[i], want);
     }
     hash h = hash_start();
-    hash_bytes(&h, out, (size_t)n * sizeof(float));
+    hash_floats(&h, out, (size_t)n);
     snprintf(name, sizeof name, "relu_select/%" PRId64, n);
     emit(name, h);
 
@@ -317,9 +326,9 @@ static void check_optimizers(int64_t n) {
                 CHECK(same_float(p[i], rp[i]) && same_float(m[i], rm[i]) && same_float(v[i], rv[i]),
                       "adam_step [%" PRId64 "] step %d: p %a vs %a", i, step, p[i], rp[i]);
             }
-            hash_bytes(&h, p, (size_t)n * sizeof(float));
-            hash_bytes(&h, m, (size_t)n * sizeof(float));
-            hash_bytes(&h, v, (size_t)n * sizeof(float));
+            hash_floats(&h, p, (size_t)n);
+            hash_floats(&h, m, (size_t)n);
+            hash_floats(&h, v, (size_t)n);
         }
         snprintf(name, sizeof name, "adam_step/%" PRId64 "/decay%d", n, decay);
         emit(name, h);
@@ -332,7 +341,7 @@ static void check_optimizers(int64_t n) {
         bndk_divide_by(g, divisors[k], p, n);
         for (int64_t i = 0; i < n; i++)
             CHECK(same_float(p[i], g[i] / divisors[k]), "divide_by [%" PRId64 "] %a / %a: %a", i, g[i], divisors[k], p[i]);
-        hash_bytes(&h, p, (size_t)n * sizeof(float));
+        hash_floats(&h, p, (size_t)n);
     }
     snprintf(name, sizeof name, "divide_by/%" PRId64, n);
     emit(name, h);
@@ -357,8 +366,8 @@ static void check_optimizers(int64_t n) {
                 rp[i] = rp[i] - lr * gi;
                 CHECK(same_float(p[i], rp[i]), "sgd_step case %d [%" PRId64 "]: %a vs %a", c, i, p[i], rp[i]);
             }
-            hash_bytes(&h, p, (size_t)n * sizeof(float));
-            if (cases[c].use_buf) hash_bytes(&h, buf, (size_t)n * sizeof(float));
+            hash_floats(&h, p, (size_t)n);
+            if (cases[c].use_buf) hash_floats(&h, buf, (size_t)n);
         }
         snprintf(name, sizeof name, "sgd_step/%" PRId64 "/case%d", n, c);
         emit(name, h);
@@ -382,7 +391,7 @@ static void check_data(int64_t row_size) {
         CHECK(memcmp(dst + k * row_size, src + indices[k] * row_size, (size_t)row_size * sizeof(float)) == 0,
               "gather_rows: row %d", k);
     hash h = hash_start();
-    hash_bytes(&h, dst, (size_t)(PICKED * row_size) * sizeof(float));
+    hash_floats(&h, dst, (size_t)(PICKED * row_size));
     snprintf(name, sizeof name, "gather_rows/%" PRId64, row_size);
     emit(name, h);
 
@@ -392,7 +401,7 @@ static void check_data(int64_t row_size) {
             CHECK(same_float(dst[k * row_size + i], (float)bytes[indices[k] * row_size + i] / 255.0f),
                   "gather_unit_bytes [%d][%" PRId64 "]", k, i);
     h = hash_start();
-    hash_bytes(&h, dst, (size_t)(PICKED * row_size) * sizeof(float));
+    hash_floats(&h, dst, (size_t)(PICKED * row_size));
     snprintf(name, sizeof name, "gather_unit_bytes/%" PRId64, row_size);
     emit(name, h);
     free(src); free(dst); free(bytes);
@@ -418,7 +427,7 @@ static void check_linear(int64_t rows, int64_t depth, int64_t width) {
         for (int64_t r = 0; r < rows; r++) want += a[r * (depth < width ? depth : width) + o];
         CHECK(same_float(sums[o], want), "column_sums_accumulate [%" PRId64 "]", o);
     }
-    hash_bytes(&h, sums, (size_t)width * sizeof(float));
+    hash_floats(&h, sums, (size_t)width);
     snprintf(name, sizeof name, "column_sums_accumulate/%" PRId64 "x%" PRId64, rows, width);
     emit(name, h);
 
@@ -431,7 +440,7 @@ static void check_linear(int64_t rows, int64_t depth, int64_t width) {
                 const float v = b[k * width + o], want = relu && v <= 0 ? 0.0f : v;
                 CHECK(same_float(packed[k * stride + o], want), "pack_rows [%" PRId64 ",%" PRId64 "]", k, o);
             }
-        hash_bytes(&h, packed, (size_t)(depth * stride) * sizeof(float));
+        hash_floats(&h, packed, (size_t)(depth * stride));
     }
     snprintf(name, sizeof name, "pack_rows/%" PRId64 "x%" PRId64, depth, width);
     emit(name, h);
@@ -456,7 +465,7 @@ static void check_linear(int64_t rows, int64_t depth, int64_t width) {
                     CHECK(fabs(c[r * width + o] - sum) <= 1e-6 * magnitude, "sparse_product variant %d [%" PRId64 ",%" PRId64 "]",
                           variant, r, o);
                 }
-            hash_bytes(&h, c, (size_t)(rows * width) * sizeof(float));
+            hash_floats(&h, c, (size_t)(rows * width));
         }
         snprintf(name, sizeof name, "sparse_product/%" PRId64 "x%" PRId64 "x%" PRId64, rows, depth, width);
         emit(name, h);
@@ -485,7 +494,7 @@ static void check_thin(int64_t rows, int64_t width) {
                 if (k && k[n * width + o] <= 0) want = 0.0f;
                 CHECK(same_float(y[n * width + o], want), "outer_product variant %d [%" PRId64 ",%" PRId64 "]", variant, n, o);
             }
-        hash_bytes(&h, y, (size_t)(rows * width) * sizeof(float));
+        hash_floats(&h, y, (size_t)(rows * width));
     }
     snprintf(name, sizeof name, "outer_product/%" PRId64 "x%" PRId64, rows, width);
     emit(name, h);
@@ -508,7 +517,7 @@ static void check_thin(int64_t rows, int64_t width) {
             }
             CHECK(same_float(dots[n], 0.25f + sum), "row_dots relu %d [%" PRId64 "]: %a vs %a", relu, n, dots[n], 0.25f + sum);
         }
-        hash_bytes(&h, dots, (size_t)rows * sizeof(float));
+        hash_floats(&h, dots, (size_t)rows);
     }
     snprintf(name, sizeof name, "row_dots/%" PRId64 "x%" PRId64, rows, width);
     emit(name, h);
@@ -525,7 +534,7 @@ static void check_thin(int64_t rows, int64_t width) {
             }
             CHECK(same_float(sums[c], want), "weighted_column_sums relu %d [%" PRId64 "]", relu, c);
         }
-        hash_bytes(&h, sums, (size_t)width * sizeof(float));
+        hash_floats(&h, sums, (size_t)width);
     }
     snprintf(name, sizeof name, "weighted_column_sums/%" PRId64 "x%" PRId64, rows, width);
     emit(name, h);
@@ -555,8 +564,8 @@ static void check_dropout(int64_t n, float p) {
     CHECK(memcmp(mask, mask2, (size_t)n * sizeof(float)) == 0 && memcmp(y, y2, (size_t)n * sizeof(float)) == 0,
           "dropout: a pass split in two slices differs");
     hash h = hash_start();
-    hash_bytes(&h, mask, (size_t)n * sizeof(float));
-    hash_bytes(&h, y, (size_t)n * sizeof(float));
+    hash_floats(&h, mask, (size_t)n);
+    hash_floats(&h, y, (size_t)n);
     snprintf(name, sizeof name, "dropout_forward/%" PRId64 "/p%g", n, p);
     emit(name, h);
     free(x); free(mask); free(y); free(mask2); free(y2);
@@ -622,14 +631,14 @@ static void check_conv(bndk_conv_shape s, int64_t count) {
         }
     }
     hash h = hash_start();
-    hash_bytes(&h, y, (size_t)(count * out) * sizeof(float));
-    hash_bytes(&h, dw, (size_t)wn * sizeof(float));
-    hash_bytes(&h, dx, (size_t)(count * in) * sizeof(float));
+    hash_floats(&h, y, (size_t)(count * out));
+    hash_floats(&h, dw, (size_t)wn);
+    hash_floats(&h, dx, (size_t)(count * in));
     snprintf(name, sizeof name, "conv/%" PRId64 "x%" PRId64 "x%" PRId64 "->%" PRId64 "/k%" PRId64 "s%" PRId64 "p%" PRId64,
              s.channels, s.height, s.width, s.out_channels, s.kernel, s.stride, s.padding);
     emit(name, h);
     h = hash_start();
-    hash_bytes(&h, db, (size_t)(2 * s.out_channels) * sizeof(float));
+    hash_floats(&h, db, (size_t)(2 * s.out_channels));
     snprintf(name, sizeof name, "conv_bias_gradients/%" PRId64 "x%" PRId64, count, s.out_channels);
     emit(name, h);
     free(x); free(w); free(b); free(y); free(dy); free(dw); free(dx); free(db); free(scratch);
@@ -657,7 +666,7 @@ static void check_pool(int64_t planes, int64_t height, int64_t width) {
                     const float want = (((v[0] + v[1]) + v[2]) + v[3]) / 4;
                     CHECK(same_float(y[(p * OH + oy) * OW + ox], want), "avgpool2_forward rectify %d", rectify);
                 }
-        hash_bytes(&h, y, (size_t)m * sizeof(float));
+        hash_floats(&h, y, (size_t)m);
         bndk_avgpool2_backward(dy, rectify ? x : NULL, dx, planes, height, width);
         for (int64_t p = 0; p < planes; p++)
             for (int64_t iy = 0; iy < height; iy++)
@@ -667,7 +676,7 @@ static void check_pool(int64_t planes, int64_t height, int64_t width) {
                     if (rectify && x[i] <= 0) want = 0;
                     CHECK(same_float(dx[i], want), "avgpool2_backward rectify %d [%" PRId64 "]", rectify, i);
                 }
-        hash_bytes(&h, dx, (size_t)n * sizeof(float));
+        hash_floats(&h, dx, (size_t)n);
     }
     snprintf(name, sizeof name, "avgpool2/%" PRId64 "x%" PRId64 "x%" PRId64, planes, height, width);
     emit(name, h);
@@ -718,6 +727,9 @@ int main(void) {
     check_rows(13, 45, 43, 100.0f);
     check_rows(64, 48, 48, 0.0f);
     check_rows(7, 24, 17, 0.5f);
+    check_rows(9, 30, 24, 100.0f);  /* whole rows in registers: 3, 6 and 8 vectors */
+    check_rows(33, 48, 48, -2.0f);
+    check_rows(5, 64, 64, 0.0f);
     for (int i = 0; i < COUNTS; i++) {
         check_elementwise(counts[i]);
         check_optimizers(counts[i]);

@@ -8,8 +8,8 @@
 # run the others. Here the kernels are compiled four times with CC (the compiler SwiftPM uses, clang):
 # as the library compiles them (clones) and once for each instruction set alone (-DBNDK_NO_CLONES
 # -march=...). Each build runs Tests/kernels/isa_check.c, which checks every result against a scalar
-# computation and prints a hash of each call's output. Every build this CPU can run must print the same
-# hashes; the convolution's lines are compared among the builds with fused multiply-adds only (AVX2,
+# computation and prints a hash of each call's output (every NaN hashed alike: see isa_check.c). Every
+# build this CPU can run must print the same hashes; the convolution's lines are compared among the builds with fused multiply-adds only (AVX2,
 # AVX-512, clones here), as bndrop_kernels.h documents. Builds this CPU cannot run are reported as
 # skipped (exit status 77 of the program); the baseline and AVX2 builds run on every x86-64 machine
 # this project supports.
