@@ -261,6 +261,9 @@ public final class Linear: Layer {
     static func listedShare(_ values: UnsafePointer<Float>, rows: Int, width: Int, afterReLU: Bool = false)
         -> (listed: Int, of: Int) {
         let step = max(1, rows / sparseSampleRows)
+        if step == 1 {  // every row: one call over the contiguous rows
+            return (Int(bndk_count_listed(values, Int64(rows * width), afterReLU ? 1 : 0)), rows * width)
+        }
         var listed = 0, seen = 0
         for row in stride(from: 0, to: rows, by: step) {
             listed += Int(bndk_count_listed(values + row * width, Int64(width), afterReLU ? 1 : 0))
