@@ -1,5 +1,5 @@
-// Linear's kernels (see bndrop_kernels.h): the bias gradient's column sums, and matrix products whose
-// left operand is mostly zeros.
+// Linear's kernels (see bndrop_kernels.h): the bias gradient's column sums, the outer and dot products
+// of a Linear with one input or one output, and matrix products whose left operand is mostly zeros.
 //
 // The sparse product: each row of the result is held in up to eight AVX-512 registers (128 floats)
 // while the row of the left operand is walked: its nonzero entries are first gathered, with their
@@ -10,7 +10,8 @@
 // multiply-adds keep the FMA units busy); the result is start + (first sum + second sum). The order
 // depends on the data only, never on the thread count. For a Linear that takes in the ReLU before it,
 // only positive entries are listed (the ReLU's zeros are skipped as zeros), and the input gradient's
-// lanes where the ReLU's input is not positive are stored as zero (the ReLU's backward).
+// lanes where the ReLU's input is not positive are stored as zero (the ReLU's backward). A right
+// operand too large for the nearest cache is taken in blocks (sparse_rows below).
 #include "bndrop_kernels.h"
 #include "clones.h"
 
