@@ -40,4 +40,12 @@ typedef double double8 __attribute__((vector_size(64)));
 // Lanes added pairwise in a fixed order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
 #define sum8(v) ({ double8 w_ = (v); ((w_[0] + w_[4]) + (w_[2] + w_[6])) + ((w_[1] + w_[5]) + (w_[3] + w_[7])); })
 
+// Sixteen lanes: one 512-bit register in the AVX-512 clone, two or four in the others.
+typedef float float16v __attribute__((vector_size(64)));
+typedef double double16v __attribute__((vector_size(128)));
+#define load16(p) ({ float16v v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define store16(p, v) do { float16v s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+#define splat16(x) ({ float x_ = (x); (float16v){x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_}; })
+#define splat16d(x) ({ double x_ = (x); (double16v){x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_}; })
+
 #endif

@@ -25,12 +25,7 @@
 #pragma clang fp contract(fast)
 #endif
 
-typedef float float16v __attribute__((vector_size(64)));
-
-// Macros, not functions, for anything holding a vector (one calling convention per clone).
-#define load16(p) ({ float16v v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define store16(p, v) do { float16v s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
-#define splat16(x) ({ float x_ = (x); (float16v){x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_}; })
+// (float16v, load16, store16, splat16: clones.h.)
 // Lanes added pairwise in a fixed order.
 #define sum16(v) ({ float16v w_ = (v); \
     ((((w_[0] + w_[8]) + (w_[4] + w_[12])) + ((w_[2] + w_[10]) + (w_[6] + w_[14]))) + \
