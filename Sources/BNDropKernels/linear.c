@@ -45,26 +45,28 @@ void bndk_column_sums_accumulate(const float *restrict rows, int64_t count, int6
 // all-ones lanes clear the value's bits (C has no vector conditional).
 typedef int32_t int8v __attribute__((vector_size(32)));
 #define RELU8(v) ({ float8 v_ = (v); (float8)((int8v)v_ & ~(int8v)(v_ <= splat8f(0.0f))); })
+typedef int32_t int16v __attribute__((vector_size(64)));
+#define RELU16(v) ({ float16v v_ = (v); (float16v)((int16v)v_ & ~(int16v)(v_ <= splat16(0.0f))); })
 // v where keep > 0 or keep is NaN, else 0 (bndk_relu_select's mask).
-#define KEEP8(v, keep) ((float8)((int8v)(v) & ~(int8v)((keep) <= splat8f(0.0f))))
+#define KEEP16(v, keep) ((float16v)((int16v)(v) & ~(int16v)((keep) <= splat16(0.0f))))
 
 BNDK_CLONES
 void bndk_outer_product(const float *restrict x, int64_t rows, const float *restrict w, int64_t width,
                         const float *restrict bias, const float *restrict keep, float *restrict y) {
     for (int64_t n = 0; n < rows; n++) {
         const float xn = x[n];
-        const float8 x8 = splat8f(xn);
+        const float16v x16 = splat16(xn);
         float *restrict row = y + n * width;
         const float *restrict keep_row = keep ? keep + n * width : NULL;
         int64_t o = 0;
         if (bias) {
-            for (; o + 8 <= width; o += 8) store8(row + o, load8(bias + o) + x8 * load8(w + o));
+            for (; o + 16 <= width; o += 16) store16(row + o, load16(bias + o) + x16 * load16(w + o));
             for (; o < width; o++) row[o] = bias[o] + xn * w[o];
         } else if (keep_row) {
-            for (; o + 8 <= width; o += 8) store8(row + o, KEEP8(x8 * load8(w + o), load8(keep_row + o)));
+            for (; o + 16 <= width; o += 16) store16(row + o, KEEP16(x16 * load16(w + o), load16(keep_row + o)));
             for (; o < width; o++) row[o] = keep_row[o] <= 0.0f ? 0.0f : xn * w[o];
         } else {
-            for (; o + 8 <= width; o += 8) store8(row + o, x8 * load8(w + o));
+            for (; o + 16 <= width; o += 16) store16(row + o, x16 * load16(w + o));
             for (; o < width; o++) row[o] = xn * w[o];
         }
         if (bias && keep_row)
@@ -127,33 +129,37 @@ void bndk_row_dots(const float *restrict x, int64_t rows, int64_t depth, int rel
     for (; n < rows; n++) y[n] = start + row_dot(x + n * depth, depth, relu, w);
 }
 
-// Columns [c, c + 8·VECTORS) of the sums, each added to in row order in a register.
+// Columns [c, c + 16·VECTORS) of the sums, each added to in row order in a register.
 #define WEIGHTED_COLUMN_SUMS(VECTORS)                                                                   \
-    for (; c + 8 * (VECTORS) <= width; c += 8 * (VECTORS)) {                                           \
-        float8 sum[VECTORS];                                                                           \
-        for (int v = 0; v < (VECTORS); v++) sum[v] = load8(sums + c + 8 * v);                          \
+    for (; c + 16 * (VECTORS) <= width; c += 16 * (VECTORS)) {                                         \
+        float16v sum[VECTORS];                                                                         \
+        for (int v = 0; v < (VECTORS); v++) sum[v] = load16(sums + c + 16 * v);                        \
         for (int64_t n = 0; n < count; n++) {                                                          \
-            const float8 weight = splat8f(weights[n]);                                                 \
+            const float16v weight = splat16(weights[n]);                                               \
             const float *restrict row = rows + n * stride + c;                                         \
             for (int v = 0; v < (VECTORS); v++)                                                        \
-                sum[v] = sum[v] + weight * (relu ? RELU8(load8(row + 8 * v)) : load8(row + 8 * v));    \
+                sum[v] = sum[v] + weight * (relu ? RELU16(load16(row + 16 * v)) : load16(row + 16 * v)); \
         }                                                                                              \
-        for (int v = 0; v < (VECTORS); v++) store8(sums + c + 8 * v, sum[v]);                          \
+        for (int v = 0; v < (VECTORS); v++) store16(sums + c + 16 * v, sum[v]);                        \
     }
 
 BNDK_CLONES
 void bndk_weighted_column_sums(const float *restrict rows, int64_t count, int64_t width, int64_t stride,
                                const float *restrict weights, int relu, float *restrict sums) {
     int64_t c = 0;
-    WEIGHTED_COLUMN_SUMS(8)
+    WEIGHTED_COLUMN_SUMS(4)
     WEIGHTED_COLUMN_SUMS(1)
-    for (; c < width; c++) {
-        float sum = sums[c];
+    // The last width % 16 columns side by side, each still summed down the rows in order.
+    const int64_t rest = width - c;
+    if (rest > 0) {
+        float sum[16];
+        for (int64_t j = 0; j < rest; j++) sum[j] = sums[c + j];
         for (int64_t n = 0; n < count; n++) {
-            const float v = rows[n * stride + c];
-            sum = sum + weights[n] * (relu && v <= 0.0f ? 0.0f : v);
+            const float weight = weights[n];
+            const float *restrict row = rows + n * stride + c;
+            for (int64_t j = 0; j < rest; j++) sum[j] = sum[j] + weight * (relu && row[j] <= 0.0f ? 0.0f : row[j]);
         }
-        sums[c] = sum;
+        for (int64_t j = 0; j < rest; j++) sums[c + j] = sum[j];
     }
 }
 
