@@ -48,4 +48,13 @@ typedef double double16v __attribute__((vector_size(128)));
 #define splat16(x) ({ float x_ = (x); (float16v){x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_}; })
 #define splat16d(x) ({ double x_ = (x); (double16v){x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_}; })
 
+// ReLU's mask on vectors, as bndk_relu_select: v where mask > 0 or mask is NaN, else +0. A comparison's
+// all-ones lanes clear the value's bits (C has no vector conditional).
+typedef int32_t int8v __attribute__((vector_size(32)));
+typedef int32_t int16v __attribute__((vector_size(64)));
+#define KEEP8(v, mask) ((float8)((int8v)(v) & ~(int8v)((mask) <= splat8f(0.0f))))
+#define KEEP16(v, mask) ((float16v)((int16v)(v) & ~(int16v)((mask) <= splat16(0.0f))))
+#define RELU8(v) ({ float8 r_ = (v); KEEP8(r_, r_); })
+#define RELU16(v) ({ float16v r_ = (v); KEEP16(r_, r_); })
+
 #endif

@@ -41,14 +41,7 @@ void bndk_column_sums_accumulate(const float *restrict rows, int64_t count, int6
 // Every sum's order is fixed by the sizes: dot products in eight lanes plus a tail, column sums down
 // the rows in order.
 
-// (x <= 0 ? 0 : x): ReLU as bndk_relu_select computes it (NaN passes), on eight lanes: the comparison's
-// all-ones lanes clear the value's bits (C has no vector conditional).
-typedef int32_t int8v __attribute__((vector_size(32)));
-#define RELU8(v) ({ float8 v_ = (v); (float8)((int8v)v_ & ~(int8v)(v_ <= splat8f(0.0f))); })
-typedef int32_t int16v __attribute__((vector_size(64)));
-#define RELU16(v) ({ float16v v_ = (v); (float16v)((int16v)v_ & ~(int16v)(v_ <= splat16(0.0f))); })
-// v where keep > 0 or keep is NaN, else 0 (bndk_relu_select's mask).
-#define KEEP16(v, keep) ((float16v)((int16v)(v) & ~(int16v)((keep) <= splat16(0.0f))))
+// (RELU8, RELU16, KEEP16: clones.h.)
 
 BNDK_CLONES
 void bndk_outer_product(const float *restrict x, int64_t rows, const float *restrict w, int64_t width,
