@@ -37,8 +37,9 @@ typedef double double8 __attribute__((vector_size(64)));
 #define widen8(v) __builtin_convertvector((v), double8)
 #define splat8f(x) ((float8){(x), (x), (x), (x), (x), (x), (x), (x)})
 #define splat8d(x) ((double8){(x), (x), (x), (x), (x), (x), (x), (x)})
-// Lanes added pairwise in a fixed order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
-#define sum8(v) ({ double8 w_ = (v); ((w_[0] + w_[4]) + (w_[2] + w_[6])) + ((w_[1] + w_[5]) + (w_[3] + w_[7])); })
+// Lanes added pairwise in a fixed order: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1; for double8
+// (BatchNorm's sums) and float8 (dot products) alike.
+#define sum8(v) ({ __typeof__(v) w_ = (v); ((w_[0] + w_[4]) + (w_[2] + w_[6])) + ((w_[1] + w_[5]) + (w_[3] + w_[7])); })
 
 // Sixteen lanes: one 512-bit register in the AVX-512 clone, two or four in the others.
 typedef float float16v __attribute__((vector_size(64)));

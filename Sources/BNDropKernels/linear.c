@@ -67,59 +67,36 @@ void bndk_outer_product(const float *restrict x, int64_t rows, const float *rest
     }
 }
 
-// The lanes of a dot product added pairwise: ((0+4)+(2+6))+((1+5)+(3+7)).
-#define LANE_SUM8(v) ({ float8 l_ = (v); ((l_[0] + l_[4]) + (l_[2] + l_[6])) + ((l_[1] + l_[5]) + (l_[3] + l_[7])); })
-
-// One row's dot product: whole groups of eight in lanes, then the tail in order.
-static inline __attribute__((always_inline)) float row_dot(const float *restrict row, int64_t depth, int relu,
-                                                           const float *restrict w) {
-    float8 lanes = splat8f(0.0f);
+// Dot products of `rows` (≤ 4) rows side by side, each summed exactly as alone (whole groups of eight
+// in lanes, sum8's order, then the tail in order): R chains of adds instead of one. Inlined with R a
+// constant.
+static inline __attribute__((always_inline)) void row_dots_block(const float *restrict x, int64_t depth, int relu,
+                                                                 const float *restrict w, float start,
+                                                                 float *restrict y, const int R) {
+    float8 lanes[4];
+    for (int r = 0; r < R; r++) lanes[r] = splat8f(0.0f);
     int64_t k = 0;
-    if (relu)
-        for (; k + 8 <= depth; k += 8) lanes = lanes + RELU8(load8(row + k)) * load8(w + k);
-    else
-        for (; k + 8 <= depth; k += 8) lanes = lanes + load8(row + k) * load8(w + k);
-    float sum = LANE_SUM8(lanes);
-    for (; k < depth; k++) sum = sum + (relu && row[k] <= 0.0f ? 0.0f : row[k]) * w[k];
-    return sum;
+    for (; k + 8 <= depth; k += 8) {
+        const float8 wk = load8(w + k);
+        for (int r = 0; r < R; r++) {
+            const float8 v = load8(x + r * depth + k);
+            lanes[r] = lanes[r] + (relu ? RELU8(v) : v) * wk;
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const float *restrict row = x + r * depth;
+        float sum = sum8(lanes[r]);
+        for (int64_t j = k; j < depth; j++) sum = sum + (relu && row[j] <= 0.0f ? 0.0f : row[j]) * w[j];
+        y[r] = start + sum;
+    }
 }
 
 BNDK_CLONES
 void bndk_row_dots(const float *restrict x, int64_t rows, int64_t depth, int relu, const float *restrict w,
                    float start, float *restrict y) {
     int64_t n = 0;
-    // Four rows side by side (each summed exactly as alone): four chains of adds instead of one.
-    for (; n + 4 <= rows; n += 4) {
-        const float *r0 = x + n * depth, *r1 = r0 + depth, *r2 = r1 + depth, *r3 = r2 + depth;
-        float8 l0 = splat8f(0.0f), l1 = l0, l2 = l0, l3 = l0;
-        int64_t k = 0;
-        for (; k + 8 <= depth; k += 8) {
-            const float8 wk = load8(w + k);
-            if (relu) {
-                l0 = l0 + RELU8(load8(r0 + k)) * wk;
-                l1 = l1 + RELU8(load8(r1 + k)) * wk;
-                l2 = l2 + RELU8(load8(r2 + k)) * wk;
-                l3 = l3 + RELU8(load8(r3 + k)) * wk;
-            } else {
-                l0 = l0 + load8(r0 + k) * wk;
-                l1 = l1 + load8(r1 + k) * wk;
-                l2 = l2 + load8(r2 + k) * wk;
-                l3 = l3 + load8(r3 + k) * wk;
-            }
-        }
-        float s0 = LANE_SUM8(l0), s1 = LANE_SUM8(l1), s2 = LANE_SUM8(l2), s3 = LANE_SUM8(l3);
-        for (; k < depth; k++) {
-            s0 = s0 + (relu && r0[k] <= 0.0f ? 0.0f : r0[k]) * w[k];
-            s1 = s1 + (relu && r1[k] <= 0.0f ? 0.0f : r1[k]) * w[k];
-            s2 = s2 + (relu && r2[k] <= 0.0f ? 0.0f : r2[k]) * w[k];
-            s3 = s3 + (relu && r3[k] <= 0.0f ? 0.0f : r3[k]) * w[k];
-        }
-        y[n] = start + s0;
-        y[n + 1] = start + s1;
-        y[n + 2] = start + s2;
-        y[n + 3] = start + s3;
-    }
-    for (; n < rows; n++) y[n] = start + row_dot(x + n * depth, depth, relu, w);
+    for (; n + 4 <= rows; n += 4) row_dots_block(x + n * depth, depth, relu, w, start, y + n, 4);
+    for (; n < rows; n++) row_dots_block(x + n * depth, depth, relu, w, start, y + n, 1);
 }
 
 // Columns [c, c + 16·VECTORS) of the sums, each added to in row order in a register.
