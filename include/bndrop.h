@@ -752,10 +752,11 @@ BND_API bnd_status bnd_net_predict_mc_dropout(bnd_net *net, const float *input, 
    or BNDROP_NUM_THREADS when that is set to a number from 1 to 256 when the library first needs it,
    until bnd_set_num_threads changes it.
 
-   BLAS: matrix products run in OpenBLAS, except, on CPUs with AVX-512, a Linear's products whose left
-   operand is at least half zeros (its input after ReLU or Dropout, its output gradient through ReLU)
-   and whose other operand is finite, at most 64 KB and 32 to 128 floats wide: bndrop's own kernel
-   skips the zeros (README, "Skipping zeros"). libbndrop.so does not link OpenBLAS: it loads
+   BLAS: matrix products run in OpenBLAS, except a Linear's with one input or one output feature
+   (bndrop's own outer and dot products), and, on CPUs with AVX-512, a Linear's products whose left
+   operand is at least half zeros (30% when the other operand is over 64 KB; its input after ReLU or
+   Dropout, its output gradient through ReLU) and whose other operand is finite and 32 to 128 floats
+   wide: bndrop's own kernel skips the zeros (README, "Skipping zeros"). libbndrop.so does not link OpenBLAS: it loads
    libopenblas.so.0 (dlopen) at its first matrix product or bnd_get_runtime_info call, so that it can choose
    OpenBLAS's kernels (its "core") first. OpenBLAS picks its core from the CPU model, and gives a
    model it does not know a generic core, several times slower (OpenBLAS 0.3.21 runs Intel Sapphire
