@@ -42,19 +42,23 @@ final class DeterminismTests: XCTestCase {
         }
     }
 
+    /// The article's MLP 784-48-24-10 with BatchNorm1d, and Dropout(`dropout`) after the first ReLU when given.
+    private func articleMLP(seed: UInt64, dropout: Float?) throws -> Sequential {
+        let net = try Sequential(sampleShape: [784], seed: seed)
+        try net.addLinear(48)
+        try net.addBatchNorm()
+        try net.addReLU()
+        if let dropout { try net.addDropout(dropout) }
+        try net.addLinear(24)
+        try net.addBatchNorm()
+        try net.addReLU()
+        try net.addLinear(10)
+        return net
+    }
+
     func testMLPWithBatchNormAndDropoutIsBitIdenticalForAnyThreadCount() throws {
-        try assertSameForEveryThreadCount("MLP", {
-            let net = try Sequential(sampleShape: [784], seed: 5)
-            try net.addLinear(48)
-            try net.addBatchNorm()
-            try net.addReLU()
-            try net.addDropout(0.2)
-            try net.addLinear(24)
-            try net.addBatchNorm()
-            try net.addReLU()
-            try net.addLinear(10)
-            return net
-        }, sampleSize: 784, batch: 300)  // 300 rows: several row blocks, the last one partial
+        try assertSameForEveryThreadCount("MLP", { try self.articleMLP(seed: 5, dropout: 0.2) },
+                                          sampleSize: 784, batch: 300)  // 300 rows: several row blocks, the last one partial
     }
 
     /// The dropout experiment's 100→100 layer: its input (after ReLU and Dropout) and its output gradient
@@ -75,17 +79,9 @@ final class DeterminismTests: XCTestCase {
     /// The article's MLP on image-like inputs, half of them zero: its 784→48 product skips the zeros
     /// with the weight taken in blocks (on AVX-512 CPUs), over three row blocks of a batch of 300.
     func testMLPOnImagesWithZerosIsBitIdenticalForAnyThreadCount() throws {
-        try assertSameForEveryThreadCount("MLP on mostly-zero images", {
-            let net = try Sequential(sampleShape: [784], seed: 6)
-            try net.addLinear(48)
-            try net.addBatchNorm()
-            try net.addReLU()
-            try net.addLinear(24)
-            try net.addBatchNorm()
-            try net.addReLU()
-            try net.addLinear(10)
-            return net
-        }, sampleSize: 784, batch: 300, value: { random in random.nextUnitFloat() < 0.5 ? 0 : random.nextUnitFloat() })
+        try assertSameForEveryThreadCount("MLP on mostly-zero images", { try self.articleMLP(seed: 6, dropout: nil) },
+                                          sampleSize: 784, batch: 300,
+                                          value: { random in random.nextUnitFloat() < 0.5 ? 0 : random.nextUnitFloat() })
     }
 
     /// Layers with one input or one output (their own outer and dot products, one taking in a ReLU).
