@@ -31,7 +31,7 @@ void bndk_divide_by(const float *a, float c, float *out, int64_t count) {
     for (int64_t i = 0; i < count; i++) out[i] = quotient(a[i], c, by_inverse, inverse);
 }
 
-// Eight parameters at a time with explicit vectors (a scalar sqrtf call would keep the loop scalar: C's
+// Sixteen parameters at a time with explicit vectors (a scalar sqrtf call would keep the loop scalar: C's
 // sqrtf may set errno), then the tail one by one: the same IEEE operations either way.
 BNDK_CLONES
 void bndk_adam_step(float *restrict p, const float *restrict grad, float *restrict m, float *restrict v, int64_t count,
