@@ -11,7 +11,8 @@
 // depends on the data only, never on the thread count. For a Linear that takes in the ReLU before it,
 // only positive entries are listed (the ReLU's zeros are skipped as zeros), and the input gradient's
 // lanes where the ReLU's input is not positive are stored as zero (the ReLU's backward). A right
-// operand too large for the nearest cache is taken in blocks (sparse_rows below).
+// operand too large for the nearest cache is taken by groups of rows sharing one list (sparse_groups
+// below) or, through a ReLU, in blocks (sparse_rows).
 #include "bndrop_kernels.h"
 #include "clones.h"
 
@@ -270,7 +271,8 @@ sparse_row(const int vectors, const int narrow, __mmask16 tail, const float *a_r
 }
 
 // The rows of c for one register count: the whole right operand at once when it is small (it stays in
-// the nearest caches while every row reads it), else in blocks. A right operand over WHOLE_FLOATS
+// the nearest caches while every row reads it), else in blocks (with a ReLU taken in: otherwise the
+// rows go in groups, below). A right operand over WHOLE_FLOATS
 // (64 KB: the first layer of the article's MLP, 784 x 48, is 147 KB) would be read from L2 for
 // every listed entry, three cache lines each for 48 columns, and the loads, not the multiply-adds,
 // would set the pace; so it is taken BLOCK_FLOATS (32 KB, L1) at a time, for PANEL_ROWS rows of a
@@ -313,6 +315,130 @@ sparse_rows(const int vectors, const int narrow, __mmask16 tail, const int predi
     }
 }
 
+// ---- Rows in groups ----
+// A right operand over WHOLE_FLOATS whose left operand is listed by "not zero" (no ReLU taken in: the
+// article's first layer, 784 -> 48, on images) is taken GROUP rows of c at a time instead: the group's
+// rows share one list, the columns where any of them is not zero, and each listed column's row of the
+// right operand is loaded into registers once and multiplied into every row of the group (the group's
+// partial sums fill the registers: 4 rows x 3 vectors for width 48). The kernel then runs at the pace
+// of its multiply-adds, not its loads, as a dense product does, and still skips the columns that are
+// zero in the whole group. To make those many, the rows (up to ORDER_ROWS at a time) are first put in
+// the order of their first listed column and their number of listed columns, so rows that look alike
+// (on images: objects that start on the same line) share groups. A column listed for the group but
+// zero in one of its rows adds 0·b = ±0 to that row's sum, which changes no sum (a sum starts at +0,
+// and +0 + -0 is +0), so each row's result is its own: start + (the sum, in column order, of its
+// nonzero terms), whatever rows share its group, the same for any thread count. Measured on the
+// 10,000 Fashion-MNIST test images x 784 -> 48 (half the pixels zero), one core, tasks of 128 rows:
+// 9.5 ms row by row (the blocked kernel above), 7.8 ms in groups of 4 in the given order, 6.4 ms in
+// groups of 4 after ordering (6.6 ms in groups of 8); a group of rows in the order given lists 79% of
+// the columns, in the chosen order 66%.
+enum { ORDER_ROWS = 128, MAX_GROUP = 4 };
+
+// Puts rows [0, count) of a (count <= ORDER_ROWS) in that order: by first listed column, then by the
+// number of listed columns, then by index (so the order is a function of the data).
+SPARSE_TARGET static void order_rows(const float *a, int64_t a_stride, int64_t count, int64_t depth, int32_t *order) {
+    int64_t keys[ORDER_ROWS];
+    for (int64_t r = 0; r < count; r++) {
+        const float *row = a + r * a_stride;
+        int64_t first = depth, listed = 0;
+        for (int64_t k = 0; k < depth; k += 16) {
+            const __mmask16 in = depth - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (depth - k)) - 1);
+            const __mmask16 nonzero =
+                _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, row + k), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+            if (nonzero && first == depth) first = k + __builtin_ctz((unsigned)nonzero);
+            listed += __builtin_popcount((unsigned)nonzero);
+        }
+        // depth < 2^31 (b's size limit) and r < 128: first, listed and r fit in 31, 32 and 8 bits.
+        const int64_t key = (first << 40) | (listed << 8) | r;
+        int64_t i = r;  // insertion sort: at most 128 keys
+        for (; i > 0 && keys[i - 1] > key; i--) keys[i] = keys[i - 1];
+        keys[i] = key;
+    }
+    for (int64_t r = 0; r < count; r++) order[r] = (int32_t)(keys[r] & 0xFF);
+}
+
+// One group: rows members[0..<valid] of a and c (valid <= group; the missing ones repeat the last row,
+// computed but not stored).
+SPARSE_TARGET __attribute__((always_inline)) static inline void
+sparse_group(const int vectors, const int group, __mmask16 tail, const int32_t *members, const int valid, int64_t depth,
+             const float *a, int64_t a_stride, const float *b, int64_t b_stride, const float *start, int accumulate,
+             const float *keep, int64_t keep_stride, float *c, int64_t c_stride, int32_t *columns) {
+    const float *rows[MAX_GROUP];
+    for (int r = 0; r < group; r++) rows[r] = a + members[r < valid ? r : valid - 1] * a_stride;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 sum[MAX_GROUP][MAX_VECTORS];
+    for (int r = 0; r < group; r++)
+        for (int v = 0; v < vectors; v++) sum[r][v] = _mm512_setzero_ps();
+    for (int64_t chunk = 0; chunk < depth; chunk += CHUNK) {
+        const int64_t end = depth - chunk < CHUNK ? depth : chunk + CHUNK;
+        int64_t listed = 0;
+        for (int64_t k = chunk; k < end; k += 16) {
+            const __mmask16 in = end - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (end - k)) - 1);
+            __mmask16 nonzero = 0;
+            for (int r = 0; r < group; r++)
+                nonzero |= _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, rows[r] + k), _mm512_setzero_ps(),
+                                                   _CMP_NEQ_UQ);
+            _mm512_storeu_si512(columns + listed, _mm512_maskz_compress_epi32(
+                                                      nonzero, _mm512_add_epi32(lane, _mm512_set1_epi32((int32_t)k))));
+            listed += __builtin_popcount((unsigned)nonzero);
+        }
+        for (int64_t j = 0; j < listed; j++) {
+            const int64_t k = columns[j];
+            const float *b_row = b + k * b_stride;
+            __m512 w[MAX_VECTORS];
+            for (int v = 0; v < vectors; v++)
+                w[v] = v == vectors - 1 ? _mm512_maskz_loadu_ps(tail, b_row + 16 * v) : _mm512_loadu_ps(b_row + 16 * v);
+            for (int r = 0; r < group; r++) {
+                const __m512 x = _mm512_set1_ps(rows[r][k]);
+                for (int v = 0; v < vectors; v++) sum[r][v] = _mm512_fmadd_ps(x, w[v], sum[r][v]);
+            }
+        }
+    }
+    for (int r = 0; r < group; r++) {
+        if (r >= valid) break;
+        float *c_row = c + members[r] * c_stride;
+        const float *initial = accumulate ? c_row : start;
+        for (int v = 0; v < vectors; v++) {
+            const __mmask16 lanes = v == vectors - 1 ? tail : (__mmask16)0xFFFF;
+            __m512 value = _mm512_add_ps(initial ? _mm512_maskz_loadu_ps(lanes, initial + 16 * v) : _mm512_setzero_ps(),
+                                         sum[r][v]);
+            if (keep)  // as in sparse_row: lanes whose keep value is <= 0 store zero
+                value = _mm512_maskz_mov_ps(
+                    _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lanes, keep + members[r] * keep_stride + 16 * v),
+                                       _mm512_setzero_ps(), _CMP_NLE_UQ),
+                    value);
+            _mm512_mask_storeu_ps(c_row + 16 * v, lanes, value);
+        }
+    }
+}
+
+// All rows, ORDER_ROWS at a time: ordered, then in groups as large as the registers allow (the sums,
+// the right operand's row and one broadcast value in 32 registers: 4 rows up to width 96, 3 for 112, 2
+// for 128).
+SPARSE_TARGET __attribute__((always_inline)) static inline void
+sparse_groups(const int vectors, __mmask16 tail, int64_t rows, int64_t depth, const float *a, int64_t a_stride,
+              const float *b, int64_t b_stride, const float *start, int accumulate, const float *keep,
+              int64_t keep_stride, float *c, int64_t c_stride, int32_t *columns) {
+    const int group = (31 - vectors) / vectors < MAX_GROUP ? (31 - vectors) / vectors : MAX_GROUP;
+    int32_t order[ORDER_ROWS];
+    for (int64_t first = 0; first < rows; first += ORDER_ROWS) {
+        const int64_t count = rows - first < ORDER_ROWS ? rows - first : ORDER_ROWS;
+        const float *a_part = a + first * a_stride;
+        order_rows(a_part, a_stride, count, depth, order);
+        for (int64_t r = 0; r < count; r += group) {
+            const int valid = count - r < group ? (int)(count - r) : group;
+            sparse_group(vectors, group, tail, order + r, valid, depth, a_part, a_stride, b, b_stride, start, accumulate,
+                         keep ? keep + first * keep_stride : NULL, keep_stride, c + first * c_stride, c_stride, columns);
+        }
+    }
+}
+
+#define SPARSE_GROUPS(N) \
+    case N: \
+        sparse_groups(N, tail, rows, depth, a, a_stride, b, b_stride, start, accumulate, keep, keep_stride, c, c_stride, \
+                      offsets); \
+        break;
+
 #define SPARSE_ROWS(N) \
     case N: \
         if (positive_only) { \
@@ -336,6 +462,14 @@ void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float
     const int64_t last = width - 16 * (vectors - 1);
     const __mmask16 tail = last == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1);
     const int narrow = last <= 8;
+    if (!positive_only && depth * b_stride > WHOLE_FLOATS) {
+        switch (vectors) {
+            SPARSE_GROUPS(1) SPARSE_GROUPS(2) SPARSE_GROUPS(3) SPARSE_GROUPS(4)
+            SPARSE_GROUPS(5) SPARSE_GROUPS(6) SPARSE_GROUPS(7) SPARSE_GROUPS(8)
+            default: break;
+        }
+        return;
+    }
     switch (vectors) {
         SPARSE_ROWS(1) SPARSE_ROWS(2) SPARSE_ROWS(3) SPARSE_ROWS(4)
         SPARSE_ROWS(5) SPARSE_ROWS(6) SPARSE_ROWS(7) SPARSE_ROWS(8)

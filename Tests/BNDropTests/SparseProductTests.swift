@@ -30,8 +30,9 @@ final class SparseProductTests: XCTestCase {
         guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
         var random = SeededRandom(seed: 3)
         let depth = 1100
-        // A right operand over 16K floats (all but width 1 here) is taken in blocks of columns of a for
-        // panels of 64 rows: 130 rows make three panels.
+        // A right operand over 16K floats (all but width 1 here) is taken in groups of rows sharing one
+        // list (zeros listed as zeros), or, through a ReLU, in blocks of columns of a for panels of 64
+        // rows: 130 rows make two orderings of groups (the last group partial) and three panels.
         for (rows, width) in [(4, 1), (4, 15), (4, 16), (4, 17), (4, 48), (4, 100), (4, 128), (130, 48)] {
             let bStride = width + 3
             let a = mostlyZeros(rows * depth, zeroShare: 0.6, random: &random)
@@ -94,6 +95,60 @@ final class SparseProductTests: XCTestCase {
             bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), signed, Int64(depth), 1, b, Int64(bStride), start, 0,
                                 nil, 0, &masked, Int64(width))
             XCTAssertTrue(masked[(2 * width)..<(3 * width)].allSatisfy(\.isNaN), "width \(width): NaN through the ReLU")
+        }
+    }
+
+    /// Rows taken in groups (a right operand over 16K floats, zeros listed as plain zeros, e.g. the
+    /// article's first layer on images): a column listed for the group but zero in a row must change
+    /// nothing in that row, so each row's result has the same bits computed alone or with the rows in
+    /// another order, and is the product (with a kept-lanes mask: zero where keep <= 0). Widths 32-128
+    /// make groups of 4, 3 and 2 rows; 130 rows, two orderings, the last group partial.
+    func testRowsInGroupsGiveEachRowItsOwnBits() throws {
+        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
+        var random = SeededRandom(seed: 11)
+        let (rows, depth) = (130, 784)
+        for width in [32, 48, 100, 112, 128] {
+            // Rows with their nonzeros in different stretches (as objects in images), some rows all zero.
+            var a = [Float](repeating: 0, count: rows * depth)
+            for r in 0..<rows where r % 17 != 5 {
+                let begin = (r * 37) % 400, end = begin + 200 + (r * 13) % 180
+                for k in begin..<end where random.nextUnitFloat() < 0.7 { a[r * depth + k] = random.nextNormal() }
+            }
+            let b = (0..<(depth * width)).map { _ in random.nextNormal() }
+            let start = (0..<width).map { _ in random.nextNormal() }
+            let keep = (0..<(rows * width)).map { i in i % 7 == 0 ? Float(-1) : i % 11 == 0 ? Float.nan : 1 }
+            func product(_ a: [Float], _ keep: [Float], rows: Int) -> [Float] {
+                var c = [Float](repeating: 7, count: rows * width)
+                bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), a, Int64(depth), 0, b, Int64(width), start, 0,
+                                    keep, Int64(width), &c, Int64(width))
+                return c
+            }
+            let together = product(a, keep, rows: rows)
+            let want = (0..<(rows * width)).map { i -> (value: Double, scale: Double) in
+                guard !(keep[i] <= 0) else { return (0, 0) }
+                var sum = Double(start[i % width]), scale = abs(sum)
+                for k in 0..<depth {
+                    let term = Double(a[(i / width) * depth + k]) * Double(b[k * width + i % width])
+                    sum += term
+                    scale += abs(term)
+                }
+                return (sum, scale)
+            }
+            together.withUnsafeBufferPointer { assertClose($0.baseAddress!, want, "width \(width), in groups") }
+            XCTAssertTrue(zip(together, keep).allSatisfy { !($1 <= 0) || $0.bitPattern == 0 }, "masked lanes are +0")
+            for r in 0..<rows {
+                let alone = product(Array(a[(r * depth)..<((r + 1) * depth)]), Array(keep[(r * width)..<((r + 1) * width)]),
+                                    rows: 1)
+                XCTAssertEqual(alone.map(\.bitPattern), together[(r * width)..<((r + 1) * width)].map(\.bitPattern),
+                               "width \(width), row \(r) alone")
+            }
+            // The rows in reverse order (other groups): the same rows of bits, reversed.
+            let reversedRows = (0..<rows).reversed()
+            let backwards = product(reversedRows.flatMap { a[($0 * depth)..<(($0 + 1) * depth)] },
+                                    reversedRows.flatMap { keep[($0 * width)..<(($0 + 1) * width)] }, rows: rows)
+            XCTAssertEqual(backwards.map(\.bitPattern),
+                           reversedRows.flatMap { together[($0 * width)..<(($0 + 1) * width)] }.map(\.bitPattern),
+                           "width \(width), rows reversed")
         }
     }
 

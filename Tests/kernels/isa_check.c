@@ -745,6 +745,7 @@ int main(void) {
     check_linear(50, 100, 100);
     check_linear(9, 37, 48);
     check_linear(3, 1100, 16);
+    check_linear(130, 784, 48);  /* the sparse product in groups of rows: two orderings, a partial group */
     check_linear(4, 20, 7);
     check_conv((bndk_conv_shape){1, 28, 28, 3, 5, 1, 0}, 3);   /* the article's CNN, first layer */
     check_conv((bndk_conv_shape){3, 12, 12, 6, 3, 1, 0}, 4);   /* and second */

@@ -234,10 +234,12 @@ public final class Linear: Layer {
     /// - at most half of the left operand's entries are nonzero (measured with 100×100 weights and a
     ///   batch of 50, packing included, one core: with 60% zeros the three products take 0.56-0.80 of
     ///   OpenBLAS's time, with half 0.65-0.94, with 45% 0.73-0.99, with none 1.6-2.3 times), or, for a
-    ///   right operand over 64 KB, which the kernel takes in 32 KB blocks, at most 70% (the article's
-    ///   784→48 layer on 10,000 Fashion-MNIST images, one core: 0.70 of OpenBLAS's time with half the
-    ///   pixels nonzero, 0.79 with 70%, 0.92 with 90%; widths 32, 64 and 128: 0.68-0.72 with half,
-    ///   0.84-0.85 with 70%);
+    ///   right operand over 64 KB, which the kernel takes in 32 KB blocks (or in groups of rows that
+    ///   share one list of columns, when no ReLU is taken in: 784→48 with any share of random zeros,
+    ///   one core, 0.73-0.89 of OpenBLAS's time; on the Fashion-MNIST test images 0.60, widths 32-128
+    ///   0.60-0.68), at most 70% (for the blocks: the article's 784→48 layer on 10,000 Fashion-MNIST
+    ///   images, one core: 0.70 of OpenBLAS's time with half the pixels nonzero, 0.79 with 70%, 0.92
+    ///   with 90%; widths 32, 64 and 128: 0.68-0.72 with half, 0.84-0.85 with 70%);
     /// - the right operand is finite: 0·∞ is NaN, which a skipped term would lose.
     /// The choice depends on the data and the shapes, never on the thread count, and each result row is
     /// computed whole by one task: the bits are the same for any number of threads.

@@ -148,10 +148,13 @@ void bndk_pack_rows(const float *a, int64_t rows, int64_t columns, int relu, flo
    (keep is its input) applied as the result is stored.
    Skipping a zero is exact only when b is finite (0·∞ is NaN): callers check. width <= 128, and b
    (depth·b_stride floats) under 2^31 floats. The
-   multiply-adds are fused; the nonzero terms of a row go alternately into two partial sums (per chunk
-   of 512 columns of a) added at the end. A b over 16K floats is taken in blocks of about 8K floats
-   (whole vectors of its rows), each block's sums added to c's row as it is stored. The order depends
-   on the sizes and the data, not the thread count. */
+   multiply-adds are fused. A b over 16K floats without `positive_only` is taken by groups of up to 4
+   rows of a sharing one list of columns (a listed zero adds nothing): each row's result is then
+   s + (its nonzero terms summed in column order), whatever rows share its group. Otherwise the nonzero
+   terms of a row go alternately into two partial sums (per chunk of 512 columns of a) added at the
+   end, and a b over 16K floats is taken in blocks of about 8K floats (whole vectors of its rows), each
+   block's sums added to c's row as it is stored. The order depends on the sizes and the data, not the
+   thread count. */
 void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
                          int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,
                          const float *keep, int64_t keep_stride, float *c, int64_t c_stride);
