@@ -35,12 +35,20 @@ public final class Linear: Layer {
         fillUniform(bias.value, bound: bound, random: &random)
     }
 
-    /// Rows of the batch per task, and input columns per task of the weight gradient: fixed sizes, so
-    /// the same products run whatever the thread count (see `ThreadPool`). Each task packs the whole
-    /// weight for its GEMM: 128 rows halve that repacking against 64 (inference of the article's MLP
-    /// in batches of 1000: ~5% faster, measured) and still give four tasks to a batch of 512.
+    /// Rows of the batch per task, and input columns per task of the weight gradient: sizes that depend
+    /// on the batch and the layer only, so the same products run whatever the thread count (see
+    /// `ThreadPool`). Each task packs the whole weight for its GEMM: 128 rows halve that repacking
+    /// against 64 (inference of the article's MLP in batches of 1000: ~5% faster, measured) and still
+    /// give four tasks to a batch of 512. A batch under 256 rows is cut in two tasks (half of it,
+    /// rounded up to whole 8 rows), so both cores take part: the article's MLP with batches of 64 ran
+    /// its first layer's forward on one core while the other waited.
     static let rowsPerTask = 128
     static let columnsPerTask = 256
+
+    /// Rows per task for a batch of `batch` rows (see `rowsPerTask`).
+    static func rowsPerTask(batch: Int) -> Int {
+        batch >= 2 * rowsPerTask ? rowsPerTask : max(8, (batch + 15) / 16 * 8)
+    }
 
     /// Input columns per weight-gradient task: at most `columnsPerTask`, spread evenly (784 columns: four
     /// tasks of 196, not three of 256 and one of 16, which left a thread idle). Depends on the layer's
@@ -73,15 +81,17 @@ public final class Linear: Layer {
             transposedWeight = try Linear.packTransposed(weight.value.pointer, rows: outF, columns: inF, into: packedWeight)
         }
         let input = transposedWeight == nil && foldsReLU && outF != 1 ? try reluOfInput(x, batch: batch) : x
-        forwardKernel.run(tasks(batch, Linear.rowsPerTask), (input, batch, transposedWeight), work: batch * inF * outF)
+        forwardKernel.run(tasks(batch, Linear.rowsPerTask(batch: batch)), (input, batch, transposedWeight),
+                          work: batch * inF * outF)
         return UnsafePointer(output.pointer)
     }
 
-    /// Task `task` of the forward pass: rows [128·task, 128·task + 128) of y = x·Wᵀ + b.
+    /// Task `task` of the forward pass: rows [r·task, r·task + r) of y = x·Wᵀ + b, r = `rowsPerTask(batch:)`.
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Packed?)> { [unowned(unsafe) self] arguments, task in
         let (x, batch, transposedWeight) = arguments
         let (inF, outF) = (self.inFeatures, self.outFeatures)
-        let first = task * Linear.rowsPerTask, rows = min(Linear.rowsPerTask, batch - first)
+        let perTask = Linear.rowsPerTask(batch: batch)
+        let first = task * perTask, rows = min(perTask, batch - first)
         let y = self.output.pointer + first * outF
         if let transposedWeight {
             bndk_sparse_product(Int64(rows), Int64(inF), Int64(outF), x + first * inF, Int64(inF), self.foldsReLU ? 1 : 0,
@@ -156,7 +166,7 @@ public final class Linear: Layer {
         // (A Linear with one output reads z through the ReLU itself.)
         let x = sparse.weightGradient == nil && foldsReLU && outF != 1 ? try reluOfInput(z, batch: batch) : z
         let weightTasks = sparse.weightGradient != nil ? tasks(outF, Linear.rowsPerTask) : tasks(inF, weightColumnsPerTask)
-        let rowTasks = needInputGradient ? tasks(batch, Linear.rowsPerTask) : 0
+        let rowTasks = needInputGradient ? tasks(batch, Linear.rowsPerTask(batch: batch)) : 0
         backwardKernel.run(weightTasks + rowTasks, (dy, x, z, batch, weightTasks, sparse), work: 2 * batch * inF * outF)
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
     }
@@ -199,7 +209,8 @@ public final class Linear: Layer {
             }
             if task == 0 { self.accumulateBiasGradient(dy, batch: batch) }
         } else {
-            let first = (task - weightTasks) * Linear.rowsPerTask, rows = min(Linear.rowsPerTask, batch - first)
+            let perTask = Linear.rowsPerTask(batch: batch)
+            let first = (task - weightTasks) * perTask, rows = min(perTask, batch - first)
             let dx = self.gradInput.pointer + first * inF
             if let weight = sparse.weight {
                 bndk_sparse_product(Int64(rows), Int64(outF), Int64(inF), dy + first * outF, Int64(outF), 0, weight.start,
