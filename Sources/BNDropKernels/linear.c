@@ -352,8 +352,11 @@ SPARSE_TARGET static void order_rows(const float *a, int64_t a_stride, int64_t c
             if (nonzero && first == depth) first = k + __builtin_ctz((unsigned)nonzero);
             listed += __builtin_popcount((unsigned)nonzero);
         }
-        // depth < 2^31 (b's size limit) and r < 128: first / 16, listed and r fit in 27, 32 and 8 bits.
-        const int64_t key = (first / 16 << 40) | (listed << 8) | r;
+        // r < 128 fits in 8 bits, listed <= depth < 2^31 (b's size limit) in 32; first / 16 is capped to
+        // 23 bits (on a depth over 2^27, rows starting beyond it sort by count alone: the order only
+        // decides speed, never a result).
+        const uint64_t vector = (uint64_t)(first / 16) < (1u << 23) ? (uint64_t)(first / 16) : (1u << 23) - 1;
+        const int64_t key = (int64_t)(vector << 40 | (uint64_t)listed << 8 | (uint64_t)r);
         int64_t i = r;  // insertion sort: at most 128 keys
         for (; i > 0 && keys[i - 1] > key; i--) keys[i] = keys[i - 1];
         keys[i] = key;
