@@ -320,19 +320,20 @@ sparse_rows(const int vectors, const int narrow, __mmask16 tail, const int predi
 // article's first layer, 784 -> 48, on images) is taken GROUP rows of c at a time instead: the group's
 // rows share one list, the columns where any of them is not zero, and each listed column's row of the
 // right operand is loaded into registers once and multiplied into every row of the group (the group's
-// partial sums fill the registers: 4 rows x 3 vectors for width 48). The kernel then runs at the pace
-// of its multiply-adds, not its loads, as a dense product does, and still skips the columns that are
-// zero in the whole group. To make those many, the rows (up to ORDER_ROWS at a time) are first put in
-// the order of where their first listed column lies and of their number of listed columns, so rows
-// that look alike (on images: objects that start on the same line) share groups. A column listed for the group but
-// zero in one of its rows adds 0·b = ±0 to that row's sum, which changes no sum (a sum starts at +0,
-// and +0 + -0 is +0), so each row's result is its own: start + (the sum, in column order, of its
-// nonzero terms), whatever rows share its group, the same for any thread count. Measured on the
-// 10,000 Fashion-MNIST test images x 784 -> 48 (half the pixels zero), one core, tasks of 128 rows:
-// 9.5 ms row by row (the blocked kernel above), 10.6 ms for OpenBLAS's dense product, 7.8 ms in groups
-// of 4 in the given order, 6.3 ms in groups of 4 after ordering (6.6 ms in groups of 8); a group of 4
-// rows in the order given lists 79% of the columns, in the chosen order 64%. Prefetching the next
-// rows into L2 while a group computes made it slower (6.6 ms).
+// partial sums fill the registers: 4 rows x 3 vectors for width 48). The kernel then runs at the pace of
+// its multiply-adds, not its loads, as a dense product does, and still skips the columns that are zero in
+// the whole group. To make those many, the rows (up to ORDER_ROWS at a time) are first put in the order of
+// where their first listed column lies and of their number of listed columns, so rows that look alike (on
+// images: objects that start on the same line) share groups. A column listed for the group but zero in one
+// of its rows adds 0·b = ±0 to that row's sum, which changes no nonzero sum and can only turn a zero sum's
+// sign (-0 arises when a product underflows to -0): a zero sum is taken as +0 before the start is added,
+// so each row's result is its own, start + (the sum, in column order, of its nonzero terms), whatever rows
+// share its group, the same for any thread count. Measured on the 10,000 Fashion-MNIST test images x 784
+// -> 48 (half the pixels zero), one core, tasks of 128 rows: 9.5 ms row by row (the blocked kernel above),
+// 10.6 ms for OpenBLAS's dense product, 7.8 ms in groups of 4 in the given order, 6.3 ms in groups of 4
+// after ordering (6.6 ms in groups of 8); a group of 4 rows in the order given lists 79% of the columns,
+// in the chosen order 64%. Prefetching the next rows into L2 while a group computes made it slower (6.6
+// ms).
 enum { ORDER_ROWS = 128, MAX_GROUP = 4 };
 
 // Puts rows [0, count) of a (count <= ORDER_ROWS) in that order: by the vector of 16 columns holding
@@ -407,8 +408,9 @@ sparse_group(const int vectors, const int group, __mmask16 tail, const int32_t *
         const float *initial = accumulate ? c_row : start;
         for (int v = 0; v < vectors; v++) {
             const __mmask16 lanes = v == vectors - 1 ? tail : (__mmask16)0xFFFF;
+            const __m512 own_sum = _mm512_add_ps(sum[r][v], _mm512_setzero_ps());  // -0 -> +0, nothing else changes
             __m512 value = _mm512_add_ps(initial ? _mm512_maskz_loadu_ps(lanes, initial + 16 * v) : _mm512_setzero_ps(),
-                                         sum[r][v]);
+                                         own_sum);
             if (keep)  // as in sparse_row: lanes whose keep value is <= 0 store zero
                 value = _mm512_maskz_mov_ps(
                     _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lanes, keep + members[r] * keep_stride + 16 * v),

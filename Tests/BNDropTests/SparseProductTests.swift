@@ -150,6 +150,24 @@ final class SparseProductTests: XCTestCase {
                            reversedRows.flatMap { together[($0 * width)..<(($0 + 1) * width)] }.map(\.bitPattern),
                            "width \(width), rows reversed")
         }
+
+        // The sign of a zero: a row whose only product underflows to -0, starting from -0, shares a
+        // group with a row that lists another column (a +0 term for the first row). Alone or grouped,
+        // the same bits.
+        let width = 48
+        var a = [Float](repeating: 0, count: 2 * depth)
+        a[0] = 1e-30
+        a[depth + 5] = 1
+        var b = [Float](repeating: 1, count: depth * width)
+        for o in 0..<width { b[o] = -1e-30 }
+        let start = [Float](repeating: -0.0, count: width)
+        var grouped = [Float](repeating: 7, count: 2 * width), alone = [Float](repeating: 7, count: width)
+        bndk_sparse_product(2, Int64(depth), Int64(width), a, Int64(depth), 0, b, Int64(width), start, 0, nil, 0, &grouped,
+                            Int64(width))
+        bndk_sparse_product(1, Int64(depth), Int64(width), a, Int64(depth), 0, b, Int64(width), start, 0, nil, 0, &alone,
+                            Int64(width))
+        XCTAssertEqual(alone.map(\.bitPattern), grouped[0..<width].map(\.bitPattern), "an underflowed row, alone and grouped")
+        XCTAssertTrue(alone.allSatisfy { $0 == 0 }, "the row's values are zeros")
     }
 
     /// A Linear that takes in the ReLU before it (the sparse path lists only positive entries and masks

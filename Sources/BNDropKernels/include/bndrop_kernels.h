@@ -150,7 +150,8 @@ void bndk_pack_rows(const float *a, int64_t rows, int64_t columns, int relu, flo
    (depth·b_stride floats) under 2^31 floats. The
    multiply-adds are fused. A b over 16K floats without `positive_only` is taken by groups of up to 4
    rows of a sharing one list of columns (a listed zero adds nothing): each row's result is then
-   s + (its nonzero terms summed in column order), whatever rows share its group. Otherwise the nonzero
+   s + (its nonzero terms summed in column order, a zero sum taken as +0), whatever rows share its
+   group. Otherwise the nonzero
    terms of a row go alternately into two partial sums (per chunk of 512 columns of a) added at the
    end, and a b over 16K floats is taken in blocks of about 8K floats (whole vectors of its rows), each
    block's sums added to c's row as it is stored. The order depends on the sizes and the data, not the
