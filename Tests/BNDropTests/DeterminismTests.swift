@@ -77,7 +77,7 @@ final class DeterminismTests: XCTestCase {
     }
 
     /// The article's MLP on image-like inputs, half of them zero: its 784→48 product skips the zeros
-    /// with the weight taken in blocks (on AVX-512 CPUs), over three row blocks of a batch of 300.
+    /// with the rows taken in groups (on AVX-512 CPUs), over three row blocks of a batch of 300.
     func testMLPOnImagesWithZerosIsBitIdenticalForAnyThreadCount() throws {
         try assertSameForEveryThreadCount("MLP on mostly-zero images", { try self.articleMLP(seed: 6, dropout: nil) },
                                           sampleSize: 784, batch: 300,

@@ -24,6 +24,27 @@ final class SparseProductTests: XCTestCase {
         }
     }
 
+    /// The product through a kept-lanes mask, as `bndk_sparse_product` defines it: c[r][o] = start[o] +
+    /// Σ_k a[r][k]·b[k][o] in double precision (with the sum of the magnitudes as the scale), or exactly
+    /// +0 where keep[r][o] <= 0. Asserts both of `c`.
+    private func assertMaskedProduct(_ c: [Float], a: [Float], b: [Float], bStride: Int, start: [Float], keep: [Float],
+                                     depth: Int, width: Int, _ what: String, file: StaticString = #filePath,
+                                     line: UInt = #line) {
+        let want = keep.indices.map { i -> (value: Double, scale: Double) in
+            guard !(keep[i] <= 0) else { return (0, 0) }
+            var sum = Double(start[i % width]), scale = abs(sum)
+            for k in 0..<depth {
+                let term = Double(a[(i / width) * depth + k]) * Double(b[k * bStride + i % width])
+                sum += term
+                scale += abs(term)
+            }
+            return (sum, scale)
+        }
+        c.withUnsafeBufferPointer { assertClose($0.baseAddress!, want, what, file: file, line: line) }
+        XCTAssertTrue(zip(c, keep).allSatisfy { !($1 <= 0) || $0.bitPattern == 0 }, "\(what): masked lanes are +0",
+                      file: file, line: line)
+    }
+
     /// The kernel on its own, where the library's size limits do not reach: more than one chunk of 512
     /// columns, every register count, each way of starting the sums; a NaN entry of `a` spreads.
     func testKernelGivesTheProductForEveryWidthAndStart() throws {
@@ -78,19 +99,8 @@ final class SparseProductTests: XCTestCase {
             var masked = [Float](repeating: 7, count: rows * width)
             bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), signed, Int64(depth), 1, b, Int64(bStride), start, 0,
                                 keep, Int64(width), &masked, Int64(width))
-            let positive = signed.map { $0 > 0 ? $0 : 0 }
-            let wantMasked = (0..<(rows * width)).map { i -> (value: Double, scale: Double) in
-                guard !(keep[i] <= 0) else { return (0, 0) }
-                var sum = Double(start[i % width]), scale = abs(sum)
-                for k in 0..<depth {
-                    let term = Double(positive[(i / width) * depth + k]) * Double(b[k * bStride + i % width])
-                    sum += term
-                    scale += abs(term)
-                }
-                return (sum, scale)
-            }
-            masked.withUnsafeBufferPointer { assertClose($0.baseAddress!, wantMasked, "width \(width), through a ReLU, masked") }
-            XCTAssertTrue(zip(masked, keep).allSatisfy { !($1 <= 0) || $0.bitPattern == 0 }, "masked lanes are +0")
+            assertMaskedProduct(masked, a: signed.map { $0 > 0 ? $0 : 0 }, b: b, bStride: bStride, start: start, keep: keep,
+                                depth: depth, width: width, "width \(width), through a ReLU, masked")
             signed[2 * depth + 5] = .nan
             bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), signed, Int64(depth), 1, b, Int64(bStride), start, 0,
                                 nil, 0, &masked, Int64(width))
@@ -124,18 +134,8 @@ final class SparseProductTests: XCTestCase {
                 return c
             }
             let together = product(a, keep, rows: rows)
-            let want = (0..<(rows * width)).map { i -> (value: Double, scale: Double) in
-                guard !(keep[i] <= 0) else { return (0, 0) }
-                var sum = Double(start[i % width]), scale = abs(sum)
-                for k in 0..<depth {
-                    let term = Double(a[(i / width) * depth + k]) * Double(b[k * width + i % width])
-                    sum += term
-                    scale += abs(term)
-                }
-                return (sum, scale)
-            }
-            together.withUnsafeBufferPointer { assertClose($0.baseAddress!, want, "width \(width), in groups") }
-            XCTAssertTrue(zip(together, keep).allSatisfy { !($1 <= 0) || $0.bitPattern == 0 }, "masked lanes are +0")
+            assertMaskedProduct(together, a: a, b: b, bStride: width, start: start, keep: keep, depth: depth, width: width,
+                                "width \(width), in groups")
             for r in 0..<rows {
                 let alone = product(Array(a[(r * depth)..<((r + 1) * depth)]), Array(keep[(r * width)..<((r + 1) * width)]),
                                     rows: 1)
