@@ -336,13 +336,13 @@ sparse_rows(const int vectors, const int narrow, __mmask16 tail, const int predi
 // ms).
 enum { ORDER_ROWS = 128, MAX_GROUP = 4 };
 
-// Puts rows [0, count) of a (count <= ORDER_ROWS) in that order: by the vector of 16 columns holding
+// Puts rows [0, count) of a (count <= ORDER_ROWS) in that order, and returns their listed entries: by the vector of 16 columns holding
 // their first listed column, then by their number of listed columns, then by index (so the order is a
 // function of the data). Of the keys tried on the test images in tasks of 128 rows, this one made
 // groups of 4 list the fewest columns, 64.0% (by first column, then count: 66.3%; by count, then
 // first column: 72.1%; a greedy choice of each group's rows among the next 8-128: 70.5-71.3%).
-SPARSE_TARGET static void order_rows(const float *a, int64_t a_stride, int64_t count, int64_t depth, int32_t *order) {
-    int64_t keys[ORDER_ROWS];
+SPARSE_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_t count, int64_t depth, int32_t *order) {
+    int64_t keys[ORDER_ROWS], total = 0;
     for (int64_t r = 0; r < count; r++) {
         const float *row = a + r * a_stride;
         int64_t first = depth, listed = 0;
@@ -353,6 +353,7 @@ SPARSE_TARGET static void order_rows(const float *a, int64_t a_stride, int64_t c
             if (nonzero && first == depth) first = k + __builtin_ctz((unsigned)nonzero);
             listed += __builtin_popcount((unsigned)nonzero);
         }
+        total += listed;
         // r < 128 fits in 8 bits, listed <= depth < 2^31 (b's size limit) in 32; first / 16 is capped to
         // 23 bits (on a depth over 2^27, rows starting beyond it sort by count alone: the order only
         // decides speed, never a result).
@@ -363,6 +364,7 @@ SPARSE_TARGET static void order_rows(const float *a, int64_t a_stride, int64_t c
         keys[i] = key;
     }
     for (int64_t r = 0; r < count; r++) order[r] = (int32_t)(keys[r] & 0xFF);
+    return total;
 }
 
 // One group: rows members[0..<valid] of a and c (valid <= group; the missing ones repeat the last row,
@@ -423,30 +425,31 @@ sparse_group(const int vectors, const int group, __mmask16 tail, const int32_t *
 
 // All rows, ORDER_ROWS at a time: ordered, then in groups as large as the registers allow (the sums,
 // the right operand's row and one broadcast value in 32 registers: 4 rows up to width 96, 3 for 112, 2
-// for 128).
-SPARSE_TARGET __attribute__((always_inline)) static inline void
-sparse_groups(const int vectors, __mmask16 tail, int64_t rows, int64_t depth, const float *a, int64_t a_stride,
-              const float *b, int64_t b_stride, const float *start, int accumulate, const float *keep,
+// for 128). Up to ORDER_ROWS rows over `listed_limit` are found while ordering them, before anything is
+// computed or stored: 0 is returned.
+SPARSE_TARGET __attribute__((always_inline)) static inline int
+sparse_groups(const int vectors, __mmask16 tail, int64_t listed_limit, int64_t rows, int64_t depth, const float *a,
+              int64_t a_stride, const float *b, int64_t b_stride, const float *start, int accumulate, const float *keep,
               int64_t keep_stride, float *c, int64_t c_stride, int32_t *columns) {
     const int group = (31 - vectors) / vectors < MAX_GROUP ? (31 - vectors) / vectors : MAX_GROUP;
     int32_t order[ORDER_ROWS];
     for (int64_t first = 0; first < rows; first += ORDER_ROWS) {
         const int64_t count = rows - first < ORDER_ROWS ? rows - first : ORDER_ROWS;
         const float *a_part = a + first * a_stride;
-        order_rows(a_part, a_stride, count, depth, order);
+        if (order_rows(a_part, a_stride, count, depth, order) > listed_limit) return 0;  // only when rows <= ORDER_ROWS
         for (int64_t r = 0; r < count; r += group) {
             const int valid = count - r < group ? (int)(count - r) : group;
             sparse_group(vectors, group, tail, order + r, valid, depth, a_part, a_stride, b, b_stride, start, accumulate,
                          keep ? keep + first * keep_stride : NULL, keep_stride, c + first * c_stride, c_stride, columns);
         }
     }
+    return 1;
 }
 
 #define SPARSE_GROUPS(N) \
     case N: \
-        sparse_groups(N, tail, rows, depth, a, a_stride, b, b_stride, start, accumulate, keep, keep_stride, c, c_stride, \
-                      offsets); \
-        break;
+        return sparse_groups(N, tail, listed_limit, rows, depth, a, a_stride, b, b_stride, start, accumulate, keep, \
+                             keep_stride, c, c_stride, offsets);
 
 #define SPARSE_ROWS(N) \
     case N: \
@@ -461,29 +464,42 @@ sparse_groups(const int vectors, __mmask16 tail, int64_t rows, int64_t depth, co
                 c, c_stride, offsets, values)
 
 SPARSE_TARGET
-void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
-                         int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,
-                         const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
-    if (rows <= 0 || width <= 0 || width > 16 * MAX_VECTORS) return;
+int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
+                               int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
+                               int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
+    if (rows <= 0 || width <= 0 || width > 16 * MAX_VECTORS) return 1;
     int32_t offsets[CHUNK + 16];
     float values[CHUNK + 16];
     const int vectors = (int)((width + 15) / 16);
     const int64_t last = width - 16 * (vectors - 1);
     const __mmask16 tail = last == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1);
     const int narrow = last <= 8;
-    if (!positive_only && depth * b_stride > WHOLE_FLOATS) {
+    const int groups = !positive_only && depth * b_stride > WHOLE_FLOATS;
+    // A limit the rows can exceed is checked before anything is stored: by the grouped kernel itself
+    // while it orders up to ORDER_ROWS rows, else by a count first.
+    if (listed_limit < rows * depth && !(groups && rows <= ORDER_ROWS)) {
+        int64_t listed = 0;
+        if (a_stride == depth)  // contiguous rows: one call
+            listed = bndk_count_listed(a, rows * depth, positive_only);
+        else
+            for (int64_t r = 0; r < rows && listed <= listed_limit; r++)
+                listed += bndk_count_listed(a + r * a_stride, depth, positive_only);
+        if (listed > listed_limit) return 0;
+        listed_limit = rows * depth;
+    }
+    if (groups) {
         switch (vectors) {
             SPARSE_GROUPS(1) SPARSE_GROUPS(2) SPARSE_GROUPS(3) SPARSE_GROUPS(4)
             SPARSE_GROUPS(5) SPARSE_GROUPS(6) SPARSE_GROUPS(7) SPARSE_GROUPS(8)
-            default: break;
+            default: return 1;
         }
-        return;
     }
     switch (vectors) {
         SPARSE_ROWS(1) SPARSE_ROWS(2) SPARSE_ROWS(3) SPARSE_ROWS(4)
         SPARSE_ROWS(5) SPARSE_ROWS(6) SPARSE_ROWS(7) SPARSE_ROWS(8)
         default: break;
     }
+    return 1;
 }
 
 #else
@@ -491,9 +507,13 @@ void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float
 int bndk_sparse_product_available(void) { return 0; }
 
 // Elsewhere the same sums in scalar code (the library does not call it: see the header).
-void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
-                         int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,
-                         const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
+int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
+                               int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
+                               int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
+    int64_t listed = 0;
+    for (int64_t r = 0; r < rows && listed <= listed_limit; r++)
+        listed += bndk_count_listed(a + r * a_stride, depth, positive_only);
+    if (listed > listed_limit) return 0;
     for (int64_t r = 0; r < rows; r++) {
         float *c_row = c + r * c_stride;
         for (int64_t o = 0; o < width; o++) {
@@ -506,6 +526,14 @@ void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float
             c_row[o] = keep && keep[r * keep_stride + o] <= 0 ? 0.0f : value;
         }
     }
+    return 1;
 }
 
 #endif
+
+void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
+                         int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,
+                         const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
+    (void)bndk_sparse_product_within(INT64_MAX, rows, depth, width, a, a_stride, positive_only, b, b_stride, start,
+                                     accumulate, keep, keep_stride, c, c_stride);
+}

@@ -170,6 +170,128 @@ final class SparseProductTests: XCTestCase {
         XCTAssertTrue(alone.allSatisfy { $0 == 0 }, "the row's values are zeros")
     }
 
+    /// With a limit (`bndk_sparse_product_within`), a left operand listing more entries than the limit
+    /// leaves c as it was and returns 0; one listing exactly the limit gives bndk_sparse_product's bits.
+    /// Every way the kernel runs: rows in groups (up to 128 rows: counted while ordering; over 128: counted
+    /// first), whole right operand, blocked right operand (both through a ReLU: positive entries listed).
+    func testKernelWithinALimitComputesOrLeavesTheResultUntouched() throws {
+        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
+        var random = SeededRandom(seed: 21)
+        for (rows, depth, width, positiveOnly) in [(100, 800, 48, false), (130, 800, 48, false), (20, 100, 100, true),
+                                                   (20, 300, 64, true), (9, 40, 33, false)] {
+            let bStride = (width + 15) / 16 * 16
+            var a = mostlyZeros(rows * depth, zeroShare: 0.5, random: &random)
+            a[5] = .nan  // listed either way
+            let b = (0..<(depth * bStride)).map { _ in random.nextNormal() }
+            let start = (0..<width).map { _ in random.nextNormal() }
+            let listed = a.filter { positiveOnly ? !($0 <= 0) : $0 != 0 || $0.isNaN }.count
+            let what = "\(rows)×\(depth)→\(width)\(positiveOnly ? " through a ReLU" : "")"
+            XCTAssertEqual(Int(bndk_count_listed(a, Int64(a.count), positiveOnly ? 1 : 0)), listed, what)
+            var expected = [Float](repeating: 0, count: rows * width)
+            bndk_sparse_product(Int64(rows), Int64(depth), Int64(width), a, Int64(depth), positiveOnly ? 1 : 0, b,
+                                Int64(bStride), start, 0, nil, 0, &expected, Int64(width))
+            let sentinel = Float(bitPattern: 0x7FC0_1234)
+            for limit in [listed - 1, 0, listed, listed + 1, Int(Int64.max)] {
+                var c = [Float](repeating: sentinel, count: rows * width)
+                let done = bndk_sparse_product_within(Int64(limit), Int64(rows), Int64(depth), Int64(width), a, Int64(depth),
+                                                      positiveOnly ? 1 : 0, b, Int64(bStride), start, 0, nil, 0, &c,
+                                                      Int64(width))
+                if limit < listed {
+                    XCTAssertEqual(done, 0, "\(what), limit \(limit)")
+                    XCTAssertTrue(c.allSatisfy { $0.bitPattern == sentinel.bitPattern }, "\(what), limit \(limit): c untouched")
+                } else {
+                    XCTAssertEqual(done, 1, "\(what), limit \(limit)")
+                    XCTAssertEqual(c.map(\.bitPattern), expected.map(\.bitPattern), "\(what), limit \(limit)")
+                }
+            }
+        }
+    }
+
+    /// Each task of Linear's forward (128 rows of a large batch) chooses by its own rows whether to skip
+    /// zeros: a batch whose first 128 rows have no zeros and the next 128 mostly zeros (70% nonzero in all,
+    /// which a choice for the whole batch would take as few enough) gives, row for row, the bits of each
+    /// half in a batch of its own kind, for any thread count, and the product's values.
+    func testLinearForwardChoosesSkippingZerosPerTaskOfRows() throws {
+        let (inF, outF) = (784, 48)
+        var random = SeededRandom(seed: 23)
+        let linear = try Linear(inputShape: [inF], outFeatures: outF, random: &random)
+        linear.isTraining = false
+        let dense = (0..<(128 * inF)).map { _ in random.nextNormal() }
+        let sparse = mostlyZeros(128 * inF, zeroShare: 0.6, random: &random)
+        let both = dense + sparse
+        func forward(_ x: [Float], threads: Int) throws -> [UInt32] {
+            let original = ThreadPool.shared.threadCount
+            try ThreadPool.shared.setThreadCount(threads)
+            defer { try? ThreadPool.shared.setThreadCount(original) }
+            let batch = x.count / inF
+            return try x.withUnsafeBufferPointer {
+                Array(UnsafeBufferPointer(start: try linear.forward($0.baseAddress!, batch: batch), count: batch * outF))
+            }.map(\.bitPattern)
+        }
+        // Each half twice over: the same tasks of 128 rows, all dense or all mostly zeros.
+        let alone = try Array(forward(dense + dense, threads: 1).prefix(128 * outF))
+            + Array(forward(sparse + sparse, threads: 1).suffix(128 * outF))
+        for threads in [1, 2, 3] {
+            XCTAssertEqual(try forward(both, threads: threads), alone, "\(threads) threads")
+        }
+        let w = linear.weight.value.array, b = linear.bias.value.array
+        let expected = (0..<(256 * outF)).map { i -> (value: Double, scale: Double) in
+            let (n, o) = (i / outF, i % outF)
+            var sum = Double(b[o]), scale = abs(Double(b[o]))
+            for k in 0..<inF {
+                let term = Double(both[n * inF + k]) * Double(w[o * inF + k])
+                sum += term
+                scale += abs(term)
+            }
+            return (sum, scale)
+        }
+        let y = try forward(both, threads: 2).map { Float(bitPattern: $0) }
+        y.withUnsafeBufferPointer { assertClose($0.baseAddress!, expected, "784→48, half dense") }
+    }
+
+    /// In eval mode Linear keeps the weight it transposed for skipping zeros and reuses it while the weight
+    /// is unchanged: a weight changed through its pointer (as the C API allows) between forwards, made
+    /// infinite, or restored, gives each time the bits of a fresh layer with that weight.
+    func testEvalForwardSeesEveryChangeOfTheWeight() throws {
+        let (inF, outF, batch) = (784, 48, 200)
+        var random = SeededRandom(seed: 25)
+        let linear = try Linear(inputShape: [inF], outFeatures: outF, random: &random)
+        let x = mostlyZeros(batch * inF, zeroShare: 0.6, random: &random)
+        func output(_ layer: Linear) throws -> [UInt32] {
+            try x.withUnsafeBufferPointer {
+                Array(UnsafeBufferPointer(start: try layer.forward($0.baseAddress!, batch: batch), count: batch * outF))
+            }.map(\.bitPattern)
+        }
+        func fresh() throws -> [UInt32] {
+            let twin = try Linear(inputShape: [inF], outFeatures: outF, random: &random)
+            twin.weight.value.copy(from: linear.weight.value.pointer)
+            twin.bias.value.copy(from: linear.bias.value.pointer)
+            twin.isTraining = false
+            return try output(twin)
+        }
+        linear.isTraining = false
+        let original = linear.weight.value.array
+        let first = try output(linear)
+        XCTAssertEqual(first, try fresh(), "first forward")
+        XCTAssertEqual(try output(linear), first, "unchanged weight")
+        linear.weight.value.pointer[3 * inF + 100] += 0.25
+        let changed = try output(linear)
+        XCTAssertNotEqual(changed, first, "a changed weight changes the output")
+        XCTAssertEqual(changed, try fresh(), "changed weight")
+        linear.weight.value.pointer[5 * inF + 7] = .infinity
+        let infinite = try output(linear)
+        XCTAssertEqual(infinite, try fresh(), "infinite weight")
+        XCTAssertTrue((0..<batch).allSatisfy { Float(bitPattern: infinite[$0 * outF + 5]).isNaN || x[$0 * inF + 7] != 0 },
+                      "0·∞ is NaN where input column 7 is zero")
+        linear.weight.value.copy(from: original)
+        XCTAssertEqual(try output(linear), first, "restored weight")
+        linear.isTraining = true
+        linear.weight.value.pointer[0] = -1
+        XCTAssertEqual(try output(linear), try fresh(), "training mode")
+        linear.isTraining = false
+        XCTAssertEqual(try output(linear), try fresh(), "eval mode after training mode")
+    }
+
     /// A Linear that takes in the ReLU before it (the sparse path lists only positive entries and masks
     /// the input gradient as it stores it; the dense path makes the ReLU's output first) gives the bits
     /// of the ReLU and the Linear run one after the other: outputs, input gradient, every parameter

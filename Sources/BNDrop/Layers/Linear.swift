@@ -1,4 +1,5 @@
 import BNDropKernels
+import Glibc
 
 /// y = x·Wᵀ + b, as torch.nn.Linear. Weight (out, in), bias (out).
 /// Default init: W and b ~ U(-1/√in, 1/√in) (kaiming_uniform with a=√5, as PyTorch).
@@ -72,49 +73,96 @@ public final class Linear: Layer {
         _ = try Checked.blasInt(batch, max(inFeatures, outFeatures), "Linear batch")
         try output.resize(batch * outFeatures)
         let (inF, outF) = (inFeatures, outFeatures)
-        var transposedWeight: Packed?
         weightFoundFinite = nil
-        if forwardFitsSparseProduct,
-           Linear.fewEnoughTerms(Linear.listedShare(x, rows: batch, width: inF, afterReLU: foldsReLU), rightFloats: inF * outF),
-           weightIsFinite() {
-            // x·Wᵀ row by row reads rows of Wᵀ: the weight transposed.
-            transposedWeight = try Linear.packTransposed(weight.value.pointer, rows: outF, columns: inF, into: packedWeight)
+        // x·Wᵀ row by row reads rows of Wᵀ: the weight transposed. Each task then decides by its own rows
+        // whether skipping zeros pays (see `listedLimit`).
+        let transposedWeight = forwardFitsSparseProduct ? try transposedWeightForForward() : nil
+        let input: UnsafePointer<Float>
+        if transposedWeight == nil {
+            input = foldsReLU && outF != 1 ? try reluOfInput(x, batch: batch) : x
+        } else {
+            // Room for the ReLU of the rows of a task that runs dense after all (no memory is touched).
+            if foldsReLU { try reluInput.resize(batch * inF) }
+            input = x
         }
-        let input = transposedWeight == nil && foldsReLU && outF != 1 ? try reluOfInput(x, batch: batch) : x
         forwardKernel.run(tasks(batch, Linear.rowsPerTask(batch: batch)), (input, batch, transposedWeight),
                           work: batch * inF * outF)
         return UnsafePointer(output.pointer)
     }
 
     /// Task `task` of the forward pass: rows [r·task, r·task + r) of y = x·Wᵀ + b, r = `rowsPerTask(batch:)`.
+    /// With the weight packed for skipping zeros, the task skips them when its rows have few enough
+    /// nonzero entries, and otherwise runs the dense product (on its rows' ReLU, made here, when one is
+    /// taken in). The rows of a task depend on the batch size only, so the choice is the same for any
+    /// thread count.
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Packed?)> { [unowned(unsafe) self] arguments, task in
         let (x, batch, transposedWeight) = arguments
         let (inF, outF) = (self.inFeatures, self.outFeatures)
         let perTask = Linear.rowsPerTask(batch: batch)
         let first = task * perTask, rows = min(perTask, batch - first)
         let y = self.output.pointer + first * outF
+        var rowsInput = x + first * inF
         if let transposedWeight {
-            bndk_sparse_product(Int64(rows), Int64(inF), Int64(outF), x + first * inF, Int64(inF), self.foldsReLU ? 1 : 0,
-                                transposedWeight.start, Int64(transposedWeight.stride), self.bias.value.pointer, 0, nil, 0,
-                                y, Int64(outF))
-            return
+            let limit = Linear.listedLimit(entries: rows * inF, rightFloats: inF * outF)
+            if bndk_sparse_product_within(Int64(limit), Int64(rows), Int64(inF), Int64(outF), rowsInput, Int64(inF),
+                                          self.foldsReLU ? 1 : 0, transposedWeight.start, Int64(transposedWeight.stride),
+                                          self.bias.value.pointer, 0, nil, 0, y, Int64(outF)) != 0 {
+                return
+            }
+            if self.foldsReLU {
+                let relu = self.reluInput.pointer + first * inF
+                bndk_relu_select(rowsInput, rowsInput, relu, Int64(rows * inF))
+                rowsInput = UnsafePointer(relu)
+            }
         }
         let bias = self.bias.value.pointer  // read once: each read of the property is an access check
         // (One output first: that case reads x through the ReLU it takes in, also with one input.)
         if outF == 1 {  // y[n] = b + x[n]·w (w: the weight's one row), through the ReLU taken in
-            bndk_row_dots(x + first * inF, Int64(rows), Int64(inF), self.foldsReLU ? 1 : 0, self.weight.value.pointer,
+            bndk_row_dots(rowsInput, Int64(rows), Int64(inF), self.foldsReLU ? 1 : 0, self.weight.value.pointer,
                           bias[0], y)
             return
         }
         if inF == 1 {  // y[n] = b + x[n]·w (w: the weight's one column)
-            bndk_outer_product(x + first, Int64(rows), self.weight.value.pointer, Int64(outF), bias, nil, y)
+            bndk_outer_product(rowsInput, Int64(rows), self.weight.value.pointer, Int64(outF), bias, nil, y)
             return
         }
         // Start from the bias in every row, then y += x·Wᵀ.
         for n in 0..<rows { (y + n * outF).update(from: bias, count: outF) }
-        BLAS.sgemm(transB: true, m: rows, n: outF, k: inF, a: x + first * inF, lda: inF, b: self.weight.value.pointer,
+        BLAS.sgemm(transB: true, m: rows, n: outF, k: inF, a: rowsInput, lda: inF, b: self.weight.value.pointer,
                    ldb: inF, beta: 1, c: y, ldc: outF)
     }
+
+    /// The weight transposed for the forward's sparse product, or nil when the weight is not all finite.
+    /// In eval mode the copy is kept with a snapshot of the weight it was made from, and a forward whose
+    /// weight still equals the snapshot byte for byte reuses it (and the finiteness found then): inference
+    /// in batches would otherwise transpose the same weight for every batch, on one core while the other
+    /// waits (784 → 48, batches of 1000: 4% of the pass). Comparing catches a change made any way,
+    /// through the C API's pointers included. In training mode the weight changes at every step: no
+    /// snapshot is kept.
+    private func transposedWeightForForward() throws -> Packed? {
+        let count = inFeatures * outFeatures
+        if !isTraining, let kept = keptTransposedWeight,
+           memcmp(weightSnapshot.pointer, weight.value.pointer, count * MemoryLayout<Float>.stride) == 0 {
+            return kept.packed
+        }
+        keptTransposedWeight = nil
+        let packed = weightIsFinite()
+            ? try Linear.packTransposed(weight.value.pointer, rows: outFeatures, columns: inFeatures, into: transposedWeight)
+            : nil
+        if !isTraining {
+            try weightSnapshot.resize(count)
+            weightSnapshot.pointer.update(from: weight.value.pointer, count: count)
+            keptTransposedWeight = KeptPacking(packed: packed)
+        }
+        return packed
+    }
+
+    /// The forward's transposed weight (its own buffer: the backward packs the weight into `packedWeight`).
+    private let transposedWeight = Buffer<Float>()
+    /// In eval mode: the weight `keptTransposedWeight` was made from.
+    private let weightSnapshot = FloatBuffer()
+    private struct KeptPacking { let packed: Packed? }
+    private var keptTransposedWeight: KeptPacking?
 
     /// Whether the weight is all finite (a skipped zero would lose 0·∞ = NaN). The forward's answer is
     /// kept for the backward of the same training step, when nothing can have changed the weight since.
@@ -267,10 +315,11 @@ public final class Linear: Layer {
     }
 
     /// How many entries the sparse product would list (nonzero, or with `afterReLU` positive), counted
-    /// in every row of up to 127 rows, else in every (rows / 64)-th row (at least 64 rows): a count over
-    /// all 1000 × 784 inputs of an inference batch read 3 MB on one core while the other waited, 9% of
-    /// the pass. Returns the entries listed and the entries looked at. A function of the data and the
-    /// shapes alone, so the choice it makes is the same for any thread count.
+    /// in every row of up to 127 rows, else in every (rows / 64)-th row (at least 64 rows): the backward's
+    /// choice for its two products over the whole output gradient. (The forward counts inside each task,
+    /// every entry of its rows: see `forwardKernel`.) Returns the entries listed and the entries looked
+    /// at. A function of the data and the shapes alone, so the choice it makes is the same for any
+    /// thread count.
     static func listedShare(_ values: UnsafePointer<Float>, rows: Int, width: Int, afterReLU: Bool = false)
         -> (listed: Int, of: Int) {
         let step = max(1, rows / sparseSampleRows)
@@ -290,7 +339,12 @@ public final class Linear: Layer {
     /// Whether few enough of the entries are listed for skipping zeros to pay with a right operand of
     /// `rightFloats` (see above: half, or 70% for one taken in blocks).
     static func fewEnoughTerms(_ share: (listed: Int, of: Int), rightFloats: Int) -> Bool {
-        share.listed * 10 <= share.of * (rightFloats > sparseWholeRightFloats ? 7 : 5)
+        share.listed <= listedLimit(entries: share.of, rightFloats: rightFloats)
+    }
+
+    /// The most of `entries` entries a left operand may list for skipping zeros to pay (see above).
+    static func listedLimit(entries: Int, rightFloats: Int) -> Int {
+        entries * (rightFloats > sparseWholeRightFloats ? 7 : 5) / 10
     }
 
     /// A right operand copied for the sparse kernel: rows `stride` floats apart (whole 16-float vectors),

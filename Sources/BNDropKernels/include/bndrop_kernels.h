@@ -160,6 +160,14 @@ void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float
                          int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,
                          const float *keep, int64_t keep_stride, float *c, int64_t c_stride);
 
+/* bndk_sparse_product when the left operand lists at most `listed_limit` entries (counted as
+   bndk_count_listed counts them, over all its rows), returning 1; else 0, with nothing written (the
+   caller then runs a dense product). The count costs no extra pass where the grouped kernel orders its
+   rows anyway (up to 128 rows). */
+int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
+                               int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
+                               int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride);
+
 /* ---- Dropout ---- */
 
 /* Element i of a pass (i = first, first + 1, ...; x, mask and y point at element `first`) gets
