@@ -287,7 +287,9 @@ SPARSE_TARGET __attribute__((always_inline)) static inline void
 sparse_rows(const int vectors, const int narrow, __mmask16 tail, const int predicate, int64_t rows, int64_t depth,
             const float *a, int64_t a_stride, const float *b, int64_t b_stride, const float *start, int accumulate,
             const float *keep, int64_t keep_stride, float *c, int64_t c_stride, int32_t *offsets, float *values) {
-    if (depth * b_stride <= WHOLE_FLOATS) {
+    // (Without a ReLU taken in, a right operand over WHOLE_FLOATS goes to the groups below: the
+    // "not zero" copies of this function have no blocks.)
+    if (predicate == _CMP_NEQ_UQ || depth * b_stride <= WHOLE_FLOATS) {
         for (int64_t r = 0; r < rows; r++)
             sparse_row(vectors, narrow, tail, a + r * a_stride, depth, b, b_stride, predicate,
                        accumulate ? c + r * c_stride : start, keep ? keep + r * keep_stride : NULL, c + r * c_stride,
