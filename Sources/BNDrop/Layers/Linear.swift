@@ -149,8 +149,8 @@ public final class Linear: Layer {
         let packed = weightIsFinite()
             ? try Linear.packTransposed(weight.value.pointer, rows: outFeatures, columns: inFeatures, into: transposedWeight)
             : nil
-        if !isTraining {
-            try weightSnapshot.resize(count)
+        // (Without memory for the snapshot the forward goes on, and the next one transposes again.)
+        if !isTraining, (try? weightSnapshot.resize(count)) != nil {
             weightSnapshot.pointer.update(from: weight.value.pointer, count: count)
             keptTransposedWeight = KeptPacking(packed: packed)
         }
