@@ -340,9 +340,10 @@ enum { ORDER_ROWS = 128, MAX_GROUP = 4 };
 
 // Puts rows [0, count) of a (count <= ORDER_ROWS) in that order, and returns how many entries they
 // list: by the vector of 16 columns holding their first listed column, then by their number of listed
-// columns, then by index (so the order is a function of the data). Of the keys tried on the test images in tasks of 128 rows, this one made
-// groups of 4 list the fewest columns, 64.0% (by first column, then count: 66.3%; by count, then
-// first column: 72.1%; a greedy choice of each group's rows among the next 8-128: 70.5-71.3%).
+// columns, then by index (so the order is a function of the data). Of the keys tried on the test
+// images in tasks of 128 rows, this one made groups of 4 list the fewest columns, 64.0% (by first
+// column, then count: 66.3%; by count, then first column: 72.1%; a greedy choice of each group's rows
+// among the next 8-128: 70.5-71.3%).
 SPARSE_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_t count, int64_t depth, int32_t *order) {
     int64_t keys[ORDER_ROWS], total = 0;
     for (int64_t r = 0; r < count; r++) {
