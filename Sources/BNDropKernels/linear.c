@@ -505,9 +505,94 @@ int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth
     return 1;
 }
 
+// ---- Narrow dense products ----
+// A Linear whose output is under 32 wide (the article's 48 -> 24 and 24 -> 10) takes no sparse product
+// (see Linear.swift), and OpenBLAS's general product cost about 5 µs per block of 128 rows of the 48 -> 24
+// layer, its fixed costs (the call, packing both operands) far above its 147,000 multiply-adds. Here the
+// rows go eight at a time with their sums in registers (8 rows x 2 vectors), each right-operand row
+// loaded once per group and multiplied into every row of it; a last vector of at most 8 lanes is a
+// 256-bit one (as in sparse_row). Each row's result is start + (its terms summed in column order),
+// whatever rows share its group, and no term is skipped: any value, NaN and infinity included, spreads
+// as in a dense product.
+enum { NARROW_GROUP = 8, NARROW_MAX_VECTORS = 2 };
+
+SPARSE_TARGET __attribute__((always_inline)) static inline void
+narrow_group(const int vectors, const int narrow, const int group, __mmask16 tail, int64_t depth, const float *a,
+             int64_t a_stride, const float *b, int64_t b_stride, const float *start, float *c, int64_t c_stride) {
+    __m512 sum[NARROW_GROUP][NARROW_MAX_VECTORS];
+    __m256 sum_narrow[NARROW_GROUP];
+    for (int r = 0; r < group; r++) {
+        for (int v = 0; v < vectors; v++) sum[r][v] = _mm512_setzero_ps();
+        sum_narrow[r] = _mm256_setzero_ps();
+    }
+    const __mmask8 tail8 = (__mmask8)tail;
+    const int wide = vectors - narrow;  // vectors held in 512-bit registers
+    for (int64_t k = 0; k < depth; k++) {
+        const float *b_row = b + k * b_stride;
+        __m512 w[NARROW_MAX_VECTORS];
+        for (int v = 0; v < wide; v++)
+            w[v] = v == vectors - 1 ? _mm512_maskz_loadu_ps(tail, b_row + 16 * v) : _mm512_loadu_ps(b_row + 16 * v);
+        const __m256 w_narrow = narrow ? _mm256_maskz_loadu_ps(tail8, b_row + 16 * wide) : _mm256_setzero_ps();
+        for (int r = 0; r < group; r++) {
+            const __m512 x = _mm512_set1_ps(a[r * a_stride + k]);
+            for (int v = 0; v < wide; v++) sum[r][v] = _mm512_fmadd_ps(x, w[v], sum[r][v]);
+            if (narrow) sum_narrow[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(x), w_narrow, sum_narrow[r]);
+        }
+    }
+    for (int r = 0; r < group; r++) {
+        float *c_row = c + r * c_stride;
+        for (int v = 0; v < wide; v++) {
+            const __mmask16 lanes = v == vectors - 1 ? tail : (__mmask16)0xFFFF;
+            const __m512 initial = start ? _mm512_maskz_loadu_ps(lanes, start + 16 * v) : _mm512_setzero_ps();
+            _mm512_mask_storeu_ps(c_row + 16 * v, lanes, _mm512_add_ps(initial, sum[r][v]));
+        }
+        if (narrow) {
+            const __m256 initial = start ? _mm256_maskz_loadu_ps(tail8, start + 16 * wide) : _mm256_setzero_ps();
+            _mm256_mask_storeu_ps(c_row + 16 * wide, tail8, _mm256_add_ps(initial, sum_narrow[r]));
+        }
+    }
+}
+
+SPARSE_TARGET __attribute__((always_inline)) static inline void
+narrow_rows(const int vectors, const int narrow, __mmask16 tail, int64_t rows, int64_t depth, const float *a,
+            int64_t a_stride, const float *b, int64_t b_stride, const float *start, float *c, int64_t c_stride) {
+    int64_t r = 0;
+    for (; r + NARROW_GROUP <= rows; r += NARROW_GROUP)
+        narrow_group(vectors, narrow, NARROW_GROUP, tail, depth, a + r * a_stride, a_stride, b, b_stride, start,
+                     c + r * c_stride, c_stride);
+    for (; r < rows; r++)
+        narrow_group(vectors, narrow, 1, tail, depth, a + r * a_stride, a_stride, b, b_stride, start, c + r * c_stride,
+                     c_stride);
+}
+
+SPARSE_TARGET
+int bndk_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride, const float *b,
+                        int64_t b_stride, const float *start, float *c, int64_t c_stride) {
+    if (width <= 0 || width > 16 * NARROW_MAX_VECTORS || !bndk_sparse_product_available()) return 0;
+    if (rows <= 0) return 1;
+    const int vectors = (int)((width + 15) / 16);
+    const int64_t last = width - 16 * (vectors - 1);
+    const __mmask16 tail = last == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1);
+    if (vectors == 1) {
+        if (last <= 8) narrow_rows(1, 1, tail, rows, depth, a, a_stride, b, b_stride, start, c, c_stride);
+        else narrow_rows(1, 0, tail, rows, depth, a, a_stride, b, b_stride, start, c, c_stride);
+    } else {
+        if (last <= 8) narrow_rows(2, 1, tail, rows, depth, a, a_stride, b, b_stride, start, c, c_stride);
+        else narrow_rows(2, 0, tail, rows, depth, a, a_stride, b, b_stride, start, c, c_stride);
+    }
+    return 1;
+}
+
 #else
 
 int bndk_sparse_product_available(void) { return 0; }
+
+int bndk_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride, const float *b,
+                        int64_t b_stride, const float *start, float *c, int64_t c_stride) {
+    (void)rows, (void)depth, (void)width, (void)a, (void)a_stride, (void)b, (void)b_stride, (void)start, (void)c,
+        (void)c_stride;
+    return 0;
+}
 
 // Elsewhere the same sums in scalar code (the library does not call it: see the header).
 int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,

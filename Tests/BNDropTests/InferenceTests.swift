@@ -45,6 +45,79 @@ final class InferenceTests: XCTestCase {
         return (folded, largest, scale)
     }
 
+    // MARK: Forward by blocks of samples
+
+    /// Runs `input` through `net`'s layers one by one (each layer's own forward, a region per layer) and
+    /// back (each layer's own backward), as the network did before it ran stretches by blocks.
+    private func layerByLayer(_ net: Sequential, _ input: [Float], batch: Int, gradient: [Float])
+        throws -> (outputs: [[UInt32]], gradInput: [UInt32], parameterGradients: [[UInt32]]) {
+        net.zeroGrad()
+        // Each layer's backward reads the input its forward saw: every one stays in its own buffer.
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: input.count)
+        defer { x.deallocate() }
+        x.initialize(from: input, count: input.count)
+        var outputs: [[UInt32]] = []
+        var current = UnsafePointer(x)
+        for layer in net.layers {
+            current = try layer.forward(current, batch: batch)
+            outputs.append(Array(UnsafeBufferPointer(start: current, count: batch * layer.outputShape.reduce(1, *)))
+                .map(\.bitPattern))
+        }
+        var g = gradient
+        for layer in net.layers.reversed() {
+            let count = batch * layer.inputShape.reduce(1, *)
+            g = try g.withUnsafeBufferPointer { dy in
+                let dx = try layer.backward(dy.baseAddress!, batch: batch, needInputGradient: true)!
+                return Array(UnsafeBufferPointer(start: dx, count: count))
+            }
+        }
+        return (outputs, g.map(\.bitPattern), net.parameters.map { $0.gradient.array.map(\.bitPattern) })
+    }
+
+    /// In eval mode every layer of the article's MLP (and the CNN's flat end) computes each sample alone,
+    /// so the network runs them by blocks of samples in one parallel region: the output, every layer's
+    /// output, and the backward that follows have the same bits as layer by layer. Batches of 300 (three
+    /// blocks of 128, the last partial), 100 (two halves) and 7 (one block).
+    func testForwardByBlocksOfSamplesGivesTheBitsOfTheLayersOneByOne() throws {
+        let mlp = try Sequential(sampleShape: [784], seed: 3)
+        try mlp.addLinear(48); try mlp.addBatchNorm(); try mlp.addReLU(); try mlp.addDropout(0.3)
+        try mlp.addLinear(24); try mlp.addBatchNorm(); try mlp.addReLU(); try mlp.addLinear(10)
+        let cnn = try Sequential(sampleShape: [1, 12, 12], seed: 4)
+        try cnn.addConv2d(outChannels: 3, kernelSize: 3); try cnn.addBatchNorm(); try cnn.addReLU()
+        try cnn.addMaxPool2d(kernelSize: 2); try cnn.addFlatten(); try cnn.addLinear(25); try cnn.addReLU()
+        try cnn.addLinear(10)
+        for (name, net) in [("MLP", mlp), ("CNN", cnn)] {
+            try train(net, batch: 64)
+            net.isTraining = false
+            for batch in [300, 100, 7] {
+                var random = SeededRandom(seed: UInt64(batch))
+                // Image-like inputs: half of them zero, so the first Linear skips zeros in some blocks.
+                let x = (0..<(batch * net.inputCount)).map { _ in random.nextUnitFloat() < 0.5 ? 0 : random.nextUnitFloat() }
+                let dy = (0..<(batch * net.outputCount)).map { _ in random.nextNormal() }
+                net.zeroGrad()
+                let y = try net.forward(x, batch: batch).map(\.bitPattern)
+                let outputs = try net.layers.indices.map { try net.layerOutput($0).map(\.bitPattern) }
+                let dx = try net.backward(dy, batch: batch).map(\.bitPattern)
+                let gradients = net.parameters.map { $0.gradient.array.map(\.bitPattern) }
+                let alone = try layerByLayer(net, x, batch: batch, gradient: dy)
+                // The first difference, not two arrays of thousands of values.
+                func assertSame(_ a: [UInt32], _ b: [UInt32], _ what: String) {
+                    XCTAssertEqual(a.count, b.count, "\(name), batch \(batch): \(what)'s size")
+                    if let i = a.indices.first(where: { $0 < b.count && a[$0] != b[$0] }) {
+                        XCTFail("\(name), batch \(batch): \(what) differs first at [\(i)]: \(a[i]) against \(b[i]) alone")
+                    }
+                }
+                assertSame(y, alone.outputs[alone.outputs.count - 1], "the output")
+                for (index, output) in outputs.enumerated() { assertSame(output, alone.outputs[index], "layer \(index)'s output") }
+                assertSame(dx, alone.gradInput, "the input gradient")
+                for (index, gradient) in gradients.enumerated() {
+                    assertSame(gradient, alone.parameterGradients[index], "parameter \(index)'s gradient")
+                }
+                XCTAssertTrue(y.contains { $0 != 0 }, "\(name): a real output")
+            }
+        }
+    }
+
     func testFoldArticleMLPWithBatchNorm() throws {
         let net = try Sequential(sampleShape: [784], seed: 3)
         try net.addLinear(48); try net.addBatchNorm(); try net.addReLU()

@@ -108,6 +108,59 @@ final class SparseProductTests: XCTestCase {
         }
     }
 
+    /// The dense product for narrow results (`bndk_narrow_product`, Linear's forward for outputs 2 to 31
+    /// wide): every width up to 32 (one or two vectors, the last of at most 8 lanes a 256-bit one), rows
+    /// in groups of 8 and a partial group, with and without a start; each row's bits the same computed
+    /// alone; NaN and infinity spread; over 32 wide it refuses and writes nothing.
+    func testNarrowProductGivesEachRowItsOwnProduct() throws {
+        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
+        var random = SeededRandom(seed: 21)
+        let (rows, depth) = (19, 45)
+        for width in [1, 2, 7, 8, 9, 16, 17, 24, 31, 32] {
+            let bStride = (width + 15) / 16 * 16
+            var a = (0..<(rows * depth)).map { _ in random.nextNormal() }
+            let b = (0..<(depth * bStride)).map { _ in random.nextNormal() }
+            let start = (0..<width).map { _ in random.nextNormal() }
+            for withStart in [false, true] {
+                var c = [Float](repeating: 7, count: rows * width)
+                XCTAssertEqual(bndk_narrow_product(Int64(rows), Int64(depth), Int64(width), a, Int64(depth), b, Int64(bStride),
+                                                   withStart ? start : nil, &c, Int64(width)), 1)
+                let want = (0..<(rows * width)).map { i -> (value: Double, scale: Double) in
+                    var sum = withStart ? Double(start[i % width]) : 0, scale = abs(sum)
+                    for k in 0..<depth {
+                        let term = Double(a[(i / width) * depth + k]) * Double(b[k * bStride + i % width])
+                        sum += term
+                        scale += abs(term)
+                    }
+                    return (sum, scale)
+                }
+                c.withUnsafeBufferPointer { assertClose($0.baseAddress!, want, "narrow width \(width)") }
+                // Row 13 (in the second group of 8) alone, and row 17 (in the partial group) alone.
+                for r in [13, 17] {
+                    var alone = [Float](repeating: 7, count: width)
+                    _ = bndk_narrow_product(1, Int64(depth), Int64(width), Array(a[(r * depth)..<((r + 1) * depth)]),
+                                            Int64(depth), b, Int64(bStride), withStart ? start : nil, &alone, Int64(width))
+                    XCTAssertEqual(alone.map(\.bitPattern), c[(r * width)..<((r + 1) * width)].map(\.bitPattern),
+                                   "narrow width \(width): row \(r) alone")
+                }
+            }
+            // A NaN in row 3 and an infinity times zero in row 9: both rows NaN throughout, nothing skipped.
+            a[3 * depth + 20] = .nan
+            for k in 0..<depth { a[9 * depth + k] = 0 }
+            var bInfinite = b
+            for o in 0..<width { bInfinite[5 * bStride + o] = .infinity }
+            var c = [Float](repeating: 7, count: rows * width)
+            _ = bndk_narrow_product(Int64(rows), Int64(depth), Int64(width), a, Int64(depth), bInfinite, Int64(bStride),
+                                    start, &c, Int64(width))
+            XCTAssertTrue(c[(3 * width)..<(4 * width)].allSatisfy(\.isNaN), "narrow width \(width): NaN spreads")
+            XCTAssertTrue(c[(9 * width)..<(10 * width)].allSatisfy(\.isNaN), "narrow width \(width): 0·∞ is NaN")
+        }
+        var c = [Float](repeating: 7, count: 33)
+        let b = [Float](repeating: 1, count: 48)
+        XCTAssertEqual(bndk_narrow_product(1, 1, 33, [2], 1, b, 48, nil, &c, 33), 0)
+        XCTAssertTrue(c.allSatisfy { $0 == 7 }, "over 32 wide: nothing written")
+    }
+
     /// Rows taken in groups (a right operand over 16K floats, zeros listed as plain zeros, e.g. the
     /// article's first layer on images): a column listed for the group but zero in a row must change
     /// nothing in that row, so each row's result has the same bits computed alone or with the rows in

@@ -17,6 +17,18 @@ public final class ReLU: Layer {
         return UnsafePointer(output.pointer)
     }
 
+    override var forwardsBySample: Bool { true }
+
+    override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        try output.resize(batch * inputCount)
+        return UnsafePointer(output.pointer)
+    }
+
+    override func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int) {
+        let offset = first * inputCount
+        bndk_relu_select(x + offset, x + offset, output.pointer + offset, Int64(count * inputCount))
+    }
+
     /// The network skips a ReLU that the next layer takes in (`Layer.forward(_:batch:foldingReLU:)`) and
     /// makes its output only when asked: `reserveOutput` at each forward makes room for it (no memory is
     /// touched), so that `materializedOutput`, which writes it for the input `x` of that forward, cannot

@@ -53,6 +53,15 @@ public final class Dropout: Layer {
         return UnsafePointer(y)
     }
 
+    /// Eval mode passes the input through.
+    override var forwardsBySample: Bool { !isTraining }
+    override var forwardWorkPerSample: Int { 0 }
+
+    override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        maskApplied = false
+        return x
+    }
+
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         guard needInputGradient else { return nil }

@@ -8,6 +8,10 @@ public final class Flatten: Layer {
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> { x }
 
+    override var forwardsBySample: Bool { true }
+    override var forwardWorkPerSample: Int { 0 }
+    override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> { x }
+
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         needInputGradient ? dy : nil

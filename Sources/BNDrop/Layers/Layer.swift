@@ -139,6 +139,61 @@ public class Layer {
         return try computeBackward(gradOutput, input: last.input, batch: batch, needInputGradient: needInputGradient)
     }
 
+    // MARK: Forward by blocks of samples
+
+    /// Whether this layer's forward, in its current mode, computes each sample from that sample alone,
+    /// in block form (`prepareForward`, then `computeSamples` for each block). The network runs a stretch
+    /// of such layers block by block (`Sequential.forwardBySample`): one parallel region for all of them,
+    /// each task taking its block of samples through every layer while the values are in cache, instead
+    /// of a region per layer with the whole batch going through memory between them.
+    var forwardsBySample: Bool { false }
+
+    /// Multiply-adds (or element operations) of one sample's forward: the network's estimate of whether a
+    /// stretch is worth waking the workers.
+    var forwardWorkPerSample: Int { max(inputCount, outputCount) }
+
+    /// The forward up to its computation: the checks, room for the output, what every block shares.
+    /// Returns where the output will be (`x` itself for a layer that passes its input through).
+    func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        throw BNDError.internalError("\(typeName) has no forward by blocks of samples")
+    }
+
+    /// Samples [first, first + count) of the output `prepareForward` prepared for `x` and `batch`. Runs on
+    /// the calling thread, cannot fail and allocates nothing; the result does not depend on the blocks.
+    func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int) {}
+
+    /// The forward prepared by `beginForwardBySample`, until `endForwardBySample`.
+    private var preparedForward: (batch: Int, input: UnsafePointer<Float>)?
+
+    /// A forward by blocks, step 1: as `forward(_:batch:foldingReLU:)` up to the computation. Returns
+    /// where the output will be once every block is computed.
+    final func beginForwardBySample(_ input: UnsafePointer<Float>, batch: Int, foldingReLU: Bool) throws
+        -> UnsafePointer<Float> {
+        lastForward = nil
+        preparedForward = nil
+        guard forwardsBySample, !foldingReLU || canFoldReLU else {
+            throw BNDError.internalError("\(typeName) cannot run this forward by blocks of samples")
+        }
+        try Checked.batch(batch)
+        _ = try Checked.multiply(batch, max(inputCount, outputCount), "\(typeName) batch of \(batch)")
+        foldsReLU = foldingReLU
+        let y = try prepareForward(input, batch: batch)
+        preparedForward = (batch, input)
+        return y
+    }
+
+    /// Step 2, for each block (on any thread): computes samples [first, first + count).
+    final func forwardSamples(first: Int, count: Int) {
+        guard let prepared = preparedForward else { return }
+        computeSamples(prepared.input, batch: prepared.batch, first: first, count: count)
+    }
+
+    /// Step 3, after every block: the forward counts as done (backward may follow).
+    final func endForwardBySample() {
+        lastForward = preparedForward
+        preparedForward = nil
+    }
+
     /// The input of the last successful forward, for overlap checks.
     var lastForwardInput: UnsafePointer<Float>? { lastForward?.input }
 

@@ -128,6 +128,42 @@ public final class BatchNorm: Layer {
         return UnsafePointer(output.pointer)
     }
 
+    /// Eval mode with running statistics: each sample is normalised alone.
+    override var forwardsBySample: Bool { !usesBatchStatistics }
+
+    override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        guard !usesBatchStatistics, runningMean != nil else {
+            throw BNDError.internalError("\(typeName) normalises with the batch's statistics: not sample by sample")
+        }
+        try output.resize(batch * inputCount)
+        runningStatistics(channels: 0..<numFeatures)
+        let savedInvStd = self.savedInvStd.pointer, scale = rowConstants.pointer, beta = rowConstants.pointer + numFeatures
+        let gamma = weight?.value.pointer, shift = bias?.value.pointer
+        for c in 0..<numFeatures {
+            scale[c] = savedInvStd[c] * (gamma?[c] ?? 1)
+            beta[c] = shift?[c] ?? 0
+        }
+        usedBatchStatistics = false
+        return UnsafePointer(output.pointer)
+    }
+
+    /// Samples [first, first + count), y = (x − running mean)·scale + β per channel, with the constants
+    /// `prepareForward` made: the element-wise kernels of the forward by channels, so the same bits.
+    override func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int) {
+        let offset = first * inputCount
+        let mean = savedMean.pointer, scale = rowConstants.pointer, beta = rowConstants.pointer + numFeatures
+        let y = output.pointer + offset
+        if spatial == 1 {
+            bndk_rows_affine(x + offset, y, Int64(count), Int64(numFeatures), Int64(numFeatures), mean, scale, beta)
+            return
+        }
+        let stream: Int32 = streams(batch) ? 1 : 0
+        for c in 0..<numFeatures {
+            bndk_channel_affine(x + offset + c * spatial, y + c * spatial, Int64(count), Int64(numFeatures * spatial),
+                                Int64(spatial), mean[c], scale[c], beta[c], stream)
+        }
+    }
+
     /// Values a task should at least cover for its start-up to be worth it (about 256 KiB).
     static let minimumValuesPerTask = 65_536
 

@@ -166,7 +166,16 @@ public final class Sequential {
             current = UnsafePointer(inputCopy.pointer)
         }
         for index in layers.indices { layerOutputs[index] = nil }
-        for (index, layer) in layers.enumerated() {
+        var index = 0
+        while index < layers.count {
+            let stretch = stretchBySample(from: index)
+            if stretch.count > 1 {
+                current = try forwardBySample(stretch, current, batch: batch, borrowedInput: borrowingInput ? input : nil)
+                index = stretch.upperBound
+                continue
+            }
+            let layer = layers[index]
+            defer { index += 1 }
             if reluFoldedIntoNext[index], let relu = layer as? ReLU {
                 try relu.reserveOutput(batch: batch)
                 // Its output is made later from its input, which must then still be there: a layer's
@@ -182,6 +191,59 @@ public final class Sequential {
         }
         lastBatch = batch
         return UnsafeBufferPointer(start: current, count: batch * outputCount)
+    }
+
+    // MARK: Forward by blocks of samples
+    //
+    // Layers that compute each sample from that sample alone (`Layer.forwardsBySample`: Linear, ReLU,
+    // Flatten; BatchNorm and Dropout in eval mode) are run a stretch at a time: each layer is prepared in
+    // order (checks, room for its output), then one parallel region takes every block of samples through
+    // all of them. Layer by layer, each layer was a region of its own (or, under a million operations,
+    // ran on one core while the other waited) and each output went through memory before the next layer
+    // read it; by blocks, a block's values stay in cache from layer to layer. The blocks are Linear's own
+    // row blocks (`Linear.rowsPerTask(batch:)`), so every layer computes the same products on the same
+    // rows as alone: the bits are those of the forward layer by layer, for any thread count.
+
+    /// The layers from `start` on that run by blocks of samples (empty when layer `start` does not).
+    private func stretchBySample(from start: Int) -> Range<Int> {
+        var end = start
+        while end < layers.count && layers[end].forwardsBySample { end += 1 }
+        return start..<end
+    }
+
+    /// Runs the layers of `stretch` on `input` by blocks of samples and returns the last one's output.
+    /// `borrowedInput`: the caller's input, read in place (see `forward(_:batch:borrowingInput:)`).
+    private func forwardBySample(_ stretch: Range<Int>, _ input: UnsafePointer<Float>, batch: Int,
+                                 borrowedInput: UnsafePointer<Float>?) throws -> UnsafePointer<Float> {
+        var current = input
+        var work = 0
+        for index in stretch {
+            let layer = layers[index]
+            if reluFoldedIntoNext[index], let relu = layer as? ReLU {  // as in `forward`
+                try relu.reserveOutput(batch: batch)
+                if let borrowedInput, current == borrowedInput {
+                    layerOutputs[index] = try relu.materializedOutput(current, batch: batch)
+                }
+                continue
+            }
+            current = try layer.beginForwardBySample(current, batch: batch,
+                                                     foldingReLU: index > 0 && reluFoldedIntoNext[index - 1])
+            layerOutputs[index] = current
+            work += layer.forwardWorkPerSample
+        }
+        let perBlock = Linear.rowsPerTask(batch: batch)
+        blockKernel.run(tasks(batch, perBlock), (stretch, batch, perBlock), work: batch * work)
+        for index in stretch where !reluFoldedIntoNext[index] { layers[index].endForwardBySample() }
+        return current
+    }
+
+    /// One block of samples through a stretch of layers.
+    private lazy var blockKernel = ParallelKernel<(Range<Int>, Int, Int)> { [unowned(unsafe) self] arguments, task in
+        let (stretch, batch, perBlock) = arguments
+        let first = task * perBlock, count = min(perBlock, batch - first)
+        for index in stretch where !self.reluFoldedIntoNext[index] {
+            self.layers[index].forwardSamples(first: first, count: count)
+        }
     }
 
     /// `forward`, writing the output into `output`, whose size is checked before anything runs.

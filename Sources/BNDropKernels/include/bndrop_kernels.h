@@ -168,6 +168,14 @@ int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth
                                int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
                                int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride);
 
+/* c[r][0..<width] = s + Σ over k < depth, in that order, of a[r][k]·b[k][0..<width] (fused multiply-adds),
+   for r < rows, s = `start` (one row for every r) or zero when NULL: the dense product for results at
+   most 32 wide (b's rows `b_stride` floats apart), with rows in groups of 8 sharing each load of b; each
+   row's result is the same whatever rows share its group. Returns 1, or 0 with nothing written when
+   width is over 32 or the CPU lacks what the sparse product needs (bndk_sparse_product_available). */
+int bndk_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride, const float *b,
+                        int64_t b_stride, const float *start, float *c, int64_t c_stride);
+
 /* ---- Dropout ---- */
 
 /* Element i of a pass (i = first, first + 1, ...; x, mask and y point at element `first`) gets
