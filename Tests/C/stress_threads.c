@@ -265,8 +265,8 @@ static void *thread_count_changer(void *arg) {
     return NULL;
 }
 
-/* `stress_threads --pool-regions N`: WORKERS threads each run N back-to-back forward and backward passes
-   whose every layer uses the shared thread pool (whichever caller gets the pool, the others run
+/* `stress_threads --pool-regions N`: WORKERS threads each run N back-to-back forward and backward passes,
+   and eval-mode forwards, whose every layer uses the shared thread pool (whichever caller gets the pool, the others run
    inline), while another changes the thread count (1-3), nothing else. A reproducer for a race TSan
    reports in ThreadPool (a worker's last claim() reads taskCount after its final completed.add, while
    the caller, already back, writes taskCount and job for the next region): `make test-tsan-pool`,
@@ -289,6 +289,10 @@ static void *pool_regions(void *arg) {
     for (int i = 0; i < passes; i++) {
         OK(bnd_net_forward(net, x, BIG_BATCH, y, BIG_BATCH * 64));
         OK(bnd_net_backward(net, y, BIG_BATCH, NULL, 0));
+        /* Eval mode: the three layers run by blocks of samples, one region for all of them. */
+        OK(bnd_net_set_training(net, 0));
+        OK(bnd_net_forward(net, x, BIG_BATCH, y, BIG_BATCH * 64));
+        OK(bnd_net_set_training(net, 1));
     }
     ok = 1;
 done:
