@@ -169,7 +169,10 @@ final class SparseProductTests: XCTestCase {
     func testRowsInGroupsGiveEachRowItsOwnBits() throws {
         guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
         var random = SeededRandom(seed: 11)
-        let (rows, depth) = (130, 784)
+        let rows = 130
+        // 784 columns: whole vectors; 1001: a last vector of 9 (the listing reads the masks that the
+        // ordering kept, up to 1024 columns).
+        for depth in [784, 1001] {
         for width in [32, 48, 100, 112, 128] {
             // Rows with their nonzeros in different stretches (as objects in images), some rows all zero.
             var a = [Float](repeating: 0, count: rows * depth)
@@ -188,7 +191,7 @@ final class SparseProductTests: XCTestCase {
             }
             let together = product(a, keep, rows: rows)
             assertMaskedProduct(together, a: a, b: b, bStride: width, start: start, keep: keep, depth: depth, width: width,
-                                "width \(width), in groups")
+                                "width \(width), depth \(depth), in groups")
             for r in 0..<rows {
                 let alone = product(Array(a[(r * depth)..<((r + 1) * depth)]), Array(keep[(r * width)..<((r + 1) * width)]),
                                     rows: 1)
@@ -202,7 +205,15 @@ final class SparseProductTests: XCTestCase {
             XCTAssertEqual(backwards.map(\.bitPattern),
                            reversedRows.flatMap { together[($0 * width)..<(($0 + 1) * width)] }.map(\.bitPattern),
                            "width \(width), rows reversed")
+            // A NaN in the last column of one row spreads over that row only.
+            var withNaN = a
+            withNaN[4 * depth + depth - 1] = .nan
+            let spread = product(withNaN, [Float](repeating: 1, count: rows * width), rows: rows)
+            XCTAssertTrue(spread[(4 * width)..<(5 * width)].allSatisfy(\.isNaN), "width \(width), depth \(depth): NaN")
+            XCTAssertFalse(spread[(5 * width)..<(6 * width)].contains(where: \.isNaN), "width \(width): other rows")
         }
+        }
+        let depth = 784
 
         // The sign of a zero: a row whose only product underflows to -0, starting from -0, shares a
         // group with a row that lists another column (a +0 term for the first row). Alone or grouped,
