@@ -166,31 +166,38 @@ public final class Sequential {
             current = UnsafePointer(inputCopy.pointer)
         }
         for index in layers.indices { layerOutputs[index] = nil }
+        let borrowedInput = borrowingInput ? input : nil
         var index = 0
         while index < layers.count {
             let stretch = stretchBySample(from: index)
             if stretch.count > 1 {
-                current = try forwardBySample(stretch, current, batch: batch, borrowedInput: borrowingInput ? input : nil)
+                current = try forwardBySample(stretch, current, batch: batch, borrowedInput: borrowedInput)
                 index = stretch.upperBound
-                continue
-            }
-            let layer = layers[index]
-            defer { index += 1 }
-            if reluFoldedIntoNext[index], let relu = layer as? ReLU {
-                try relu.reserveOutput(batch: batch)
-                // Its output is made later from its input, which must then still be there: a layer's
-                // own buffer is, the caller's borrowed input (reached through pass-through layers) may
-                // not be, so from that the output is made now.
-                if borrowingInput && current == input {
-                    layerOutputs[index] = try relu.materializedOutput(current, batch: batch)
+            } else {
+                if !(try skipFoldedReLU(index, current, batch: batch, borrowedInput: borrowedInput)) {
+                    current = try layers[index].forward(current, batch: batch,
+                                                        foldingReLU: index > 0 && reluFoldedIntoNext[index - 1])
+                    layerOutputs[index] = current
                 }
-                continue
+                index += 1
             }
-            current = try layer.forward(current, batch: batch, foldingReLU: index > 0 && reluFoldedIntoNext[index - 1])
-            layerOutputs[index] = current
         }
         lastBatch = batch
         return UnsafeBufferPointer(start: current, count: batch * outputCount)
+    }
+
+    /// When layer `index` is a ReLU taken in by the next layer, makes room for its output and returns
+    /// true (the network skips it); else false. Its output is made later from its input, which must then
+    /// still be there: a layer's own buffer is, the caller's borrowed input (reached through pass-through
+    /// layers) may not be, so from that the output is made now.
+    private func skipFoldedReLU(_ index: Int, _ input: UnsafePointer<Float>, batch: Int,
+                                borrowedInput: UnsafePointer<Float>?) throws -> Bool {
+        guard reluFoldedIntoNext[index], let relu = layers[index] as? ReLU else { return false }
+        try relu.reserveOutput(batch: batch)
+        if let borrowedInput, input == borrowedInput {
+            layerOutputs[index] = try relu.materializedOutput(input, batch: batch)
+        }
+        return true
     }
 
     // MARK: Forward by blocks of samples
@@ -219,13 +226,7 @@ public final class Sequential {
         var work = 0
         for index in stretch {
             let layer = layers[index]
-            if reluFoldedIntoNext[index], let relu = layer as? ReLU {  // as in `forward`
-                try relu.reserveOutput(batch: batch)
-                if let borrowedInput, current == borrowedInput {
-                    layerOutputs[index] = try relu.materializedOutput(current, batch: batch)
-                }
-                continue
-            }
+            if try skipFoldedReLU(index, current, batch: batch, borrowedInput: borrowedInput) { continue }
             current = try layer.beginForwardBySample(current, batch: batch,
                                                      foldingReLU: index > 0 && reluFoldedIntoNext[index - 1])
             layerOutputs[index] = current
