@@ -69,11 +69,15 @@ public final class Linear: Layer {
     /// AVX-512. OpenBLAS's product paid fixed costs per block of 128 rows far above the multiply-adds of
     /// the article's 48 -> 24 and 24 -> 10 layers: eval-mode passes over the 10,000 test images in batches
     /// of 1000, two threads, took 0.96 of the time with this kernel (median of 10 interleaved rounds), the
-    /// 48 -> 24 layer about 0.16 ms instead of 0.21.
+    /// 48 -> 24 layer about 0.16 ms instead of 0.21. The kernel reads the weight transposed, a copy that
+    /// costs memory and a pass per training step: a weight over `narrowMaximumRightFloats` (4 MiB) stays
+    /// with OpenBLAS, which reads it in place.
     private var forwardFitsNarrowProduct: Bool {
         Linear.skippingZerosAvailable && outFeatures > 1 && outFeatures < Linear.sparseMinimumWidth && inFeatures > 1
-            && inFeatures * outFeatures <= Linear.sparseMaximumRightFloats
+            && inFeatures * outFeatures <= Linear.narrowMaximumRightFloats
     }
+
+    static let narrowMaximumRightFloats = 1 << 20
 
     /// Whether the sizes (and the CPU) let the forward product x·Wᵀ skip zeros.
     private var forwardFitsSparseProduct: Bool {
