@@ -108,6 +108,15 @@ public class Layer {
     /// network skips, and the kernels apply it as they read, forward and backward: the ReLU's output and
     /// input gradient are never written, a pass over memory less each way, with the same bits.
     final func forward(_ input: UnsafePointer<Float>, batch: Int, foldingReLU: Bool) throws -> UnsafePointer<Float> {
+        try startForward(batch: batch, foldingReLU: foldingReLU)
+        let y = try computeForward(input, batch: batch)
+        lastForward = (batch, input)
+        return y
+    }
+
+    /// What every forward does first, whole or by blocks: forgets the last one, checks `batch` and
+    /// whether a ReLU can be taken in, and records whether one is.
+    private func startForward(batch: Int, foldingReLU: Bool) throws {
         lastForward = nil
         guard !foldingReLU || canFoldReLU else {
             throw BNDError.internalError("\(typeName) cannot take in a ReLU")
@@ -115,9 +124,6 @@ public class Layer {
         try Checked.batch(batch)
         _ = try Checked.multiply(batch, max(inputCount, outputCount), "\(typeName) batch of \(batch)")
         foldsReLU = foldingReLU
-        let y = try computeForward(input, batch: batch)
-        lastForward = (batch, input)
-        return y
     }
 
     /// Accumulates parameter gradients for the last forward pass and returns the input gradient
@@ -169,14 +175,11 @@ public class Layer {
     /// where the output will be once every block is computed.
     final func beginForwardBySample(_ input: UnsafePointer<Float>, batch: Int, foldingReLU: Bool) throws
         -> UnsafePointer<Float> {
-        lastForward = nil
         preparedForward = nil
-        guard forwardsBySample, !foldingReLU || canFoldReLU else {
+        try startForward(batch: batch, foldingReLU: foldingReLU)
+        guard forwardsBySample else {
             throw BNDError.internalError("\(typeName) cannot run this forward by blocks of samples")
         }
-        try Checked.batch(batch)
-        _ = try Checked.multiply(batch, max(inputCount, outputCount), "\(typeName) batch of \(batch)")
-        foldsReLU = foldingReLU
         let y = try prepareForward(input, batch: batch)
         preparedForward = (batch, input)
         return y

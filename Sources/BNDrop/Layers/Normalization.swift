@@ -137,12 +137,7 @@ public final class BatchNorm: Layer {
         }
         try output.resize(batch * inputCount)
         runningStatistics(channels: 0..<numFeatures)
-        let savedInvStd = self.savedInvStd.pointer, scale = rowConstants.pointer, beta = rowConstants.pointer + numFeatures
-        let gamma = weight?.value.pointer, shift = bias?.value.pointer
-        for c in 0..<numFeatures {
-            scale[c] = savedInvStd[c] * (gamma?[c] ?? 1)
-            beta[c] = shift?[c] ?? 0
-        }
+        storeAffineConstants(channels: 0..<numFeatures)
         usedBatchStatistics = false
         return UnsafePointer(output.pointer)
     }
@@ -286,14 +281,21 @@ public final class BatchNorm: Layer {
         } else {
             runningStatistics(channels: channels)
         }
+        storeAffineConstants(channels: channels)
         let scale = rowConstants.pointer, beta = rowConstants.pointer + width
+        bndk_rows_affine(x + first, output.pointer + first, Int64(batch), Int64(width), Int64(count),
+                         savedMean + first, scale + first, beta + first)
+    }
+
+    /// y = (x − mean)·scale + β: for `channels`, scale = invStd·γ and β into `rowConstants` (scales first,
+    /// then the shifts), from the saved statistics (γ = 1, β = 0 without affine).
+    private func storeAffineConstants(channels: Range<Int>) {
+        let savedInvStd = self.savedInvStd.pointer, scale = rowConstants.pointer, beta = rowConstants.pointer + numFeatures
         let gamma = weight?.value.pointer, shift = bias?.value.pointer
         for c in channels {
             scale[c] = savedInvStd[c] * (gamma?[c] ?? 1)
             beta[c] = shift?[c] ?? 0
         }
-        bndk_rows_affine(x + first, output.pointer + first, Int64(batch), Int64(width), Int64(count),
-                         savedMean + first, scale + first, beta + first)
     }
 
     private func backwardRows(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, batch: Int, channels: Range<Int>,

@@ -176,7 +176,7 @@ public final class Sequential {
             } else {
                 if !(try skipFoldedReLU(index, current, batch: batch, borrowedInput: borrowedInput)) {
                     current = try layers[index].forward(current, batch: batch,
-                                                        foldingReLU: index > 0 && reluFoldedIntoNext[index - 1])
+                                                        foldingReLU: followsFoldedReLU(index))
                     layerOutputs[index] = current
                 }
                 index += 1
@@ -185,6 +185,9 @@ public final class Sequential {
         lastBatch = batch
         return UnsafeBufferPointer(start: current, count: batch * outputCount)
     }
+
+    /// Whether layer `index` takes in the ReLU before it (that ReLU is skipped, its input read instead).
+    private func followsFoldedReLU(_ index: Int) -> Bool { index > 0 && reluFoldedIntoNext[index - 1] }
 
     /// When layer `index` is a ReLU taken in by the next layer, makes room for its output and returns
     /// true (the network skips it); else false. Its output is made later from its input, which must then
@@ -228,7 +231,7 @@ public final class Sequential {
             let layer = layers[index]
             if try skipFoldedReLU(index, current, batch: batch, borrowedInput: borrowedInput) { continue }
             current = try layer.beginForwardBySample(current, batch: batch,
-                                                     foldingReLU: index > 0 && reluFoldedIntoNext[index - 1])
+                                                     foldingReLU: followsFoldedReLU(index))
             layerOutputs[index] = current
             work += layer.forwardWorkPerSample
         }
@@ -299,7 +302,7 @@ public final class Sequential {
         var gradient = gradOutput
         for (index, layer) in layers.enumerated().reversed() where !reluFoldedIntoNext[index] {
             // The gradient a layer returns is for its input, or for its folded ReLU's input.
-            let inputOf = index > 0 && reluFoldedIntoNext[index - 1] ? index - 1 : index
+            let inputOf = followsFoldedReLU(index) ? index - 1 : index
             let needInput = inputOf > firstTrainable || gradInput != nil
             guard let next = try layer.backward(gradient, batch: batch, needInputGradient: needInput,
                                                 into: inputOf == 0 ? direct : nil) else { break }
