@@ -36,7 +36,7 @@ APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gn
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test swift-test c-test header-test checkpoint-test kernel-isa-test python-test examples run-examples demo \
-	clean bench install uninstall install-test
+	clean bench bench-test install uninstall install-test
 
 all: build
 
@@ -69,7 +69,7 @@ swift-test: build
 # format against numpy / safetensors, the kernels built for each instruction set, the examples in their
 # short mode, the Python binding's tests, and an install into a temporary prefix, used without the
 # toolchain.
-test: swift-test c-test header-test checkpoint-test kernel-isa-test run-examples python-test install-test
+test: swift-test c-test header-test checkpoint-test kernel-isa-test run-examples bench-test python-test install-test
 
 # The C ABI: the tests (one golden network, the table of bad calls, threads, allocations, API and data
 # checks) linked with plain gcc against include/bndrop.h and libbndrop.so; then the exported symbols
@@ -183,6 +183,18 @@ BENCH_ARGS ?=
 bench: build | $(OUT)
 	$(CC) $(CFLAGS) -o $(OUT)/bench bench/bench.c $(LDFLAGS) -ldl -lm
 	$(OUT)/bench --data $(DATA) --torch-script $(TORCH_BENCH) --python $(PYTHON) --json bench/results.json $(BENCH_ARGS)
+
+# The bench builds and runs (part of `make test`): two quick workloads once each, without PyTorch; its
+# table, the MLP-BN inference floor under it and its JSON must come out. Times are printed, never
+# checked.
+BENCH_SMOKE := $(OUT)/bench-smoke
+bench-test: build | $(OUT)
+	$(CC) $(CFLAGS) -o $(OUT)/bench bench/bench.c $(LDFLAGS) -ldl -lm
+	$(OUT)/bench --data $(DATA) --no-torch --reps 1 --only bn1d,mlp_bn_eval --json $(BENCH_SMOKE).json > $(BENCH_SMOKE).log
+	grep -q '^MLP-BN inference 10k' $(BENCH_SMOKE).log && grep -q 'zero-skipping floor: [0-9]' $(BENCH_SMOKE).log \
+	  && grep -q '"fma_peak_gflops": [0-9]' $(BENCH_SMOKE).json && grep -q '"bn1d"' $(BENCH_SMOKE).json \
+	  || { cat $(BENCH_SMOKE).log; echo "bench-test: the bench's table, floor or JSON is missing"; exit 1; }
+	@echo "bench-test: the bench built and ran ($(BENCH_SMOKE).log)"
 
 # Install: the library as libbndrop.so.X.Y.Z with the links libbndrop.so.X (its soname, what programs
 # load) and libbndrop.so (what `-lbndrop` finds), the header, and bndrop.pc for pkg-config.
