@@ -2,8 +2,9 @@
  * bench.c - bndrop against PyTorch on the seed workloads (make bench), over the public C ABI only.
  *
  * The parent process measures the machine (CPU, OpenBLAS core and threads, SGEMM rate, multiply-add
- * peak, copy bandwidth; the three rates again after the workloads, keeping the better), runs every workload in a child process of its own (this program again, with --child
- * NAME) so that each gets its own peak RSS (wait4's rusage), runs the PyTorch script
+ * peak, copy bandwidth; the three rates again after the workloads, keeping the better), runs every
+ * workload in a child process of its own (this program again, with --child NAME) so that each gets
+ * its own peak RSS (wait4's rusage), runs the PyTorch script
  * (torch_seed_bench.py) when torch imports, prints one table and writes results.json (temp file +
  * rename). The two sides alternate: round r runs every bndrop workload, then PyTorch run r (3 rounds
  * by default), so that both see the same machine; each side's value is its median over the rounds.
@@ -998,10 +999,14 @@ static void print_zero_skipping_floor(const machine *m) {
     if (!isfinite(share)) return;
     const double flops = TEST_N * 2.0 * (share * mlp_macs[0] + mlp_macs[1] + mlp_macs[2]);
     printf("MLP-BN inference, zero-skipping floor: %.1f%% of the test pixels are nonzero; their first-layer "
-           "multiply-adds and the other layers' products (%.0f MFLOP) take %.2f ms at the SGEMM rate",
-           100 * share, flops / 1e6, 1e3 * flops / (m->sgemm_gflops * 1e9));
+           "multiply-adds and the other layers' products (%.0f MFLOP) take", 100 * share, flops / 1e6);
+    const char *separator = "";
+    if (isfinite(m->sgemm_gflops)) {
+        printf(" %.2f ms at the SGEMM rate", 1e3 * flops / (m->sgemm_gflops * 1e9));
+        separator = ",";
+    }
     if (isfinite(m->fma_peak_gflops))
-        printf(", %.2f ms at the multiply-add peak", 1e3 * flops / (m->fma_peak_gflops * 1e9));
+        printf("%s %.2f ms at the multiply-add peak", separator, 1e3 * flops / (m->fma_peak_gflops * 1e9));
     printf(" (bndrop: %.2f ms)", 1e3 * w->bndrop);
     if (isfinite(w->torch) && w->target > 0)
         printf("; %gx PyTorch needs %.2f ms", w->target, 1e3 * w->torch / w->target);
