@@ -142,20 +142,19 @@ public final class BatchNorm: Layer {
         return UnsafePointer(output.pointer)
     }
 
-    /// Samples [first, first + count), y = (x − running mean)·scale + β per channel, with the constants
-    /// `prepareForward` made: the element-wise kernels of the forward by channels, so the same bits.
+    /// Samples [first, first + count), y = (x − running mean)·scale + β per channel, with the statistics
+    /// (and, for rows, the constants) `prepareForward` made: the element-wise kernels of the forward by
+    /// channels, so the same bits.
     override func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int) {
-        let offset = first * inputCount
-        let mean = savedMean.pointer, scale = rowConstants.pointer, beta = rowConstants.pointer + numFeatures
-        let y = output.pointer + offset
         if spatial == 1 {
-            bndk_rows_affine(x + offset, y, Int64(count), Int64(numFeatures), Int64(numFeatures), mean, scale, beta)
+            let offset = first * inputCount
+            let scale = rowConstants.pointer, beta = rowConstants.pointer + numFeatures
+            bndk_rows_affine(x + offset, output.pointer + offset, Int64(count), Int64(numFeatures), Int64(numFeatures),
+                             savedMean.pointer, scale, beta)
             return
         }
-        let stream: Int32 = streams(batch) ? 1 : 0
         for c in 0..<numFeatures {
-            bndk_channel_affine(x + offset + c * spatial, y + c * spatial, Int64(count), Int64(numFeatures * spatial),
-                                Int64(spatial), mean[c], scale[c], beta[c], stream)
+            normalize(x, into: output.pointer, batch: batch, channel: c, samples: first..<(first + count))
         }
     }
 
@@ -228,10 +227,14 @@ public final class BatchNorm: Layer {
 
     private func streams(_ batch: Int) -> Bool { batch * inputCount * 4 >= BatchNorm.streamingBytes }
 
-    /// y = (x − mean)·invStd·γ + β for channel `c`, with its saved statistics.
-    private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, batch: Int, channel c: Int) {
+    /// y = (x − mean)·invStd·γ + β for channel `c` of `samples` (default: the whole batch), with its
+    /// saved statistics.
+    private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, batch: Int, channel c: Int,
+                           samples: Range<Int>? = nil) {
+        let samples = samples ?? 0..<batch
+        let offset = samples.lowerBound * inputCount + c * spatial
         let scale = savedInvStd.pointer[c] * (weight?.value.pointer[c] ?? 1)
-        bndk_channel_affine(x + c * spatial, y + c * spatial, Int64(batch), Int64(numFeatures * spatial), Int64(spatial),
+        bndk_channel_affine(x + offset, y + offset, Int64(samples.count), Int64(numFeatures * spatial), Int64(spatial),
                             savedMean.pointer[c], scale, bias?.value.pointer[c] ?? 0, streams(batch) ? 1 : 0)
     }
 
