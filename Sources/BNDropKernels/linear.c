@@ -172,6 +172,11 @@ void bndk_pack_rows(const float *restrict a, int64_t rows, int64_t columns, int 
 
 enum { CHUNK = 512, MAX_VECTORS = 8 };
 
+// The mask of a vector's first `lanes` lanes (all 16 from 16 on; 1u << 16 would not fit the mask).
+static inline __mmask16 first_lanes(int64_t lanes) {
+    return lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+}
+
 int bndk_sparse_product_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("popcnt")
@@ -197,7 +202,7 @@ sparse_row(const int vectors, const int narrow, __mmask16 tail, const float *a_r
         const int64_t end = depth - chunk < CHUNK ? depth : chunk + CHUNK;
         int64_t listed = 0;
         for (int64_t k = chunk; k < end; k += 16) {
-            const __mmask16 in = end - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (end - k)) - 1);
+            const __mmask16 in = first_lanes(end - k);
             const __m512 x = _mm512_maskz_loadu_ps(in, a_row + k);
             // The next row's same columns, from memory while this row computes (a prefetch never faults).
             if (prefetch_row) _mm_prefetch((const char *)(prefetch_row + k), _MM_HINT_T0);
@@ -362,7 +367,7 @@ SPARSE_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_
     uint16_t keys[ORDER_ROWS];
     int64_t total = 0;
     const int64_t whole = depth - depth % 16;
-    const __mmask16 tail = (__mmask16)((1u << (depth % 16)) - 1);
+    const __mmask16 tail = first_lanes(depth % 16);
     const __m512i one = _mm512_set1_epi32(1);
     for (int64_t r = 0; r < count; r++) {
         const float *row = a + r * a_stride;
@@ -438,7 +443,7 @@ sparse_group(const int vectors, const int group, __mmask16 tail, const int32_t *
         const int64_t end = depth - chunk < CHUNK ? depth : chunk + CHUNK;
         int64_t listed = 0;
         for (int64_t k = chunk; k < end; k += 16) {
-            const __mmask16 in = end - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (end - k)) - 1);
+            const __mmask16 in = first_lanes(end - k);
             __mmask16 nonzero = 0;
             if (masks)
                 for (int r = 0; r < group; r++) nonzero |= row_masks[r][k / 16];
@@ -534,7 +539,7 @@ int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth
     float values[CHUNK + 16];
     const int vectors = (int)((width + 15) / 16);
     const int64_t last = width - 16 * (vectors - 1);
-    const __mmask16 tail = last == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1);
+    const __mmask16 tail = first_lanes(last);
     const int narrow = last <= 8;
     const int groups = !positive_only && depth * b_stride > WHOLE_FLOATS;
     // A limit the rows can exceed is checked before anything is stored: by the grouped kernel itself
@@ -631,7 +636,7 @@ int bndk_narrow_product(int64_t rows, int64_t depth, int64_t width, const float 
     if (rows <= 0) return 1;
     const int vectors = (int)((width + 15) / 16);
     const int64_t last = width - 16 * (vectors - 1);
-    const __mmask16 tail = last == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1);
+    const __mmask16 tail = first_lanes(last);
     if (vectors == 1) {
         if (last <= 8) narrow_rows(1, 1, tail, rows, depth, a, a_stride, b, b_stride, start, c, c_stride);
         else narrow_rows(1, 0, tail, rows, depth, a, a_stride, b, b_stride, start, c, c_stride);
