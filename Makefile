@@ -195,7 +195,8 @@ bench-test: bench-program
 	$(OUT)/bench --data $(DATA) --no-torch --reps 1 --only bn1d,mlp_bn_eval --json $(BENCH_SMOKE).json > $(BENCH_SMOKE).log
 	grep -q '^MLP-BN inference 10k' $(BENCH_SMOKE).log && grep -q 'zero-skipping floor: [0-9]' $(BENCH_SMOKE).log \
 	  && grep -q '"fma_peak_gflops": [0-9]' $(BENCH_SMOKE).json && grep -q '"bn1d"' $(BENCH_SMOKE).json \
-	  || { cat $(BENCH_SMOKE).log; echo "bench-test: the bench's table, floor or JSON is missing"; exit 1; }
+	  && grep -q '"bndrop_slow_phase_rounds": [0-9]' $(BENCH_SMOKE).json \
+	  || { cat $(BENCH_SMOKE).log; echo "bench-test: the bench's table, floor, JSON or slow-phase count is missing"; exit 1; }
 	@echo "bench-test: the bench built and ran ($(BENCH_SMOKE).log)"
 
 # Install: the library as libbndrop.so.X.Y.Z with the links libbndrop.so.X (its soname, what programs

@@ -12,7 +12,11 @@
  * Shared machines: other processes slow both sides by different amounts. The CPU time they took
  * (/proc/stat busy time minus this program's and its children's rusage) is measured per bndrop
  * workload (which is rerun, up to 3 times, while it exceeds 5% of the CPUs) and per side; it is
- * printed under the table and stored in results.json.
+ * printed under the table and stored in results.json. The machine also has slow phases of its own,
+ * invisible from inside (two threads at the speed of one, for seconds to minutes): a quick probe of
+ * the multiply-add rate before and after every run (each bndrop child, each whole PyTorch run) counts
+ * the runs that fell in one, under the table ("slow phases") and in results.json; a bndrop value
+ * whose rounds mostly fell in one is marked "~". The runs are counted all the same.
  *
  * Every workload mirrors torch_seed_bench.py:
  *   - training (mlp, mlp_bn, cnn_bn at batch 512; mlp_bn at batch 64): SGD lr 0.01, one epoch of the
@@ -207,13 +211,15 @@ static double measure_sgemm_gflops(int threads) {
 
 /* The cores' multiply-add peak: each thread runs independent chains of vector multiply-adds on registers
    (16 of them, enough to cover the latency on CPUs with two multiply-add units), nothing else; best of 5
-   rounds, all threads started together, a round timed by its slowest thread. NaN without AVX2 (or off
-   x86-64). */
+   rounds, all threads started together, a round timed from the first start to the last end. NaN without AVX2 (or off
+   x86-64). The same loop, shorter, is the probe taken around every run (see SLOW_PHASE). */
 enum { PEAK_CHAINS = 16, PEAK_ITERATIONS = 1 << 21, PEAK_THREADS = 64 };  /* PEAK_CHAINS: see PEAK_CHAINS_OF */
+enum { PROBE_ITERATIONS = 1 << 18, PROBE_ROUNDS = 3 };  /* about 1 ms a round at full speed */
 
 typedef struct peak_thread {
     pthread_barrier_t *barrier;
-    double seconds;
+    int iterations;
+    double start, end;
     float result;
 } peak_thread;
 
@@ -224,7 +230,7 @@ typedef struct peak_thread {
            s6 = set1(6), s7 = set1(7), s8 = set1(8), s9 = set1(9), s10 = set1(10), s11 = set1(11),  \
            s12 = set1(12), s13 = set1(13), s14 = set1(14), s15 = set1(15);                          \
     const vector x = set1(0.999f), y = set1(1e-3f);                                                 \
-    for (int i = 0; i < PEAK_ITERATIONS; i++) {                                                     \
+    for (int i = 0; i < iterations; i++) {                                                          \
         s0 = fmadd(s0, x, y); s1 = fmadd(s1, x, y); s2 = fmadd(s2, x, y); s3 = fmadd(s3, x, y);     \
         s4 = fmadd(s4, x, y); s5 = fmadd(s5, x, y); s6 = fmadd(s6, x, y); s7 = fmadd(s7, x, y);     \
         s8 = fmadd(s8, x, y); s9 = fmadd(s9, x, y); s10 = fmadd(s10, x, y); s11 = fmadd(s11, x, y); \
@@ -234,12 +240,12 @@ typedef struct peak_thread {
     const vector all = ((((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) +                      \
                         (((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))))
 
-__attribute__((target("avx512f"))) static float peak_chains_512(void) {
+__attribute__((target("avx512f"))) static float peak_chains_512(int iterations) {
     PEAK_CHAINS_OF(__m512, _mm512_set1_ps, _mm512_fmadd_ps);
     return _mm512_reduce_add_ps(all);
 }
 
-__attribute__((target("avx2,fma"))) static float peak_chains_256(void) {
+__attribute__((target("avx2,fma"))) static float peak_chains_256(int iterations) {
     PEAK_CHAINS_OF(__m256, _mm256_set1_ps, _mm256_fmadd_ps);
     float lanes[8], total = 0;
     _mm256_storeu_ps(lanes, all);
@@ -260,43 +266,53 @@ static int peak_width(void) {
 static void *peak_thread_run(void *argument) {
     peak_thread *t = argument;
     pthread_barrier_wait(t->barrier);
-    const double t0 = now_seconds();
+    t->start = now_seconds();
 #if defined(__x86_64__)
-    t->result = peak_width() == 16 ? peak_chains_512() : peak_chains_256();
+    t->result = peak_width() == 16 ? peak_chains_512(t->iterations) : peak_chains_256(t->iterations);
 #endif
-    t->seconds = now_seconds() - t0;
+    t->end = now_seconds();
     return NULL;
 }
 
-static double measure_fma_peak_gflops(int threads) {
+static double measure_fma_rate(int threads, int rounds, int iterations) {
     const int width = peak_width();
     if (width == 0) return NAN;
     if (threads < 1) threads = 1;
     if (threads > PEAK_THREADS) threads = PEAK_THREADS;
     double best = INFINITY;
-    for (int round = 0; round < 6; round++) {
+    for (int round = 0; round < rounds; round++) {
         peak_thread state[PEAK_THREADS];
         pthread_t ids[PEAK_THREADS];
         pthread_barrier_t barrier;
         if (pthread_barrier_init(&barrier, NULL, (unsigned)threads) != 0) return NAN;
         int started = 1;
-        for (int i = 0; i < threads; i++) state[i] = (peak_thread){.barrier = &barrier, .seconds = NAN, .result = 0};
+        for (int i = 0; i < threads; i++)
+            state[i] = (peak_thread){.barrier = &barrier, .iterations = iterations, .start = NAN, .end = NAN, .result = 0};
         for (int i = 1; i < threads; i++) {
             if (pthread_create(&ids[i], NULL, peak_thread_run, &state[i]) != 0) die("pthread_create failed");
             started++;
         }
         peak_thread_run(&state[0]);
-        double slowest = state[0].seconds;
+        /* From the first thread's start to the last one's end: threads that could not run side by side
+           (another process on a core) take the time of running one after the other. */
+        double first_start = state[0].start, last_end = state[0].end;
         for (int i = 1; i < started; i++) {
             pthread_join(ids[i], NULL);
-            if (state[i].seconds > slowest) slowest = state[i].seconds;
+            if (state[i].start < first_start) first_start = state[i].start;
+            if (state[i].end > last_end) last_end = state[i].end;
         }
+        const double slowest = last_end - first_start;
         pthread_barrier_destroy(&barrier);
         if (!isfinite(state[0].result)) return NAN;  /* the sums are used, so the loop cannot be dropped */
         if (round >= 1 && slowest < best) best = slowest;
     }
-    return 2.0 * width * PEAK_CHAINS * (double)PEAK_ITERATIONS * threads / best / 1e9;
+    return 2.0 * width * PEAK_CHAINS * (double)iterations * threads / best / 1e9;
 }
+
+static double measure_fma_peak_gflops(int threads) { return measure_fma_rate(threads, 6, PEAK_ITERATIONS); }
+
+/* The quick probe: the multiply-add rate of all threads over a few milliseconds. */
+static double probe_fma_gflops(int threads) { return measure_fma_rate(threads, PROBE_ROUNDS, PROBE_ITERATIONS); }
 
 /* The larger of two rates, either of which may be NaN (not measured). */
 static double better(double a, double b) {
@@ -683,11 +699,20 @@ typedef struct workload {
     int attempts;
     char extra[256], torch_extra[256];
     double round_values[10];  /* the child's value in each round (see main: rounds alternate with PyTorch) */
+    double round_probes[10];  /* the multiply-add probe around that round's run (the lower of before and after) */
     int rounds;
+    double probe;             /* of one attempt: the probe around it */
 } workload;
 
 #define ATTEMPTS 3
 #define OTHERS_LIMIT 0.05
+/* The machine has slow phases, seconds to minutes long, in which two threads run at the speed of one
+   and the cores' multiply-add rate halves (see README). A quick probe of that rate before and after
+   every run tells which runs fell in one: under SLOW_PHASE of the best rate seen in the whole bench.
+   The runs are kept and counted as they are (the PyTorch script runs all its workloads in one ~50 s
+   process, so its side can only be probed around a whole run); the table says where slow phases
+   landed, so that a ratio they moved can be read as such. */
+#define SLOW_PHASE 0.75
 
 /* Multiply-adds per sample of each GEMM layer (see the model at the top of the file). */
 static const double mlp_macs[3] = {784.0 * 48, 48.0 * 24, 24.0 * 10};
@@ -878,6 +903,8 @@ typedef struct machine {
     int coretype_set, cores, bndrop_threads, torch_threads;
     double sgemm_gflops, fma_peak_gflops, copy_gbs;
     int torch_available, torch_runs_done;
+    double torch_probes[10];  /* the probe around each counted PyTorch run (the lower of before and after) */
+    double probe_reference;   /* the best multiply-add rate of the bench: peak measurements and probes */
     double torch_rss_mb;
     char torch_note[512];
     char load_start[64], load_end[64];
@@ -887,6 +914,15 @@ typedef struct machine {
 
 static double ratio_of(const workload *w) {
     return (w->ran && isfinite(w->torch) && w->bndrop > 0) ? w->torch / w->bndrop : NAN;
+}
+
+/* How many of `count` probes read under SLOW_PHASE of the reference (none without a reference). */
+static int slow_probes(const double *probes, int count, double reference) {
+    int slow = 0;
+    if (!isfinite(reference)) return 0;
+    for (int i = 0; i < count; i++)
+        if (isfinite(probes[i]) && probes[i] < SLOW_PHASE * reference) slow++;
+    return slow;
 }
 
 static void write_json(const char *path, const machine *m) {
@@ -926,10 +962,13 @@ static void write_json(const char *path, const machine *m) {
     json_number_or_null(f, m->sgemm_gflops);
     fprintf(f, ",\n    \"fma_peak_gflops\": ");
     json_number_or_null(f, m->fma_peak_gflops);
+    fprintf(f, ",\n    \"slow_phase_probe_reference_gflops\": ");
+    json_number_or_null(f, m->probe_reference);
     fprintf(f, ",\n    \"memcpy_gb_per_s\": ");
     json_number_or_null(f, m->copy_gbs);
-    fprintf(f, "\n  },\n  \"torch\": {\"available\": %s, \"runs\": %d, \"peak_rss_mb\": ",
-            m->torch_available ? "true" : "false", m->torch_runs_done);
+    fprintf(f, "\n  },\n  \"torch\": {\"available\": %s, \"runs\": %d, \"slow_phase_runs\": %d, \"peak_rss_mb\": ",
+            m->torch_available ? "true" : "false", m->torch_runs_done,
+            slow_probes(m->torch_probes, m->torch_runs_done, m->probe_reference));
     json_number_or_null(f, m->torch_rss_mb);
     fprintf(f, ", \"note\": ");
     json_escaped(f, m->torch_note);
@@ -960,6 +999,8 @@ static void write_json(const char *path, const machine *m) {
         json_number_or_null(f, w->limit == LIMIT_NONE ? NAN : w->work);
         fprintf(f, ", \"peak_rss_mb\": ");
         json_number_or_null(f, w->rss_mb);
+        fprintf(f, ", \"bndrop_rounds\": %d, \"bndrop_slow_phase_rounds\": %d", w->rounds,
+                w->ran ? slow_probes(w->round_probes, w->rounds, m->probe_reference) : 0);
         fprintf(f, ", \"bndrop_attempts\": %d, \"other_processes_cpu_share\": ", w->attempts);
         json_number_or_null(f, w->ran ? w->others_share : NAN);
         fprintf(f, ", \"failed\": %s, \"bndrop_extra\": ", w->failed ? "true" : "false");
@@ -1013,10 +1054,30 @@ static void print_zero_skipping_floor(const machine *m) {
     printf(".\n");
 }
 
+/* Where the machine's slow phases landed: each side's runs whose probe read under SLOW_PHASE of the best. */
+static void print_slow_phases(const machine *m) {
+    if (!isfinite(m->probe_reference)) return;
+    printf("slow phases (the multiply-add probe before or after a run under %.0f%% of the best, %.1f GFLOP/s): ",
+           100 * SLOW_PHASE, m->probe_reference);
+    int any = 0;
+    for (int i = 0; i < WORKLOADS; i++) {
+        const workload *w = &workloads[i];
+        const int slow = w->ran ? slow_probes(w->round_probes, w->rounds, m->probe_reference) : 0;
+        if (slow == 0) continue;
+        printf("%s%s %d of %d", any ? ", " : "bndrop ", w->name, slow, w->rounds);
+        any = 1;
+    }
+    if (!any) printf("no bndrop run");
+    if (m->torch_runs_done > 0)
+        printf("; PyTorch %d of %d runs (probed only around each whole run of the script)",
+               slow_probes(m->torch_probes, m->torch_runs_done, m->probe_reference), m->torch_runs_done);
+    printf(".\n");
+}
+
 static void print_table(const machine *m) {
     printf("\n%-32s %10s %10s %8s %7s %9s %9s\n", "workload", "PyTorch", "bndrop", "ratio", "target",
            "of limit", "peak RSS");
-    int met = 0, with_target = 0, disturbed = 0;
+    int met = 0, with_target = 0, disturbed = 0, slowed = 0;
     for (int i = 0; i < WORKLOADS; i++) {
         const workload *w = &workloads[i];
         if (!w->ran && !w->failed) continue;
@@ -1025,6 +1086,10 @@ static void print_table(const machine *m) {
         if (w->failed) snprintf(b, sizeof b, "FAILED");
         else format_time(b, sizeof b, w->bndrop);
         if (w->ran && w->others_share > OTHERS_LIMIT) { strcat(b, "*"); disturbed++; }
+        if (w->ran && 2 * slow_probes(w->round_probes, w->rounds, m->probe_reference) > w->rounds) {
+            strcat(b, "~");
+            slowed++;
+        }
         double ratio = ratio_of(w);
         if (isfinite(ratio)) snprintf(r, sizeof r, "%.2fx", ratio); else snprintf(r, sizeof r, "-");
         if (w->target > 0) {
@@ -1062,6 +1127,9 @@ static void print_table(const machine *m) {
     if (share_b > OTHERS_LIMIT || share_t > OTHERS_LIMIT)
         printf("WARNING: other processes competed for the CPUs: the times above are inflated by an unknown "
                "amount (and not equally on both sides); rerun on a quiet machine.\n");
+    if (slowed)
+        printf("~: more than half of this row's bndrop rounds ran in a slow phase of the machine (below).\n");
+    print_slow_phases(m);
     print_zero_skipping_floor(m);
     if (m->torch_available) printf("targets met: %d of %d\n", met, with_target);
     if (m->torch_note[0]) printf("%s\n", m->torch_note);
@@ -1117,6 +1185,7 @@ int main(int argc, char **argv) {
     machine m;
     memset(&m, 0, sizeof m);
     m.torch_rss_mb = NAN;
+    m.probe_reference = NAN;
     load_facts(m.load_start, sizeof m.load_start, &m.cpu_pressure_start);
     cpu_model(m.cpu, sizeof m.cpu);
     m.cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -1216,15 +1285,18 @@ int main(int argc, char **argv) {
                 trial.ran = 0;
                 struct rusage ru;
                 phase p;
+                const double probe_before = probe_fma_gflops(m.bndrop_threads);
                 phase_start(&p);
                 status = run_process(args, on_child_line, &trial, &ru);
                 phase_end(&p);
+                const double probe_after = probe_fma_gflops(m.bndrop_threads);
+                trial.probe = fmin(probe_before, probe_after);
                 if (status != 0 || !trial.ran) break;
                 trial.rss_mb = (double)ru.ru_maxrss / 1024.0;
                 trial.others_share = p.wall > 0 ? p.others / (p.wall * m.cores) : 0;
-                printf("bndrop %-12s %.6g %s (min %.6g, max %.6g)  %s  [%.1f s wall, others %.1f%%]\n", w->name,
-                       trial.bndrop, w->unit, trial.bndrop_min, trial.bndrop_max, trial.extra, p.wall,
-                       100 * trial.others_share);
+                printf("bndrop %-12s %.6g %s (min %.6g, max %.6g)  %s  [%.1f s wall, others %.1f%%, "
+                       "probe %.0f/%.0f GFLOP/s]\n", w->name, trial.bndrop, w->unit, trial.bndrop_min,
+                       trial.bndrop_max, trial.extra, p.wall, 100 * trial.others_share, probe_before, probe_after);
                 if (!best.ran || trial.others_share < best.others_share) best = trial;
                 w->attempts++;
                 if (best.others_share <= OTHERS_LIMIT) break;
@@ -1238,6 +1310,7 @@ int main(int argc, char **argv) {
                 continue;
             }
             w->ran = 1;
+            w->round_probes[w->rounds] = best.probe;
             w->round_values[w->rounds++] = best.bndrop;
             if (best.bndrop_min < w->bndrop_min) w->bndrop_min = best.bndrop_min;
             if (best.bndrop_max > w->bndrop_max) w->bndrop_max = best.bndrop_max;
@@ -1253,13 +1326,17 @@ int main(int argc, char **argv) {
                    torch_threads_text);
             struct rusage ru;
             phase p;
+            const double probe_before = probe_fma_gflops(m.bndrop_threads);
             phase_start(&p);
             int status = run_process(torch_args, on_torch_line, &tc, &ru);
             phase_end(&p);
+            const double probe_after = probe_fma_gflops(m.bndrop_threads);
+            printf("PyTorch run %d: probe %.0f/%.0f GFLOP/s\n", round + 1, probe_before, probe_after);
             phase_add(&m.torch_phase, &p);
             if (status != 0) {
                 snprintf(m.torch_note, sizeof m.torch_note, "the PyTorch script failed (exit status %d).", status);
             } else {
+                m.torch_probes[m.torch_runs_done] = fmin(probe_before, probe_after);
                 m.torch_runs_done++;
                 double rss = (double)ru.ru_maxrss / 1024.0;
                 if (rss > m.torch_rss_mb) m.torch_rss_mb = rss;
@@ -1276,6 +1353,10 @@ int main(int argc, char **argv) {
            "(the limits below use the better of start and end)\n", sgemm_end, peak_end, copy_end);
     m.sgemm_gflops = better(m.sgemm_gflops, sgemm_end);
     m.fma_peak_gflops = better(m.fma_peak_gflops, peak_end);
+    m.probe_reference = m.fma_peak_gflops;
+    for (int i = 0; i < WORKLOADS; i++)
+        for (int r = 0; r < workloads[i].rounds; r++) m.probe_reference = better(m.probe_reference, workloads[i].round_probes[r]);
+    for (int r = 0; r < m.torch_runs_done; r++) m.probe_reference = better(m.probe_reference, m.torch_probes[r]);
     m.copy_gbs = better(m.copy_gbs, copy_end);
 
     /* ---- each side's median over the rounds ---- */
