@@ -69,6 +69,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -279,6 +280,21 @@ static double measure_fma_rate(int threads, int rounds, int iterations) {
     if (width == 0) return NAN;
     if (threads < 1) threads = 1;
     if (threads > PEAK_THREADS) threads = PEAK_THREADS;
+    /* Thread i runs on the i-th CPU the process may use (the caller too, for the measurement): left to
+       the scheduler, a new thread started on its creator's CPU and stayed there for a millisecond round,
+       so the two ran one after the other. */
+    cpu_set_t allowed, own;
+    int cpus[PEAK_THREADS], cpu_count = 0;
+    const int pinned = sched_getaffinity(0, sizeof allowed, &allowed) == 0 &&
+                       pthread_getaffinity_np(pthread_self(), sizeof own, &own) == 0;
+    for (int c = 0; pinned && c < CPU_SETSIZE && cpu_count < PEAK_THREADS; c++)
+        if (CPU_ISSET(c, &allowed)) cpus[cpu_count++] = c;
+    if (cpu_count > 0) {
+        cpu_set_t first;
+        CPU_ZERO(&first);
+        CPU_SET(cpus[0], &first);
+        pthread_setaffinity_np(pthread_self(), sizeof first, &first);
+    }
     double best = INFINITY;
     for (int round = 0; round < rounds; round++) {
         peak_thread state[PEAK_THREADS];
@@ -289,7 +305,17 @@ static double measure_fma_rate(int threads, int rounds, int iterations) {
         for (int i = 0; i < threads; i++)
             state[i] = (peak_thread){.barrier = &barrier, .iterations = iterations, .start = NAN, .end = NAN, .result = 0};
         for (int i = 1; i < threads; i++) {
-            if (pthread_create(&ids[i], NULL, peak_thread_run, &state[i]) != 0) die("pthread_create failed");
+            pthread_attr_t attributes;
+            pthread_attr_init(&attributes);
+            if (cpu_count > 0) {
+                cpu_set_t one;
+                CPU_ZERO(&one);
+                CPU_SET(cpus[i % cpu_count], &one);
+                pthread_attr_setaffinity_np(&attributes, sizeof one, &one);
+            }
+            const int created = pthread_create(&ids[i], &attributes, peak_thread_run, &state[i]);
+            pthread_attr_destroy(&attributes);
+            if (created != 0) die("pthread_create failed");
             started++;
         }
         peak_thread_run(&state[0]);
@@ -303,9 +329,10 @@ static double measure_fma_rate(int threads, int rounds, int iterations) {
         }
         const double slowest = last_end - first_start;
         pthread_barrier_destroy(&barrier);
-        if (!isfinite(state[0].result)) return NAN;  /* the sums are used, so the loop cannot be dropped */
+        if (!isfinite(state[0].result)) { best = NAN; break; }  /* the sums are used: the loop stays */
         if (round >= 1 && slowest < best) best = slowest;
     }
+    if (cpu_count > 0) pthread_setaffinity_np(pthread_self(), sizeof own, &own);  /* children inherit it */
     return 2.0 * width * PEAK_CHAINS * (double)iterations * threads / best / 1e9;
 }
 
