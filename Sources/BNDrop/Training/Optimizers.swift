@@ -102,7 +102,7 @@ public final class Adam: Optimizer {
     }
 
     /// One thread, parameter after parameter. Split in chunks of 2048-8192 over the pool, the article's
-    /// dropout regression (10,401 parameters per net, a step every ~31 µs) took 1.02-1.9x the time,
+    /// dropout regression (10,401 parameters per net, a step every ~31 µs) took 1.02-1.8x the time,
     /// although the square roots and divisions PyTorch's bits need are about 13% of its step: most
     /// likely, the other core first has to fetch its chunks' parameters, gradients and moments from
     /// this core's caches (as with the net's products: see `ParallelKernel.minimumParallelWork`).
