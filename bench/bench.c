@@ -300,7 +300,7 @@ static double measure_fma_rate(int threads, int rounds, int iterations) {
         peak_thread state[PEAK_THREADS];
         pthread_t ids[PEAK_THREADS];
         pthread_barrier_t barrier;
-        if (pthread_barrier_init(&barrier, NULL, (unsigned)threads) != 0) return NAN;
+        if (pthread_barrier_init(&barrier, NULL, (unsigned)threads) != 0) { best = NAN; break; }
         int started = 1;
         for (int i = 0; i < threads; i++)
             state[i] = (peak_thread){.barrier = &barrier, .iterations = iterations, .start = NAN, .end = NAN, .result = 0};
@@ -842,6 +842,18 @@ static int run_process(char *const argv[], void (*on_line)(const char *line, voi
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* run_process between two probes of the multiply-add rate on `threads` threads (see SLOW_PHASE), timed
+   with the other processes' CPU time as phase `p`; probes[0] and probes[1]: before and after. */
+static int run_probed(char *const argv[], void (*on_line)(const char *line, void *ctx), void *ctx,
+                      struct rusage *usage, phase *p, int threads, double probes[2]) {
+    probes[0] = probe_fma_gflops(threads);
+    phase_start(p);
+    const int status = run_process(argv, on_line, ctx, usage);
+    phase_end(p);
+    probes[1] = probe_fma_gflops(threads);
+    return status;
+}
+
 static double field(const char *line, const char *key) {
     char pattern[64];
     snprintf(pattern, sizeof pattern, " %s=", key);
@@ -1312,18 +1324,15 @@ int main(int argc, char **argv) {
                 trial.ran = 0;
                 struct rusage ru;
                 phase p;
-                const double probe_before = probe_fma_gflops(m.bndrop_threads);
-                phase_start(&p);
-                status = run_process(args, on_child_line, &trial, &ru);
-                phase_end(&p);
-                const double probe_after = probe_fma_gflops(m.bndrop_threads);
-                trial.probe = fmin(probe_before, probe_after);
+                double probes[2];
+                status = run_probed(args, on_child_line, &trial, &ru, &p, m.bndrop_threads, probes);
+                trial.probe = fmin(probes[0], probes[1]);
                 if (status != 0 || !trial.ran) break;
                 trial.rss_mb = (double)ru.ru_maxrss / 1024.0;
                 trial.others_share = p.wall > 0 ? p.others / (p.wall * m.cores) : 0;
                 printf("bndrop %-12s %.6g %s (min %.6g, max %.6g)  %s  [%.1f s wall, others %.1f%%, "
                        "probe %.0f/%.0f GFLOP/s]\n", w->name, trial.bndrop, w->unit, trial.bndrop_min,
-                       trial.bndrop_max, trial.extra, p.wall, 100 * trial.others_share, probe_before, probe_after);
+                       trial.bndrop_max, trial.extra, p.wall, 100 * trial.others_share, probes[0], probes[1]);
                 if (!best.ran || trial.others_share < best.others_share) best = trial;
                 w->attempts++;
                 if (best.others_share <= OTHERS_LIMIT) break;
@@ -1353,17 +1362,14 @@ int main(int argc, char **argv) {
                    torch_threads_text);
             struct rusage ru;
             phase p;
-            const double probe_before = probe_fma_gflops(m.bndrop_threads);
-            phase_start(&p);
-            int status = run_process(torch_args, on_torch_line, &tc, &ru);
-            phase_end(&p);
-            const double probe_after = probe_fma_gflops(m.bndrop_threads);
-            printf("PyTorch run %d: probe %.0f/%.0f GFLOP/s\n", round + 1, probe_before, probe_after);
+            double probes[2];
+            int status = run_probed(torch_args, on_torch_line, &tc, &ru, &p, m.bndrop_threads, probes);
+            printf("PyTorch run %d: probe %.0f/%.0f GFLOP/s\n", round + 1, probes[0], probes[1]);
             phase_add(&m.torch_phase, &p);
             if (status != 0) {
                 snprintf(m.torch_note, sizeof m.torch_note, "the PyTorch script failed (exit status %d).", status);
             } else {
-                m.torch_probes[m.torch_runs_done] = fmin(probe_before, probe_after);
+                m.torch_probes[m.torch_runs_done] = fmin(probes[0], probes[1]);
                 m.torch_runs_done++;
                 double rss = (double)ru.ru_maxrss / 1024.0;
                 if (rss > m.torch_rss_mb) m.torch_rss_mb = rss;
