@@ -341,9 +341,13 @@ sparse_rows(const int vectors, const int narrow, __mmask16 tail, const int predi
 // after ordering (6.6 ms in groups of 8); a group of 4 rows in the order given lists 79% of the columns,
 // in the chosen order 64%. Prefetching the next rows into L2 while a group computes made it slower (6.6
 // ms), and so did prefetching the next block of 128 rows, or the one after it, a slice per group (MLP-BN
-// inference 1.05-1.11x the time, into L1 or L2). Ordering the rows in larger windows barely helps: groups
-// of 4 list 64.0% of the columns with 128 rows, 63.3% with 500, 63.0% with the whole batch of 1000 (the
-// test images, computed with numpy). Nor did a row-by-row loop win with its entries listed beforehand
+// inference 1.05-1.11x the time, into L1 or L2); prefetching, one line per listed column, the block two
+// tasks ahead (the one this thread takes next when the two alternate) gained 3-5% (MLP-BN inference
+// 3.01-3.14 ms against 3.12-3.34, interleaved), too little for a guess of the pool's order. Groups of
+// 2, 3 or 5 rows took the time of 4 within noise (the 784 -> 48 layer alone, two threads: 2.87-2.92 ms
+// with 4, 3.05-3.14 with 2, 2.91-2.94 with 3, 2.97-3.06 with 5). Ordering the rows in larger windows
+// barely helps: groups of 4 list 64.0% of the columns with 128 rows, 63.3% with 500, 63.0% with the
+// whole batch of 1000 (the test images, computed with numpy). Nor did a row-by-row loop win with its entries listed beforehand
 // for free: one core, 8.8 ms with the weight read whole from L2, 8.3-12 ms with it cut into slices of 16
 // columns that fit L1, 9.9-18 ms in blocks of 32-128 weight rows, where the whole Linear in groups,
 // ordering and listing included, took 5.5-5.6 ms the same day.
