@@ -305,7 +305,10 @@ static void one_call(fz_reader *r) {
         int32_t is_param = 0;
         CALL(bnd_net_tensor_count(net, &count));
         if (fz_u8(r) < 200) CALL(bnd_net_tensor_name(net, index, name, (size_t)fz_small(r, BND_NAME_MAX)));
-        else snprintf(name, sizeof name, "%d.%s", (int)fz_small(r, 9), fz_u8(r) & 1 ? "bias" : "running_mean");
+        else {
+            static const char *const kinds[] = {"bias", "running_mean", "num_batches_tracked"};
+            snprintf(name, sizeof name, "%d.%s", (int)fz_small(r, 9), kinds[fz_u8(r) % 3]);
+        }
         s = CALL(bnd_net_tensor_numel(net, name, &numel));
         CALL(bnd_net_tensor_shape(net, name, shape, (size_t)fz_small(r, 4), &rank));
         CALL(bnd_net_tensor_is_parameter(net, name, &is_param));
@@ -314,7 +317,14 @@ static void one_call(fz_reader *r) {
         if (op % 40 == 29) {
             CALL(bnd_net_get_tensor(net, name, g_out, cap));
             CALL(bnd_net_get_grad(net, name, g_out, cap));
+            int64_t whole = 0;
+            CALL(bnd_net_get_tensor_int64(net, name, fz_u8(r) & 1 ? &whole : NULL));
         } else {
+            if (fz_u8(r) < 64) {  // any int64: negative, 0, 2^24 + 1, INT64_MAX...
+                uint64_t bits = 0;
+                for (int k = 0; k < 8; k++) bits = bits << 8 | fz_u8(r);
+                CALL(bnd_net_set_tensor_int64(net, name, (int64_t)bits));
+            }
             fill(r, g_in, MAX_FLOATS);
             size_t c = fz_u8(r) & 1 ? numel : cap;
             if (fz_u8(r) & 1) CALL(bnd_net_set_tensor(net, name, g_in, c));

@@ -165,7 +165,10 @@ typedef struct bnd_batchnorm_params {
 } bnd_batchnorm_params;
 
 /* torch.optim.SGD arguments (defaults in brackets). All finite; lr, momentum, weight_decay >= 0.
-   nesterov = 1 needs momentum > 0 and dampening == 0. */
+   nesterov = 1 needs momentum > 0 and dampening == 0. The optimizers' and BatchNorm's arguments are
+   floats: the scalars derived from them are computed in double as PyTorch does, from the float values,
+   so a value a float cannot hold exactly (beta2 = 0.999999 becomes 0.99999899) is what the results
+   follow. */
 typedef struct bnd_sgd_params {
     float   lr;                   /* [0.01] learning rate                                          */
     float   momentum;             /* [0]                                                           */
@@ -257,7 +260,9 @@ BND_API bnd_status bnd_net_add_batchnorm(bnd_net *net, const bnd_batchnorm_param
 
 /* Inverted dropout (torch.nn.Dropout): in train mode each element is zeroed with probability p and
    the kept ones are scaled by 1/(1-p); identity in eval mode. p in [0, 1] (NaN is refused); p == 1
-   gives zeros. Masks come from the net's seed: the same seed gives the same masks.
+   gives zeros. Masks come from the net's seed: the same seed gives the same masks. The scale is
+   PyTorch's for the float p given: a p a float cannot hold (0.9, 0.999) is rounded first, which moves
+   the scale by up to a few float steps of 1/(1-p) (relative 1.3e-5 at 0.999; 0 for 0.5, 0.25).
    Returns BND_ERR_INVALID_ARGUMENT (NULL net, p outside [0, 1]). */
 BND_API bnd_status bnd_net_add_dropout(bnd_net *net, float p);
 
@@ -341,9 +346,20 @@ BND_API bnd_status bnd_net_tensor_is_parameter(const bnd_net *net, const char *n
 BND_API bnd_status bnd_net_set_tensor(bnd_net *net, const char *name, const float *data, size_t count);
 
 /* Copies the values of tensor `name` into out[0..capacity-1] (its element count is
-   bnd_net_tensor_numel). Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name),
-   BND_ERR_SHAPE (capacity too small). */
+   bnd_net_tensor_numel). num_batches_tracked comes as a float, rounded above 2^24 (16,777,216):
+   bnd_net_get_tensor_int64 reads it exactly. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown
+   name), BND_ERR_SHAPE (capacity too small). */
 BND_API bnd_status bnd_net_get_tensor(const bnd_net *net, const char *name, float *out, size_t capacity);
+
+/* The value of int64 entry `name` of the state_dict (a BatchNorm's num_batches_tracked, an int64 as in
+   PyTorch), exactly. Training adds 1 per train-mode batch and stays at INT64_MAX once there.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name, a float32 tensor). */
+BND_API bnd_status bnd_net_get_tensor_int64(const bnd_net *net, const char *name, int64_t *out_value);
+
+/* Replaces the value of int64 entry `name` (num_batches_tracked) with `value`, exactly.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name, a float32 tensor, a negative value;
+   a refused value changes nothing). */
+BND_API bnd_status bnd_net_set_tensor_int64(bnd_net *net, const char *name, int64_t value);
 
 /* Copies the accumulated gradient of parameter `name` into out[0..capacity-1]. Returns
    BND_ERR_INVALID_ARGUMENT (NULL pointer, unknown name, a buffer: buffers have no gradient),

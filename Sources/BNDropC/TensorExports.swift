@@ -55,6 +55,20 @@ public func bnd_net_get_tensor(_ net: OpaquePointer?, _ name: UnsafePointer<CCha
     }
 }
 
+@_cdecl("bnd_net_get_tensor_int64")
+public func bnd_net_get_tensor_int64(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>?,
+                                     _ outValue: UnsafeMutablePointer<Int64>?) -> bnd_status {
+    api("bnd_net_get_tensor_int64") {
+        let value = try netBox(net).net.tensorInt64(text(name, "name"))
+        store(value, try required(outValue, "out_value"))
+    }
+}
+
+@_cdecl("bnd_net_set_tensor_int64")
+public func bnd_net_set_tensor_int64(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ value: Int64) -> bnd_status {
+    api("bnd_net_set_tensor_int64") { try netBox(net).net.setTensorInt64(text(name, "name"), value) }
+}
+
 @_cdecl("bnd_net_get_grad")
 public func bnd_net_get_grad(_ net: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Float>?,
                              _ capacity: UInt) -> bnd_status {

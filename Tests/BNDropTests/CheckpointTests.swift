@@ -201,6 +201,66 @@ final class CheckpointTests: TemporaryFolderTestCase {
         }
     }
 
+    // MARK: Whole-number state
+
+    /// Sets every I64 tensor of safetensors file `path` to `value` (the header's JSON gives their offsets).
+    private func setEveryInt64(in path: String, to value: Int64) throws {
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let headerSize = Int(bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerSize)])) as? [String: Any])
+        var patched = 0
+        for (name, entry) in header where name != "__metadata__" {
+            guard let entry = entry as? [String: Any], entry["dtype"] as? String == "I64",
+                  let offsets = entry["data_offsets"] as? [Int] else { continue }
+            for k in 0..<8 { bytes[8 + headerSize + offsets[0] + k] = UInt8(truncatingIfNeeded: UInt64(bitPattern: value) >> (8 * k)) }
+            patched += 1
+        }
+        XCTAssertGreaterThan(patched, 0, "no I64 tensor in \(path)")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// num_batches_tracked is an int64, as in PyTorch: read and written exactly through `tensorInt64`, kept
+    /// exactly through files, and a count at Int64.max (which a file can hold) stays there instead of
+    /// overflowing; so does Adam's step.
+    func testBatchAndStepCountsAreExactAndNeverOverflow() throws {
+        let net = try mlp()
+        let name = "1.num_batches_tracked"
+        try net.setTensorInt64(name, (1 << 24) + 1)
+        XCTAssertEqual(try net.tensorInt64(name), 16_777_217)
+        XCTAssertEqual(try net.tensor(name), [16_777_216], "as a float it rounds (documented)")
+        try net.save(to: path("counted.safetensors"))
+        XCTAssertEqual(try Sequential(contentsOf: path("counted.safetensors")).tensorInt64(name), 16_777_217)
+        for (bad, what) in [("0.weight", "float32 tensor"), ("1.running_mean", "float32 tensor"), ("9.x", "no tensor named")] {
+            XCTAssertThrowsError(try net.tensorInt64(bad)) { error in
+                guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(m.contains(what), m)
+            }
+        }
+        XCTAssertThrowsError(try net.setTensorInt64(name, -1)) { error in
+            guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("non-negative"), m)
+        }
+        XCTAssertEqual(try net.tensorInt64(name), 16_777_217, "a refused value changes nothing")
+
+        // At the largest count, training goes on (momentum nil too) and the count stays.
+        let adam = try Adam(parameters: net.parameters)
+        try train(net, adam, steps: 0..<1)
+        try adam.save(to: path("adam.safetensors"))
+        try setEveryInt64(in: path("adam.safetensors"), to: .max)
+        try adam.load(from: path("adam.safetensors"))
+        XCTAssertEqual(adam.stepCount, Int.max)
+        let cumulative = try cnn()
+        for target in [net, cumulative] {
+            try target.setTensorInt64(name, .max)
+            let optimizer = target === net ? adam : try Adam(parameters: cumulative.parameters)
+            try train(target, optimizer, steps: 1..<3)
+            XCTAssertEqual(try target.tensorInt64(name), .max)
+            XCTAssertTrue(try target.tensor("1.running_mean").allSatisfy(\.isFinite))
+        }
+        XCTAssertEqual(adam.stepCount, Int.max)
+        XCTAssertTrue(try net.tensor("0.weight").allSatisfy(\.isFinite))
+    }
+
     // MARK: Atomic saving
 
     private func entries() throws -> [String] {

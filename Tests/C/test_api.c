@@ -180,6 +180,22 @@ static void test_modes_and_steps(void) {
     EXPECT_OK(bnd_net_forward(net, x, 1, &out, 1));
     EXPECT_OK(bnd_net_get_tensor(net, "1.num_batches_tracked", &nbt, 1));
     EXPECT(nbt == 2, "eval forward changed num_batches_tracked");
+    /* num_batches_tracked exactly, as an int64: past 2^24 a float cannot hold it */
+    int64_t count = -1;
+    EXPECT_OK(bnd_net_get_tensor_int64(net, "1.num_batches_tracked", &count));
+    EXPECT(count == 2, "num_batches_tracked as int64: %lld", (long long)count);
+    EXPECT_OK(bnd_net_set_tensor_int64(net, "1.num_batches_tracked", (INT64_C(1) << 24) + 1));
+    EXPECT_OK(bnd_net_get_tensor_int64(net, "1.num_batches_tracked", &count));
+    EXPECT(count == (INT64_C(1) << 24) + 1, "int64 round trip gave %lld", (long long)count);
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "float32 tensor", bnd_net_get_tensor_int64(net, "0.weight", &count));
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "float32 tensor", bnd_net_set_tensor_int64(net, "1.running_mean", 3));
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "non-negative", bnd_net_set_tensor_int64(net, "1.num_batches_tracked", -1));
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "out_value", bnd_net_get_tensor_int64(net, "1.num_batches_tracked", NULL));
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "no tensor named", bnd_net_set_tensor_int64(net, "7.num_batches_tracked", 1));
+    EXPECT_OK(bnd_net_set_tensor_int64(net, "1.num_batches_tracked", INT64_MAX));
+    EXPECT_OK(bnd_net_train_step_regression(net, opt, x, y, 4, NULL));
+    EXPECT_OK(bnd_net_get_tensor_int64(net, "1.num_batches_tracked", &count));
+    EXPECT(count == INT64_MAX, "a step at INT64_MAX gave %lld", (long long)count);
     /* implementation detail (documented as undefined): an optimizer whose net was freed is refused */
     bnd_net_free(net);
     EXPECT(bnd_optimizer_step(opt) == BND_ERR_STATE, "step after the net was freed");

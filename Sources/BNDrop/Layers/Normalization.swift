@@ -118,7 +118,7 @@ public final class BatchNorm: Layer {
         // The factor of this batch's running-statistics update, when there is one.
         var factor: Float? = nil
         if isTraining, let nbt = numBatchesTracked {
-            nbt.value += 1
+            if nbt.value < Int64.max { nbt.value += 1 }  // a loaded count can be anything >= 0: no overflow
             factor = momentum ?? Float(1 / Double(nbt.value))
         }
         // Channels are independent: each task takes a group of them.

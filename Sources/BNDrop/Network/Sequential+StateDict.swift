@@ -36,7 +36,8 @@ extension Sequential {
 
     // MARK: Values
 
-    /// The values of tensor `name` (num_batches_tracked as one float).
+    /// The values of tensor `name` (num_batches_tracked as one float, rounded over 2^24: `tensorInt64`
+    /// reads it exactly).
     public func tensor(_ name: String) throws -> [Float] {
         let entry = try stateEntry(name)
         var values = [Float](repeating: 0, count: entry.count)
@@ -71,6 +72,31 @@ extension Sequential {
             }
             c.value = Int64(v)
         }
+    }
+
+    // MARK: Whole numbers (num_batches_tracked)
+
+    /// The value of int64 entry `name` (a BatchNorm's num_batches_tracked), exactly; `tensor(_:)` gives it
+    /// as a Float, which rounds counts over 2^24.
+    public func tensorInt64(_ name: String) throws -> Int64 {
+        try counter(name).value
+    }
+
+    /// Replaces the value of int64 entry `name` (a BatchNorm's num_batches_tracked); it counts batches, so
+    /// it must be >= 0.
+    public func setTensorInt64(_ name: String, _ value: Int64) throws {
+        let counter = try counter(name)
+        guard value >= 0 else {
+            throw BNDError.invalidArgument("'\(name)' takes a non-negative whole number, got \(value)")
+        }
+        counter.value = value
+    }
+
+    private func counter(_ name: String) throws -> Counter {
+        guard case .counter(let c) = try stateEntry(name).storage else {
+            throw BNDError.invalidArgument("'\(name)' is a float32 tensor; only num_batches_tracked is int64")
+        }
+        return c
     }
 
     // MARK: Gradients

@@ -107,7 +107,7 @@ public final class Adam: Optimizer {
     /// likely, the other core first has to fetch its chunks' parameters, gradients and moments from
     /// this core's caches (as with the net's products: see `ParallelKernel.minimumParallelWork`).
     public func step() throws {
-        stepCount += 1
+        if stepCount < Int.max { stepCount += 1 }  // a loaded count can be anything >= 1: no overflow
         // Scalars in double precision, as PyTorch computes them in Python, then applied in float32.
         let t = Double(stepCount)
         let biasCorrection1 = 1 - pow(Double(beta1), t)
