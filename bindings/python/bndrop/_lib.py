@@ -121,6 +121,8 @@ PROTOTYPES = {
     "bnd_net_tensor_is_parameter": (status, [P, c_char_p, P_I32]),
     "bnd_net_set_tensor": (status, [P, c_char_p, P, c_size_t]),
     "bnd_net_get_tensor": (status, [P, c_char_p, P, c_size_t]),
+    "bnd_net_get_tensor_int64": (status, [P, c_char_p, P_I64]),
+    "bnd_net_set_tensor_int64": (status, [P, c_char_p, c_int64]),
     "bnd_net_save": (status, [P, c_char_p]),
     "bnd_net_load": (status, [c_char_p, P_P]),
     "bnd_net_load_weights": (status, [P, c_char_p]),

@@ -158,15 +158,22 @@ def read_name(fn, ptr, index, call):
 # integers (any integer dtype) and become int32. Outputs are new float32 arrays owned by the caller.
 
 
+def plain(x):
+    """x, or for a tensor that tracks gradients (a PyTorch Parameter) its detached values, which numpy can
+    read where it refuses the tensor itself."""
+    detach = getattr(x, "detach", None)
+    return detach() if callable(detach) else x
+
+
 def floats(x, what):
-    a = np.asarray(x)
+    a = np.asarray(plain(x))
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{what} must hold real numbers (it becomes float32), got dtype {a.dtype}")
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def labels_array(y, what):
-    a = np.asarray(y)
+    a = np.asarray(plain(y))
     if a.size == 0:
         return np.zeros(a.shape, dtype=np.int32)
     if a.dtype.kind not in "iu":

@@ -1,5 +1,6 @@
 """Net: a feed-forward network (PyTorch's nn.Sequential) over bnd_net."""
 import ctypes
+import math
 import os
 import weakref
 from typing import NamedTuple
@@ -8,7 +9,7 @@ import numpy as np
 
 from ._lib import lib
 from ._support import (Handle, address, batch_of, c_shape, empty, expect_shape, floats, i64, integer,
-                       labels_array, new_handle, number, read_count, read_name, read_shape, shape_tuple, u64)
+                       labels_array, new_handle, number, plain, read_count, read_name, read_shape, shape_tuple, u64)
 from .errors import InvalidArgumentError, ShapeError, Status, check
 
 
@@ -31,6 +32,33 @@ def _square(value, what):
             raise InvalidArgumentError(f"{what} = {tuple(value)}: only square (equal) sizes are supported")
         value = value[0]
     return i64(value, what, InvalidArgumentError)
+
+
+def _pool_stride(stride, kernel_size):
+    """A pool's stride for the C API, where 0 means the kernel size: None does; 0 is PyTorch's error."""
+    if stride is None:
+        return 0
+    value = _square(stride, "stride")
+    if value == 0:
+        raise InvalidArgumentError("stride should not be zero")
+    return value
+
+
+def _whole_number(value, name):
+    """The one whole number an int64 entry (num_batches_tracked) takes: an integer, or a whole float."""
+    a = np.asarray(plain(value))
+    if a.size != 1:
+        raise ShapeError(f"{name!r} takes one number, got shape {tuple(a.shape)}")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name!r} takes a whole number, got dtype {a.dtype}")
+    v = a.reshape(()).item()
+    if isinstance(v, float):
+        if not math.isfinite(v) or v != int(v):
+            raise InvalidArgumentError(f"{name!r} takes a non-negative whole number, got {v}")
+        v = int(v)
+    if not 0 <= v <= 2**63 - 1:
+        raise InvalidArgumentError(f"{name!r} takes a non-negative whole number below 2^63, got {v}")
+    return v
 
 
 def _name(name):
@@ -118,13 +146,11 @@ class Net(Handle):
 
     def add_avgpool2d(self, kernel_size, stride=None):
         """nn.AvgPool2d(kernel_size, stride); stride None means kernel_size, as in PyTorch."""
-        return self._add(lib.bnd_net_add_avgpool2d, _square(kernel_size, "kernel_size"),
-                         0 if stride is None else _square(stride, "stride"))
+        return self._add(lib.bnd_net_add_avgpool2d, _square(kernel_size, "kernel_size"), _pool_stride(stride, kernel_size))
 
     def add_maxpool2d(self, kernel_size, stride=None):
         """nn.MaxPool2d(kernel_size, stride); stride None means kernel_size, as in PyTorch."""
-        return self._add(lib.bnd_net_add_maxpool2d, _square(kernel_size, "kernel_size"),
-                         0 if stride is None else _square(stride, "stride"))
+        return self._add(lib.bnd_net_add_maxpool2d, _square(kernel_size, "kernel_size"), _pool_stride(stride, kernel_size))
 
     def add_flatten(self):
         """nn.Flatten(): (C, ...) -> (C * ...)."""
@@ -316,23 +342,25 @@ class Net(Handle):
         key = _name(name)
         with self._use() as p:
             shape = read_shape(lib.bnd_net_tensor_shape, p, key, call="bnd_net_tensor_shape")
+            if shape == () and fn is lib.bnd_net_get_tensor:  # num_batches_tracked: int64, as in PyTorch
+                value = ctypes.c_int64()
+                check(lib.bnd_net_get_tensor_int64(p, key, ctypes.byref(value)), "bnd_net_get_tensor_int64")
+                return np.array(value.value, dtype=np.int64)
             out = empty(shape)
             check(fn(p, key, address(out), out.size), fn.__name__)
-        if shape == ():  # num_batches_tracked: an int64 scalar, as in PyTorch
-            return np.array(int(out), dtype=np.int64)
         return out
 
     def _write(self, fn, name, value):
         key = _name(name)
         with self._use() as p:
             shape = read_shape(lib.bnd_net_tensor_shape, p, key, call="bnd_net_tensor_shape")
+            if shape == () and fn is lib.bnd_net_set_tensor:  # num_batches_tracked: int64, exactly
+                check(lib.bnd_net_set_tensor_int64(p, key, _whole_number(value, name)), "bnd_net_set_tensor_int64")
+                return
             a = floats(value, f"the value for {name!r}")
             if shape == ():
                 if a.size != 1:
                     raise ShapeError(f"{name!r} takes one number, got shape {tuple(a.shape)}")
-                if np.asarray(value).dtype.kind in "iu" and int(np.asarray(value).reshape(())) != int(a.reshape(())):
-                    raise InvalidArgumentError(f"{name!r} = {int(np.asarray(value).reshape(()))} is not exactly "
-                                               f"representable as a float32, which the library stores it as")
             else:
                 expect_shape(a, shape, f"the value for {name!r}")
             check(fn(p, key, address(a), a.size), fn.__name__)

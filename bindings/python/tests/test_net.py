@@ -33,6 +33,9 @@ def test_layers_shapes_and_types():
     pool = bndrop.Net((2, 7, 7)).add_maxpool2d(3, stride=2).add_avgpool2d((2, 2))
     assert pool.layer_output_shape(0) == (2, 3, 3) and pool.output_shape == (2, 1, 1)
     assert bndrop.Net((3, 8, 8)).add_conv2d(4, 3, stride=2, padding=1).output_shape == (4, 4, 4)
+    for add in (bndrop.Net.add_avgpool2d, bndrop.Net.add_maxpool2d):
+        with pytest.raises(bndrop.InvalidArgumentError, match="stride should not be zero"):  # PyTorch's error
+            add(bndrop.Net((2, 7, 7)), 2, 0)
     bn1d = bndrop.Net((3, 6)).add_batchnorm(eps=1e-3, momentum=None, affine=False)
     assert bn1d.layer_type(0) == "BatchNorm1d"
     assert bn1d.tensor_names() == ["0.running_mean", "0.running_var", "0.num_batches_tracked"]
@@ -115,10 +118,16 @@ def test_tensors_by_name():
     assert nbt.dtype == np.int64 and nbt.shape == () and int(nbt) == 0
     net.set_tensor("1.num_batches_tracked", 12)
     assert int(net.get_tensor("1.num_batches_tracked")) == 12
-    with pytest.raises(bndrop.InvalidArgumentError):
-        net.set_tensor("1.num_batches_tracked", 1.5)                       # refused by the library
-    with pytest.raises(bndrop.InvalidArgumentError, match="float32"):
-        net.set_tensor("1.num_batches_tracked", (1 << 24) + 1)
+    for bad in (1.5, -1, float("inf"), 1 << 63):
+        with pytest.raises(bndrop.InvalidArgumentError, match="whole number"):
+            net.set_tensor("1.num_batches_tracked", bad)
+    assert int(net.get_tensor("1.num_batches_tracked")) == 12              # refused values change nothing
+    for exact in ((1 << 24) + 1, 10**10 + 1, (1 << 63) - 1, np.int64(7), 3.0):   # an int64, as in PyTorch
+        net.set_tensor("1.num_batches_tracked", exact)
+        assert int(net.get_tensor("1.num_batches_tracked")) == int(exact)
+    net.set_tensor("1.num_batches_tracked", 10**10)
+    train_a_little(net, steps=1)                                           # counted exactly past 2^24 too
+    assert int(net.get_tensor("1.num_batches_tracked")) == 10**10 + 1
     values = np.arange(48, dtype=np.float32)
     net.set_tensor("1.running_mean", values)
     np.testing.assert_array_equal(net.get_tensor("1.running_mean"), values)

@@ -35,6 +35,17 @@ def test_torch_state_dict_in_and_out():
     for name, value in other.state_dict().items():
         assert value.dtype == model.state_dict()[name].dtype     # int64 num_batches_tracked, as PyTorch's
         assert torch.equal(value, model.state_dict()[name])
+    # Parameters that track gradients, as named_parameters() gives them, load too; num_batches_tracked
+    # keeps every bit of its int64 (past 2^24, where a float32 would round it).
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1)
+    net.load_state_dict(dict(model.named_parameters()), strict=False)
+    for name, value in model.named_parameters():
+        np.testing.assert_array_equal(net.get_tensor(name), value.detach().numpy())
+    model.state_dict()["4.num_batches_tracked"].fill_(2**24 + 1)
+    net.load_state_dict(model.state_dict())
+    assert int(net.state_dict()["4.num_batches_tracked"]) == 2**24 + 1
 
 
 def test_the_same_numbers_as_torch():
