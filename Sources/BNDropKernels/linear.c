@@ -16,15 +16,26 @@
 #include "bndrop_kernels.h"
 #include "clones.h"
 
-// Columns [o, o + block) of the sums, each added to in row order in a register (running down the rows
-// through memory would wait on each store).
-#define COLUMN_SUMS(block)                                                         \
-    for (; o + (block) <= width; o += (block)) {                                   \
-        float sum[block];                                                          \
-        for (int j = 0; j < (block); j++) sum[j] = sums[o + j];                    \
-        for (int64_t n = 0; n < count; n++)                                        \
-            for (int j = 0; j < (block); j++) sum[j] += rows[n * width + o + j];   \
-        for (int j = 0; j < (block); j++) sums[o + j] = sum[j];                    \
+// Columns [o, o + block) of the sums in registers (running down the rows through memory would wait on
+// each store). The batch's sum is taken in two levels, as PyTorch's cascade sum does: each run of
+// SUM_RUN rows summed in row order, the runs' sums added in order, and that total added to the sum
+// already there (PyTorch's grad += dy.sum(0)). One running sum down 1000 rows erred 7 times as much
+// against a double-precision sum (4.0e-5 on a value of 57; PyTorch 6e-6). The order depends on the
+// sizes only.
+enum { SUM_RUN = 32 };
+#define COLUMN_SUMS(block)                                                                  \
+    for (; o + (block) <= width; o += (block)) {                                            \
+        float total[block];                                                                 \
+        for (int j = 0; j < (block); j++) total[j] = 0;                                     \
+        for (int64_t first = 0; first < count; first += SUM_RUN) {                          \
+            const int64_t end = count - first < SUM_RUN ? count : first + SUM_RUN;          \
+            float sum[block];                                                               \
+            for (int j = 0; j < (block); j++) sum[j] = 0;                                   \
+            for (int64_t n = first; n < end; n++)                                           \
+                for (int j = 0; j < (block); j++) sum[j] += rows[n * width + o + j];        \
+            for (int j = 0; j < (block); j++) total[j] += sum[j];                           \
+        }                                                                                   \
+        for (int j = 0; j < (block); j++) sums[o + j] += total[j];                          \
     }
 
 BNDK_CLONES

@@ -76,6 +76,40 @@ final class GradientCheckTests: XCTestCase {
         try check(net, batch: 4, Self.input(28, seed: 1), "Linear")
     }
 
+    /// The bias gradient of a large batch is summed in runs (as PyTorch's cascade sum), not down one
+    /// running sum: against a double-precision sum of 1000 rows of values near 0.057, the error stays
+    /// under 6e-7 relative (one running sum: 1.3e-6 on the same data; runs of 32: 3.1e-7), and a
+    /// gradient already there is added to, not restarted.
+    func testLinearBiasGradientOfALargeBatchIsWellRounded() throws {
+        let (batch, width) = (1000, 48)
+        let net = try Sequential(sampleShape: [3], seed: 2)
+        try net.addLinear(width)
+        var random = SeededRandom(seed: 5)
+        var worst = 0.0
+        for trial in 0..<10 {
+            let x = (0..<(batch * 3)).map { _ in random.nextUnitFloat() }
+            let dy = (0..<(batch * width)).map { _ in 0.057 + 0.01 * (random.nextUnitFloat() - 0.5) }
+            net.zeroGrad()
+            _ = try net.forward(x, batch: batch)
+            _ = try net.backward(dy, batch: batch)
+            if trial == 0 {  // accumulation: a second backward adds the same sums again
+                let once = try net.gradient("0.bias")
+                _ = try net.forward(x, batch: batch)
+                _ = try net.backward(dy, batch: batch)
+                XCTAssertEqual(try net.gradient("0.bias"), once.map { $0 + $0 })
+                net.zeroGrad()
+                _ = try net.forward(x, batch: batch)
+                _ = try net.backward(dy, batch: batch)
+            }
+            let bias = try net.gradient("0.bias")
+            for o in 0..<width {
+                let exact = (0..<batch).reduce(0.0) { $0 + Double(dy[$1 * width + o]) }
+                worst = max(worst, abs(Double(bias[o]) - exact) / exact)
+            }
+        }
+        XCTAssertLessThan(worst, 6e-7, "bias gradient's relative error against a double sum")
+    }
+
     func testReLU() throws {
         let net = try Sequential(sampleShape: [3, 4])
         try net.addReLU()

@@ -423,8 +423,13 @@ static void check_linear(int64_t rows, int64_t depth, int64_t width) {
     bndk_column_sums_accumulate(a, rows, depth < width ? depth : width, sums);
     hash h = hash_start();
     for (int64_t o = 0; o < (depth < width ? depth : width); o++) {
-        float want = start[o];
-        for (int64_t r = 0; r < rows; r++) want += a[r * (depth < width ? depth : width) + o];
+        float total = 0;  // runs of 32 rows summed in order, their sums added, then the start
+        for (int64_t first = 0; first < rows; first += 32) {
+            float run = 0;
+            for (int64_t r = first; r < rows && r < first + 32; r++) run += a[r * (depth < width ? depth : width) + o];
+            total += run;
+        }
+        const float want = start[o] + total;
         CHECK(same_float(sums[o], want), "column_sums_accumulate [%" PRId64 "]", o);
     }
     hash_floats(&h, sums, (size_t)width);

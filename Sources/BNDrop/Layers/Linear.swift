@@ -414,7 +414,8 @@ public final class Linear: Layer {
     private let packedInput = Buffer<Float>()
     private let packedGradient = Buffer<Float>()
 
-    /// db += Σ_n dy[n], the rows added one by one in order (a C loop: vectorised across the outputs).
+    /// db += Σ_n dy[n], the sum taken over runs of 32 rows, then added (a C loop: vectorised across the
+    /// outputs; see `bndk_column_sums_accumulate`).
     private func accumulateBiasGradient(_ dy: UnsafePointer<Float>, batch: Int) {
         bndk_column_sums_accumulate(dy, Int64(batch), Int64(outFeatures), bias.gradient.pointer)
     }

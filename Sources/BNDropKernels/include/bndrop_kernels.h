@@ -107,8 +107,9 @@ int64_t bndk_first_non_finite(const float *values, int64_t count);
 
 /* ---- Linear ---- */
 
-/* sums[o] += rows[n][o] for n = 0, 1, ..., count − 1 in that order (rows `width` floats long): the bias
-   gradient, each column's terms added one by one in the order of the rows, as a scalar loop would. */
+/* sums[o] += Σ_n rows[n][o] (rows `width` floats long): the bias gradient. Each column's sum is taken
+   over runs of 32 rows, each run's terms added in row order from 0, the runs' sums added in order, and
+   that total added to sums[o], as a scalar loop in that order would. */
 void bndk_column_sums_accumulate(const float *rows, int64_t count, int64_t width, float *sums);
 
 /* A Linear with one input or one output feature. */
