@@ -43,8 +43,9 @@ int main(int argc, char **argv) {
     params.batch_size = o.batch_size;
     params.shuffle_seed = o.seed;
     params.eval_batch_size = 1000;
-    printf("CNN on %s: %lld training, %lld test images; SGD lr 0.01, batch %lld, %lld epochs\n", o.data_dir,
-           (long long)train_count, (long long)test_count, (long long)params.batch_size, (long long)params.epochs);
+    printf("CNN on %s: %lld training, %lld test images; SGD lr 0.01, batch %lld, %lld epoch%s\n", o.data_dir,
+           (long long)train_count, (long long)test_count, (long long)params.batch_size, (long long)params.epochs,
+           params.epochs == 1 ? "" : "s");
     static curves runs[2];
     for (int i = 0; i < 2; i++) {
         init_curves(&runs[i], i == 0 ? "cnn" : "cnn_bn", train_count, o.batch_size, o.epochs, o.short_mode ? 30 : 0);

@@ -102,9 +102,9 @@ int main(int argc, char **argv) {
     params.epochs = o.epochs;
     params.batch_size = o.batch_size;
     params.shuffle_seed = o.seed;
-    printf("MLP 784-48-24-10 on %s: %lld training, %lld test images; SGD lr 0.01, batch %lld, %lld epochs\n",
+    printf("MLP 784-48-24-10 on %s: %lld training, %lld test images; SGD lr 0.01, batch %lld, %lld epoch%s\n",
            o.data_dir, (long long)train_count, (long long)test_count, (long long)params.batch_size,
-           (long long)params.epochs);
+           (long long)params.epochs, params.epochs == 1 ? "" : "s");
     for (int i = 0; i < 2; i++) {
         run *r = &runs[i];
         init_curves(&r->curves, i == 0 ? "mlp" : "mlp_bn", train_count, o.batch_size, o.epochs, o.short_mode ? 40 : 0);

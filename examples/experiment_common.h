@@ -60,7 +60,8 @@ static inline void usage(const char *program, const experiment_defaults *d) {
     fprintf(stderr,
             "usage: %s [--data DIR] [--out DIR] [--seed N] [--epochs N] [--batch-size N] [--short]\n"
             "  %s\n"
-            "  --data DIR      directory with train/t10k IDX files (default %s)\n"
+            "  --data DIR      directory with train/t10k IDX files (default %s; dropout_regression\n"
+            "                  makes its own points and ignores it)\n"
             "  --out DIR       output directory for CSV/JSON (default report/data)\n"
             "  --seed N        seed for initial weights, shuffling and dropout (default 0)\n"
             "  --epochs N      training epochs, 1 to %d (default %lld, the article's; %lld with --short)\n"

@@ -43,12 +43,15 @@ set key top right box opaque
 # 3. Mean and standard deviation of the first hidden layer over training.
 set output dir . "/mlp_hidden_stats.png"
 set title "First hidden layer: mean and standard deviation over training (eval mode)"
-set key center right box opaque
+set key inside top center vertical maxrows 2 box opaque
+set offsets 0, 0, 0.35, 0  # room above the curves for the key: it hides none of them
 set xlabel "iteration"; set ylabel "value"
 plot data("mlp_hidden_stats.csv") using ((strcol(1) eq "plain") ? $2 : 1/0):3 skip 1 with lines lw 2 lc rgb "#d62728" title "mean, without BN", \
      ""                           using ((strcol(1) eq "plain") ? $2 : 1/0):4 skip 1 with lines lw 2 dt 2 lc rgb "#d62728" title "std, without BN", \
      ""                           using ((strcol(1) eq "batchnorm") ? $2 : 1/0):3 skip 1 with lines lw 2 lc rgb "#1f77b4" title "mean, with BN", \
      ""                           using ((strcol(1) eq "batchnorm") ? $2 : 1/0):4 skip 1 with lines lw 2 dt 2 lc rgb "#1f77b4" title "std, with BN"
+set offsets 0, 0, 0, 0
+set key maxrows auto
 
 set key top right box opaque
 

@@ -56,6 +56,31 @@ func countOption(_ name: String, _ fallback: Int) -> Int {
     return value
 }
 
+let usage = "usage: DropoutExperiment [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]\n"
+    + "  writes the dropout experiment's CSV and JSON files into DIR (default report/data)\n"
+
+/// --help prints the usage and exits 0; an unknown argument prints it to stderr and exits 2 (as the C
+/// experiments do), before anything is written.
+func checkArguments() {
+    let args = CommandLine.arguments.dropFirst()
+    if args.contains("--help") || args.contains("-h") {
+        print(usage, terminator: "")
+        exit(0)
+    }
+    let takesValue: Set = ["--out", "--seed", "--epochs", "--batch-size"]
+    var i = args.startIndex
+    while i < args.endIndex {
+        if takesValue.contains(args[i]) {
+            i += 2
+        } else if args[i] == "--short" {
+            i += 1
+        } else {
+            FileHandle.standardError.write(Data("DropoutExperiment: unknown argument '\(args[i])'\n\(usage)".utf8))
+            exit(2)
+        }
+    }
+}
+
 func writeAtomically(_ text: String, to path: String) throws {
     try text.write(toFile: path, atomically: true, encoding: .utf8)
 }
@@ -73,6 +98,7 @@ func regressionNet(dropout: Bool, seed: UInt64) throws -> Sequential {
 }
 
 func run() throws {
+    checkArguments()
     let outDir = option("--out", "report/data")
     let count = 50
     let epochs = countOption("--epochs", CommandLine.arguments.contains("--short") ? 200 : 1000)
