@@ -242,7 +242,7 @@ clean:
 	rm -rf .build report
 
 # ============================== Sanitizers, valgrind, fuzzing (issue 10) ==============================
-# Not part of `make test` (see `check-all` and README "Sanitizers and fuzzing"): each builds its own
+# Not part of `make test` (see `check-all` and TESTING.md, "Sanitizers and fuzzing"): each builds its own
 # instrumented debug library in its own scratch folder (.build-asan, .build-tsan; a cold build takes
 # minutes) and programs compiled with the Swift toolchain's clang, whose sanitizer runtimes are the
 # ones swiftc links against (gcc's libasan would be a second, conflicting runtime).
