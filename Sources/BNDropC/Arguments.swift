@@ -36,9 +36,15 @@ func int(_ value: Int64) -> Int { Int(truncatingIfNeeded: value) }
 @inline(__always)
 func int(_ value: UInt) -> Int { Int(exactly: value) ?? .max }
 
-/// A C `size_t` element count of the caller's input: it must fit an `Int`.
+/// The most elements a caller's array can have (the core's `Checked.maxElements`): 2^60, whose bytes
+/// still fit a `ptrdiff_t`. A larger count cannot describe a real buffer.
+private let maxElements = Int.max / 8
+
+/// A C `size_t` element count of the caller's input: at most `maxElements`.
 func count(_ value: UInt, _ name: StaticString) throws -> Int {
-    guard let result = Int(exactly: value) else { throw BNDError.shape("\(name) \(value) is too large") }
+    guard let result = Int(exactly: value), result <= maxElements else {
+        throw BNDError.shape("\(name) \(value) is too large for any buffer")
+    }
     return result
 }
 

@@ -309,6 +309,9 @@ void run_bad_call_tests(void) {
         BAD(BND_ERR_SHAPE, bnd_loss_cross_entropy(logits, ok, INT64_MAX, 4, &loss, grad));
         BAD(BND_ERR_SHAPE, bnd_loss_mse(logits, logits, 0, &loss, grad));
         BAD(BND_ERR_SHAPE, bnd_loss_mse(logits, logits, SIZE_MAX, &loss, grad));
+        /* counts no buffer can hold (2^64 bytes): refused as sizes, never read */
+        BAD_MSG(BND_ERR_SHAPE, "too large", bnd_loss_mse(logits, logits, (size_t)1 << 62, &loss, grad));
+        BAD_MSG(BND_ERR_SHAPE, "too many", bnd_loss_cross_entropy(logits, ok, INT64_C(1) << 31, INT64_C(1) << 31, &loss, grad));
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(NULL, logits, 8, &loss, grad));
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(logits, NULL, 8, &loss, grad));
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(logits, logits, 8, NULL, grad));

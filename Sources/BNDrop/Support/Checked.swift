@@ -6,6 +6,11 @@ import BNDropKernels
 /// `.shape`; a value outside its allowed range (a hyper-parameter, a flag, an index, a label) is
 /// `.invalidArgument`; `.outOfMemory` is reserved for allocations that really failed.
 enum Checked {
+    /// The most elements any array may have: 2^60, so that its bytes (8 at most per element) fit an
+    /// `Int`. A larger count cannot describe memory a caller holds (a C object is at most PTRDIFF_MAX
+    /// bytes), so it is refused as a size instead of being read past the caller's buffer.
+    static let maxElements = Int.max / 8
+
     /// The product of `dims`, or a `.shape` error naming `what` when a factor is negative or the product
     /// overflows.
     static func product(_ dims: [Int], _ what: @autoclosure () -> String) throws -> Int {
@@ -13,7 +18,7 @@ enum Checked {
         for d in dims {
             guard d >= 0 else { throw BNDError.shape("\(what()): negative dimension \(d) in \(dims)") }
             let (p, overflow) = total.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw BNDError.shape("\(what()): \(dims) has too many elements") }
+            guard !overflow, p <= maxElements else { throw BNDError.shape("\(what()): \(dims) has too many elements") }
             total = p
         }
         return total
@@ -23,13 +28,19 @@ enum Checked {
     static func multiply(_ a: Int, _ b: Int, _ what: @autoclosure () -> String) throws -> Int {
         guard a >= 0, b >= 0 else { throw BNDError.shape("\(what()): negative size in \(a)×\(b)") }
         let (p, overflow) = a.multipliedReportingOverflow(by: b)
-        guard !overflow else { throw BNDError.shape("\(what()): \(a)×\(b) elements is too many") }
+        guard !overflow, p <= maxElements else { throw BNDError.shape("\(what()): \(a)×\(b) elements is too many") }
         return p
     }
 
     /// A batch size (or any sample count) that must be at least 1: `.shape` otherwise.
     static func batch(_ value: Int, _ what: @autoclosure () -> String = "batch") throws {
         guard value > 0 else { throw BNDError.shape("\(what()) must be positive, got \(value)") }
+    }
+
+    /// The element count of a caller's array: at least 1 and at most `maxElements`.
+    static func elements(_ value: Int, _ what: @autoclosure () -> String) throws {
+        try batch(value, what())
+        guard value <= maxElements else { throw BNDError.shape("\(what()) \(value) is too large for any buffer") }
     }
 
     /// Throws `.invalidArgument` unless `value` is finite and inside `range` (closed).

@@ -59,7 +59,7 @@ public enum Loss: Int32, Sendable {
     /// Mean over all elements of (prediction − target)²; gradient 2(prediction − target)/count.
     public static func mse(prediction: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int,
                            gradient: UnsafeMutablePointer<Float>?) throws -> Float {
-        try Checked.batch(count, "mse element count")
+        try Checked.elements(count, "mse element count")
         var total = 0.0
         let scale = 2 / Float(count)
         for i in 0..<count {
