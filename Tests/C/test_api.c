@@ -192,6 +192,10 @@ static void test_modes_and_steps(void) {
     BAD_MSG(BND_ERR_INVALID_ARGUMENT, "non-negative", bnd_net_set_tensor_int64(net, "1.num_batches_tracked", -1));
     BAD_MSG(BND_ERR_INVALID_ARGUMENT, "out_value", bnd_net_get_tensor_int64(net, "1.num_batches_tracked", NULL));
     BAD_MSG(BND_ERR_INVALID_ARGUMENT, "no tensor named", bnd_net_set_tensor_int64(net, "7.num_batches_tracked", 1));
+    /* names are matched exactly: another spelling of the index is no name */
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "no tensor named", bnd_net_get_tensor_int64(net, "+1.num_batches_tracked", &count));
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "no tensor named", bnd_net_get_tensor_int64(net, "01.num_batches_tracked", &count));
+    BAD_MSG(BND_ERR_INVALID_ARGUMENT, "no tensor named", bnd_net_set_tensor_int64(net, "-1.num_batches_tracked", 1));
     EXPECT_OK(bnd_net_set_tensor_int64(net, "1.num_batches_tracked", INT64_MAX));
     EXPECT_OK(bnd_net_train_step_regression(net, opt, x, y, 4, NULL));
     EXPECT_OK(bnd_net_get_tensor_int64(net, "1.num_batches_tracked", &count));

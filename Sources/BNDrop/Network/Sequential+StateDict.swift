@@ -18,7 +18,8 @@ extension Sequential {
     /// The state entry called `name`.
     public func stateEntry(_ name: String) throws -> StateEntry {
         let parts = name.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-        if parts.count == 2, let index = Int(parts[0]), layers.indices.contains(index),
+        // The index exactly as the state_dict writes it ("0", "12"; not "00", "+0" or "-0").
+        if parts.count == 2, let index = Int(parts[0]), String(index) == parts[0], layers.indices.contains(index),
            let entry = layers[index].state.first(where: { $0.name == parts[1] }) {
             return entry
         }
