@@ -886,8 +886,10 @@ BND_API int32_t bnd_get_num_threads(void);
    saving fail as on a full disk once K bytes have been written. */
 
 /* Saves `net` (state_dict, architecture, seed, mode, dropout generators) to `path`, replacing any
-   file there atomically. The net is not changed. Returns BND_ERR_INVALID_ARGUMENT (NULL pointer),
-   BND_ERR_IO (an empty path, a folder, a folder that cannot be written, a failed write). */
+   file there atomically. The net is not changed. A symbolic link is written through (its file is
+   replaced, the link stays); a FIFO, device or socket at `path` is refused, as is a link to nothing.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_IO (an empty path, a folder, a folder that
+   cannot be written, something other than a regular file at the path, a failed write). */
 BND_API bnd_status bnd_net_save(const bnd_net *net, const char *path);
 
 /* Creates the net saved at `path` by bnd_net_save: same layers, tensors, seed, mode and dropout
@@ -916,7 +918,7 @@ BND_API bnd_status bnd_optimizer_save(const bnd_optimizer *opt, const char *path
    say, another learning rate); those in the file are a record. On failure the optimizer is unchanged.
    Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, a file of another kind of optimizer (SGD, Adam,
    AdamW), momentum buffers for an SGD without momentum), BND_ERR_IO, BND_ERR_FORMAT (a damaged file, a
-   net's checkpoint), BND_ERR_SHAPE (a file saved for parameters of other shapes),
+   net's checkpoint, state no step makes: a NaN, a negative exp_avg_sq), BND_ERR_SHAPE (a file saved for parameters of other shapes),
    BND_ERR_OUT_OF_MEMORY. */
 BND_API bnd_status bnd_optimizer_load(bnd_optimizer *opt, const char *path);
 

@@ -203,20 +203,68 @@ final class CheckpointTests: TemporaryFolderTestCase {
 
     // MARK: Whole-number state
 
-    /// Sets every I64 tensor of safetensors file `path` to `value` (the header's JSON gives their offsets).
-    private func setEveryInt64(in path: String, to value: Int64) throws {
+    /// Overwrites every element of the tensors of safetensors file `path` whose name passes `select` and
+    /// whose dtype is `dtype` with `element` (its little-endian bytes; the header's JSON gives offsets).
+    private func patch(_ path: String, dtype: String, _ element: [UInt8], where select: (String) -> Bool = { _ in true }) throws {
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         let headerSize = Int(bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
         let header = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerSize)])) as? [String: Any])
         var patched = 0
-        for (name, entry) in header where name != "__metadata__" {
-            guard let entry = entry as? [String: Any], entry["dtype"] as? String == "I64",
+        for (name, entry) in header where name != "__metadata__" && select(name) {
+            guard let entry = entry as? [String: Any], entry["dtype"] as? String == dtype,
                   let offsets = entry["data_offsets"] as? [Int] else { continue }
-            for k in 0..<8 { bytes[8 + headerSize + offsets[0] + k] = UInt8(truncatingIfNeeded: UInt64(bitPattern: value) >> (8 * k)) }
+            for at in Swift.stride(from: offsets[0], to: offsets[1], by: element.count) {
+                for (k, byte) in element.enumerated() { bytes[8 + headerSize + at + k] = byte }
+            }
             patched += 1
         }
-        XCTAssertGreaterThan(patched, 0, "no I64 tensor in \(path)")
+        XCTAssertGreaterThan(patched, 0, "no \(dtype) tensor selected in \(path)")
         try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    private func setEveryInt64(in path: String, to value: Int64) throws {
+        try patch(path, dtype: "I64", (0..<8).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: value) >> (8 * $0)) })
+    }
+
+    private func floatBytes(_ value: Float) -> [UInt8] {
+        (0..<4).map { UInt8(truncatingIfNeeded: value.bitPattern >> (8 * $0)) }
+    }
+
+    /// Optimizer state no step makes is refused at load (before, the next step turned every parameter
+    /// into NaN and reported success); the optimizer keeps its state. An infinite mean of squares, which a
+    /// finite gradient's square can overflow to, loads.
+    func testOptimizerStateThatNoStepMakesIsRefused() throws {
+        let net = try mlp()
+        let adam = try Adam(parameters: net.parameters)
+        try train(net, adam, steps: 0..<2)
+        try adam.save(to: path("adam.safetensors"))
+        let original = try Data(contentsOf: URL(fileURLWithPath: path("adam.safetensors")))
+        let cases: [(String, Float, String)] = [("exp_avg_sq", -1, "a mean of squares is >= 0"),
+                                                ("exp_avg_sq", -.infinity, "a mean of squares is >= 0"),
+                                                ("exp_avg", .nan, "holds NaN"), ("exp_avg_sq", .nan, "holds NaN")]
+        for (tensor, value, message) in cases {
+            try original.write(to: URL(fileURLWithPath: path("bad.safetensors")))
+            try patch(path("bad.safetensors"), dtype: "F32", floatBytes(value)) { $0.hasSuffix(".\(tensor)") }
+            XCTAssertThrowsError(try adam.load(from: path("bad.safetensors")), "\(tensor) \(value)") { error in
+                guard case BNDError.format(let m) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(m.contains(message), m)
+            }
+        }
+        try original.write(to: URL(fileURLWithPath: path("inf.safetensors")))
+        try patch(path("inf.safetensors"), dtype: "F32", floatBytes(.infinity)) { $0.hasSuffix(".exp_avg_sq") }
+        try adam.load(from: path("inf.safetensors"))
+        // After the refusals and that load, the saved state loads back and training goes on as before.
+        try adam.load(from: path("adam.safetensors"))
+        XCTAssertEqual(adam.stepCount, 2)
+
+        let sgd = try SGD(parameters: net.parameters, momentum: 0.9)
+        try train(net, sgd, steps: 0..<1)
+        try sgd.save(to: path("sgd.safetensors"))
+        try patch(path("sgd.safetensors"), dtype: "F32", floatBytes(.nan))
+        XCTAssertThrowsError(try sgd.load(from: path("sgd.safetensors"))) { error in
+            guard case BNDError.format(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("momentum_buffer' holds NaN"), m)
+        }
     }
 
     /// num_batches_tracked is an int64, as in PyTorch: read and written exactly through `tensorInt64`, kept
@@ -331,5 +379,37 @@ final class CheckpointTests: TemporaryFolderTestCase {
         try cnn().save(to: path("a"))
         XCTAssertEqual(try Sequential(contentsOf: path("a")).sampleShape, [1, 8, 8])
         XCTAssertEqual(try entries(), ["a"])
+    }
+
+    /// What is at the path decides: a FIFO (or a device) is refused and stays what it was; a symbolic link
+    /// is written through (the link stays, its file is replaced); a name as long as the folder allows saves
+    /// (the temporary file's name does not grow with it).
+    func testSavingOverWhatIsAlreadyThere() throws {
+        let net = try mlp()
+        XCTAssertEqual(mkfifo(path("fifo"), 0o600), 0)
+        XCTAssertThrowsError(try net.save(to: path("fifo"))) { error in
+            guard case BNDError.io(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("not a regular file"), m)
+        }
+        var info = stat()
+        XCTAssertEqual(lstat(path("fifo"), &info), 0)
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFIFO, "the FIFO is still a FIFO")
+
+        try cnn().save(to: path("real.safetensors"))
+        XCTAssertEqual(symlink("real.safetensors", path("link.safetensors")), 0)
+        try net.save(to: path("link.safetensors"))
+        XCTAssertEqual(lstat(path("link.safetensors"), &info), 0)
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFLNK, "the link is still a link")
+        XCTAssertEqual(try Sequential(contentsOf: path("real.safetensors")).sampleShape, [4], "its file was replaced")
+        XCTAssertEqual(symlink("missing", path("dangling")), 0)
+        XCTAssertThrowsError(try net.save(to: path("dangling"))) { error in
+            guard case BNDError.io(let m) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(m.contains("symbolic link to nothing"), m)
+        }
+
+        let longName = String(repeating: "a", count: 250)
+        try net.save(to: path(longName))
+        XCTAssertEqual(try Sequential(contentsOf: path(longName)).sampleShape, [4])
+        XCTAssertEqual(try entries(), ["dangling", "fifo", longName, "link.safetensors", "real.safetensors"].sorted())
     }
 }

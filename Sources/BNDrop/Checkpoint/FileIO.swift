@@ -8,7 +8,7 @@ import Synchronization
 func systemError(_ code: Int32) -> String { String(cString: strerror(code)) }
 
 /// Writes a file so that readers see either the old file or the whole new one, never a part: the bytes go
-/// to a temporary file beside the target (`.<name>.<pid>.<n>.tmp`), which is fsynced and renamed over the
+/// to a temporary file beside the target (`.bndrop-<pid>-<n>.tmp`), which is fsynced and renamed over the
 /// target only when everything was written; the folder is then fsynced so the rename survives a crash.
 /// On any failure the temporary file is removed and the target is left as it was.
 ///
@@ -25,9 +25,10 @@ final class AtomicFileWriter {
 
     private static let counter = Atomic<Int>(0)
 
-    init(path: String) throws {
+    init(path given: String) throws {
+        guard !given.isEmpty else { throw BNDError.io("cannot save to an empty path") }
+        let path = try AtomicFileWriter.target(given)
         self.path = path
-        guard !path.isEmpty else { throw BNDError.io("cannot save to an empty path") }
         let slash = path.lastIndex(of: "/")
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
         guard !name.isEmpty, name != ".", name != ".." else {
@@ -36,12 +37,37 @@ final class AtomicFileWriter {
         folder = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         let n = AtomicFileWriter.counter.add(1, ordering: .relaxed).newValue
         let prefix = slash.map { String(path[...$0]) } ?? ""
-        temporaryPath = "\(prefix).\(name).\(getpid()).\(n).tmp"
+        // A short name (not derived from the target's): any name the folder takes leaves room for it.
+        temporaryPath = "\(prefix).bndrop-\(getpid())-\(n).tmp"
         failAfter = getenv("BNDROP_TEST_SAVE_FAIL_AFTER").flatMap { Int(String(cString: $0)) }
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
         guard fd >= 0 else {
             throw BNDError.io("cannot save '\(path)': cannot create '\(temporaryPath)': \(systemError(errno))")
         }
+    }
+
+    /// The file to replace for `path`: a symbolic link is followed to the file it names (the link stays a
+    /// link, as when a program writes through it); what is there must be a regular file or nothing. A
+    /// FIFO, a device or a socket is refused rather than replaced by a regular file.
+    private static func target(_ path: String) throws -> String {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return path }  // nothing there (or unreadable): rename decides
+        var resolved = path
+        if info.st_mode & S_IFMT == S_IFLNK {
+            guard let real = realpath(path, nil) else {
+                throw BNDError.io("cannot save '\(path)': it is a symbolic link to nothing that exists "
+                                  + "(\(systemError(errno))); nothing was written")
+            }
+            resolved = String(cString: real)
+            free(real)
+            guard stat(resolved, &info) == 0 else { return resolved }
+        }
+        let kind = info.st_mode & S_IFMT
+        guard kind == S_IFREG || kind == S_IFDIR else {  // a folder: refused below, by its name or the rename
+            throw BNDError.io("cannot save '\(path)': it is not a regular file (a FIFO, device or socket); "
+                              + "nothing was written")
+        }
+        return resolved
     }
 
     deinit { if !finished { abandon() } }

@@ -130,6 +130,16 @@ extension Optimizer {
                 } else {
                     let buffer = try FloatBuffer(uninitializedCount: entry.elementCount, what: "tensor '\(item.name)' of \(quoted)")
                     try file.readFloats(entry, into: buffer.pointer)
+                    // State no step makes (its gradients are finite, though a square or a sum may
+                    // overflow to infinity): a NaN, or a negative mean of squares, would turn parameters
+                    // into NaN at the next step.
+                    let values = UnsafeBufferPointer(start: buffer.pointer, count: buffer.count)
+                    if let bad = values.firstIndex(where: { $0.isNaN }) {
+                        throw BNDError.format("\(quoted): tensor '\(item.name)' holds NaN at \(bad); optimizer state has none")
+                    }
+                    if item.name.hasSuffix(".exp_avg_sq"), let bad = values.firstIndex(where: { $0 < 0 }) {
+                        throw BNDError.format("\(quoted): tensor '\(item.name)' holds \(values[bad]) at \(bad); a mean of squares is >= 0")
+                    }
                     staged.append(buffer)
                 }
             }
