@@ -291,6 +291,12 @@ final class CheckpointDamageTests: TemporaryFolderTestCase {
                    "momentum must be a number", load: true)
         try expect("tensors of another architecture", withMeta(metadata(layers: #"[{"type":"Linear","in_features":3,"out_features":2,"bias":true}]"#)), .format,
                    "has a tensor '1.num_batches_tracked' that the network does not have", load: true)
+        // A description of a huge layer with no tensor to match: refused before the layer is built (it
+        // would allocate 2^28 x 2 floats, twice, for a file of a few hundred bytes).
+        try expect("huge Linear", withMeta(metadata(layers: #"[{"type":"Linear","in_features":3,"out_features":268435456,"bias":true},{"type":"Linear","in_features":268435456,"out_features":1,"bias":true}]"#)), .format,
+                   "tensor '0.weight' has shape [2, 3] but the network's is [268435456, 3]", load: true)
+        try expect("huge Conv2d", withMeta(metadata(layers: #"[{"type":"Conv2d","in_channels":3,"out_channels":1048576,"kernel_size":1,"stride":1,"padding":0,"bias":true}]"#, ["sample_shape": "[3,1,1]"])), .format,
+                   "tensor '0.weight' has shape [2, 3] but the network's is [1048576, 3, 1, 1]", load: true)
         try expect("sample shape", withMeta(metadata(["sample_shape": "[0]"])), .format, "sample_shape must have 1 to 3 positive dimensions", load: true)
         try expect("sample shape rank 4", withMeta(metadata(["sample_shape": "[1,1,1,3]"])), .format, "sample_shape must have 1 to 3", load: true)
         try expect("seed", withMeta(metadata(["seed": "-1"])), .format, "'seed' must be a whole number", load: true)

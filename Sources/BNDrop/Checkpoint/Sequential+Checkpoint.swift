@@ -150,7 +150,7 @@ extension Sequential {
         try Sequential.validSampleShape(sampleShape, file: quoted)
         try self.init(sampleShape: sampleShape, seed: seed)
         for (index, description) in layers.enumerated() {
-            try addLayer(index, description, file: quoted)
+            try addLayer(index, description, file: quoted, tensors: file)
         }
         for (index, layer) in self.layers.enumerated() {
             guard let dropout = layer as? Dropout else { continue }
@@ -185,7 +185,11 @@ extension Sequential {
 
     /// Adds the layer `description` (from the metadata) describes; `.format` naming the layer when it is
     /// malformed or does not fit. (The file system and memory keep their own errors.)
-    private func addLayer(_ index: Int, _ description: JSON, file: String) throws {
+    /// A layer with a weight (Linear, Conv2d) is built only when `tensors` holds that weight in the shape
+    /// the layer will have: the layer allocates its parameters and gradients, so a description of a
+    /// huge layer in a file of a few hundred bytes would otherwise take gigabytes before the file's
+    /// tensors were compared (they fill the net afterwards, every one checked).
+    private func addLayer(_ index: Int, _ description: JSON, file: String, tensors: SafeTensorsReader) throws {
         var what = "\(file): layers[\(index)]"
         var fields: [String: JSON] = [:]
         for (key, value) in try description.uniqueMembers(what) { fields[key] = value }
@@ -209,11 +213,24 @@ extension Sequential {
             }
         }
         var add: () throws -> Void
+        /// The file's tensor '<index>.weight' must exist with shape `dims` before the layer is built.
+        /// (Sizes the layer itself refuses, such as 0, are left to it.)
+        func weightInFile(_ dims: [Int]) throws {
+            guard dims.allSatisfy({ $0 > 0 }) else { return }
+            let name = "\(index).weight"
+            guard let entry = tensors.entry(name) else {
+                throw BNDError.format("\(file) has no tensor '\(name)' (layers[\(index)], a \(type), has a weight of shape \(dims))")
+            }
+            guard entry.shape == dims else {
+                throw BNDError.format("\(file): tensor '\(name)' has shape \(entry.shape) but the network's is \(dims)")
+            }
+        }
         switch type {
         case "Linear":
             if shape.count == 1 { try implied("in_features", shape[0]) } else { _ = try take("in_features").count("\(what): in_features") }
             let out = try take("out_features").integer("\(what): out_features")
             try requireBias()
+            if shape.count == 1 { try weightInFile([out, shape[0]]) }  // else addLinear refuses the input
             add = { try self.addLinear(out) }
         case "Conv2d":
             if shape.count == 3 { try implied("in_channels", shape[0]) } else { _ = try take("in_channels").count("\(what): in_channels") }
@@ -222,6 +239,7 @@ extension Sequential {
             let stride = try take("stride").integer("\(what): stride")
             let padding = try take("padding").integer("\(what): padding")
             try requireBias()
+            if shape.count == 3 { try weightInFile([out, shape[0], kernel, kernel]) }
             add = { try self.addConv2d(outChannels: out, kernelSize: kernel, stride: stride, padding: padding) }
         case "AvgPool2d", "MaxPool2d":
             let kernel = try take("kernel_size").integer("\(what): kernel_size")
