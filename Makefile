@@ -5,7 +5,10 @@ CONFIG ?= release
 SWIFT ?= swift
 # SCRATCH=.build-NAME gives a separate build folder (two builds at once, e.g. sanitizers).
 SWIFTPM := $(SWIFT) build -c $(CONFIG) $(if $(SCRATCH),--scratch-path $(SCRATCH))
-BUILD_DIR := $(shell $(SWIFTPM) --show-bin-path 2>/dev/null)
+# Without a toolchain on PATH (e.g. `sudo make install`, whose PATH rarely has it), the folder SwiftPM
+# builds into by default.
+HAVE_SWIFT := $(shell command -v $(SWIFT) 2>/dev/null)
+BUILD_DIR := $(or $(shell $(SWIFTPM) --show-bin-path 2>/dev/null),$(CURDIR)/$(or $(SCRATCH),.build)/$(CONFIG))
 LIB := $(BUILD_DIR)/libbndrop.so
 # The version is written once, in include/bndrop.h (BND_VERSION_MAJOR/MINOR/PATCH); the soname carries
 # the major version (Package.swift's -soname flag; `make install-test` checks that the two agree).
@@ -32,7 +35,7 @@ OUT := .build/c
 # setuptools and wheel, to test `pip install` offline) for Debian's python3, which runs the Python
 # binding's tests (python-test).
 APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox \
-                python3-numpy python3-pytest python3-pip
+                python3-numpy python3-pytest python3-pip python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test swift-test c-test header-test checkpoint-test kernel-isa-test python-test examples run-examples demo \
@@ -216,7 +219,10 @@ run_ldconfig = $(if $(LDCONFIG),$(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ]; then $
 INSTALLED := $(addprefix $(DESTDIR)$(LIBDIR)/,libbndrop.so.$(VERSION) $(SONAME) libbndrop.so) \
 	$(DESTDIR)$(INCLUDEDIR)/bndrop.h $(DESTDIR)$(PKGCONFIGDIR)/bndrop.pc
 
-install: build | $(OUT)
+# `make && sudo make install`: install builds first when the toolchain is on PATH, else it installs what
+# `make` built (and says so when nothing was).
+install: $(if $(HAVE_SWIFT),build) | $(OUT)
+	@test -f $(LIB) || { echo "install: no $(LIB); run make (with the Swift toolchain on PATH) first" >&2; exit 1; }
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
 	  'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' 'Name: bndrop' \
 	  'Description: Neural networks with batch normalization and dropout, numerically interchangeable with PyTorch (C API)' \

@@ -61,10 +61,13 @@ static void make_spiral(float *x, int32_t *y) {
 int main(int argc, char **argv) {
     int steps = 600;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--short") == 0) steps = 120;
-        else {
-            fprintf(stderr, "usage: %s [--short]\n", argv[0]);
-            return 2;
+        const int help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+        if (strcmp(argv[i], "--short") == 0) {
+            steps = 120;
+        } else {
+            fprintf(help ? stdout : stderr, "usage: %s [--short]\n  trains a small BatchNorm MLP with Adam on a "
+                    "2-D spiral (600 steps; 120 with --short)\n", argv[0]);
+            return help ? 0 : 2;
         }
     }
     if (bnd_version_number() != BND_VERSION_NUMBER) {

@@ -56,8 +56,8 @@ typedef struct experiment_defaults {
     const char *short_note;  /* what else --short does */
 } experiment_defaults;
 
-static inline void usage(const char *program, const experiment_defaults *d) {
-    fprintf(stderr,
+static inline void usage(FILE *to, const char *program, const experiment_defaults *d) {
+    fprintf(to,
             "usage: %s [--data DIR] [--out DIR] [--seed N] [--epochs N] [--batch-size N] [--short]\n"
             "  %s\n"
             "  --data DIR      directory with train/t10k IDX files (default %s; dropout_regression\n"
@@ -108,10 +108,13 @@ static inline options parse_options(int argc, char **argv, const experiment_defa
         } else if (strcmp(argv[i], "--batch-size") == 0 && has_value) {
             o.batch_size = parse_count(argv[0], argv[i], argv[i + 1]);
             i++;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout, argv[0], d);  /* asked for: stdout, success */
+            exit(0);
         } else {
             if (strcmp(argv[i], "--epochs") == 0 || strcmp(argv[i], "--batch-size") == 0)
                 fprintf(stderr, "%s: %s needs a value\n", argv[0], argv[i]);
-            usage(argv[0], d);
+            usage(stderr, argv[0], d);
             exit(2);
         }
     }

@@ -59,8 +59,8 @@ func countOption(_ name: String, _ fallback: Int) -> Int {
 let usage = "usage: DropoutExperiment [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]\n"
     + "  writes the dropout experiment's CSV and JSON files into DIR (default report/data)\n"
 
-/// --help prints the usage and exits 0; an unknown argument prints it to stderr and exits 2 (as the C
-/// experiments do), before anything is written.
+/// --help prints the usage and exits 0; an unknown argument prints it to stderr and exits 2, before
+/// anything is written (as the C experiments do).
 func checkArguments() {
     let args = CommandLine.arguments.dropFirst()
     if args.contains("--help") || args.contains("-h") {
