@@ -418,8 +418,11 @@ BND_API bnd_status bnd_net_backward(bnd_net *net, const float *grad_output, int6
    layer's output shape) into out[0..capacity-1], e.g. for activation histograms.
    out_count: out, may be NULL; receives the number of floats written, or on BND_ERR_SHAPE the
               number needed.
+   A layer that passed the input through unchanged (a leading Flatten) in a forward that read the
+   caller's input in place (bnd_net_forward_view, a training step, bnd_fit) has no output of its own:
+   BND_ERR_STATE (its output is that input, which the library does not keep).
    Returns BND_ERR_INVALID_ARGUMENT (NULL net/out, index out of range), BND_ERR_STATE (no successful
-   forward since creation / the last add_*), BND_ERR_SHAPE (capacity too small). */
+   forward since creation / the last add_*, or such a layer), BND_ERR_SHAPE (capacity too small). */
 BND_API bnd_status bnd_net_get_layer_output(const bnd_net *net, size_t layer_index, float *out,
                                             size_t capacity, size_t *out_count);
 
@@ -452,7 +455,8 @@ BND_API void bnd_optimizer_free(bnd_optimizer *opt);
 /* Cross-entropy: mean over the batch of -log_softmax(logits)[label].
    logits:      in, batch x classes floats.    labels: in, batch labels in [0, classes).
    out_loss:    out, the loss.
-   grad_logits: out, may be NULL; receives (softmax - onehot) / batch, batch x classes floats.
+   grad_logits: out, may be NULL or `logits` itself (in place); receives (softmax - onehot) / batch,
+                batch x classes floats.
    Returns BND_ERR_INVALID_ARGUMENT (NULL logits/labels/out_loss, a label out of range),
    BND_ERR_SHAPE (batch or classes <= 0, batch * classes overflows). */
 BND_API bnd_status bnd_loss_cross_entropy(const float *logits, const int32_t *labels, int64_t batch,
@@ -866,7 +870,7 @@ BND_API int32_t bnd_get_num_threads(void);
    "param_shapes" (JSON). Saving a net and its optimizer after N steps and loading both into fresh
    objects continues training bit for bit as if it had not stopped.
 
-   Saving is atomic: the bytes go to a temporary file in the same folder (".<name>.<pid>.<n>.tmp"), which
+   Saving is atomic: the bytes go to a temporary file in the same folder (".bndrop-<pid>-<n>.tmp"), which
    is fsynced and renamed over `path` only when complete (then the folder is fsynced). A failure leaves
    an existing file at `path` unchanged and removes the temporary file. The new file's permissions are
    0666 minus the umask.

@@ -180,6 +180,28 @@ static void test_modes_and_steps(void) {
     EXPECT_OK(bnd_net_forward(net, x, 1, &out, 1));
     EXPECT_OK(bnd_net_get_tensor(net, "1.num_batches_tracked", &nbt, 1));
     EXPECT(nbt == 2, "eval forward changed num_batches_tracked");
+    /* A leading pass-through layer after a step that read its input in place: no output of its own
+       (it was the caller's batch, which may be gone), a state error instead of a read of it. */
+    {
+        int64_t image[3] = {1, 2, 2};
+        bnd_net *flat = NULL;
+        bnd_optimizer *flat_opt = NULL;
+        float batch[8 * 4], seen[64];
+        int32_t classes[8] = {0, 1, 2, 0, 1, 2, 0, 1};
+        for (int i = 0; i < 8 * 4; i++) batch[i] = (float)(i % 7) - 3.0f;
+        EXPECT_OK(bnd_net_create(image, 3, &flat));
+        EXPECT_OK(bnd_net_add_flatten(flat));
+        EXPECT_OK(bnd_net_add_linear(flat, 3));
+        EXPECT_OK(bnd_optimizer_create_sgd(flat, NULL, &flat_opt));
+        EXPECT_OK(bnd_net_train_step_classification(flat, flat_opt, batch, classes, 8, NULL));
+        BAD_MSG(BND_ERR_STATE, "passed the caller's input through", bnd_net_get_layer_output(flat, 0, seen, 64, NULL));
+        EXPECT_OK(bnd_net_get_layer_output(flat, 1, seen, 64, NULL));
+        EXPECT_OK(bnd_net_forward(flat, batch, 8, seen, 64));   /* a copying forward keeps its own copy */
+        EXPECT_OK(bnd_net_get_layer_output(flat, 0, seen, 64, NULL));
+        EXPECT(seen[5] == batch[5], "Flatten's output after a copying forward: %g", (double)seen[5]);
+        bnd_optimizer_free(flat_opt);
+        bnd_net_free(flat);
+    }
     /* num_batches_tracked exactly, as an int64: past 2^24 a float cannot hold it */
     int64_t count = -1;
     EXPECT_OK(bnd_net_get_tensor_int64(net, "1.num_batches_tracked", &count));

@@ -316,6 +316,15 @@ void run_bad_call_tests(void) {
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(logits, NULL, 8, &loss, grad));
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(logits, logits, 8, NULL, grad));
         EXPECT_OK(bnd_loss_mse(logits, logits, 8, &loss, grad));
+        /* the gradient written over the logits (in place): the same loss and gradient */
+        {
+            float apart_grad[8], in_place[8], apart_loss = 0, in_place_loss = 0;
+            memcpy(in_place, logits, sizeof in_place);
+            EXPECT_OK(bnd_loss_cross_entropy(logits, ok, 2, 4, &apart_loss, apart_grad));
+            EXPECT_OK(bnd_loss_cross_entropy(in_place, ok, 2, 4, &in_place_loss, in_place));
+            EXPECT(apart_loss == in_place_loss && memcmp(apart_grad, in_place, sizeof in_place) == 0,
+                   "cross-entropy in place: loss %g against %g", (double)in_place_loss, (double)apart_loss);
+        }
     }
 
     /* ---- training steps */

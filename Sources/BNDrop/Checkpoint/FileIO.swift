@@ -35,14 +35,23 @@ final class AtomicFileWriter {
             throw BNDError.io("cannot save to '\(path)': the path names a folder, not a file")
         }
         folder = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-        let n = AtomicFileWriter.counter.add(1, ordering: .relaxed).newValue
         let prefix = slash.map { String(path[...$0]) } ?? ""
-        // A short name (not derived from the target's): any name the folder takes leaves room for it.
-        temporaryPath = "\(prefix).bndrop-\(getpid())-\(n).tmp"
         failAfter = getenv("BNDROP_TEST_SAVE_FAIL_AFTER").flatMap { Int(String(cString: $0)) }
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+        // A short name (not derived from the target's): any name the folder takes leaves room for it. A
+        // file of that name left by a killed process (whose pid this one may have) is skipped: another
+        // number is tried.
+        var candidate = "", opened: Int32 = -1, code: Int32 = 0
+        for _ in 0..<64 {
+            let n = AtomicFileWriter.counter.add(1, ordering: .relaxed).newValue
+            candidate = "\(prefix).bndrop-\(getpid())-\(n).tmp"
+            opened = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            code = errno
+            if opened >= 0 || code != EEXIST { break }
+        }
+        temporaryPath = candidate
+        fd = opened
         guard fd >= 0 else {
-            throw BNDError.io("cannot save '\(path)': cannot create '\(temporaryPath)': \(systemError(errno))")
+            throw BNDError.io("cannot save '\(path)': cannot create '\(temporaryPath)': \(systemError(code))")
         }
     }
 
@@ -149,7 +158,9 @@ final class FileReader {
     init(path: String) throws {
         self.path = path
         guard !path.isEmpty else { throw BNDError.io("cannot open an empty path") }
-        fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO opens at once (and is refused below) instead of waiting for a writer; reads
+        // of a regular file are not affected by it.
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw BNDError.io("cannot open '\(path)': \(systemError(errno))") }
         var info = stat()
         guard fstat(fd, &info) == 0 else {

@@ -27,6 +27,10 @@ public final class Sequential {
     private var firstTrainableLayer: Int?
     /// The layers' outputs from the last successful forward pass, for inspection.
     private var layerOutputs: [UnsafePointer<Float>?] = []
+    /// For each layer, whether its output in the last forward was the caller's borrowed input passed
+    /// through (a leading Flatten, say): that memory is the caller's, valid only during the call or until
+    /// backward, so `layerOutput` refuses to read it afterwards.
+    private var outputIsBorrowedInput: [Bool] = []
     /// For each layer, whether it is a ReLU taken in by the next layer (a ReLU before AvgPool2d(2)): the
     /// network skips it, the next layer applies it (`Layer.forward(_:batch:foldingReLU:)`), and its output
     /// is written only if `layerOutput` asks for it.
@@ -88,6 +92,7 @@ public final class Sequential {
         if let last = layers.last, last is ReLU, layer.canFoldReLU { reluFoldedIntoNext[layers.count - 1] = true }
         layers.append(layer)
         layerOutputs.append(nil)
+        outputIsBorrowedInput.append(false)
         reluFoldedIntoNext.append(false)
         widestSample = max(widestSample, layer.outputCount)
         if firstTrainableLayer == nil && !layer.parameters.isEmpty { firstTrainableLayer = layers.count - 1 }
@@ -165,7 +170,10 @@ public final class Sequential {
             inputCopy.copy(from: input)
             current = UnsafePointer(inputCopy.pointer)
         }
-        for index in layers.indices { layerOutputs[index] = nil }
+        for index in layers.indices {
+            layerOutputs[index] = nil
+            outputIsBorrowedInput[index] = false
+        }
         let borrowedInput = borrowingInput ? input : nil
         var index = 0
         while index < layers.count {
@@ -180,6 +188,15 @@ public final class Sequential {
                     layerOutputs[index] = current
                 }
                 index += 1
+            }
+        }
+        if let borrowedInput {
+            let end = borrowedInput + batch * inputCount
+            for i in layers.indices {
+                if let output = layerOutputs[i], output >= borrowedInput, output < end {
+                    layerOutputs[i] = nil
+                    outputIsBorrowedInput[i] = true
+                }
             }
         }
         lastBatch = batch
@@ -357,6 +374,11 @@ public final class Sequential {
         if layerOutputs[index] == nil, reluFoldedIntoNext[index], let relu = layers[index] as? ReLU,
            let input = layers[index + 1].lastForwardInput {
             layerOutputs[index] = try relu.materializedOutput(input, batch: batch)
+        }
+        if outputIsBorrowedInput[index] {
+            throw BNDError.state("layer \(index) (\(layers[index].typeName)) passed the caller's input through unchanged "
+                                 + "in the last forward, which read that input in place (a training step, fit or "
+                                 + "forward_view) and does not keep it: its output is that input")
         }
         guard let output = layerOutputs[index] else {
             throw BNDError.internalError("layer \(index) has no output after a successful forward")

@@ -35,6 +35,8 @@ public enum Loss: Int32, Sendable {
             var maxValue = row[0]
             for c in 1..<max(classes, 1) where row[c] > maxValue || row[c].isNaN { maxValue = row[c] }
             var sumExp = 0.0
+            // Read before the gradient is written: the gradient may be the logits themselves (in place).
+            let labelLogit = row[Int(labels[n])]
             // With a gradient to write, each exp is kept there until the sum is known (one expf per
             // logit, not two: the same values).
             let exps = gradient.map { $0 + n * classes }
@@ -44,7 +46,7 @@ public enum Loss: Int32, Sendable {
                 sumExp += Double(e)
             }
             let logSumExp = Double(maxValue) + log(sumExp)
-            total += logSumExp - Double(row[Int(labels[n])])
+            total += logSumExp - Double(labelLogit)
             if let out = exps {
                 let invBatch = 1 / Double(batch)
                 for c in 0..<classes {
