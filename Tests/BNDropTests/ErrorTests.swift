@@ -26,6 +26,30 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(net.layers.count, 0, "a refused layer is not added")
     }
 
+    /// A batch of one refused by a later BatchNorm (one value per channel) is refused before any layer
+    /// runs: the earlier BatchNorm (spatial, so a batch of one is enough for it) keeps its statistics and
+    /// the Dropout its generator, so the next masks are those of a twin net that never had the call.
+    func testARefusedForwardChangesNothing() throws {
+        func make() throws -> Sequential {
+            let net = try Sequential(sampleShape: [2, 3], seed: 4)
+            try net.addBatchNorm()
+            try net.addDropout(0.5)
+            try net.addFlatten()
+            try net.addLinear(3)
+            try net.addBatchNorm()
+            return net
+        }
+        let net = try make(), twin = try make()
+        let one: [Float] = [0.2, -0.4, 0.6, 1.0, -1.2, 0.8]
+        assertThrows(try net.forward(one, batch: 1), shape, containing: "Expected more than 1 value per channel")
+        var x = one
+        assertThrows(try net.forward(&x, batch: 1, borrowingInput: true), shape, containing: "Expected more than 1 value")
+        XCTAssertEqual(try net.tensor("0.running_mean"), [0, 0])
+        XCTAssertEqual(try net.tensor("0.num_batches_tracked"), [0])
+        let two = one + one.map { -$0 }
+        XCTAssertEqual(try net.forward(two, batch: 2), try twin.forward(two, batch: 2), "the same masks as the twin's")
+    }
+
     func testBatchNormBatchOfOneInTraining() throws {
         let net = try Sequential(sampleShape: [3])
         try net.addBatchNorm()

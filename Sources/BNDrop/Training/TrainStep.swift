@@ -138,11 +138,13 @@ extension Sequential {
         return snapshot
     }
 
-    /// A train-mode BatchNorm needs more than one value per channel: refuse a batch too small for one
-    /// before anything runs (forward would throw only on reaching that layer).
-    private func checkBatchNormBatch(_ batch: Int) throws {
+    /// A BatchNorm normalising with the batch's statistics (train mode, or no running statistics) needs
+    /// more than one value per channel: refuse a batch too small for one before anything runs (the layer
+    /// would throw only when reached, after earlier BatchNorms had updated their running statistics and
+    /// Dropouts had drawn masks). The training step and every forward call this.
+    func checkBatchNormBatch(_ batch: Int) throws {
         for layer in layers {
-            guard let norm = layer as? BatchNorm, batch < norm.minimumTrainingBatch else { continue }
+            guard let norm = layer as? BatchNorm, norm.usesBatchStatistics, batch < norm.minimumTrainingBatch else { continue }
             throw BNDError.shape("Expected more than 1 value per channel when training, got input size "
                                  + "\([batch] + norm.inputShape)")
         }
