@@ -48,6 +48,16 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(try net.tensor("0.num_batches_tracked"), [0])
         let two = one + one.map { -$0 }
         XCTAssertEqual(try net.forward(two, batch: 2), try twin.forward(two, batch: 2), "the same masks as the twin's")
+
+        // A training step on a net in eval mode trains in train mode: its batch of one is refused before
+        // the step zeroes the gradients.
+        net.isTraining = false
+        let sgd = try SGD(parameters: net.parameters)
+        _ = try net.trainStep(input: two, targets: [0, 1, 2, 3, 4, 5], optimizer: sgd)
+        try [Float](repeating: 7, count: 3).withUnsafeBufferPointer { try net.setGradient("3.bias", from: $0) }
+        assertThrows(try net.trainStep(input: one, targets: [0, 1, 2], optimizer: sgd), shape, containing: "Expected more than 1 value")
+        XCTAssertEqual(try net.gradient("3.bias"), [7, 7, 7], "a refused step leaves the gradients")
+        XCTAssertFalse(net.isTraining)
     }
 
     func testBatchNormBatchOfOneInTraining() throws {

@@ -164,7 +164,7 @@ public final class Sequential {
         backwardAllowed = true
         try Checked.batch(batch)
         _ = try Checked.blasInt(batch, widestSample, "a batch of \(batch)")
-        try checkBatchNormBatch(batch)  // before any layer runs: a refused forward changes nothing
+        try checkBatchNormBatch(batch, training: isTraining)  // before any layer: a refused forward changes nothing
         var current = input
         if !borrowingInput {
             try inputCopy.resize(batch * inputCount)

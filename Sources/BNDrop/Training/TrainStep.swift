@@ -97,7 +97,7 @@ extension Sequential {
 
     private func step(input: UnsafePointer<Float>, batch: Int, optimizer: Optimizer,
                       loss: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) throws -> Float) throws -> Float {
-        try checkBatchNormBatch(batch)
+        try checkBatchNormBatch(batch, training: true)
         let snapshot = try preparedSnapshot()
         let previousMode = isTraining
         if !previousMode { isTraining = true }
@@ -141,10 +141,12 @@ extension Sequential {
     /// A BatchNorm normalising with the batch's statistics (train mode, or no running statistics) needs
     /// more than one value per channel: refuse a batch too small for one before anything runs (the layer
     /// would throw only when reached, after earlier BatchNorms had updated their running statistics and
-    /// Dropouts had drawn masks). The training step and every forward call this.
-    func checkBatchNormBatch(_ batch: Int) throws {
+    /// Dropouts had drawn masks). Every forward calls this in the net's mode; the training step calls it
+    /// with `training` true before anything else, since it trains in train mode whatever the net's mode.
+    func checkBatchNormBatch(_ batch: Int, training: Bool) throws {
         for layer in layers {
-            guard let norm = layer as? BatchNorm, norm.usesBatchStatistics, batch < norm.minimumTrainingBatch else { continue }
+            guard let norm = layer as? BatchNorm, training || !norm.trackRunningStats,
+                  batch < norm.minimumTrainingBatch else { continue }
             throw BNDError.shape("Expected more than 1 value per channel when training, got input size "
                                  + "\([batch] + norm.inputShape)")
         }
