@@ -43,6 +43,9 @@
  *           in elements, not bytes. Flags are int32_t and must be exactly 0 or 1 (anything else is
  *           BND_ERR_INVALID_ARGUMENT, which catches uninitialised structs). Float data is float32.
  *
+ * Strings.  Names and paths are NUL-terminated UTF-8. A string that is not valid UTF-8 (a path in
+ *           another encoding) is BND_ERR_INVALID_ARGUMENT, never silently repaired into another name.
+ *
  * Layout.   Row-major (C order) everywhere. A batch of activations is N x C (flat samples),
  *           N x C x L or N x C x H x W; "sample shape" means one sample's shape without N, e.g.
  *           {784} or {1, 28, 28}. Linear weights are (out, in); Conv2d weights are

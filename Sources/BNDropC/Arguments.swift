@@ -22,9 +22,13 @@ func flag(_ value: Int32, _ name: StaticString) throws -> Bool {
     }
 }
 
-/// A C string argument.
+/// A C string argument: UTF-8, as every string of the Swift API. Bytes that are not UTF-8 (a path in
+/// another encoding) are refused rather than repaired: a repaired path names another file.
 func text(_ pointer: UnsafePointer<CChar>?, _ name: StaticString) throws -> String {
-    String(cString: try required(pointer, name))
+    guard let string = String(validatingCString: try required(pointer, name)) else {
+        throw BNDError.invalidArgument("\(name) is not valid UTF-8")
+    }
+    return string
 }
 
 /// A C `int64_t` as a Swift `Int` (the same width on the 64-bit platforms bndrop builds for).

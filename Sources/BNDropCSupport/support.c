@@ -1,8 +1,9 @@
 #include "bndrop_support.h"
 #include <string.h>
 
-/* One slot per thread, so messages from different threads never mix. */
-static _Thread_local char last_error[1024];
+/* One slot per thread, so messages from different threads never mix. Large enough for a message that
+   quotes two paths of PATH_MAX (4096) bytes; a longer one is cut at a character boundary. */
+static _Thread_local char last_error[10240];
 
 void bndi_set_last_error(const char *message) {
     if (message == NULL) {

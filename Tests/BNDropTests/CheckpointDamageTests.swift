@@ -300,12 +300,15 @@ final class CheckpointDamageTests: TemporaryFolderTestCase {
         try expect("sample shape", withMeta(metadata(["sample_shape": "[0]"])), .format, "sample_shape must have 1 to 3 positive dimensions", load: true)
         try expect("sample shape rank 4", withMeta(metadata(["sample_shape": "[1,1,1,3]"])), .format, "sample_shape must have 1 to 3", load: true)
         try expect("seed", withMeta(metadata(["seed": "-1"])), .format, "'seed' must be a whole number", load: true)
+        try expect("seed with a sign", withMeta(metadata(["seed": "+1"])), .format, "'seed' must be a whole number", load: true)
         try expect("training", withMeta(metadata(["training": "yes"])), .format, "'training' must be 'true' or 'false'", load: true)
         let dropoutLayers = #"[{"type":"Linear","in_features":3,"out_features":2,"bias":true},{"type":"Dropout","p":0.5},{"type":"BatchNorm1d","num_features":2,"eps":1e-05,"momentum":0.1,"affine":true,"track_running_stats":true}]"#
         var t = layout
         for i in t.indices where t[i].name.hasPrefix("1.") { t[i].name = "2." + t[i].name.dropFirst(2) }
         try expect("no rng", file(header(t, metadata: metadata(layers: dropoutLayers)), d), .format, "__metadata__ has no 'rng.1'", load: true)
         try expect("zero rng", file(header(t, metadata: metadata(layers: dropoutLayers, ["rng.1": "0000000000000000,0000000000000000,0000000000000000,0000000000000000"])), d),
+                   .format, "'rng.1' must be four 16-digit hex words", load: true)
+        try expect("rng word with a sign", file(header(t, metadata: metadata(layers: dropoutLayers, ["rng.1": "+000000000000001,0000000000000000,0000000000000000,00000000000000ff"])), d),
                    .format, "'rng.1' must be four 16-digit hex words", load: true)
         let good = try Sequential(contentsOf: file(header(t, metadata: metadata(layers: dropoutLayers, ["rng.1": "0000000000000001,0000000000000000,0000000000000000,00000000000000ff"])), d))
         XCTAssertEqual(good.layers.map(\.typeName), ["Linear", "Dropout", "BatchNorm1d"])

@@ -336,7 +336,7 @@ static void test_round_trip(void) {
 
 /* ---- failures ---------------------------------------------------------------------------------- */
 
-/* 1 when the folder holds exactly one entry besides . and .., called `name`. */
+/* 1 when the folder holds exactly one entry besides . and .., called `name` (NULL: no entry at all). */
 static int only_entry(const char *name) {
     DIR *d = opendir(g_dir);
     if (d == NULL) return 0;
@@ -345,11 +345,11 @@ static int only_entry(const char *name) {
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         count++;
-        if (strcmp(e->d_name, name) == 0) found = 1;
+        if (name != NULL && strcmp(e->d_name, name) == 0) found = 1;
         else printf("  unexpected entry %s\n", e->d_name);
     }
     closedir(d);
-    return count == 1 && found;
+    return name == NULL ? count == 0 : count == 1 && found;
 }
 
 static void remove_all(void) {
@@ -390,6 +390,37 @@ static void test_failed_save(void) {
     free(after);
     bnd_net_free(old_net);
     bnd_net_free(new_net);
+    test_end();
+}
+
+/* Paths are UTF-8: one in another encoding is refused (it would otherwise be repaired into the name of
+   another file) and nothing is written; a UTF-8 one works; a long path stays whole in the message. */
+static void test_path_text(void) {
+    test_begin("checkpoint: a path that is not UTF-8 is refused, a UTF-8 one works, a long one is quoted whole");
+    remove_all();
+    bnd_net *net = mlp(1), *loaded = NULL;
+    bnd_clear_last_error();
+    bnd_status s = bnd_net_save(net, path_of("caf\xe9.safetensors"));  /* Latin-1 e-acute */
+    EXPECT(s == BND_ERR_INVALID_ARGUMENT && strstr(bnd_last_error(), "UTF-8") != NULL, "status %d (%s)", (int)s,
+           bnd_last_error());
+    EXPECT(only_entry(NULL), "a file was written for a refused path");
+    EXPECT_OK(bnd_net_save(net, path_of("caf\xc3\xa9.safetensors")));  /* the same name in UTF-8 */
+    EXPECT(only_entry("caf\xc3\xa9.safetensors"), "the UTF-8 name was not written as given");
+    EXPECT_OK(bnd_net_load(path_of("caf\xc3\xa9.safetensors"), &loaded));
+    s = bnd_net_load(path_of("caf\xe9.safetensors"), &loaded);
+    EXPECT(s == BND_ERR_INVALID_ARGUMENT, "load: status %d (%s)", (int)s, bnd_last_error());
+    /* A path of 3,000 bytes in a folder that does not exist: the message holds all of it. */
+    char long_path[3100];
+    int n = snprintf(long_path, sizeof long_path, "%s/missing/", g_dir);
+    while (n < 3000) long_path[n++] = 'd';
+    strcpy(long_path + n, ".safetensors");
+    bnd_net *none = NULL;
+    s = bnd_net_load(long_path, &none);
+    EXPECT(s == BND_ERR_IO && strstr(bnd_last_error(), long_path) != NULL, "status %d, message of %zu bytes",
+           (int)s, strlen(bnd_last_error()));
+    bnd_net_free(loaded);
+    bnd_net_free(net);
+    remove_all();
     test_end();
 }
 
@@ -458,6 +489,7 @@ void run_checkpoint_tests(void) {
     test_resume(0);
     test_resume(1);
     test_failed_save();
+    test_path_text();
     test_damaged_files();
     remove_all();
     rmdir(g_dir);

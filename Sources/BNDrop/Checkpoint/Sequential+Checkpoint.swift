@@ -137,7 +137,9 @@ extension Sequential {
             try $1.integer("\(quoted): sample_shape[\($0)]")
         }
         let seedText = try CheckpointFormat.field(metadata, "seed", file)
-        guard let seed = UInt64(seedText) else {
+        // Digits only: Swift's UInt64("+1") would also take a sign, which bndrop never writes.
+        guard seedText.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              let seed = UInt64(seedText) else {
             throw BNDError.format("\(quoted): __metadata__ 'seed' must be a whole number in 0...2^64-1, got '\(seedText)'")
         }
         let training: Bool
@@ -156,7 +158,9 @@ extension Sequential {
             guard let dropout = layer as? Dropout else { continue }
             let key = "rng.\(index)"
             let text = try CheckpointFormat.field(metadata, key, file)
-            let words = text.split(separator: ",", omittingEmptySubsequences: false).map { UInt64($0, radix: 16) }
+            let words = text.split(separator: ",", omittingEmptySubsequences: false).map {
+                $0.utf8.count == 16 && $0.utf8.allSatisfy(Sequential.isHexDigit) ? UInt64($0, radix: 16) : nil
+            }
             guard words.count == 4, text.count == 67, let random = SeededRandom(state: words.compactMap { $0 }) else {
                 throw BNDError.format("\(quoted): __metadata__ '\(key)' must be four 16-digit hex words separated by commas, "
                                       + "not all zero; got '\(text)'")
@@ -165,6 +169,15 @@ extension Sequential {
         }
         try fill(from: file) { .format($0) }
         isTraining = training
+    }
+
+    /// An ASCII hexadecimal digit (a generator word is 16 of them, no sign or prefix).
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"),
+             UInt8(ascii: "A")...UInt8(ascii: "F"): return true
+        default: return false
+        }
     }
 
     /// The sample shape rules of `init(sampleShape:seed:)`, as format errors (a convenience initialiser
