@@ -410,7 +410,9 @@ BND_API bnd_status bnd_net_zero_grad(bnd_net *net);
                grad_input_capacity is its size in floats.
    batch must equal the last forward's batch. Uses the mode of that forward pass.
    Returns BND_ERR_INVALID_ARGUMENT (NULL net or grad_output), BND_ERR_STATE (no successful forward
-   since creation / the last add_*, or the last forward was a training step's), BND_ERR_SHAPE (batch
+   since creation / the last add_*, the last forward was a training step's, or a parameter changed
+   since that forward: an optimizer step, bnd_net_set_tensor, a load, a seed; as PyTorch's "modified
+   by an inplace operation"), BND_ERR_SHAPE (batch
    differs from the forward's, grad_input_capacity too small: checked before anything runs),
    BND_ERR_OUT_OF_MEMORY (the layers' input-gradient buffers, allocated by the first backward of a
    batch size). */

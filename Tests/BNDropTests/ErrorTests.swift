@@ -119,6 +119,42 @@ final class ErrorTests: XCTestCase {
         assertThrows(try net.gradient("0.running_mean"), invalid, containing: "no tensor named")
     }
 
+    /// As PyTorch refuses a backward through weights modified in place since the forward, so does bndrop:
+    /// after an optimizer step, a set tensor, a load or a re-seed; the gradients stay as they were, and a
+    /// new forward makes backward possible again. Buffers (running statistics) and gradients may change.
+    func testBackwardAfterTheParametersChangedIsAStateError() throws {
+        let net = try Sequential(sampleShape: [3], seed: 2)
+        try net.addLinear(2)
+        try net.addBatchNorm()
+        let input: [Float] = [1, 2, 3, 4, 5, 7], gradOutput: [Float] = [1, -1, 0.5, 2]
+        let optimizer = try SGD(parameters: net.parameters, learningRate: 0.1)
+        let path = NSTemporaryDirectory() + "bndrop-version-\(getpid()).safetensors"
+        defer { unlink(path) }
+        try net.save(to: path)
+        let changes: [(String, () throws -> Void)] = [
+            ("optimizer step", { try optimizer.step() }),
+            ("set weight", { try net.setTensor("0.weight", [1, 0, 0, 0, 1, 0]) }),
+            ("set BatchNorm weight", { try net.setTensor("1.weight", [2, 3]) }),
+            ("load", { try net.loadWeights(from: path) }),
+            ("seed", { net.seed(9) }),
+        ]
+        for (what, change) in changes {
+            _ = try net.forward(input, batch: 2)
+            try change()
+            try [Float](repeating: 0.25, count: 6).withUnsafeBufferPointer { try net.setGradient("0.weight", from: $0) }
+            assertThrows(try net.backward(gradOutput, batch: 2), state, containing: "the parameters changed after the forward")
+            XCTAssertEqual(try net.gradient("0.weight"), [Float](repeating: 0.25, count: 6), what)
+            _ = try net.forward(input, batch: 2)
+            XCTAssertNoThrow(try net.backward(gradOutput, batch: 2), what)
+        }
+        // What backward does not read may change: running statistics, gradients, the mode.
+        _ = try net.forward(input, batch: 2)
+        try net.setTensor("1.running_mean", [5, 6])
+        net.zeroGrad()
+        net.isTraining = false
+        XCTAssertNoThrow(try net.backward(gradOutput, batch: 2))
+    }
+
     func testOptimizerHyperParameters() throws {
         let p = try Parameter(shape: [3])
         assertThrows(try SGD(parameters: [p], learningRate: -1), invalid, containing: "learning rate")

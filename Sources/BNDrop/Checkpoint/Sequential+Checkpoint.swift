@@ -353,7 +353,9 @@ extension Sequential {
         }
         for (i, (_, entry)) in state.enumerated() {
             switch entry.storage {
-            case .parameter(let p): p.value.pointer.update(from: staged[i]!.pointer, count: p.count)
+            case .parameter(let p):
+                p.value.pointer.update(from: staged[i]!.pointer, count: p.count)
+                p.markChanged()
             case .buffer(let b): b.pointer.update(from: staged[i]!.pointer, count: b.count)
             case .counter(let c): c.value = counters[i]!
             }

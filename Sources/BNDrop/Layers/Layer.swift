@@ -12,6 +12,14 @@ public final class Parameter {
     }
 
     public var count: Int { value.count }
+
+    /// Counts the changes made to `value` in place (an optimizer step, a tensor set or loaded, a re-seed),
+    /// as PyTorch's tensor version counter does: a backward refuses to run when the parameters its forward
+    /// used have changed since (their gradients would mix the old values and the new).
+    public private(set) var version: UInt64 = 0
+
+    /// Records that `value` changed.
+    public func markChanged() { version &+= 1 }
 }
 
 /// An integer buffer such as BatchNorm's `num_batches_tracked`.

@@ -65,7 +65,9 @@ extension Sequential {
             throw BNDError.shape("'\(name)' has \(entry.count) elements (shape \(entry.shape)), got \(values.count)")
         }
         switch entry.storage {
-        case .parameter(let p): try p.value.assign(values)
+        case .parameter(let p):
+            try p.value.assign(values)
+            p.markChanged()
         case .buffer(let b): try b.assign(values)
         case .counter(let c):
             guard let v = values.first, v >= 0, v == v.rounded(), v < 9.0e15 else {

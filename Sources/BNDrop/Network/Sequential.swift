@@ -23,6 +23,8 @@ public final class Sequential {
     /// False after a training step: its forward read the caller's input in place, which the step does not
     /// keep, so backward needs a new forward (as PyTorch refuses a second backward through a graph).
     var backwardAllowed = true
+    /// The parameters' versions when the last forward ran (see `Parameter.version`).
+    private var forwardParameterVersion: UInt64 = 0
     /// The index of the first layer with parameters: backward computes input gradients above it only.
     private var firstTrainableLayer: Int?
     /// The layers' outputs from the last successful forward pass, for inspection.
@@ -145,6 +147,7 @@ public final class Sequential {
             var random = SeededRandom(seed: seed, stream: UInt64(index))
             layer.reset(random: &random)
         }
+        for parameter in parameters { parameter.markChanged() }
         zeroGrad()
     }
 
@@ -201,8 +204,12 @@ public final class Sequential {
             }
         }
         lastBatch = batch
+        forwardParameterVersion = parameterVersion
         return UnsafeBufferPointer(start: current, count: batch * outputCount)
     }
+
+    /// The sum of the parameters' versions: it changes whenever one of them does (they only grow).
+    private var parameterVersion: UInt64 { parameters.reduce(0) { $0 &+ $1.version } }
 
     /// Whether layer `index` takes in the ReLU before it (that ReLU is skipped, its input read instead).
     private func followsFoldedReLU(_ index: Int) -> Bool { index > 0 && reluFoldedIntoNext[index - 1] }
@@ -302,6 +309,10 @@ public final class Sequential {
         }
         guard batch == last else {
             throw BNDError.shape("backward batch \(batch) differs from the forward batch \(last)")
+        }
+        guard parameterVersion == forwardParameterVersion else {
+            throw BNDError.state("the parameters changed after the forward (an optimizer step, a tensor set or loaded, "
+                                 + "a re-seed): the gradients would mix old and new values; run the forward again")
         }
         let count = batch * inputCount
         if let gradInput { try Checked.room(gradInput, count, "grad_input") }

@@ -53,6 +53,7 @@ public final class SGD: Optimizer {
             bndk_sgd_step(parameter.value.pointer, parameter.gradient.pointer,
                           momentum != 0 ? momentumBuffers[index].pointer : nil, Int64(parameter.count), learningRate,
                           momentum, dampening, weightDecay, nesterov ? 1 : 0, started ? 1 : 0)
+            parameter.markChanged()
         }
         started = true
     }
@@ -124,6 +125,7 @@ public final class Adam: Optimizer {
             bndk_adam_step(p, parameter.gradient.pointer, firstMoments[index].pointer, secondMoments[index].pointer,
                            Int64(parameter.count), 1 - beta1, beta2, 1 - beta2, eps, stepSize, invCorrection2,
                            coupled ? 1 : 0, weightDecay)
+            parameter.markChanged()
         }
     }
 }

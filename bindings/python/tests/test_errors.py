@@ -25,6 +25,15 @@ def fresh_optimizer_then_grow():
     opt.step()
 
 
+def step_between_forward_and_backward():
+    """PyTorch: out = net(x); opt.step(); out.backward(g) raises "modified by an inplace operation"."""
+    net = small_mlp()
+    opt = bndrop.SGD(net)
+    net.forward(np.arange(16, dtype=np.float32).reshape(4, 4))
+    opt.step()
+    net.backward(np.ones((4, 2)))
+
+
 def bad_idx(tmp_path):
     path = tmp_path / "bad-magic"
     path.write_bytes(bytes([1, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 7]))
@@ -51,6 +60,8 @@ TABLE = [
      ValueError, Status.SHAPE, "bnd_net_add_conv2d", None),
     ("backward before forward", lambda t: small_mlp().backward(np.ones((4, 2))), bndrop.StateError, RuntimeError,
      Status.STATE, "bnd_net_backward", None),
+    ("backward after an optimizer step", lambda t: step_between_forward_and_backward(), bndrop.StateError,
+     RuntimeError, Status.STATE, "bnd_net_backward", "the parameters changed after the forward"),
     ("optimizer older than the last layer", lambda t: fresh_optimizer_then_grow(), bndrop.StateError,
      RuntimeError, Status.STATE, "bnd_optimizer_step", "after the last"),
     ("missing IDX file", lambda t: bndrop.Dataset.load_idx(t / "no-such-file", t / "no-such-labels"),
