@@ -716,7 +716,8 @@ typedef struct bnd_fit_summary {
    (batch_size or eval_batch_size <= 0, drop_last with fewer samples than one batch, a dataset whose
    sample size or target count does not fit the net, a labelled dataset with more classes than the
    net has outputs, a last batch of one sample per epoch through a BatchNorm that needs more:
-   use drop_last or another batch_size), BND_ERR_STATE (the net gained layers since the optimizer
+   use drop_last or another batch_size; a last validation batch of one sample through a BatchNorm
+   without running statistics), BND_ERR_STATE (the net gained layers since the optimizer
    was created, also when a callback adds them: training stops after that callback),
    BND_ERR_NUMERIC (a NaN or infinite feature or target, or a non-finite loss or gradient: training
    stops there), BND_ERR_OUT_OF_MEMORY (the loader's buffers, a training step's). A failed step is one
@@ -732,8 +733,9 @@ BND_API bnd_status bnd_fit(bnd_net *net, bnd_optimizer *opt, const bnd_dataset *
    Either out pointer may be NULL. Non-finite values give a non-finite loss, as the loss functions.
    Returns BND_ERR_INVALID_ARGUMENT (NULL net or data), BND_ERR_SHAPE (batch_size <= 0, a dataset whose
    sample size or target count does not fit the net, a labelled dataset with more classes than the
-   net has outputs, a non-flat output for a labelled dataset), BND_ERR_OUT_OF_MEMORY (the forward
-   passes). */
+   net has outputs, a non-flat output for a labelled dataset, a last batch of one sample through a
+   BatchNorm without running statistics, which uses the batch's own in eval mode too: checked before
+   the first batch), BND_ERR_OUT_OF_MEMORY (the forward passes). */
 BND_API bnd_status bnd_evaluate(bnd_net *net, const bnd_dataset *data, int64_t batch_size,
                                 double *out_loss, double *out_accuracy);
 

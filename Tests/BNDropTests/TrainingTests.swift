@@ -365,6 +365,26 @@ final class TrainingTests: XCTestCase {
         let summary = try fit(network: net, optimizer: optimizer, data: odd, epochs: 1, batchSize: 8, shuffleSeed: 0,
                               dropLast: true)
         XCTAssertEqual(summary.steps, 5)
+
+        // A BatchNorm without running statistics normalises with the batch's own in eval mode too: a last
+        // validation batch of one sample is refused before the first epoch (nothing trained), and so is
+        // an evaluation; with running statistics a batch of one evaluates.
+        let untracked = try Sequential(sampleShape: [4], seed: 3)
+        try untracked.addLinear(6)
+        try untracked.addBatchNorm(trackRunningStats: false)
+        try untracked.addLinear(2)
+        let untrackedOptimizer = try SGD(parameters: untracked.parameters)
+        let before = try untracked.tensor("0.weight")
+        XCTAssertThrowsError(try fit(network: untracked, optimizer: untrackedOptimizer, data: data, epochs: 1, batchSize: 8,
+                                     shuffleSeed: 0, validation: odd)) { error in
+            guard case .shape(let message)? = error as? BNDError else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("last validation batch would have 1 sample (41 samples in batches of 8)")
+                          && message.contains("layer 1"), message)
+        }
+        XCTAssertEqual(try untracked.tensor("0.weight"), before)
+        expect(try evaluate(network: untracked, data: odd, batchSize: 8), "last evaluation batch would have 1 sample")
+        XCTAssertNoThrow(try evaluate(network: untracked, data: odd, batchSize: 41))
+        XCTAssertNoThrow(try evaluate(network: net, data: odd, batchSize: 8))
     }
 
     func testFashionMNISTSubsetTrainsQuickly() throws {

@@ -118,6 +118,24 @@ func checkSmallestBatch(network: Sequential, loader: BatchLoader) throws {
     }
 }
 
+/// Refuses, before anything runs, an evaluation whose smallest batch (the last, `data.count` mod
+/// `batchSize`) a BatchNorm without running statistics cannot normalise: it uses the batch's own
+/// statistics in eval mode too, so it needs more than one value per channel. (`fit` checks its
+/// validation data this way before the first epoch rather than after it.)
+func checkEvaluationBatches(network: Sequential, data: Dataset, batchSize: Int, role: String) throws {
+    let remainder = data.count % batchSize
+    let smallest = remainder == 0 ? min(batchSize, data.count) : remainder
+    for (index, layer) in network.layers.enumerated() {
+        guard let norm = layer as? BatchNorm, !norm.trackRunningStats, smallest < norm.minimumTrainingBatch else {
+            continue
+        }
+        throw BNDError.shape("the last \(role) batch would have \(smallest) sample (\(data.count) samples in batches of "
+                             + "\(batchSize)), and \(norm.typeName) (layer \(index)) has no running statistics: it "
+                             + "normalises with the batch's own, which needs more than one value per channel; use "
+                             + "another batch size")
+    }
+}
+
 /// Runs `network` over `data` in eval mode (restoring its previous mode afterwards) and returns the mean
 /// loss and, for classification, the accuracy. Samples are taken in order, `batchSize` at a time; no
 /// parameter or running statistic changes.
@@ -125,6 +143,7 @@ public func evaluate(network: Sequential, data: Dataset, batchSize: Int = 256,
                      loss requested: Loss? = nil) throws -> Evaluation {
     try Checked.batch(batchSize, "batch_size")
     let loss = try checkedLoss(network: network, data: data, requested: requested, role: "evaluation")
+    try checkEvaluationBatches(network: network, data: data, batchSize: batchSize, role: "evaluation")
     let previousMode = network.isTraining
     network.isTraining = false
     defer { network.isTraining = previousMode }
@@ -199,6 +218,7 @@ public func fit(network: Sequential, optimizer: Optimizer, loader: BatchLoader, 
     try Checked.batch(evalBatch, "eval_batch_size")
     if let validation {
         _ = try checkedLoss(network: network, data: validation, requested: loss, role: "validation")
+        try checkEvaluationBatches(network: network, data: validation, batchSize: evalBatch, role: "validation")
     }
     try checkSmallestBatch(network: network, loader: loader)
     try network.checkOptimizer(optimizer)
