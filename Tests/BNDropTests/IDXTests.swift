@@ -342,6 +342,14 @@ final class IDXTests: XCTestCase {
         let labelsPath = try writeGzip("labels.gz", header([4]) + [1, 2, 3, 4])
         assertFails(try Dataset.loadIDX(images: images, labels: labelsPath), format, file: images, "count mismatch")
         assertFails(try Dataset.loadIDX(images: images, labels: labelsPath), format, file: labelsPath, "has 4 labels")
+        // Found at the images' header, before their data: images whose data is cut short (3 declared, none
+        // there) against 4 labels are a count mismatch, not a truncated file.
+        let cut = try writeRaw("cut", header([3, 28, 28]))
+        assertFails(try Dataset.loadIDX(images: cut, labels: labelsPath), format, file: cut, "has 3 images but")
+        // Labels take 4 bytes each under the same memory limit as the images.
+        assertFails(try Dataset.loadIDX(images: images, labels: labelsPath, maxBytes: 15),
+                    { if case .outOfMemory = $0 { return true }; return false }, file: labelsPath,
+                    "4 labels need 16 bytes, above the dataset memory limit of 15 bytes")
     }
 
     func testHugeOrZeroDimensionsAreRefusedBeforeAllocating() throws {

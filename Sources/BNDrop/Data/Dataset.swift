@@ -184,20 +184,50 @@ public final class Dataset {
     /// float32 value/255 in [0, 1]; the sample shape is [1, rows, cols]. The pixel bytes are kept too (a
     /// quarter more memory): batch loaders gather them instead of the floats, four times fewer bytes.
     ///
-    /// The files are streamed: each header is checked first, the dataset's storage is then allocated
-    /// once (a failure is `.outOfMemory`) and filled as the data is decompressed, through one 64 KiB
-    /// buffer, so the peak memory is the dataset itself.
+    /// The files are streamed, the labels first: each header is checked first (the images' count against
+    /// the labels' before any image is decompressed), the dataset's storage is then allocated once (a
+    /// failure is `.outOfMemory`) and filled as the data is decompressed, through one 64 KiB buffer, so
+    /// the peak memory is the dataset itself.
     /// - Parameter classes: the number of classes; nil means the largest label + 1.
     /// - Parameter maxBytes: the most memory the images may take as float32 (4 bytes per pixel); a file
     ///   declaring more is refused with `.outOfMemory` before anything is allocated or decompressed (a
     ///   legal file, too large for this limit; raise it to load it). The pixel bytes take 1 byte per pixel
-    ///   more, the labels 4 bytes per image.
+    ///   more, the labels 4 bytes per image (a label file declaring more than `maxBytes` of them is
+    ///   refused the same way).
     public static func loadIDX(images: String, labels: String, classes: Int? = nil,
                                maxBytes: Int = defaultMaxBytes) throws -> Dataset {
         guard maxBytes >= 0 else { throw BNDError.invalidArgument("maxBytes must be >= 0, got \(maxBytes)") }
+        // Both files must be there (the images are named first when neither is). The labels are read first
+        // (a few bytes per image): a count that differs from the images' is then found at the images'
+        // header, before their data is decompressed or anything is allocated for it.
+        try IDX.regularFile(images)
+        try IDX.regularFile(labels)
+        var labelBuffer: Buffer<Int32>?
+        var maxLabel: UInt8 = 0
+        let labelHeader = try IDX.stream(path: labels, dimensions: 1, accept: { dims, total in
+            let (bytes, overflow) = total.multipliedReportingOverflow(by: MemoryLayout<Int32>.stride)
+            guard !overflow, bytes <= maxBytes else {
+                throw BNDError.outOfMemory("\(labels): \(dims[0]) labels need \(overflow ? "too many" : String(bytes)) "
+                                           + "bytes, above the dataset memory limit of \(maxBytes) bytes (raise "
+                                           + "maxBytes / bnd_load_params.max_bytes to load it)")
+            }
+        }, prepare: { _, total in
+            labelBuffer = try Buffer<Int32>(uninitializedCount: total, what: "the labels of \(labels)")
+        }, consume: { chunk, offset in
+            let out = labelBuffer!.pointer + offset
+            for i in 0..<chunk.count {
+                out[i] = Int32(chunk[i])
+                maxLabel = max(maxLabel, chunk[i])
+            }
+        })
+        let count = labelHeader.dims[0]
         var featureBuffer: FloatBuffer?
         var pixelBuffer: Buffer<UInt8>?
         let imageHeader = try IDX.stream(path: images, dimensions: 3, accept: { dims, total in
+            guard dims[0] == count else {
+                throw BNDError.format("image/label count mismatch: \(images) has \(dims[0]) images but \(labels) has "
+                                      + "\(count) labels")
+            }
             let (bytes, overflow) = total.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
             guard !overflow, bytes <= maxBytes else {
                 throw BNDError.outOfMemory("\(images): dimensions \(dims) need \(total) float32 values "
@@ -213,24 +243,7 @@ public final class Dataset {
             for i in 0..<chunk.count { out[i] = Float(chunk[i]) / 255 }
             if let bytes = chunk.baseAddress { (pixelBuffer!.pointer + offset).update(from: bytes, count: chunk.count) }
         })
-        let count = imageHeader.dims[0]
-        var labelBuffer: Buffer<Int32>?
-        var maxLabel: UInt8 = 0
-        // A label count other than the image count is reported after the labels are read (a damaged
-        // file is named first, as such); meanwhile nothing is allocated for them.
-        let labelHeader = try IDX.stream(path: labels, dimensions: 1, prepare: { dims, total in
-            if dims[0] == count { labelBuffer = try Buffer<Int32>(uninitializedCount: total, what: "dataset labels") }
-        }, consume: { chunk, offset in
-            guard let out = labelBuffer?.pointer else { return }
-            for i in 0..<chunk.count {
-                out[offset + i] = Int32(chunk[i])
-                maxLabel = max(maxLabel, chunk[i])
-            }
-        })
-        guard labelHeader.dims[0] == count, let labelBuffer else {
-            throw BNDError.format("image/label count mismatch: \(images) has \(count) images but \(labels) has "
-                                  + "\(labelHeader.dims[0]) labels")
-        }
+        guard let labelBuffer else { throw BNDError.internalError("labels read without their buffer") }
         if let classes, classes <= Int(maxLabel) {
             throw BNDError.invalidArgument("classes is \(classes) but \(labels) has labels up to \(maxLabel)")
         }

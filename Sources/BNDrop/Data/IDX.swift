@@ -57,6 +57,19 @@ public enum IDX {
                               prepare: (_ dims: [Int], _ elements: Int) throws -> Void,
                               consume: (_ chunk: UnsafeBufferPointer<UInt8>, _ offset: Int) -> Void) throws
         -> (typeCode: UInt8, dims: [Int]) {
+        let info = try regularFile(path)
+        guard let file = gzopen(path, "rb") else {
+            throw BNDError.io("\(path): cannot open IDX file: \(String(cString: strerror(errno)))")
+        }
+        defer { gzclose_r(file) }
+        gzbuffer(file, 1 << 16)
+        var source = GzipSource(file: file, fileSize: Int(info.st_size), name: path)
+        return try parse(&source, name: path, dimensions: dimensions, accept: accept, prepare: prepare, consume: consume)
+    }
+
+    /// The file's status when `path` names a regular file; else `.io` saying what is there instead.
+    @discardableResult
+    static func regularFile(_ path: String) throws -> stat {
         var info = stat()
         guard stat(path, &info) == 0 else {
             let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
@@ -65,13 +78,7 @@ public enum IDX {
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             throw BNDError.io("\(path): cannot read IDX file: not a regular file")
         }
-        guard let file = gzopen(path, "rb") else {
-            throw BNDError.io("\(path): cannot open IDX file: \(String(cString: strerror(errno)))")
-        }
-        defer { gzclose_r(file) }
-        gzbuffer(file, 1 << 16)
-        var source = GzipSource(file: file, fileSize: Int(info.st_size), name: path)
-        return try parse(&source, name: path, dimensions: dimensions, accept: accept, prepare: prepare, consume: consume)
+        return info
     }
 
     /// The size of the one buffer `stream` reads the data through.
