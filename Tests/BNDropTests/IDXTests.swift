@@ -378,6 +378,47 @@ final class IDXTests: XCTestCase {
                     "trailing garbage")
     }
 
+    /// gzip members may follow one another (`cat a.gz b.gz`); any other byte after the last one is an error
+    /// (zlib's gzread ignores them), small or large, after one member or several.
+    func testBytesAfterTheGzipDataAreAnError() throws {
+        let whole = imageFile()
+        let first = try fileBytes(try writeGzip("first.gz", Array(whole.prefix(11))))
+        let second = try fileBytes(try writeGzip("second.gz", Array(whole.dropFirst(11))))
+        let concatenated = try writeRaw("concatenated.gz", first + second)
+        XCTAssertEqual(try IDX.read(path: concatenated), try IDX.decode(whole))
+        let single = try fileBytes(try writeGzip("single.gz", whole))
+        for (label, garbage) in [("one zero byte", [UInt8(0)]), ("text", Array("garbage".utf8)),
+                                 ("a lone magic byte", [0x1F]), ("100 KB", [UInt8](repeating: 7, count: 100_000))] {
+            for (what, bytes) in [("one member", single), ("two members", first + second)] {
+                let damaged = try writeRaw("after-\(what)-\(label).gz", bytes + garbage)
+                assertFails(try IDX.read(path: damaged), format, file: damaged,
+                            "trailing garbage: the gzip data ends at byte \(bytes.count) of \(bytes.count + garbage.count)")
+            }
+        }
+        // Every cut and every single flipped bit of a gzip file: an error or the array, never a trap.
+        for n in 0..<single.count {
+            let cut = try writeRaw("cut.gz", Array(single.prefix(n)))
+            XCTAssertThrowsError(try IDX.read(path: cut), "prefix \(n)")
+        }
+        var flips = 0, loaded = 0
+        for index in single.indices {
+            for bit in 0..<8 {
+                var bytes = single
+                bytes[index] ^= UInt8(1 << bit)
+                let flipped = try writeRaw("flip.gz", bytes)
+                do {
+                    let array = try IDX.read(path: flipped)
+                    XCTAssertEqual(array.dims.reduce(1, *), array.bytes.count)
+                    loaded += 1
+                } catch is BNDError {
+                    flips += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(flips, 0)
+        XCTAssertEqual(flips + loaded, single.count * 8)
+    }
+
     // MARK: Fuzz
 
     /// Every truncation, random bytes, random headers and bit flips: each throws a BNDError or yields a

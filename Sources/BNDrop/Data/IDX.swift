@@ -57,13 +57,8 @@ public enum IDX {
                               prepare: (_ dims: [Int], _ elements: Int) throws -> Void,
                               consume: (_ chunk: UnsafeBufferPointer<UInt8>, _ offset: Int) -> Void) throws
         -> (typeCode: UInt8, dims: [Int]) {
-        let info = try regularFile(path)
-        guard let file = gzopen(path, "rb") else {
-            throw BNDError.io("\(path): cannot open IDX file: \(String(cString: strerror(errno)))")
-        }
-        defer { gzclose_r(file) }
-        gzbuffer(file, 1 << 16)
-        var source = GzipSource(file: file, fileSize: Int(info.st_size), name: path)
+        try regularFile(path)
+        var source = try GzipSource(path: path)
         return try parse(&source, name: path, dimensions: dimensions, accept: accept, prepare: prepare, consume: consume)
     }
 
@@ -283,36 +278,161 @@ struct MemorySource: IDXSource {
     func maximumRemaining(headerSize: Int) -> Int? { max(0, data.count - headerSize) }
 }
 
-struct GzipSource: IDXSource {
-    let file: gzFile
-    let fileSize: Int
+/// The bytes of an IDX file as the parser reads them: inflated when the file starts as gzip, as they are
+/// otherwise (recognised by the bytes, not the name). zlib's inflate is driven directly rather than through
+/// gzread because gzread ignores whatever follows the last gzip member: here the members may follow one
+/// another (as `cat a.gz b.gz` makes them), but any other byte after the last one is an error, as trailing
+/// bytes after the IDX data are. The z_stream lives on the heap: zlib checks that it does not move.
+final class GzipSource: IDXSource {
     let name: String
+    let fileSize: Int
+    private let fd: Int32
+    private let stream: UnsafeMutablePointer<z_stream>
+    private let input: UnsafeMutablePointer<UInt8>
+    private static let inputSize = 1 << 16
+    /// The file starts with gzip's magic bytes (0x1F 0x8B): its bytes are inflated.
+    private(set) var compressed = false
+    private var inflating = false   // inflateInit2 succeeded: inflateEnd is owed
+    private var fileEnded = false   // read(2) returned 0
+    private var membersEnded = false  // the last gzip member is complete and nothing follows it
 
-    mutating func read(into buffer: UnsafeMutableRawPointer, count: Int, what: String) throws -> Int {
-        var total = 0
-        while total < count {
-            let chunk = UInt32(min(count - total, 1 << 30))
-            let n = gzread(file, buffer + total, chunk)
-            var code: Int32 = Z_OK
-            let message = gzerror(file, &code).map { String(cString: $0) } ?? "unknown error"
-            if n < 0 || (code != Z_OK && code != Z_BUF_ERROR) {
-                if code == Z_ERRNO {
-                    throw BNDError.io("\(name): cannot read the \(what): \(String(cString: strerror(errno)))")
+    /// Opens `path` (a regular file: a FIFO is refused at once rather than waited on).
+    init(path: String) throws {
+        name = path
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
+            throw BNDError.io("\(path): cannot open IDX file: \(reason)")
+        }
+        var info = stat()
+        let statFailed = fstat(fd, &info) != 0, statError = errno
+        guard !statFailed, (info.st_mode & S_IFMT) == S_IFREG else {
+            let reason = statFailed ? String(cString: strerror(statError)) : "not a regular file"
+            close(fd)
+            throw BNDError.io("\(path): cannot read IDX file: \(reason)")
+        }
+        fileSize = Int(info.st_size)
+        // (From here on every stored property is set: a throw runs deinit, which frees these.)
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        input = .allocate(capacity: GzipSource.inputSize)
+        stream.pointee.next_in = input
+        stream.pointee.avail_in = 0
+        try fill(what: "header")
+        let available = Int(stream.pointee.avail_in)
+        compressed = available >= 2 && input[0] == 0x1F && input[1] == 0x8B
+        if compressed {
+            // 15 + 16: a window of up to 32 KB, gzip wrapper only (header, CRC-32 and length checked).
+            guard inflateInit2_(stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                throw BNDError.outOfMemory("\(path): zlib could not start inflating")
+            }
+            inflating = true
+        }
+    }
+
+    deinit {
+        if inflating { inflateEnd(stream) }
+        stream.deinitialize(count: 1)
+        stream.deallocate()
+        input.deallocate()
+        close(fd)
+    }
+
+    /// Moves the unread input to the front of the buffer and reads the file after it until the buffer
+    /// is full or the file ends.
+    private func fill(what: String) throws {
+        let kept = Int(stream.pointee.avail_in)
+        if kept > 0, let next = stream.pointee.next_in, next != input { input.update(from: next, count: kept) }
+        var total = kept
+        while total < GzipSource.inputSize && !fileEnded {
+            let n = Glibc.read(fd, input + total, GzipSource.inputSize - total)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BNDError.io("\(name): cannot read the \(what): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { fileEnded = true }
+            total += n
+        }
+        stream.pointee.next_in = input
+        stream.pointee.avail_in = UInt32(total)
+    }
+
+    func read(into buffer: UnsafeMutableRawPointer, count: Int, what: String) throws -> Int {
+        let out = buffer.assumingMemoryBound(to: UInt8.self)
+        guard compressed else {
+            var total = 0
+            while total < count {
+                if stream.pointee.avail_in == 0 {
+                    if fileEnded { break }
+                    try fill(what: what)
+                    continue
                 }
+                let n = min(count - total, Int(stream.pointee.avail_in))
+                (out + total).update(from: stream.pointee.next_in, count: n)
+                stream.pointee.next_in += n
+                stream.pointee.avail_in -= UInt32(n)
+                total += n
+            }
+            return total
+        }
+        var total = 0
+        while total < count && !membersEnded {
+            if stream.pointee.avail_in == 0 {
+                if fileEnded {
+                    throw BNDError.format("\(name): truncated gzip stream in the \(what) (the file ends inside it)")
+                }
+                try fill(what: what)
+                continue
+            }
+            let room = min(count - total, Int(UInt32.max))
+            stream.pointee.next_out = out + total
+            stream.pointee.avail_out = UInt32(room)
+            let inputBefore = stream.pointee.avail_in
+            let status = inflate(stream, Z_NO_FLUSH)
+            let produced = room - Int(stream.pointee.avail_out)
+            total += produced
+            switch status {
+            case Z_OK:
+                continue
+            case Z_BUF_ERROR:
+                // No progress: inflate needs more input than the buffer holds now.
+                if produced == 0 && stream.pointee.avail_in == inputBefore {
+                    if fileEnded {
+                        throw BNDError.format("\(name): truncated gzip stream in the \(what) (the file ends inside it)")
+                    }
+                    try fill(what: what)
+                }
+            case Z_STREAM_END:
+                try nextMember(what: what)
+            case Z_MEM_ERROR:
+                throw BNDError.outOfMemory("\(name): zlib ran out of memory inflating the \(what)")
+            default:
+                let message = stream.pointee.msg.map { String(cString: $0) } ?? "error \(status)"
                 throw BNDError.format("\(name): corrupt gzip data in the \(what): \(message)")
             }
-            if code == Z_BUF_ERROR {
-                // zlib's "unexpected end of file": the gzip stream stops before its end.
-                throw BNDError.format("\(name): truncated gzip stream in the \(what) (\(message))")
-            }
-            if n == 0 { break }
-            total += Int(n)
         }
         return total
     }
 
+    /// After a gzip member: the end of the file, another member (inflated next), or an error.
+    private func nextMember(what: String) throws {
+        if stream.pointee.avail_in < 2 && !fileEnded { try fill(what: what) }
+        let available = Int(stream.pointee.avail_in)
+        if available == 0 {
+            membersEnded = true
+            return
+        }
+        let next = stream.pointee.next_in!
+        guard available >= 2, next[0] == 0x1F, next[1] == 0x8B else {
+            let consumed = lseek(fd, 0, SEEK_CUR) - off_t(available)
+            throw BNDError.format("\(name): trailing garbage: the gzip data ends at byte \(consumed) of "
+                                  + "\(fileSize), and what follows is not another gzip member")
+        }
+        inflateReset(stream)
+    }
+
     func maximumRemaining(headerSize: Int) -> Int? {
-        if gzdirect(file) != 0 { return max(0, fileSize - headerSize) }
+        if !compressed { return max(0, fileSize - headerSize) }
         let (bound, overflow) = fileSize.multipliedReportingOverflow(by: IDX.maxDeflateRatio)
         return overflow ? nil : bound
     }
