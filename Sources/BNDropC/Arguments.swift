@@ -40,13 +40,10 @@ func int(_ value: Int64) -> Int { Int(truncatingIfNeeded: value) }
 @inline(__always)
 func int(_ value: UInt) -> Int { Int(exactly: value) ?? .max }
 
-/// The most elements a caller's array can have (the core's `Checked.maxElements`): 2^60, whose bytes
-/// still fit a `ptrdiff_t`. A larger count cannot describe a real buffer.
-private let maxElements = Int.max / 8
-
-/// A C `size_t` element count of the caller's input: at most `maxElements`.
+/// A C `size_t` element count of the caller's input: at most `SizeLimits.maxElements` (2^60, whose bytes
+/// still fit a `ptrdiff_t`; a larger count cannot describe a real buffer).
 func count(_ value: UInt, _ name: StaticString) throws -> Int {
-    guard let result = Int(exactly: value), result <= maxElements else {
+    guard let result = Int(exactly: value), result <= SizeLimits.maxElements else {
         throw BNDError.shape("\(name) \(value) is too large for any buffer")
     }
     return result

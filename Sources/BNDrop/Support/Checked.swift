@@ -1,4 +1,13 @@
 import BNDropKernels
+/// The limits on sizes that every layer of the library applies (the C exports before they read a caller's
+/// array, the core everywhere).
+public enum SizeLimits {
+    /// The most elements any array may have: 2^60, so that its bytes (8 at most per element) fit an
+    /// `Int`. A larger count cannot describe memory a caller holds (a C object is at most PTRDIFF_MAX
+    /// bytes), so it is refused as a size instead of being read past the caller's buffer.
+    public static let maxElements = Int.max / 8
+}
+
 /// Checked arithmetic and range checks for sizes and values that come from a caller or a file.
 ///
 /// Every check throws a `BNDError` and never traps or overflows. The statuses follow one rule (the same
@@ -6,10 +15,7 @@ import BNDropKernels
 /// `.shape`; a value outside its allowed range (a hyper-parameter, a flag, an index, a label) is
 /// `.invalidArgument`; `.outOfMemory` is reserved for allocations that really failed.
 enum Checked {
-    /// The most elements any array may have: 2^60, so that its bytes (8 at most per element) fit an
-    /// `Int`. A larger count cannot describe memory a caller holds (a C object is at most PTRDIFF_MAX
-    /// bytes), so it is refused as a size instead of being read past the caller's buffer.
-    static let maxElements = Int.max / 8
+    static let maxElements = SizeLimits.maxElements
 
     /// The product of `dims`, or a `.shape` error naming `what` when a factor is negative or the product
     /// overflows.
