@@ -165,40 +165,27 @@ final class CheckpointTests: TemporaryFolderTestCase {
 
         try trained.save(to: path("adam.safetensors"))
         let sgd = try SGD(parameters: net.parameters, momentum: 0.9)
-        XCTAssertThrowsError(try sgd.load(from: path("adam.safetensors"))) { error in
-            guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("holds Adam state but the optimizer is SGD"), m)
-        }
+        assertThrowsBNDError(try sgd.load(from: path("adam.safetensors")), .invalidArgument,
+                             containing: "holds Adam state but the optimizer is SGD")
         let adamW = try Adam.adamW(parameters: net.parameters)
-        XCTAssertThrowsError(try adamW.load(from: path("adam.safetensors"))) { error in
-            guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("AdamW"), m)
-        }
+        assertThrowsBNDError(try adamW.load(from: path("adam.safetensors")), .invalidArgument, containing: "AdamW")
         // Another net shape.
         let other = try Sequential(sampleShape: [4])
         try other.addLinear(5)
-        XCTAssertThrowsError(try Adam(parameters: other.parameters).load(from: path("adam.safetensors"))) { error in
-            guard case BNDError.shape(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("2 in the optimizer"), m)
-        }
+        assertThrowsBNDError(try Adam(parameters: other.parameters).load(from: path("adam.safetensors")), .shape,
+                             containing: "2 in the optimizer")
         // SGD momentum buffers into an SGD without momentum.
         let withMomentum = try SGD(parameters: net.parameters, momentum: 0.9)
         try train(net, withMomentum, steps: 0..<1)
         try withMomentum.save(to: path("sgd.safetensors"))
-        XCTAssertThrowsError(try SGD(parameters: net.parameters).load(from: path("sgd.safetensors"))) { error in
-            guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("momentum 0"), m)
-        }
+        assertThrowsBNDError(try SGD(parameters: net.parameters).load(from: path("sgd.safetensors")), .invalidArgument,
+                             containing: "momentum 0")
         // A net's checkpoint is not an optimizer's, and the other way round.
         try net.save(to: path("net.safetensors"))
-        XCTAssertThrowsError(try withMomentum.load(from: path("net.safetensors"))) { error in
-            guard case BNDError.format(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("a network checkpoint"), m)
-        }
-        XCTAssertThrowsError(try Sequential(contentsOf: path("sgd.safetensors"))) { error in
-            guard case BNDError.format(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("an optimizer checkpoint"), m)
-        }
+        assertThrowsBNDError(try withMomentum.load(from: path("net.safetensors")), .format,
+                             containing: "a network checkpoint")
+        assertThrowsBNDError(try Sequential(contentsOf: path("sgd.safetensors")), .format,
+                             containing: "an optimizer checkpoint")
     }
 
     // MARK: Whole-number state
@@ -245,10 +232,8 @@ final class CheckpointTests: TemporaryFolderTestCase {
         for (tensor, value, message) in cases {
             try original.write(to: URL(fileURLWithPath: path("bad.safetensors")))
             try patch(path("bad.safetensors"), dtype: "F32", floatBytes(value)) { $0.hasSuffix(".\(tensor)") }
-            XCTAssertThrowsError(try adam.load(from: path("bad.safetensors")), "\(tensor) \(value)") { error in
-                guard case BNDError.format(let m) = error else { return XCTFail("\(error)") }
-                XCTAssertTrue(m.contains(message), m)
-            }
+            assertThrowsBNDError(try adam.load(from: path("bad.safetensors")), .format, containing: message,
+                                 context: "\(tensor) \(value)")
         }
         try original.write(to: URL(fileURLWithPath: path("inf.safetensors")))
         try patch(path("inf.safetensors"), dtype: "F32", floatBytes(.infinity)) { $0.hasSuffix(".exp_avg_sq") }
@@ -261,10 +246,8 @@ final class CheckpointTests: TemporaryFolderTestCase {
         try train(net, sgd, steps: 0..<1)
         try sgd.save(to: path("sgd.safetensors"))
         try patch(path("sgd.safetensors"), dtype: "F32", floatBytes(.nan))
-        XCTAssertThrowsError(try sgd.load(from: path("sgd.safetensors"))) { error in
-            guard case BNDError.format(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("momentum_buffer' holds NaN"), m)
-        }
+        assertThrowsBNDError(try sgd.load(from: path("sgd.safetensors")), .format,
+                             containing: "momentum_buffer' holds NaN")
     }
 
     /// num_batches_tracked is an int64, as in PyTorch: read and written exactly through `tensorInt64`, kept
@@ -279,15 +262,9 @@ final class CheckpointTests: TemporaryFolderTestCase {
         try net.save(to: path("counted.safetensors"))
         XCTAssertEqual(try Sequential(contentsOf: path("counted.safetensors")).tensorInt64(name), 16_777_217)
         for (bad, what) in [("0.weight", "float32 tensor"), ("1.running_mean", "float32 tensor"), ("9.x", "no tensor named")] {
-            XCTAssertThrowsError(try net.tensorInt64(bad)) { error in
-                guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
-                XCTAssertTrue(m.contains(what), m)
-            }
+            assertThrowsBNDError(try net.tensorInt64(bad), .invalidArgument, containing: what)
         }
-        XCTAssertThrowsError(try net.setTensorInt64(name, -1)) { error in
-            guard case BNDError.invalidArgument(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("non-negative"), m)
-        }
+        assertThrowsBNDError(try net.setTensorInt64(name, -1), .invalidArgument, containing: "non-negative")
         XCTAssertEqual(try net.tensorInt64(name), 16_777_217, "a refused value changes nothing")
 
         // At the largest count, training goes on (momentum nil too) and the count stays.
@@ -328,10 +305,8 @@ final class CheckpointTests: TemporaryFolderTestCase {
         defer { unsetenv("BNDROP_TEST_SAVE_FAIL_AFTER") }
         for k in [0, 1, 7, 8, 9, 100, newSize / 2, newSize - 4, newSize - 1] {
             setenv("BNDROP_TEST_SAVE_FAIL_AFTER", "\(k)", 1)
-            XCTAssertThrowsError(try new.save(to: file), "fail after \(k) bytes") { error in
-                guard case BNDError.io(let m) = error else { return XCTFail("\(error)") }
-                XCTAssertTrue(m.contains("No space left on device") && m.contains("is unchanged"), m)
-            }
+            assertThrowsBNDError(try new.save(to: file), .io, containing: "No space left on device", "is unchanged",
+                                 context: "fail after \(k) bytes")
             XCTAssertEqual(FileManager.default.contents(atPath: file), before, "fail after \(k) bytes")
             XCTAssertEqual(try entries(), ["model.safetensors"], "fail after \(k) bytes: a temporary file remains")
         }
@@ -356,10 +331,7 @@ final class CheckpointTests: TemporaryFolderTestCase {
         let result = Result { try cnn().save(to: file) }
         setrlimit(RLIMIT_FSIZE_VALUE, &saved)
         signal(SIGXFSZ, previousHandler)
-        XCTAssertThrowsError(try result.get()) { error in
-            guard case BNDError.io(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("File too large"), m)
-        }
+        assertThrowsBNDError(try result.get(), .io, containing: "File too large")
         XCTAssertEqual(FileManager.default.contents(atPath: file), before)
         XCTAssertEqual(try entries(), ["model.safetensors"])
     }
@@ -369,9 +341,7 @@ final class CheckpointTests: TemporaryFolderTestCase {
     func testSavingWhereNoFileCanBe() throws {
         let net = try mlp()
         for target in [path("no/such/folder/x.safetensors"), folder.path, folder.path + "/", ""] {
-            XCTAssertThrowsError(try net.save(to: target), target) { error in
-                guard case BNDError.io = error else { return XCTFail("\(target): \(error)") }
-            }
+            assertThrowsBNDError(try net.save(to: target), .io, context: target)
         }
         XCTAssertEqual(try entries(), [])
         // Over an existing file: replaced whole.
@@ -387,10 +357,7 @@ final class CheckpointTests: TemporaryFolderTestCase {
     func testSavingOverWhatIsAlreadyThere() throws {
         let net = try mlp()
         XCTAssertEqual(mkfifo(path("fifo"), 0o600), 0)
-        XCTAssertThrowsError(try net.save(to: path("fifo"))) { error in
-            guard case BNDError.io(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("not a regular file"), m)
-        }
+        assertThrowsBNDError(try net.save(to: path("fifo")), .io, containing: "not a regular file")
         var info = stat()
         XCTAssertEqual(lstat(path("fifo"), &info), 0)
         XCTAssertEqual(info.st_mode & S_IFMT, S_IFIFO, "the FIFO is still a FIFO")
@@ -402,16 +369,10 @@ final class CheckpointTests: TemporaryFolderTestCase {
         XCTAssertEqual(info.st_mode & S_IFMT, S_IFLNK, "the link is still a link")
         XCTAssertEqual(try Sequential(contentsOf: path("real.safetensors")).sampleShape, [4], "its file was replaced")
         XCTAssertEqual(symlink("missing", path("dangling")), 0)
-        XCTAssertThrowsError(try net.save(to: path("dangling"))) { error in
-            guard case BNDError.io(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("symbolic link to nothing"), m)
-        }
+        assertThrowsBNDError(try net.save(to: path("dangling")), .io, containing: "symbolic link to nothing")
 
         // Loading from a FIFO is refused at once (it waited for a writer forever).
-        XCTAssertThrowsError(try Sequential(contentsOf: path("fifo"))) { error in
-            guard case BNDError.io(let m) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(m.contains("not a regular file"), m)
-        }
+        assertThrowsBNDError(try Sequential(contentsOf: path("fifo")), .io, containing: "not a regular file")
         // Temporary files a killed process of the same pid left behind do not stop a save: 15 of every 16
         // numbers this process's saves can take next are taken by such files.
         let stale = (0..<4096).filter { $0 % 16 != 15 }.map { path(".bndrop-\(getpid())-\($0).tmp") }

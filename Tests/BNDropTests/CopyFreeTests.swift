@@ -92,12 +92,8 @@ final class CopyFreeTests: XCTestCase {
         _ = try net.trainStep(input: input, labels: [0, 1, 1, 0], optimizer: optimizer)
         // The step's layer outputs stay readable; its backward is used up.
         XCTAssertEqual(try net.layerOutputCount(2), 8)
-        XCTAssertThrowsError(try net.backward([Float](repeating: 1, count: 8), batch: 4)) { error in
-            guard case BNDError.state(let message)? = error as? BNDError else {
-                return XCTFail("expected a state error, got \(error)")
-            }
-            XCTAssertTrue(message.contains("run a forward first"), message)
-        }
+        assertThrowsBNDError(try net.backward([Float](repeating: 1, count: 8), batch: 4), .state,
+                             containing: "run a forward first")
         // A new forward makes backward possible again.
         _ = try net.forward(input, batch: 4)
         XCTAssertNoThrow(try net.backward([Float](repeating: 1, count: 8), batch: 4))

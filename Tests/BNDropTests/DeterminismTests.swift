@@ -118,8 +118,8 @@ final class DeterminismTests: XCTestCase {
     func testThreadCountIsValidated() throws {
         let original = ThreadPool.shared.threadCount
         XCTAssertGreaterThanOrEqual(original, 1)
-        XCTAssertThrowsError(try ThreadPool.shared.setThreadCount(0))
-        XCTAssertThrowsError(try ThreadPool.shared.setThreadCount(ThreadPool.maxThreads + 1))
+        assertThrowsBNDError(try ThreadPool.shared.setThreadCount(0), .invalidArgument)
+        assertThrowsBNDError(try ThreadPool.shared.setThreadCount(ThreadPool.maxThreads + 1), .invalidArgument)
         XCTAssertEqual(ThreadPool.shared.threadCount, original)
     }
 }

@@ -3,25 +3,13 @@ import XCTest
 
 /// Every user mistake is a thrown BNDError with a message that says what was expected and what came.
 final class ErrorTests: XCTestCase {
-    private func assertThrows<T>(_ expression: @autoclosure () throws -> T, _ expectedCase: (BNDError) -> Bool,
-                                 containing text: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try expression(), file: file, line: line) { error in
-            guard let error = error as? BNDError else { return XCTFail("not a BNDError: \(error)", file: file, line: line) }
-            XCTAssertTrue(expectedCase(error), "wrong category: \(error)", file: file, line: line)
-            XCTAssertFalse(error.message.isEmpty, file: file, line: line)
-            XCTAssertTrue(error.message.contains(text), "'\(error.message)' lacks '\(text)'", file: file, line: line)
-        }
-    }
-
-    private let invalid: (BNDError) -> Bool = { if case .invalidArgument = $0 { return true }; return false }
-    private let shape: (BNDError) -> Bool = { if case .shape = $0 { return true }; return false }
-    private let state: (BNDError) -> Bool = { if case .state = $0 { return true }; return false }
-    private let numeric: (BNDError) -> Bool = { if case .numeric = $0 { return true }; return false }
+    private let invalid = BNDErrorKind.invalidArgument, shape = BNDErrorKind.shape, state = BNDErrorKind.state,
+                numeric = BNDErrorKind.numeric
 
     func testDropoutProbabilityOutOfRange() throws {
         let net = try Sequential(sampleShape: [4])
         for p: Float in [-0.1, 1.5, .nan, .infinity] {
-            assertThrows(try net.addDropout(p), invalid, containing: "dropout probability has to be between 0 and 1")
+            assertThrowsBNDError(try net.addDropout(p), invalid, containing: "dropout probability has to be between 0 and 1")
         }
         XCTAssertEqual(net.layers.count, 0, "a refused layer is not added")
     }
@@ -41,9 +29,9 @@ final class ErrorTests: XCTestCase {
         }
         let net = try make(), twin = try make()
         let one: [Float] = [0.2, -0.4, 0.6, 1.0, -1.2, 0.8]
-        assertThrows(try net.forward(one, batch: 1), shape, containing: "Expected more than 1 value per channel")
+        assertThrowsBNDError(try net.forward(one, batch: 1), shape, containing: "Expected more than 1 value per channel")
         var x = one
-        assertThrows(try net.forward(&x, batch: 1, borrowingInput: true), shape, containing: "Expected more than 1 value")
+        assertThrowsBNDError(try net.forward(&x, batch: 1, borrowingInput: true), shape, containing: "Expected more than 1 value")
         XCTAssertEqual(try net.tensor("0.running_mean"), [0, 0])
         XCTAssertEqual(try net.tensor("0.num_batches_tracked"), [0])
         let two = one + one.map { -$0 }
@@ -55,7 +43,7 @@ final class ErrorTests: XCTestCase {
         let sgd = try SGD(parameters: net.parameters)
         _ = try net.trainStep(input: two, targets: [0, 1, 2, 3, 4, 5], optimizer: sgd)
         try [Float](repeating: 7, count: 3).withUnsafeBufferPointer { try net.setGradient("3.bias", from: $0) }
-        assertThrows(try net.trainStep(input: one, targets: [0, 1, 2], optimizer: sgd), shape, containing: "Expected more than 1 value")
+        assertThrowsBNDError(try net.trainStep(input: one, targets: [0, 1, 2], optimizer: sgd), shape, containing: "Expected more than 1 value")
         XCTAssertEqual(try net.gradient("3.bias"), [7, 7, 7], "a refused step leaves the gradients")
         XCTAssertFalse(net.isTraining)
     }
@@ -63,7 +51,7 @@ final class ErrorTests: XCTestCase {
     func testBatchNormBatchOfOneInTraining() throws {
         let net = try Sequential(sampleShape: [3])
         try net.addBatchNorm()
-        assertThrows(try net.forward([1, 2, 3], batch: 1), shape, containing: "Expected more than 1 value per channel when training")
+        assertThrowsBNDError(try net.forward([1, 2, 3], batch: 1), shape, containing: "Expected more than 1 value per channel when training")
         XCTAssertEqual(try net.tensor("0.num_batches_tracked"), [0], "a refused batch updates nothing")
         XCTAssertEqual(try net.tensor("0.running_mean"), [0, 0, 0])
         net.isTraining = false
@@ -71,52 +59,52 @@ final class ErrorTests: XCTestCase {
         let noStats = try Sequential(sampleShape: [3])
         try noStats.addBatchNorm(trackRunningStats: false)
         noStats.isTraining = false
-        assertThrows(try noStats.forward([1, 2, 3], batch: 1), shape, containing: "Expected more than 1 value per channel")
+        assertThrowsBNDError(try noStats.forward([1, 2, 3], batch: 1), shape, containing: "Expected more than 1 value per channel")
         // BatchNorm2d: one sample with a spatial extent is fine, 1×1 is not.
         let conv = try Sequential(sampleShape: [2, 1, 1])
         try conv.addBatchNorm()
-        assertThrows(try conv.forward([1, 2], batch: 1), shape, containing: "more than 1 value per channel")
+        assertThrowsBNDError(try conv.forward([1, 2], batch: 1), shape, containing: "more than 1 value per channel")
     }
 
     func testShapeMismatches() throws {
         let net = try Sequential(sampleShape: [1, 28, 28])
-        assertThrows(try net.addLinear(10), shape, containing: "add a Flatten first")
-        assertThrows(try net.addConv2d(outChannels: 3, kernelSize: 29), shape, containing: "larger than the padded input")
-        assertThrows(try net.addMaxPool2d(kernelSize: 0), invalid, containing: "kernel_size and stride > 0")
+        assertThrowsBNDError(try net.addLinear(10), shape, containing: "add a Flatten first")
+        assertThrowsBNDError(try net.addConv2d(outChannels: 3, kernelSize: 29), shape, containing: "larger than the padded input")
+        assertThrowsBNDError(try net.addMaxPool2d(kernelSize: 0), invalid, containing: "kernel_size and stride > 0")
         try net.addFlatten()
         try net.addLinear(10)
-        assertThrows(try net.forward([Float](repeating: 0, count: 783), batch: 1), shape, containing: "784")
-        assertThrows(try net.forward([], batch: 0), shape, containing: "batch")
-        assertThrows(try net.setTensor("1.weight", [1, 2, 3]), shape, containing: "7840")
-        assertThrows(try net.add(Linear(inputShape: [5], outFeatures: 2, random: &SeededRandom.shared)), shape,
-                     containing: "expects input [5]")
-        assertThrows(try Sequential(sampleShape: [2, 2, 2, 2]), shape, containing: "1 to 3 dimensions")
-        assertThrows(try Sequential(sampleShape: [0]), shape, containing: "positive")
+        assertThrowsBNDError(try net.forward([Float](repeating: 0, count: 783), batch: 1), shape, containing: "784")
+        assertThrowsBNDError(try net.forward([], batch: 0), shape, containing: "batch")
+        assertThrowsBNDError(try net.setTensor("1.weight", [1, 2, 3]), shape, containing: "7840")
+        assertThrowsBNDError(try net.add(Linear(inputShape: [5], outFeatures: 2, random: &SeededRandom.shared)), shape,
+                             containing: "expects input [5]")
+        assertThrowsBNDError(try Sequential(sampleShape: [2, 2, 2, 2]), shape, containing: "1 to 3 dimensions")
+        assertThrowsBNDError(try Sequential(sampleShape: [0]), shape, containing: "positive")
     }
 
     func testLabelsOutOfRange() throws {
         for label: Int32 in [-1, 3, 1000] {
-            assertThrows(try Loss.crossEntropy(logits: [Float](repeating: 0, count: 6), labels: [0, label], classes: 3),
-                         invalid, containing: "out of bounds")
+            assertThrowsBNDError(try Loss.crossEntropy(logits: [Float](repeating: 0, count: 6), labels: [0, label], classes: 3),
+                                 invalid, containing: "out of bounds")
         }
         let net = try Sequential(sampleShape: [2])
         try net.addLinear(3)
         let before = try net.tensor("0.weight")
         let sgd = try SGD(parameters: net.parameters, learningRate: 0.1)
-        assertThrows(try net.trainStep(input: [1, 2], labels: [3], optimizer: sgd), invalid, containing: "Target 3")
+        assertThrowsBNDError(try net.trainStep(input: [1, 2], labels: [3], optimizer: sgd), invalid, containing: "Target 3")
         XCTAssertEqual(try net.tensor("0.weight"), before, "a refused step changes nothing")
     }
 
     func testStateErrors() throws {
         let net = try Sequential(sampleShape: [3])
         try net.addLinear(2)
-        assertThrows(try net.backward([1, 2], batch: 1), state, containing: "forward")
+        assertThrowsBNDError(try net.backward([1, 2], batch: 1), state, containing: "forward")
         _ = try net.forward([1, 2, 3, 4, 5, 6], batch: 2)
-        assertThrows(try net.backward([1, 2], batch: 1), shape, containing: "differs from the forward batch 2")
-        assertThrows(try net.layerOutput(5), invalid, containing: "out of range")
-        assertThrows(try net.tensor("3.weight"), invalid, containing: "0.weight, 0.bias")
-        assertThrows(try net.tensor("weight"), invalid, containing: "no tensor named 'weight'")
-        assertThrows(try net.gradient("0.running_mean"), invalid, containing: "no tensor named")
+        assertThrowsBNDError(try net.backward([1, 2], batch: 1), shape, containing: "differs from the forward batch 2")
+        assertThrowsBNDError(try net.layerOutput(5), invalid, containing: "out of range")
+        assertThrowsBNDError(try net.tensor("3.weight"), invalid, containing: "0.weight, 0.bias")
+        assertThrowsBNDError(try net.tensor("weight"), invalid, containing: "no tensor named 'weight'")
+        assertThrowsBNDError(try net.gradient("0.running_mean"), invalid, containing: "no tensor named")
     }
 
     /// As PyTorch refuses a backward through weights modified in place since the forward, so does bndrop:
@@ -142,7 +130,7 @@ final class ErrorTests: XCTestCase {
             _ = try net.forward(input, batch: 2)
             try change()
             try [Float](repeating: 0.25, count: 6).withUnsafeBufferPointer { try net.setGradient("0.weight", from: $0) }
-            assertThrows(try net.backward(gradOutput, batch: 2), state, containing: "the parameters changed after the forward")
+            assertThrowsBNDError(try net.backward(gradOutput, batch: 2), state, containing: "the parameters changed after the forward")
             XCTAssertEqual(try net.gradient("0.weight"), [Float](repeating: 0.25, count: 6), what)
             _ = try net.forward(input, batch: 2)
             XCTAssertNoThrow(try net.backward(gradOutput, batch: 2), what)
@@ -157,15 +145,15 @@ final class ErrorTests: XCTestCase {
 
     func testOptimizerHyperParameters() throws {
         let p = try Parameter(shape: [3])
-        assertThrows(try SGD(parameters: [p], learningRate: -1), invalid, containing: "learning rate")
-        assertThrows(try SGD(parameters: [p], learningRate: .nan), invalid, containing: "learning rate")
-        assertThrows(try SGD(parameters: [p], momentum: 0, nesterov: true), invalid, containing: "Nesterov")
-        assertThrows(try SGD(parameters: [p], momentum: 0.9, dampening: 0.1, nesterov: true), invalid, containing: "dampening")
-        assertThrows(try Adam(parameters: [p], beta1: 1), invalid, containing: "beta1")
-        assertThrows(try Adam(parameters: [p], beta2: -0.1), invalid, containing: "beta2")
-        assertThrows(try Adam(parameters: [p], eps: .infinity), invalid, containing: "eps")
-        assertThrows(try BatchNorm(inputShape: [3], momentum: 2), invalid, containing: "momentum")
-        assertThrows(try BatchNorm(inputShape: [3], eps: 0), invalid, containing: "eps")
+        assertThrowsBNDError(try SGD(parameters: [p], learningRate: -1), invalid, containing: "learning rate")
+        assertThrowsBNDError(try SGD(parameters: [p], learningRate: .nan), invalid, containing: "learning rate")
+        assertThrowsBNDError(try SGD(parameters: [p], momentum: 0, nesterov: true), invalid, containing: "Nesterov")
+        assertThrowsBNDError(try SGD(parameters: [p], momentum: 0.9, dampening: 0.1, nesterov: true), invalid, containing: "dampening")
+        assertThrowsBNDError(try Adam(parameters: [p], beta1: 1), invalid, containing: "beta1")
+        assertThrowsBNDError(try Adam(parameters: [p], beta2: -0.1), invalid, containing: "beta2")
+        assertThrowsBNDError(try Adam(parameters: [p], eps: .infinity), invalid, containing: "eps")
+        assertThrowsBNDError(try BatchNorm(inputShape: [3], momentum: 2), invalid, containing: "momentum")
+        assertThrowsBNDError(try BatchNorm(inputShape: [3], eps: 0), invalid, containing: "eps")
     }
 
     func testNonFiniteLossUpdatesNothing() throws {
@@ -173,7 +161,7 @@ final class ErrorTests: XCTestCase {
         try net.addLinear(1)
         let before = try net.tensor("0.weight")
         let adam = try Adam(parameters: net.parameters)
-        assertThrows(try net.trainStep(input: [.nan, 1], targets: [0], optimizer: adam), numeric, containing: "nan")
+        assertThrowsBNDError(try net.trainStep(input: [.nan, 1], targets: [0], optimizer: adam), numeric, containing: "nan")
         XCTAssertEqual(try net.tensor("0.weight"), before)
         XCTAssertEqual(adam.stepCount, 0)
     }
@@ -191,7 +179,7 @@ final class ErrorTests: XCTestCase {
             var x = [Float](repeating: 1e38, count: features)
             x[index] = bad
             if index + 7 < features { x[index + 7] = .nan }  // a later one is not the one named
-            assertThrows(try net.trainStep(input: x, targets: [0], optimizer: sgd), numeric, containing: "input[\(index)]")
+            assertThrowsBNDError(try net.trainStep(input: x, targets: [0], optimizer: sgd), numeric, containing: "input[\(index)]")
         }
         // The extremes of the finite floats pass the scan (zero weights keep the loss finite).
         try net.setTensor("0.weight", [Float](repeating: 0, count: features))
@@ -205,8 +193,8 @@ final class ErrorTests: XCTestCase {
         let net = try Sequential(sampleShape: [784])
         try net.addLinear(48)
         var x: Float = 0
-        assertThrows(try net.forward(&x, batch: Int.max / 2), shape, containing: "exceed")
-        assertThrows(try net.forward(&x, batch: -5), shape, containing: "positive")
+        assertThrowsBNDError(try net.forward(&x, batch: Int.max / 2), shape, containing: "exceed")
+        assertThrowsBNDError(try net.forward(&x, batch: -5), shape, containing: "positive")
     }
 }
 

@@ -102,9 +102,8 @@ final class FailedStepTests: TemporaryFolderTestCase {
             }
             XCTAssertEqual(now.map { $0.map(\.bitPattern) }, gradients.map { $0.map(\.bitPattern) }, kind)
         } else {
-            XCTAssertThrowsError(try subject.layerOutput(0), "\(kind): the failed step's forward pass is kept") {
-                guard case .state? = $0 as? BNDError else { return XCTFail("\(kind): \($0)") }
-            }
+            assertThrowsBNDError(try subject.layerOutput(0), .state,
+                                 context: "\(kind): the failed step's forward pass is kept")
         }
         // What the failed step's twin does next, the subject does too (unless the prepared weights make
         // every step fail).
@@ -227,9 +226,7 @@ final class FailedStepTests: TemporaryFolderTestCase {
         XCTAssertFalse(net.isTraining)
         XCTAssertTrue(net.layers.allSatisfy { !$0.isTraining })
         XCTAssertNil(net.lastBatch)
-        XCTAssertThrowsError(try net.backward([Float](repeating: 1, count: batch), batch: batch)) {
-            guard case .state? = $0 as? BNDError else { return XCTFail("\($0)") }
-        }
+        assertThrowsBNDError(try net.backward([Float](repeating: 1, count: batch), batch: batch), .state)
     }
 
     /// fit stops at the first failed step, with the same guarantee: the state is the one after the last
@@ -242,10 +239,10 @@ final class FailedStepTests: TemporaryFolderTestCase {
         let bad = try Dataset(features: input + input, sampleShape: [4], targets: badTargets, targetCount: 1)
         // Find the step at which training on `bad` fails, then train the twin that far on `bad` minus one.
         var steps = 0
-        XCTAssertThrowsError(try fit(network: net, optimizer: opt, data: bad, epochs: 3, batchSize: 4, shuffleSeed: 1) { event in
+        assertThrowsBNDError(try fit(network: net, optimizer: opt, data: bad, epochs: 3, batchSize: 4, shuffleSeed: 1) { event in
             if event.kind == .step { steps += 1 }
             return true
-        }) { guard case .numeric? = $0 as? BNDError else { return XCTFail("\($0)") } }
+        }, .numeric)
         var twinSteps = 0
         _ = try fit(network: twin, optimizer: twinOpt, data: bad, epochs: 3, batchSize: 4, shuffleSeed: 1) { event in
             if event.kind == .step { twinSteps += 1 }

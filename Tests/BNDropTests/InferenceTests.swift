@@ -247,7 +247,7 @@ final class InferenceTests: XCTestCase {
             XCTAssertEqual(a.stateDict.map(\.name), b.stateDict.map(\.name))
             for entry in a.stateDict.map(\.name) { XCTAssertEqual(try a.tensor(entry), try b.tensor(entry), entry) }
             XCTAssertNil(a.lastBatch, "MC discards the last forward pass")
-            XCTAssertThrowsError(try a.backward([Float](repeating: 1, count: 20), batch: 10))
+            assertThrowsBNDError(try a.backward([Float](repeating: 1, count: 20), batch: 10), .state)
         }
         a.layers[3].isTraining = false  // a layer's own mode is kept too
         _ = try a.predictMCDropout(input: x, batch: 10, passes: 2, seed: 1)
@@ -261,16 +261,11 @@ final class InferenceTests: XCTestCase {
 
     func testMCRefusesBadArguments() throws {
         let net = try linearInMaskNet()
-        func assertThrows(_ body: @autoclosure () throws -> Any, _ expected: (BNDError) -> Bool, _ text: String,
+        func assertThrows(_ body: @autoclosure () throws -> Any, _ kind: BNDErrorKind, _ text: String,
                           line: UInt = #line) {
-            XCTAssertThrowsError(try body(), line: line) { error in
-                guard let e = error as? BNDError else { return XCTFail("not a BNDError", line: line) }
-                XCTAssertTrue(expected(e), "wrong category: \(e)", line: line)
-                XCTAssertTrue(e.message.contains(text), "'\(e.message)' lacks '\(text)'", line: line)
-            }
+            assertThrowsBNDError(try body(), kind, containing: text, line: line)
         }
-        let isInvalid: (BNDError) -> Bool = { if case .invalidArgument = $0 { true } else { false } }
-        let isShape: (BNDError) -> Bool = { if case .shape = $0 { true } else { false } }
+        let isInvalid = BNDErrorKind.invalidArgument, isShape = BNDErrorKind.shape
         assertThrows(try net.predictMCDropout(input: [1, 2], batch: 2, passes: 0, seed: 0), isInvalid, "passes")
         assertThrows(try net.predictMCDropout(input: [1, 2], batch: 2, passes: -3, seed: 0), isInvalid, "passes")
         assertThrows(try net.predictMCDropout(input: [1, 2], batch: 0, passes: 3, seed: 0), isShape, "batch")
