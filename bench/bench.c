@@ -13,10 +13,13 @@
  * (/proc/stat busy time minus this program's and its children's rusage) is measured per bndrop
  * workload (which is rerun, up to 3 times, while it exceeds 5% of the CPUs) and per side; it is
  * printed under the table and stored in results.json. The machine also has slow phases of its own,
- * invisible from inside (two threads at the speed of one, for seconds to minutes): a quick probe of
- * the multiply-add rate before and after every run (each bndrop child, each whole PyTorch run) counts
- * the runs that fell in one, under the table ("slow phases") and in results.json; a bndrop value
- * whose rounds mostly fell in one is marked "~". The runs are counted all the same.
+ * invisible from inside (two threads at the speed of one, for seconds to minutes): two quick probes
+ * before and after every run (each bndrop child, each whole PyTorch run), the multiply-add rate and
+ * the time a cache line takes from one core to the other and back (which grows five-fold when the
+ * host runs the two virtual CPUs on distant cores), count the runs that fell in one, under the table
+ * ("slow phases") and in results.json; a bndrop value whose rounds mostly fell in one is marked "~".
+ * The runs are counted all the same. Each child also reports cpus=, the CPU time of its timed loops
+ * over their wall time: how many threads were busy.
  *
  * Every workload mirrors torch_seed_bench.py:
  *   - training (mlp, mlp_bn, cnn_bn at batch 512; mlp_bn at batch 64): SGD lr 0.01, one epoch of the
@@ -71,6 +74,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,6 +345,70 @@ static double measure_fma_peak_gflops(int threads) { return measure_fma_rate(thr
 /* The quick probe: the multiply-add rate of all threads over a few milliseconds. */
 static double probe_fma_gflops(int threads) { return measure_fma_rate(threads, PROBE_ROUNDS, PROBE_ITERATIONS); }
 
+/* The second probe: how long a cache line takes to go from one core to the other and back. The first two
+   CPUs the process may use pass a counter back and forth (ROUND_TRIPS times, best of 3). On this kind of
+   virtual machine it is 55-80 ns most of the time; in phases of seconds to a minute it is 320-370 ns
+   (the host ran the two virtual CPUs on distant cores), and then the article's MLP-BN epoch takes 1.8x
+   its time on two threads (more than on one) while the multiply-add probe reads as usual: training
+   moves activations and gradients between the two cores at every layer. NaN with fewer than 2 CPUs. */
+enum { ROUND_TRIPS = 20000 };
+
+typedef struct ping_pong {
+    _Alignas(64) _Atomic long turn;
+    int cpu;
+} ping_pong;
+
+static void pin_to(int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+}
+
+static void *pong(void *argument) {
+    ping_pong *pp = argument;
+    pin_to(pp->cpu);
+    for (long i = 0; i < ROUND_TRIPS; i++) {
+        while (atomic_load_explicit(&pp->turn, memory_order_acquire) != 2 * i + 1) {}
+        atomic_store_explicit(&pp->turn, 2 * i + 2, memory_order_release);
+    }
+    return NULL;
+}
+
+static double probe_round_trip_ns(void) {
+    cpu_set_t allowed, own;
+    int cpus[2], count = 0;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || pthread_getaffinity_np(pthread_self(), sizeof own, &own) != 0)
+        return NAN;
+    for (int c = 0; c < CPU_SETSIZE && count < 2; c++)
+        if (CPU_ISSET(c, &allowed)) cpus[count++] = c;
+    if (count < 2) return NAN;
+    double best = INFINITY;
+    pin_to(cpus[0]);
+    for (int round = 0; round < 3; round++) {
+        ping_pong pp = {.turn = 0, .cpu = cpus[1]};
+        pthread_t id;
+        if (pthread_create(&id, NULL, pong, &pp) != 0) break;
+        const double t0 = now_seconds();
+        for (long i = 0; i < ROUND_TRIPS; i++) {
+            atomic_store_explicit(&pp.turn, 2 * i + 1, memory_order_release);
+            while (atomic_load_explicit(&pp.turn, memory_order_acquire) != 2 * i + 2) {}
+        }
+        const double dt = now_seconds() - t0;
+        pthread_join(id, NULL);
+        if (dt < best) best = dt;
+    }
+    pthread_setaffinity_np(pthread_self(), sizeof own, &own);  /* children inherit it */
+    return isfinite(best) ? best / ROUND_TRIPS * 1e9 : NAN;
+}
+
+/* The smaller of two values, either of which may be NaN (not measured). */
+static double lesser(double a, double b) {
+    if (!isfinite(a)) return b;
+    if (!isfinite(b)) return a;
+    return a < b ? a : b;
+}
+
 /* The larger of two rates, either of which may be NaN (not measured). */
 static double better(double a, double b) {
     if (!isfinite(a)) return b;
@@ -505,9 +573,37 @@ static void load_fashion(const char *dir, bnd_dataset **train, bnd_dataset **tes
     if (test) CHECK(bnd_dataset_load_dir(dir, BND_SPLIT_TEST, test));
 }
 
+/* The timed loops' wall time and the CPU time the whole process (all its threads) used during them. Their
+   ratio, printed as cpus=, is how many threads really ran side by side: near the thread count in a
+   healthy run (idle workers spin between regions), near 1 when the threads had one core between them
+   (the scheduler put them together, or the other core was taken) though the probe around the run, on
+   pinned threads, saw both cores. */
+static double g_timed_wall, g_timed_cpu;
+
+static double process_cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+typedef struct timed { double wall, cpu; } timed;
+
+static timed timed_begin(void) { return (timed){now_seconds(), process_cpu_seconds()}; }
+
+/* The wall seconds since `start`; both times are added to the totals. */
+static double timed_end(timed start) {
+    const double wall = now_seconds() - start.wall;
+    g_timed_wall += wall;
+    g_timed_cpu += process_cpu_seconds() - start.cpu;
+    return wall;
+}
+
+static double timed_cpus(void) { return g_timed_wall > 0 ? g_timed_cpu / g_timed_wall : NAN; }
+
 static void print_result(const double *times, int count, const char *extra) {
-    printf("RESULT value=%.9g min=%.9g max=%.9g reps=%d threads=%d %s\n", median(times, count),
-           minimum(times, count), maximum(times, count), count, (int)bnd_get_num_threads(), extra ? extra : "");
+    printf("RESULT value=%.9g min=%.9g max=%.9g reps=%d cpus=%.3f threads=%d %s\n", median(times, count),
+           minimum(times, count), maximum(times, count), count, timed_cpus(), (int)bnd_get_num_threads(),
+           extra ? extra : "");
     fflush(stdout);
 }
 
@@ -515,9 +611,9 @@ static void child_load(const child_options *o) {
     double times[3];
     for (int r = 0; r < 3; r++) {
         bnd_dataset *d = NULL;
-        double t0 = now_seconds();
+        const timed t0 = timed_begin();
         CHECK(bnd_dataset_load_dir(o->data_dir, BND_SPLIT_TRAIN, &d));
-        times[r] = now_seconds() - t0;
+        times[r] = timed_end(t0);
         bnd_dataset_free(d);
     }
     print_result(times, 3, NULL);
@@ -536,9 +632,9 @@ static double train_one_epoch(bnd_net *net, const bnd_dataset *train, int64_t ba
     fit.shuffle_seed = seed;
     fit.drop_last = 0;
     bnd_fit_summary summary;
-    double t0 = now_seconds();
+    const timed t0 = timed_begin();
     CHECK(bnd_fit(net, opt, train, NULL, &fit, NULL, NULL, &summary));
-    double dt = now_seconds() - t0;
+    double dt = timed_end(t0);
     if (last_loss) *last_loss = summary.last_loss;
     bnd_optimizer_free(opt);
     return dt;
@@ -569,6 +665,7 @@ static void child_infer(const child_options *o, const char *kind, int fold) {
     bnd_net *net = make_named(kind);
     double loss = NAN;
     train_one_epoch(net, train, 512, 0, &loss);   /* the script infers with the trained model */
+    g_timed_wall = g_timed_cpu = 0;               /* (untimed: not part of cpus=) */
     bnd_dataset_free(train);
     CHECK(bnd_net_set_training(net, 0));
     if (fold) { /* the inference copy with each BatchNorm folded into the Linear / Conv2d before it */
@@ -590,13 +687,13 @@ static void child_infer(const child_options *o, const char *kind, int fold) {
     const int passes = o->reps > 5 ? o->reps : 5;
     double *times = xmalloc(sizeof(double) * (size_t)passes);
     for (int p = 0; p < passes; p++) {
-        double t0 = now_seconds();
+        const timed t0 = timed_begin();
         for (int64_t i = 0; i < count; i += batch) {
             int64_t b = count - i < batch ? count - i : batch;
             /* As the script's model(x[i:i+1000]): the input slice read in place, the output the net's own. */
             CHECK(bnd_net_forward_view(net, x + (size_t)i * in_count, b, &y, &y_count));
         }
-        times[p] = now_seconds() - t0;
+        times[p] = timed_end(t0);
     }
     /* The script reports the best pass: so does value= here; the median pass is recorded too, and the
        share of nonzero inputs (the zero-skipping floor below the table is computed from it). */
@@ -605,8 +702,8 @@ static void child_infer(const child_options *o, const char *kind, int fold) {
     char extra[160];
     snprintf(extra, sizeof extra, "median_pass=%.6g final_loss=%.6g nonzero_inputs=%.6f", median(times, passes), loss,
              (double)nonzero / ((double)count * (double)in_count));
-    printf("RESULT value=%.9g min=%.9g max=%.9g reps=%d threads=%d %s\n", minimum(times, passes),
-           minimum(times, passes), maximum(times, passes), passes, (int)bnd_get_num_threads(), extra);
+    printf("RESULT value=%.9g min=%.9g max=%.9g reps=%d cpus=%.3f threads=%d %s\n", minimum(times, passes),
+           minimum(times, passes), maximum(times, passes), passes, timed_cpus(), (int)bnd_get_num_threads(), extra);
     fflush(stdout);
     if (y_count != (size_t)(count % batch ? count % batch : batch) * out_count) die("forward view size %zu", y_count);
     free(times); free(x);
@@ -629,7 +726,7 @@ static void child_dropout(const child_options *o) {
         bnd_optimizer *opt[2] = {NULL, NULL};
         CHECK(bnd_optimizer_create_adam(m[0], &adam, &opt[0]));
         CHECK(bnd_optimizer_create_adam(m[1], &adam, &opt[1]));
-        double t0 = now_seconds();
+        const timed t0 = timed_begin();
         for (int ep = 0; ep < EPOCHS; ep++) {
             for (int k = 0; k < 2; k++) {
                 float loss;
@@ -645,7 +742,7 @@ static void child_dropout(const child_options *o) {
                 CHECK(bnd_loss_mse(out, yt, N, &tl1, NULL));
             }
         }
-        times[r] = now_seconds() - t0;
+        times[r] = timed_end(t0);
         for (int k = 0; k < 2; k++) { bnd_optimizer_free(opt[k]); bnd_net_free(m[k]); }
     }
     char extra[128];
@@ -673,12 +770,12 @@ static void child_batchnorm(const child_options *o, const int64_t *shape, size_t
     }
     double *times = xmalloc(sizeof(double) * (size_t)o->reps);
     for (int r = 0; r < o->reps; r++) {
-        double t0 = now_seconds();
+        const timed t0 = timed_begin();
         for (int c = 0; c < calls; c++) {
             CHECK(bnd_net_forward_view(net, x, shape[0], &y, &y_count));
             CHECK(bnd_net_backward(net, gy, shape[0], gx, n));
         }
-        times[r] = (now_seconds() - t0) / calls * 1e6;
+        times[r] = timed_end(t0) / calls * 1e6;
     }
     print_result(times, o->reps, NULL);
     if (y_count != n) die("forward view has %zu values, expected %zu", y_count, n);
@@ -727,6 +824,10 @@ typedef struct workload {
     char extra[256], torch_extra[256];
     double round_values[10];  /* the child's value in each round (see main: rounds alternate with PyTorch) */
     double round_probes[10];  /* the multiply-add probe around that round's run (the lower of before and after) */
+    double round_cpus[10];    /* that round's cpus= (threads busy during the timed loops, see timed_end) */
+    double round_trips[10];   /* the core-to-core round trip around that round's run (the longer of two) */
+    double trip;              /* of one attempt */
+    double cpus;              /* of one attempt */
     int rounds;
     double probe;             /* of one attempt: the probe around it */
 } workload;
@@ -740,6 +841,9 @@ typedef struct workload {
    process, so its side can only be probed around a whole run); the table says where slow phases
    landed, so that a ratio they moved can be read as such. */
 #define SLOW_PHASE 0.75
+/* ... or whose core-to-core round trip was over DISTANT_CORES times the shortest seen (see
+   probe_round_trip_ns). */
+#define DISTANT_CORES 2.5
 
 /* Multiply-adds per sample of each GEMM layer (see the model at the top of the file). */
 static const double mlp_macs[3] = {784.0 * 48, 48.0 * 24, 24.0 * 10};
@@ -845,12 +949,14 @@ static int run_process(char *const argv[], void (*on_line)(const char *line, voi
 /* run_process between two probes of the multiply-add rate on `threads` threads (see SLOW_PHASE), timed
    with the other processes' CPU time as phase `p`; probes[0] and probes[1]: before and after. */
 static int run_probed(char *const argv[], void (*on_line)(const char *line, void *ctx), void *ctx,
-                      struct rusage *usage, phase *p, int threads, double probes[2]) {
+                      struct rusage *usage, phase *p, int threads, double probes[2], double trips[2]) {
     probes[0] = probe_fma_gflops(threads);
+    trips[0] = probe_round_trip_ns();
     phase_start(p);
     const int status = run_process(argv, on_line, ctx, usage);
     phase_end(p);
     probes[1] = probe_fma_gflops(threads);
+    trips[1] = probe_round_trip_ns();
     return status;
 }
 
@@ -867,6 +973,7 @@ static void on_child_line(const char *line, void *ctx) {
     w->bndrop = field(line, "value");
     w->bndrop_min = field(line, "min");
     w->bndrop_max = field(line, "max");
+    w->cpus = field(line, "cpus");
     const char *rest = strstr(line, " threads=");
     if (rest) rest = strchr(rest + 1, ' ');
     snprintf(w->extra, sizeof w->extra, "%s", rest ? rest + 1 : "");
@@ -943,7 +1050,9 @@ typedef struct machine {
     double sgemm_gflops, fma_peak_gflops, copy_gbs;
     int torch_available, torch_runs_done;
     double torch_probes[10];  /* the probe around each counted PyTorch run (the lower of before and after) */
+    double torch_trips[10];   /* the round-trip probe around each (the longer of before and after) */
     double probe_reference;   /* the best multiply-add rate of the bench: peak measurements and probes */
+    double trip_reference;    /* the shortest core-to-core round trip of the bench (ns) */
     double torch_rss_mb;
     char torch_note[512];
     char load_start[64], load_end[64];
@@ -955,12 +1064,15 @@ static double ratio_of(const workload *w) {
     return (w->ran && isfinite(w->torch) && w->bndrop > 0) ? w->torch / w->bndrop : NAN;
 }
 
-/* How many of `count` probes read under SLOW_PHASE of the reference (none without a reference). */
-static int slow_probes(const double *probes, int count, double reference) {
+/* How many of `count` runs fell in a slow phase: their multiply-add probe under SLOW_PHASE of the
+   reference, or their core-to-core round trip over DISTANT_CORES times the shortest. */
+static int slow_rounds(const double *probes, const double *trips, int count, const machine *m) {
     int slow = 0;
-    if (!isfinite(reference)) return 0;
-    for (int i = 0; i < count; i++)
-        if (isfinite(probes[i]) && probes[i] < SLOW_PHASE * reference) slow++;
+    for (int i = 0; i < count; i++) {
+        const int fma_slow = isfinite(m->probe_reference) && isfinite(probes[i]) && probes[i] < SLOW_PHASE * m->probe_reference;
+        const int distant = isfinite(m->trip_reference) && isfinite(trips[i]) && trips[i] > DISTANT_CORES * m->trip_reference;
+        slow += fma_slow || distant;
+    }
     return slow;
 }
 
@@ -1003,11 +1115,13 @@ static void write_json(const char *path, const machine *m) {
     json_number_or_null(f, m->fma_peak_gflops);
     fprintf(f, ",\n    \"slow_phase_probe_reference_gflops\": ");
     json_number_or_null(f, m->probe_reference);
+    fprintf(f, ",\n    \"slow_phase_round_trip_reference_ns\": ");
+    json_number_or_null(f, m->trip_reference);
     fprintf(f, ",\n    \"memcpy_gb_per_s\": ");
     json_number_or_null(f, m->copy_gbs);
     fprintf(f, "\n  },\n  \"torch\": {\"available\": %s, \"runs\": %d, \"slow_phase_runs\": %d, \"peak_rss_mb\": ",
             m->torch_available ? "true" : "false", m->torch_runs_done,
-            slow_probes(m->torch_probes, m->torch_runs_done, m->probe_reference));
+            slow_rounds(m->torch_probes, m->torch_trips, m->torch_runs_done, m));
     json_number_or_null(f, m->torch_rss_mb);
     fprintf(f, ", \"note\": ");
     json_escaped(f, m->torch_note);
@@ -1039,7 +1153,18 @@ static void write_json(const char *path, const machine *m) {
         fprintf(f, ", \"peak_rss_mb\": ");
         json_number_or_null(f, w->rss_mb);
         fprintf(f, ", \"bndrop_rounds\": %d, \"bndrop_slow_phase_rounds\": %d", w->rounds,
-                w->ran ? slow_probes(w->round_probes, w->rounds, m->probe_reference) : 0);
+                w->ran ? slow_rounds(w->round_probes, w->round_trips, w->rounds, m) : 0);
+        fprintf(f, ", \"bndrop_round_values\": [");
+        for (int r = 0; r < w->rounds; r++) {
+            if (r) fprintf(f, ", ");
+            json_number_or_null(f, w->round_values[r]);
+        }
+        fprintf(f, "], \"bndrop_round_cpus_busy\": [");
+        for (int r = 0; r < w->rounds; r++) {
+            if (r) fprintf(f, ", ");
+            json_number_or_null(f, w->round_cpus[r]);
+        }
+        fprintf(f, "]");
         fprintf(f, ", \"bndrop_attempts\": %d, \"other_processes_cpu_share\": ", w->attempts);
         json_number_or_null(f, w->ran ? w->others_share : NAN);
         fprintf(f, ", \"failed\": %s, \"bndrop_extra\": ", w->failed ? "true" : "false");
@@ -1095,13 +1220,14 @@ static void print_zero_skipping_floor(const machine *m) {
 
 /* Where the machine's slow phases landed: each side's runs whose probe read under SLOW_PHASE of the best. */
 static void print_slow_phases(const machine *m) {
-    if (!isfinite(m->probe_reference)) return;
-    printf("slow phases (the multiply-add probe before or after a run under %.0f%% of the best, %.1f GFLOP/s): ",
-           100 * SLOW_PHASE, m->probe_reference);
+    if (!isfinite(m->probe_reference) && !isfinite(m->trip_reference)) return;
+    printf("slow phases (the multiply-add probe before or after a run under %.0f%% of the best, %.1f GFLOP/s, or "
+           "a core-to-core round trip over %.1fx the shortest, %.0f ns): ", 100 * SLOW_PHASE, m->probe_reference,
+           DISTANT_CORES, m->trip_reference);
     int any = 0;
     for (int i = 0; i < WORKLOADS; i++) {
         const workload *w = &workloads[i];
-        const int slow = w->ran ? slow_probes(w->round_probes, w->rounds, m->probe_reference) : 0;
+        const int slow = w->ran ? slow_rounds(w->round_probes, w->round_trips, w->rounds, m) : 0;
         if (slow == 0) continue;
         printf("%s%s %d of %d", any ? ", " : "bndrop ", w->name, slow, w->rounds);
         any = 1;
@@ -1109,7 +1235,7 @@ static void print_slow_phases(const machine *m) {
     if (!any) printf("no bndrop run");
     if (m->torch_runs_done > 0)
         printf("; PyTorch %d of %d runs (probed only around each whole run of the script)",
-               slow_probes(m->torch_probes, m->torch_runs_done, m->probe_reference), m->torch_runs_done);
+               slow_rounds(m->torch_probes, m->torch_trips, m->torch_runs_done, m), m->torch_runs_done);
     printf(".\n");
 }
 
@@ -1125,7 +1251,7 @@ static void print_table(const machine *m) {
         if (w->failed) snprintf(b, sizeof b, "FAILED");
         else format_time(b, sizeof b, w->bndrop);
         if (w->ran && w->others_share > OTHERS_LIMIT) { strcat(b, "*"); disturbed++; }
-        if (w->ran && 2 * slow_probes(w->round_probes, w->rounds, m->probe_reference) > w->rounds) {
+        if (w->ran && 2 * slow_rounds(w->round_probes, w->round_trips, w->rounds, m) > w->rounds) {
             strcat(b, "~");
             slowed++;
         }
@@ -1224,7 +1350,7 @@ int main(int argc, char **argv) {
     machine m;
     memset(&m, 0, sizeof m);
     m.torch_rss_mb = NAN;
-    m.probe_reference = NAN;
+    m.probe_reference = m.trip_reference = NAN;
     load_facts(m.load_start, sizeof m.load_start, &m.cpu_pressure_start);
     cpu_model(m.cpu, sizeof m.cpu);
     m.cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -1324,15 +1450,17 @@ int main(int argc, char **argv) {
                 trial.ran = 0;
                 struct rusage ru;
                 phase p;
-                double probes[2];
-                status = run_probed(args, on_child_line, &trial, &ru, &p, m.bndrop_threads, probes);
+                double probes[2], trips[2];
+                status = run_probed(args, on_child_line, &trial, &ru, &p, m.bndrop_threads, probes, trips);
                 trial.probe = fmin(probes[0], probes[1]);
+                trial.trip = fmax(trips[0], trips[1]);
                 if (status != 0 || !trial.ran) break;
                 trial.rss_mb = (double)ru.ru_maxrss / 1024.0;
                 trial.others_share = p.wall > 0 ? p.others / (p.wall * m.cores) : 0;
-                printf("bndrop %-12s %.6g %s (min %.6g, max %.6g)  %s  [%.1f s wall, others %.1f%%, "
-                       "probe %.0f/%.0f GFLOP/s]\n", w->name, trial.bndrop, w->unit, trial.bndrop_min,
-                       trial.bndrop_max, trial.extra, p.wall, 100 * trial.others_share, probes[0], probes[1]);
+                printf("bndrop %-12s %.6g %s (min %.6g, max %.6g)  %s  [%.1f s wall, %.2f CPUs busy, others %.1f%%, "
+                       "probe %.0f/%.0f GFLOP/s, round trip %.0f/%.0f ns]\n", w->name, trial.bndrop, w->unit,
+                       trial.bndrop_min, trial.bndrop_max, trial.extra, p.wall, trial.cpus, 100 * trial.others_share,
+                       probes[0], probes[1], trips[0], trips[1]);
                 if (!best.ran || trial.others_share < best.others_share) best = trial;
                 w->attempts++;
                 if (best.others_share <= OTHERS_LIMIT) break;
@@ -1347,6 +1475,8 @@ int main(int argc, char **argv) {
             }
             w->ran = 1;
             w->round_probes[w->rounds] = best.probe;
+            w->round_cpus[w->rounds] = best.cpus;
+            w->round_trips[w->rounds] = best.trip;
             w->round_values[w->rounds++] = best.bndrop;
             if (best.bndrop_min < w->bndrop_min) w->bndrop_min = best.bndrop_min;
             if (best.bndrop_max > w->bndrop_max) w->bndrop_max = best.bndrop_max;
@@ -1363,13 +1493,16 @@ int main(int argc, char **argv) {
             struct rusage ru;
             phase p;
             double probes[2];
-            int status = run_probed(torch_args, on_torch_line, &tc, &ru, &p, m.bndrop_threads, probes);
-            printf("PyTorch run %d: probe %.0f/%.0f GFLOP/s\n", round + 1, probes[0], probes[1]);
+            double trips[2];
+            int status = run_probed(torch_args, on_torch_line, &tc, &ru, &p, m.bndrop_threads, probes, trips);
+            printf("PyTorch run %d: probe %.0f/%.0f GFLOP/s, round trip %.0f/%.0f ns\n", round + 1, probes[0], probes[1],
+                   trips[0], trips[1]);
             phase_add(&m.torch_phase, &p);
             if (status != 0) {
                 snprintf(m.torch_note, sizeof m.torch_note, "the PyTorch script failed (exit status %d).", status);
             } else {
                 m.torch_probes[m.torch_runs_done] = fmin(probes[0], probes[1]);
+                m.torch_trips[m.torch_runs_done] = fmax(trips[0], trips[1]);
                 m.torch_runs_done++;
                 double rss = (double)ru.ru_maxrss / 1024.0;
                 if (rss > m.torch_rss_mb) m.torch_rss_mb = rss;
@@ -1390,6 +1523,9 @@ int main(int argc, char **argv) {
     for (int i = 0; i < WORKLOADS; i++)
         for (int r = 0; r < workloads[i].rounds; r++) m.probe_reference = better(m.probe_reference, workloads[i].round_probes[r]);
     for (int r = 0; r < m.torch_runs_done; r++) m.probe_reference = better(m.probe_reference, m.torch_probes[r]);
+    for (int i = 0; i < WORKLOADS; i++)
+        for (int r = 0; r < workloads[i].rounds; r++) m.trip_reference = lesser(m.trip_reference, workloads[i].round_trips[r]);
+    for (int r = 0; r < m.torch_runs_done; r++) m.trip_reference = lesser(m.trip_reference, m.torch_trips[r]);
     m.copy_gbs = better(m.copy_gbs, copy_end);
 
     /* ---- each side's median over the rounds ---- */
