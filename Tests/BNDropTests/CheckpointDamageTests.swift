@@ -87,7 +87,7 @@ final class CheckpointDamageTests: TemporaryFolderTestCase {
         bytes += header + data
         fileCount += 1
         let path = folder.appendingPathComponent("case\(fileCount).safetensors").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         return path
     }
 
@@ -145,7 +145,7 @@ final class CheckpointDamageTests: TemporaryFolderTestCase {
         let headerEnd = 8 + Int(whole.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
         for cut in 0..<whole.count {
             let cutPath = folder.appendingPathComponent("cut.safetensors").path
-            FileManager.default.createFile(atPath: cutPath, contents: whole.prefix(cut))
+            XCTAssertTrue(FileManager.default.createFile(atPath: cutPath, contents: whole.prefix(cut)))
             let text = cut < 8 ? "too short for a safetensors file" : cut < headerEnd ? "runs past the end of the file" : "run past the end of the data"
             try expect("cut at \(cut)", cutPath, .format, text)
             try expect("cut at \(cut)", cutPath, .format, text, load: true)
@@ -338,7 +338,7 @@ final class CheckpointDamageTests: TemporaryFolderTestCase {
                     bytes[Int(random.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: random.next())
                 }
             }
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
             for load in [false, true] {
                 do {
                     if load { _ = try Sequential(contentsOf: path) } else { try net.loadWeights(from: path) }
@@ -357,7 +357,7 @@ final class CheckpointDamageTests: TemporaryFolderTestCase {
         try expect("missing file", folder.appendingPathComponent("none.safetensors").path, .io, "No such file or directory")
         try expect("a folder", folder.path, .io, "not a regular file")
         let empty = folder.appendingPathComponent("empty.safetensors").path
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: empty, contents: Data()))
         try expect("empty file", empty, .format, "is 0 bytes: too short for a safetensors file")
     }
 }

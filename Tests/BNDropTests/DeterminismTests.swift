@@ -1,5 +1,5 @@
 import XCTest
-import BNDrop
+@_spi(Testing) import BNDrop
 
 /// The same seed gives bit-identical training for every thread count: work is split by the size of the
 /// problem, never by the number of threads, and partial sums are added in a fixed order.
@@ -113,6 +113,30 @@ final class DeterminismTests: XCTestCase {
             try net.addLinear(10)
             return net
         }, sampleSize: 784, batch: 37)  // 37 samples: several sample groups, the last one partial
+    }
+
+    /// Every task of a region runs once. From both ends, the caller's tasks are a run from the first one
+    /// and the workers' the rest, so that consecutive layers split alike give each thread the rows it had;
+    /// in order, every thread takes the next task.
+    func testTasksAreClaimedFromBothEnds() throws {
+        let pool = ThreadPool.shared
+        let original = pool.threadCount
+        defer { try? pool.setThreadCount(original) }
+        try pool.setThreadCount(2)
+        var sawWorker = false
+        for round in 0..<20 {
+            let threads = pool.threadsRunningTasks(64, fromBothEnds: true, microseconds: 20)
+            XCTAssertFalse(threads.contains(-1), "round \(round): a task did not run")
+            XCTAssertTrue(threads.allSatisfy { $0 == 0 || $0 == 1 }, "round \(round): \(threads)")
+            let callerTasks = threads.prefix { $0 == 0 }.count
+            XCTAssertTrue(threads.dropFirst(callerTasks).allSatisfy { $0 == 1 },
+                          "round \(round): the caller's tasks are not a run from the first: \(threads)")
+            sawWorker = sawWorker || callerTasks < 64
+            let inOrder = pool.threadsRunningTasks(64, fromBothEnds: false, microseconds: 20)
+            XCTAssertFalse(inOrder.contains(-1), "round \(round): a task did not run in order")
+        }
+        // (A worker that never woke in 20 regions of 1.3 ms would be a pool fault of its own.)
+        XCTAssertTrue(sawWorker, "the worker took no task in 20 regions")
     }
 
     func testThreadCountIsValidated() throws {

@@ -123,7 +123,7 @@ public final class BatchNorm: Layer {
         }
         // Channels are independent: each task takes a group of them.
         let group = channelsPerTask(batch: batch)
-        forwardKernel.run(tasks(numFeatures, group), (x, batch, useBatchStats, factor, group))
+        forwardKernel.run(tasks(numFeatures, group), (x, batch, useBatchStats, factor, group), order: .inOrder)
         usedBatchStatistics = useBatchStats
         return UnsafePointer(output.pointer)
     }
@@ -242,7 +242,7 @@ public final class BatchNorm: Layer {
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         if needInputGradient { try gradInput.resize(batch * inputCount) }
         let group = channelsPerTask(batch: batch)
-        backwardKernel.run(tasks(numFeatures, group), (dy, x, batch, needInputGradient, group))
+        backwardKernel.run(tasks(numFeatures, group), (dy, x, batch, needInputGradient, group), order: .inOrder)
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
     }
 
