@@ -395,10 +395,14 @@ final class GzipSource: IDXSource {
             case Z_OK:
                 continue
             case Z_BUF_ERROR:
-                // No progress: inflate needs more input than the buffer holds now.
+                // No progress: inflate needs more input than the buffer holds now. (With the buffer full it
+                // cannot: a guard against a loop that would never end.)
                 if produced == 0 && stream.pointee.avail_in == inputBefore {
                     if fileEnded {
                         throw BNDError.format("\(name): truncated gzip stream in the \(what) (the file ends inside it)")
+                    }
+                    guard Int(stream.pointee.avail_in) < GzipSource.inputSize else {
+                        throw BNDError.format("\(name): corrupt gzip data in the \(what): zlib made no progress")
                     }
                     try fill(what: what)
                 }
