@@ -898,9 +898,11 @@ BND_API int32_t bnd_get_num_threads(void);
 
 /* Saves `net` (state_dict, architecture, seed, mode, dropout generators) to `path`, replacing any
    file there atomically. The net is not changed. A symbolic link is written through (its file is
-   replaced, the link stays); a FIFO, device or socket at `path` is refused, as is a link to nothing.
-   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer), BND_ERR_IO (an empty path, a folder, a folder that
-   cannot be written, something other than a regular file at the path, a failed write). */
+   replaced, the link stays); a FIFO, device or socket at `path` is refused, as is a link to nothing
+   or to a path that is not UTF-8.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, a path that is not UTF-8), BND_ERR_IO (an empty
+   path, a folder, a folder that cannot be written, something other than a regular file at the path,
+   a link to nothing or to a path that is not UTF-8, a failed write). */
 BND_API bnd_status bnd_net_save(const bnd_net *net, const char *path);
 
 /* Creates the net saved at `path` by bnd_net_save: same layers, tensors, seed, mode and dropout

@@ -370,6 +370,24 @@ final class CheckpointTests: TemporaryFolderTestCase {
         XCTAssertEqual(try Sequential(contentsOf: path("real.safetensors")).sampleShape, [4], "its file was replaced")
         XCTAssertEqual(symlink("missing", path("dangling")), 0)
         assertThrowsBNDError(try net.save(to: path("dangling")), .io, containing: "symbolic link to nothing")
+        // A link to a file whose name is not UTF-8 (Latin-1 "m\u{E9}.bnd"): refused, the file unchanged, no
+        // other file written (read as a String, the target's name became "m\u{FFFD}.bnd", another file).
+        let latin1: [CChar] = Array("m".utf8CString.dropLast()) + [CChar(bitPattern: 0xE9)] + Array(".bnd".utf8CString)
+        let latin1Path = Array((folder.path + "/").utf8CString.dropLast()) + latin1
+        let fd = open(latin1Path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        XCTAssertEqual(write(fd, "old", 3), 3)
+        XCTAssertEqual(close(fd), 0)
+        XCTAssertEqual(symlink(latin1, path("latin1-link")), 0)
+        let before = try entries().count
+        assertThrowsBNDError(try net.save(to: path("latin1-link")), .io, containing: "not valid UTF-8", "nothing was written")
+        XCTAssertEqual(try entries().count, before, "a file was written")
+        var buffer = [UInt8](repeating: 0, count: 8)
+        let reader = open(latin1Path, O_RDONLY)
+        XCTAssertEqual(read(reader, &buffer, 8), 3, "the link's file changed")
+        close(reader)
+        XCTAssertEqual(unlink(latin1Path), 0)
+        XCTAssertEqual(unlink(path("latin1-link")), 0)
 
         // Loading from a FIFO is refused at once (it waited for a writer forever).
         assertThrowsBNDError(try Sequential(contentsOf: path("fifo")), .io, containing: "not a regular file")

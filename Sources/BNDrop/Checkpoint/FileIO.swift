@@ -67,8 +67,15 @@ final class AtomicFileWriter {
                 throw BNDError.io("cannot save '\(path)': it is a symbolic link to nothing that exists "
                                   + "(\(systemError(errno))); nothing was written")
             }
-            resolved = String(cString: real)
+            let decoded = String(validatingCString: real)
             free(real)
+            // Paths are UTF-8 (bndrop.h): a target in another encoding, read as a String, would name
+            // another file.
+            guard let decoded else {
+                throw BNDError.io("cannot save '\(path)': it is a symbolic link whose target's path is not "
+                                  + "valid UTF-8; nothing was written")
+            }
+            resolved = decoded
             guard stat(resolved, &info) == 0 else { return resolved }
         }
         let kind = info.st_mode & S_IFMT
