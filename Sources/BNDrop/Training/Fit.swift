@@ -109,13 +109,11 @@ func checkedLoss(network: Sequential, data: Dataset, requested: Loss?, role: Str
 /// `network` to train on (one value per channel), instead of failing at the end of the first epoch.
 func checkSmallestBatch(network: Sequential, loader: BatchLoader) throws {
     let smallest = loader.smallestBatch
-    for (index, layer) in network.layers.enumerated() {
-        guard let norm = layer as? BatchNorm, smallest < norm.minimumTrainingBatch else { continue }
-        let count = loader.dataset.count, size = loader.batchSize
-        throw BNDError.shape("the last batch of every epoch would have \(smallest) sample (\(count) samples = "
-                             + "\(count / size) × \(size) + \(count % size)), and \(norm.typeName) (layer \(index)) "
-                             + "cannot train on one value per channel: use drop_last or another batch size")
-    }
+    guard let (index, norm) = network.batchNormRefusing(batch: smallest, training: true) else { return }
+    let count = loader.dataset.count, size = loader.batchSize
+    throw BNDError.shape("the last batch of every epoch would have \(smallest) sample (\(count) samples = "
+                         + "\(count / size) × \(size) + \(count % size)), and \(norm.typeName) (layer \(index)) "
+                         + "cannot train on one value per channel: use drop_last or another batch size")
 }
 
 /// Refuses, before anything runs, an evaluation whose smallest batch (the last, `data.count` mod
@@ -125,15 +123,11 @@ func checkSmallestBatch(network: Sequential, loader: BatchLoader) throws {
 func checkEvaluationBatches(network: Sequential, data: Dataset, batchSize: Int, role: String) throws {
     let remainder = data.count % batchSize
     let smallest = remainder == 0 ? min(batchSize, data.count) : remainder
-    for (index, layer) in network.layers.enumerated() {
-        guard let norm = layer as? BatchNorm, !norm.trackRunningStats, smallest < norm.minimumTrainingBatch else {
-            continue
-        }
-        throw BNDError.shape("the last \(role) batch would have \(smallest) sample (\(data.count) samples in batches of "
-                             + "\(batchSize)), and \(norm.typeName) (layer \(index)) has no running statistics: it "
-                             + "normalises with the batch's own, which needs more than one value per channel; use "
-                             + "another batch size")
-    }
+    guard let (index, norm) = network.batchNormRefusing(batch: smallest, training: false) else { return }
+    throw BNDError.shape("the last \(role) batch would have \(smallest) sample (\(data.count) samples in batches of "
+                         + "\(batchSize)), and \(norm.typeName) (layer \(index)) has no running statistics: it "
+                         + "normalises with the batch's own, which needs more than one value per channel; use "
+                         + "another batch size")
 }
 
 /// Runs `network` over `data` in eval mode (restoring its previous mode afterwards) and returns the mean

@@ -144,12 +144,22 @@ extension Sequential {
     /// Dropouts had drawn masks). Every forward calls this in the net's mode; the training step calls it
     /// with `training` true before anything else, since it trains in train mode whatever the net's mode.
     func checkBatchNormBatch(_ batch: Int, training: Bool) throws {
-        for layer in layers {
-            guard let norm = layer as? BatchNorm, training || !norm.trackRunningStats,
-                  batch < norm.minimumTrainingBatch else { continue }
-            throw BNDError.shape("Expected more than 1 value per channel when training, got input size "
-                                 + "\([batch] + norm.inputShape)")
+        guard let (_, norm) = batchNormRefusing(batch: batch, training: training) else { return }
+        throw BNDError.shape("Expected more than 1 value per channel when training, got input size "
+                             + "\([batch] + norm.inputShape)")
+    }
+
+    /// The first BatchNorm (and its index) that normalises with the batch's own statistics (always in train
+    /// mode; in eval mode when it keeps no running statistics) and so cannot take `batch` samples, one
+    /// value per channel; nil when every layer can. The one rule behind every such check (a forward, a
+    /// training step, `fit`'s last batch, an evaluation's).
+    func batchNormRefusing(batch: Int, training: Bool) -> (index: Int, norm: BatchNorm)? {
+        for (index, layer) in layers.enumerated() {
+            if let norm = layer as? BatchNorm, training || !norm.trackRunningStats, batch < norm.minimumTrainingBatch {
+                return (index, norm)
+            }
         }
+        return nil
     }
 
     /// The loss can be finite while back-propagation overflows (a huge weight times a large gradient):
