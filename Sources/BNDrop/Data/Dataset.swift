@@ -202,15 +202,20 @@ public final class Dataset {
         // header, before their data is decompressed or anything is allocated for it.
         try IDX.regularFile(images)
         try IDX.regularFile(labels)
+        /// `.outOfMemory` when `elements` of `elementBytes` each exceed `maxBytes`; `need(bytes)` says what
+        /// needs that many bytes.
+        func withinLimit(_ elements: Int, _ elementBytes: Int, _ need: (String) -> String) throws {
+            let (bytes, overflow) = elements.multipliedReportingOverflow(by: elementBytes)
+            guard !overflow, bytes <= maxBytes else {
+                throw BNDError.outOfMemory(need(overflow ? "too many" : String(bytes)) + ", above the dataset memory "
+                                           + "limit of \(maxBytes) bytes (raise maxBytes / bnd_load_params.max_bytes "
+                                           + "to load it)")
+            }
+        }
         var labelBuffer: Buffer<Int32>?
         var maxLabel: UInt8 = 0
         let labelHeader = try IDX.stream(path: labels, dimensions: 1, accept: { dims, total in
-            let (bytes, overflow) = total.multipliedReportingOverflow(by: MemoryLayout<Int32>.stride)
-            guard !overflow, bytes <= maxBytes else {
-                throw BNDError.outOfMemory("\(labels): \(dims[0]) labels need \(overflow ? "too many" : String(bytes)) "
-                                           + "bytes, above the dataset memory limit of \(maxBytes) bytes (raise "
-                                           + "maxBytes / bnd_load_params.max_bytes to load it)")
-            }
+            try withinLimit(total, MemoryLayout<Int32>.stride) { "\(labels): \(dims[0]) labels need \($0) bytes" }
         }, prepare: { _, total in
             labelBuffer = try Buffer<Int32>(uninitializedCount: total, what: "the labels of \(labels)")
         }, consume: { chunk, offset in
@@ -228,12 +233,8 @@ public final class Dataset {
                 throw BNDError.format("image/label count mismatch: \(images) has \(dims[0]) images but \(labels) has "
                                       + "\(count) labels")
             }
-            let (bytes, overflow) = total.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
-            guard !overflow, bytes <= maxBytes else {
-                throw BNDError.outOfMemory("\(images): dimensions \(dims) need \(total) float32 values "
-                                           + "(\(overflow ? "too many" : String(bytes)) bytes), above the dataset memory "
-                                           + "limit of \(maxBytes) bytes (raise maxBytes / bnd_load_params.max_bytes "
-                                           + "to load it)")
+            try withinLimit(total, MemoryLayout<Float>.stride) {
+                "\(images): dimensions \(dims) need \(total) float32 values (\($0) bytes)"
             }
         }, prepare: { _, total in
             featureBuffer = try FloatBuffer(uninitializedCount: total, what: "the images of \(images)")

@@ -57,12 +57,12 @@ public enum IDX {
                               prepare: (_ dims: [Int], _ elements: Int) throws -> Void,
                               consume: (_ chunk: UnsafeBufferPointer<UInt8>, _ offset: Int) -> Void) throws
         -> (typeCode: UInt8, dims: [Int]) {
-        try regularFile(path)
-        var source = try GzipSource(path: path)
+        var source = try GzipSource(path: path)  // (it checks for a regular file, on what it opened)
         return try parse(&source, name: path, dimensions: dimensions, accept: accept, prepare: prepare, consume: consume)
     }
 
-    /// The file's status when `path` names a regular file; else `.io` saying what is there instead.
+    /// The file's status when `path` names a regular file; else `.io` saying what is there instead (as
+    /// `stream` says it; this checks without opening, e.g. both files of a dataset before either is read).
     @discardableResult
     static func regularFile(_ path: String) throws -> stat {
         var info = stat()
@@ -379,7 +379,7 @@ final class GzipSource: IDXSource {
         while total < count && !membersEnded {
             if stream.pointee.avail_in == 0 {
                 if fileEnded {
-                    throw BNDError.format("\(name): truncated gzip stream in the \(what) (the file ends inside it)")
+                    throw truncated(what)
                 }
                 try fill(what: what)
                 continue
@@ -399,7 +399,7 @@ final class GzipSource: IDXSource {
                 // cannot: a guard against a loop that would never end.)
                 if produced == 0 && stream.pointee.avail_in == inputBefore {
                     if fileEnded {
-                        throw BNDError.format("\(name): truncated gzip stream in the \(what) (the file ends inside it)")
+                        throw truncated(what)
                     }
                     guard Int(stream.pointee.avail_in) < GzipSource.inputSize else {
                         throw BNDError.format("\(name): corrupt gzip data in the \(what): zlib made no progress")
@@ -416,6 +416,10 @@ final class GzipSource: IDXSource {
             }
         }
         return total
+    }
+
+    private func truncated(_ what: String) -> BNDError {
+        .format("\(name): truncated gzip stream in the \(what) (the file ends inside it)")
     }
 
     /// After a gzip member: the end of the file, another member (inflated next), or an error.
