@@ -279,6 +279,25 @@ static void *peak_thread_run(void *argument) {
     return NULL;
 }
 
+/* The first `max` CPUs this process may run on, into `cpus`; how many there are (0 when the affinity
+   cannot be read). */
+static int allowed_cpus(int *cpus, int max) {
+    cpu_set_t allowed;
+    int count = 0;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 0;
+    for (int c = 0; c < CPU_SETSIZE && count < max; c++)
+        if (CPU_ISSET(c, &allowed)) cpus[count++] = c;
+    return count;
+}
+
+/* Pins the calling thread to `cpu`. */
+static void pin_to(int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+}
+
 static double measure_fma_rate(int threads, int rounds, int iterations) {
     const int width = peak_width();
     if (width == 0) return NAN;
@@ -287,18 +306,11 @@ static double measure_fma_rate(int threads, int rounds, int iterations) {
     /* Thread i runs on the i-th CPU the process may use (the caller too, for the measurement): left to
        the scheduler, a new thread started on its creator's CPU and stayed there for a millisecond round,
        so the two ran one after the other. */
-    cpu_set_t allowed, own;
-    int cpus[PEAK_THREADS], cpu_count = 0;
-    const int pinned = sched_getaffinity(0, sizeof allowed, &allowed) == 0 &&
-                       pthread_getaffinity_np(pthread_self(), sizeof own, &own) == 0;
-    for (int c = 0; pinned && c < CPU_SETSIZE && cpu_count < PEAK_THREADS; c++)
-        if (CPU_ISSET(c, &allowed)) cpus[cpu_count++] = c;
-    if (cpu_count > 0) {
-        cpu_set_t first;
-        CPU_ZERO(&first);
-        CPU_SET(cpus[0], &first);
-        pthread_setaffinity_np(pthread_self(), sizeof first, &first);
-    }
+    cpu_set_t own;
+    int cpus[PEAK_THREADS];
+    const int cpu_count =
+        pthread_getaffinity_np(pthread_self(), sizeof own, &own) == 0 ? allowed_cpus(cpus, PEAK_THREADS) : 0;
+    if (cpu_count > 0) pin_to(cpus[0]);
     double best = INFINITY;
     for (int round = 0; round < rounds; round++) {
         peak_thread state[PEAK_THREADS];
@@ -357,13 +369,6 @@ enum { ROUND_TRIPS = 20000, ROUND_TRIP_SETS = 4 };  /* the first set warms the c
    caller's stack and started a thread per timed set: it read 190 ns where this reads 60.) */
 static struct { _Alignas(64) _Atomic long turn; char padding[56]; } ping_pong_line;
 
-static void pin_to(int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-}
-
 static void *pong(void *argument) {
     pin_to(*(const int *)argument);
     for (long i = 0; i < (long)ROUND_TRIPS * ROUND_TRIP_SETS; i++) {
@@ -374,13 +379,9 @@ static void *pong(void *argument) {
 }
 
 static double probe_round_trip_ns(void) {
-    cpu_set_t allowed, own;
-    int cpus[2], count = 0;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || pthread_getaffinity_np(pthread_self(), sizeof own, &own) != 0)
-        return NAN;
-    for (int c = 0; c < CPU_SETSIZE && count < 2; c++)
-        if (CPU_ISSET(c, &allowed)) cpus[count++] = c;
-    if (count < 2) return NAN;
+    cpu_set_t own;
+    int cpus[2];
+    if (pthread_getaffinity_np(pthread_self(), sizeof own, &own) != 0 || allowed_cpus(cpus, 2) < 2) return NAN;
     pin_to(cpus[0]);
     atomic_store(&ping_pong_line.turn, 0);
     pthread_t id;
