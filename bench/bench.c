@@ -602,11 +602,16 @@ static double timed_end(timed start) {
 
 static double timed_cpus(void) { return g_timed_wall > 0 ? g_timed_cpu / g_timed_wall : NAN; }
 
-static void print_result(const double *times, int count, const char *extra) {
-    printf("RESULT value=%.9g min=%.9g max=%.9g reps=%d cpus=%.3f threads=%d %s\n", median(times, count),
-           minimum(times, count), maximum(times, count), count, timed_cpus(), (int)bnd_get_num_threads(),
-           extra ? extra : "");
+/* The RESULT line with `value` as the reported time. */
+static void print_result_with_value(double value, const double *times, int count, const char *extra) {
+    printf("RESULT value=%.9g min=%.9g max=%.9g reps=%d cpus=%.3f threads=%d %s\n", value, minimum(times, count),
+           maximum(times, count), count, timed_cpus(), (int)bnd_get_num_threads(), extra ? extra : "");
     fflush(stdout);
+}
+
+/* The RESULT line reporting the median of `times`. */
+static void print_result(const double *times, int count, const char *extra) {
+    print_result_with_value(median(times, count), times, count, extra);
 }
 
 static void child_load(const child_options *o) {
@@ -704,9 +709,7 @@ static void child_infer(const child_options *o, const char *kind, int fold) {
     char extra[160];
     snprintf(extra, sizeof extra, "median_pass=%.6g final_loss=%.6g nonzero_inputs=%.6f", median(times, passes), loss,
              (double)nonzero / ((double)count * (double)in_count));
-    printf("RESULT value=%.9g min=%.9g max=%.9g reps=%d cpus=%.3f threads=%d %s\n", minimum(times, passes),
-           minimum(times, passes), maximum(times, passes), passes, timed_cpus(), (int)bnd_get_num_threads(), extra);
-    fflush(stdout);
+    print_result_with_value(minimum(times, passes), times, passes, extra);
     if (y_count != (size_t)(count % batch ? count % batch : batch) * out_count) die("forward view size %zu", y_count);
     free(times); free(x);
     bnd_net_free(net);
