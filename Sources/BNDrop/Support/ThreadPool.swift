@@ -44,12 +44,16 @@ public final class ThreadPool: @unchecked Sendable {
     private let region = Atomic<Int>(0)
     private static let regionStride = 1024
     private let padding1 = CacheLinePadding()
-    /// The region's tag (its sequence number, low 20 bits) and the range of tasks not yet handed out, in
-    /// one word (`ClaimWord`). A task is claimed by compare-and-swap on the whole word, so a worker still
-    /// finishing a region, or waking late after it ended, can neither read another region's range nor
-    /// claim one of its tasks. The caller takes tasks from the front of the range; the workers take them
-    /// from its back (`TaskOrder.fromBothEnds`) or from its front too (`.inOrder`).
-    private let claims = Atomic<UInt64>(0)
+    /// The region's sequence number and the range of tasks not yet handed out, in one double word
+    /// (`Claims`). A task is claimed by compare-and-swap on both words, so a worker still finishing a
+    /// region, or waking late after it ended, can neither read another region's range nor claim one of
+    /// its tasks, however many regions ran meanwhile: the whole sequence number is compared. (A 20-bit
+    /// tag beside the range in one word came back every 2^20 regions, a few seconds of training: a
+    /// worker stalled for exactly that many could have joined a region that had not asked for it, with
+    /// a thread index past the kernel's per-thread scratch.) The caller takes tasks from the front of the
+    /// range; the workers take them from its back (`TaskOrder.fromBothEnds`) or from its front too
+    /// (`.inOrder`).
+    private let claims = Atomic<WordPair>(Claims.none)
     /// Whether the workers of the current region take tasks from the back (set before `claims` moves).
     private let workersFromBack = Atomic<Bool>(true)
     private let padding2 = CacheLinePadding()
@@ -101,7 +105,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// and a training step allocates nothing.
     func run(_ tasks: Int, _ work: ParallelWork, threadLimit: Int, order: TaskOrder = .fromBothEnds) {
         let threads = min(threadLimit, threadCount, tasks)
-        guard threads > 1, tasks <= ClaimWord.maxTasks,
+        guard threads > 1, tasks <= Claims.maxTasks,
               busy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
             for task in 0..<tasks { work.perform(task, thread: 0) }
             return
@@ -112,13 +116,12 @@ public final class ThreadPool: @unchecked Sendable {
         completed.store(0, ordering: .relaxed)
         workersFromBack.store(order == .fromBothEnds, ordering: .relaxed)
         let sequence = region.load(ordering: .relaxed) / ThreadPool.regionStride + 1
-        let tag = ClaimWord.tag(sequence)
-        claims.store(ClaimWord.word(tag: tag, front: 0, back: tasks), ordering: .releasing)
+        claims.store(Claims.word(sequence: sequence, front: 0, back: tasks), ordering: .releasing)
         region.store(sequence * ThreadPool.regionStride + threads - 1, ordering: .releasing)
         pthread_mutex_lock(mutex)
         if sleepers > 0 { pthread_cond_broadcast(wakeup) }
         pthread_mutex_unlock(mutex)
-        while let task = claim(tag, fromFront: true) {
+        while let task = claim(sequence, fromFront: true) {
             work.perform(task, thread: 0)
             completed.add(1, ordering: .releasing)
         }
@@ -126,17 +129,17 @@ public final class ThreadPool: @unchecked Sendable {
         job = nil
     }
 
-    /// The first (`fromFront`) or last unclaimed task of the region tagged `tag`, or nil when none is left
-    /// or the region is over.
+    /// The first (`fromFront`) or last unclaimed task of region `sequence`, or nil when none is left or the
+    /// region is over.
     @inline(__always)
-    private func claim(_ tag: UInt64, fromFront: Bool) -> Int? {
+    private func claim(_ sequence: Int, fromFront: Bool) -> Int? {
         var current = claims.load(ordering: .acquiring)
-        while ClaimWord.tag(of: current) == tag {
-            let (front, back) = ClaimWord.range(current)
+        while Claims.sequence(of: current) == sequence {
+            let (front, back) = Claims.range(current)
             guard front < back else { return nil }
             let task = fromFront ? front : back - 1
-            let desired = fromFront ? ClaimWord.word(tag: tag, front: front + 1, back: back)
-                                    : ClaimWord.word(tag: tag, front: front, back: back - 1)
+            let desired = fromFront ? Claims.word(sequence: sequence, front: front + 1, back: back)
+                                    : Claims.word(sequence: sequence, front: front, back: back - 1)
             let (exchanged, original) = claims.compareExchange(expected: current, desired: desired,
                                                                ordering: .acquiringAndReleasing)
             if exchanged { return task }
@@ -145,12 +148,12 @@ public final class ThreadPool: @unchecked Sendable {
         return nil
     }
 
-    /// A worker's share of the region tagged `tag`: claims and runs one task. The work is read inside
-    /// this call and released before the task counts as completed.
+    /// A worker's share of region `sequence`: claims and runs one task. The work is read inside this call
+    /// and released before the task counts as completed.
     @inline(never)
-    private func runClaimedTask(_ tag: UInt64, thread: Int) -> Bool {
+    private func runClaimedTask(_ sequence: Int, thread: Int) -> Bool {
         let fromFront = !workersFromBack.load(ordering: .relaxed)
-        guard let task = claim(tag, fromFront: fromFront), let work = job else { return false }
+        guard let task = claim(sequence, fromFront: fromFront), let work = job else { return false }
         work.perform(task, thread: thread)
         return true
     }
@@ -211,8 +214,8 @@ public final class ThreadPool: @unchecked Sendable {
             seen = current
             // Only the first workers join a region (as many as it asked for); the others wait again.
             guard index < current % ThreadPool.regionStride else { continue }
-            let tag = ClaimWord.tag(current / ThreadPool.regionStride)
-            while runClaimedTask(tag, thread: index + 1) { completed.add(1, ordering: .releasing) }
+            let sequence = current / ThreadPool.regionStride
+            while runClaimedTask(sequence, thread: index + 1) { completed.add(1, ordering: .releasing) }
         }
     }
 
@@ -262,18 +265,19 @@ enum TaskOrder {
     case inOrder
 }
 
-/// The layout of `ThreadPool.claims`: tag (20 bits) | front (22 bits) | back (22 bits); the tasks in
-/// [front, back) are still to be handed out.
-private enum ClaimWord {
-    static let maxTasks = (1 << 22) - 1
-    private static let fieldMask: UInt64 = (1 << 22) - 1
+/// The layout of `ThreadPool.claims`: the region's sequence number (first word; 0 before the first region)
+/// and the tasks still to be handed out, [front, back) (second word: front << 32 | back).
+private enum Claims {
+    static let maxTasks = Int(Int32.max)
+    static let none = WordPair(first: 0, second: 0)
 
-    static func tag(_ sequence: Int) -> UInt64 { UInt64(truncatingIfNeeded: sequence) & 0xF_FFFF }
-    static func tag(of word: UInt64) -> UInt64 { word >> 44 }
-    static func word(tag: UInt64, front: Int, back: Int) -> UInt64 { tag << 44 | UInt64(front) << 22 | UInt64(back) }
+    static func word(sequence: Int, front: Int, back: Int) -> WordPair {
+        WordPair(first: UInt(bitPattern: sequence), second: UInt(front) << 32 | UInt(back))
+    }
+    static func sequence(of word: WordPair) -> Int { Int(bitPattern: word.first) }
     /// The tasks of `word` still to be handed out: [front, back).
-    static func range(_ word: UInt64) -> (front: Int, back: Int) {
-        (Int((word >> 22) & fieldMask), Int(word & fieldMask))
+    static func range(_ word: WordPair) -> (front: Int, back: Int) {
+        (Int(word.second >> 32), Int(word.second & 0xFFFF_FFFF))
     }
 }
 
