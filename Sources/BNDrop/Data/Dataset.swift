@@ -269,7 +269,7 @@ public final class Dataset {
                                      maxBytes: Int = defaultMaxBytes) throws -> Dataset {
         var info = stat()
         guard stat(directory, &info) == 0 else {
-            throw BNDError.io("\(directory): cannot open dataset directory: \(String(cString: strerror(errno)))")
+            throw BNDError.io("\(directory): cannot open dataset directory: \(systemError(errno))")
         }
         guard (info.st_mode & S_IFMT) == S_IFDIR else {
             throw BNDError.io("\(directory): not a directory")

@@ -61,20 +61,20 @@ public enum IDX {
         return try parse(&source, name: path, dimensions: dimensions, accept: accept, prepare: prepare, consume: consume)
     }
 
-    /// The file's status when `path` names a regular file; else `.io` saying what is there instead (as
-    /// `stream` says it; this checks without opening, e.g. both files of a dataset before either is read).
-    @discardableResult
-    static func regularFile(_ path: String) throws -> stat {
+    /// Nothing when `path` names a regular file; else `.io` saying what is there instead (as `stream` says
+    /// it; this checks without opening, e.g. both files of a dataset before either is read).
+    static func regularFile(_ path: String) throws {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
-            throw BNDError.io("\(path): cannot open IDX file: \(reason)")
+            throw BNDError.io("\(path): cannot open IDX file: \(openFailure(errno))")
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             throw BNDError.io("\(path): cannot read IDX file: not a regular file")
         }
-        return info
     }
+
+    /// Why an IDX file could not be opened or examined: "no such file", or the system's message.
+    static func openFailure(_ code: Int32) -> String { code == ENOENT ? "no such file" : systemError(code) }
 
     /// The size of the one buffer `stream` reads the data through.
     public static let chunkSize = 1 << 16
@@ -106,7 +106,7 @@ public enum IDX {
         let data = try encode(array)
         let gzip = compressed ?? path.hasSuffix(".gz")
         guard let file = gzopen(path, gzip ? "wb6" : "wbT") else {
-            throw BNDError.io("\(path): cannot create IDX file: \(String(cString: strerror(errno)))")
+            throw BNDError.io("\(path): cannot create IDX file: \(systemError(errno))")
         }
         var offset = 0
         var failure: String?
@@ -301,13 +301,12 @@ final class GzipSource: IDXSource {
         name = path
         fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
-            let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
-            throw BNDError.io("\(path): cannot open IDX file: \(reason)")
+            throw BNDError.io("\(path): cannot open IDX file: \(IDX.openFailure(errno))")
         }
         var info = stat()
         let statFailed = fstat(fd, &info) != 0, statError = errno
         guard !statFailed, (info.st_mode & S_IFMT) == S_IFREG else {
-            let reason = statFailed ? String(cString: strerror(statError)) : "not a regular file"
+            let reason = statFailed ? systemError(statError) : "not a regular file"
             close(fd)
             throw BNDError.io("\(path): cannot read IDX file: \(reason)")
         }
@@ -348,7 +347,7 @@ final class GzipSource: IDXSource {
             let n = Glibc.read(fd, input + total, GzipSource.inputSize - total)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw BNDError.io("\(name): cannot read the \(what): \(String(cString: strerror(errno)))")
+                throw BNDError.io("\(name): cannot read the \(what): \(systemError(errno))")
             }
             if n == 0 { fileEnded = true }
             total += n
