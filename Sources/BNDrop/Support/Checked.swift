@@ -15,8 +15,6 @@ public enum SizeLimits {
 /// `.shape`; a value outside its allowed range (a hyper-parameter, a flag, an index, a label) is
 /// `.invalidArgument`; `.outOfMemory` is reserved for allocations that really failed.
 enum Checked {
-    static let maxElements = SizeLimits.maxElements
-
     /// The product of `dims`, or a `.shape` error naming `what` when a factor is negative or the product
     /// overflows.
     static func product(_ dims: [Int], _ what: @autoclosure () -> String) throws -> Int {
@@ -24,7 +22,9 @@ enum Checked {
         for d in dims {
             guard d >= 0 else { throw BNDError.shape("\(what()): negative dimension \(d) in \(dims)") }
             let (p, overflow) = total.multipliedReportingOverflow(by: d)
-            guard !overflow, p <= maxElements else { throw BNDError.shape("\(what()): \(dims) has too many elements") }
+            guard !overflow, p <= SizeLimits.maxElements else {
+                throw BNDError.shape("\(what()): \(dims) has too many elements")
+            }
             total = p
         }
         return total
@@ -34,7 +34,9 @@ enum Checked {
     static func multiply(_ a: Int, _ b: Int, _ what: @autoclosure () -> String) throws -> Int {
         guard a >= 0, b >= 0 else { throw BNDError.shape("\(what()): negative size in \(a)×\(b)") }
         let (p, overflow) = a.multipliedReportingOverflow(by: b)
-        guard !overflow, p <= maxElements else { throw BNDError.shape("\(what()): \(a)×\(b) elements is too many") }
+        guard !overflow, p <= SizeLimits.maxElements else {
+            throw BNDError.shape("\(what()): \(a)×\(b) elements is too many")
+        }
         return p
     }
 
@@ -43,10 +45,12 @@ enum Checked {
         guard value > 0 else { throw BNDError.shape("\(what()) must be positive, got \(value)") }
     }
 
-    /// The element count of a caller's array: at least 1 and at most `maxElements`.
+    /// The element count of a caller's array: at least 1 and at most `SizeLimits.maxElements`.
     static func elements(_ value: Int, _ what: @autoclosure () -> String) throws {
         try batch(value, what())
-        guard value <= maxElements else { throw BNDError.shape("\(what()) \(value) is too large for any buffer") }
+        guard value <= SizeLimits.maxElements else {
+            throw BNDError.shape("\(what()) \(value) is too large for any buffer")
+        }
     }
 
     /// Throws `.invalidArgument` unless `value` is finite and inside `range` (closed).
