@@ -1049,6 +1049,16 @@ static void json_number_or_null(FILE *f, double v) {
     else fputs("null", f);
 }
 
+/* A JSON array of `count` numbers (null where one was not measured). */
+static void json_numbers(FILE *f, const double *values, int count) {
+    fputc('[', f);
+    for (int i = 0; i < count; i++) {
+        if (i) fprintf(f, ", ");
+        json_number_or_null(f, values[i]);
+    }
+    fputc(']', f);
+}
+
 typedef struct machine {
     char cpu[256], corename[192], config[256], coretype_env[128], l2_env[64], threads_env[64];
     int coretype_set, cores, bndrop_threads, torch_threads;
@@ -1159,17 +1169,10 @@ static void write_json(const char *path, const machine *m) {
         json_number_or_null(f, w->rss_mb);
         fprintf(f, ", \"bndrop_rounds\": %d, \"bndrop_slow_phase_rounds\": %d", w->rounds,
                 w->ran ? slow_rounds(w->round_probes, w->round_trips, w->rounds, m) : 0);
-        fprintf(f, ", \"bndrop_round_values\": [");
-        for (int r = 0; r < w->rounds; r++) {
-            if (r) fprintf(f, ", ");
-            json_number_or_null(f, w->round_values[r]);
-        }
-        fprintf(f, "], \"bndrop_round_cpus_busy\": [");
-        for (int r = 0; r < w->rounds; r++) {
-            if (r) fprintf(f, ", ");
-            json_number_or_null(f, w->round_cpus[r]);
-        }
-        fprintf(f, "]");
+        fprintf(f, ", \"bndrop_round_values\": ");
+        json_numbers(f, w->round_values, w->rounds);
+        fprintf(f, ", \"bndrop_round_cpus_busy\": ");
+        json_numbers(f, w->round_cpus, w->rounds);
         fprintf(f, ", \"bndrop_attempts\": %d, \"other_processes_cpu_share\": ", w->attempts);
         json_number_or_null(f, w->ran ? w->others_share : NAN);
         fprintf(f, ", \"failed\": %s, \"bndrop_extra\": ", w->failed ? "true" : "false");
