@@ -17,11 +17,14 @@
 #endif
 
 #if defined(__x86_64__) && !defined(BNDK_NO_CLONES)
-// One copy per instruction set; an ifunc resolver picks one when the library is loaded.
-#define BNDK_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+// One copy per instruction set; an ifunc resolver picks one when the library is loaded. The AVX2 copy is
+// named by its feature level, x86-64-v3 (AVX2, FMA, BMI2...), which the resolver tests feature by
+// feature: "arch=haswell" would be tested as the CPU's identity (__builtin_cpu_is), so every CPU that is
+// not an Intel Haswell-family core (AMD's Zen 3, Intel's hybrid cores) ran the SSE2 copy.
+#define BNDK_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 // For loops of 64-bit integer multiplies (dropout's counter-based draws): AVX-512 CPUs with DQ (all of
 // them but the Xeon Phi) multiply 64-bit lanes in one instruction; plain AVX-512F needs five.
-#define BNDK_CLONES_INT64 __attribute__((target_clones("arch=x86-64-v4", "avx512f", "arch=haswell", "default")))
+#define BNDK_CLONES_INT64 __attribute__((target_clones("arch=x86-64-v4", "avx512f", "arch=x86-64-v3", "default")))
 #define BNDK_HAS_CLONES 1
 #else
 #define BNDK_CLONES

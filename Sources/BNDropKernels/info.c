@@ -11,9 +11,7 @@ const char *bndk_instruction_set(void) {
 #elif defined(BNDK_HAS_CLONES)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return "avx512";
-    if (__builtin_cpu_is("haswell") || (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                                        __builtin_cpu_supports("bmi2")))
-        return "avx2";
+    if (__builtin_cpu_supports("x86-64-v3")) return "avx2";
 #endif
     return "baseline";
 }

@@ -1,6 +1,6 @@
 /* Every kernel of Sources/BNDropKernels on fixed inputs, one line per call: its name and a 64-bit hash
    of the bytes it wrote. Built once per instruction set (Tests/kernels/isa_check.sh: the kernels
-   compiled with -DBNDK_NO_CLONES and -march=x86-64, haswell, x86-64-v4, and once as the library builds
+   compiled with -DBNDK_NO_CLONES and -march=x86-64, x86-64-v3, x86-64-v4, and once as the library builds
    them, with target_clones), so the lines of the builds can be compared: bndrop_kernels.h says the
    results are the same bits whichever clone runs (the convolution's only among the clones with FMA).
    The library runs the AVX-512 clone on this machine and the others on users' machines; this is where

@@ -29,7 +29,7 @@ builds=(clones baseline avx2 avx512)
 declare -A flags=(
     [clones]=""
     [baseline]="-DBNDK_NO_CLONES -march=x86-64"
-    [avx2]="-DBNDK_NO_CLONES -march=haswell"
+    [avx2]="-DBNDK_NO_CLONES -march=x86-64-v3"
     [avx512]="-DBNDK_NO_CLONES -march=x86-64-v4"
 )
 ran=()
