@@ -15,6 +15,7 @@
 // below) or, through a ReLU, in blocks (sparse_rows).
 #include "bndrop_kernels.h"
 #include "clones.h"
+#include "linear_products.h"
 
 // Columns [o, o + block) of the sums in registers (running down the rows through memory would wait on
 // each store). The batch's sum is taken in two levels, as PyTorch's cascade sum does: each run of
@@ -181,18 +182,16 @@ void bndk_pack_rows(const float *restrict a, int64_t rows, int64_t columns, int 
 
 #define SPARSE_TARGET __attribute__((target("avx512f,avx512vl,popcnt")))
 
-enum { CHUNK = 512, MAX_VECTORS = 8 };
+enum { MAX_VECTORS = 8 };  // 16 · MAX_VECTORS = SPARSE_MAX_WIDTH
 
 // The mask of a vector's first `lanes` lanes (all 16 from 16 on; 1u << 16 would not fit the mask).
 static inline __mmask16 first_lanes(int64_t lanes) {
     return lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
 }
 
-int bndk_sparse_product_available(void) {
+static int avx512_available(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("popcnt")
-               ? 1
-               : 0;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("popcnt");
 }
 
 // One row of c for a right operand `vectors` registers wide (the last one `tail` lanes). Inlined into
@@ -297,7 +296,7 @@ sparse_row(const int vectors, const int narrow, __mmask16 tail, const float *a_r
 // on 10,000 Fashion-MNIST images x 784 -> 48 (half the pixels zero), one core: 10.3 ms unblocked,
 // 7.4 ms blocked with the prefetch, 10.5 ms for OpenBLAS's dense product (which the blocked kernel
 // still beats at 90% nonzeros). Every sum's order depends on the sizes and the data only.
-enum { WHOLE_FLOATS = 16 * 1024, BLOCK_FLOATS = 8 * 1024, PANEL_ROWS = 64 };
+// (WHOLE_FLOATS, BLOCK_FLOATS, PANEL_ROWS: linear_products.h.)
 
 SPARSE_TARGET __attribute__((always_inline)) static inline void
 sparse_rows(const int vectors, const int narrow, __mmask16 tail, const int predicate, int64_t rows, int64_t depth,
@@ -368,7 +367,7 @@ sparse_rows(const int vectors, const int narrow, __mmask16 tail, const int predi
 // and each group lists its columns by OR-ing its rows' masks instead of reading and comparing the rows
 // again: the 10,000 test images x 784 -> 48 on two threads took 3.06-3.17 ms instead of 3.33-3.39 (in
 // cache: 2.44-2.49 instead of 2.55-2.59), MLP-BN inference 0.96 of the time (median of 8 rounds).
-enum { ORDER_ROWS = 128, MAX_GROUP = 4, MASK_VECTORS = 64 };
+enum { MAX_GROUP = 4 };  // (ORDER_ROWS, MASK_VECTORS: linear_products.h)
 
 // Puts rows [0, count) of a (count <= ORDER_ROWS) in that order, keeps each row's masks in `masks` (row r's
 // at masks + r·⌈depth/16⌉; NULL: none kept), and returns how many entries they list. The order: by the vector
@@ -552,7 +551,7 @@ sparse_groups(const int vectors, __mmask16 tail, int64_t listed_limit, int64_t r
                 c, c_stride, offsets, values)
 
 SPARSE_TARGET
-int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
+static int avx512_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
                                int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
                                int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
     if (rows <= 0 || width <= 0 || width > 16 * MAX_VECTORS) return 1;
@@ -599,7 +598,7 @@ int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth
 // 256-bit one (as in sparse_row). Each row's result is start + (its terms summed in column order),
 // whatever rows share its group, and no term is skipped: any value, NaN and infinity included, spreads
 // as in a dense product.
-enum { NARROW_GROUP = 8, NARROW_MAX_VECTORS = 2 };
+enum { NARROW_GROUP = 8, NARROW_MAX_VECTORS = 2 };  // 16 · NARROW_MAX_VECTORS = NARROW_MAX_WIDTH
 
 SPARSE_TARGET __attribute__((always_inline)) static inline void
 narrow_group(const int vectors, const int narrow, const int group, __mmask16 tail, int64_t depth, const float *a,
@@ -651,9 +650,9 @@ narrow_rows(const int vectors, const int narrow, __mmask16 tail, int64_t rows, i
 }
 
 SPARSE_TARGET
-int bndk_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride, const float *b,
-                        int64_t b_stride, const float *start, float *c, int64_t c_stride) {
-    if (width <= 0 || width > 16 * NARROW_MAX_VECTORS || !bndk_sparse_product_available()) return 0;
+static int avx512_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
+                                 const float *b, int64_t b_stride, const float *start, float *c, int64_t c_stride) {
+    if (width <= 0 || width > 16 * NARROW_MAX_VECTORS) return 0;
     if (rows <= 0) return 1;
     const int vectors = (int)((width + 15) / 16);
     const int64_t last = width - 16 * (vectors - 1);
@@ -670,19 +669,33 @@ int bndk_narrow_product(int64_t rows, int64_t depth, int64_t width, const float 
 
 #else
 
-int bndk_sparse_product_available(void) { return 0; }
-
-int bndk_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride, const float *b,
-                        int64_t b_stride, const float *start, float *c, int64_t c_stride) {
+static int avx512_available(void) { return 0; }
+static int avx512_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width,
+                                        const float *a, int64_t a_stride, int positive_only, const float *b,
+                                        int64_t b_stride, const float *start, int accumulate, const float *keep,
+                                        int64_t keep_stride, float *c, int64_t c_stride) {
+    (void)listed_limit, (void)rows, (void)depth, (void)width, (void)a, (void)a_stride, (void)positive_only, (void)b,
+        (void)b_stride, (void)start, (void)accumulate, (void)keep, (void)keep_stride, (void)c, (void)c_stride;
+    return 0;
+}
+static int avx512_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
+                                 const float *b, int64_t b_stride, const float *start, float *c, int64_t c_stride) {
     (void)rows, (void)depth, (void)width, (void)a, (void)a_stride, (void)b, (void)b_stride, (void)start, (void)c,
         (void)c_stride;
     return 0;
 }
 
-// Elsewhere the same sums in scalar code (the library does not call it: see the header).
-int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
-                               int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
-                               int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
+#endif
+
+int bndk_sparse_product_available(void) { return avx512_available() || bndk_avx2_products_available(); }
+
+int bndk_sparse_product_in_blocks_available(void) { return avx512_available(); }
+
+// Without AVX-512 or AVX2 the same sums in scalar code (the library does not call it: see the header).
+static int scalar_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width,
+                                        const float *a, int64_t a_stride, int positive_only, const float *b,
+                                        int64_t b_stride, const float *start, int accumulate, const float *keep,
+                                        int64_t keep_stride, float *c, int64_t c_stride) {
     int64_t listed = 0;
     for (int64_t r = 0; r < rows && listed <= listed_limit; r++)
         listed += bndk_count_listed(a + r * a_stride, depth, positive_only);
@@ -702,7 +715,26 @@ int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth
     return 1;
 }
 
-#endif
+int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
+                               int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
+                               int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
+    if (avx512_available())
+        return avx512_sparse_product_within(listed_limit, rows, depth, width, a, a_stride, positive_only, b, b_stride,
+                                            start, accumulate, keep, keep_stride, c, c_stride);
+    if (bndk_avx2_products_available())
+        return bndk_avx2_sparse_product_within(listed_limit, rows, depth, width, a, a_stride, positive_only, b, b_stride,
+                                               start, accumulate, keep, keep_stride, c, c_stride);
+    return scalar_sparse_product_within(listed_limit, rows, depth, width, a, a_stride, positive_only, b, b_stride, start,
+                                        accumulate, keep, keep_stride, c, c_stride);
+}
+
+int bndk_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride, const float *b,
+                        int64_t b_stride, const float *start, float *c, int64_t c_stride) {
+    if (avx512_available()) return avx512_narrow_product(rows, depth, width, a, a_stride, b, b_stride, start, c, c_stride);
+    if (bndk_avx2_products_available())
+        return bndk_avx2_narrow_product(rows, depth, width, a, a_stride, b, b_stride, start, c, c_stride);
+    return 0;
+}
 
 void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
                          int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,

@@ -3,7 +3,7 @@ import BNDrop
 import BNDropKernels
 
 /// Products whose left operand is mostly zeros skip the zeros (`bndk_sparse_product`, chosen by Linear on
-/// AVX-512 CPUs): the results must be the products' values, and a skipped zero must never hide a NaN that
+/// AVX-512 and AVX2 CPUs): the results must be the products' values, and a skipped zero must never hide a NaN that
 /// the full product has (0·∞).
 final class SparseProductTests: XCTestCase {
     /// Values with about `zeroShare` of them exactly zero (ReLU's and Dropout's zeros).
@@ -48,7 +48,7 @@ final class SparseProductTests: XCTestCase {
     /// The kernel on its own, where the library's size limits do not reach: more than one chunk of 512
     /// columns, every register count, each way of starting the sums; a NaN entry of `a` spreads.
     func testKernelGivesTheProductForEveryWidthAndStart() throws {
-        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
+        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has neither AVX-512 nor AVX2 with FMA") }
         var random = SeededRandom(seed: 3)
         let depth = 1100
         // A right operand over 16K floats (all but width 1 here) is taken in groups of rows sharing one
@@ -113,7 +113,7 @@ final class SparseProductTests: XCTestCase {
     /// in groups of 8 and a partial group, with and without a start; each row's bits the same computed
     /// alone; NaN and infinity spread; over 32 wide it refuses and writes nothing.
     func testNarrowProductGivesEachRowItsOwnProduct() throws {
-        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
+        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has neither AVX-512 nor AVX2 with FMA") }
         var random = SeededRandom(seed: 21)
         let (rows, depth) = (19, 45)
         for width in [1, 2, 7, 8, 9, 16, 17, 24, 31, 32] {
@@ -167,7 +167,7 @@ final class SparseProductTests: XCTestCase {
     /// another order, and is the product (with a kept-lanes mask: zero where keep <= 0). Widths 32-128
     /// make groups of 4, 3 and 2 rows; 130 rows, two orderings, the last group partial.
     func testRowsInGroupsGiveEachRowItsOwnBits() throws {
-        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
+        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has neither AVX-512 nor AVX2 with FMA") }
         var random = SeededRandom(seed: 11)
         let rows = 130
         // 784 columns: whole vectors; 1001: a last vector of 9 (the listing reads the masks that the
@@ -239,7 +239,7 @@ final class SparseProductTests: XCTestCase {
     /// Every way the kernel runs: rows in groups (up to 128 rows: counted while ordering; over 128: counted
     /// first), whole right operand, blocked right operand (both through a ReLU: positive entries listed).
     func testKernelWithinALimitComputesOrLeavesTheResultUntouched() throws {
-        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has no AVX-512") }
+        guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has neither AVX-512 nor AVX2 with FMA") }
         var random = SeededRandom(seed: 21)
         for (rows, depth, width, positiveOnly) in [(100, 800, 48, false), (130, 800, 48, false), (20, 100, 100, true),
                                                    (20, 300, 64, true), (9, 40, 33, false)] {

@@ -407,6 +407,45 @@ static void check_data(int64_t row_size) {
     free(src); free(dst); free(bytes);
 }
 
+/* The sparse product's value for row r, column o, term by term as bndrop_kernels.h defines its order
+   (the constants of Sources/BNDropKernels/linear_products.h): with a ReLU taken in and a right operand over
+   16K floats, in blocks of columns of the left operand, each block's sum added to the partial result; in
+   groups of rows (no ReLU taken in, the same size), one chain of fused multiply-adds over the row's listed
+   columns, a zero sum taken as +0; else, per chunk of 512 columns, the listed entries alternately into
+   two chains. Every instruction set must give exactly this. */
+static float sparse_expected(int64_t r, int64_t o, int64_t depth, const float *a, int positive, const float *b,
+                             int64_t stride, float start) {
+    const float *row = a + r * depth;
+#define LISTED(x) (positive ? !((x) <= 0.0f) : ((x) != 0.0f || (x) != (x)))
+    if (!positive && depth * stride > 16 * 1024) {
+        float sum = 0;
+        for (int64_t k = 0; k < depth; k++)
+            if (LISTED(row[k])) sum = fmaf(row[k], b[k * stride + o], sum);
+        return start + (sum + 0.0f);
+    }
+    int64_t block = depth;
+    if (positive && depth * stride > 16 * 1024) {
+        block = 8 * 1024 / stride / 16 * 16;
+        if (block < 16) block = 16;
+    }
+    float partial = start;
+    for (int64_t k0 = 0; k0 < depth; k0 += block) {
+        const int64_t end = depth - k0 < block ? depth : k0 + block;
+        float first = 0, second = 0;
+        for (int64_t chunk = k0; chunk < end; chunk += 512) {
+            int64_t j = 0;
+            for (int64_t k = chunk; k < end && k < chunk + 512; k++)
+                if (LISTED(row[k])) {
+                    if (j++ % 2 == 0) first = fmaf(row[k], b[k * stride + o], first);
+                    else second = fmaf(row[k], b[k * stride + o], second);
+                }
+        }
+        partial = partial + (first + second);
+    }
+#undef LISTED
+    return partial;
+}
+
 static void check_linear(int64_t rows, int64_t depth, int64_t width) {
     char name[64];
     const int64_t stride = (width + 15) / 16 * 16;
@@ -469,10 +508,29 @@ static void check_linear(int64_t rows, int64_t depth, int64_t width) {
                     if (masked && keep[r * width + o] <= 0) sum = 0, magnitude = 0;
                     CHECK(fabs(c[r * width + o] - sum) <= 1e-6 * magnitude, "sparse_product variant %d [%" PRId64 ",%" PRId64 "]",
                           variant, r, o);
+                    const float exact = masked && keep[r * width + o] <= 0
+                                            ? 0.0f
+                                            : sparse_expected(r, o, depth, a, positive, packed, stride, start[o]);
+                    CHECK(same_float(c[r * width + o], exact), "sparse_product variant %d [%" PRId64 ",%" PRId64
+                          "]: %a, in the defined order %a", variant, r, o, c[r * width + o], exact);
                 }
             hash_floats(&h, c, (size_t)(rows * width));
         }
         snprintf(name, sizeof name, "sparse_product/%" PRId64 "x%" PRId64 "x%" PRId64, rows, depth, width);
+        emit(name, h);
+    }
+    /* The narrow product (outputs up to 32 wide): start + every term, in column order, one chain of fused
+       multiply-adds, whatever the instruction set. */
+    if (bndk_narrow_product(rows, depth, width, a, depth, packed, stride, start, c, width)) {
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t o = 0; o < width; o++) {
+                float sum = 0;
+                for (int64_t k = 0; k < depth; k++) sum = fmaf(a[r * depth + k], packed[k * stride + o], sum);
+                CHECK(same_float(c[r * width + o], start[o] + sum), "narrow_product [%" PRId64 ",%" PRId64 "]", r, o);
+            }
+        h = hash_start();
+        hash_floats(&h, c, (size_t)(rows * width));
+        snprintf(name, sizeof name, "narrow_product/%" PRId64 "x%" PRId64 "x%" PRId64, rows, depth, width);
         emit(name, h);
     }
     free(a); free(b); free(packed); free(sums); free(start); free(keep); free(c);
@@ -752,6 +810,8 @@ int main(void) {
     check_linear(3, 1100, 16);
     check_linear(130, 784, 48);  /* the sparse product in groups of rows: two orderings, a partial group */
     check_linear(4, 20, 7);
+    check_linear(13, 48, 24);   /* the narrow product: the article's 48 -> 24 and 24 -> 10 */
+    check_linear(11, 24, 10);
     check_conv((bndk_conv_shape){1, 28, 28, 3, 5, 1, 0}, 3);   /* the article's CNN, first layer */
     check_conv((bndk_conv_shape){3, 12, 12, 6, 3, 1, 0}, 4);   /* and second */
     check_conv((bndk_conv_shape){2, 11, 9, 5, 3, 2, 1}, 3);    /* stride and padding, odd sizes */

@@ -312,8 +312,9 @@ public final class Linear: Layer {
     /// whose output goes through ReLU. A product whose left operand is like that skips its zero entries
     /// (`bndk_sparse_product`: each nonzero entry adds its multiple of one row of the right operand,
     /// which is first copied with its rows padded to whole vectors and aligned to cache lines) when:
-    /// - the CPU has AVX-512 (the kernel's compresses and its 32 registers) and OpenBLAS is loaded (its
-    ///   tuned `cblas_somatcopy` packs the right operand);
+    /// - the CPU has AVX-512 (the kernel's compresses and its 32 registers), or AVX2 and FMA for right
+    ///   operands up to 64 KB (`sparseWholeRightFloats`), and OpenBLAS is loaded (its tuned
+    ///   `cblas_somatcopy` packs the right operand);
     /// - a row of the result fits in those registers (at most 128 floats), and fills at least two of them
     ///   (a narrower result is better served by OpenBLAS's products along the depth: the regression
     ///   net's 100→1 layer was slower skipping zeros);
@@ -337,8 +338,13 @@ public final class Linear: Layer {
     /// Right operands up to this size are read whole by the kernel, larger ones in blocks.
     static let sparseWholeRightFloats = 16 * 1024
 
+    /// Whether right operands over `sparseWholeRightFloats` may skip zeros too (AVX-512 only: see
+    /// `bndk_sparse_product_in_blocks_available`).
+    static let skippingZerosInBlocksAvailable = bndk_sparse_product_in_blocks_available() != 0
+
     static func fitsSparseProduct(width: Int, rightFloats: Int) -> Bool {
         skippingZerosAvailable && width >= sparseMinimumWidth && width <= sparseMaximumWidth && rightFloats <= sparseMaximumRightFloats
+            && (rightFloats <= sparseWholeRightFloats || skippingZerosInBlocksAvailable)
     }
 
     /// How many entries the sparse product would list (nonzero, or with `afterReLU` positive), counted

@@ -8,8 +8,9 @@
    the element-wise results are the same bits whichever clone runs, and the same as Swift's own loops.
    The exceptions: the direct convolution (convolution.c), whose multiply-adds are fused where the
    clone has FMA (AVX2 and AVX-512 alike; only the baseline clone rounds them separately); and the
-   sparse product (linear.c), written for AVX-512 only with fused multiply-adds, which Linear calls
-   only when bndk_sparse_product_available() says the CPU has it (elsewhere it uses OpenBLAS).
+   sparse and narrow products (linear.c for AVX-512, linear_avx2.c for AVX2 with FMA: the same terms in
+   the same order, so the same bits), which Linear calls only when bndk_sparse_product_available() says
+   the CPU has one of them (elsewhere it uses OpenBLAS).
 
    Layout conventions: a "channel" is `rows` runs of `run` contiguous floats, `stride` floats apart
    (BatchNorm2d: rows = batch, run = H*W, stride = C*H*W). Sums are taken in double precision in
@@ -131,8 +132,14 @@ void bndk_weighted_column_sums(const float *rows, int64_t count, int64_t width, 
 
 /* Products with a mostly-zero left operand (the input of a layer after ReLU or Dropout). */
 
-/* 1 when this CPU has AVX-512F and VL, which bndk_sparse_product needs to be worth calling. */
+/* 1 when this CPU has AVX-512F and VL, or AVX2 and FMA, which bndk_sparse_product needs to be worth
+   calling (elsewhere it runs scalar code). */
 int bndk_sparse_product_available(void);
+/* 1 when the sparse product also pays for right operands over 16K floats (taken in blocks, or rows in
+   groups): with AVX-512. With AVX2's 16 registers the groups ran at a third of the multiply-add rate on
+   AMD's Zen 3 (784 -> 48 on the 10,000 test images, one core: 17-31 ms against OpenBLAS's 14), so
+   Linear gives such products to OpenBLAS there; the kernel still computes them, the same bits. */
+int bndk_sparse_product_in_blocks_available(void);
 
 /* The number of entries of values[0..<count] the sparse product lists: those that are not zero, or with
    `positive_only` (a ReLU taken in) those above zero; NaN counts either way. */

@@ -1,0 +1,472 @@
+// Linear's sparse and narrow products for CPUs with AVX2 and FMA but no AVX-512 (AMD's Zen 1-3, Intel's
+// client cores): the same sums as linear.c's AVX-512 kernels, term for term (see linear_products.h), in
+// 256-bit registers. AVX2 has 16 of them, half as many as AVX-512 and half as wide, so where a row of the
+// result does not fit them the columns go in blocks and each block walks the row's list again: the list
+// (vector compares, then a table that moves the listed lanes to the front, in place of AVX-512's
+// compress) is cheap next to the multiply-adds. Each lane's sum is computed as linear.c computes it, so
+// the bits are those of the AVX-512 kernels.
+#include "bndrop_kernels.h"
+#include "linear_products.h"
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+
+#define AVX2_TARGET __attribute__((target("avx2,fma,popcnt")))
+
+int bndk_avx2_products_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
+}
+
+// COMPRESS[m]: the indices of the set bits of the 8-bit mask m, lowest first, one per byte (unused bytes
+// 0). Built by the compiler from the rule: bit i of m goes to byte popcount(m & (2^i - 1)).
+#define COMPRESS_BIT(m, i) (((m) >> (i) & 1) ? (uint64_t)(i) << (8 * __builtin_popcount((m) & ((1u << (i)) - 1))) : 0)
+#define COMPRESS_ENTRY(m) \
+    (COMPRESS_BIT(m, 0) | COMPRESS_BIT(m, 1) | COMPRESS_BIT(m, 2) | COMPRESS_BIT(m, 3) | COMPRESS_BIT(m, 4) | \
+     COMPRESS_BIT(m, 5) | COMPRESS_BIT(m, 6) | COMPRESS_BIT(m, 7))
+#define COMPRESS_4(m) COMPRESS_ENTRY(m), COMPRESS_ENTRY((m) + 1), COMPRESS_ENTRY((m) + 2), COMPRESS_ENTRY((m) + 3)
+#define COMPRESS_16(m) COMPRESS_4(m), COMPRESS_4((m) + 4), COMPRESS_4((m) + 8), COMPRESS_4((m) + 12)
+#define COMPRESS_64(m) COMPRESS_16(m), COMPRESS_16((m) + 16), COMPRESS_16((m) + 32), COMPRESS_16((m) + 48)
+static const uint64_t COMPRESS[256] = {COMPRESS_64(0), COMPRESS_64(64), COMPRESS_64(128), COMPRESS_64(192)};
+
+// The lanes of a vector with lanes [0, lanes) set (all 8 from 8 on), for masked loads and stores.
+AVX2_TARGET static inline __m256i first_lanes8(int64_t lanes) {
+    const __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(lanes < 8 ? lanes : 8)), index);
+}
+
+// Vector v of a block of `vectors` at p: the last one through the tail's mask when `masked` (a constant in
+// every inlined copy, so whole vectors are plain loads and the hot loops hold no mask register).
+#define BLOCK_LOAD(p, v, vectors, masked, tail) \
+    ((masked) && (v) == (vectors) - 1 ? _mm256_maskload_ps((p), (tail)) : _mm256_loadu_ps(p))
+
+// The indices of mask m's lanes, moved to the front.
+AVX2_TARGET static inline __m256i compress_indices(unsigned m) {
+    return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)COMPRESS[m]));
+}
+
+// Writes the listed entries of a_row[k0..<end] (end - k0 <= CHUNK) as offsets into b (column · b_stride)
+// and values; returns how many. The lists need 8 entries of slack.
+AVX2_TARGET __attribute__((always_inline)) static inline int64_t
+list_entries(const float *a_row, int64_t k0, int64_t end, const int predicate, int64_t b_stride, int32_t *offsets,
+             float *values, const float *prefetch_row) {
+    int64_t listed = 0;
+    for (int64_t k = k0; k < end; k += 8) {
+        const __m256i in = first_lanes8(end - k);
+        const __m256 x = end - k >= 8 ? _mm256_loadu_ps(a_row + k) : _mm256_maskload_ps(a_row + k, in);
+        if (prefetch_row) _mm_prefetch((const char *)(prefetch_row + k), _MM_HINT_T0);
+        const __m256 listed_lanes = predicate == _CMP_NEQ_UQ ? _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ)
+                                                             : _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NLE_UQ);
+        const unsigned m = (unsigned)_mm256_movemask_ps(_mm256_and_ps(listed_lanes, _mm256_castsi256_ps(in)));
+        const __m256i index = compress_indices(m);
+        const __m256i offset = _mm256_mullo_epi32(_mm256_add_epi32(index, _mm256_set1_epi32((int32_t)k)),
+                                                  _mm256_set1_epi32((int32_t)b_stride));
+        _mm256_storeu_si256((__m256i *)(offsets + listed), offset);
+        _mm256_storeu_ps(values + listed, _mm256_permutevar8x32_ps(x, index));
+        listed += __builtin_popcount(m);
+    }
+    return listed;
+}
+
+// ---- Row by row (linear.c's sparse_row) ----
+// Columns [col, col + 8·vectors) of one row of c (the last vector `tail` lanes when `masked`): the
+// listed entries alternately into two partial sums, per chunk of CHUNK columns, then start + (first +
+// second), as linear.c does for every lane.
+// Rows of up to LISTED_DEPTH columns are listed once for all their blocks, ROW_TILE rows at a time (17 KB
+// of lists on the stack).
+enum { ROW_BLOCK_VECTORS = 6, ROW_TILE = 8, LISTED_DEPTH = 256 };
+
+AVX2_TARGET __attribute__((always_inline)) static inline void
+row_block(const int vectors, const __m256i tail, const int masked, const float *a_row, int64_t depth,
+          const float *b, int64_t b_stride, const int predicate, const float *start, const float *keep_row, float *c_row,
+          int32_t *offsets, float *values, const float *prefetch_row, const int64_t given) {
+    __m256 first[ROW_BLOCK_VECTORS], second[ROW_BLOCK_VECTORS];
+    for (int v = 0; v < vectors; v++) { first[v] = _mm256_setzero_ps(); second[v] = _mm256_setzero_ps(); }
+    const __m256i all = _mm256_set1_epi32(-1);
+    for (int64_t chunk = 0; chunk < depth; chunk += CHUNK) {
+        const int64_t end = depth - chunk < CHUNK ? depth : chunk + CHUNK;
+        const int64_t listed =
+            given >= 0 ? given : list_entries(a_row, chunk, end, predicate, b_stride, offsets, values, prefetch_row);
+        int64_t j = 0;
+        for (; j + 2 <= listed; j += 2) {
+            const float *b0 = b + offsets[j], *b1 = b + offsets[j + 1];
+            const __m256 x0 = _mm256_broadcast_ss(values + j), x1 = _mm256_broadcast_ss(values + j + 1);
+            for (int v = 0; v < vectors; v++) {
+                first[v] = _mm256_fmadd_ps(x0, BLOCK_LOAD(b0 + 8 * v, v, vectors, masked, tail), first[v]);
+                second[v] = _mm256_fmadd_ps(x1, BLOCK_LOAD(b1 + 8 * v, v, vectors, masked, tail), second[v]);
+            }
+        }
+        if (j < listed) {
+            const float *b0 = b + offsets[j];
+            const __m256 x0 = _mm256_broadcast_ss(values + j);
+            for (int v = 0; v < vectors; v++)
+                first[v] = _mm256_fmadd_ps(x0, BLOCK_LOAD(b0 + 8 * v, v, vectors, masked, tail), first[v]);
+        }
+    }
+    for (int v = 0; v < vectors; v++) {
+        const __m256i lanes = masked && v == vectors - 1 ? tail : all;
+        const __m256 initial = start ? _mm256_maskload_ps(start + 8 * v, lanes) : _mm256_setzero_ps();
+        __m256 sum = _mm256_add_ps(initial, _mm256_add_ps(first[v], second[v]));
+        if (keep_row)  // lanes whose keep value is <= 0 store +0 (a NaN keeps)
+            sum = _mm256_and_ps(sum, _mm256_cmp_ps(_mm256_maskload_ps(keep_row + 8 * v, lanes), _mm256_setzero_ps(),
+                                                   _CMP_NLE_UQ));
+        _mm256_maskstore_ps(c_row + 8 * v, lanes, sum);
+    }
+}
+
+#define ROW_BLOCK_WITH(N, MASKED, PREDICATE) \
+    row_block(N, tail, MASKED, a_row, depth, b + col, b_stride, PREDICATE, start ? start + col : NULL, \
+              keep_row ? keep_row + col : NULL, c_row + col, offsets, values, prefetch_row, given)
+#define ROW_BLOCK_CASE(N) \
+    case N: \
+        if (positive_only) { \
+            if (masked) ROW_BLOCK_WITH(N, 1, _CMP_NLE_UQ); else ROW_BLOCK_WITH(N, 0, _CMP_NLE_UQ); \
+        } else { \
+            if (masked) ROW_BLOCK_WITH(N, 1, _CMP_NEQ_UQ); else ROW_BLOCK_WITH(N, 0, _CMP_NEQ_UQ); \
+        } \
+        break;
+
+// The columns of a result `width` wide go in blocks of up to ROW_BLOCK_VECTORS vectors (two sums each:
+// 12 registers), spread evenly: block `block` of `blocks` starts at vector *first and holds *count.
+static void row_block_range(int64_t width, int64_t block, int64_t *first, int64_t *count) {
+    const int64_t vectors = (width + 7) / 8, blocks = (vectors + ROW_BLOCK_VECTORS - 1) / ROW_BLOCK_VECTORS;
+    *first = vectors * block / blocks;
+    *count = vectors * (block + 1) / blocks - *first;
+}
+
+// One column block of one row of c; `given` >= 0: offsets and values already list the row's `given`
+// entries (depth <= CHUNK), else the row is listed here.
+AVX2_TARGET static void sparse_row(int64_t width, int64_t block, const float *a_row, int64_t depth, const float *b,
+                                   int64_t b_stride, const int positive_only, const float *start, const float *keep_row,
+                                   float *c_row, int32_t *offsets, float *values, const float *prefetch_row,
+                                   int64_t given) {
+    const int64_t vectors = (width + 7) / 8;
+    const __m256i tail = first_lanes8(width - 8 * (vectors - 1));
+    int64_t done, count;
+    row_block_range(width, block, &done, &count);
+    const int64_t col = 8 * done;
+    const int masked = done + count == vectors && width % 8 != 0;
+    switch (count) {
+        ROW_BLOCK_CASE(1) ROW_BLOCK_CASE(2) ROW_BLOCK_CASE(3)
+        ROW_BLOCK_CASE(4) ROW_BLOCK_CASE(5) ROW_BLOCK_CASE(6)
+        default: break;
+    }
+}
+
+// linear.c's sparse_rows: the whole right operand at once when small, else (a ReLU taken in) in blocks of
+// columns that fit L1, for panels of rows, each row's partial result kept in c between blocks. The
+// result's column blocks are the outer loop, so the part of the right operand a block reads (100 x 48
+// floats, 19 KB, for the article's 100 -> 100 layer) stays in L1 while every row reads it.
+AVX2_TARGET static void sparse_rows(int64_t width, const int positive_only, int64_t rows, int64_t depth, const float *a,
+                                    int64_t a_stride, const float *b, int64_t b_stride, const float *start,
+                                    int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride,
+                                    int32_t *offsets, float *values) {
+    const int64_t blocks = ((width + 7) / 8 + ROW_BLOCK_VECTORS - 1) / ROW_BLOCK_VECTORS;
+    if (!positive_only || depth * b_stride <= WHOLE_FLOATS) {
+        if (depth <= LISTED_DEPTH) {
+            // Each row listed once for all its column blocks, ROW_TILE rows at a time: listing a row of
+            // 100 took about as long as one block's multiply-adds.
+            int32_t tile_offsets[ROW_TILE][LISTED_DEPTH + 8];
+            float tile_values[ROW_TILE][LISTED_DEPTH + 8];
+            int64_t tile_listed[ROW_TILE];
+            for (int64_t first = 0; first < rows; first += ROW_TILE) {
+                const int64_t count = rows - first < ROW_TILE ? rows - first : ROW_TILE;
+                for (int64_t t = 0; t < count; t++)
+                    tile_listed[t] = positive_only ? list_entries(a + (first + t) * a_stride, 0, depth, _CMP_NLE_UQ, b_stride,
+                                                                  tile_offsets[t], tile_values[t], NULL)
+                                                   : list_entries(a + (first + t) * a_stride, 0, depth, _CMP_NEQ_UQ, b_stride,
+                                                                  tile_offsets[t], tile_values[t], NULL);
+                for (int64_t block = 0; block < blocks; block++)
+                    for (int64_t t = 0; t < count; t++) {
+                        const int64_t r = first + t;
+                        sparse_row(width, block, a + r * a_stride, depth, b, b_stride, positive_only,
+                                   accumulate ? c + r * c_stride : start, keep ? keep + r * keep_stride : NULL,
+                                   c + r * c_stride, tile_offsets[t], tile_values[t], NULL, tile_listed[t]);
+                    }
+            }
+            return;
+        }
+        for (int64_t block = 0; block < blocks; block++)
+            for (int64_t r = 0; r < rows; r++)
+                sparse_row(width, block, a + r * a_stride, depth, b, b_stride, positive_only,
+                           accumulate ? c + r * c_stride : start, keep ? keep + r * keep_stride : NULL, c + r * c_stride,
+                           offsets, values, NULL, -1);
+        return;
+    }
+    int64_t block = BLOCK_FLOATS / b_stride / 16 * 16;
+    if (block < 16) block = 16;
+    for (int64_t panel = 0; panel < rows; panel += PANEL_ROWS) {
+        const int64_t panel_end = rows - panel < PANEL_ROWS ? rows : panel + PANEL_ROWS;
+        for (int64_t k = 0; k < depth; k += block) {
+            const int64_t columns = depth - k < block ? depth - k : block;
+            const int first_block = k == 0, last_block = k + columns == depth;
+            for (int64_t column_block = 0; column_block < blocks; column_block++)
+                for (int64_t r = panel; r < panel_end; r++) {
+                    float *c_row = c + r * c_stride;
+                    const float *initial = first_block && !accumulate ? start : c_row;
+                    sparse_row(width, column_block, a + r * a_stride + k, columns, b + k * b_stride, b_stride,
+                               positive_only, initial, last_block && keep ? keep + r * keep_stride : NULL, c_row,
+                               offsets, values, a + (r + 1 < rows ? r + 1 : r) * a_stride + k, -1);
+                }
+        }
+    }
+}
+
+// ---- Rows in groups (linear.c's sparse_groups) ----
+// The same order of rows (order_rows' keys) and, for each row, the sum of every column its group lists in
+// column order, one chain: a column zero in that row adds ±0. Four rows share each listed column's load;
+// their sums for a block of up to GROUP_BLOCK_VECTORS vectors fill 12 registers, the block's row of the
+// right operand 3 more.
+enum { GROUP = 4, GROUP_BLOCK_VECTORS = 2, ORDER_WINDOW = 64 };
+
+// The 16-bit mask of the listed lanes of row[k..<k + 16) (lanes at or past `depth` not listed). Masked
+// loads only at the end of the row: on Zen 3 a pass over the test images took twice as long with them.
+AVX2_TARGET static inline unsigned mask16(const float *row, int64_t k, int64_t depth) {
+    if (depth - k >= 16) {
+        const __m256 zero = _mm256_setzero_ps();
+        return (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + k), zero, _CMP_NEQ_UQ)) |
+               (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + k + 8), zero, _CMP_NEQ_UQ)) << 8;
+    }
+    const __m256i low = first_lanes8(depth - k), high = first_lanes8(depth - k - 8);
+    const __m256 x0 = _mm256_maskload_ps(row + k, low), x1 = _mm256_maskload_ps(row + k + 8, high);
+    const unsigned m0 = (unsigned)_mm256_movemask_ps(
+        _mm256_and_ps(_mm256_cmp_ps(x0, _mm256_setzero_ps(), _CMP_NEQ_UQ), _mm256_castsi256_ps(low)));
+    const unsigned m1 = (unsigned)_mm256_movemask_ps(
+        _mm256_and_ps(_mm256_cmp_ps(x1, _mm256_setzero_ps(), _CMP_NEQ_UQ), _mm256_castsi256_ps(high)));
+    return m0 | m1 << 8;
+}
+
+// linear.c's order_rows, with the same keys.
+AVX2_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_t count, int64_t depth, int32_t *order,
+                                      uint16_t *masks) {
+    uint16_t keys[ORDER_WINDOW];
+    int64_t total = 0;
+    const int64_t vectors = (depth + 15) / 16;
+    for (int64_t r = 0; r < count; r++) {
+        const float *row = a + r * a_stride;
+        uint16_t *row_masks = masks ? masks + r * vectors : NULL;
+        int64_t first = depth, listed = 0;
+        for (int64_t v = 0; v < vectors; v++) {
+            const unsigned m = mask16(row, 16 * v, depth);
+            if (row_masks) row_masks[v] = (uint16_t)m;
+            if (m && first == depth) first = 16 * v + __builtin_ctz(m);
+            listed += __builtin_popcount(m);
+        }
+        total += listed;
+        const int64_t vector = first / 16 < 255 ? first / 16 : 255;
+        keys[r] = (uint16_t)(vector << 8 | listed * 255 / depth);
+    }
+    int32_t low[256] = {0}, high[256] = {0}, by_low[ORDER_WINDOW];
+    for (int64_t r = 0; r < count; r++) {
+        low[keys[r] & 0xFF]++;
+        high[keys[r] >> 8]++;
+    }
+    for (int b = 0, low_sum = 0, high_sum = 0; b < 256; b++) {
+        const int l = low[b], h = high[b];
+        low[b] = low_sum;
+        high[b] = high_sum;
+        low_sum += l;
+        high_sum += h;
+    }
+    for (int64_t r = 0; r < count; r++) by_low[low[keys[r] & 0xFF]++] = (int32_t)r;
+    for (int64_t i = 0; i < count; i++) {
+        const int32_t r = by_low[i];
+        order[high[keys[r] >> 8]++] = r;
+    }
+    return total;
+}
+
+// Columns [col, col + 8·vectors) of the group's rows (rows[0..<valid] stored; the others repeat the last).
+AVX2_TARGET __attribute__((always_inline)) static inline void
+group_block(const int vectors, const __m256i tail, const int masked, const float *const *rows,
+            const uint16_t *const *row_masks, const int32_t *members, const int valid, int64_t depth, const float *b,
+            int64_t b_stride, const float *start, int accumulate, const float *keep, int64_t keep_stride, float *c,
+            int64_t c_stride, int32_t *columns) {
+    const __m256i all = _mm256_set1_epi32(-1);
+    __m256 sum[GROUP][GROUP_BLOCK_VECTORS];
+    for (int r = 0; r < GROUP; r++)
+        for (int v = 0; v < vectors; v++) sum[r][v] = _mm256_setzero_ps();
+    for (int64_t chunk = 0; chunk < depth; chunk += CHUNK) {
+        const int64_t end = depth - chunk < CHUNK ? depth : chunk + CHUNK;
+        int64_t listed = 0;
+        for (int64_t k = chunk; k < end; k += 16) {
+            unsigned m = 0;
+            for (int r = 0; r < GROUP; r++) m |= row_masks ? row_masks[r][k / 16] : mask16(rows[r], k, end);
+            for (int half = 0; half < 2; half++) {
+                const unsigned part = m >> (8 * half) & 0xFF;
+                const __m256i index = _mm256_add_epi32(compress_indices(part), _mm256_set1_epi32((int32_t)(k + 8 * half)));
+                _mm256_storeu_si256((__m256i *)(columns + listed), index);
+                listed += __builtin_popcount(part);
+            }
+        }
+        for (int64_t j = 0; j < listed; j++) {
+            const int64_t k = columns[j];
+            const float *b_row = b + k * b_stride;
+            __m256 w[GROUP_BLOCK_VECTORS];
+            for (int v = 0; v < vectors; v++) w[v] = BLOCK_LOAD(b_row + 8 * v, v, vectors, masked, tail);
+            for (int r = 0; r < GROUP; r++) {
+                const __m256 x = _mm256_broadcast_ss(rows[r] + k);
+                for (int v = 0; v < vectors; v++) sum[r][v] = _mm256_fmadd_ps(x, w[v], sum[r][v]);
+            }
+        }
+    }
+    for (int r = 0; r < valid; r++) {
+        float *c_row = c + members[r] * c_stride;
+        const float *initial = accumulate ? c_row : start;
+        for (int v = 0; v < vectors; v++) {
+            const __m256i lanes = masked && v == vectors - 1 ? tail : all;
+            const __m256 own_sum = _mm256_add_ps(sum[r][v], _mm256_setzero_ps());  // -0 -> +0, nothing else changes
+            __m256 value = _mm256_add_ps(initial ? _mm256_maskload_ps(initial + 8 * v, lanes) : _mm256_setzero_ps(),
+                                         own_sum);
+            if (keep)
+                value = _mm256_and_ps(value, _mm256_cmp_ps(_mm256_maskload_ps(keep + members[r] * keep_stride + 8 * v, lanes),
+                                                           _mm256_setzero_ps(), _CMP_NLE_UQ));
+            _mm256_maskstore_ps(c_row + 8 * v, lanes, value);
+        }
+    }
+}
+
+#define GROUP_BLOCK_WITH(N, MASKED) \
+        group_block(N, tail, MASKED, rows, masks ? row_masks : NULL, members, valid, depth, b + col, b_stride, \
+                    start ? start + col : NULL, accumulate, keep ? keep + col : NULL, keep_stride, c + col, c_stride, \
+                    columns)
+#define GROUP_BLOCK_CASE(N) \
+    case N: \
+        if (masked) GROUP_BLOCK_WITH(N, 1); else GROUP_BLOCK_WITH(N, 0); \
+        break;
+
+AVX2_TARGET static void sparse_group(int64_t width, const int32_t *members, const int valid, int64_t depth,
+                                     const float *a, int64_t a_stride, const float *b, int64_t b_stride,
+                                     const float *start, int accumulate, const float *keep, int64_t keep_stride,
+                                     float *c, int64_t c_stride, int32_t *columns, const uint16_t *masks) {
+    const float *rows[GROUP];
+    const uint16_t *row_masks[GROUP];
+    for (int r = 0; r < GROUP; r++) {
+        const int32_t member = members[r < valid ? r : valid - 1];
+        rows[r] = a + member * a_stride;
+        row_masks[r] = masks ? masks + member * ((depth + 15) / 16) : NULL;
+    }
+    const int64_t vectors = (width + 7) / 8;
+    const __m256i tail = first_lanes8(width - 8 * (vectors - 1));
+    for (int64_t done = 0; done < vectors; done += GROUP_BLOCK_VECTORS) {
+        const int64_t count = vectors - done < GROUP_BLOCK_VECTORS ? vectors - done : GROUP_BLOCK_VECTORS;
+        const int64_t col = 8 * done;
+        const int masked = done + count == vectors && width % 8 != 0;
+        switch (count) {
+            GROUP_BLOCK_CASE(1) GROUP_BLOCK_CASE(2) GROUP_BLOCK_CASE(3)
+            default: break;
+        }
+    }
+}
+
+AVX2_TARGET static int sparse_groups(int64_t width, int64_t listed_limit, int64_t rows, int64_t depth, const float *a,
+                                     int64_t a_stride, const float *b, int64_t b_stride, const float *start,
+                                     int accumulate, const float *keep, int64_t keep_stride, float *c,
+                                     int64_t c_stride, int32_t *columns) {
+    int32_t order[ORDER_WINDOW];
+    uint16_t mask_space[ORDER_WINDOW * MASK_VECTORS];
+    uint16_t *masks = (depth + 15) / 16 <= MASK_VECTORS ? mask_space : NULL;
+    for (int64_t first = 0; first < rows; first += ORDER_WINDOW) {
+        const int64_t count = rows - first < ORDER_WINDOW ? rows - first : ORDER_WINDOW;
+        const float *a_part = a + first * a_stride;
+        if (order_rows(a_part, a_stride, count, depth, order, masks) > listed_limit) return 0;
+        for (int64_t r = 0; r < count; r += GROUP) {
+            const int valid = count - r < GROUP ? (int)(count - r) : GROUP;
+            sparse_group(width, order + r, valid, depth, a_part, a_stride, b, b_stride, start, accumulate,
+                         keep ? keep + first * keep_stride : NULL, keep_stride, c + first * c_stride, c_stride, columns,
+                         masks);
+        }
+    }
+    return 1;
+}
+
+AVX2_TARGET
+int bndk_avx2_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
+                                    int64_t a_stride, int positive_only, const float *b, int64_t b_stride,
+                                    const float *start, int accumulate, const float *keep, int64_t keep_stride, float *c,
+                                    int64_t c_stride) {
+    if (rows <= 0 || width <= 0 || width > SPARSE_MAX_WIDTH) return 1;
+    int32_t offsets[CHUNK + 16];
+    float values[CHUNK + 16];
+    const int groups = !positive_only && depth * b_stride > WHOLE_FLOATS;
+    if (listed_limit < rows * depth && !(groups && rows <= ORDER_WINDOW)) {
+        int64_t listed = 0;
+        if (a_stride == depth)
+            listed = bndk_count_listed(a, rows * depth, positive_only);
+        else
+            for (int64_t r = 0; r < rows && listed <= listed_limit; r++)
+                listed += bndk_count_listed(a + r * a_stride, depth, positive_only);
+        if (listed > listed_limit) return 0;
+        listed_limit = rows * depth;
+    }
+    if (groups)
+        return sparse_groups(width, listed_limit, rows, depth, a, a_stride, b, b_stride, start, accumulate, keep,
+                             keep_stride, c, c_stride, offsets);
+    sparse_rows(width, positive_only, rows, depth, a, a_stride, b, b_stride, start, accumulate, keep, keep_stride, c,
+                c_stride, offsets, values);
+    return 1;
+}
+
+// ---- Narrow dense products (linear.c's narrow_group) ----
+// Each row's result is start + (its terms summed in column order, one chain), whatever rows share its
+// group: here 6 rows at a time, by blocks of 2 vectors (12 sums, 2 vectors of the right operand, one
+// broadcast value: 15 registers).
+enum { NARROW_ROWS = 6, NARROW_BLOCK_VECTORS = 2 };
+
+AVX2_TARGET __attribute__((always_inline)) static inline void
+narrow_block(const int vectors, const int group, const __m256i tail, const int masked, int64_t depth,
+             const float *a, int64_t a_stride, const float *b, int64_t b_stride, const float *start, float *c,
+             int64_t c_stride) {
+    const __m256i all = _mm256_set1_epi32(-1);
+    __m256 sum[NARROW_ROWS][NARROW_BLOCK_VECTORS];
+    for (int r = 0; r < group; r++)
+        for (int v = 0; v < vectors; v++) sum[r][v] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < depth; k++) {
+        const float *b_row = b + k * b_stride;
+        __m256 w[NARROW_BLOCK_VECTORS];
+        for (int v = 0; v < vectors; v++) w[v] = BLOCK_LOAD(b_row + 8 * v, v, vectors, masked, tail);
+        for (int r = 0; r < group; r++) {
+            const __m256 x = _mm256_broadcast_ss(a + r * a_stride + k);
+            for (int v = 0; v < vectors; v++) sum[r][v] = _mm256_fmadd_ps(x, w[v], sum[r][v]);
+        }
+    }
+    for (int r = 0; r < group; r++)
+        for (int v = 0; v < vectors; v++) {
+            const __m256i lanes = masked && v == vectors - 1 ? tail : all;
+            const __m256 initial = start ? _mm256_maskload_ps(start + 8 * v, lanes) : _mm256_setzero_ps();
+            _mm256_maskstore_ps(c + r * c_stride + 8 * v, lanes, _mm256_add_ps(initial, sum[r][v]));
+        }
+}
+
+#define NARROW_BLOCK_WITH(V, G, MASKED) \
+    narrow_block(V, G, tail, MASKED, depth, a + r * a_stride, a_stride, b + col, b_stride, start ? start + col : NULL, \
+                 c + r * c_stride + col, c_stride)
+#define NARROW_BLOCK_CASE(V, G) \
+    do { if (masked) NARROW_BLOCK_WITH(V, G, 1); else NARROW_BLOCK_WITH(V, G, 0); } while (0)
+
+AVX2_TARGET
+int bndk_avx2_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
+                             const float *b, int64_t b_stride, const float *start, float *c, int64_t c_stride) {
+    if (width <= 0 || width > NARROW_MAX_WIDTH) return 0;
+    const int64_t vectors = (width + 7) / 8;
+    const __m256i tail = first_lanes8(width - 8 * (vectors - 1));
+    for (int64_t done = 0; done < vectors; done += NARROW_BLOCK_VECTORS) {
+        const int two = vectors - done >= 2;
+        const int64_t col = 8 * done;
+        const int masked = done + (two ? 2 : 1) == vectors && width % 8 != 0;
+        int64_t r = 0;
+        for (; r + NARROW_ROWS <= rows; r += NARROW_ROWS) {
+            if (two) NARROW_BLOCK_CASE(2, NARROW_ROWS); else NARROW_BLOCK_CASE(1, NARROW_ROWS);
+        }
+        for (; r < rows; r++) {
+            if (two) NARROW_BLOCK_CASE(2, 1); else NARROW_BLOCK_CASE(1, 1);
+        }
+    }
+    return 1;
+}
+
+#else
+
+int bndk_avx2_products_available(void) { return 0; }
+
+#endif

@@ -1,0 +1,35 @@
+// Shared by linear.c (AVX-512) and linear_avx2.c: the sizes that fix the order of every sum of the sparse
+// and narrow products, so both instruction sets compute the same terms in the same order, and the AVX2
+// entry points, which linear.c's public functions call on CPUs without AVX-512.
+#ifndef BNDROP_KERNELS_LINEAR_PRODUCTS_H
+#define BNDROP_KERNELS_LINEAR_PRODUCTS_H
+
+#include <stdint.h>
+
+enum {
+    // Columns of the left operand listed at a time; each row's two partial sums restart their
+    // alternation at every chunk (sparse_row).
+    CHUNK = 512,
+    // A right operand of up to WHOLE_FLOATS floats is read whole for every row; a larger one goes in
+    // groups of rows (without a ReLU taken in) or in blocks of BLOCK_FLOATS for PANEL_ROWS rows at a time.
+    WHOLE_FLOATS = 16 * 1024,
+    BLOCK_FLOATS = 8 * 1024,
+    PANEL_ROWS = 64,
+    // Rows ordered together before they are grouped, and the columns (in vectors of 16) whose masks
+    // the ordering keeps.
+    ORDER_ROWS = 128,
+    MASK_VECTORS = 64,
+    // The widest results of the sparse and narrow products.
+    SPARSE_MAX_WIDTH = 128,
+    NARROW_MAX_WIDTH = 32,
+};
+
+int bndk_avx2_products_available(void);
+int bndk_avx2_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
+                                    int64_t a_stride, int positive_only, const float *b, int64_t b_stride,
+                                    const float *start, int accumulate, const float *keep, int64_t keep_stride, float *c,
+                                    int64_t c_stride);
+int bndk_avx2_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
+                             const float *b, int64_t b_stride, const float *start, float *c, int64_t c_stride);
+
+#endif
