@@ -33,8 +33,11 @@
  *     mode, the 10,000 test images in batches of 1000 through bnd_net_forward; best of 5 passes as
  *     the script (the median is also recorded).
  *   - dropout regression: the script's reg(0) and reg(0.2) nets on 50 points, 1000 full-batch Adam
- *     (lr 0.01) steps each through bnd_net_train_step_regression, both nets set to eval mode and
- *     their test MSE computed every 50 steps. The data are drawn with this program's own generator
+ *     (lr 0.01) steps each, the two nets' steps side by side through bnd_nets_train_step_regression
+ *     (each step on its own core; the same bits as one after the other), both nets set to eval mode
+ *     and their test MSE computed every 50 steps. dropout_one_by_one: the same with one
+ *     bnd_net_train_step_regression after the other, as the script runs them (no target: shown so the
+ *     gain of running the nets together is visible). The data are drawn with this program's own generator
  *     (PyTorch's randn stream is not reproduced: the values do not change the work). Median of
  *     --reps runs.
  *   - BatchNorm kernels: a net holding only BatchNorm2d(64) on 256x64x28x28 (BatchNorm1d(48) on
@@ -716,7 +719,7 @@ static void child_infer(const child_options *o, const char *kind, int fold) {
     bnd_dataset_free(test);
 }
 
-static void child_dropout(const child_options *o) {
+static void child_dropout(const child_options *o, int side_by_side) {
     enum { N = 50, EPOCHS = 1000 };
     float xr[N], yr[N], yt[N], out[N];
     for (int i = 0; i < N; i++) xr[i] = -1.0f + 2.0f * (float)i / (float)(N - 1);
@@ -733,11 +736,11 @@ static void child_dropout(const child_options *o) {
         CHECK(bnd_optimizer_create_adam(m[1], &adam, &opt[1]));
         const timed t0 = timed_begin();
         for (int ep = 0; ep < EPOCHS; ep++) {
-            for (int k = 0; k < 2; k++) {
-                float loss;
-                CHECK(bnd_net_set_training(m[k], 1));
-                CHECK(bnd_net_train_step_regression(m[k], opt[k], xr, yr, N, &loss));
-            }
+            float losses[2];
+            if (side_by_side)
+                CHECK(bnd_nets_train_step_regression(m, opt, 2, xr, yr, N, losses, NULL));
+            else
+                for (int k = 0; k < 2; k++) CHECK(bnd_net_train_step_regression(m[k], opt[k], xr, yr, N, &losses[k]));
             if (ep % 50 == 0) {
                 CHECK(bnd_net_set_training(m[0], 0));
                 CHECK(bnd_net_set_training(m[1], 0));
@@ -795,7 +798,8 @@ static int run_child(const char *name, const child_options *o) {
     else if (strcmp(name, "mlp_bn") == 0) child_train(o, "mlp_bn", 512);
     else if (strcmp(name, "cnn_bn") == 0) child_train(o, "cnn_bn", 512);
     else if (strcmp(name, "mlp_bn_b64") == 0) child_train(o, "mlp_bn", 64);
-    else if (strcmp(name, "dropout") == 0) child_dropout(o);
+    else if (strcmp(name, "dropout") == 0) child_dropout(o, 1);
+    else if (strcmp(name, "dropout_one_by_one") == 0) child_dropout(o, 0);
     else if (strcmp(name, "bn2d") == 0) child_batchnorm(o, bn2d, 4, 20);
     else if (strcmp(name, "bn1d") == 0) child_batchnorm(o, bn1d, 2, 2000);
     else if (strcmp(name, "mlp_bn_eval") == 0) child_infer(o, "mlp_bn", 0);
@@ -883,6 +887,8 @@ static workload workloads[] = {
      .limit = LIMIT_FLOPS},
     {.name = "dropout", .label = "dropout regression (s)", .torch_name = "dropout_regression_1000_epochs_x2", .torch_field = "train_s", .unit = "s", .target = 20,
      .limit = LIMIT_FLOPS},
+    {.name = "dropout_one_by_one", .label = "  the same, nets one by one (s)", .torch_name = "dropout_regression_1000_epochs_x2", .torch_field = "train_s", .unit = "s", .target = 0,
+     .limit = LIMIT_FLOPS},
     {.name = "bn2d", .label = "BN2d fwd+bwd 256x64x28x28 (us)", .torch_name = "batchnorm2d_fwd_bwd", .torch_field = "us_per_call", .unit = "us", .target = 3,
      .limit = LIMIT_BYTES},
     {.name = "bn1d", .label = "BN1d fwd+bwd 512x48 (us)", .torch_name = "batchnorm1d_fwd_bwd", .torch_field = "us_per_call", .unit = "us", .target = 5,
@@ -910,7 +916,7 @@ static void set_work_models(void) {
             w->work = TEST_N * forward_flops(mlp_macs, 3);
         else if (strcmp(n, "cnn_bn_eval") == 0 || strcmp(n, "cnn_bn_eval_folded") == 0)
             w->work = TEST_N * forward_flops(cnn_macs, 4);
-        else if (strcmp(n, "dropout") == 0)   /* 2 nets x 1000 steps of 50 points, 2 x 20 evaluations */
+        else if (strcmp(n, "dropout") == 0 || strcmp(n, "dropout_one_by_one") == 0)  /* 2 nets x 1000 steps of 50 points, 2 x 20 evaluations */
             w->work = 2.0 * 1000 * 50 * train_flops(reg_macs, 3) + 2.0 * 20 * 50 * forward_flops(reg_macs, 3);
         else if (strcmp(n, "bn2d") == 0) w->work = 5.0 * 4 * 256 * 64 * 28 * 28;
         else if (strcmp(n, "bn1d") == 0) w->work = 5.0 * 4 * 512 * 48;
@@ -1314,7 +1320,7 @@ static void usage(void) {
     fputs("usage: bench [--data DIR] [--reps N] [--only a,b,...] [--json PATH]\n"
           "             [--torch-script PATH] [--python EXE] [--torch-runs N] [--no-torch]\n"
           "       bench --child WORKLOAD [--data DIR] [--reps N]\n"
-          "workloads: load mlp mlp_bn cnn_bn mlp_bn_b64 dropout bn2d bn1d mlp_bn_eval cnn_bn_eval\n"
+          "workloads: load mlp mlp_bn cnn_bn mlp_bn_b64 dropout dropout_one_by_one bn2d bn1d mlp_bn_eval cnn_bn_eval\n"
           "           mlp_bn_eval_folded cnn_bn_eval_folded\n",
           stderr);
     exit(2);

@@ -61,7 +61,7 @@
  *
  * Threads.  Calls on DIFFERENT nets (and their optimizers) from different threads at the same time
  *           are safe: there is no global mutable state apart from the per-thread error message and
-           the thread count (bnd_set_num_threads, safe at any time).
+ *           the thread count (bnd_set_num_threads, safe at any time).
  *           One net, or one optimizer together with its net, must not be used from two threads at
  *           once (not even read-only functions while another thread trains it); serialize such use
  *           yourself. Functions without a handle (losses, defaults, version, status strings) are
@@ -504,6 +504,36 @@ BND_API bnd_status bnd_net_train_step_classification(bnd_net *net, bnd_optimizer
                                                      const int32_t *labels, int64_t batch, float *out_loss);
 BND_API bnd_status bnd_net_train_step_regression(bnd_net *net, bnd_optimizer *opt, const float *input,
                                                  const float *targets, int64_t batch, float *out_loss);
+
+/* One training step of each of `count` nets on the same batch, the steps running at the same time on
+   the library's threads (one net per thread; a step's own parallel work then runs on that thread).
+   For small nets that leave a core idle in a step of their own, such as the article's 1-100-100-1
+   regression pair trained side by side (with and without dropout), this is how both cores are used.
+   Each net's step is exactly bnd_net_train_step_classification / _regression(nets[i], opts[i], ...):
+   the same bits as the calls one after the other, for any thread count.
+   nets, opts:    in, `count` handles each (1 <= count <= 4096); opts[i] must have been created for
+                  nets[i]. No net, optimizer or layer may appear twice.
+   input, labels, targets, batch: as for the single step, the same for every net (every net must take
+                  the same input size and give the same output size).
+   out_losses:    out, may be NULL; count floats: each step's loss, NaN where the step failed.
+   out_statuses:  out, may be NULL; count statuses: each step's outcome.
+   Everything the single step refuses, for every net, and the rules above are checked before any step
+   runs: such a refusal runs no step, writes neither output and leaves every net as it was. A step that
+   fails while running (non-finite loss or gradient, out of memory) fails alone and leaves its net as a
+   failed single step does; the other steps take place. The return value is then the status of the
+   first failed step (lowest index), whose message names that net; out_statuses tells them all.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, count out of range, a net, optimizer or layer given
+   twice, an optimizer of another net, a label out of range), BND_ERR_SHAPE (batch <= 0 or too large,
+   nets of different input or output sizes, a non-flat output for classification, a batch too small
+   for a BatchNorm to train on), BND_ERR_STATE (a net that gained layers since its optimizer was
+   created), BND_ERR_NUMERIC (a NaN or infinite value in input or targets; a step's non-finite loss or
+   gradient), BND_ERR_OUT_OF_MEMORY. */
+BND_API bnd_status bnd_nets_train_step_classification(bnd_net *const *nets, bnd_optimizer *const *opts,
+                                                      int64_t count, const float *input, const int32_t *labels,
+                                                      int64_t batch, float *out_losses, bnd_status *out_statuses);
+BND_API bnd_status bnd_nets_train_step_regression(bnd_net *const *nets, bnd_optimizer *const *opts, int64_t count,
+                                                  const float *input, const float *targets, int64_t batch,
+                                                  float *out_losses, bnd_status *out_statuses);
 
 /* ======================================= Datasets =============================================== */
 

@@ -73,3 +73,69 @@ public func bnd_net_train_step_regression(_ net: OpaquePointer?, _ opt: OpaquePo
         try net.trainStep(input: input, targets: required(targets, "targets"), batch: int(batch), optimizer: optimizer)
     }
 }
+
+/// The body both side-by-side steps share: the handles (each optimizer usable with its net), the steps run
+/// by `steps` (the core checks the rest), each net's loss and status stored. The first failed step
+/// (lowest index) is the call's status and message.
+private func trainSteps(_ function: StaticString, _ nets: UnsafePointer<OpaquePointer?>?,
+                        _ opts: UnsafePointer<OpaquePointer?>?, _ count: Int64, _ input: UnsafePointer<Float>?,
+                        _ outLosses: UnsafeMutablePointer<Float>?, _ outStatuses: UnsafeMutablePointer<bnd_status>?,
+                        _ steps: ([Sequential], [Optimizer], UnsafePointer<Float>) throws -> [Result<Float, BNDError>])
+    -> bnd_status {
+    api(function) {
+        let nets = try required(nets, "nets"), opts = try required(opts, "opts")
+        guard count >= 1, count <= Int64(Sequential.maxNetworksSideBySide) else {
+            throw BNDError.invalidArgument("count must be 1 to \(Sequential.maxNetworksSideBySide), got \(count)")
+        }
+        var networks: [Sequential] = [], optimizers: [Optimizer] = []
+        for index in 0..<int(count) {
+            do {
+                let box = try netBox(nets[index])
+                let optimizer = try optimizerBox(opts[index])
+                try optimizer.checkUsable(with: box)
+                networks.append(box.net)
+                optimizers.append(optimizer.optimizer)
+            } catch let error as BNDError {
+                throw error.prefixed("nets[\(index)]/opts[\(index)]: ")
+            }
+        }
+        let results = try steps(networks, optimizers, try required(input, "input"))
+        var firstFailure: (index: Int, error: BNDError)?
+        for (index, result) in results.enumerated() {
+            switch result {
+            case .success(let loss):
+                outLosses?[index] = loss
+                outStatuses?[index] = BND_OK
+            case .failure(let error):
+                outLosses?[index] = .nan
+                outStatuses?[index] = status(of: error)
+                if firstFailure == nil { firstFailure = (index, error) }
+            }
+        }
+        if let (index, error) = firstFailure { throw error.prefixed("the step of nets[\(index)] failed: ") }
+    }
+}
+
+@_cdecl("bnd_nets_train_step_classification")
+public func bnd_nets_train_step_classification(_ nets: UnsafePointer<OpaquePointer?>?,
+                                               _ opts: UnsafePointer<OpaquePointer?>?, _ count: Int64,
+                                               _ input: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?,
+                                               _ batch: Int64, _ outLosses: UnsafeMutablePointer<Float>?,
+                                               _ outStatuses: UnsafeMutablePointer<bnd_status>?) -> bnd_status {
+    trainSteps("bnd_nets_train_step_classification", nets, opts, count, input, outLosses, outStatuses) {
+        try Sequential.trainSteps(networks: $0, optimizers: $1, input: $2, labels: required(labels, "labels"),
+                                  batch: int(batch))
+    }
+}
+
+@_cdecl("bnd_nets_train_step_regression")
+public func bnd_nets_train_step_regression(_ nets: UnsafePointer<OpaquePointer?>?,
+                                           _ opts: UnsafePointer<OpaquePointer?>?, _ count: Int64,
+                                           _ input: UnsafePointer<Float>?, _ targets: UnsafePointer<Float>?,
+                                           _ batch: Int64, _ outLosses: UnsafeMutablePointer<Float>?,
+                                           _ outStatuses: UnsafeMutablePointer<bnd_status>?) -> bnd_status {
+    trainSteps("bnd_nets_train_step_regression", nets, opts, count, input, outLosses, outStatuses) {
+        try Sequential.trainSteps(networks: $0, optimizers: $1, input: $2, targets: required(targets, "targets"),
+                                  batch: int(batch))
+    }
+}

@@ -21,19 +21,23 @@ func api(_ function: StaticString, _ body: () throws -> Void) -> bnd_status {
     }
 }
 
+/// The status of `error` (one per case).
+func status(of error: BNDError) -> bnd_status {
+    switch error {
+    case .invalidArgument: return BND_ERR_INVALID_ARGUMENT
+    case .shape: return BND_ERR_SHAPE
+    case .state: return BND_ERR_STATE
+    case .io: return BND_ERR_IO
+    case .format: return BND_ERR_FORMAT
+    case .outOfMemory: return BND_ERR_OUT_OF_MEMORY
+    case .numeric: return BND_ERR_NUMERIC
+    case .internalError: return BND_ERR_INTERNAL
+    }
+}
+
 /// Records `error` as the calling thread's last error and returns its status.
 func fail(_ function: StaticString, _ error: BNDError) -> bnd_status {
-    let status: bnd_status
-    switch error {
-    case .invalidArgument: status = BND_ERR_INVALID_ARGUMENT
-    case .shape: status = BND_ERR_SHAPE
-    case .state: status = BND_ERR_STATE
-    case .io: status = BND_ERR_IO
-    case .format: status = BND_ERR_FORMAT
-    case .outOfMemory: status = BND_ERR_OUT_OF_MEMORY
-    case .numeric: status = BND_ERR_NUMERIC
-    case .internalError: status = BND_ERR_INTERNAL
-    }
+    let status = status(of: error)
     let message = error.message.isEmpty ? "failed" : error.message
     bndi_set_last_error("\(function): \(message)")
     return status

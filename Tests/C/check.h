@@ -79,6 +79,7 @@ void run_oom_tests(void);
    valgrind for minutes): the group is skipped and the status table does not require its statuses. */
 extern int g_skip_oom_group;
 void run_failed_step_tests(void); /* a failed training step changes nothing but the gradients (test_failed_step.c) */
+void run_side_by_side_tests(void); /* several nets' steps at the same time (test_side_by_side.c) */
 /* Last: every status the header documents was produced by a test, and no other (test_status_table.c). */
 void run_status_table(const char *header_path);
 

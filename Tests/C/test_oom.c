@@ -175,6 +175,23 @@ static bnd_status train_step_wide(void *context) {
     return s;
 }
 
+/* The same step through the side-by-side call, one net. */
+static bnd_status train_steps_wide(void *context) {
+    int regression = context != NULL;
+    bnd_net *net = NULL;
+    bnd_optimizer *opt = NULL;
+    float loss = 0;
+    bnd_status s = wide_net(&net);
+    if (s == BND_OK) s = bnd_optimizer_create_sgd(net, NULL, &opt);
+    if (s == BND_OK)
+        s = regression ? bnd_nets_train_step_regression(&net, &opt, 1, g_wide_zeros, g_wide_zeros, WIDE_BATCH, &loss, NULL)
+                       : bnd_nets_train_step_classification(&net, &opt, 1, g_wide_zeros, g_wide_labels, WIDE_BATCH, &loss,
+                                                            NULL);
+    bnd_optimizer_free(opt);
+    bnd_net_free(net);
+    return s;
+}
+
 static bnd_status mc_dropout_wide(void *context) {
     (void)context;
     static float mean[WIDE_BATCH], var[WIDE_BATCH];
@@ -390,6 +407,10 @@ void run_oom_tests(void) {
                 BND_ERR_OUT_OF_MEMORY, NULL, train_step_wide, NULL);
     run_limited("bnd_net_train_step_regression, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
                 NULL, train_step_wide, g_wide_zeros);
+    run_limited("bnd_nets_train_step_classification, batch 8192 of 1 -> 65536 -> 1", 512 * MIB,
+                BND_ERR_OUT_OF_MEMORY, NULL, train_steps_wide, NULL);
+    run_limited("bnd_nets_train_step_regression, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
+                NULL, train_steps_wide, g_wide_zeros);
     run_limited("bnd_net_predict_mc_dropout, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
                 NULL, mc_dropout_wide, NULL);
     run_limited("bnd_evaluate, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY, NULL, run_wide,

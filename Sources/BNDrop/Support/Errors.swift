@@ -30,4 +30,18 @@ public enum BNDError: Error, Equatable, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
+
+    /// The same error with `context` before its message (e.g. which of several networks failed).
+    public func prefixed(_ context: String) -> BNDError {
+        switch self {
+        case .invalidArgument(let m): return .invalidArgument(context + m)
+        case .shape(let m): return .shape(context + m)
+        case .state(let m): return .state(context + m)
+        case .io(let m): return .io(context + m)
+        case .format(let m): return .format(context + m)
+        case .outOfMemory(let m): return .outOfMemory(context + m)
+        case .numeric(let m): return .numeric(context + m)
+        case .internalError(let m): return .internalError(context + m)
+        }
+    }
 }
