@@ -74,7 +74,7 @@ final class InferenceTests: XCTestCase {
         return (outputs, g.map(\.bitPattern), net.parameters.map { $0.gradient.array.map(\.bitPattern) })
     }
 
-    /// In eval mode every layer of the article's MLP (and the CNN's flat end) computes each sample alone,
+    /// In eval mode every layer of the article's MLP and CNN computes each sample alone,
     /// so the network runs them by blocks of samples in one parallel region: the output, every layer's
     /// output, and the backward that follows have the same bits as layer by layer. Batches of 300 (three
     /// blocks of 128, the last partial), 100 (two halves) and 7 (one block).
@@ -86,7 +86,13 @@ final class InferenceTests: XCTestCase {
         try cnn.addConv2d(outChannels: 3, kernelSize: 3); try cnn.addBatchNorm(); try cnn.addReLU()
         try cnn.addMaxPool2d(kernelSize: 2); try cnn.addFlatten(); try cnn.addLinear(25); try cnn.addReLU()
         try cnn.addLinear(10)
-        for (name, net) in [("MLP", mlp), ("CNN", cnn)] {
+        // The article's CNN: two convolutions, each BatchNorm2d, ReLU (folded into the pooling) and AvgPool2d.
+        let article = try Sequential(sampleShape: [1, 28, 28], seed: 5)
+        try article.addConv2d(outChannels: 3, kernelSize: 5); try article.addBatchNorm(); try article.addReLU()
+        try article.addAvgPool2d(kernelSize: 2); try article.addConv2d(outChannels: 6, kernelSize: 3)
+        try article.addBatchNorm(); try article.addReLU(); try article.addAvgPool2d(kernelSize: 2)
+        try article.addFlatten(); try article.addLinear(25); try article.addReLU(); try article.addLinear(10)
+        for (name, net) in [("MLP", mlp), ("CNN", cnn), ("article CNN", article)] {
             try train(net, batch: 64)
             net.isTraining = false
             for batch in [300, 100, 7] {

@@ -259,6 +259,35 @@ public final class Conv2d: Layer {
         }
     })
 
+    // By blocks of samples (see `Layer.forwardsBySample`), with the direct kernels: each sample's output
+    // is computed from that sample alone, whatever samples share a call (the im2col path's products
+    // are OpenBLAS's, whose sums could depend on how many samples one call takes: it stays layer by
+    // layer). In the article's CNN the whole eval pass then runs as one region, each block of samples
+    // through every layer while its values are in cache.
+    override var forwardsBySample: Bool { usesDirect }
+    override var forwardWorkPerSample: Int { outputCount * patchSize }
+    /// The threads and floats per thread of scratch `prepareForward` sized.
+    private var samplesScratch = (threads: 0, perThread: 0)
+    override var samplesThreadLimit: Int { samplesScratch.threads }
+
+    override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        try output.resize(batch * outputCount)
+        samplesScratch = try prepareScratch(needInputGradient: false)
+        return UnsafePointer(output.pointer)
+    }
+
+    override func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int, thread: Int) {
+        guard thread < samplesScratch.threads else { return }  // (the network never runs more: samplesThreadLimit)
+        let scratch = threadScratch.pointer + thread * samplesScratch.perThread
+        withUnsafePointer(to: directShape) { shape in
+            // At most samplesPerTask samples per call: the scratch holds that many.
+            for start in Swift.stride(from: first, to: first + count, by: Conv2d.samplesPerTask) {
+                bndk_conv_forward(shape, x + start * inputCount, Int64(min(Conv2d.samplesPerTask, first + count - start)),
+                                  weight.value.pointer, bias.value.pointer, output.pointer + start * outputCount, scratch)
+            }
+        }
+    }
+
     /// Task `task` of the direct forward pass: its samples through `bndk_conv_forward`.
     private lazy var directForwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)>(perThread: {
         [unowned(unsafe) self] arguments, task, thread in

@@ -176,6 +176,16 @@ public class Layer {
     /// the calling thread, cannot fail and allocates nothing; the result does not depend on the blocks.
     func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int) {}
 
+    /// `computeSamples` on pool thread `thread` (0 for the caller), for a layer that keeps per-thread
+    /// scratch (Conv2d); by default the same as without it.
+    func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int, thread: Int) {
+        computeSamples(x, batch: batch, first: first, count: count)
+    }
+
+    /// The threads a stretch of layers may run its blocks on after `prepareForward` (per-thread scratch
+    /// sized then); no limit by default.
+    var samplesThreadLimit: Int { ThreadPool.maxThreads }
+
     /// The forward prepared by `beginForwardBySample`, until `endForwardBySample`.
     private var preparedForward: (batch: Int, input: UnsafePointer<Float>)?
 
@@ -194,9 +204,9 @@ public class Layer {
     }
 
     /// Step 2, for each block (on any thread): computes samples [first, first + count).
-    final func forwardSamples(first: Int, count: Int) {
+    final func forwardSamples(first: Int, count: Int, thread: Int) {
         guard let prepared = preparedForward else { return }
-        computeSamples(prepared.input, batch: prepared.batch, first: first, count: count)
+        computeSamples(prepared.input, batch: prepared.batch, first: first, count: count, thread: thread)
     }
 
     /// Step 3, after every block: the forward counts as done (backward may follow).

@@ -58,6 +58,20 @@ public class Pool2d: Layer {
         return UnsafePointer(gradInput.pointer)
     }
 
+    // By blocks of samples (see `Layer.forwardsBySample`): a sample's planes from that sample alone.
+    override var forwardsBySample: Bool { true }
+    override var forwardWorkPerSample: Int { inputCount }
+
+    override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
+        try output.resize(batch * outputCount)
+        try prepareForward(batch: batch)
+        return UnsafePointer(output.pointer)
+    }
+
+    override func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int) {
+        forward(planes: (first * geometry.channels)..<((first + count) * geometry.channels), x)
+    }
+
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> { [unowned(unsafe) self] arguments, task in
         let (x, planes, group) = arguments
         self.forward(planes: (task * group)..<min((task + 1) * group, planes), x)

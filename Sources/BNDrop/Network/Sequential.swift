@@ -231,7 +231,8 @@ public final class Sequential {
     // MARK: Forward by blocks of samples
     //
     // Layers that compute each sample from that sample alone (`Layer.forwardsBySample`: Linear, ReLU,
-    // Flatten; BatchNorm and Dropout in eval mode) are run a stretch at a time: each layer is prepared in
+    // Flatten, pooling, Conv2d with its direct kernels; BatchNorm and Dropout in eval mode) are run a
+    // stretch at a time: each layer is prepared in
     // order (checks, room for its output), then one parallel region takes every block of samples through
     // all of them. Layer by layer, each layer was a region of its own (or, under a million operations,
     // ran on one core while the other waited) and each output went through memory before the next layer
@@ -251,7 +252,7 @@ public final class Sequential {
     private func forwardBySample(_ stretch: Range<Int>, _ input: UnsafePointer<Float>, batch: Int,
                                  borrowedInput: UnsafePointer<Float>?) throws -> UnsafePointer<Float> {
         var current = input
-        var work = 0
+        var work = 0, threads = ThreadPool.maxThreads
         for index in stretch {
             let layer = layers[index]
             if try skipFoldedReLU(index, current, batch: batch, borrowedInput: borrowedInput) { continue }
@@ -259,21 +260,23 @@ public final class Sequential {
                                                      foldingReLU: followsFoldedReLU(index))
             layerOutputs[index] = current
             work += layer.forwardWorkPerSample
+            threads = min(threads, layer.samplesThreadLimit)
         }
         let perBlock = Linear.rowsPerTask(batch: batch)
-        blockKernel.run(tasks(batch, perBlock), (stretch, batch, perBlock), work: batch * work)
+        blockKernel.run(tasks(batch, perBlock), (stretch, batch, perBlock), work: batch * work, threads: threads)
         for index in stretch where !reluFoldedIntoNext[index] { layers[index].endForwardBySample() }
         return current
     }
 
     /// One block of samples through a stretch of layers.
-    private lazy var blockKernel = ParallelKernel<(Range<Int>, Int, Int)> { [unowned(unsafe) self] arguments, task in
+    private lazy var blockKernel = ParallelKernel<(Range<Int>, Int, Int)>(perThread: {
+        [unowned(unsafe) self] arguments, task, thread in
         let (stretch, batch, perBlock) = arguments
         let first = task * perBlock, count = min(perBlock, batch - first)
         for index in stretch where !self.reluFoldedIntoNext[index] {
-            self.layers[index].forwardSamples(first: first, count: count)
+            self.layers[index].forwardSamples(first: first, count: count, thread: thread)
         }
-    }
+    })
 
     /// `forward`, writing the output into `output`, whose size is checked before anything runs.
     public func forward(_ input: UnsafePointer<Float>, batch: Int, into output: UnsafeMutableBufferPointer<Float>) throws {
