@@ -1,6 +1,6 @@
 /* Threads stress test (not part of `make test`: `make test-tsan` runs it on a ThreadSanitizer build, and
-   it runs as well on a plain or ASan build). WORKERS threads each build, train (train steps, bnd_fit
-   over their own dataset, Monte-Carlo dropout, BatchNorm folding), save and load (net and optimizer, to
+   it runs as well on a plain or ASan build). WORKERS threads each build, train (train steps, two nets'
+   steps side by side, bnd_fit over their own dataset, Monte-Carlo dropout, BatchNorm folding), save and load (net and optimizer, to
    their own temporary files) and free their own nets, round after round; meanwhile one thread hammers
    error paths (bad calls, each checked for a failure status and its own non-empty message) and one
    changes the library's thread count. Exits 1 on the first wrong result, 0 otherwise.
@@ -166,6 +166,14 @@ static void *worker(void *arg) {
         OK(build(&other, cnn, 1));
         OK(bnd_net_load_weights(other, net_path));
         if (!same_tensors(net, other)) { fail(who, __LINE__, "load_weights differs", BND_OK); goto done; }
+
+        /* the two nets' steps side by side (each on a pool thread while the other workers do the same) */
+        {
+            bnd_net *pair[2] = {net, loaded};
+            bnd_optimizer *pair_opts[2] = {opt, opt2};
+            float losses[2];
+            OK(bnd_nets_train_step_classification(pair, pair_opts, 2, features, labels32, BATCH, losses, NULL));
+        }
 
         /* inference: eval forward, folded copy, Monte-Carlo dropout */
         OK(bnd_net_set_training(net, 0));
