@@ -400,6 +400,30 @@ static void one_call(fz_reader *r) {
         else { bnd_loader_free(g_loader[l]); g_loader[l] = NULL; }
         break;
     }
+    case 39: {
+        /* two nets' steps side by side: the same net twice, a NULL net, a foreign or shared optimizer,
+           nets of different sizes, counts 2, 1, 0 and -1 (never more than the arrays hold) */
+        bnd_net *pair[2] = {net, (fz_u8(r) & 15) == 0 ? NULL : g_net[fz_u8(r) % NETS]};
+        const uint8_t how = fz_u8(r);
+        bnd_optimizer *opts[2] = {g_opt[how & 1], g_opt[(how >> 1) & 1]};
+        const int64_t count = how > 200 ? 1 - (int64_t)(how % 3) : 2;
+        int64_t b = pick_batch(r, net);
+        size_t out = 0;
+        if (net) bnd_net_output_count(net, &out);
+        fill(r, g_in, MAX_FLOATS);
+        float losses[2];
+        bnd_status statuses[2];
+        if (how & 4) {
+            const int64_t classes = out > 0 ? (int64_t)out : 1;
+            for (int i = 0; i < MAX_BATCH; i++) g_labels[i] = (int32_t)(i % classes);
+            CALL(bnd_nets_train_step_classification(pair, opts, count, g_in, g_labels, b, losses, statuses));
+        } else {
+            fill(r, g_aux, MAX_FLOATS);
+            CALL(bnd_nets_train_step_regression(pair, opts, count, g_in, g_aux, b, (how & 8) ? NULL : losses,
+                                                (how & 16) ? NULL : statuses));
+        }
+        break;
+    }
     default: {
         /* NULL out-pointers everywhere they are not allowed */
         CALL(bnd_net_create((const int64_t[]){4}, 1, NULL));

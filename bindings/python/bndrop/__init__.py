@@ -18,13 +18,13 @@ from .losses import cross_entropy, mse
 from .net import IncompatibleKeys, LayerInfo, Net
 from .optim import SGD, Adam, AdamW, Optimizer
 from .runtime import get_num_threads, runtime_info, set_num_threads, version, version_number
-from .training import Evaluation, FitEvent, FitSummary, evaluate, fit
+from .training import Evaluation, FitEvent, FitSummary, evaluate, fit, train_steps
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Net", "LayerInfo", "IncompatibleKeys", "Optimizer", "SGD", "Adam", "AdamW", "cross_entropy", "mse",
-    "Dataset", "DatasetInfo", "Loader", "fit", "evaluate", "FitEvent", "FitSummary", "Evaluation",
+    "Dataset", "DatasetInfo", "Loader", "fit", "evaluate", "train_steps", "FitEvent", "FitSummary", "Evaluation",
     "runtime_info", "set_num_threads", "get_num_threads", "version", "version_number", "library_path",
     "Status", "BndropError", "InvalidArgumentError", "ShapeError", "StateError", "BndropIOError", "FormatError",
     "OutOfMemoryError", "NumericError", "InternalError",

@@ -142,6 +142,8 @@ PROTOTYPES = {
     "bnd_loss_mse": (status, [P, P, c_size_t, P_F32, P]),
     "bnd_net_train_step_classification": (status, [P, P, P, P, c_int64, P_F32]),
     "bnd_net_train_step_regression": (status, [P, P, P, P, c_int64, P_F32]),
+    "bnd_nets_train_step_classification": (status, [P_P, P_P, c_int64, P, P, c_int64, P_F32, P]),
+    "bnd_nets_train_step_regression": (status, [P_P, P_P, c_int64, P, P, c_int64, P_F32, P]),
     "bnd_dataset_load_idx": (status, [c_char_p, c_char_p, P_P]),
     "bnd_dataset_load_dir": (status, [c_char_p, c_int32, P_P]),
     "bnd_dataset_from_labels": (status, [P, P, c_size_t, P, c_int64, c_int64, P_P]),

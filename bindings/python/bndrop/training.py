@@ -1,12 +1,12 @@
 """The training loop: fit (shuffled mini-batches, a callback after every step and epoch) and evaluate."""
 import ctypes
 import math
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 from ._lib import FIT_CALLBACK, FitSummaryStruct, lib
-from ._support import i64, u64
+from ._support import address, batch_of, expect_shape, floats, i64, labels_array, u64
 from .data import Dataset
 from .errors import InvalidArgumentError, check
 from .net import Net
@@ -130,3 +130,45 @@ def evaluate(net, data, batch_size=256):
         check(lib.bnd_evaluate(n, d, i64(batch_size, "batch_size"), ctypes.byref(loss), ctypes.byref(accuracy)),
               "bnd_evaluate")
     return Evaluation(loss.value, _maybe(accuracy.value))
+
+
+def train_steps(nets, optimizers, x, labels=None, targets=None):
+    """One training step of each net (with its optimizer, in the same order) on the same batch, the
+    steps running at the same time, one net per core (bnd_nets_train_step_*): the same results, bit for
+    bit, as net.train_step for each in turn. The article trains its nets in pairs; a small net cannot
+    use both cores in a step of its own. Exactly one of labels= (cross-entropy) or targets= (MSE,
+    shape (N, *output_shape)). Returns the losses, in order.
+
+    A refused call (a net or optimizer given twice, an optimizer of another net, nets of different
+    sizes, bad input) raises and runs no step. A step that fails while running raises too, naming the
+    net (nets[i]) in its message; the other nets' steps took place.
+    """
+    nets, optimizers = list(nets), list(optimizers)
+    if not nets or len(nets) != len(optimizers):
+        raise InvalidArgumentError(f"one optimizer per net is needed: {len(nets)} nets, {len(optimizers)} optimizers")
+    for net, opt in zip(nets, optimizers):
+        if not isinstance(net, Net) or not isinstance(opt, Optimizer):
+            raise TypeError("train_steps needs bndrop nets and bndrop optimizers")
+    if (labels is None) == (targets is None):
+        raise TypeError("train_steps needs exactly one of labels= (classification) or targets= (regression)")
+    x = floats(x, "input")
+    n = batch_of(x, nets[0]._input_shape, "the input")
+    with ExitStack() as stack:
+        # Each handle's lock once, in one order for every caller (no two threads wait on each other).
+        pointers = {}
+        for handle in sorted({id(h): h for h in nets + optimizers}.values(), key=id):
+            pointers[id(handle)] = stack.enter_context(handle._use())
+        net_array = (ctypes.c_void_p * len(nets))(*[pointers[id(net)] for net in nets])
+        opt_array = (ctypes.c_void_p * len(nets))(*[pointers[id(opt)] for opt in optimizers])
+        losses = (ctypes.c_float * len(nets))()
+        if labels is not None:
+            y = labels_array(labels, "labels")
+            expect_shape(y, (n,), "labels")
+            check(lib.bnd_nets_train_step_classification(net_array, opt_array, len(nets), address(x), address(y), n,
+                                                         losses, None), "bnd_nets_train_step_classification")
+        else:
+            t = floats(targets, "targets")
+            expect_shape(t, (n,) + nets[0]._output_shape, "targets")
+            check(lib.bnd_nets_train_step_regression(net_array, opt_array, len(nets), address(x), address(t), n,
+                                                     losses, None), "bnd_nets_train_step_regression")
+    return list(losses)

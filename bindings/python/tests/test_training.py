@@ -192,3 +192,40 @@ def test_the_readme_example_runs(capsys):
     assert scope["summary"].epochs_completed == 2 and scope["summary"].validation_accuracy > 0.7
     out = capsys.readouterr().out
     assert "epoch 1: loss" in out and "epoch 2: loss" in out
+
+
+def _regression_pair():
+    """The article's regression net, plain and with dropout, and an Adam for each."""
+    plain = bndrop.Net(1, seed=1).add_linear(100).add_relu().add_linear(100).add_relu().add_linear(1)
+    dropped = bndrop.Net(1, seed=2).add_linear(100).add_dropout(0.2).add_relu().add_linear(100).add_dropout(0.2)
+    dropped.add_relu().add_linear(1)
+    return [plain, dropped], [bndrop.Adam(plain, lr=0.01), bndrop.Adam(dropped, lr=0.01)]
+
+
+def test_train_steps_side_by_side_give_the_bits_of_train_step_in_turn():
+    x = np.linspace(-1, 1, 50, dtype=np.float32).reshape(50, 1)
+    t = x + 0.3 * np.random.default_rng(4).normal(size=(50, 1)).astype(np.float32)
+    together, together_opts = _regression_pair()
+    alone, alone_opts = _regression_pair()
+    for _ in range(20):
+        losses = bndrop.train_steps(together, together_opts, x, targets=t)
+        expected = [net.train_step(opt, x, targets=t) for net, opt in zip(alone, alone_opts)]
+        assert losses == expected
+    for a, b in zip(together, alone):
+        for name in a.tensor_names():
+            np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name))
+
+
+def test_train_steps_refuses_without_running_any_step():
+    nets, opts = _regression_pair()
+    before = [{name: net.get_tensor(name) for name in net.tensor_names()} for net in nets]
+    x, t = np.zeros((4, 1), np.float32), np.ones((4, 1), np.float32)
+    with pytest.raises(bndrop.InvalidArgumentError, match="different network"):
+        bndrop.train_steps(nets, list(reversed(opts)), x, targets=t)
+    with pytest.raises(bndrop.InvalidArgumentError, match="twice"):
+        bndrop.train_steps([nets[0], nets[0]], [opts[0], opts[0]], x, targets=t)
+    with pytest.raises(TypeError):
+        bndrop.train_steps(nets, opts, x)
+    for net, saved in zip(nets, before):
+        for name, value in saved.items():
+            np.testing.assert_array_equal(net.get_tensor(name), value)
