@@ -18,6 +18,7 @@ public final class ReLU: Layer {
     }
 
     override var forwardsBySample: Bool { true }
+    override var samplesIndependentOfBlocks: Bool { true }
 
     override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         try output.resize(batch * inputCount)

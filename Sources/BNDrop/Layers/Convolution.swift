@@ -265,6 +265,7 @@ public final class Conv2d: Layer {
     // layer). In the article's CNN the whole eval pass then runs as one region, each block of samples
     // through every layer while its values are in cache.
     override var forwardsBySample: Bool { usesDirect }
+    override var samplesIndependentOfBlocks: Bool { true }
     override var forwardWorkPerSample: Int { outputCount * patchSize }
     /// The threads and floats per thread of scratch `prepareForward` sized.
     private var samplesScratch = (threads: 0, perThread: 0)

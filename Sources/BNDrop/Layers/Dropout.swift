@@ -55,6 +55,7 @@ public final class Dropout: Layer {
 
     /// Eval mode passes the input through.
     override var forwardsBySample: Bool { !isTraining }
+    override var samplesIndependentOfBlocks: Bool { true }
     override var forwardWorkPerSample: Int { 0 }
 
     override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {

@@ -9,6 +9,7 @@ public final class Flatten: Layer {
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> { x }
 
     override var forwardsBySample: Bool { true }
+    override var samplesIndependentOfBlocks: Bool { true }
     override var forwardWorkPerSample: Int { 0 }
     override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> { x }
 

@@ -182,6 +182,11 @@ public class Layer {
         computeSamples(x, batch: batch, first: first, count: count)
     }
 
+    /// Whether `computeSamples` gives each sample the same bits however the samples are split into calls
+    /// (not Linear: its choice of product is made per call). The network then slices its blocks finer
+    /// for such layers.
+    var samplesIndependentOfBlocks: Bool { false }
+
     /// The threads a stretch of layers may run its blocks on after `prepareForward` (per-thread scratch
     /// sized then); no limit by default.
     var samplesThreadLimit: Int { ThreadPool.maxThreads }

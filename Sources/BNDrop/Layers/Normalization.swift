@@ -130,6 +130,7 @@ public final class BatchNorm: Layer {
 
     /// Eval mode with running statistics: each sample is normalised alone.
     override var forwardsBySample: Bool { !usesBatchStatistics }
+    override var samplesIndependentOfBlocks: Bool { true }
 
     override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         guard !usesBatchStatistics, runningMean != nil else {

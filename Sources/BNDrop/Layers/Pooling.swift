@@ -60,6 +60,7 @@ public class Pool2d: Layer {
 
     // By blocks of samples (see `Layer.forwardsBySample`): a sample's planes from that sample alone.
     override var forwardsBySample: Bool { true }
+    override var samplesIndependentOfBlocks: Bool { true }
     override var forwardWorkPerSample: Int { inputCount }
 
     override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
