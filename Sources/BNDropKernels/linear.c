@@ -164,6 +164,43 @@ int64_t bndk_count_listed(const float *values, int64_t count, int positive_only)
     return listed;
 }
 
+int bndk_listed_within(int64_t listed_limit, int64_t rows, int64_t depth, const float *a, int64_t a_stride,
+                       int positive_only) {
+    int64_t listed = 0;
+    if (a_stride == depth)  // contiguous rows: one call
+        listed = bndk_count_listed(a, rows * depth, positive_only);
+    else
+        for (int64_t r = 0; r < rows && listed <= listed_limit; r++)
+            listed += bndk_count_listed(a + r * a_stride, depth, positive_only);
+    return listed <= listed_limit;
+}
+
+uint16_t bndk_order_key(int64_t first, int64_t listed, int64_t depth) {
+    const int64_t vector = first / 16 < 255 ? first / 16 : 255;
+    return (uint16_t)(vector << 8 | listed * 255 / depth);  // listed <= depth < 2^31: no overflow
+}
+
+void bndk_order_by_keys(const uint16_t *keys, int64_t count, int32_t *order) {
+    // Counting sort by the low byte into `by_low`, then by the high byte into `order`.
+    int32_t low[256] = {0}, high[256] = {0}, by_low[ORDER_ROWS];
+    for (int64_t r = 0; r < count; r++) {
+        low[keys[r] & 0xFF]++;
+        high[keys[r] >> 8]++;
+    }
+    for (int b = 0, low_sum = 0, high_sum = 0; b < 256; b++) {
+        const int l = low[b], h = high[b];
+        low[b] = low_sum;
+        high[b] = high_sum;
+        low_sum += l;
+        high_sum += h;
+    }
+    for (int64_t r = 0; r < count; r++) by_low[low[keys[r] & 0xFF]++] = (int32_t)r;
+    for (int64_t i = 0; i < count; i++) {
+        const int32_t r = by_low[i];
+        order[high[keys[r] >> 8]++] = r;
+    }
+}
+
 BNDK_CLONES
 void bndk_pack_rows(const float *restrict a, int64_t rows, int64_t columns, int relu, float *restrict packed,
                     int64_t stride) {
@@ -418,27 +455,9 @@ SPARSE_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_
             listed += __builtin_popcount((unsigned)nonzero);
         }
         total += listed;
-        const int64_t vector = first / 16 < 255 ? first / 16 : 255;
-        keys[r] = (uint16_t)(vector << 8 | listed * 255 / depth);  // listed <= depth < 2^31: no overflow
+        keys[r] = bndk_order_key(first, listed, depth);
     }
-    // Counting sort by the low byte into `by_low`, then by the high byte into `order`.
-    int32_t low[256] = {0}, high[256] = {0}, by_low[ORDER_ROWS];
-    for (int64_t r = 0; r < count; r++) {
-        low[keys[r] & 0xFF]++;
-        high[keys[r] >> 8]++;
-    }
-    for (int b = 0, low_sum = 0, high_sum = 0; b < 256; b++) {
-        const int l = low[b], h = high[b];
-        low[b] = low_sum;
-        high[b] = high_sum;
-        low_sum += l;
-        high_sum += h;
-    }
-    for (int64_t r = 0; r < count; r++) by_low[low[keys[r] & 0xFF]++] = (int32_t)r;
-    for (int64_t i = 0; i < count; i++) {
-        const int32_t r = by_low[i];
-        order[high[keys[r] >> 8]++] = r;
-    }
+    bndk_order_by_keys(keys, count, order);
     return total;
 }
 
@@ -565,13 +584,7 @@ static int avx512_sparse_product_within(int64_t listed_limit, int64_t rows, int6
     // A limit the rows can exceed is checked before anything is stored: by the grouped kernel itself
     // while it orders up to ORDER_ROWS rows, else by a count first.
     if (listed_limit < rows * depth && !(groups && rows <= ORDER_ROWS)) {
-        int64_t listed = 0;
-        if (a_stride == depth)  // contiguous rows: one call
-            listed = bndk_count_listed(a, rows * depth, positive_only);
-        else
-            for (int64_t r = 0; r < rows && listed <= listed_limit; r++)
-                listed += bndk_count_listed(a + r * a_stride, depth, positive_only);
-        if (listed > listed_limit) return 0;
+        if (!bndk_listed_within(listed_limit, rows, depth, a, a_stride, positive_only)) return 0;
         listed_limit = rows * depth;
     }
     if (groups) {
@@ -696,10 +709,7 @@ static int scalar_sparse_product_within(int64_t listed_limit, int64_t rows, int6
                                         const float *a, int64_t a_stride, int positive_only, const float *b,
                                         int64_t b_stride, const float *start, int accumulate, const float *keep,
                                         int64_t keep_stride, float *c, int64_t c_stride) {
-    int64_t listed = 0;
-    for (int64_t r = 0; r < rows && listed <= listed_limit; r++)
-        listed += bndk_count_listed(a + r * a_stride, depth, positive_only);
-    if (listed > listed_limit) return 0;
+    if (!bndk_listed_within(listed_limit, rows, depth, a, a_stride, positive_only)) return 0;
     for (int64_t r = 0; r < rows; r++) {
         float *c_row = c + r * c_stride;
         for (int64_t o = 0; o < width; o++) {

@@ -218,6 +218,7 @@ AVX2_TARGET static void sparse_rows(int64_t width, const int positive_only, int6
 // their sums for a block of up to GROUP_BLOCK_VECTORS vectors fill 12 registers, the block's row of the
 // right operand 3 more.
 enum { GROUP = 4, GROUP_BLOCK_VECTORS = 2, ORDER_WINDOW = 64 };
+_Static_assert(ORDER_WINDOW <= ORDER_ROWS, "bndk_order_by_keys orders up to ORDER_ROWS rows");
 
 // The 16-bit mask of the listed lanes of row[k..<k + 16) (lanes at or past `depth` not listed). Masked
 // loads only at the end of the row: on Zen 3 a pass over the test images took twice as long with them.
@@ -253,26 +254,9 @@ AVX2_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_t 
             listed += __builtin_popcount(m);
         }
         total += listed;
-        const int64_t vector = first / 16 < 255 ? first / 16 : 255;
-        keys[r] = (uint16_t)(vector << 8 | listed * 255 / depth);
+        keys[r] = bndk_order_key(first, listed, depth);
     }
-    int32_t low[256] = {0}, high[256] = {0}, by_low[ORDER_WINDOW];
-    for (int64_t r = 0; r < count; r++) {
-        low[keys[r] & 0xFF]++;
-        high[keys[r] >> 8]++;
-    }
-    for (int b = 0, low_sum = 0, high_sum = 0; b < 256; b++) {
-        const int l = low[b], h = high[b];
-        low[b] = low_sum;
-        high[b] = high_sum;
-        low_sum += l;
-        high_sum += h;
-    }
-    for (int64_t r = 0; r < count; r++) by_low[low[keys[r] & 0xFF]++] = (int32_t)r;
-    for (int64_t i = 0; i < count; i++) {
-        const int32_t r = by_low[i];
-        order[high[keys[r] >> 8]++] = r;
-    }
+    bndk_order_by_keys(keys, count, order);
     return total;
 }
 
@@ -390,13 +374,7 @@ int bndk_avx2_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t 
     float values[CHUNK + 16];
     const int groups = !positive_only && depth * b_stride > WHOLE_FLOATS;
     if (listed_limit < rows * depth && !(groups && rows <= ORDER_WINDOW)) {
-        int64_t listed = 0;
-        if (a_stride == depth)
-            listed = bndk_count_listed(a, rows * depth, positive_only);
-        else
-            for (int64_t r = 0; r < rows && listed <= listed_limit; r++)
-                listed += bndk_count_listed(a + r * a_stride, depth, positive_only);
-        if (listed > listed_limit) return 0;
+        if (!bndk_listed_within(listed_limit, rows, depth, a, a_stride, positive_only)) return 0;
         listed_limit = rows * depth;
     }
     if (groups)

@@ -24,6 +24,15 @@ enum {
     NARROW_MAX_WIDTH = 32,
 };
 
+// What both instruction sets share (linear.c): whether rows [0, rows) of a list at most listed_limit
+// entries (counted as bndk_count_listed counts them); the key by which the grouped kernels order a row
+// (the vector of 16 columns holding its first listed entry, capped at 255, then its listed count scaled
+// to 0-255); and the order of `count` <= ORDER_ROWS rows by those keys (a counting sort, stable).
+int bndk_listed_within(int64_t listed_limit, int64_t rows, int64_t depth, const float *a, int64_t a_stride,
+                       int positive_only);
+uint16_t bndk_order_key(int64_t first, int64_t listed, int64_t depth);
+void bndk_order_by_keys(const uint16_t *keys, int64_t count, int32_t *order);
+
 int bndk_avx2_products_available(void);
 int bndk_avx2_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
                                     int64_t a_stride, int positive_only, const float *b, int64_t b_stride,
