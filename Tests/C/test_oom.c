@@ -160,33 +160,26 @@ static bnd_status forward_wide(void *context) {
     return s;
 }
 
-static bnd_status train_step_wide(void *context) {
-    int regression = context != NULL;
-    bnd_net *net = NULL;
-    bnd_optimizer *opt = NULL;
-    float loss = 0;
-    bnd_status s = wide_net(&net);
-    if (s == BND_OK) s = bnd_optimizer_create_sgd(net, NULL, &opt);
-    if (s == BND_OK)
-        s = regression ? bnd_net_train_step_regression(net, opt, g_wide_zeros, g_wide_zeros, WIDE_BATCH, &loss)
-                       : bnd_net_train_step_classification(net, opt, g_wide_zeros, g_wide_labels, WIDE_BATCH, &loss);
-    bnd_optimizer_free(opt);
-    bnd_net_free(net);
-    return s;
-}
+/* The step train_step_wide takes, through its context (NULL: classification through the single step). */
+enum { STEP_REGRESSION = 1, STEP_SIDE_BY_SIDE = 2 };
+static const int k_regression = STEP_REGRESSION, k_side_classification = STEP_SIDE_BY_SIDE,
+                 k_side_regression = STEP_SIDE_BY_SIDE | STEP_REGRESSION;
 
-/* The same step through the side-by-side call, one net. */
-static bnd_status train_steps_wide(void *context) {
-    int regression = context != NULL;
+static bnd_status train_step_wide(void *context) {
+    const int kind = context != NULL ? *(const int *)context : 0;
+    const int regression = kind & STEP_REGRESSION;
     bnd_net *net = NULL;
     bnd_optimizer *opt = NULL;
     float loss = 0;
     bnd_status s = wide_net(&net);
     if (s == BND_OK) s = bnd_optimizer_create_sgd(net, NULL, &opt);
-    if (s == BND_OK)
+    if (s == BND_OK && (kind & STEP_SIDE_BY_SIDE)) /* the same step through the side-by-side call, one net */
         s = regression ? bnd_nets_train_step_regression(&net, &opt, 1, g_wide_zeros, g_wide_zeros, WIDE_BATCH, &loss, NULL)
                        : bnd_nets_train_step_classification(&net, &opt, 1, g_wide_zeros, g_wide_labels, WIDE_BATCH, &loss,
                                                             NULL);
+    else if (s == BND_OK)
+        s = regression ? bnd_net_train_step_regression(net, opt, g_wide_zeros, g_wide_zeros, WIDE_BATCH, &loss)
+                       : bnd_net_train_step_classification(net, opt, g_wide_zeros, g_wide_labels, WIDE_BATCH, &loss);
     bnd_optimizer_free(opt);
     bnd_net_free(net);
     return s;
@@ -406,11 +399,11 @@ void run_oom_tests(void) {
     run_limited("bnd_net_train_step_classification, batch 8192 of 1 -> 65536 -> 1", 512 * MIB,
                 BND_ERR_OUT_OF_MEMORY, NULL, train_step_wide, NULL);
     run_limited("bnd_net_train_step_regression, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
-                NULL, train_step_wide, g_wide_zeros);
+                NULL, train_step_wide, (void *)&k_regression);
     run_limited("bnd_nets_train_step_classification, batch 8192 of 1 -> 65536 -> 1", 512 * MIB,
-                BND_ERR_OUT_OF_MEMORY, NULL, train_steps_wide, NULL);
+                BND_ERR_OUT_OF_MEMORY, NULL, train_step_wide, (void *)&k_side_classification);
     run_limited("bnd_nets_train_step_regression, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
-                NULL, train_steps_wide, g_wide_zeros);
+                NULL, train_step_wide, (void *)&k_side_regression);
     run_limited("bnd_net_predict_mc_dropout, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
                 NULL, mc_dropout_wide, NULL);
     run_limited("bnd_evaluate, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY, NULL, run_wide,
