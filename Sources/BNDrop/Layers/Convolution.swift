@@ -225,8 +225,8 @@ public final class Conv2d: Layer {
     }
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
-        try output.resize(batch * outputCount)
-        let (threads, perThread) = try prepareScratch(needInputGradient: false)
+        _ = try prepareForward(x, batch: batch)
+        let (threads, perThread) = forwardScratch
         if usesDirect {
             directForwardKernel.run(tasks(batch, Conv2d.samplesPerTask), (x, batch, perThread),
                                     work: batch * outputCount * patchSize, threads: threads)
@@ -267,19 +267,19 @@ public final class Conv2d: Layer {
     override var forwardsBySample: Bool { usesDirect }
     override var samplesIndependentOfBlocks: Bool { true }
     override var forwardWorkPerSample: Int { outputCount * patchSize }
-    /// The threads and floats per thread of scratch `prepareForward` sized.
-    private var samplesScratch = (threads: 0, perThread: 0)
-    override var samplesThreadLimit: Int { samplesScratch.threads }
+    /// The threads and floats per thread of scratch `prepareForward` sized (for either forward).
+    private var forwardScratch = (threads: 0, perThread: 0)
+    override var samplesThreadLimit: Int { forwardScratch.threads }
 
     override func prepareForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
         try output.resize(batch * outputCount)
-        samplesScratch = try prepareScratch(needInputGradient: false)
+        forwardScratch = try prepareScratch(needInputGradient: false)
         return UnsafePointer(output.pointer)
     }
 
     override func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int, thread: Int) {
-        guard thread < samplesScratch.threads else { return }  // (the network never runs more: samplesThreadLimit)
-        let scratch = threadScratch.pointer + thread * samplesScratch.perThread
+        guard thread < forwardScratch.threads else { return }  // (the network never runs more: samplesThreadLimit)
+        let scratch = threadScratch.pointer + thread * forwardScratch.perThread
         withUnsafePointer(to: directShape) { shape in
             // At most samplesPerTask samples per call: the scratch holds that many.
             for start in Swift.stride(from: first, to: first + count, by: Conv2d.samplesPerTask) {

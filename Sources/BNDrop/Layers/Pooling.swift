@@ -42,8 +42,7 @@ public class Pool2d: Layer {
     private var planesPerTask: Int { max(1, 65_536 / (geometry.height * geometry.width)) }
 
     override func computeForward(_ x: UnsafePointer<Float>, batch: Int) throws -> UnsafePointer<Float> {
-        try output.resize(batch * outputCount)
-        try prepareForward(batch: batch)
+        _ = try prepareForward(x, batch: batch)
         let planes = batch * geometry.channels
         forwardKernel.run(tasks(planes, planesPerTask), (x, planes, planesPerTask))
         return UnsafePointer(output.pointer)

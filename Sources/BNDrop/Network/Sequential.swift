@@ -278,10 +278,12 @@ public final class Sequential {
         [unowned(unsafe) self] arguments, task, thread in
         let (stretch, batch, perBlock, leading) = arguments
         let first = task * perBlock, count = min(perBlock, batch - first)
-        for slice in Swift.stride(from: first, to: first + count, by: Sequential.cacheSamples) where leading > stretch.lowerBound {
-            let sliceCount = min(Sequential.cacheSamples, first + count - slice)
-            for index in stretch.lowerBound..<leading where !self.reluFoldedIntoNext[index] {
-                self.layers[index].forwardSamples(first: slice, count: sliceCount, thread: thread)
+        if leading > stretch.lowerBound {
+            for slice in Swift.stride(from: first, to: first + count, by: Sequential.cacheSamples) {
+                let sliceCount = min(Sequential.cacheSamples, first + count - slice)
+                for index in stretch.lowerBound..<leading where !self.reluFoldedIntoNext[index] {
+                    self.layers[index].forwardSamples(first: slice, count: sliceCount, thread: thread)
+                }
             }
         }
         for index in leading..<stretch.upperBound where !self.reluFoldedIntoNext[index] {

@@ -50,6 +50,9 @@ extension Sequential {
             throw BNDError.invalidArgument("one optimizer per network, 1 to \(maxNetworksSideBySide) of them, is needed: "
                                            + "\(networks.count) networks, \(optimizers.count) optimizers")
         }
+        try Checked.batch(batch)
+        _ = try Checked.blasInt(batch, networks[0].inputCount, "a batch of \(batch)")
+        _ = try Checked.blasInt(batch, networks[0].outputCount, "targets for a batch of \(batch)")
         var layersSeen = Set<ObjectIdentifier>(), optimizersSeen = Set<ObjectIdentifier>()
         for (index, (network, optimizer)) in zip(networks, optimizers).enumerated() {
             guard network.inputCount == networks[0].inputCount, network.outputCount == networks[0].outputCount else {
@@ -64,9 +67,6 @@ extension Sequential {
                                                + "twice): their steps cannot run at the same time")
             }
             try network.checkOptimizer(optimizer)
-            try Checked.batch(batch)
-            _ = try Checked.blasInt(batch, network.inputCount, "a batch of \(batch)")
-            _ = try Checked.blasInt(batch, network.outputCount, "targets for a batch of \(batch)")
             try network.checkBatchNormBatch(batch, training: true)
         }
         try Checked.allFinite(input, batch * networks[0].inputCount, "input")
