@@ -235,6 +235,52 @@ static int group_size(int64_t n, int64_t i, int most) {
     return (int)(n / groups + (i < n % groups));
 }
 
+// ---- Stride 1, output rows a whole number of 8-float vectors wide (the article's first layer: 24) ----
+// Each output row is computed as it is stored, OW wide: no junk columns, no copy of the sample when it
+// has no padding (its planes are already rows Wq = W wide), and the bias added in registers on the way
+// to y. Each output's sum is the one forward_block computes, term for term: its taps in order from zero,
+// then the bias. (The article's CNN eval pass, Zen 3, two threads: see bench/NOTES.md.)
+enum { ROW_VECTORS = 3, ROW_GROUP = 3 };
+
+// Output channels [o0, o0 + ob), row oy, columns [8·v0, 8·(v0 + nv)) of one sample.
+static inline __attribute__((always_inline)) void forward_row_block(const layout *g, int ob, int nv, int64_t o0,
+                                                                    int64_t oy, int64_t v0, const float *planes,
+                                                                    const float *w, const float *b,
+                                                                    const int32_t *offsets, float *y) {
+    float8 acc[ROW_GROUP][ROW_VECTORS];
+    for (int j = 0; j < ob; j++)
+        for (int v = 0; v < nv; v++) acc[j][v] = (float8){0};
+    const float *start = planes + oy * g->Wq + 8 * v0;
+    for (int64_t t = 0; t < g->taps; t++) {
+        const float *src = start + offsets[t];
+        float8 in[ROW_VECTORS];
+        for (int v = 0; v < nv; v++) in[v] = load8(src + 8 * v);
+        for (int j = 0; j < ob; j++) {
+            const float8 weight = splat8f(w[(o0 + j) * g->taps + t]);
+            for (int v = 0; v < nv; v++) acc[j][v] += weight * in[v];
+        }
+    }
+    for (int j = 0; j < ob; j++) {
+        const float8 bias = splat8f(b[o0 + j]);
+        float *dst = y + ((o0 + j) * g->OH + oy) * g->OW + 8 * v0;
+        for (int v = 0; v < nv; v++) store8(dst + 8 * v, acc[j][v] + bias);
+    }
+}
+
+static inline __attribute__((always_inline)) void forward_rows(const layout *g, int ob, int64_t o0,
+                                                               const float *planes, const float *w, const float *b,
+                                                               const int32_t *offsets, float *y) {
+    const int64_t vectors = g->OW / 8;
+    for (int64_t oy = 0; oy < g->OH; oy++)
+        for (int64_t v0 = 0; v0 < vectors; v0 += ROW_VECTORS) {
+            switch (vectors - v0 < ROW_VECTORS ? vectors - v0 : ROW_VECTORS) {
+            case 1: forward_row_block(g, ob, 1, o0, oy, v0, planes, w, b, offsets, y); break;
+            case 2: forward_row_block(g, ob, 2, o0, oy, v0, planes, w, b, offsets, y); break;
+            default: forward_row_block(g, ob, 3, o0, oy, v0, planes, w, b, offsets, y); break;
+            }
+        }
+}
+
 BNDK_CLONES
 void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
                        const float *b, float *y, float *scratch) {
@@ -242,6 +288,27 @@ void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t cou
     float *xs = scratch + g.xs, *ys = scratch + g.ys;
     const int32_t *offsets = tap_offsets(&g, scratch);
     const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
+    if (g.s == 1 && g.OW % 8 == 0) {
+        for (int64_t n = 0; n < count; n++) {
+            // Without padding the sample's channels are the planes (rows W = Wq wide), read in place.
+            const float *planes = x + n * in_size;
+            if (g.pad != 0) {
+                pack_input(&g, planes, xs);
+                planes = xs;
+            }
+            float *yn = y + n * out_size;
+            for (int64_t i = 0, o0 = 0, groups = (g.O + ROW_GROUP - 1) / ROW_GROUP; i < groups; i++) {
+                const int ob = group_size(g.O, i, ROW_GROUP);
+                switch (ob) {
+                case 1: forward_rows(&g, 1, o0, planes, w, b, offsets, yn); break;
+                case 2: forward_rows(&g, 2, o0, planes, w, b, offsets, yn); break;
+                default: forward_rows(&g, 3, o0, planes, w, b, offsets, yn); break;
+                }
+                o0 += ob;
+            }
+        }
+        return;
+    }
     for (int64_t n = 0; n < count; n++) {
         pack_input(&g, x + n * in_size, xs);
         const int64_t groups = (g.O + g.group - 1) / g.group;

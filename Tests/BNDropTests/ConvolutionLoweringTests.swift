@@ -27,6 +27,11 @@ final class ConvolutionLoweringTests: XCTestCase {
         Case(channels: 2, height: 7, width: 8, outChannels: 3, kernel: 1, stride: 2, padding: 1, batch: 1),
         Case(channels: 6, height: 13, width: 10, outChannels: 2, kernel: 5, stride: 3, padding: 2, batch: 4),
         Case(channels: 7, height: 5, width: 5, outChannels: 3, kernel: 5, stride: 1, padding: 0, batch: 2),
+        // Stride 1, output rows whole vectors of 8 (the forward by rows): 1-3 vectors per block, groups of
+        // 1-3 output channels, with and without padding.
+        Case(channels: 2, height: 10, width: 32, outChannels: 4, kernel: 3, stride: 1, padding: 1, batch: 5),
+        Case(channels: 1, height: 9, width: 10, outChannels: 5, kernel: 3, stride: 1, padding: 0, batch: 7),
+        Case(channels: 3, height: 7, width: 16, outChannels: 1, kernel: 5, stride: 1, padding: 2, batch: 3),
         // 64 samples and more: the bias gradients of 8 tasks at a time, then the rest.
         Case(channels: 1, height: 12, width: 12, outChannels: 3, kernel: 3, stride: 1, padding: 1, batch: 75),
         Case(channels: 2, height: 9, width: 9, outChannels: 10, kernel: 3, stride: 2, padding: 0, batch: 139),
@@ -73,6 +78,51 @@ final class ConvolutionLoweringTests: XCTestCase {
             // Both add the bias gradient's terms one by one in the same order (PyTorch's): same bits.
             XCTAssertEqual(direct.biasGradient.map(\.bitPattern), reference.biasGradient.map(\.bitPattern), "\(c)")
             assertClose(direct.inputGradient, reference.inputGradient, "input gradient", c)
+        }
+    }
+
+    /// The direct forward computes a stride-1 layer whose output rows are whole vectors of 8 row by row
+    /// (no junk columns, no copy of an unpadded sample), and others over the phase planes: each output
+    /// is the same sum either way. The same input with one more column (an output row 8k + 1 wide, so
+    /// the phase planes) must give the first 8k columns of every row bit for bit.
+    func testForwardByRowsMatchesThePhasePlanes() throws {
+        for (channels, height, width, outChannels, kernel, padding) in [(1, 28, 28, 3, 5, 0), (2, 10, 32, 4, 3, 1),
+                                                                         (3, 7, 16, 5, 5, 2), (1, 9, 10, 2, 3, 0)] {
+            let outWidth = width + 2 * padding - kernel + 1, outHeight = height + 2 * padding - kernel + 1
+            XCTAssertEqual(outWidth % 8, 0)
+            func forward(extraColumn: Bool) throws -> [Float] {
+                var random = SeededRandom(seed: 4)  // the same weights for both widths
+                let w = width + (extraColumn ? 1 : 0)
+                let conv = try Conv2d(inputShape: [channels, height, w], outChannels: outChannels, kernelSize: kernel,
+                                      padding: padding, random: &random)
+                conv.lowering = .direct
+                XCTAssertTrue(conv.usesDirectKernels)
+                var data = SeededRandom(seed: 9)
+                let batch = 3
+                var x = [Float](repeating: 0, count: batch * channels * height * w)
+                for n in 0..<batch {
+                    for c in 0..<channels {
+                        for y in 0..<height {
+                            for i in 0..<width { x[((n * channels + c) * height + y) * w + i] = data.nextNormal() }
+                            // (With padding the extra column stands where the narrower input has a zero
+                            // of its padding; without, no output compared reads it.)
+                            if extraColumn { x[((n * channels + c) * height + y) * w + width] = padding > 0 ? 0 : 7 }
+                        }
+                    }
+                }
+                let ow = outWidth + (extraColumn ? 1 : 0)
+                let y = try conv.forward(x, batch: batch)
+                var rows: [Float] = []
+                for row in 0..<(batch * outChannels * outHeight) {
+                    rows += UnsafeBufferPointer(start: y + row * ow, count: outWidth)
+                }
+                return rows
+            }
+            let byRows = try forward(extraColumn: false), byPlanes = try forward(extraColumn: true)
+            XCTAssertTrue(byRows.contains { $0 != 0 })
+            XCTAssertEqual(byRows.count, byPlanes.count)
+            let differing = zip(byRows, byPlanes).filter { $0.bitPattern != $1.bitPattern }.count
+            XCTAssertEqual(differing, 0, "C\(channels) \(height)x\(width) k\(kernel) p\(padding): outputs whose bits differ")
         }
     }
 
