@@ -34,9 +34,11 @@
 // Register blocks: up to MAX_GROUP channels (output channels and taps in the weight gradient) ×
 // VECTORS vectors of 16 floats, for AVX-512's 32 registers. With fewer registers (AVX2: 16 of half the
 // width; SSE2) those blocks would spill: there, 2 channels × 2 vectors (4 vectors for a single
-// channel), and 2 output channels × 3 taps in the weight gradient (measured best with AVX2). The
-// choice depends on the CPU only, and no sum's order depends on it.
-enum { LANES = 16, VECTORS = 4, MAX_GROUP = 4, NARROW_OUT = 2, NARROW_TAPS = 3 };
+// channel), and 2 output channels × 2 taps in the weight gradient: 8 of the 16 registers for the
+// sums, 6 for the two channels' output gradient and one tap's input. (2 × 3 taps needed 18 and
+// spilled: on Zen 3 the article's CNN-BN epoch took 0.89 of its time with 2 × 2; 1 × 4 and 1 × 5 were
+// in between.) The choice depends on the CPU only, and no sum's order depends on it.
+enum { LANES = 16, VECTORS = 4, MAX_GROUP = 4, NARROW_OUT = 2, NARROW_TAPS = 2 };
 
 static int wide_registers(void) {
 #if defined(BNDK_NO_CLONES)
