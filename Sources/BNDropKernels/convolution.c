@@ -83,6 +83,7 @@ typedef struct {
     int64_t xs, ys, dxs, offsets, total;
     int group, vectors;             // channels and vectors per register block
     int out_group, tap_group;       // output channels and taps per weight-gradient block
+    bool by_rows;                   // the forward by output rows (forward_rows)
 } layout;
 
 static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
@@ -111,6 +112,7 @@ static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
     g.vectors = wide ? VECTORS : VECTORS / 2;
     g.out_group = wide ? MAX_GROUP : NARROW_OUT;
     g.tap_group = wide ? MAX_GROUP : NARROW_TAPS;
+    g.by_rows = !wide && g.s == 1 && g.OW % 8 == 0;
     return g;
 }
 
@@ -241,7 +243,10 @@ static int group_size(int64_t n, int64_t i, int most) {
 // Each output row is computed as it is stored, OW wide: no junk columns, no copy of the sample when it
 // has no padding (its planes are already rows Wq = W wide), and the bias added in registers on the way
 // to y. Each output's sum is the one forward_block computes, term for term: its taps in order from zero,
-// then the bias. (The article's CNN eval pass, Zen 3, two threads: see bench/NOTES.md.)
+// then the bias. On CPUs without AVX-512 (measured on Zen 3, two threads: the article's CNN-BN eval
+// pass 0.85 of its time, its epoch 0.83). With AVX-512 the rows' 8-float vectors would take twice the
+// multiply-add instructions of the phase planes' 16-float ones where the CPU runs 512-bit multiply-adds
+// whole (Intel's Xeons), so those CPUs keep the phase planes until this is measured there.
 enum { ROW_VECTORS = 3, ROW_GROUP = 3 };
 
 // Output channels [o0, o0 + ob), row oy, columns [8·v0, 8·(v0 + nv)) of one sample.
@@ -290,7 +295,7 @@ void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t cou
     float *xs = scratch + g.xs, *ys = scratch + g.ys;
     const int32_t *offsets = tap_offsets(&g, scratch);
     const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
-    if (g.s == 1 && g.OW % 8 == 0) {
+    if (g.by_rows) {
         for (int64_t n = 0; n < count; n++) {
             // Without padding the sample's channels are the planes (rows W = Wq wide), read in place.
             const float *planes = x + n * in_size;
