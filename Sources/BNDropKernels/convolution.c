@@ -243,10 +243,11 @@ static int group_size(int64_t n, int64_t i, int most) {
 // Each output row is computed as it is stored, OW wide: no junk columns, no copy of the sample when it
 // has no padding (its planes are already rows Wq = W wide), and the bias added in registers on the way
 // to y. Each output's sum is the one forward_block computes, term for term: its taps in order from zero,
-// then the bias. On CPUs without AVX-512 (measured on Zen 3, two threads: the article's CNN-BN eval
-// pass 0.85 of its time, its epoch 0.83). With AVX-512 the rows' 8-float vectors would take twice the
-// multiply-add instructions of the phase planes' 16-float ones where the CPU runs 512-bit multiply-adds
-// whole (Intel's Xeons), so those CPUs keep the phase planes until this is measured there.
+// then the bias. It runs on CPUs without AVX-512, where it was measured (Zen 3, two threads: the
+// article's CNN-BN eval pass 0.85 of its time, its epoch 0.83). With AVX-512 the rows' 8-float vectors
+// would take twice the multiply-add instructions of the phase planes' 16-float ones where the CPU runs
+// 512-bit multiply-adds whole (Intel's Xeons), so those CPUs keep the phase planes until this is
+// measured there.
 enum { ROW_VECTORS = 3, ROW_GROUP = 3 };
 
 // Output channels [o0, o0 + ob), row oy, columns [8·v0, 8·(v0 + nv)) of one sample.
