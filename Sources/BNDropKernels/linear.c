@@ -175,6 +175,11 @@ int bndk_listed_within(int64_t listed_limit, int64_t rows, int64_t depth, const 
     return listed <= listed_limit;
 }
 
+int64_t bndk_sparse_block_columns(int64_t b_stride) {
+    const int64_t block = BLOCK_FLOATS / b_stride / 16 * 16;
+    return block < 16 ? 16 : block;
+}
+
 uint16_t bndk_order_key(int64_t first, int64_t listed, int64_t depth) {
     const int64_t vector = first / 16 < 255 ? first / 16 : 255;
     return (uint16_t)(vector << 8 | listed * 255 / depth);  // listed <= depth < 2^31: no overflow
@@ -348,9 +353,8 @@ sparse_rows(const int vectors, const int narrow, __mmask16 tail, const int predi
                        offsets, values, NULL);
         return;
     }
-    // Whole vectors of columns per block (b_stride >= 16: rows padded to whole vectors).
-    int64_t block = BLOCK_FLOATS / b_stride / 16 * 16;
-    if (block < 16) block = 16;
+    // (b_stride >= 16: rows padded to whole vectors.)
+    const int64_t block = bndk_sparse_block_columns(b_stride);
     for (int64_t panel = 0; panel < rows; panel += PANEL_ROWS) {
         const int64_t panel_end = rows - panel < PANEL_ROWS ? rows : panel + PANEL_ROWS;
         for (int64_t k = 0; k < depth; k += block) {

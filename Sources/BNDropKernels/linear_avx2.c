@@ -193,8 +193,7 @@ AVX2_TARGET static void sparse_rows(int64_t width, const int positive_only, int6
                            offsets, values, NULL, -1);
         return;
     }
-    int64_t block = BLOCK_FLOATS / b_stride / 16 * 16;
-    if (block < 16) block = 16;
+    const int64_t block = bndk_sparse_block_columns(b_stride);
     for (int64_t panel = 0; panel < rows; panel += PANEL_ROWS) {
         const int64_t panel_end = rows - panel < PANEL_ROWS ? rows : panel + PANEL_ROWS;
         for (int64_t k = 0; k < depth; k += block) {

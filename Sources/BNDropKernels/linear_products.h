@@ -32,6 +32,9 @@ int bndk_listed_within(int64_t listed_limit, int64_t rows, int64_t depth, const 
                        int positive_only);
 uint16_t bndk_order_key(int64_t first, int64_t listed, int64_t depth);
 void bndk_order_by_keys(const uint16_t *keys, int64_t count, int32_t *order);
+// The columns of the left operand per block when the right operand, rows b_stride floats apart, goes in
+// blocks of BLOCK_FLOATS (a ReLU taken in): whole vectors of 16, at least one.
+int64_t bndk_sparse_block_columns(int64_t b_stride);
 
 int bndk_avx2_products_available(void);
 int bndk_avx2_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
