@@ -214,10 +214,12 @@ AVX2_TARGET static void sparse_rows(int64_t width, const int positive_only, int6
 // ---- Rows in groups (linear.c's sparse_groups) ----
 // The same order of rows (order_rows' keys) and, for each row, the sum of every column its group lists in
 // column order, one chain: a column zero in that row adds ±0. Four rows share each listed column's load;
-// their sums for a block of up to GROUP_BLOCK_VECTORS vectors fill 12 registers, the block's row of the
-// right operand 3 more.
+// their sums for a block of up to GROUP_BLOCK_VECTORS vectors fill 8 registers, the block's row of the
+// right operand 2 more. (Linear leaves the article's 784 -> 48 to OpenBLAS on AVX2: see
+// bndk_sparse_product_in_blocks_available in bndrop_kernels.h.)
 enum { GROUP = 4, GROUP_BLOCK_VECTORS = 2, ORDER_WINDOW = 64 };
-_Static_assert(ORDER_WINDOW <= ORDER_ROWS, "bndk_order_by_keys orders up to ORDER_ROWS rows");
+_Static_assert((int)ORDER_WINDOW <= (int)ORDER_ROWS, "bndk_order_by_keys orders up to ORDER_ROWS rows");
+_Static_assert(GROUP_BLOCK_VECTORS == 2, "sparse_group's switch has a case for each block size up to GROUP_BLOCK_VECTORS");
 
 // The 16-bit mask of the listed lanes of row[k..<k + 16) (lanes at or past `depth` not listed). Masked
 // loads only at the end of the row: on Zen 3 a pass over the test images took twice as long with them.
@@ -336,7 +338,7 @@ AVX2_TARGET static void sparse_group(int64_t width, const int32_t *members, cons
         const int64_t col = 8 * done;
         const int masked = done + count == vectors && width % 8 != 0;
         switch (count) {
-            GROUP_BLOCK_CASE(1) GROUP_BLOCK_CASE(2) GROUP_BLOCK_CASE(3)
+            GROUP_BLOCK_CASE(1) GROUP_BLOCK_CASE(2)
             default: break;
         }
     }

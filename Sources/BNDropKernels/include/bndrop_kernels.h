@@ -136,9 +136,11 @@ void bndk_weighted_column_sums(const float *rows, int64_t count, int64_t width, 
    calling (elsewhere it runs scalar code). */
 int bndk_sparse_product_available(void);
 /* 1 when the sparse product also pays for right operands over 16K floats (taken in blocks, or rows in
-   groups): with AVX-512. With AVX2's 16 registers the groups ran at a third of the multiply-add rate on
-   AMD's Zen 3 (784 -> 48 on the 10,000 test images, one core: 17-31 ms against OpenBLAS's 14), so
-   Linear gives such products to OpenBLAS there; the kernel still computes them, the same bits. */
+   groups): with AVX-512. With AVX2's 16 registers nothing tried beat OpenBLAS by enough on AMD's Zen 3
+   (784 -> 48 on the 10,000 test images, one core, best of 15 passes against OpenBLAS's in the same run:
+   these groups 0.93-1.04 of its time, rows two at a time each with its own list 0.93-0.97, groups of 4
+   rows by 3 vectors 1.2-1.35; the rows' own loads bound the second, spills the third), so Linear gives
+   such products to OpenBLAS there; the kernel still computes them, the same bits. */
 int bndk_sparse_product_in_blocks_available(void);
 
 /* The number of entries of values[0..<count] the sparse product lists: those that are not zero, or with
