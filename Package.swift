@@ -17,7 +17,7 @@ let package = Package(
             dependencies: ["COpenBLAS", "CZlib", "BNDropSystem", "BNDropKernels", "CcJSON", "BNDropHeader"],
             // Release builds skip the run-time exclusivity checks (the compile-time ones stay): the many
             // small accesses of a training step paid for them (dropout regression 0.96 of the time,
-            // MLP-BN in batches of 64 0.99, BatchNorm1d 0.98; README, "Performance": "No run-time
+            // MLP-BN in batches of 64 0.99, BatchNorm1d 0.98; bench/PERFORMANCE.md: "No run-time
             // exclusivity checks"). Debug builds, `swift test` among them, keep every check.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
