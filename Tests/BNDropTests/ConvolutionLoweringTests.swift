@@ -83,9 +83,10 @@ final class ConvolutionLoweringTests: XCTestCase {
 
     /// On CPUs without AVX-512 the direct forward computes a stride-1 layer whose output rows are whole
     /// vectors of 8 row by row (no junk columns, no copy of an unpadded sample), and others over the
-    /// phase planes: each output is the same sum either way. (With AVX-512 both widths below take the
-    /// phase planes; `make kernel-isa-test` runs the AVX2 build's rows on any CPU.) The same input with one more column (an output row 8k + 1 wide, so
-    /// the phase planes) must give the first 8k columns of every row bit for bit.
+    /// phase planes: each output is the same sum either way. The same input with one more column (an
+    /// output row 8k + 1 wide, so the phase planes) must give the first 8k columns of every row bit for
+    /// bit. (With AVX-512 both widths below take the phase planes; `make kernel-isa-test` runs the AVX2
+    /// build's rows on any CPU with AVX2.)
     func testForwardByRowsMatchesThePhasePlanes() throws {
         for (channels, height, width, outChannels, kernel, padding) in [(1, 28, 28, 3, 5, 0), (2, 10, 32, 4, 3, 1),
                                                                          (3, 7, 16, 5, 5, 2), (1, 9, 10, 2, 3, 0)] {
