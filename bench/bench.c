@@ -952,6 +952,7 @@ static int run_process(char *const argv[], void (*on_line)(const char *line, voi
     }
     close(fds[1]);
     FILE *f = fdopen(fds[0], "r");
+    if (f == NULL) die("fdopen: %s", strerror(errno));
     char line[4096];
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;

@@ -85,7 +85,13 @@ int main(int argc, char **argv) {
     float *probe_output = malloc(sizeof(float) * PROBE * 10);
     float *hidden = malloc(sizeof(float) * PROBE * HIDDEN);
     static run runs[2];
-    if (!probe || !probe_output || !hidden) { fprintf(stderr, "out of memory\n"); return 1; }
+    if (!probe || !probe_output || !hidden) {
+        fprintf(stderr, "out of memory\n");
+        free(probe);
+        free(probe_output);
+        free(hidden);
+        return 1;
+    }
     TRY(bnd_dataset_get(test, 0, probe_count, probe, (size_t)probe_count * 784, NULL, 0, NULL, 0));
 
     output_file hist = open_output(&o, "mlp_hist.csv"), stats = open_output(&o, "mlp_hidden_stats.csv");
