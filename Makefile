@@ -167,15 +167,19 @@ run-examples: examples
 	python3 Tests/report/check_summary.py $(SHORT_REPORT)
 
 # The article's experiments on the full data: report/index.html, plots, CSVs and summary.json.
+# All or nothing: the run writes into $(REPORT).partial and replaces $(REPORT) only once every
+# experiment and the report succeeded, so a failed run leaves the last report whole.
 demo: examples
-	@mkdir -p $(REPORT)/data
+	@rm -rf $(REPORT).partial && mkdir -p $(REPORT).partial/data
 	@start=$$(date +%s.%N); set -e; \
 	for e in $(EXPERIMENTS); do \
 	  case $$e in dropout_*) flags="$(call count_flags,$(DROPOUT_EPOCHS),$(DROPOUT_BATCH))";; \
 	    *) flags="$(call count_flags,$(EPOCHS),$(BATCH))";; esac; \
-	  $(OUT)/$$e --data $(DATA) --out $(REPORT)/data $$flags; done; \
+	  $(OUT)/$$e --data $(DATA) --out $(REPORT).partial/data $$flags; done; \
 	seconds=$$(awk -v a=$$start -v b=$$(date +%s.%N) 'BEGIN { printf "%.1f", b - a }'); \
-	bash examples/report/build_report.sh $(REPORT) "$(DATASET_NAME)" $$seconds
+	bash examples/report/build_report.sh $(REPORT).partial "$(DATASET_NAME)" $$seconds
+	@rm -rf $(REPORT).old; if [ -e $(REPORT) ]; then mv $(REPORT) $(REPORT).old; fi
+	@mv $(REPORT).partial $(REPORT) && rm -rf $(REPORT).old
 	@echo "open $(REPORT)/index.html"
 
 # Benchmark against PyTorch (bench/bench.c over the C ABI): prints one table, writes

@@ -13,7 +13,9 @@
  * a grid), dropout_uncertainty.csv (the dropout net's Monte-Carlo dropout mean and mean -/+ 2 standard
  * deviations on the grid, MC_PASSES passes), dropout_loss.csv, dropout.json, dropout_table.csv and
  * dropout_settings.csv.
- * --short: 200 epochs, for the test suite; fails unless both train losses fell.
+ * --short: 200 epochs, for the test suite; it then fails (exit 1, after writing everything) unless both
+ * train losses fell. Other runs only warn on stderr: a loss that does not fall with settings the user
+ * chose is a finding, not an error.
  * (--data is accepted for symmetry with the other experiments and ignored: the data is generated.)
  */
 #include "experiment_common.h"
@@ -146,12 +148,12 @@ int main(int argc, char **argv) {
     write_settings(&o, "dropout", epochs * ((POINTS + o.batch_size - 1) / o.batch_size));
     printf("dropout (C): %lld epochs, test MSE plain %.4f, with dropout %.4f\n", (long long)epochs, test_plain, test_dropout);
 
-    int ok = row_count > 1 && rows[row_count - 1][1] < rows[0][1] && rows[row_count - 1][2] < rows[0][2];
+    int fell = row_count > 1 && rows[row_count - 1][1] < rows[0][1] && rows[row_count - 1][2] < rows[0][2];
     bnd_net_free(plain);
     bnd_net_free(dropout);
     bnd_dataset_free(train);
     bnd_dataset_free(test);
     free(rows);
-    if (!ok) fprintf(stderr, "a training loss did not fall\n");
-    return ok ? 0 : 1;
+    if (!fell) fprintf(stderr, "%s: a training loss did not fall\n", o.short_mode ? "error" : "warning");
+    return fell || !o.short_mode ? 0 : 1;
 }

@@ -327,7 +327,9 @@ static inline void write_settings(const options *o, const char *prefix, int64_t 
 
 /* Writes <prefix>_loss.csv, <prefix>_accuracy.csv, <prefix>.json ("<key_plain>": {...},
    "<key_bn>": {...}), <prefix>_table.csv and <prefix>_settings.csv for a plain run and a batch-norm
-   run. Returns whether the batch-norm net's loss fell and ended below the plain net's. */
+   run. Returns 0 only in --short mode (the test suite) when the batch-norm net's loss did not fall or
+   did not end below the plain net's; in other runs that only prints a warning, since with settings the
+   user chose it is a finding, not an error. */
 static inline int write_comparison(const options *o, const char *prefix, const char *key_plain, const char *key_bn,
                             const char *label_plain, const char *label_bn, const curves *plain, const curves *bn) {
     char name[256];
@@ -379,11 +381,11 @@ static inline int write_comparison(const options *o, const char *prefix, const c
        batch-norm net's loss falls, and ends below the plain net's. */
     double first_bn = mean_loss(bn, 0, steps), last_bn = mean_loss(bn, steps - 5, steps);
     double last_plain = mean_loss(plain, steps - 5, steps);
-    int ok = last_bn < first_bn && last_bn < last_plain;
-    if (!ok)
-        fprintf(stderr, "%s: expected the batch-norm loss to fall (%.4f -> %.4f) and end below the plain one (%.4f)\n",
-                prefix, first_bn, last_bn, last_plain);
-    return ok;
+    int holds = last_bn < first_bn && last_bn < last_plain;
+    if (!holds)
+        fprintf(stderr, "%s: %s: expected the batch-norm loss to fall (%.4f -> %.4f) and end below the plain one (%.4f)\n",
+                prefix, o->short_mode ? "error" : "warning", first_bn, last_bn, last_plain);
+    return holds || !o->short_mode;
 }
 
 #endif

@@ -168,10 +168,14 @@ func run() throws {
     let steps = epochs * ((count + batchSize - 1) / batchSize)
     try writeAtomically("epochs,batch_size,iterations\n\(epochs),\(batchSize),\(steps)\n", to: "\(outDir)/dropout_settings.csv")
     print(String(format: "dropout (Swift): %d epochs, test MSE plain %.4f, with dropout %.4f", epochs, testPlain, testDropout))
+    // As in the C twin: with --short (the test suite) a training loss that did not fall is an error,
+    // in other runs a warning.
     let epochsSeen = rows.keys.sorted()
     guard let first = epochsSeen.first, let last = epochsSeen.last, first != last,
           let start = rows[first], let end = rows[last], end[0] < start[0], end[1] < start[1] else {
-        throw BNDError.numeric("a training loss did not fall")
+        if CommandLine.arguments.contains("--short") { throw BNDError.numeric("a training loss did not fall") }
+        FileHandle.standardError.write(Data("warning: a training loss did not fall\n".utf8))
+        return
     }
 }
 
