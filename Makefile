@@ -163,6 +163,22 @@ run-examples: examples
 	    if [ $$status != 2 ] || ! grep -q -- "$${bad%% *}" $(OUT)/bad-flags.err; then \
 	      echo "$$p $$bad: status $$status, expected 2 and a message:"; cat $(OUT)/bad-flags.err; exit 1; fi; \
 	  done; done; echo "bad --epochs / --batch-size values refused (status 2) by the 3 experiments and the Swift twin"
+	@# A loss that did not fall (one epoch logs one row only): exit 1 with --short, a warning and exit 0
+	@# otherwise, in C and Swift.
+	@set -e; for p in $(OUT)/dropout_regression $(BUILD_DIR)/DropoutExperiment; do \
+	  status=0; $$p --short --epochs 1 --out $(OUT)/one-epoch >/dev/null 2>$(OUT)/one-epoch.err || status=$$?; \
+	  if [ $$status != 1 ] || ! grep -q "did not fall" $(OUT)/one-epoch.err; then echo "$$p --short --epochs 1: status $$status, expected 1"; exit 1; fi; \
+	  status=0; $$p --epochs 1 --out $(OUT)/one-epoch >/dev/null 2>$(OUT)/one-epoch.err || status=$$?; \
+	  if [ $$status != 0 ] || ! grep -q "warning: a training loss did not fall" $(OUT)/one-epoch.err; then \
+	    echo "$$p --epochs 1: status $$status, expected 0 and a warning"; cat $(OUT)/one-epoch.err; exit 1; fi; \
+	done; echo "a loss that did not fall: an error with --short, a warning otherwise (C and Swift)"
+	@# make demo is all or nothing: a run whose last experiment fails (a bad --epochs) after the others
+	@# wrote their files leaves the last report as it was.
+	@rm -rf $(OUT)/kept-report $(OUT)/kept-report.partial && mkdir -p $(OUT)/kept-report/data && echo kept > $(OUT)/kept-report/index.html
+	@if $(MAKE) --no-print-directory demo REPORT=$(OUT)/kept-report EPOCHS=1 DROPOUT_EPOCHS=0 >$(OUT)/kept-report.log 2>&1; then \
+	  echo "make demo succeeded with DROPOUT_EPOCHS=0"; exit 1; fi
+	@grep -qx kept $(OUT)/kept-report/index.html && [ -z "$$(ls $(OUT)/kept-report/data)" ] \
+	  && echo "a failed make demo left the last report untouched" || { echo "a failed make demo changed the last report"; exit 1; }
 	bash examples/report/build_report.sh $(SHORT_REPORT) "$(DATASET_NAME) (short run)" 0
 	python3 Tests/report/check_summary.py $(SHORT_REPORT)
 
