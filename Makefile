@@ -149,20 +149,21 @@ run-examples: examples
 	$(OUT)/bn_mlp --short
 	rm -rf $(SHORT_REPORT) $(OUT)/short-swift
 	set -e; for e in $(EXPERIMENTS); do echo "== $$e --short"; $(OUT)/$$e --short --data $(DATA) --out $(SHORT_REPORT)/data; done
-	$(BUILD_DIR)/DropoutExperiment --short --out $(OUT)/short-swift
+	$(BUILD_DIR)/DropoutExperiment --short --data $(DATA) --out $(OUT)/short-swift
 	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_uncertainty.csv dropout_points.csv dropout_settings.csv; do \
 	  cmp $(SHORT_REPORT)/data/$$f $(OUT)/short-swift/$$f && echo "C and Swift agree on $$f"; done
 	$(OUT)/dropout_regression --epochs 120 --batch-size 16 --seed 3 --out $(OUT)/flags-c
 	$(BUILD_DIR)/DropoutExperiment --epochs 120 --batch-size 16 --seed 3 --out $(OUT)/flags-swift
 	set -e; for f in dropout.json dropout_loss.csv dropout_fit.csv dropout_uncertainty.csv dropout_settings.csv; do \
 	  cmp $(OUT)/flags-c/$$f $(OUT)/flags-swift/$$f; done; echo "C and Swift agree with --epochs 120 --batch-size 16"
-	@# Bad --epochs / --batch-size values: exit status 2 and a message naming the flag, in C and Swift.
+	@# Bad --epochs / --batch-size / --seed values: exit status 2 and a message naming the flag, in C and Swift.
 	@set -e; for p in $(OUT)/batchnorm_mlp $(OUT)/batchnorm_cnn $(OUT)/dropout_regression $(BUILD_DIR)/DropoutExperiment; do \
-	  for bad in "--epochs 0" "--epochs -2" "--batch-size 1.5" "--batch-size x" "--epochs 1000001" "--epochs"; do \
+	  for bad in "--epochs 0" "--epochs -2" "--batch-size 1.5" "--batch-size x" "--epochs 1000001" "--epochs" \
+	    "--seed -1" "--seed 1x" "--seed 18446744073709551616" "--seed"; do \
 	    status=0; $$p --out $(OUT)/bad-flags $$bad 2>$(OUT)/bad-flags.err || status=$$?; \
 	    if [ $$status != 2 ] || ! grep -q -- "$${bad%% *}" $(OUT)/bad-flags.err; then \
 	      echo "$$p $$bad: status $$status, expected 2 and a message:"; cat $(OUT)/bad-flags.err; exit 1; fi; \
-	  done; done; echo "bad --epochs / --batch-size values refused (status 2) by the 3 experiments and the Swift twin"
+	  done; done; echo "bad --epochs / --batch-size / --seed values refused (status 2) by the 3 experiments and the Swift twin"
 	@# A loss that did not fall (one epoch logs one row only): exit 1 with --short, a warning and exit 0
 	@# otherwise, in C and Swift.
 	@set -e; for p in $(OUT)/dropout_regression $(BUILD_DIR)/DropoutExperiment; do \
@@ -193,7 +194,7 @@ demo: examples
 	    *) flags="$(call count_flags,$(EPOCHS),$(BATCH))";; esac; \
 	  $(OUT)/$$e --data $(DATA) --out $(REPORT).partial/data $$flags; done; \
 	seconds=$$(awk -v a=$$start -v b=$$(date +%s.%N) 'BEGIN { printf "%.1f", b - a }'); \
-	bash examples/report/build_report.sh $(REPORT).partial "$(DATASET_NAME)" $$seconds
+	bash examples/report/build_report.sh $(REPORT).partial "$(DATASET_NAME)" $$seconds > /dev/null
 	@rm -rf $(REPORT).old; if [ -e $(REPORT) ]; then mv $(REPORT) $(REPORT).old; fi
 	@mv $(REPORT).partial $(REPORT) && rm -rf $(REPORT).old
 	@echo "open $(REPORT)/index.html"

@@ -146,7 +146,8 @@ int main(int argc, char **argv) {
             test_plain, test_dropout);
     close_output(&table);
     write_settings(&o, "dropout", epochs * ((POINTS + o.batch_size - 1) / o.batch_size));
-    printf("dropout (C): %lld epochs, test MSE plain %.4f, with dropout %.4f\n", (long long)epochs, test_plain, test_dropout);
+    printf("dropout (C): %lld epoch%s, test MSE plain %.4f, with dropout %.4f\n", (long long)epochs, epochs == 1 ? "" : "s",
+           test_plain, test_dropout);
 
     int fell = row_count > 1 && rows[row_count - 1][1] < rows[0][1] && rows[row_count - 1][2] < rows[0][2];
     bnd_net_free(plain);

@@ -35,7 +35,7 @@ done
 # "2 epochs (236 iterations)"; the iterations show when a short run stopped within its epoch.
 plural() { if [ "$1" = 1 ]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
 steps_text() { echo "$(plural "$1" epoch) ($(plural "$2" iteration))"; }
-if [ "$dropout_batch" -ge 50 ]; then dropout_batch_text="full-batch"; else dropout_batch_text="batch $dropout_batch,"; fi
+if [ "$dropout_batch" -ge 50 ]; then dropout_batch_text="of the full batch"; else dropout_batch_text="in batches of $dropout_batch"; fi
 
 gnuplot -e "dir='$dir'; mlp_batch=$mlp_batch; cnn_batch=$cnn_batch; dropout_epochs=$dropout_epochs" "$here/plots.gp"
 
@@ -78,7 +78,7 @@ $rows
 <p>The same initial weights and the same batches for both nets; SGD, learning rate 0.01, batch $cnn_batch, $(steps_text "$cnn_epochs" "$cnn_iterations").</p>
 <img src="cnn_loss.png" alt="CNN loss curves">
 <h2>3. Dropout in a 1-100-100-1 regression net</h2>
-<p>50 noisy points, $dropout_epochs $dropout_batch_text Adam epochs (lr 0.01, $(plural "$dropout_iterations" step)); dropout 0.5 after the first Linear and 0.2 after the second. The shaded band is the dropout net's Monte-Carlo dropout prediction (200 passes with dropout on): mean -/+ 2 standard deviations.</p>
+<p>50 noisy points; Adam, learning rate 0.01, $(plural "$dropout_epochs" epoch) $dropout_batch_text ($(plural "$dropout_iterations" step)); dropout 0.5 after the first Linear and 0.2 after the second. The shaded band is the dropout net's Monte-Carlo dropout prediction (200 passes with dropout on): mean -/+ 2 standard deviations.</p>
 <img src="dropout_fit.png" alt="fitted curves">
 <img src="dropout_loss.png" alt="train and test loss">
 <p>Raw numbers: <a href="summary.json">summary.json</a> and the CSV files in <a href="data/">data/</a>.</p>

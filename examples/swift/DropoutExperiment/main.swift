@@ -5,8 +5,9 @@
 // 1-100-100-1 ReLU net, plain and with dropout 0.5 after the first Linear and 0.2 after the second, both
 // from the same initial weights, trained with Adam (lr 0.01) on the MSE for 1000 full-batch epochs.
 //
-// Usage: DropoutExperiment [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]
-//   --epochs N (default 1000; 200 with --short, for the test suite), --batch-size N (default 50, all
+// Usage: DropoutExperiment [--data DIR] [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]
+//   --data DIR is accepted and ignored, as in the C twin (the points are generated); --seed S is a
+//   whole number from 0 to 2^64 - 1; --epochs N (default 1000; 200 with --short, for the test suite), --batch-size N (default 50, all
 //   points): whole numbers from 1 to 1000000, as the C program takes them.
 // Writes DIR/dropout_points.csv, dropout_fit.csv, dropout_uncertainty.csv (Monte-Carlo dropout mean and
 // mean ∓ 2 standard deviations, 200 passes), dropout_loss.csv, dropout.json, dropout_table.csv,
@@ -56,7 +57,7 @@ func countOption(_ name: String, _ fallback: Int) -> Int {
     return value
 }
 
-let usage = "usage: DropoutExperiment [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]\n"
+let usage = "usage: DropoutExperiment [--data DIR] [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]\n"
     + "  writes the dropout experiment's CSV and JSON files into DIR (default report/data)\n"
 
 /// --help prints the usage and exits 0; an unknown argument prints it to stderr and exits 2, before
@@ -67,7 +68,7 @@ func checkArguments() {
         print(usage, terminator: "")
         exit(0)
     }
-    let takesValue: Set = ["--out", "--seed", "--epochs", "--batch-size"]
+    let takesValue: Set = ["--data", "--out", "--seed", "--epochs", "--batch-size"]
     var i = args.startIndex
     while i < args.endIndex {
         if takesValue.contains(args[i]) {
@@ -79,6 +80,23 @@ func checkArguments() {
             exit(2)
         }
     }
+}
+
+/// The value of --seed: digits only, 0 to 2^64 - 1 (the C experiments' rule and message); exits with
+/// status 2 otherwise.
+func seedOption() -> UInt64 {
+    let args = CommandLine.arguments
+    guard let at = args.firstIndex(of: "--seed") else { return 0 }
+    guard at + 1 < args.count else {
+        FileHandle.standardError.write(Data("\(args[0]): --seed needs a value\n".utf8))
+        exit(2)
+    }
+    let text = args[at + 1]
+    guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = UInt64(text) else {
+        FileHandle.standardError.write(Data("\(args[0]): --seed takes a whole number, got '\(text)'\n".utf8))
+        exit(2)
+    }
+    return value
 }
 
 func writeAtomically(_ text: String, to path: String) throws {
@@ -103,7 +121,7 @@ func run() throws {
     let count = 50
     let epochs = countOption("--epochs", CommandLine.arguments.contains("--short") ? 200 : 1000)
     let batchSize = countOption("--batch-size", count)
-    guard let seed = UInt64(option("--seed", "0")) else { throw BNDError.invalidArgument("--seed takes a whole number") }
+    let seed = seedOption()
     try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
     var noise = NoiseSource(state: seed)
@@ -167,7 +185,8 @@ func run() throws {
                                testPlain, testDropout), to: "\(outDir)/dropout_table.csv")
     let steps = epochs * ((count + batchSize - 1) / batchSize)
     try writeAtomically("epochs,batch_size,iterations\n\(epochs),\(batchSize),\(steps)\n", to: "\(outDir)/dropout_settings.csv")
-    print(String(format: "dropout (Swift): %d epochs, test MSE plain %.4f, with dropout %.4f", epochs, testPlain, testDropout))
+    let epochWord = epochs == 1 ? "epoch" : "epochs"
+    print(String(format: "dropout (Swift): %d \(epochWord), test MSE plain %.4f, with dropout %.4f", epochs, testPlain, testDropout))
     // As in the C twin: with --short (the test suite) a training loss that did not fall is an error,
     // in other runs a warning.
     let epochsSeen = rows.keys.sorted()
