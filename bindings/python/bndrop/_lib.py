@@ -134,6 +134,8 @@ PROTOTYPES = {
     "bnd_net_zero_grad": (status, [P]),
     "bnd_net_backward": (status, [P, P, c_int64, P, c_size_t]),
     "bnd_net_get_layer_output": (status, [P, c_size_t, P, c_size_t, P_SIZE]),
+    "bnd_net_fold_batchnorm": (status, [P, P_P]),
+    "bnd_net_predict_mc_dropout": (status, [P, P, c_int64, c_int64, c_uint64, P, P, c_size_t]),
     "bnd_optimizer_create_sgd": (status, [P, POINTER(SGDParams), P_P]),
     "bnd_optimizer_create_adam": (status, [P, POINTER(AdamParams), P_P]),
     "bnd_optimizer_step": (status, [P]),

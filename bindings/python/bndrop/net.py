@@ -94,14 +94,19 @@ class Net(Handle):
             self.seed(seed)
 
     @classmethod
-    def load(cls, path):
-        """A net rebuilt from a checkpoint bndrop saved (layers, tensors, seed, mode, dropout state)."""
+    def _adopt(cls, handle):
+        """A Net owning `handle`, a bnd_net the library made (loaded or folded)."""
         net = cls.__new__(cls)
-        Handle.__init__(net, new_handle(lib.bnd_net_load, os.fsencode(path), call="bnd_net_load"))
+        Handle.__init__(net, handle)
         net._optimizers = weakref.WeakSet()
         net._input_shape = read_shape(lib.bnd_net_input_shape, net._ptr, call="bnd_net_input_shape")
         net._output_shape = read_shape(lib.bnd_net_output_shape, net._ptr, call="bnd_net_output_shape")
         return net
+
+    @classmethod
+    def load(cls, path):
+        """A net rebuilt from a checkpoint bndrop saved (layers, tensors, seed, mode, dropout state)."""
+        return cls._adopt(new_handle(lib.bnd_net_load, os.fsencode(path), call="bnd_net_load"))
 
     def save(self, path):
         """Writes the net to a safetensors checkpoint at `path`, atomically (a failed save leaves the
@@ -292,6 +297,37 @@ class Net(Handle):
             out = empty((needed.value // sample,) + shape)
             check(lib.bnd_net_get_layer_output(p, index, address(out), out.size, None), "bnd_net_get_layer_output")
             return out
+
+    # ------------------------------------------------------------------------------- inference
+
+    def fold_batchnorm(self):
+        """A new, independent eval-mode Net in which every BatchNorm that directly follows a Linear or
+        Conv2d and tracks running statistics is folded into that layer and removed (W' = W·s,
+        b' = (b - running_mean)·s + beta, s = gamma / sqrt(running_var + eps)); other layers are copied as
+        they are. Its eval outputs agree with this net's to float rounding. Removing layers renumbers
+        the later ones, so its tensor names differ. This net is not changed."""
+        with self._use() as p:
+            handle = new_handle(lib.bnd_net_fold_batchnorm, p, call="bnd_net_fold_batchnorm")
+        return Net._adopt(handle)
+
+    def predict_mc_dropout(self, x, passes, seed=0):
+        """Monte-Carlo dropout: `passes` forward passes of the batch x (shape (N, *input_shape)) with
+        Dropout on (fresh masks drawn from `seed` alone) and BatchNorm in eval mode. Returns (mean,
+        variance), each of shape (N, *output_shape): the mean and the population variance (divided by
+        passes) of each output over the passes. The net's tensors, mode and dropout state are as
+        before; the last forward pass is discarded (layer_output and backward need a new forward)."""
+        x = floats(x, "input")
+        passes = i64(passes, "passes", error=InvalidArgumentError)
+        seed = u64(seed, "seed")
+        with self._use() as p:
+            n = batch_of(x, self._input_shape, "the input")
+            mean = empty((n,) + self._output_shape)
+            variance = empty((n,) + self._output_shape)
+            check(lib.bnd_net_predict_mc_dropout(p, address(x), n, passes, seed, address(mean), address(variance),
+                                                 mean.size), "bnd_net_predict_mc_dropout")
+            return mean, variance
+
+    # ------------------------------------------------------------------------------- training
 
     def train_step(self, optimizer, x, labels=None, targets=None):
         """One step: zero_grad, forward in train mode, loss (cross-entropy with `labels`, MSE with

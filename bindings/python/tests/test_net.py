@@ -60,6 +60,78 @@ def test_modes_and_dropout():
     assert not net.training
 
 
+def with_running_statistics(net, seed=5):
+    """Gives every BatchNorm of `net` made-up running statistics and affine parameters, as training would."""
+    rng = np.random.default_rng(seed)
+    for name in net.tensor_names():
+        shape = net.tensor_shape(name)
+        if name.endswith("running_mean") or name.endswith(".bias"):
+            net.set_tensor(name, rng.normal(size=shape))
+        elif name.endswith("running_var"):
+            net.set_tensor(name, rng.uniform(0.2, 3.0, size=shape))
+        elif name.endswith(".weight") and net.layer_type(int(name.split(".")[0])).startswith("BatchNorm"):
+            net.set_tensor(name, rng.uniform(0.5, 2.0, size=shape))
+    return net
+
+
+def test_fold_batchnorm():
+    net = with_running_statistics(mlp(seed=3))
+    before = net.state_dict()
+    x = np.random.default_rng(2).normal(size=(32, 784))
+    net.eval()
+    expected = net(x)
+    net.train()
+    folded = net.fold_batchnorm()
+    assert isinstance(folded, bndrop.Net) and not folded.training and net.training
+    assert [layer.type for layer in folded.layers] == ["Linear", "ReLU", "Linear"]
+    assert folded.tensor_names() == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    for name, value in before.items():                   # the original is not changed
+        np.testing.assert_array_equal(net.get_tensor(name) if value.dtype == np.float32 else value, value)
+    # The folded first layer is W·s and (b - mean)·s + beta, s = gamma / sqrt(var + eps), s in double.
+    s = before["1.weight"].astype(np.float64) / np.sqrt(before["1.running_var"].astype(np.float64) + 1e-5)
+    np.testing.assert_allclose(folded.get_tensor("0.weight"), before["0.weight"] * s[:, None], rtol=1e-6)
+    np.testing.assert_allclose(folded.get_tensor("0.bias"),
+                               (before["0.bias"] - before["1.running_mean"]) * s + before["1.bias"], rtol=1e-5,
+                               atol=1e-6)
+    out = folded(x)
+    assert np.abs(out - expected).max() <= 1e-5 * np.abs(expected).max()
+    folded_bias = folded.get_tensor("2.bias")
+    folded.set_tensor("2.bias", np.zeros(10))             # independent of the original
+    np.testing.assert_array_equal(net.get_tensor("3.bias"), before["3.bias"])
+    folded.set_tensor("2.bias", folded_bias)
+    net.close()
+    np.testing.assert_array_equal(folded(x), out)         # and outlives it
+
+
+def test_predict_mc_dropout():
+    x = np.random.default_rng(4).normal(size=(8, 784))
+    net = with_running_statistics(mlp(seed=1, dropout=0.5))
+    twin = with_running_statistics(mlp(seed=1, dropout=0.5))
+    mean, variance = net.predict_mc_dropout(x, passes=40, seed=9)
+    assert mean.shape == variance.shape == (8, 10) and mean.dtype == variance.dtype == np.float32
+    assert (variance >= 0).all() and (variance > 0).any()
+    again, again_variance = net.predict_mc_dropout(x, 40, seed=9)
+    np.testing.assert_array_equal(again, mean)            # the masks come from the seed alone
+    np.testing.assert_array_equal(again_variance, variance)
+    assert not np.array_equal(net.predict_mc_dropout(x, 40, seed=10)[0], mean)
+    # Mode, tensors and dropout state are as before: the next train-mode forward draws what the twin's does.
+    assert net.training
+    np.testing.assert_array_equal(net(x), twin(x))
+    np.testing.assert_array_equal(net.get_tensor("1.running_mean"), twin.get_tensor("1.running_mean"))
+    # Without Dropout every pass is the eval output: the mean is it, the variance 0.
+    plain = with_running_statistics(mlp(seed=1))
+    plain_mean, plain_variance = plain.predict_mc_dropout(x, 5, seed=0)
+    plain.eval()
+    np.testing.assert_array_equal(plain_mean, plain(x))
+    np.testing.assert_array_equal(plain_variance, np.zeros((8, 10), np.float32))
+    with pytest.raises(bndrop.InvalidArgumentError):
+        net.predict_mc_dropout(x, 0)
+    with pytest.raises(bndrop.ShapeError):
+        net.predict_mc_dropout(x[:, :100], 3)
+    with pytest.raises(bndrop.InvalidArgumentError):
+        net.predict_mc_dropout(x, 3, seed=-1)
+
+
 def test_seeds_reproduce_and_reinitialise():
     a, b, c = mlp(seed=7), mlp(seed=7), mlp(seed=8)
     np.testing.assert_array_equal(a.get_tensor("0.weight"), b.get_tensor("0.weight"))
