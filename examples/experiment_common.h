@@ -97,8 +97,8 @@ static inline options parse_options(int argc, char **argv, const experiment_defa
             char *end = NULL;
             errno = 0;
             unsigned long long v = strtoull(argv[++i], &end, 10);
-            /* digits only: strtoull would take a sign or leading spaces, and wrap "-1" round */
-            if (argv[i][0] < '0' || argv[i][0] > '9' || errno != 0 || end == argv[i] || *end != '\0') {
+            /* digits only, as parse_count: strtoull would take a sign or leading spaces, and wrap "-1" round */
+            if (!isdigit((unsigned char)argv[i][0]) || errno != 0 || end == argv[i] || *end != '\0') {
                 fprintf(stderr, "%s: --seed takes a whole number, got '%s'\n", argv[0], argv[i]);
                 exit(2);
             }

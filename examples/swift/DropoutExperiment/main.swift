@@ -7,8 +7,8 @@
 //
 // Usage: DropoutExperiment [--data DIR] [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]
 //   --data DIR is accepted and ignored, as in the C twin (the points are generated); --seed S is a
-//   whole number from 0 to 2^64 - 1; --epochs N (default 1000; 200 with --short, for the test suite), --batch-size N (default 50, all
-//   points): whole numbers from 1 to 1000000, as the C program takes them.
+//   whole number from 0 to 2^64 - 1; --epochs N (default 1000; 200 with --short, for the test suite),
+//   --batch-size N (default 50, all points): whole numbers from 1 to 1000000, as the C program takes them.
 // Writes DIR/dropout_points.csv, dropout_fit.csv, dropout_uncertainty.csv (Monte-Carlo dropout mean and
 // mean ∓ 2 standard deviations, 200 passes), dropout_loss.csv, dropout.json, dropout_table.csv,
 // dropout_settings.csv.
@@ -38,9 +38,10 @@ func option(_ name: String, _ fallback: String) -> String {
     return args[at + 1]
 }
 
-/// The value of --epochs or --batch-size: digits only, from 1 to 1 000 000 (the C experiments' rule and
-/// message); exits with status 2 otherwise.
-func countOption(_ name: String, _ fallback: Int) -> Int {
+/// The value of a whole-number option: digits only, within `range` (the C experiments' rules and
+/// messages); `fallback` when the option is absent; exits with status 2 otherwise.
+func wholeNumberOption<Value: FixedWidthInteger>(_ name: String, _ fallback: Value, _ range: ClosedRange<Value>,
+                                                 rule: String) -> Value {
     let args = CommandLine.arguments
     guard let at = args.firstIndex(of: name) else { return fallback }
     let program = args[0]
@@ -49,12 +50,17 @@ func countOption(_ name: String, _ fallback: Int) -> Int {
         exit(2)
     }
     let text = args[at + 1]
-    guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int(text),
-          (1...1_000_000).contains(value) else {
-        FileHandle.standardError.write(Data("\(program): \(name) takes a whole number from 1 to 1000000, got '\(text)'\n".utf8))
+    guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Value(text),
+          range.contains(value) else {
+        FileHandle.standardError.write(Data("\(program): \(name) takes \(rule), got '\(text)'\n".utf8))
         exit(2)
     }
     return value
+}
+
+/// --epochs or --batch-size: from 1 to 1 000 000.
+func countOption(_ name: String, _ fallback: Int) -> Int {
+    wholeNumberOption(name, fallback, 1...1_000_000, rule: "a whole number from 1 to 1000000")
 }
 
 let usage = "usage: DropoutExperiment [--data DIR] [--out DIR] [--seed S] [--epochs N] [--batch-size N] [--short]\n"
@@ -82,23 +88,6 @@ func checkArguments() {
     }
 }
 
-/// The value of --seed: digits only, 0 to 2^64 - 1 (the C experiments' rule and message); exits with
-/// status 2 otherwise.
-func seedOption() -> UInt64 {
-    let args = CommandLine.arguments
-    guard let at = args.firstIndex(of: "--seed") else { return 0 }
-    guard at + 1 < args.count else {
-        FileHandle.standardError.write(Data("\(args[0]): --seed needs a value\n".utf8))
-        exit(2)
-    }
-    let text = args[at + 1]
-    guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = UInt64(text) else {
-        FileHandle.standardError.write(Data("\(args[0]): --seed takes a whole number, got '\(text)'\n".utf8))
-        exit(2)
-    }
-    return value
-}
-
 func writeAtomically(_ text: String, to path: String) throws {
     try text.write(toFile: path, atomically: true, encoding: .utf8)
 }
@@ -119,9 +108,10 @@ func run() throws {
     checkArguments()
     let outDir = option("--out", "report/data")
     let count = 50
-    let epochs = countOption("--epochs", CommandLine.arguments.contains("--short") ? 200 : 1000)
+    let short = CommandLine.arguments.contains("--short")
+    let epochs = countOption("--epochs", short ? 200 : 1000)
     let batchSize = countOption("--batch-size", count)
-    let seed = seedOption()
+    let seed = wholeNumberOption("--seed", UInt64(0), 0...UInt64.max, rule: "a whole number")
     try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
     var noise = NoiseSource(state: seed)
@@ -192,7 +182,7 @@ func run() throws {
     let epochsSeen = rows.keys.sorted()
     guard let first = epochsSeen.first, let last = epochsSeen.last, first != last,
           let start = rows[first], let end = rows[last], end[0] < start[0], end[1] < start[1] else {
-        if CommandLine.arguments.contains("--short") { throw BNDError.numeric("a training loss did not fall") }
+        if short { throw BNDError.numeric("a training loss did not fall") }
         FileHandle.standardError.write(Data("warning: a training loss did not fall\n".utf8))
         return
     }
