@@ -39,7 +39,7 @@ APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gn
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test swift-test c-test header-test checkpoint-test kernel-isa-test python-test examples run-examples demo \
-	clean bench bench-program bench-test install uninstall install-test
+	clean bench bench-program bench-test bench-pixel-cost install uninstall install-test
 
 all: build
 
@@ -210,6 +210,12 @@ bench: bench-program
 # The bench program, for both targets below (relinked every time, as the C tests are).
 bench-program: build | $(OUT)
 	$(CC) $(CFLAGS) -o $(OUT)/bench bench/bench.c $(LDFLAGS) -ldl -lm
+
+# The cost of one nonzero pixel in a zero-skipping 784 -> 48 layer (bench/pixel_cost.c, AVX2 CPUs):
+# the measurement behind PERFORMANCE.md's "The target out of reach". Prints, asserts nothing.
+bench-pixel-cost: | $(OUT)
+	$(CC) $(CFLAGS) -mavx2 -mfma -o $(OUT)/pixel_cost bench/pixel_cost.c
+	$(OUT)/pixel_cost
 
 # The bench builds and runs (part of `make test`): two quick workloads once each, without PyTorch; its
 # table, the MLP-BN inference floor under it and its JSON must come out. Times are printed, never
