@@ -11,6 +11,7 @@
 #endif
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,16 +72,27 @@ static inline void usage(FILE *to, const char *program, const experiment_default
             MAX_COUNT_OPTION, (long long)d->batch_size, d->short_note);
 }
 
-/* The value of --epochs or --batch-size: digits only, from 1 to MAX_COUNT_OPTION (exits 2 otherwise). */
-static inline int64_t parse_count(const char *program, const char *flag, const char *text) {
+/* The value of a whole-number option: digits only (strtoull alone would take a sign or leading spaces,
+   and wrap "-1" round), from `least` to `most`; exits with status 2 and a message naming the flag
+   otherwise ("takes a whole number", with its range unless that is all of unsigned long long). */
+static inline unsigned long long parse_whole_number(const char *program, const char *flag, const char *text,
+                                                    unsigned long long least, unsigned long long most) {
     char *end = NULL;
     errno = 0;
-    long long v = isdigit((unsigned char)text[0]) ? strtoll(text, &end, 10) : 0;
-    if (end == NULL || errno != 0 || *end != '\0' || v < 1 || v > MAX_COUNT_OPTION) {
-        fprintf(stderr, "%s: %s takes a whole number from 1 to %d, got '%s'\n", program, flag, MAX_COUNT_OPTION, text);
+    unsigned long long v = isdigit((unsigned char)text[0]) ? strtoull(text, &end, 10) : 0;
+    if (end == NULL || errno != 0 || *end != '\0' || v < least || v > most) {
+        if (least == 0 && most == ULLONG_MAX)
+            fprintf(stderr, "%s: %s takes a whole number, got '%s'\n", program, flag, text);
+        else
+            fprintf(stderr, "%s: %s takes a whole number from %llu to %llu, got '%s'\n", program, flag, least, most, text);
         exit(2);
     }
-    return (int64_t)v;
+    return v;
+}
+
+/* The value of --epochs or --batch-size: from 1 to MAX_COUNT_OPTION. */
+static inline int64_t parse_count(const char *program, const char *flag, const char *text) {
+    return (int64_t)parse_whole_number(program, flag, text, 1, MAX_COUNT_OPTION);
 }
 
 static inline options parse_options(int argc, char **argv, const experiment_defaults *d) {
@@ -94,15 +106,8 @@ static inline options parse_options(int argc, char **argv, const experiment_defa
         } else if (strcmp(argv[i], "--out") == 0 && has_value) {
             o.out_dir = argv[++i];
         } else if (strcmp(argv[i], "--seed") == 0 && has_value) {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long v = strtoull(argv[++i], &end, 10);
-            /* digits only, as parse_count: strtoull would take a sign or leading spaces, and wrap "-1" round */
-            if (!isdigit((unsigned char)argv[i][0]) || errno != 0 || end == argv[i] || *end != '\0') {
-                fprintf(stderr, "%s: --seed takes a whole number, got '%s'\n", argv[0], argv[i]);
-                exit(2);
-            }
-            o.seed = (uint64_t)v;
+            o.seed = (uint64_t)parse_whole_number(argv[0], argv[i], argv[i + 1], 0, ULLONG_MAX);
+            i++;
         } else if (strcmp(argv[i], "--epochs") == 0 && has_value) {
             o.epochs = parse_count(argv[0], argv[i], argv[i + 1]);
             i++;
