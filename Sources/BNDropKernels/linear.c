@@ -708,6 +708,10 @@ int bndk_sparse_product_available(void) { return avx512_available() || bndk_avx2
 
 int bndk_sparse_product_in_blocks_available(void) { return avx512_available(); }
 
+int bndk_sparse_product_in_groups_available(void) { return avx512_available() || bndk_avx2_products_available(); }
+
+int64_t bndk_sparse_product_group_rows(void) { return avx512_available() ? ORDER_ROWS : PAIR_ROWS; }
+
 // Without AVX-512 or AVX2 the same sums in scalar code (the library does not call it: see the header).
 static int scalar_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width,
                                         const float *a, int64_t a_stride, int positive_only, const float *b,

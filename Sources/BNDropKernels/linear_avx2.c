@@ -10,6 +10,7 @@
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
+#include <string.h>
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,popcnt")))
 
@@ -211,15 +212,21 @@ AVX2_TARGET static void sparse_rows(int64_t width, const int positive_only, int6
     }
 }
 
-// ---- Rows in groups (linear.c's sparse_groups) ----
-// The same order of rows (order_rows' keys) and, for each row, the sum of every column its group lists in
-// column order, one chain: a column zero in that row adds ±0. Four rows share each listed column's load;
-// their sums for a block of up to GROUP_BLOCK_VECTORS vectors fill 8 registers, the block's row of the
-// right operand 2 more. (Linear leaves the article's 784 -> 48 to OpenBLAS on AVX2: see
-// bndk_sparse_product_in_blocks_available in bndrop_kernels.h.)
-enum { GROUP = 4, GROUP_BLOCK_VECTORS = 2, ORDER_WINDOW = 64 };
-_Static_assert((int)ORDER_WINDOW <= (int)ORDER_ROWS, "bndk_order_by_keys orders up to ORDER_ROWS rows");
-_Static_assert(GROUP_BLOCK_VECTORS == 2, "sparse_group's switch has a case for each block size up to GROUP_BLOCK_VECTORS");
+// ---- Rows in pairs (linear.c's sparse_groups, two rows to a group) ----
+// The same order of rows (order_rows' keys) and, for each row, the sum of every column its pair lists
+// (the columns where either row is nonzero) in column order, one chain: a column zero in that row adds
+// ±0, so the bits are those of linear.c's groups of 4, whatever rows share a group. Two rows by up to
+// six vectors of the result: 12 sums in registers, each vector of the right operand's row loaded once for
+// both rows, 2 broadcasts and 9 loads for 12 multiply-adds. The right operand goes in blocks of its rows
+// that stay in L1 (bndk_sparse_block_columns), each block walked by every pair of a window of
+// PAIR_WINDOW rows, the sums kept on the stack between blocks. A call of up to PAIR_WINDOW rows checks
+// the limit on listed entries as it orders them (a larger one counts them first, a pass of its own:
+// Linear calls with no more, bndk_sparse_product_group_rows).
+// On AMD's Zen 3 (no AVX-512), 784 -> 48 on the 10,000 Fashion-MNIST test images, one core, calls of
+// 64 rows, best of 25 passes against OpenBLAS's product in the same run: 0.76 of its time (the same
+// bits as groups of 4 rows as linear.c has them, which here took 1.17-1.19 by 2 vectors, 8 sums, and
+// 1.31-1.34 by 3, all 16 registers: bench/NOTES.md). A pair lists 58.6% of the columns on those images.
+enum { PAIR_VECTORS = 6, PAIR_WINDOW = PAIR_ROWS };
 
 // The 16-bit mask of the listed lanes of row[k..<k + 16) (lanes at or past `depth` not listed). Masked
 // loads only at the end of the row: on Zen 3 a pass over the test images took twice as long with them.
@@ -241,7 +248,7 @@ AVX2_TARGET static inline unsigned mask16(const float *row, int64_t k, int64_t d
 // linear.c's order_rows, with the same keys.
 AVX2_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_t count, int64_t depth, int32_t *order,
                                       uint16_t *masks) {
-    uint16_t keys[ORDER_WINDOW];
+    uint16_t keys[PAIR_WINDOW];
     int64_t total = 0;
     const int64_t vectors = (depth + 15) / 16;
     for (int64_t r = 0; r < count; r++) {
@@ -261,105 +268,101 @@ AVX2_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_t 
     return total;
 }
 
-// Columns [col, col + 8·vectors) of the group's rows (rows[0..<valid] stored; the others repeat the last).
+// Columns [col, col + 8·vectors) of the pair's sums (rows `sums_stride` floats apart on the stack): loaded,
+// then every listed column of this block of the right operand adds its terms, then stored.
 AVX2_TARGET __attribute__((always_inline)) static inline void
-group_block(const int vectors, const __m256i tail, const int masked, const float *const *rows,
-            const uint16_t *const *row_masks, const int32_t *members, const int valid, int64_t depth, const float *b,
-            int64_t b_stride, const float *start, int accumulate, const float *keep, int64_t keep_stride, float *c,
-            int64_t c_stride, int32_t *columns) {
-    const __m256i all = _mm256_set1_epi32(-1);
-    __m256 sum[GROUP][GROUP_BLOCK_VECTORS];
-    for (int r = 0; r < GROUP; r++)
-        for (int v = 0; v < vectors; v++) sum[r][v] = _mm256_setzero_ps();
-    for (int64_t chunk = 0; chunk < depth; chunk += CHUNK) {
-        const int64_t end = depth - chunk < CHUNK ? depth : chunk + CHUNK;
-        int64_t listed = 0;
-        for (int64_t k = chunk; k < end; k += 16) {
-            unsigned m = 0;
-            for (int r = 0; r < GROUP; r++) m |= row_masks ? row_masks[r][k / 16] : mask16(rows[r], k, end);
-            for (int half = 0; half < 2; half++) {
-                const unsigned part = m >> (8 * half) & 0xFF;
-                const __m256i index = _mm256_add_epi32(compress_indices(part), _mm256_set1_epi32((int32_t)(k + 8 * half)));
-                _mm256_storeu_si256((__m256i *)(columns + listed), index);
-                listed += __builtin_popcount(part);
-            }
-        }
-        for (int64_t j = 0; j < listed; j++) {
-            const int64_t k = columns[j];
-            const float *b_row = b + k * b_stride;
-            __m256 w[GROUP_BLOCK_VECTORS];
-            for (int v = 0; v < vectors; v++) w[v] = BLOCK_LOAD(b_row + 8 * v, v, vectors, masked, tail);
-            for (int r = 0; r < GROUP; r++) {
-                const __m256 x = _mm256_broadcast_ss(rows[r] + k);
-                for (int v = 0; v < vectors; v++) sum[r][v] = _mm256_fmadd_ps(x, w[v], sum[r][v]);
-            }
-        }
-    }
-    for (int r = 0; r < valid; r++) {
-        float *c_row = c + members[r] * c_stride;
-        const float *initial = accumulate ? c_row : start;
+pair_block(const int vectors, const __m256i tail, const int masked, const float *row0, const float *row1,
+           const int32_t *columns, int64_t listed, const float *b, int64_t b_stride, float *sums0, float *sums1) {
+    __m256 sum0[PAIR_VECTORS], sum1[PAIR_VECTORS];
+    for (int v = 0; v < vectors; v++) { sum0[v] = _mm256_load_ps(sums0 + 8 * v); sum1[v] = _mm256_load_ps(sums1 + 8 * v); }
+    for (int64_t j = 0; j < listed; j++) {
+        const int64_t k = columns[j];
+        const float *b_row = b + k * b_stride;
+        const __m256 x0 = _mm256_broadcast_ss(row0 + k), x1 = _mm256_broadcast_ss(row1 + k);
         for (int v = 0; v < vectors; v++) {
-            const __m256i lanes = masked && v == vectors - 1 ? tail : all;
-            const __m256 own_sum = _mm256_add_ps(sum[r][v], _mm256_setzero_ps());  // -0 -> +0, nothing else changes
-            __m256 value = _mm256_add_ps(initial ? _mm256_maskload_ps(initial + 8 * v, lanes) : _mm256_setzero_ps(),
-                                         own_sum);
-            if (keep)
-                value = _mm256_and_ps(value, _mm256_cmp_ps(_mm256_maskload_ps(keep + members[r] * keep_stride + 8 * v, lanes),
-                                                           _mm256_setzero_ps(), _CMP_NLE_UQ));
-            _mm256_maskstore_ps(c_row + 8 * v, lanes, value);
+            const __m256 w = BLOCK_LOAD(b_row + 8 * v, v, vectors, masked, tail);
+            sum0[v] = _mm256_fmadd_ps(x0, w, sum0[v]);
+            sum1[v] = _mm256_fmadd_ps(x1, w, sum1[v]);
         }
     }
+    // (sums1 == sums0 for a row without a partner: the same values are stored twice.)
+    for (int v = 0; v < vectors; v++) { _mm256_store_ps(sums1 + 8 * v, sum1[v]); _mm256_store_ps(sums0 + 8 * v, sum0[v]); }
 }
 
-#define GROUP_BLOCK_WITH(N, MASKED) \
-        group_block(N, tail, MASKED, rows, masks ? row_masks : NULL, members, valid, depth, b + col, b_stride, \
-                    start ? start + col : NULL, accumulate, keep ? keep + col : NULL, keep_stride, c + col, c_stride, \
-                    columns)
-#define GROUP_BLOCK_CASE(N) \
+#define PAIR_BLOCK_WITH(N, MASKED) \
+    pair_block(N, tail, MASKED, row0, row1, columns, listed, b + col, b_stride, sums0 + col, sums1 + col)
+#define PAIR_BLOCK_CASE(N) \
     case N: \
-        if (masked) GROUP_BLOCK_WITH(N, 1); else GROUP_BLOCK_WITH(N, 0); \
+        if (masked) PAIR_BLOCK_WITH(N, 1); else PAIR_BLOCK_WITH(N, 0); \
         break;
 
-AVX2_TARGET static void sparse_group(int64_t width, const int32_t *members, const int valid, int64_t depth,
-                                     const float *a, int64_t a_stride, const float *b, int64_t b_stride,
-                                     const float *start, int accumulate, const float *keep, int64_t keep_stride,
-                                     float *c, int64_t c_stride, int32_t *columns, const uint16_t *masks) {
-    const float *rows[GROUP];
-    const uint16_t *row_masks[GROUP];
-    for (int r = 0; r < GROUP; r++) {
-        const int32_t member = members[r < valid ? r : valid - 1];
-        rows[r] = a + member * a_stride;
-        row_masks[r] = masks ? masks + member * ((depth + 15) / 16) : NULL;
-    }
-    const int64_t vectors = (width + 7) / 8;
-    const __m256i tail = first_lanes8(width - 8 * (vectors - 1));
-    for (int64_t done = 0; done < vectors; done += GROUP_BLOCK_VECTORS) {
-        const int64_t count = vectors - done < GROUP_BLOCK_VECTORS ? vectors - done : GROUP_BLOCK_VECTORS;
-        const int64_t col = 8 * done;
-        const int masked = done + count == vectors && width % 8 != 0;
-        switch (count) {
-            GROUP_BLOCK_CASE(1) GROUP_BLOCK_CASE(2)
-            default: break;
+// Lists the columns [k0, k1) (k0 a multiple of 16) where row0 or row1 is listed, from their masks when
+// order_rows kept them, else from the rows; returns how many (columns needs 16 entries of slack).
+AVX2_TARGET static inline int64_t list_pair(const float *row0, const float *row1, const uint16_t *masks0,
+                                            const uint16_t *masks1, int64_t k0, int64_t k1, int32_t *columns) {
+    int64_t listed = 0;
+    for (int64_t k = k0; k < k1; k += 16) {
+        const unsigned m = masks0 ? (unsigned)(masks0[k / 16] | masks1[k / 16]) : mask16(row0, k, k1) | mask16(row1, k, k1);
+        for (int half = 0; half < 2; half++) {
+            const unsigned part = m >> (8 * half) & 0xFF;
+            _mm256_storeu_si256((__m256i *)(columns + listed),
+                                _mm256_add_epi32(compress_indices(part), _mm256_set1_epi32((int32_t)(k + 8 * half))));
+            listed += __builtin_popcount(part);
         }
     }
+    return listed;
 }
 
 AVX2_TARGET static int sparse_groups(int64_t width, int64_t listed_limit, int64_t rows, int64_t depth, const float *a,
                                      int64_t a_stride, const float *b, int64_t b_stride, const float *start,
                                      int accumulate, const float *keep, int64_t keep_stride, float *c,
                                      int64_t c_stride, int32_t *columns) {
-    int32_t order[ORDER_WINDOW];
-    uint16_t mask_space[ORDER_WINDOW * MASK_VECTORS];
+    int32_t order[PAIR_WINDOW];
+    uint16_t mask_space[PAIR_WINDOW * MASK_VECTORS];
     uint16_t *masks = (depth + 15) / 16 <= MASK_VECTORS ? mask_space : NULL;
-    for (int64_t first = 0; first < rows; first += ORDER_WINDOW) {
-        const int64_t count = rows - first < ORDER_WINDOW ? rows - first : ORDER_WINDOW;
+    const int64_t mask_stride = (depth + 15) / 16;
+    const int64_t vectors = (width + 7) / 8, sums_stride = 8 * vectors;
+    __attribute__((aligned(32))) float sums[PAIR_WINDOW * SPARSE_MAX_WIDTH];
+    const __m256i all = _mm256_set1_epi32(-1), tail = first_lanes8(width - 8 * (vectors - 1));
+    const int64_t block = bndk_sparse_block_columns(b_stride);
+    for (int64_t first = 0; first < rows; first += PAIR_WINDOW) {
+        const int64_t count = rows - first < PAIR_WINDOW ? rows - first : PAIR_WINDOW;
         const float *a_part = a + first * a_stride;
+        // (Over the limit: only when rows <= PAIR_WINDOW, before anything is stored.)
         if (order_rows(a_part, a_stride, count, depth, order, masks) > listed_limit) return 0;
-        for (int64_t r = 0; r < count; r += GROUP) {
-            const int valid = count - r < GROUP ? (int)(count - r) : GROUP;
-            sparse_group(width, order + r, valid, depth, a_part, a_stride, b, b_stride, start, accumulate,
-                         keep ? keep + first * keep_stride : NULL, keep_stride, c + first * c_stride, c_stride, columns,
-                         masks);
+        memset(sums, 0, sizeof(float) * (size_t)(count * sums_stride));
+        for (int64_t k0 = 0; k0 < depth; k0 += block) {
+            const int64_t k1 = depth - k0 < block ? depth : k0 + block;
+            for (int64_t p = 0; p < count; p += 2) {
+                const int64_t r0 = order[p], r1 = order[p + 1 < count ? p + 1 : p];
+                const float *row0 = a_part + r0 * a_stride, *row1 = a_part + r1 * a_stride;
+                const int64_t listed = list_pair(row0, row1, masks ? masks + r0 * mask_stride : NULL,
+                                                 masks ? masks + r1 * mask_stride : NULL, k0, k1, columns);
+                float *sums0 = sums + r0 * sums_stride, *sums1 = sums + r1 * sums_stride;
+                for (int64_t done = 0; done < vectors; done += PAIR_VECTORS) {
+                    const int64_t n = vectors - done < PAIR_VECTORS ? vectors - done : PAIR_VECTORS;
+                    const int64_t col = 8 * done;
+                    const int masked = done + n == vectors && width % 8 != 0;
+                    switch (n) {
+                        PAIR_BLOCK_CASE(1) PAIR_BLOCK_CASE(2) PAIR_BLOCK_CASE(3)
+                        PAIR_BLOCK_CASE(4) PAIR_BLOCK_CASE(5) PAIR_BLOCK_CASE(6)
+                        default: break;
+                    }
+                }
+            }
+        }
+        for (int64_t r = 0; r < count; r++) {
+            float *c_row = c + (first + r) * c_stride;
+            const float *initial = accumulate ? c_row : start;
+            for (int64_t v = 0; v < vectors; v++) {
+                const __m256i lanes = v == vectors - 1 && width % 8 != 0 ? tail : all;
+                const __m256 own_sum = _mm256_add_ps(_mm256_load_ps(sums + r * sums_stride + 8 * v), _mm256_setzero_ps());  // -0 -> +0
+                __m256 value = _mm256_add_ps(initial ? _mm256_maskload_ps(initial + 8 * v, lanes) : _mm256_setzero_ps(), own_sum);
+                if (keep)
+                    value = _mm256_and_ps(value, _mm256_cmp_ps(_mm256_maskload_ps(keep + (first + r) * keep_stride + 8 * v, lanes),
+                                                               _mm256_setzero_ps(), _CMP_NLE_UQ));
+                _mm256_maskstore_ps(c_row + 8 * v, lanes, value);
+            }
         }
     }
     return 1;
@@ -374,7 +377,7 @@ int bndk_avx2_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t 
     int32_t offsets[CHUNK + 16];
     float values[CHUNK + 16];
     const int groups = !positive_only && depth * b_stride > WHOLE_FLOATS;
-    if (listed_limit < rows * depth && !(groups && rows <= ORDER_WINDOW)) {
+    if (listed_limit < rows * depth && !(groups && rows <= PAIR_WINDOW)) {
         if (!bndk_listed_within(listed_limit, rows, depth, a, a_stride, positive_only)) return 0;
         listed_limit = rows * depth;
     }

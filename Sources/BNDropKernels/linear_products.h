@@ -15,9 +15,10 @@ enum {
     WHOLE_FLOATS = 16 * 1024,
     BLOCK_FLOATS = 8 * 1024,
     PANEL_ROWS = 64,
-    // Rows ordered together before they are grouped, and the columns (in vectors of 16) whose masks
-    // the ordering keeps.
+    // Rows ordered together before they are grouped (AVX-512; AVX2 orders PAIR_ROWS at a time), and the
+    // columns (in vectors of 16) whose masks the ordering keeps.
     ORDER_ROWS = 128,
+    PAIR_ROWS = 64,
     MASK_VECTORS = 64,
     // The widest results of the sparse and narrow products.
     SPARSE_MAX_WIDTH = 128,

@@ -165,7 +165,8 @@ final class SparseProductTests: XCTestCase {
     /// article's first layer on images): a column listed for the group but zero in a row must change
     /// nothing in that row, so each row's result has the same bits computed alone or with the rows in
     /// another order, and is the product (with a kept-lanes mask: zero where keep <= 0). Widths 32-128
-    /// make groups of 4, 3 and 2 rows; 130 rows, two orderings, the last group partial.
+    /// make groups of 4, 3 and 2 rows with AVX-512 (pairs with AVX2, 6 vectors of columns at a time);
+    /// 130 rows, two orderings, the last group partial.
     func testRowsInGroupsGiveEachRowItsOwnBits() throws {
         guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has neither AVX-512 nor AVX2 with FMA") }
         var random = SeededRandom(seed: 11)
@@ -236,12 +237,14 @@ final class SparseProductTests: XCTestCase {
 
     /// With a limit (`bndk_sparse_product_within`), a left operand listing more entries than the limit
     /// leaves c as it was and returns 0; one listing exactly the limit gives bndk_sparse_product's bits.
-    /// Every way the kernel runs: rows in groups (up to 128 rows: counted while ordering; over 128: counted
-    /// first), whole right operand, blocked right operand (both through a ReLU: positive entries listed).
+    /// Every way the kernel runs: rows in groups (up to `bndk_sparse_product_group_rows()` rows, 128 with
+    /// AVX-512 and 64 with AVX2: counted while ordering; over that: counted first), whole right operand,
+    /// blocked right operand (both through a ReLU: positive entries listed).
     func testKernelWithinALimitComputesOrLeavesTheResultUntouched() throws {
         guard bndk_sparse_product_available() != 0 else { throw XCTSkip("the CPU has neither AVX-512 nor AVX2 with FMA") }
         var random = SeededRandom(seed: 21)
-        for (rows, depth, width, positiveOnly) in [(100, 800, 48, false), (130, 800, 48, false), (20, 100, 100, true),
+        for (rows, depth, width, positiveOnly) in [(61, 800, 48, false), (100, 800, 48, false), (130, 800, 48, false),
+                                                   (20, 100, 100, true),
                                                    (20, 300, 64, true), (9, 40, 33, false)] {
             let bStride = (width + 15) / 16 * 16
             var a = mostlyZeros(rows * depth, zeroShare: 0.5, random: &random)
@@ -271,8 +274,8 @@ final class SparseProductTests: XCTestCase {
         }
     }
 
-    /// Each task of Linear's forward (128 rows of a large batch) chooses by its own rows whether to skip
-    /// zeros: a batch whose first 128 rows have no zeros and the next 128 mostly zeros (70% nonzero in all,
+    /// Each task of Linear's forward (128 rows of a large batch, in calls of 64 with AVX2) chooses by its
+    /// own rows whether to skip zeros: a batch whose first 128 rows have no zeros and the next 128 mostly zeros (70% nonzero in all,
     /// which a choice for the whole batch would take as few enough) gives, row for row, the bits of each
     /// half in a batch of its own kind, for any thread count, and the product's values.
     func testLinearForwardChoosesSkippingZerosPerTaskOfRows() throws {

@@ -62,7 +62,9 @@ public final class Linear: Layer {
     /// never written (the bits are the ReLU's own). Where the product runs dense after all, the ReLU's
     /// output is made first, as the ReLU would have. A Linear with one output (the regression net's last
     /// layer) always takes it in: its dot products read their input through the ReLU.
-    override var canFoldReLU: Bool { forwardFitsSparseProduct || outFeatures == 1 }
+    override var canFoldReLU: Bool {
+        Linear.fitsSparseProduct(width: outFeatures, rightFloats: inFeatures * outFeatures, takesReLU: true) || outFeatures == 1
+    }
 
     /// Whether the forward product x·Wᵀ runs `bndk_narrow_product` (rows in groups of 8, their sums in
     /// registers): an output 2 to 31 wide, too narrow to skip zeros, on a CPU with the sparse product's
@@ -79,9 +81,10 @@ public final class Linear: Layer {
 
     static let narrowMaximumRightFloats = 1 << 20
 
-    /// Whether the sizes (and the CPU) let the forward product x·Wᵀ skip zeros.
+    /// Whether the sizes (and the CPU) let the forward product x·Wᵀ skip zeros, as it reads its input
+    /// (through the ReLU before it when it takes that in).
     private var forwardFitsSparseProduct: Bool {
-        Linear.fitsSparseProduct(width: outFeatures, rightFloats: inFeatures * outFeatures)
+        Linear.fitsSparseProduct(width: outFeatures, rightFloats: inFeatures * outFeatures, takesReLU: foldsReLU)
     }
 
     override var forwardsBySample: Bool { true }
@@ -127,6 +130,15 @@ public final class Linear: Layer {
         let bias = self.bias.value.pointer  // read once: each read of the property is an access check
         if let transposedWeight = forwardWeight {
             if forwardFitsSparseProduct {
+                // Rows in groups (no ReLU taken in, a large weight): calls of at most `sparseGroupRows`
+                // rows, each checking its own limit as the kernel orders its rows (a larger call would
+                // count them in a pass of its own), and running dense on its own when over it.
+                if !foldsReLU && inF * outF > Linear.sparseWholeRightFloats && rows > Linear.sparseGroupRows {
+                    for part in stride(from: 0, to: rows, by: Linear.sparseGroupRows) {
+                        computeSamples(x, batch: batch, first: first + part, count: min(Linear.sparseGroupRows, rows - part))
+                    }
+                    return
+                }
                 let limit = Linear.listedLimit(entries: rows * inF, rightFloats: inF * outF)
                 if bndk_sparse_product_within(Int64(limit), Int64(rows), Int64(inF), Int64(outF), rowsInput, Int64(inF),
                                               foldsReLU ? 1 : 0, transposedWeight.start, Int64(transposedWeight.stride),
@@ -342,9 +354,21 @@ public final class Linear: Layer {
     /// `bndk_sparse_product_in_blocks_available`).
     static let skippingZerosInBlocksAvailable = bndk_sparse_product_in_blocks_available() != 0
 
-    static func fitsSparseProduct(width: Int, rightFloats: Int) -> Bool {
+    /// Whether they may when the left operand is read as it is (no ReLU taken in), its rows in groups
+    /// that share one list of columns (AVX-512, or AVX2 with rows in pairs: see
+    /// `bndk_sparse_product_in_groups_available`): the article's 784 -> 48 layer on the images.
+    static let skippingZerosInGroupsAvailable = bndk_sparse_product_in_groups_available() != 0
+
+    /// The most rows per call of the product in groups (see `bndk_sparse_product_group_rows`).
+    static let sparseGroupRows = Int(bndk_sparse_product_group_rows())
+
+    /// Whether a product `width` wide with a right operand of `rightFloats` floats skips zeros, its left
+    /// operand read through a ReLU (`takesReLU`, the only case the backward's products ask about) or as
+    /// it is.
+    static func fitsSparseProduct(width: Int, rightFloats: Int, takesReLU: Bool = true) -> Bool {
         skippingZerosAvailable && width >= sparseMinimumWidth && width <= sparseMaximumWidth && rightFloats <= sparseMaximumRightFloats
-            && (rightFloats <= sparseWholeRightFloats || skippingZerosInBlocksAvailable)
+            && (rightFloats <= sparseWholeRightFloats || skippingZerosInBlocksAvailable
+                || (!takesReLU && skippingZerosInGroupsAvailable))
     }
 
     /// How many entries the sparse product would list (nonzero, or with `afterReLU` positive), counted

@@ -135,13 +135,18 @@ void bndk_weighted_column_sums(const float *rows, int64_t count, int64_t width, 
 /* 1 when this CPU has AVX-512F and VL, or AVX2 and FMA, which bndk_sparse_product needs to be worth
    calling (elsewhere it runs scalar code). */
 int bndk_sparse_product_available(void);
-/* 1 when the sparse product also pays for right operands over 16K floats (taken in blocks, or rows in
-   groups): with AVX-512. With AVX2's 16 registers nothing tried beat OpenBLAS by enough on AMD's Zen 3
-   (784 -> 48 on the 10,000 test images, one core, best of 15 passes against OpenBLAS's in the same run:
-   these groups 0.93-1.04 of its time, rows two at a time each with its own list 0.93-0.97, groups of 4
-   rows by 3 vectors 1.2-1.35; the rows' own loads bound the second, spills the third), so Linear gives
-   such products to OpenBLAS there; the kernel still computes them, the same bits. */
+/* 1 when the sparse product also pays for right operands over 16K floats whatever the left operand
+   (taken in blocks through a ReLU, or rows in groups): with AVX-512. With AVX2's 16 registers the blocks
+   through a ReLU were not measured to beat OpenBLAS, so Linear gives those products to OpenBLAS there;
+   the kernel still computes them, the same bits. */
 int bndk_sparse_product_in_blocks_available(void);
+/* 1 when it pays for right operands over 16K floats read without a ReLU (rows in groups sharing one list
+   of columns): with AVX-512, and with AVX2 and FMA (rows in pairs, linear_avx2.c: 784 -> 48 on the
+   10,000 test images, one core, 0.67-0.73 of OpenBLAS's time on AMD's Zen 3). */
+int bndk_sparse_product_in_groups_available(void);
+/* The most rows of a call whose limit bndk_sparse_product_within checks while it orders them for its
+   groups (128 with AVX-512, 64 with AVX2): a larger call counts its entries first, a pass of its own. */
+int64_t bndk_sparse_product_group_rows(void);
 
 /* The number of entries of values[0..<count] the sparse product lists: those that are not zero, or with
    `positive_only` (a ReLU taken in) those above zero; NaN counts either way. */
@@ -159,7 +164,7 @@ void bndk_pack_rows(const float *a, int64_t rows, int64_t columns, int relu, flo
    Skipping a zero is exact only when b is finite (0·∞ is NaN): callers check. width <= 128, and b
    (depth·b_stride floats) under 2^31 floats. The
    multiply-adds are fused. A b over 16K floats without `positive_only` is taken by groups of up to 4
-   rows of a sharing one list of columns (a listed zero adds nothing): each row's result is then
+   rows of a (2 with AVX2) sharing one list of columns (a listed zero adds nothing): each row's result is then
    s + (its nonzero terms summed in column order, a zero sum taken as +0), whatever rows share its
    group. Otherwise the nonzero
    terms of a row go alternately into two partial sums (per chunk of 512 columns of a) added at the
