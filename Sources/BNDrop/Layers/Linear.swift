@@ -325,8 +325,10 @@ public final class Linear: Layer {
     /// (`bndk_sparse_product`: each nonzero entry adds its multiple of one row of the right operand,
     /// which is first copied with its rows padded to whole vectors and aligned to cache lines) when:
     /// - the CPU has AVX-512 (the kernel's compresses and its 32 registers), or AVX2 and FMA for right
-    ///   operands up to 64 KB (`sparseWholeRightFloats`), and OpenBLAS is loaded (its tuned
-    ///   `cblas_somatcopy` packs the right operand);
+    ///   operands up to 64 KB (`sparseWholeRightFloats`) and for larger ones read without a ReLU (rows in
+    ///   pairs: the article's 784→48 layer on the Fashion-MNIST test images, one core, 0.76 of OpenBLAS's
+    ///   time; MLP-BN inference on both cores 0.76 of the time with OpenBLAS's product, alternating runs),
+    ///   and OpenBLAS is loaded (its tuned `cblas_somatcopy` packs the right operand);
     /// - a row of the result fits in those registers (at most 128 floats), and fills at least two of them
     ///   (a narrower result is better served by OpenBLAS's products along the depth: the regression
     ///   net's 100→1 layer was slower skipping zeros);
