@@ -172,8 +172,8 @@ final class SparseProductTests: XCTestCase {
         var random = SeededRandom(seed: 11)
         let rows = 130
         // 784 columns: whole vectors; 1001: a last vector of 9 (the listing reads the masks that the
-        // ordering kept, up to 1024 columns).
-        for depth in [784, 1001] {
+        // ordering kept, up to 1024 columns); 1100: over 1024, the listing reads the rows again.
+        for depth in [784, 1001, 1100] {
         for width in [32, 48, 100, 112, 128] {
             // Rows with their nonzeros in different stretches (as objects in images), some rows all zero.
             var a = [Float](repeating: 0, count: rows * depth)
