@@ -324,7 +324,8 @@ AVX2_TARGET static int sparse_groups(int64_t width, int64_t listed_limit, int64_
     const int64_t vectors = (width + 7) / 8, sums_stride = 8 * vectors;
     __attribute__((aligned(32))) float sums[PAIR_WINDOW * SPARSE_MAX_WIDTH];
     const __m256i all = _mm256_set1_epi32(-1), tail = first_lanes8(width - 8 * (vectors - 1));
-    const int64_t block = bndk_sparse_block_columns(b_stride);
+    // Weight rows per block: what fits L1, at most CHUNK (the room `columns` has for a block's list).
+    const int64_t fits = bndk_sparse_block_columns(b_stride), block = fits < CHUNK ? fits : CHUNK;
     for (int64_t first = 0; first < rows; first += PAIR_WINDOW) {
         const int64_t count = rows - first < PAIR_WINDOW ? rows - first : PAIR_WINDOW;
         const float *a_part = a + first * a_stride;

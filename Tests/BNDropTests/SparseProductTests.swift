@@ -233,6 +233,17 @@ final class SparseProductTests: XCTestCase {
                             Int64(width))
         XCTAssertEqual(alone.map(\.bitPattern), grouped[0..<width].map(\.bitPattern), "an underflowed row, alone and grouped")
         XCTAssertTrue(alone.allSatisfy { $0 == 0 }, "the row's values are zeros")
+
+        // A right operand whose rows are 1 float apart (width 1), 20,000 of them: over 16K floats, so in
+        // groups, with a block of rows that fits L1 far longer than one list may be.
+        let (thinRows, thinDepth) = (5, 20_000)
+        let thinA = mostlyZeros(thinRows * thinDepth, zeroShare: 0.5, random: &random)
+        let thinB = (0..<thinDepth).map { _ in random.nextNormal() }
+        var thin = [Float](repeating: 7, count: thinRows)
+        bndk_sparse_product(Int64(thinRows), Int64(thinDepth), 1, thinA, Int64(thinDepth), 0, thinB, 1, [0.5], 0, nil, 0,
+                            &thin, 1)
+        assertMaskedProduct(thin, a: thinA, b: thinB, bStride: 1, start: [0.5], keep: [Float](repeating: 1, count: thinRows),
+                            depth: thinDepth, width: 1, "width 1, rows of the right operand 1 float apart")
     }
 
     /// With a limit (`bndk_sparse_product_within`), a left operand listing more entries than the limit
