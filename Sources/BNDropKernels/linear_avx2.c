@@ -233,7 +233,7 @@ AVX2_TARGET static void sparse_rows(int64_t width, const int positive_only, int6
 // the limit on listed entries as it orders them (a larger one counts them first, a pass of its own:
 // Linear calls with no more, bndk_sparse_product_group_rows).
 // On AMD's Zen 3 (no AVX-512), 784 -> 48 on the 10,000 Fashion-MNIST test images, one core, calls of
-// 64 rows, best of 25 passes against OpenBLAS's product in the same run: 0.76 of its time (the same
+// 64 rows, best of 25 passes against OpenBLAS's product in the same run: 0.76-0.78 of its time (the same
 // bits as groups of 4 rows as linear.c has them, which here took 1.17-1.19 by 2 vectors, 8 sums, and
 // 1.31-1.34 by 3, all 16 registers: bench/NOTES.md). A pair lists 58.6% of the columns on those images.
 enum { PAIR_VECTORS = 6, PAIR_WINDOW = PAIR_ROWS };

@@ -327,7 +327,7 @@ public final class Linear: Layer {
     /// - the CPU has AVX-512 (the kernel's compresses and its 32 registers), or AVX2 and FMA for right
     ///   operands up to 64 KB (`sparseWholeRightFloats`) and for larger ones read without a ReLU (rows in
     ///   pairs: the article's 784→48 layer on the Fashion-MNIST test images, one core, 0.76 of OpenBLAS's
-    ///   time; MLP-BN inference on both cores 0.79 of the time with OpenBLAS's product, median of 10
+    ///   time; MLP-BN inference on both cores 0.72 of the time with OpenBLAS's product, median of 10
     ///   alternating rounds),
     ///   and OpenBLAS is loaded (its tuned `cblas_somatcopy` packs the right operand);
     /// - a row of the result fits in those registers (at most 128 floats), and fills at least two of them

@@ -142,7 +142,7 @@ int bndk_sparse_product_available(void);
 int bndk_sparse_product_in_blocks_available(void);
 /* 1 when it pays for right operands over 16K floats read without a ReLU (rows in groups sharing one list
    of columns): with AVX-512, and with AVX2 and FMA (rows in pairs, linear_avx2.c: 784 -> 48 on the
-   10,000 test images in calls of 64 rows, one core, 0.76 of OpenBLAS's time on AMD's Zen 3). */
+   10,000 test images in calls of 64 rows, one core, 0.76-0.78 of OpenBLAS's time on AMD's Zen 3). */
 int bndk_sparse_product_in_groups_available(void);
 /* The most rows of a call whose limit bndk_sparse_product_within checks while it orders them for its
    groups (128 with AVX-512, 64 with AVX2): a larger call counts its entries first, a pass of its own. */
