@@ -85,13 +85,15 @@ list_entries(const float *a_row, int64_t k0, int64_t end, const int predicate, i
 // second), as linear.c does for every lane.
 // Rows of up to LISTED_DEPTH columns are listed once for all their blocks, ROW_TILE rows at a time (17 KB
 // of lists on the stack).
-enum { ROW_BLOCK_VECTORS = 6, ROW_TILE = 8, LISTED_DEPTH = 256 };
+// A block of the result's columns is up to BLOCK_VECTORS vectors: 12 sums in registers, two per vector
+// here (and one per vector for each row of a pair below).
+enum { BLOCK_VECTORS = 6, ROW_TILE = 8, LISTED_DEPTH = 256 };
 
 AVX2_TARGET __attribute__((always_inline)) static inline void
 row_block(const int vectors, const __m256i tail, const int masked, const float *a_row, int64_t depth,
           const float *b, int64_t b_stride, const int predicate, const float *start, const float *keep_row, float *c_row,
           int32_t *offsets, float *values, const float *prefetch_row, const int64_t given) {
-    __m256 first[ROW_BLOCK_VECTORS], second[ROW_BLOCK_VECTORS];
+    __m256 first[BLOCK_VECTORS], second[BLOCK_VECTORS];
     for (int v = 0; v < vectors; v++) { first[v] = _mm256_setzero_ps(); second[v] = _mm256_setzero_ps(); }
     const __m256i all = _mm256_set1_epi32(-1);
     for (int64_t chunk = 0; chunk < depth; chunk += CHUNK) {
@@ -137,10 +139,13 @@ row_block(const int vectors, const __m256i tail, const int masked, const float *
         } \
         break;
 
-// The columns of a result `width` wide go in blocks of up to ROW_BLOCK_VECTORS vectors (two sums each:
-// 12 registers), spread evenly: block `block` of `blocks` starts at vector *first and holds *count.
-static void row_block_range(int64_t width, int64_t block, int64_t *first, int64_t *count) {
-    const int64_t vectors = (width + 7) / 8, blocks = (vectors + ROW_BLOCK_VECTORS - 1) / ROW_BLOCK_VECTORS;
+// The columns of a result `width` wide go in column_blocks(width) blocks of up to BLOCK_VECTORS vectors,
+// spread evenly (no block of one vector, whose sums would wait on each other): block `block` starts at
+// vector *first and holds *count.
+static int64_t column_blocks(int64_t width) { return ((width + 7) / 8 + BLOCK_VECTORS - 1) / BLOCK_VECTORS; }
+
+static void column_block_range(int64_t width, int64_t block, int64_t *first, int64_t *count) {
+    const int64_t vectors = (width + 7) / 8, blocks = column_blocks(width);
     *first = vectors * block / blocks;
     *count = vectors * (block + 1) / blocks - *first;
 }
@@ -154,7 +159,7 @@ AVX2_TARGET static void sparse_row(int64_t width, int64_t block, const float *a_
     const int64_t vectors = (width + 7) / 8;
     const __m256i tail = first_lanes8(width - 8 * (vectors - 1));
     int64_t done, count;
-    row_block_range(width, block, &done, &count);
+    column_block_range(width, block, &done, &count);
     const int64_t col = 8 * done;
     const int masked = done + count == vectors && width % 8 != 0;
     switch (count) {
@@ -172,7 +177,7 @@ AVX2_TARGET static void sparse_rows(int64_t width, const int positive_only, int6
                                     int64_t a_stride, const float *b, int64_t b_stride, const float *start,
                                     int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride,
                                     int32_t *offsets, float *values) {
-    const int64_t blocks = ((width + 7) / 8 + ROW_BLOCK_VECTORS - 1) / ROW_BLOCK_VECTORS;
+    const int64_t blocks = column_blocks(width);
     if (!positive_only || depth * b_stride <= WHOLE_FLOATS) {
         if (depth <= LISTED_DEPTH) {
             // Each row listed once for all its column blocks, ROW_TILE rows at a time: listing a row of
@@ -225,9 +230,9 @@ AVX2_TARGET static void sparse_rows(int64_t width, const int positive_only, int6
 // ---- Rows in pairs (linear.c's sparse_groups, two rows to a group) ----
 // The same order of rows (order_rows' keys) and, for each row, the sum of every column its pair lists
 // (the columns where either row is nonzero) in column order, one chain: a column zero in that row adds
-// ±0, so the bits are those of linear.c's groups of 4, whatever rows share a group. Two rows by up to
-// six vectors of the result: 12 sums in registers, each vector of the right operand's row loaded once for
-// both rows, 2 broadcasts and 9 loads for 12 multiply-adds. The right operand goes in blocks of its rows
+// ±0, so the bits are those of linear.c's groups of 4, whatever rows share a group. Two rows by a block
+// of up to BLOCK_VECTORS vectors of the result (column_block_range): 12 sums in registers, each vector
+// of the right operand's row loaded once for both rows, 2 broadcasts and 9 loads for 12 multiply-adds. The right operand goes in blocks of its rows
 // that stay in L1 (bndk_sparse_block_columns), each block walked by every pair of a window of
 // PAIR_WINDOW rows, the sums kept on the stack between blocks. A call of up to PAIR_WINDOW rows checks
 // the limit on listed entries as it orders them (a larger one counts them first, a pass of its own:
@@ -236,7 +241,7 @@ AVX2_TARGET static void sparse_rows(int64_t width, const int positive_only, int6
 // 64 rows, best of 25 passes against OpenBLAS's product in the same run: 0.76-0.78 of its time (the same
 // bits as groups of 4 rows as linear.c has them, which here took 1.17-1.19 by 2 vectors, 8 sums, and
 // 1.31-1.34 by 3, all 16 registers: bench/NOTES.md). A pair lists 58.6% of the columns on those images.
-enum { PAIR_VECTORS = 6, PAIR_WINDOW = PAIR_ROWS };
+enum { PAIR_WINDOW = PAIR_ROWS };
 
 // The 16-bit mask of the listed lanes of row[k..<k + 16) (lanes at or past `depth` not listed). Masked
 // loads only at the end of the row: on Zen 3 a pass over the test images took twice as long with them.
@@ -283,7 +288,7 @@ AVX2_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_t 
 AVX2_TARGET __attribute__((always_inline)) static inline void
 pair_block(const int vectors, const __m256i tail, const int masked, const float *row0, const float *row1,
            const int32_t *columns, int64_t listed, const float *b, int64_t b_stride, float *sums0, float *sums1) {
-    __m256 sum0[PAIR_VECTORS], sum1[PAIR_VECTORS];
+    __m256 sum0[BLOCK_VECTORS], sum1[BLOCK_VECTORS];
     for (int v = 0; v < vectors; v++) { sum0[v] = _mm256_load_ps(sums0 + 8 * v); sum1[v] = _mm256_load_ps(sums1 + 8 * v); }
     for (int64_t j = 0; j < listed; j++) {
         const int64_t k = columns[j];
@@ -331,7 +336,7 @@ AVX2_TARGET static int sparse_groups(int64_t width, int64_t listed_limit, int64_
     uint16_t mask_space[PAIR_WINDOW * MASK_VECTORS];
     uint16_t *masks = (depth + 15) / 16 <= MASK_VECTORS ? mask_space : NULL;
     const int64_t mask_stride = (depth + 15) / 16;
-    const int64_t vectors = (width + 7) / 8, sums_stride = 8 * vectors;
+    const int64_t vectors = (width + 7) / 8, sums_stride = 8 * vectors, column_block_count = column_blocks(width);
     __attribute__((aligned(32))) float sums[PAIR_WINDOW * SPARSE_MAX_WIDTH];
     const __m256i all = _mm256_set1_epi32(-1), tail = first_lanes8(width - 8 * (vectors - 1));
     // Weight rows per block: what fits L1, at most CHUNK (the room `columns` has for a block's list).
@@ -350,8 +355,9 @@ AVX2_TARGET static int sparse_groups(int64_t width, int64_t listed_limit, int64_
                 const int64_t listed = list_pair(row0, row1, masks ? masks + r0 * mask_stride : NULL,
                                                  masks ? masks + r1 * mask_stride : NULL, k0, k1, columns);
                 float *sums0 = sums + r0 * sums_stride, *sums1 = sums + r1 * sums_stride;
-                for (int64_t done = 0; done < vectors; done += PAIR_VECTORS) {
-                    const int64_t n = vectors - done < PAIR_VECTORS ? vectors - done : PAIR_VECTORS;
+                for (int64_t column_block = 0; column_block < column_block_count; column_block++) {
+                    int64_t done, n;
+                    column_block_range(width, column_block, &done, &n);
                     const int64_t col = 8 * done;
                     const int masked = done + n == vectors && width % 8 != 0;
                     switch (n) {

@@ -286,9 +286,10 @@ final class SparseProductTests: XCTestCase {
     }
 
     /// Each task of Linear's forward (128 rows of a large batch, in calls of 64 with AVX2) chooses by its
-    /// own rows whether to skip zeros: a batch whose first 128 rows have no zeros and the next 128 mostly zeros (70% nonzero in all,
-    /// which a choice for the whole batch would take as few enough) gives, row for row, the bits of each
-    /// half in a batch of its own kind, for any thread count, and the product's values.
+    /// own rows whether to skip zeros: a batch whose first 128 rows have no zeros and the next 128 mostly
+    /// zeros (70% nonzero in all, which a choice for the whole batch would take as few enough) gives, row
+    /// for row, the bits of each half in a batch of its own kind, for any thread count, and the product's
+    /// values.
     func testLinearForwardChoosesSkippingZerosPerTaskOfRows() throws {
         let (inF, outF) = (784, 48)
         var random = SeededRandom(seed: 23)

@@ -130,10 +130,12 @@ public final class Linear: Layer {
         let bias = self.bias.value.pointer  // read once: each read of the property is an access check
         if let transposedWeight = forwardWeight {
             if forwardFitsSparseProduct {
-                // Rows in groups (no ReLU taken in, a large weight): calls of at most `sparseGroupRows`
-                // rows, each checking its own limit as the kernel orders its rows (a larger call would
-                // count them in a pass of its own), and running dense on its own when over it.
-                if !foldsReLU && inF * outF > Linear.sparseWholeRightFloats && rows > Linear.sparseGroupRows {
+                // Rows in groups (no ReLU taken in, a right operand over `sparseWholeRightFloats`, as the
+                // kernel decides it): calls of at most `sparseGroupRows` rows, each checking its own limit
+                // as the kernel orders its rows (a larger call would count them in a pass of its own), and
+                // running dense on its own when over it.
+                let inGroups = !foldsReLU && inF * transposedWeight.stride > Linear.sparseWholeRightFloats
+                if inGroups && rows > Linear.sparseGroupRows {
                     for part in stride(from: 0, to: rows, by: Linear.sparseGroupRows) {
                         computeSamples(x, batch: batch, first: first + part, count: min(Linear.sparseGroupRows, rows - part))
                     }
@@ -326,8 +328,8 @@ public final class Linear: Layer {
     /// which is first copied with its rows padded to whole vectors and aligned to cache lines) when:
     /// - the CPU has AVX-512 (the kernel's compresses and its 32 registers), or AVX2 and FMA for right
     ///   operands up to 64 KB (`sparseWholeRightFloats`) and for larger ones read without a ReLU (rows in
-    ///   pairs: the article's 784→48 layer on the Fashion-MNIST test images, one core, 0.76 of OpenBLAS's
-    ///   time; MLP-BN inference on both cores 0.72 of the time with OpenBLAS's product, median of 10
+    ///   pairs: the article's 784→48 layer on the Fashion-MNIST test images, one core, 0.76-0.78 of
+    ///   OpenBLAS's time; MLP-BN inference on both cores 0.72 of the time with OpenBLAS's product, median of 10
     ///   alternating rounds),
     ///   and OpenBLAS is loaded (its tuned `cblas_somatcopy` packs the right operand);
     /// - a row of the result fits in those registers (at most 128 floats), and fills at least two of them
