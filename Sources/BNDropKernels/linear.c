@@ -735,13 +735,14 @@ static int scalar_sparse_product_within(int64_t listed_limit, int64_t rows, int6
 
 int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
                                int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
-                               int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
+                               int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride,
+                               const float *next_a, int64_t next_rows) {
     if (avx512_available())
         return avx512_sparse_product_within(listed_limit, rows, depth, width, a, a_stride, positive_only, b, b_stride,
                                             start, accumulate, keep, keep_stride, c, c_stride);
     if (bndk_avx2_products_available())
         return bndk_avx2_sparse_product_within(listed_limit, rows, depth, width, a, a_stride, positive_only, b, b_stride,
-                                               start, accumulate, keep, keep_stride, c, c_stride);
+                                               start, accumulate, keep, keep_stride, c, c_stride, next_a, next_rows);
     return scalar_sparse_product_within(listed_limit, rows, depth, width, a, a_stride, positive_only, b, b_stride, start,
                                         accumulate, keep, keep_stride, c, c_stride);
 }
@@ -758,5 +759,5 @@ void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float
                          int positive_only, const float *b, int64_t b_stride, const float *start, int accumulate,
                          const float *keep, int64_t keep_stride, float *c, int64_t c_stride) {
     (void)bndk_sparse_product_within(INT64_MAX, rows, depth, width, a, a_stride, positive_only, b, b_stride, start,
-                                     accumulate, keep, keep_stride, c, c_stride);
+                                     accumulate, keep, keep_stride, c, c_stride, NULL, 0);
 }

@@ -41,7 +41,7 @@ int bndk_avx2_products_available(void);
 int bndk_avx2_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
                                     int64_t a_stride, int positive_only, const float *b, int64_t b_stride,
                                     const float *start, int accumulate, const float *keep, int64_t keep_stride, float *c,
-                                    int64_t c_stride);
+                                    int64_t c_stride, const float *next_a, int64_t next_rows);
 int bndk_avx2_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride,
                              const float *b, int64_t b_stride, const float *start, float *c, int64_t c_stride);
 

@@ -114,16 +114,38 @@ public final class Linear: Layer {
     /// Task `task` of the forward pass: the block of rows [r·task, r·task + r), r = `rowsPerTask(batch:)`,
     /// the same blocks a network's forward by blocks of samples uses. The rows of a block depend on the
     /// batch size only, so each block's choice below is the same for any thread count.
-    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned(unsafe) self] arguments, task in
+    private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int)>(perThread: {
+        [unowned(unsafe) self] arguments, task, thread in
         let (x, batch) = arguments
         let perTask = Linear.rowsPerTask(batch: batch)
-        self.computeSamples(x, batch: batch, first: task * perTask, count: min(perTask, batch - task * perTask))
+        self.computeSamples(x, batch: batch, first: task * perTask, count: min(perTask, batch - task * perTask),
+                            thread: thread)
+    })
+
+    override func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int) {
+        computeSamples(x, batch: batch, first: first, count: count, thread: 0)
+    }
+
+    override func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count: Int, thread: Int) {
+        computeRows(x, first: first, count: count,
+                    ahead: Linear.rowsLikelyNext(batch: batch, first: first, count: count, thread: thread))
+    }
+
+    /// The rows pool thread `thread` most likely computes after its block [first, first + count): the
+    /// pool's caller (thread 0) takes a region's tasks from the first up, its workers from the last down
+    /// (`TaskOrder.fromBothEnds`), the tasks `rowsPerTask(batch:)` rows each. Only a hint for loading
+    /// rows into cache ahead (see `computeRows`): a wrong guess costs some loads, never a bit of a result.
+    static func rowsLikelyNext(batch: Int, first: Int, count: Int, thread: Int) -> Range<Int> {
+        let start = thread == 0 ? first + count : first - rowsPerTask(batch: batch)
+        guard start >= 0 && start < batch else { return 0..<0 }
+        return start..<min(batch, start + rowsPerTask(batch: batch))
     }
 
     /// Rows [first, first + count) of y = x·Wᵀ + b. With the weight packed for skipping zeros, the rows
     /// skip them when they have few enough nonzero entries, and otherwise run the dense product (on their
-    /// ReLU, made here, when one is taken in).
-    override func computeSamples(_ x: UnsafePointer<Float>, batch: Int, first: Int, count rows: Int) {
+    /// ReLU, made here, when one is taken in). `ahead`: the rows likely computed next, which the sparse
+    /// product in pairs loads into cache while it computes.
+    private func computeRows(_ x: UnsafePointer<Float>, first: Int, count rows: Int, ahead: Range<Int>) {
         let (inF, outF) = (inFeatures, outFeatures)
         let y = output.pointer + first * outF
         var rowsInput = x + first * inF
@@ -137,14 +159,17 @@ public final class Linear: Layer {
                 let inGroups = !foldsReLU && inF * transposedWeight.stride > Linear.sparseWholeRightFloats
                 if inGroups && rows > Linear.sparseGroupRows {
                     for part in stride(from: 0, to: rows, by: Linear.sparseGroupRows) {
-                        computeSamples(x, batch: batch, first: first + part, count: min(Linear.sparseGroupRows, rows - part))
+                        let partRows = min(Linear.sparseGroupRows, rows - part), next = part + partRows
+                        computeRows(x, first: first + part, count: partRows,
+                                    ahead: next < rows ? first + next..<first + rows : ahead)
                     }
                     return
                 }
                 let limit = Linear.listedLimit(entries: rows * inF, rightFloats: inF * outF)
                 if bndk_sparse_product_within(Int64(limit), Int64(rows), Int64(inF), Int64(outF), rowsInput, Int64(inF),
                                               foldsReLU ? 1 : 0, transposedWeight.start, Int64(transposedWeight.stride),
-                                              bias, 0, nil, 0, y, Int64(outF)) != 0 {
+                                              bias, 0, nil, 0, y, Int64(outF),
+                                              ahead.isEmpty ? nil : x + ahead.lowerBound * inF, Int64(ahead.count)) != 0 {
                     return
                 }
             } else if !foldsReLU,

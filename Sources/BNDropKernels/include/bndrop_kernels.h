@@ -178,10 +178,14 @@ void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float
 /* bndk_sparse_product when the left operand lists at most `listed_limit` entries (counted as
    bndk_count_listed counts them, over all its rows), returning 1; else 0, with nothing written (the
    caller then runs a dense product). The count costs no extra pass where the grouped kernel orders its
-   rows anyway (up to 128 rows). */
+   rows anyway (up to 128 rows).
+   `next_a`, `next_rows` (NULL, 0 for none): the rows of a left operand (rows a_stride floats apart) the
+   caller will ask for next, a hint only: the AVX2 pairs load them into cache while they compute, as they
+   load the next window of their own rows (measured in linear_avx2.c); the other kernels ignore it. */
 int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
                                int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
-                               int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride);
+                               int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride,
+                               const float *next_a, int64_t next_rows);
 
 /* c[r][0..<width] = s + Σ over k < depth, in that order, of a[r][k]·b[k][0..<width] (fused multiply-adds),
    for r < rows, s = `start` (one row for every r) or zero when NULL: the dense product for results at
