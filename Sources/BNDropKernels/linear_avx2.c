@@ -268,7 +268,19 @@ AVX2_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_t 
     const int64_t vectors = (depth + 15) / 16;
     for (int64_t r = 0; r < count; r++) {
         const float *row = a + r * a_stride;
-        uint16_t *row_masks = masks ? masks + r * vectors : NULL;
+        if (masks) {  // the masks first, then their counts and the first nonzero one (fewer dependent steps)
+            uint16_t *row_masks = masks + r * vectors;
+            for (int64_t v = 0; v < vectors; v++) row_masks[v] = (uint16_t)mask16(row, 16 * v, depth);
+            int64_t listed = 0, first_vector = vectors;
+            for (int64_t v = 0; v < vectors; v++) listed += __builtin_popcount(row_masks[v]);
+            for (int64_t v = 0; v < vectors; v++)
+                if (row_masks[v]) { first_vector = v; break; }
+            total += listed;
+            // (The key takes the first nonzero column's vector of 16 only.)
+            keys[r] = bndk_order_key(first_vector < vectors ? 16 * first_vector : depth, listed, depth);
+            continue;
+        }
+        uint16_t *row_masks = NULL;
         int64_t first = depth, listed = 0;
         for (int64_t v = 0; v < vectors; v++) {
             const unsigned m = mask16(row, 16 * v, depth);
