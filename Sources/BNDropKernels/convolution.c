@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include "bndrop_kernels.h"
 #include "clones.h"
+#include "pooling_rows.h"
 
 // Unlike the other kernels, these let the compiler fuse each multiply with its add (one rounding instead
 // of two) where the clone's instruction set has FMA (the AVX2 and AVX-512 clones alike; each sum runs
@@ -209,6 +210,33 @@ static inline __attribute__((always_inline)) void pack_output_gradient(const lay
         for (int64_t oy = 0; oy < g->OH; oy++) {
             copy_floats(row + g->margin + oy * g->Wq, dy + (o * g->OH + oy) * g->OW, g->OW);
             zero_floats(row + g->margin + oy * g->Wq + g->OW, g->Wq - g->OW);
+        }
+        zero_floats(row + g->margin + g->OH * g->Wq, g->row - g->margin - g->OH * g->Wq);
+    }
+}
+
+// pack_output_gradient for an output gradient given as the gradient of the 2×2 average pooling after the
+// convolution (`pooled`: one sample's O planes ⌊OH/2⌋ × ⌊OW/2⌋), through the ReLU between them when
+// `relu_input` (the sample's output, O × OH × OW) is not NULL: each row as bndk_avgpool2_backward writes
+// it (pool_backward_row; 0 in an odd last row or column), the same bits, never written whole.
+static inline __attribute__((always_inline)) void pack_pooled_gradient(const layout *g, const float *pooled,
+                                                                       const float *relu_input, float *dys) {
+    const int64_t ph = g->OH / 2, pw = g->OW / 2;
+    for (int64_t o = 0; o < g->O; o++) {
+        float *row = dys + o * g->row;
+        zero_floats(row, g->margin);
+        for (int64_t oy = 0; oy < g->OH; oy++) {
+            float *dst = row + g->margin + oy * g->Wq;
+            if (oy >= 2 * ph) {
+                zero_floats(dst, g->Wq);
+                continue;
+            }
+            const float *from = pooled + (o * ph + oy / 2) * pw;
+            if (relu_input)
+                pool_backward_row(from, pw, relu_input + (o * g->OH + oy) * g->OW, dst, 1);
+            else
+                pool_backward_row(from, pw, NULL, dst, 0);
+            zero_floats(dst + 2 * pw, g->Wq - 2 * pw);
         }
         zero_floats(row + g->margin + g->OH * g->Wq, g->row - g->margin - g->OH * g->Wq);
     }
@@ -562,6 +590,63 @@ static inline __attribute__((always_inline)) void bias_chains(const float *dy, i
     for (int t = 0; t < G; t++) db[t * db_stride + o] = sums[t];
 }
 
+// bias_chains for an output gradient given through the pooling after the convolution (as
+// pack_pooled_gradient): each row of each group's plane made first (on the stack), then added term by
+// term in the same order.
+static inline __attribute__((always_inline)) void pooled_bias_chains(bndk_pooled_gradient dy, int G, int64_t count,
+                                                                     int64_t per_group, int64_t channels,
+                                                                     int64_t height, int64_t width, int64_t o,
+                                                                     float *db, int64_t db_stride) {
+    const int64_t ph = height / 2, pw = width / 2, pooled_size = channels * ph * pw, size = channels * height * width;
+    float sums[8], rows[8][BNDK_POOLED_MAX_WIDTH];
+    for (int t = 0; t < G; t++) sums[t] = 0;
+    for (int64_t j = 0; j < count; j++)
+        for (int64_t y = 0; y < height; y++) {
+            for (int t = 0; t < G; t++) {
+                const int64_t n = t * per_group + j;
+                float *dst = rows[t];
+                if (y >= 2 * ph) {
+                    memset(dst, 0, (size_t)width * sizeof(float));
+                    continue;
+                }
+                const float *from = dy.pooled + n * pooled_size + (o * ph + y / 2) * pw;
+                if (dy.relu_input)
+                    pool_backward_row(from, pw, dy.relu_input + n * size + (o * height + y) * width, dst, 1);
+                else
+                    pool_backward_row(from, pw, NULL, dst, 0);
+                if (width & 1) dst[width - 1] = 0;
+            }
+            for (int64_t i = 0; i < width; i++)
+                for (int t = 0; t < G; t++) sums[t] += rows[t][i];
+        }
+    for (int t = 0; t < G; t++) db[t * db_stride + o] = sums[t];
+}
+
+BNDK_CLONES
+int bndk_conv_bias_gradients_pooled(bndk_pooled_gradient dy, int64_t samples, int64_t per_group, int64_t channels,
+                                    int64_t height, int64_t width, float *db, int64_t db_stride) {
+    if (width > BNDK_POOLED_MAX_WIDTH) return 0;
+    const int64_t full = samples / per_group;
+    const int64_t pooled_size = channels * (height / 2) * (width / 2), size = channels * height * width;
+    int64_t group = 0;
+    for (; group + 8 <= full; group += 8) {
+        const bndk_pooled_gradient part = {dy.pooled + group * per_group * pooled_size,
+                                           dy.relu_input ? dy.relu_input + group * per_group * size : NULL};
+        for (int64_t o = 0; o < channels; o++)
+            pooled_bias_chains(part, 8, per_group, per_group, channels, height, width, o, db + group * db_stride,
+                               db_stride);
+    }
+    for (; group * per_group < samples; group++) {
+        const int64_t count = samples - group * per_group < per_group ? samples - group * per_group : per_group;
+        const bndk_pooled_gradient part = {dy.pooled + group * per_group * pooled_size,
+                                           dy.relu_input ? dy.relu_input + group * per_group * size : NULL};
+        for (int64_t o = 0; o < channels; o++)
+            pooled_bias_chains(part, 1, count, per_group, channels, height, width, o, db + group * db_stride,
+                               db_stride);
+    }
+    return 1;
+}
+
 BNDK_CLONES
 void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_group, int64_t channels,
                               int64_t plane, float *db, int64_t db_stride) {
@@ -579,17 +664,37 @@ void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_grou
     }
 }
 
-BNDK_CLONES
-void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
-                        const float *w, float *dw, float *dx, float *scratch) {
+// bndk_conv_backward with the output gradient as it is (`pooled` NULL) or through the pooling after the
+// convolution (`pooled`: bndk_conv_backward_pooled).
+static inline __attribute__((always_inline)) void conv_backward(const bndk_conv_shape *shape, const float *x,
+                                                                const float *dy, const bndk_pooled_gradient *pooled,
+                                                                int64_t count, const float *w, float *dw, float *dx,
+                                                                float *scratch) {
     const layout g = make_layout(shape, count);
     float *xs = scratch + g.xs, *dys = scratch + g.ys, *dxs = scratch + g.dxs;
     const int32_t *offsets = tap_offsets(&g, scratch);
     const int64_t in_size = g.C * g.H * g.W, out_size = g.O * g.OH * g.OW;
+    const int64_t pooled_size = g.O * (g.OH / 2) * (g.OW / 2);
     for (int64_t n = 0; n < count; n++) {
         pack_input(&g, x + n * in_size, xs + n * g.xs_size);
-        pack_output_gradient(&g, dy + n * out_size, dys + n * g.ys_size);
+        if (pooled)
+            pack_pooled_gradient(&g, pooled->pooled + n * pooled_size,
+                                 pooled->relu_input ? pooled->relu_input + n * out_size : NULL, dys + n * g.ys_size);
+        else
+            pack_output_gradient(&g, dy + n * out_size, dys + n * g.ys_size);
         if (dx) input_gradient(&g, w, dys + n * g.ys_size, dxs, dx + n * in_size);
     }
     weight_gradient(&g, count, xs, dys + g.margin, offsets, dw);
+}
+
+BNDK_CLONES
+void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
+                        const float *w, float *dw, float *dx, float *scratch) {
+    conv_backward(shape, x, dy, NULL, count, w, dw, dx, scratch);
+}
+
+BNDK_CLONES
+void bndk_conv_backward_pooled(const bndk_conv_shape *shape, const float *x, bndk_pooled_gradient dy, int64_t count,
+                               const float *w, float *dw, float *dx, float *scratch) {
+    conv_backward(shape, x, NULL, &dy, count, w, dw, dx, scratch);
 }

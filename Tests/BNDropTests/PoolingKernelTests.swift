@@ -1,5 +1,5 @@
 import XCTest
-import BNDrop
+@_spi(Testing) import BNDrop
 
 /// AvgPool2d's 2×2, stride-2 C kernel gives the bits of the plain definition, ((a + b) + c) + d over 4,
 /// for even and odd planes (an odd last row or column is in no window and gets a zero gradient).
@@ -89,6 +89,62 @@ final class PoolingKernelTests: XCTestCase {
         let dx = try net.backward(dy, batch: batch)
         XCTAssertEqual(dx.map(\.bitPattern), expectedInputGradient)
         XCTAssertEqual(gradients(), expectedGradients)
+    }
+
+    /// A Conv2d on the direct kernels right before AvgPool2d(2), with a ReLU between them (folded into the
+    /// pool) or none, takes the pool's output gradient into its own backward (the pool's backward never
+    /// runs): the parameter gradients and the input gradient must be the bits of the layers one by one,
+    /// unfolded, for even and odd output planes, with and without an input gradient below.
+    func testConvolutionTakingThePoolingGradientGivesTheBitsOfTheLayersOneByOne() throws {
+        for (shape, kernel, withReLU) in [([1, 14, 14], 3, true), ([2, 12, 15], 2, true), ([3, 11, 10], 3, false)] {
+            let batch = 11  // tasks of 8 samples: a full one and a short one
+            let net = try Sequential(sampleShape: shape, seed: 6)
+            try net.addConv2d(outChannels: 3, kernelSize: kernel)
+            if withReLU { try net.addReLU() }
+            try net.addAvgPool2d(kernelSize: 2)
+            try net.addConv2d(outChannels: 2, kernelSize: 2)
+            try net.addReLU()
+            try net.addAvgPool2d(kernelSize: 2)
+            try net.addFlatten()
+            try net.addLinear(4)
+            for layer in net.layers { if let conv = layer as? Conv2d { conv.lowering = .direct } }
+            XCTAssertTrue(net.layers.compactMap { $0 as? Conv2d }.allSatisfy(\.usesDirectKernels))
+            var random = SeededRandom(seed: 23)
+            var x = (0..<(batch * shape.reduce(1, *))).map { _ in random.nextNormal() }
+            x[0] = 0; x[1] = -0.0
+            // A NaN input in one case (NaN outputs, masks and gradients, as one by one): only there, since
+            // it makes whole gradients NaN.
+            if kernel == 2 { x[2] = .nan }
+            let dy = (0..<(batch * 4)).map { _ in random.nextNormal() }
+            let what = "\(shape), k \(kernel)\(withReLU ? ", ReLU" : "")"
+
+            func gradients() -> [[UInt32]] { net.parameters.map { $0.gradient.array.map(\.bitPattern) } }
+            // The layers one by one, through their own forward and backward.
+            var expectedInputGradient: [UInt32] = []
+            try x.withUnsafeBufferPointer { input in
+                var current = input.baseAddress!
+                for layer in net.layers { current = try layer.forward(current, batch: batch) }
+                try dy.withUnsafeBufferPointer { g in
+                    var gradient = g.baseAddress!
+                    for layer in net.layers.reversed() {
+                        gradient = try XCTUnwrap(try layer.backward(gradient, batch: batch, needInputGradient: true))
+                    }
+                    expectedInputGradient = Array(UnsafeBufferPointer(start: gradient, count: x.count)).map(\.bitPattern)
+                }
+            }
+            let expectedGradients = gradients()
+            net.zeroGrad()
+
+            _ = try net.forward(x, batch: batch)
+            let dx = try net.backward(dy, batch: batch)
+            XCTAssertEqual(dx.map(\.bitPattern), expectedInputGradient, what)
+            XCTAssertEqual(gradients(), expectedGradients, what)
+            // Without an input gradient (the first convolution then computes none).
+            net.zeroGrad()
+            _ = try net.forward(x, batch: batch)
+            try dy.withUnsafeBufferPointer { try net.backward($0.baseAddress!, batch: batch) }
+            XCTAssertEqual(gradients(), expectedGradients, what + ", no input gradient")
+        }
     }
 
     /// A folded ReLU whose input is the caller's borrowed input (the first layer, as with

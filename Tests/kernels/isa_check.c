@@ -700,6 +700,36 @@ static void check_conv(bndk_conv_shape s, int64_t count) {
     snprintf(name, sizeof name, "conv/%" PRId64 "x%" PRId64 "x%" PRId64 "->%" PRId64 "/k%" PRId64 "s%" PRId64 "p%" PRId64,
              s.channels, s.height, s.width, s.out_channels, s.kernel, s.stride, s.padding);
     emit(name, h);
+
+    /* Through an AvgPool2d(2) after the convolution, with the ReLU between them (its input: y) and
+       without: the bits of bndk_avgpool2_backward's output gradient given to the plain kernels. */
+    if (OH >= 2 && OW >= 2) {
+        const int64_t pooled_size = s.out_channels * (OH / 2) * (OW / 2);
+        float *pooled = floats(count * pooled_size), *through = floats(count * out);
+        float *dw2 = floats(wn), *dx2 = floats(count * in), *db2 = floats(2 * s.out_channels);
+        fill(pooled, count * pooled_size, 0.0f, 1.0f);
+        h = hash_start();
+        for (int relu = 0; relu < 2; relu++) {
+            bndk_avgpool2_backward(pooled, relu ? y : NULL, through, count * s.out_channels, OH, OW);
+            bndk_conv_backward(&s, x, through, count, w, dw, dx, scratch);
+            bndk_conv_bias_gradients(through, count, (count + 1) / 2, s.out_channels, OH * OW, db, s.out_channels);
+            const bndk_pooled_gradient given = {pooled, relu ? y : NULL};
+            bndk_conv_backward_pooled(&s, x, given, count, w, dw2, dx2, scratch);
+            CHECK(bndk_conv_bias_gradients_pooled(given, count, (count + 1) / 2, s.out_channels, OH, OW, db2,
+                                                  s.out_channels) == 1, "conv_bias_gradients_pooled refused");
+            for (int64_t i = 0; i < wn; i++) CHECK(same_float(dw2[i], dw[i]), "conv_backward_pooled dw[%" PRId64 "]", i);
+            for (int64_t i = 0; i < count * in; i++)
+                CHECK(same_float(dx2[i], dx[i]), "conv_backward_pooled dx[%" PRId64 "]", i);
+            for (int64_t i = 0; i < 2 * s.out_channels && i < count * s.out_channels; i++)
+                CHECK(same_float(db2[i], db[i]), "conv_bias_gradients_pooled [%" PRId64 "]", i);
+            hash_floats(&h, dw2, (size_t)wn);
+            hash_floats(&h, dx2, (size_t)(count * in));
+        }
+        snprintf(name, sizeof name, "conv_pooled/%" PRId64 "x%" PRId64 "x%" PRId64 "->%" PRId64 "/k%" PRId64 "s%" PRId64,
+                 s.channels, s.height, s.width, s.out_channels, s.kernel, s.stride);
+        emit(name, h);
+        free(pooled); free(through); free(dw2); free(dx2); free(db2);
+    }
     h = hash_start();
     hash_floats(&h, db, (size_t)(2 * s.out_channels));
     snprintf(name, sizeof name, "conv_bias_gradients/%" PRId64 "x%" PRId64, count, s.out_channels);

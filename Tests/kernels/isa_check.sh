@@ -51,7 +51,7 @@ reference=${ran[0]}
 failed=0
 for b in "${ran[@]:1}"; do
     if [ "$b" = baseline ]; then
-        filter='^(#|conv/)'   # the baseline has no FMA: its convolution rounds each multiply
+        filter='^(#|conv/|conv_pooled/)'   # the baseline has no FMA: its convolution rounds each multiply
     else
         filter='^#'
     fi

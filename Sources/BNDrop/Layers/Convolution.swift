@@ -303,16 +303,52 @@ public final class Conv2d: Layer {
 
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
+        try backward(.given(dy), input: x, batch: batch, needInputGradient: needInputGradient)
+    }
+
+    // MARK: Backward through the pooling after
+
+    /// With the direct kernels, an AvgPool2d(2) right after this layer (the ReLU between them folded into
+    /// it, or none: the article's CNN, twice) hands its output gradient to this layer's backward, which
+    /// makes its own output gradient from it as the kernels read it (`bndk_conv_backward_pooled`,
+    /// `bndk_conv_bias_gradients_pooled`, the same bits): the pooling's input gradient, batch·O·OH·OW
+    /// floats, is neither written nor read back twice.
+    override func takesGradient(through pool: AvgPool2d) -> Bool {
+        usesDirect && pool.isHalving && pool.lastForwardInput == UnsafePointer(output.pointer)
+            && pool.geometry.channels == outChannels && pool.geometry.height == outHeight
+            && pool.geometry.width == outWidth && outWidth <= Int(BNDK_POOLED_MAX_WIDTH)
+    }
+
+    override func computeBackward(through pool: AvgPool2d, _ poolGradient: UnsafePointer<Float>,
+                                  input x: UnsafePointer<Float>, batch: Int,
+                                  needInputGradient: Bool) throws -> UnsafePointer<Float>? {
+        let reluInput = pool.foldsReLU ? UnsafePointer(output.pointer) : nil
+        return try backward(.pooled(bndk_pooled_gradient(pooled: poolGradient, relu_input: reluInput)), input: x,
+                            batch: batch, needInputGradient: needInputGradient)
+    }
+
+    /// The output gradient a backward starts from: as given, or the gradient of the pooling after this
+    /// layer (the direct kernels only).
+    private enum OutputGradient {
+        case given(UnsafePointer<Float>)
+        case pooled(bndk_pooled_gradient)
+    }
+
+    private func backward(_ dy: OutputGradient, input x: UnsafePointer<Float>, batch: Int,
+                          needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         let taskCount = tasks(batch, Conv2d.samplesPerTask)
         let weights = outChannels * patchSize, partialSize = weights + outChannels
         try taskPartials.resize(Checked.multiply(taskCount, partialSize, "Conv2d backward partial sums"))
         let (threads, perThread) = try prepareScratch(needInputGradient: needInputGradient)
         if needInputGradient { try gradInput.resize(batch * inputCount) }
-        (usesDirect ? directBackwardKernel : backwardKernel).run(
-            taskCount, (dy, x, batch, needInputGradient, perThread),
-            work: (needInputGradient ? 2 : 1) * batch * outputCount * patchSize, threads: threads)
+        let work = (needInputGradient ? 2 : 1) * batch * outputCount * patchSize
         if usesDirect {
+            directBackwardKernel.run(taskCount, (dy, x, batch, needInputGradient, perThread), work: work, threads: threads)
             directBiasKernel.run(tasks(taskCount, Conv2d.biasTasksPerGroup), (dy, batch), work: batch * outputCount)
+        } else if case .given(let given) = dy {
+            backwardKernel.run(taskCount, (given, x, batch, needInputGradient, perThread), work: work, threads: threads)
+        } else {
+            throw BNDError.internalError("Conv2d's im2col backward cannot take the gradient of a pooling")
         }
         // The partial sums, added in task order: the same order for any thread count.
         let dw = weight.gradient.pointer, db = bias.gradient.pointer
@@ -359,19 +395,31 @@ public final class Conv2d: Layer {
 
     /// Task `task` of the direct backward pass: its samples' partial dW (and input gradient) through
     /// `bndk_conv_backward` (their partial db: `directBiasKernel`).
-    private lazy var directBackwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)>(
+    private lazy var directBackwardKernel = ParallelKernel<(OutputGradient, UnsafePointer<Float>, Int, Bool, Int)>(
         perThread: { [unowned(unsafe) self] arguments, task, thread in
         let (dy, x, batch, needInputGradient, perThread) = arguments
         let (first, count) = self.samples(of: task, batch: batch)
         let outC = self.outChannels, weights = outC * self.patchSize
         let dwPartial = self.taskPartials.pointer + task * (weights + outC)
         let dx = needInputGradient ? self.gradInput.pointer + first * self.inputCount : nil
+        let scratch = self.threadScratch.pointer + thread * perThread
         withUnsafePointer(to: self.directShape) { shape in
-            bndk_conv_backward(shape, x + first * self.inputCount, dy + first * self.outputCount, Int64(count),
-                               self.weight.value.pointer, dwPartial, dx,
-                               self.threadScratch.pointer + thread * perThread)
+            switch dy {
+            case .given(let given):
+                bndk_conv_backward(shape, x + first * self.inputCount, given + first * self.outputCount, Int64(count),
+                                   self.weight.value.pointer, dwPartial, dx, scratch)
+            case .pooled(let pooled):
+                bndk_conv_backward_pooled(shape, x + first * self.inputCount, self.samples(first, of: pooled),
+                                          Int64(count), self.weight.value.pointer, dwPartial, dx, scratch)
+            }
         }
     })
+
+    /// `pooled` from sample `first` on.
+    private func samples(_ first: Int, of pooled: bndk_pooled_gradient) -> bndk_pooled_gradient {
+        bndk_pooled_gradient(pooled: pooled.pooled + first * outChannels * (outHeight / 2) * (outWidth / 2),
+                             relu_input: pooled.relu_input.map { $0 + first * outputCount })
+    }
 
     /// Tasks of the backward pass whose bias gradients one call of `bndk_conv_bias_gradients` computes:
     /// each is a chain of one-by-one adds (PyTorch's order, as the im2col path), slow alone; the
@@ -380,14 +428,22 @@ public final class Conv2d: Layer {
 
     /// Group `group` of the direct backward pass's bias gradients: the partial db of tasks
     /// 8·group ..< 8·group + 8, each over its own samples, as `backwardKernel` computes them.
-    private lazy var directBiasKernel = ParallelKernel<(UnsafePointer<Float>, Int)> { [unowned(unsafe) self] arguments, group in
+    private lazy var directBiasKernel = ParallelKernel<(OutputGradient, Int)> { [unowned(unsafe) self] arguments, group in
         let (dy, batch) = arguments
         let perTask = Conv2d.samplesPerTask, firstTask = group * Conv2d.biasTasksPerGroup
         let first = firstTask * perTask, count = min(Conv2d.biasTasksPerGroup * perTask, batch - first)
         let weights = self.outChannels * self.patchSize, partialSize = weights + self.outChannels
-        bndk_conv_bias_gradients(dy + first * self.outputCount, Int64(count), Int64(perTask), Int64(self.outChannels),
-                                 Int64(self.outHeight * self.outWidth),
-                                 self.taskPartials.pointer + firstTask * partialSize + weights, Int64(partialSize))
+        let db = self.taskPartials.pointer + firstTask * partialSize + weights
+        switch dy {
+        case .given(let given):
+            bndk_conv_bias_gradients(given + first * self.outputCount, Int64(count), Int64(perTask), Int64(self.outChannels),
+                                     Int64(self.outHeight * self.outWidth), db, Int64(partialSize))
+        case .pooled(let pooled):
+            // (Rows up to BNDK_POOLED_MAX_WIDTH wide: `takesGradient(through:)` checked.)
+            _ = bndk_conv_bias_gradients_pooled(self.samples(first, of: pooled), Int64(count), Int64(perTask),
+                                                Int64(self.outChannels), Int64(self.outHeight), Int64(self.outWidth), db,
+                                                Int64(partialSize))
+        }
     }
 }
 

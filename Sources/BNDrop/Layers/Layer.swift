@@ -153,6 +153,40 @@ public class Layer {
         return try computeBackward(gradOutput, input: last.input, batch: batch, needInputGradient: needInputGradient)
     }
 
+    // MARK: Backward through the pooling after
+
+    /// Whether `backward(through:_:batch:needInputGradient:into:)` takes the output gradient of `pool`, the
+    /// layer right after this one (or after a ReLU folded into it), instead of this layer's own output
+    /// gradient: the network then skips the pooling's backward (no by default).
+    func takesGradient(through pool: AvgPool2d) -> Bool { false }
+
+    /// `backward` given `poolGradient`, the output gradient of `pool` (see `takesGradient(through:)`):
+    /// the layer makes its own output gradient from it, the pooling's backward (and its folded ReLU's),
+    /// as its kernels read it, and otherwise does what `backward` does, with the same bits.
+    final func backward(through pool: AvgPool2d, _ poolGradient: UnsafePointer<Float>, batch: Int,
+                        needInputGradient: Bool, into destination: UnsafeMutablePointer<Float>?) throws
+        -> UnsafePointer<Float>? {
+        guard let last = lastForward else {
+            throw BNDError.state("\(typeName): backward called before forward")
+        }
+        guard last.batch == batch else {
+            throw BNDError.shape("\(typeName): backward batch \(batch) differs from the forward batch \(last.batch)")
+        }
+        guard takesGradient(through: pool) else {
+            throw BNDError.internalError("\(typeName) cannot take the gradient of the pooling after it")
+        }
+        gradInput.borrowed = needInputGradient ? destination : nil
+        defer { gradInput.borrowed = nil }
+        return try computeBackward(through: pool, poolGradient, input: last.input, batch: batch,
+                                   needInputGradient: needInputGradient)
+    }
+
+    /// The layer's backward kernel through `pool` (only where `takesGradient(through:)`).
+    func computeBackward(through pool: AvgPool2d, _ poolGradient: UnsafePointer<Float>, input x: UnsafePointer<Float>,
+                         batch: Int, needInputGradient: Bool) throws -> UnsafePointer<Float>? {
+        throw BNDError.internalError("\(typeName) has no backward through a pooling")
+    }
+
     // MARK: Forward by blocks of samples
 
     /// Whether this layer's forward, in its current mode, computes each sample from that sample alone,

@@ -111,7 +111,7 @@ public final class AvgPool2d: Pool2d {
 
     /// 2×2 windows, stride 2 (the article's): the C kernels, vectorised (each window's sum in the order
     /// ((top-left + top-right) + bottom-left) + bottom-right); other windows: the loops below.
-    private var isHalving: Bool { geometry.kernel == 2 && geometry.stride == 2 }
+    var isHalving: Bool { geometry.kernel == 2 && geometry.stride == 2 }
 
     /// The article's ReLU → AvgPool2d(2) pairs: the C kernels apply the ReLU as they read.
     override var canFoldReLU: Bool { isHalving }

@@ -214,6 +214,12 @@ public final class Sequential {
     /// Whether layer `index` takes in the ReLU before it (that ReLU is skipped, its input read instead).
     private func followsFoldedReLU(_ index: Int) -> Bool { index > 0 && reluFoldedIntoNext[index - 1] }
 
+    /// The layer whose output layer `index` reads (past a ReLU folded into it), if any.
+    private func layerBefore(_ index: Int) -> Int? {
+        let before = followsFoldedReLU(index) ? index - 2 : index - 1
+        return before >= 0 ? before : nil
+    }
+
     /// When layer `index` is a ReLU taken in by the next layer, makes room for its output and returns
     /// true (the network skips it); else false. Its output is made later from its input, which must then
     /// still be there: a layer's own buffer is, the caller's borrowed input (reached through pass-through
@@ -348,14 +354,25 @@ public final class Sequential {
         // Below the first layer with parameters, input gradients feed nothing but the caller's buffer.
         let firstTrainable = firstTrainableLayer ?? layers.count
         var gradient = gradOutput
-        for (index, layer) in layers.enumerated().reversed() where !reluFoldedIntoNext[index] {
+        var index = layers.count - 1
+        while index >= 0 {
+            if reluFoldedIntoNext[index] { index -= 1; continue }
+            // A layer that takes the gradient of the AvgPool2d after it (`Layer.takesGradient(through:)`)
+            // runs that pooling's backward (and its folded ReLU's) inside its own.
+            var layer = layers[index], through: AvgPool2d?
+            if let pool = layer as? AvgPool2d, let before = layerBefore(index), layers[before].takesGradient(through: pool) {
+                (layer, through, index) = (layers[before], pool, before)
+            }
             // The gradient a layer returns is for its input, or for its folded ReLU's input.
             let inputOf = followsFoldedReLU(index) ? index - 1 : index
             let needInput = inputOf > firstTrainable || gradInput != nil
-            guard let next = try layer.backward(gradient, batch: batch, needInputGradient: needInput,
-                                                into: inputOf == 0 ? direct : nil) else { break }
-            if !needInput { break }
+            let destination = inputOf == 0 ? direct : nil
+            let next = try through.map {
+                try layer.backward(through: $0, gradient, batch: batch, needInputGradient: needInput, into: destination)
+            } ?? layer.backward(gradient, batch: batch, needInputGradient: needInput, into: destination)
+            guard let next, needInput else { break }
             gradient = next
+            index -= 1
         }
         if let out = gradInput?.baseAddress, UnsafeMutablePointer(mutating: gradient) != out {
             out.update(from: gradient, count: count)

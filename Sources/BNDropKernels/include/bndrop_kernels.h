@@ -233,6 +233,28 @@ void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const floa
 void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_group, int64_t channels,
                               int64_t plane, float *db, int64_t db_stride);
 
+/* A convolution's output gradient given as the gradient of the AvgPool2d(2) (2×2 windows, stride 2)
+   right after it, and through the ReLU between them when `relu_input` (the convolution's output, the
+   ReLU's input: count × O × OH × OW) is not NULL: the output gradient is then what
+   bndk_avgpool2_backward(pooled, relu_input, ...) would write, made by the kernels as they read it
+   instead of written whole and read again (the same bits). `pooled`: count × O × ⌊OH/2⌋ × ⌊OW/2⌋. */
+typedef struct {
+    const float *pooled;
+    const float *relu_input;
+} bndk_pooled_gradient;
+
+/* The widest output rows bndk_conv_bias_gradients_pooled takes. */
+#define BNDK_POOLED_MAX_WIDTH 256
+
+/* bndk_conv_backward with the output gradient given through the pooling after the convolution. */
+void bndk_conv_backward_pooled(const bndk_conv_shape *shape, const float *x, bndk_pooled_gradient dy, int64_t count,
+                               const float *w, float *dw, float *dx, float *scratch);
+
+/* bndk_conv_bias_gradients with dy given through the pooling (output planes height × width): the same
+   sums. Returns 0, with nothing written, when width is over BNDK_POOLED_MAX_WIDTH; else 1. */
+int bndk_conv_bias_gradients_pooled(bndk_pooled_gradient dy, int64_t samples, int64_t per_group, int64_t channels,
+                                    int64_t height, int64_t width, float *db, int64_t db_stride);
+
 /* ---- AvgPool2d, 2×2 windows, stride 2, over `planes` planes height × width (any parity) ---- */
 
 /* y = each window's mean: ((x00 + x01) + x10) + x11, divided by 4. With `rectify`, each x is first
