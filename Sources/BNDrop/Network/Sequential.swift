@@ -367,9 +367,13 @@ public final class Sequential {
             let inputOf = followsFoldedReLU(index) ? index - 1 : index
             let needInput = inputOf > firstTrainable || gradInput != nil
             let destination = inputOf == 0 ? direct : nil
-            let next = try through.map {
-                try layer.backward(through: $0, gradient, batch: batch, needInputGradient: needInput, into: destination)
-            } ?? layer.backward(gradient, batch: batch, needInputGradient: needInput, into: destination)
+            let next: UnsafePointer<Float>?
+            if let pool = through {
+                next = try layer.backward(through: pool, gradient, batch: batch, needInputGradient: needInput,
+                                          into: destination)
+            } else {
+                next = try layer.backward(gradient, batch: batch, needInputGradient: needInput, into: destination)
+            }
             guard let next, needInput else { break }
             gradient = next
             index -= 1
