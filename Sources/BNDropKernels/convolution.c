@@ -218,25 +218,18 @@ static inline __attribute__((always_inline)) void pack_output_gradient(const lay
 // pack_output_gradient for an output gradient given as the gradient of the 2×2 average pooling after the
 // convolution (`pooled`: one sample's O planes ⌊OH/2⌋ × ⌊OW/2⌋), through the ReLU between them when
 // `relu_input` (the sample's output, O × OH × OW) is not NULL: each row as bndk_avgpool2_backward writes
-// it (pool_backward_row; 0 in an odd last row or column), the same bits, never written whole.
+// it (pool_backward_plane_row; 0 in an odd last row or column), the same bits, never written whole.
 static inline __attribute__((always_inline)) void pack_pooled_gradient(const layout *g, const float *pooled,
                                                                        const float *relu_input, float *dys) {
-    const int64_t ph = g->OH / 2, pw = g->OW / 2;
+    const int64_t pooled_plane = (g->OH / 2) * (g->OW / 2), plane = g->OH * g->OW;
     for (int64_t o = 0; o < g->O; o++) {
         float *row = dys + o * g->row;
         zero_floats(row, g->margin);
         for (int64_t oy = 0; oy < g->OH; oy++) {
             float *dst = row + g->margin + oy * g->Wq;
-            if (oy >= 2 * ph) {
-                zero_floats(dst, g->Wq);
-                continue;
-            }
-            const float *from = pooled + (o * ph + oy / 2) * pw;
-            if (relu_input)
-                pool_backward_row(from, pw, relu_input + (o * g->OH + oy) * g->OW, dst, 1);
-            else
-                pool_backward_row(from, pw, NULL, dst, 0);
-            zero_floats(dst + 2 * pw, g->Wq - 2 * pw);
+            pool_backward_plane_row(pooled + o * pooled_plane, relu_input ? relu_input + o * plane : NULL, g->OH, g->OW,
+                                    oy, dst);
+            zero_floats(dst + g->OW, g->Wq - g->OW);
         }
         zero_floats(row + g->margin + g->OH * g->Wq, g->row - g->margin - g->OH * g->Wq);
     }
@@ -597,24 +590,16 @@ static inline __attribute__((always_inline)) void pooled_bias_chains(bndk_pooled
                                                                      int64_t per_group, int64_t channels,
                                                                      int64_t height, int64_t width, int64_t o,
                                                                      float *db, int64_t db_stride) {
-    const int64_t ph = height / 2, pw = width / 2, pooled_size = channels * ph * pw, size = channels * height * width;
+    const int64_t pooled_plane = (height / 2) * (width / 2), plane = height * width;
     float sums[8], rows[8][BNDK_POOLED_MAX_WIDTH];
     for (int t = 0; t < G; t++) sums[t] = 0;
     for (int64_t j = 0; j < count; j++)
         for (int64_t y = 0; y < height; y++) {
             for (int t = 0; t < G; t++) {
                 const int64_t n = t * per_group + j;
-                float *dst = rows[t];
-                if (y >= 2 * ph) {
-                    memset(dst, 0, (size_t)width * sizeof(float));
-                    continue;
-                }
-                const float *from = dy.pooled + n * pooled_size + (o * ph + y / 2) * pw;
-                if (dy.relu_input)
-                    pool_backward_row(from, pw, dy.relu_input + n * size + (o * height + y) * width, dst, 1);
-                else
-                    pool_backward_row(from, pw, NULL, dst, 0);
-                if (width & 1) dst[width - 1] = 0;
+                pool_backward_plane_row(dy.pooled + (n * channels + o) * pooled_plane,
+                                        dy.relu_input ? dy.relu_input + (n * channels + o) * plane : NULL, height,
+                                        width, y, rows[t]);
             }
             for (int64_t i = 0; i < width; i++)
                 for (int t = 0; t < G; t++) sums[t] += rows[t][i];
@@ -622,46 +607,55 @@ static inline __attribute__((always_inline)) void pooled_bias_chains(bndk_pooled
     for (int t = 0; t < G; t++) db[t * db_stride + o] = sums[t];
 }
 
+// The G groups from group `group` on (`count` samples each): bias_chains on dy as it is (`pooled` NULL), or
+// pooled_bias_chains through the pooling after the convolution.
+static inline __attribute__((always_inline)) void group_bias_chains(const float *dy, const bndk_pooled_gradient *pooled,
+                                                                    int G, int64_t group, int64_t count,
+                                                                    int64_t per_group, int64_t channels,
+                                                                    int64_t height, int64_t width, float *db,
+                                                                    int64_t db_stride) {
+    const int64_t first = group * per_group, plane = height * width;
+    for (int64_t o = 0; o < channels; o++) {
+        if (pooled) {
+            const bndk_pooled_gradient part = {
+                pooled->pooled + first * channels * (height / 2) * (width / 2),
+                pooled->relu_input ? pooled->relu_input + first * channels * plane : NULL};
+            pooled_bias_chains(part, G, count, per_group, channels, height, width, o, db + group * db_stride, db_stride);
+        } else {
+            bias_chains(dy + first * channels * plane, G, count, per_group, channels * plane, plane, o,
+                        db + group * db_stride, db_stride);
+        }
+    }
+}
+
+// bndk_conv_bias_gradients and its form through the pooling: the full groups 8 at a time, then the rest
+// (the last one may be short) one by one.
+static inline __attribute__((always_inline)) void bias_gradients(const float *dy, const bndk_pooled_gradient *pooled,
+                                                                 int64_t samples, int64_t per_group, int64_t channels,
+                                                                 int64_t height, int64_t width, float *db,
+                                                                 int64_t db_stride) {
+    const int64_t full = samples / per_group;
+    int64_t group = 0;
+    for (; group + 8 <= full; group += 8)
+        group_bias_chains(dy, pooled, 8, group, per_group, per_group, channels, height, width, db, db_stride);
+    for (; group * per_group < samples; group++) {
+        const int64_t count = samples - group * per_group < per_group ? samples - group * per_group : per_group;
+        group_bias_chains(dy, pooled, 1, group, count, per_group, channels, height, width, db, db_stride);
+    }
+}
+
 BNDK_CLONES
 int bndk_conv_bias_gradients_pooled(bndk_pooled_gradient dy, int64_t samples, int64_t per_group, int64_t channels,
                                     int64_t height, int64_t width, float *db, int64_t db_stride) {
     if (width > BNDK_POOLED_MAX_WIDTH) return 0;
-    const int64_t full = samples / per_group;
-    const int64_t pooled_size = channels * (height / 2) * (width / 2), size = channels * height * width;
-    int64_t group = 0;
-    for (; group + 8 <= full; group += 8) {
-        const bndk_pooled_gradient part = {dy.pooled + group * per_group * pooled_size,
-                                           dy.relu_input ? dy.relu_input + group * per_group * size : NULL};
-        for (int64_t o = 0; o < channels; o++)
-            pooled_bias_chains(part, 8, per_group, per_group, channels, height, width, o, db + group * db_stride,
-                               db_stride);
-    }
-    for (; group * per_group < samples; group++) {
-        const int64_t count = samples - group * per_group < per_group ? samples - group * per_group : per_group;
-        const bndk_pooled_gradient part = {dy.pooled + group * per_group * pooled_size,
-                                           dy.relu_input ? dy.relu_input + group * per_group * size : NULL};
-        for (int64_t o = 0; o < channels; o++)
-            pooled_bias_chains(part, 1, count, per_group, channels, height, width, o, db + group * db_stride,
-                               db_stride);
-    }
+    bias_gradients(NULL, &dy, samples, per_group, channels, height, width, db, db_stride);
     return 1;
 }
 
 BNDK_CLONES
 void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_group, int64_t channels,
                               int64_t plane, float *db, int64_t db_stride) {
-    const int64_t sample_size = channels * plane, full = samples / per_group;
-    int64_t group = 0;
-    for (; group + 8 <= full; group += 8)
-        for (int64_t o = 0; o < channels; o++)
-            bias_chains(dy + group * per_group * sample_size, 8, per_group, per_group, sample_size, plane, o,
-                        db + group * db_stride, db_stride);
-    for (; group * per_group < samples; group++) {
-        const int64_t count = samples - group * per_group < per_group ? samples - group * per_group : per_group;
-        for (int64_t o = 0; o < channels; o++)
-            bias_chains(dy + group * per_group * sample_size, 1, count, per_group, sample_size, plane, o,
-                        db + group * db_stride, db_stride);
-    }
+    bias_gradients(dy, NULL, samples, per_group, channels, 1, plane, db, db_stride);  // (planes as one row)
 }
 
 // bndk_conv_backward with the output gradient as it is (`pooled` NULL) or through the pooling after the

@@ -58,20 +58,11 @@ void bndk_avgpool2_forward(const float *x, float *y, int64_t planes, int64_t hei
 static inline __attribute__((always_inline)) void pool_backward(const float *restrict dy, const float *restrict x,
                                                                 float *restrict dx, int64_t planes, int64_t height,
                                                                 int64_t width, const int rectify) {
-    const int64_t oh = height / 2, ow = width / 2;
-    for (int64_t p = 0; p < planes; p++) {
-        const float *src = dy + p * oh * ow;
-        float *dst = dx + p * height * width;
-        const float *plane_mask = rectify ? x + p * height * width : NULL;
-        for (int64_t oy = 0; oy < oh; oy++) {
-            float *top = dst + 2 * oy * width, *bottom = top + width;
-            const float *row = src + oy * ow;
-            pool_backward_row(row, ow, rectify ? plane_mask + 2 * oy * width : NULL, top, rectify);
-            pool_backward_row(row, ow, rectify ? plane_mask + (2 * oy + 1) * width : NULL, bottom, rectify);
-            if (width & 1) top[width - 1] = bottom[width - 1] = 0;
-        }
-        if (height & 1) memset(dst + (height - 1) * width, 0, (size_t)width * sizeof(float));
-    }
+    const int64_t plane = height * width;
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t y = 0; y < height; y++)
+            pool_backward_plane_row(dy + p * (height / 2) * (width / 2), rectify ? x + p * plane : NULL, height, width,
+                                    y, dx + p * plane + y * width);
 }
 
 BNDK_CLONES

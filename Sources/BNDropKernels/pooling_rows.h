@@ -1,4 +1,4 @@
-// AvgPool2d's backward (2×2 windows, stride 2) for one input row, shared by pooling.c and the direct
+// AvgPool2d's backward (2×2 windows, stride 2) one input row at a time, shared by pooling.c and the direct
 // convolution's backward through the pooling after it (convolution.c).
 #ifndef BNDROP_KERNELS_POOLING_ROWS_H
 #define BNDROP_KERNELS_POOLING_ROWS_H
@@ -43,5 +43,24 @@ static inline __attribute__((always_inline)) void pool_backward_row(const float 
     }
 }
 
+// Row y of one plane's input gradient (`height` × `width`, every column): from the plane's output gradient
+// `pooled` (⌊height/2⌋ × ⌊width/2⌋), through the ReLU where `mask` (the plane's ReLU input) is not NULL;
+// 0 in an odd last row or column. What bndk_avgpool2_backward writes, one row at a time: pooling.c's
+// backward, and the direct convolution's backward through the pooling after it (convolution.c).
+static inline __attribute__((always_inline)) void pool_backward_plane_row(const float *restrict pooled,
+                                                                          const float *restrict mask, int64_t height,
+                                                                          int64_t width, int64_t y,
+                                                                          float *restrict out) {
+    if (y >= height / 2 * 2) {
+        memset(out, 0, (size_t)width * sizeof(float));
+        return;
+    }
+    const float *row = pooled + y / 2 * (width / 2);
+    if (mask)
+        pool_backward_row(row, width / 2, mask + y * width, out, 1);
+    else
+        pool_backward_row(row, width / 2, NULL, out, 0);
+    if (width & 1) out[width - 1] = 0;
+}
 
 #endif
