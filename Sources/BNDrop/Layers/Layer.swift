@@ -142,6 +142,16 @@ public class Layer {
     /// `gradOutput`, so the caller compares the pointer returned with `destination`.
     public final func backward(_ gradOutput: UnsafePointer<Float>, batch: Int, needInputGradient: Bool,
                                into destination: UnsafeMutablePointer<Float>? = nil) throws -> UnsafePointer<Float>? {
+        try withLastForward(batch: batch, needInputGradient: needInputGradient, into: destination) { input in
+            try computeBackward(gradOutput, input: input, batch: batch, needInputGradient: needInputGradient)
+        }
+    }
+
+    /// What every backward does around its kernel: checks that a forward of `batch` samples ran, lends
+    /// `destination` to the input gradient for the call, and runs `kernel` on that forward's input.
+    private func withLastForward(batch: Int, needInputGradient: Bool, into destination: UnsafeMutablePointer<Float>?,
+                                 _ kernel: (UnsafePointer<Float>) throws -> UnsafePointer<Float>?) throws
+        -> UnsafePointer<Float>? {
         guard let last = lastForward else {
             throw BNDError.state("\(typeName): backward called before forward")
         }
@@ -150,7 +160,7 @@ public class Layer {
         }
         gradInput.borrowed = needInputGradient ? destination : nil
         defer { gradInput.borrowed = nil }
-        return try computeBackward(gradOutput, input: last.input, batch: batch, needInputGradient: needInputGradient)
+        return try kernel(last.input)
     }
 
     // MARK: Backward through the pooling after
@@ -166,19 +176,13 @@ public class Layer {
     final func backward(through pool: AvgPool2d, _ poolGradient: UnsafePointer<Float>, batch: Int,
                         needInputGradient: Bool, into destination: UnsafeMutablePointer<Float>?) throws
         -> UnsafePointer<Float>? {
-        guard let last = lastForward else {
-            throw BNDError.state("\(typeName): backward called before forward")
+        try withLastForward(batch: batch, needInputGradient: needInputGradient, into: destination) { input in
+            guard takesGradient(through: pool) else {
+                throw BNDError.internalError("\(typeName) cannot take the gradient of the pooling after it")
+            }
+            return try computeBackward(through: pool, poolGradient, input: input, batch: batch,
+                                       needInputGradient: needInputGradient)
         }
-        guard last.batch == batch else {
-            throw BNDError.shape("\(typeName): backward batch \(batch) differs from the forward batch \(last.batch)")
-        }
-        guard takesGradient(through: pool) else {
-            throw BNDError.internalError("\(typeName) cannot take the gradient of the pooling after it")
-        }
-        gradInput.borrowed = needInputGradient ? destination : nil
-        defer { gradInput.borrowed = nil }
-        return try computeBackward(through: pool, poolGradient, input: last.input, batch: batch,
-                                   needInputGradient: needInputGradient)
     }
 
     /// The layer's backward kernel through `pool` (only where `takesGradient(through:)`).
