@@ -33,9 +33,10 @@ OUT := .build/c
 # Debian packages the project needs: OpenBLAS (GEMM), zlib (gzip IDX files), cJSON (the C test reads
 # a golden network's JSON), Fashion-MNIST (default data), gnuplot (plots); numpy, pytest and pip (with
 # setuptools and wheel, to test `pip install` offline) for Debian's python3, which runs the Python
-# binding's tests (python-test).
+# binding's tests (python-test); SIMDe (header-only AVX-512 emulation: kernel-isa-test runs the
+# AVX-512 kernels with it on CPUs without AVX-512).
 APT_PACKAGES := libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist gnuplot-nox \
-                python3-numpy python3-pytest python3-pip python3-venv
+                python3-numpy python3-pytest python3-pip python3-venv libsimde-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test swift-test c-test header-test checkpoint-test kernel-isa-test python-test examples run-examples demo \
@@ -97,7 +98,8 @@ header-test: build | $(OUT)
 	$(OUT)/header_test_c
 
 # The kernels (Sources/BNDropKernels) built as the library builds them and once per instruction set
-# (baseline x86-64, AVX2, AVX-512), each run on fixed inputs against scalar references, and their
+# (baseline x86-64, AVX2, AVX-512, and AVX-512 emulated on AVX2 through SIMDe, which runs on any
+# x86-64 CPU with AVX2), each run on fixed inputs against scalar references, and their
 # results compared bit for bit (Tests/kernels/isa_check.sh): the library ships all those clones, but a
 # machine loads one. With the toolchain's clang, as SwiftPM compiles them.
 KERNEL_CC ?= $(TOOLCHAIN_BIN)/clang

@@ -47,7 +47,7 @@ enum { LANES = 16, VECTORS = 4, MAX_GROUP = 4, NARROW_OUT = 2, NARROW_TAPS = 2, 
 // from the instruction set of a build for one).
 static int halves_registers(void) {
 #if defined(BNDK_NO_CLONES)
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__) && !defined(BNDK_EMULATED_AVX512)
     return 1;
 #else
     return 0;
@@ -64,7 +64,7 @@ static int wide_registers(void) {
 #if defined(BNDK_NO_CLONES)
     // A build for one instruction set (sanitizers, Tests/kernels/isa_check.sh): that set's registers, so
     // a build for AVX2 run on an AVX-512 CPU blocks as it would on an AVX2 one.
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(BNDK_EMULATED_AVX512)
     return 1;
 #else
     return 0;

@@ -4,7 +4,9 @@
 // The clone the loader picks: target_clones tries the listed targets from the most capable down, with
 // the same CPU tests as these. A build for one instruction set (BNDK_NO_CLONES) names that set.
 const char *bndk_instruction_set(void) {
-#if defined(BNDK_NO_CLONES) && defined(__AVX512F__)
+#if defined(BNDK_NO_CLONES) && defined(BNDK_EMULATED_AVX512)
+    return "avx512-emulated";
+#elif defined(BNDK_NO_CLONES) && defined(__AVX512F__)
     return "avx512";
 #elif defined(BNDK_NO_CLONES) && defined(__AVX2__)
     return "avx2";

@@ -220,9 +220,15 @@ void bndk_pack_rows(const float *restrict a, int64_t rows, int64_t columns, int 
 }
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#if defined(BNDK_EMULATED_AVX512)
+// Tests/kernels/isa_check.sh's build that runs this AVX-512 code on a CPU without it: the intrinsics
+// emulated (Tests/kernels/emulated_avx512), the functions compiled for that build's AVX2.
+#include "emulated_avx512.h"
+#define SPARSE_TARGET
+#else
 #include <immintrin.h>
-
 #define SPARSE_TARGET __attribute__((target("avx512f,avx512vl,popcnt")))
+#endif
 
 enum { MAX_VECTORS = 8 };  // 16 · MAX_VECTORS = SPARSE_MAX_WIDTH
 
@@ -232,6 +238,9 @@ static inline __mmask16 first_lanes(int64_t lanes) {
 }
 
 static int avx512_available(void) {
+#if defined(BNDK_EMULATED_AVX512)
+    return 1;
+#endif
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("popcnt");
 }

@@ -779,7 +779,9 @@ static void check_pool(int64_t planes, int64_t height, int64_t width) {
 /* ---- The instruction set this program was built for ---- */
 
 static const char *built_for(void) {
-#if defined(BNDK_NO_CLONES) && defined(__AVX512F__)
+#if defined(BNDK_NO_CLONES) && defined(BNDK_EMULATED_AVX512)
+    return "avx512-emulated";
+#elif defined(BNDK_NO_CLONES) && defined(__AVX512F__)
     return "avx512";
 #elif defined(BNDK_NO_CLONES) && defined(__AVX2__)
     return "avx2";

@@ -12,7 +12,7 @@
 # build this CPU can run must print the same hashes; the convolution's lines are compared among the builds with fused multiply-adds only (AVX2,
 # AVX-512, clones here), as bndrop_kernels.h documents. Builds this CPU cannot run are reported as
 # skipped (exit status 77 of the program); the baseline and AVX2 builds run on every x86-64 machine
-# this project supports.
+# this project supports, and avx512_emulated on every one with AVX2.
 set -euo pipefail
 cc=${1:?usage: isa_check.sh CC OUTDIR}
 out=${2:?usage: isa_check.sh CC OUTDIR}
@@ -25,13 +25,22 @@ if [ "$(uname -m)" != x86_64 ]; then
     exit 0
 fi
 
-builds=(clones baseline avx2 avx512)
+# avx512_emulated: linear.c's hand-written AVX-512 kernels and the convolution's AVX-512 blocking, on
+# this CPU's AVX2 with the AVX-512 intrinsics emulated (SIMDe, Debian's libsimde-dev, and the few it
+# lacks: emulated_avx512/emulated_avx512.h). It runs on every CPU with AVX2, so the code users with
+# AVX-512 get is checked here too when this CPU has none (the avx512 build is then skipped).
+builds=(clones baseline avx2 avx512 avx512_emulated)
 declare -A flags=(
     [clones]=""
     [baseline]="-DBNDK_NO_CLONES -march=x86-64"
     [avx2]="-DBNDK_NO_CLONES -march=x86-64-v3"
     [avx512]="-DBNDK_NO_CLONES -march=x86-64-v4"
+    [avx512_emulated]="-DBNDK_NO_CLONES -DBNDK_EMULATED_AVX512 -march=x86-64-v3 -I$here/emulated_avx512 -Wno-psabi"
 )
+if [ ! -f /usr/include/simde/x86/avx512.h ]; then
+    echo "isa_check: SIMDe's headers are missing (Debian's libsimde-dev; make deps installs it)" >&2
+    exit 1
+fi
 ran=()
 for b in "${builds[@]}"; do
     # shellcheck disable=SC2086
