@@ -396,5 +396,26 @@ test-valgrind: build $(SAN_OUT)/no_alloc_tests.c
 # Everything: `make test`, then the sanitizer, valgrind and fuzzing runs. Not in `make test` (CI): the
 # two instrumented library builds take minutes when cold, the ASan runs of the examples and valgrind a
 # few minutes more, and the fuzzers' 20 s each add a minute; together several times make test's ~2 min.
-check-all: test test-asan test-tsan test-tsan-pool test-valgrind fuzz-smoke
-	@echo "check-all: make test, ASan+UBSan, TSan (with the pool regression runs), valgrind and the fuzz smoke runs all passed"
+# ============================== The AVX-512 code paths on a CPU without AVX-512 ==============================
+# The whole library built with its kernels for AVX2 and linear.c's AVX-512 code on emulated intrinsics
+# (Tests/kernels/emulated_avx512, as kernel-isa-test's avx512_emulated build), in its own scratch folder,
+# then the C ABI suite (every golden case included) against it: the Swift code's AVX-512 choices (the
+# sparse product through a ReLU in blocks, groups of 128 rows) run here too, on a CPU without AVX-512.
+# Not part of `make test` (a second release build takes minutes); check-all runs it.
+EMULATED_SCRATCH ?= .build-avx512-emulated
+EMULATED_BUILD := $(EMULATED_SCRATCH)/release
+EMULATED_AVX512_FLAGS := -Xcc -DBNDK_NO_CLONES -Xcc -DBNDK_EMULATED_AVX512 -Xcc -march=x86-64-v3 \
+                         -Xcc -I$(abspath Tests/kernels/emulated_avx512) -Xcc -Wno-psabi
+
+.PHONY: test-avx512-emulated
+test-avx512-emulated: deps | $(OUT)
+	$(SWIFT) build -c release --product bndrop --scratch-path $(EMULATED_SCRATCH) $(EMULATED_AVX512_FLAGS)
+	ln -sfn libbndrop.so $(EMULATED_BUILD)/$(SONAME)
+	@grep -q avx512-emulated $(EMULATED_BUILD)/libbndrop.so || { echo "test-avx512-emulated: the library was not built with the emulation"; exit 1; }
+	$(CC) $(CFLAGS) -pthread -DBNDROP_HEADER_PATH='"$(abspath include/bndrop.h)"' -o $(OUT)/test_capi_avx512_emulated \
+	  $(C_TEST_SRC) -L$(EMULATED_BUILD) -Wl,-rpath,$(abspath $(EMULATED_BUILD)) -lbndrop -lcjson -lopenblas -lm
+	BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(OUT)/test_capi_avx512_emulated $(GOLDEN_DIR)
+	@echo "test-avx512-emulated: the C ABI suite passed on the AVX-512 code paths (emulated)"
+
+check-all: test test-asan test-tsan test-tsan-pool test-valgrind fuzz-smoke test-avx512-emulated
+	@echo "check-all: make test, ASan+UBSan, TSan (with the pool regression runs), valgrind, the fuzz smoke runs and the emulated AVX-512 paths all passed"

@@ -122,13 +122,14 @@ public struct RuntimeInfo: Equatable, Sendable {
     /// Floats in one vector register the CPU offers (`CPUFeatures.simdWidth`).
     public var simdWidth: Int { cpu.simdWidth }
     /// The instruction set of bndrop's own C kernels (`Sources/BNDropKernels`), the best of their builds
-    /// the CPU runs: "avx512", "avx2" or "baseline".
+    /// the CPU runs: "avx512", "avx2" or "baseline" ("avx512-emulated" in the test build that runs the
+    /// AVX-512 code paths on AVX2: `make test-avx512-emulated`).
     public var kernelInstructionSet: String { String(cString: bndk_instruction_set()) }
     /// Floats per vector of those kernels: 16, 8 or 4.
     public var kernelSimdWidth: Int {
         switch kernelInstructionSet {
         case "avx512": return 16
-        case "avx2": return 8
+        case "avx2", "avx512-emulated": return 8
         default: return 4
         }
     }
