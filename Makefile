@@ -399,9 +399,10 @@ test-valgrind: build $(SAN_OUT)/no_alloc_tests.c
 # ============================== The AVX-512 code paths on a CPU without AVX-512 ==============================
 # The whole library built with its kernels for AVX2 and linear.c's AVX-512 code on emulated intrinsics
 # (Tests/kernels/emulated_avx512, as kernel-isa-test's avx512_emulated build), in its own scratch folder,
-# then the C ABI suite (every golden case included) against it: the Swift code's AVX-512 choices (the
-# sparse product through a ReLU in blocks, groups of 128 rows) run here too, on a CPU without AVX-512.
-# Not part of `make test` (a second release build takes minutes); check-all runs it.
+# then the C ABI suite (every golden case included) and the Swift tests (determinism across thread
+# counts included) against it: the Swift code's AVX-512 choices (the sparse product through a ReLU in
+# blocks, groups of 128 rows) run here too, on a CPU without AVX-512. Not part of `make test` (a second
+# release build and test build take about 5 minutes cold); check-all runs it.
 EMULATED_SCRATCH ?= .build-avx512-emulated
 EMULATED_BUILD := $(EMULATED_SCRATCH)/release
 EMULATED_AVX512_FLAGS := -Xcc -DBNDK_NO_CLONES -Xcc -DBNDK_EMULATED_AVX512 -Xcc -march=x86-64-v3 \
@@ -415,7 +416,9 @@ test-avx512-emulated: deps | $(OUT)
 	$(CC) $(CFLAGS) -pthread -DBNDROP_HEADER_PATH='"$(abspath include/bndrop.h)"' -o $(OUT)/test_capi_avx512_emulated \
 	  $(C_TEST_SRC) -L$(EMULATED_BUILD) -Wl,-rpath,$(abspath $(EMULATED_BUILD)) -lbndrop -lcjson -lopenblas -lm
 	BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(OUT)/test_capi_avx512_emulated $(GOLDEN_DIR)
-	@echo "test-avx512-emulated: the C ABI suite passed on the AVX-512 code paths (emulated)"
+	BNDROP_GOLDEN_DIR=$(GOLDEN_DIR) BNDROP_SAFETENSORS_DIR=$(SAFETENSORS_DIR) $(SWIFT) test -c release \
+	  --disable-testable-imports --scratch-path $(EMULATED_SCRATCH) $(EMULATED_AVX512_FLAGS)
+	@echo "test-avx512-emulated: the C ABI and Swift suites passed on the AVX-512 code paths (emulated)"
 
 check-all: test test-asan test-tsan test-tsan-pool test-valgrind fuzz-smoke test-avx512-emulated
 	@echo "check-all: make test, ASan+UBSan, TSan (with the pool regression runs), valgrind, the fuzz smoke runs and the emulated AVX-512 paths all passed"
