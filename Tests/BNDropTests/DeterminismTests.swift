@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @_spi(Testing) import BNDrop
 
@@ -138,6 +139,69 @@ final class DeterminismTests: XCTestCase {
         // (At least 20 regions, up to 200 until the worker has taken a task: one that never took any in
         // 200 regions of 1.3 ms would be a pool fault of its own.)
         XCTAssertTrue(sawWorker, "the worker took no task in 200 regions")
+    }
+
+    /// Losses large enough for the thread pool (cross-entropy over 4,000 × 100 logits, MSE over 300,000
+    /// elements: several tasks each) give the same loss and gradient bits for every thread count, and
+    /// agree with a plain double-precision computation.
+    func testLargeLossesAreBitIdenticalForAnyThreadCount() throws {
+        let batch = 4000, classes = 100, count = 300_000
+        XCTAssertTrue(Loss.crossEntropyTasks(batch: batch, classes: classes).parallel)
+        XCTAssertGreaterThan(Loss.crossEntropyTasks(batch: batch, classes: classes).tasks, 4)
+        XCTAssertTrue(Loss.mseTasks(count: count).parallel)
+        // One task for the article's batches; never more than 64 (the partials stay on the stack).
+        XCTAssertEqual(Loss.crossEntropyTasks(batch: 512, classes: 10).tasks, 1)
+        XCTAssertEqual(Loss.mseTasks(count: 50).tasks, 1)
+        XCTAssertEqual(Loss.mseTasks(count: 1 << 30).tasks, 64)
+        XCTAssertEqual(Loss.crossEntropyTasks(batch: 1 << 24, classes: 3).tasks, 64)
+        var random = SeededRandom(seed: 21)
+        let logits = (0..<(batch * classes)).map { _ in 3 * random.nextNormal() }
+        let labels = (0..<batch).map { Int32(($0 * 7) % classes) }
+        let prediction = (0..<count).map { _ in random.nextNormal() }
+        let target = (0..<count).map { _ in random.nextNormal() }
+
+        let pool = ThreadPool.shared
+        let original = pool.threadCount
+        defer { try? pool.setThreadCount(original) }
+        var reference: (crossEntropy: Float, crossEntropyGradient: [Float], mse: Float, mseGradient: [Float])?
+        for threads in [1, 2, 3, 4] {
+            try pool.setThreadCount(threads)
+            let (ce, ceGradient) = try Loss.crossEntropy(logits: logits, labels: labels, classes: classes)
+            let (mse, mseGradient) = try Loss.mse(prediction: prediction, target: target)
+            guard let r = reference else {
+                reference = (ce, ceGradient, mse, mseGradient)
+                continue
+            }
+            XCTAssertEqual(ce.bitPattern, r.crossEntropy.bitPattern, "cross-entropy, \(threads) threads")
+            XCTAssertTrue(ceGradient.map(\.bitPattern) == r.crossEntropyGradient.map(\.bitPattern),
+                          "cross-entropy gradient, \(threads) threads")
+            XCTAssertEqual(mse.bitPattern, r.mse.bitPattern, "MSE, \(threads) threads")
+            XCTAssertTrue(mseGradient.map(\.bitPattern) == r.mseGradient.map(\.bitPattern), "MSE gradient, \(threads) threads")
+        }
+        guard let r = reference else { return XCTFail("no reference") }
+
+        // The values themselves, against double precision throughout.
+        var total = 0.0, worstGradient = 0.0
+        for n in 0..<batch {
+            let row = logits[(n * classes)..<((n + 1) * classes)].map(Double.init)
+            let top = row.max()!
+            let sum = row.reduce(0) { $0 + Foundation.exp($1 - top) }
+            total += top + Foundation.log(sum) - row[Int(labels[n])]
+            for c in 0..<classes {
+                let expected = (Foundation.exp(row[c] - top) / sum - (c == Int(labels[n]) ? 1 : 0)) / Double(batch)
+                worstGradient = max(worstGradient, abs(Double(r.crossEntropyGradient[n * classes + c]) - expected))
+            }
+        }
+        XCTAssertEqual(Double(r.crossEntropy), total / Double(batch), accuracy: 1e-5 * total / Double(batch))
+        XCTAssertLessThan(worstGradient, 1e-6 / Double(batch))
+        var squares = 0.0, gradientMismatches = 0
+        for i in 0..<count {
+            let d = Double(prediction[i] - target[i])
+            squares += d * d
+            if r.mseGradient[i] != 2 / Float(count) * (prediction[i] - target[i]) { gradientMismatches += 1 }
+        }
+        XCTAssertEqual(gradientMismatches, 0)
+        XCTAssertEqual(Double(r.mse), squares / Double(count), accuracy: 1e-6 * squares / Double(count))
     }
 
     func testThreadCountIsValidated() throws {

@@ -40,6 +40,8 @@ public final class Sequential {
     private let inputCopy = FloatBuffer()
     /// The loss gradient of a training step (`TrainStep.swift`).
     let lossGradient = FloatBuffer()
+    /// The loss's tasks for the training steps and `evaluate` (`Loss.swift`).
+    let lossKernels = LossKernels()
     /// What a training step puts back when it fails (`StepSnapshot.swift`); built by the first step.
     var stepSnapshot: StepSnapshot?
     private var training = true

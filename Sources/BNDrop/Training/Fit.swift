@@ -153,7 +153,8 @@ public func evaluate(network: Sequential, data: Dataset, batchSize: Int = 256,
         case .crossEntropy:
             guard let allLabels = data.labels else { throw BNDError.internalError("classification data without labels") }
             let labels = allLabels + start
-            let value = try Loss.crossEntropy(logits: out, labels: labels, batch: size, classes: outputs, gradient: nil)
+            let value = try Loss.crossEntropy(logits: out, labels: labels, batch: size, classes: outputs, gradient: nil,
+                                              using: network.lossKernels)
             total += Double(value) * Double(size)
             for n in 0..<size {
                 let row = out + n * outputs
@@ -164,7 +165,7 @@ public func evaluate(network: Sequential, data: Dataset, batchSize: Int = 256,
         case .mse:
             guard let targets = data.targets else { throw BNDError.internalError("regression data without targets") }
             let value = try Loss.mse(prediction: out, target: targets + start * data.targetCount,
-                                     count: size * data.targetCount, gradient: nil)
+                                     count: size * data.targetCount, gradient: nil, using: network.lossKernels)
             total += Double(value) * Double(size)
         }
         start += size

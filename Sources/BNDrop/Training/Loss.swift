@@ -23,23 +23,44 @@ public enum Loss: Int32, Sendable {
     ///   - logits: batch×classes values.
     ///   - labels: batch labels in [0, classes).
     ///   - gradient: if non-nil, receives (softmax − onehot)/batch (batch×classes values).
+    ///
+    /// Large batches run on the thread pool (`LossKernels`); the result has the same bits for every
+    /// thread count.
     public static func crossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
                                     classes: Int, gradient: UnsafeMutablePointer<Float>?) throws -> Float {
+        try crossEntropy(logits: logits, labels: labels, batch: batch, classes: classes, gradient: gradient, using: nil)
+    }
+
+    /// `crossEntropy` with a caller's kernels (a network's: no allocation after its first call at a
+    /// size), or nil for kernels made for this call when it has more than one task.
+    static func crossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, classes: Int,
+                             gradient: UnsafeMutablePointer<Float>?, using kernels: LossKernels?) throws -> Float {
         try Checked.batch(batch, "cross_entropy batch")
         try Checked.batch(classes, "cross_entropy classes")
         _ = try Checked.multiply(batch, classes, "cross_entropy logits")
         try checkLabels(labels, batch: batch, classes: classes)
+        let call = LossKernels.CrossEntropyCall(logits: logits, labels: labels, batch: batch, classes: classes,
+                                                gradient: gradient)
+        if call.tasks == 1 { return Float(crossEntropySum(call, rows: 0..<batch) / Double(batch)) }
+        return Float((kernels ?? LossKernels()).crossEntropyTotal(call) / Double(batch))
+    }
+
+    /// The sum over `rows` of each sample's −log_softmax(logits)[label], in row order, writing those
+    /// rows' gradient when the call has one.
+    static func crossEntropySum(_ call: LossKernels.CrossEntropyCall, rows: Range<Int>) -> Double {
+        let classes = call.classes, invBatch = 1 / Double(call.batch)
         var total = 0.0
-        for n in 0..<batch {
-            let row = logits + n * classes
+        for n in rows {
+            let row = call.logits + n * classes
             var maxValue = row[0]
             for c in 1..<max(classes, 1) where row[c] > maxValue || row[c].isNaN { maxValue = row[c] }
             var sumExp = 0.0
             // Read before the gradient is written: the gradient may be the logits themselves (in place).
-            let labelLogit = row[Int(labels[n])]
+            let label = Int(call.labels[n])
+            let labelLogit = row[label]
             // With a gradient to write, each exp is kept there until the sum is known (one expf per
             // logit, not two: the same values).
-            let exps = gradient.map { $0 + n * classes }
+            let exps = call.gradient.map { $0 + n * classes }
             for c in 0..<classes {
                 let e = expf(row[c] - maxValue)
                 exps?[c] = e
@@ -48,28 +69,42 @@ public enum Loss: Int32, Sendable {
             let logSumExp = Double(maxValue) + log(sumExp)
             total += logSumExp - Double(labelLogit)
             if let out = exps {
-                let invBatch = 1 / Double(batch)
                 for c in 0..<classes {
                     let softmax = Double(out[c]) / sumExp
-                    out[c] = Float((softmax - (c == Int(labels[n]) ? 1 : 0)) * invBatch)
+                    out[c] = Float((softmax - (c == label ? 1 : 0)) * invBatch)
                 }
             }
         }
-        return Float(total / Double(batch))
+        return total
     }
 
     /// Mean over all elements of (prediction − target)²; gradient 2(prediction − target)/count.
+    /// Large counts run on the thread pool (`LossKernels`), with the same bits for every thread count.
     public static func mse(prediction: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int,
                            gradient: UnsafeMutablePointer<Float>?) throws -> Float {
+        try mse(prediction: prediction, target: target, count: count, gradient: gradient, using: nil)
+    }
+
+    /// `mse` with a caller's kernels, or nil (see `crossEntropy(…, using:)`).
+    static func mse(prediction: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int,
+                    gradient: UnsafeMutablePointer<Float>?, using kernels: LossKernels?) throws -> Float {
         try Checked.elements(count, "mse element count")
+        let call = LossKernels.MSECall(prediction: prediction, target: target, count: count, gradient: gradient)
+        if call.tasks == 1 { return Float(mseSum(call, elements: 0..<count) / Double(count)) }
+        return Float((kernels ?? LossKernels()).mseTotal(call) / Double(count))
+    }
+
+    /// The sum of the squared differences over `elements`, in order, writing their gradient when the
+    /// call has one.
+    static func mseSum(_ call: LossKernels.MSECall, elements: Range<Int>) -> Double {
         var total = 0.0
-        let scale = 2 / Float(count)
-        for i in 0..<count {
-            let d = prediction[i] - target[i]
+        let scale = 2 / Float(call.count)
+        for i in elements {
+            let d = call.prediction[i] - call.target[i]
             total += Double(d) * Double(d)
-            gradient?[i] = scale * d
+            call.gradient?[i] = scale * d
         }
-        return Float(total / Double(count))
+        return total
     }
 
     /// Array form of `crossEntropy`: returns the loss and the gradient.
@@ -105,5 +140,104 @@ public enum Loss: Int32, Sendable {
             }
         }
         return (value, gradient)
+    }
+}
+
+/// The losses split into tasks for the thread pool: fixed chunks of samples (cross-entropy, about 32K
+/// logits each) or of elements (MSE, 32K each), at most `maxTasks` of them (larger chunks beyond). Each
+/// task sums its chunk in order into its own partial and writes its chunk's gradient; the partials are
+/// then added in chunk order. The chunks depend on the sizes only, never on the thread count, so the
+/// loss and its gradient have the same bits for every thread count; a loss of one chunk (every batch of
+/// the article: 512 × 10 logits, 50 regression points) is one loop on the calling thread, summed as
+/// before. Less than `minimumParallelWork` runs on the calling thread in the same chunks. The partials
+/// live on the stack, so no call allocates; a network owns one of these (its training steps and
+/// evaluation use it), and a loss called on its own makes one.
+final class LossKernels {
+    /// The logits per cross-entropy task (whole samples: at least one), the elements per MSE task, and
+    /// the most tasks one loss splits into.
+    static let logitsPerTask = 1 << 15
+    static let elementsPerTask = 1 << 15
+    static let maxTasks = 64
+    /// The operations a logit costs (the exp, the log's share, the gradient) and an element of the MSE:
+    /// the work estimate that decides whether the tasks go to the pool.
+    static let crossEntropyOperations = 24
+    static let mseOperations = 4
+
+    static func samplesPerTask(batch: Int, classes: Int) -> Int {
+        max(1, logitsPerTask / classes, (batch + maxTasks - 1) / maxTasks)
+    }
+    static func elementsPerTask(count: Int) -> Int { max(elementsPerTask, (count + maxTasks - 1) / maxTasks) }
+    static func crossEntropyTasks(batch: Int, classes: Int) -> Int {
+        let chunk = samplesPerTask(batch: batch, classes: classes)
+        return (batch + chunk - 1) / chunk
+    }
+    static func mseTasks(count: Int) -> Int {
+        let chunk = elementsPerTask(count: count)
+        return (count + chunk - 1) / chunk
+    }
+
+    struct CrossEntropyCall {
+        let logits: UnsafePointer<Float>
+        let labels: UnsafePointer<Int32>
+        let batch: Int
+        let classes: Int
+        let gradient: UnsafeMutablePointer<Float>?
+        var samplesPerTask: Int { LossKernels.samplesPerTask(batch: batch, classes: classes) }
+        var tasks: Int { LossKernels.crossEntropyTasks(batch: batch, classes: classes) }
+    }
+
+    struct MSECall {
+        let prediction: UnsafePointer<Float>
+        let target: UnsafePointer<Float>
+        let count: Int
+        let gradient: UnsafeMutablePointer<Float>?
+        var elementsPerTask: Int { LossKernels.elementsPerTask(count: count) }
+        var tasks: Int { LossKernels.mseTasks(count: count) }
+    }
+
+    private let crossEntropyKernel = ParallelKernel<(CrossEntropyCall, UnsafeMutablePointer<Double>)> { arguments, task in
+        let (call, partials) = arguments
+        let chunk = call.samplesPerTask, first = task * chunk
+        partials[task] = Loss.crossEntropySum(call, rows: first..<min(call.batch, first + chunk))
+    }
+
+    private let mseKernel = ParallelKernel<(MSECall, UnsafeMutablePointer<Double>)> { arguments, task in
+        let (call, partials) = arguments
+        let chunk = call.elementsPerTask, first = task * chunk
+        partials[task] = Loss.mseSum(call, elements: first..<min(call.count, first + chunk))
+    }
+
+    /// The sum of every sample's loss (the chunks' partials in order); writes the gradient if asked.
+    func crossEntropyTotal(_ call: CrossEntropyCall) -> Double {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: LossKernels.maxTasks) { partials in
+            crossEntropyKernel.run(call.tasks, (call, partials.baseAddress!),
+                                   work: call.batch &* call.classes &* LossKernels.crossEntropyOperations)
+            return partials.prefix(call.tasks).reduce(0, +)
+        }
+    }
+
+    /// The sum of the squared differences (the chunks' partials in order); writes the gradient if asked.
+    func mseTotal(_ call: MSECall) -> Double {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: LossKernels.maxTasks) { partials in
+            mseKernel.run(call.tasks, (call, partials.baseAddress!), work: call.count &* LossKernels.mseOperations)
+            return partials.prefix(call.tasks).reduce(0, +)
+        }
+    }
+}
+
+// MARK: - For tests (SPI, not API)
+
+extension Loss {
+    /// The tasks a cross-entropy of `batch` × `classes` logits splits into, and whether they go to the
+    /// thread pool (more than one task and enough work), for tests that must exercise that path.
+    @_spi(Testing) public static func crossEntropyTasks(batch: Int, classes: Int) -> (tasks: Int, parallel: Bool) {
+        let tasks = LossKernels.crossEntropyTasks(batch: batch, classes: classes)
+        return (tasks, tasks > 1 && batch * classes * LossKernels.crossEntropyOperations >= ParallelKernel<Int>.minimumParallelWork)
+    }
+
+    /// The same for an MSE of `count` elements.
+    @_spi(Testing) public static func mseTasks(count: Int) -> (tasks: Int, parallel: Bool) {
+        let tasks = LossKernels.mseTasks(count: count)
+        return (tasks, tasks > 1 && count * LossKernels.mseOperations >= ParallelKernel<Int>.minimumParallelWork)
     }
 }

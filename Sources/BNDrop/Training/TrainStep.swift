@@ -33,7 +33,8 @@ extension Sequential {
         try checkStepInput(input, batch: batch, knownFinite: inputKnownFinite)
         try Loss.checkLabels(labels, batch: batch, classes: classes)
         return try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
-            try Loss.crossEntropy(logits: output, labels: labels, batch: batch, classes: classes, gradient: gradient)
+            try Loss.crossEntropy(logits: output, labels: labels, batch: batch, classes: classes, gradient: gradient,
+                                   using: lossKernels)
         }
     }
 
@@ -44,7 +45,8 @@ extension Sequential {
         _ = try Checked.blasInt(batch, outputCount, "targets for a batch of \(batch)")
         try Checked.allFinite(targets, batch * outputCount, "targets")
         return try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
-            try Loss.mse(prediction: output, target: targets, count: batch * outputCount, gradient: gradient)
+            try Loss.mse(prediction: output, target: targets, count: batch * outputCount, gradient: gradient,
+                         using: lossKernels)
         }
     }
 
