@@ -455,7 +455,9 @@ BND_API void bnd_optimizer_free(bnd_optimizer *opt);
 /* ======================================= Losses ================================================= */
 
 /* Pure functions, mean reduction, as torch.nn.functional. They compute faithfully: non-finite
-   inputs give a non-finite *out_loss with BND_OK. Safe from any thread. */
+   inputs give a non-finite *out_loss with BND_OK. Safe from any thread. A large call (over about a
+   million operations: e.g. 8192 x 10 logits) runs on bndrop's threads (bnd_set_num_threads), in
+   chunks fixed by its sizes: the loss and gradient have the same bits for every thread count. */
 
 /* Cross-entropy: mean over the batch of -log_softmax(logits)[label].
    logits:      in, batch x classes floats.    labels: in, batch labels in [0, classes).

@@ -31,8 +31,8 @@ public enum Loss: Int32, Sendable {
         try crossEntropy(logits: logits, labels: labels, batch: batch, classes: classes, gradient: gradient, using: nil)
     }
 
-    /// `crossEntropy` with a caller's kernels (a network's: no allocation after its first call at a
-    /// size), or nil for kernels made for this call when it has more than one task.
+    /// `crossEntropy` with a caller's kernels (a network's), or nil for kernels made for this call when
+    /// it has more than one task.
     static func crossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, classes: Int,
                              gradient: UnsafeMutablePointer<Float>?, using kernels: LossKernels?) throws -> Float {
         try Checked.batch(batch, "cross_entropy batch")
