@@ -393,9 +393,6 @@ test-valgrind: build $(SAN_OUT)/no_alloc_tests.c
 	  $(SAN_OUT)/test_capi_valgrind $(GOLDEN_DIR)
 	@echo "test-valgrind: no memcheck error"
 
-# Everything: `make test`, then the sanitizer, valgrind and fuzzing runs. Not in `make test` (CI): the
-# two instrumented library builds take minutes when cold, the ASan runs of the examples and valgrind a
-# few minutes more, and the fuzzers' 20 s each add a minute; together several times make test's ~2 min.
 # ============================== The AVX-512 code paths on a CPU without AVX-512 ==============================
 # The whole library built with its kernels for AVX2 and linear.c's AVX-512 code on emulated intrinsics
 # (Tests/kernels/emulated_avx512, as kernel-isa-test's avx512_emulated build), in its own scratch folder,
@@ -420,5 +417,9 @@ test-avx512-emulated: deps | $(OUT)
 	  --disable-testable-imports --scratch-path $(EMULATED_SCRATCH) $(EMULATED_AVX512_FLAGS)
 	@echo "test-avx512-emulated: the C ABI and Swift suites passed on the AVX-512 code paths (emulated)"
 
+# Everything: `make test`, then the sanitizer, valgrind and fuzzing runs and the emulated AVX-512 paths.
+# Not in `make test` (CI): the two instrumented library builds take minutes when cold, the ASan runs of
+# the examples and valgrind a few minutes more, the fuzzers' 20 s each add a minute, and the emulated
+# build about 5 minutes; together several times make test's few minutes.
 check-all: test test-asan test-tsan test-tsan-pool test-valgrind fuzz-smoke test-avx512-emulated
 	@echo "check-all: make test, ASan+UBSan, TSan (with the pool regression runs), valgrind, the fuzz smoke runs and the emulated AVX-512 paths all passed"
