@@ -150,23 +150,20 @@ public enum Loss: Int32, Sendable {
 /// loss and its gradient have the same bits for every thread count; a loss of one chunk (every batch of
 /// the article: 512 × 10 logits, 50 regression points) is one loop on the calling thread, summed as
 /// before. Less than `minimumParallelWork` runs on the calling thread in the same chunks. The partials
-/// live on the stack, so no call allocates; a network owns one of these (its training steps and
-/// evaluation use it), and a loss called on its own makes one.
+/// live on the stack, so a network's losses (its training steps and evaluation use the network's
+/// kernels) allocate nothing; a loss called on its own makes kernels for the call, a few objects of a
+/// fixed size.
 final class LossKernels {
-    /// The logits per cross-entropy task (whole samples: at least one), the elements per MSE task, and
-    /// the most tasks one loss splits into.
-    static let logitsPerTask = 1 << 15
-    static let elementsPerTask = 1 << 15
+    /// The fewest logits per cross-entropy task (whole samples: at least one), the fewest elements per
+    /// MSE task, and the most tasks one loss splits into.
+    static let chunkLogits = 1 << 15
+    static let chunkElements = 1 << 15
     static let maxTasks = 64
-    /// The operations a logit costs (the exp, the log's share, the gradient) and an element of the MSE:
-    /// the work estimate that decides whether the tasks go to the pool.
-    static let crossEntropyOperations = 24
-    static let mseOperations = 4
 
     static func samplesPerTask(batch: Int, classes: Int) -> Int {
-        max(1, logitsPerTask / classes, (batch + maxTasks - 1) / maxTasks)
+        max(1, chunkLogits / classes, (batch + maxTasks - 1) / maxTasks)
     }
-    static func elementsPerTask(count: Int) -> Int { max(elementsPerTask, (count + maxTasks - 1) / maxTasks) }
+    static func elementsPerTask(count: Int) -> Int { max(chunkElements, (count + maxTasks - 1) / maxTasks) }
     static func crossEntropyTasks(batch: Int, classes: Int) -> Int {
         let chunk = samplesPerTask(batch: batch, classes: classes)
         return (batch + chunk - 1) / chunk
@@ -175,6 +172,10 @@ final class LossKernels {
         let chunk = elementsPerTask(count: count)
         return (count + chunk - 1) / chunk
     }
+    /// The operations a call costs (a logit: the exp, the log's share, the gradient, about 24; an MSE
+    /// element about 4): the estimate that decides whether its tasks go to the pool.
+    static func crossEntropyWork(batch: Int, classes: Int) -> Int { batch &* classes &* 24 }
+    static func mseWork(count: Int) -> Int { count &* 4 }
 
     struct CrossEntropyCall {
         let logits: UnsafePointer<Float>
@@ -211,7 +212,7 @@ final class LossKernels {
     func crossEntropyTotal(_ call: CrossEntropyCall) -> Double {
         withUnsafeTemporaryAllocation(of: Double.self, capacity: LossKernels.maxTasks) { partials in
             crossEntropyKernel.run(call.tasks, (call, partials.baseAddress!),
-                                   work: call.batch &* call.classes &* LossKernels.crossEntropyOperations)
+                                   work: LossKernels.crossEntropyWork(batch: call.batch, classes: call.classes))
             return partials.prefix(call.tasks).reduce(0, +)
         }
     }
@@ -219,7 +220,7 @@ final class LossKernels {
     /// The sum of the squared differences (the chunks' partials in order); writes the gradient if asked.
     func mseTotal(_ call: MSECall) -> Double {
         withUnsafeTemporaryAllocation(of: Double.self, capacity: LossKernels.maxTasks) { partials in
-            mseKernel.run(call.tasks, (call, partials.baseAddress!), work: call.count &* LossKernels.mseOperations)
+            mseKernel.run(call.tasks, (call, partials.baseAddress!), work: LossKernels.mseWork(count: call.count))
             return partials.prefix(call.tasks).reduce(0, +)
         }
     }
@@ -232,12 +233,13 @@ extension Loss {
     /// thread pool (more than one task and enough work), for tests that must exercise that path.
     @_spi(Testing) public static func crossEntropyTasks(batch: Int, classes: Int) -> (tasks: Int, parallel: Bool) {
         let tasks = LossKernels.crossEntropyTasks(batch: batch, classes: classes)
-        return (tasks, tasks > 1 && batch * classes * LossKernels.crossEntropyOperations >= ParallelKernel<Int>.minimumParallelWork)
+        let work = LossKernels.crossEntropyWork(batch: batch, classes: classes)
+        return (tasks, tasks > 1 && work >= ParallelKernel<Int>.minimumParallelWork)
     }
 
     /// The same for an MSE of `count` elements.
     @_spi(Testing) public static func mseTasks(count: Int) -> (tasks: Int, parallel: Bool) {
         let tasks = LossKernels.mseTasks(count: count)
-        return (tasks, tasks > 1 && count * LossKernels.mseOperations >= ParallelKernel<Int>.minimumParallelWork)
+        return (tasks, tasks > 1 && LossKernels.mseWork(count: count) >= ParallelKernel<Int>.minimumParallelWork)
     }
 }
