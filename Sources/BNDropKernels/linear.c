@@ -221,8 +221,9 @@ void bndk_pack_rows(const float *restrict a, int64_t rows, int64_t columns, int 
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #if defined(BNDK_EMULATED_AVX512)
-// Tests/kernels/isa_check.sh's build that runs this AVX-512 code on a CPU without it: the intrinsics
-// emulated (Tests/kernels/emulated_avx512), the functions compiled for that build's AVX2.
+// The test builds that run this AVX-512 code on a CPU without it (Tests/kernels/isa_check.sh, make
+// test-avx512-emulated): the intrinsics emulated (Tests/kernels/emulated_avx512), the functions
+// compiled for those builds' AVX2.
 #include "emulated_avx512.h"
 #define SPARSE_TARGET
 #else

@@ -37,7 +37,7 @@ declare -A flags=(
     [avx512]="-DBNDK_NO_CLONES -march=x86-64-v4"
     [avx512_emulated]="-DBNDK_NO_CLONES -DBNDK_EMULATED_AVX512 -march=x86-64-v3 -I$here/emulated_avx512 -Wno-psabi"
 )
-if [ ! -f /usr/include/simde/x86/avx512.h ]; then
+if ! echo '#include <simde/x86/avx512.h>' | "$cc" -E -x c - > /dev/null 2>&1; then
     echo "isa_check: SIMDe's headers are missing (Debian's libsimde-dev; make deps installs it)" >&2
     exit 1
 fi
