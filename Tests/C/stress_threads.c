@@ -1,7 +1,8 @@
 /* Threads stress test (not part of `make test`: `make test-tsan` runs it on a ThreadSanitizer build, and
    it runs as well on a plain or ASan build). WORKERS threads each build, train (train steps, two nets'
    steps side by side, bnd_fit over their own dataset, Monte-Carlo dropout, BatchNorm folding), save and load (net and optimizer, to
-   their own temporary files) and free their own nets, round after round; meanwhile one thread hammers
+   their own temporary files) and free their own nets, and compute losses large enough for the thread
+   pool (which must give the bits computed before the threads started), round after round; meanwhile one thread hammers
    error paths (bad calls, each checked for a failure status and its own non-empty message) and one
    changes the library's thread count. Exits 1 on the first wrong result, 0 otherwise.
    Usage: stress_threads [ROUNDS] (default 10). */
@@ -94,6 +95,60 @@ done:
     return ok;
 }
 
+/* Losses large enough to run on the thread pool (cross-entropy over 8192 x 10 logits: 3 tasks; MSE
+   over 300,000 elements: 10 tasks), from every worker at once while another thread changes the thread
+   count: each loss and gradient must have the bits main computed before the threads started. */
+#define LOSS_BATCH 8192
+#define LOSS_CLASSES 10
+#define MSE_COUNT 300000
+static float *g_logits, *g_prediction, *g_target, *g_ce_gradient, *g_mse_gradient;
+static int32_t g_loss_labels[LOSS_BATCH];
+static float g_ce_loss, g_mse_loss;
+
+static int big_losses(const char *who) {
+    float *gradient = malloc(sizeof(float) * MSE_COUNT), loss = 0;
+    int ok = 0;
+    if (gradient == NULL) { fail(who, __LINE__, "malloc", BND_OK); goto done; }
+    OK(bnd_loss_cross_entropy(g_logits, g_loss_labels, LOSS_BATCH, LOSS_CLASSES, &loss, gradient));
+    if (memcmp(&loss, &g_ce_loss, sizeof loss) != 0 ||
+        memcmp(gradient, g_ce_gradient, sizeof(float) * LOSS_BATCH * LOSS_CLASSES) != 0) {
+        fail(who, __LINE__, "cross-entropy differs from the reference", BND_OK);
+        goto done;
+    }
+    OK(bnd_loss_mse(g_prediction, g_target, MSE_COUNT, &loss, gradient));
+    if (memcmp(&loss, &g_mse_loss, sizeof loss) != 0 || memcmp(gradient, g_mse_gradient, sizeof(float) * MSE_COUNT) != 0) {
+        fail(who, __LINE__, "MSE differs from the reference", BND_OK);
+        goto done;
+    }
+    ok = 1;
+done:
+    free(gradient);
+    return ok;
+}
+
+/* The losses' inputs and their reference results (before any other thread runs). */
+static int prepare_losses(void) {
+    const char *who = "main";
+    g_logits = malloc(sizeof(float) * LOSS_BATCH * LOSS_CLASSES);
+    g_ce_gradient = malloc(sizeof(float) * LOSS_BATCH * LOSS_CLASSES);
+    g_prediction = malloc(sizeof(float) * MSE_COUNT);
+    g_target = malloc(sizeof(float) * MSE_COUNT);
+    g_mse_gradient = malloc(sizeof(float) * MSE_COUNT);
+    if (!g_logits || !g_ce_gradient || !g_prediction || !g_target || !g_mse_gradient) return 0;
+    uint32_t random = 4242;
+    for (int i = 0; i < LOSS_BATCH * LOSS_CLASSES; i++) g_logits[i] = (float)(next_random(&random) & 0xFFFF) / 8192.0f - 4.0f;
+    for (int i = 0; i < LOSS_BATCH; i++) g_loss_labels[i] = (int32_t)(next_random(&random) % LOSS_CLASSES);
+    for (int i = 0; i < MSE_COUNT; i++) {
+        g_prediction[i] = (float)(next_random(&random) & 0xFFFF) / 65536.0f;
+        g_target[i] = (float)(next_random(&random) & 0xFFFF) / 65536.0f;
+    }
+    OK(bnd_loss_cross_entropy(g_logits, g_loss_labels, LOSS_BATCH, LOSS_CLASSES, &g_ce_loss, g_ce_gradient));
+    OK(bnd_loss_mse(g_prediction, g_target, MSE_COUNT, &g_mse_loss, g_mse_gradient));
+    return 1;
+done:
+    return 0;
+}
+
 /* A small CNN (conv, BatchNorm2d, pooling: the thread pool's kernels) or an MLP with dropout. */
 static bnd_status build(bnd_net **out, int cnn, uint64_t seed) {
     bnd_net *net = NULL;
@@ -184,6 +239,7 @@ static void *worker(void *arg) {
         double eval_loss = 0, accuracy = 0;
         OK(bnd_evaluate(loaded, data, BATCH, &eval_loss, &accuracy));
         if (!big_steps(who, (uint64_t)round)) goto done;
+        if (!big_losses(who)) goto done;
     done:
         bnd_loader_free(loader);
         bnd_dataset_free(data);
@@ -337,6 +393,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < BIG_BATCH; i++) g_big_labels[i] = i % 3;
     bnd_runtime_info info;
     if (bnd_get_runtime_info(&info) != BND_OK) fprintf(stderr, "note: %s\n", bnd_last_error());
+    if (!prepare_losses()) { fprintf(stderr, "stress_threads: cannot prepare the losses\n"); return 1; }
     pthread_t threads[WORKERS + 2];
     for (int i = 0; i < WORKERS; i++) pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i);
     pthread_create(&threads[WORKERS], NULL, error_hammer, NULL);
@@ -350,6 +407,7 @@ int main(int argc, char **argv) {
         remove(path);
     }
     rmdir(g_dir);
+    free(g_logits), free(g_ce_gradient), free(g_prediction), free(g_target), free(g_mse_gradient);
     int failures = atomic_load(&g_failures);
     printf("stress_threads: %d workers x %d rounds, %ld bad calls on another thread: %s\n", WORKERS, g_rounds,
            (long)atomic_load(&g_bad_calls), failures ? "FAILED" : "ok");
