@@ -280,11 +280,9 @@ AVX2_TARGET static int64_t order_rows(const float *a, int64_t a_stride, int64_t 
             keys[r] = bndk_order_key(first_vector < vectors ? 16 * first_vector : depth, listed, depth);
             continue;
         }
-        uint16_t *row_masks = NULL;
         int64_t first = depth, listed = 0;
         for (int64_t v = 0; v < vectors; v++) {
             const unsigned m = mask16(row, 16 * v, depth);
-            if (row_masks) row_masks[v] = (uint16_t)m;
             if (m && first == depth) first = 16 * v + __builtin_ctz(m);
             listed += __builtin_popcount(m);
         }
