@@ -701,6 +701,11 @@ static void check_conv(bndk_conv_shape s, int64_t count) {
              s.channels, s.height, s.width, s.out_channels, s.kernel, s.stride, s.padding);
     emit(name, h);
 
+    h = hash_start();
+    hash_floats(&h, db, (size_t)(2 * s.out_channels));
+    snprintf(name, sizeof name, "conv_bias_gradients/%" PRId64 "x%" PRId64, count, s.out_channels);
+    emit(name, h);
+
     /* Through an AvgPool2d(2) after the convolution, with the ReLU between them (its input: y) and
        without: the bits of bndk_avgpool2_backward's output gradient given to the plain kernels. */
     if (OH >= 2 && OW >= 2) {
@@ -724,16 +729,13 @@ static void check_conv(bndk_conv_shape s, int64_t count) {
                 CHECK(same_float(db2[i], db[i]), "conv_bias_gradients_pooled [%" PRId64 "]", i);
             hash_floats(&h, dw2, (size_t)wn);
             hash_floats(&h, dx2, (size_t)(count * in));
+            hash_floats(&h, db2, (size_t)(count < 2 ? count * s.out_channels : 2 * s.out_channels));
         }
         snprintf(name, sizeof name, "conv_pooled/%" PRId64 "x%" PRId64 "x%" PRId64 "->%" PRId64 "/k%" PRId64 "s%" PRId64,
                  s.channels, s.height, s.width, s.out_channels, s.kernel, s.stride);
         emit(name, h);
         free(pooled); free(through); free(dw2); free(dx2); free(db2);
     }
-    h = hash_start();
-    hash_floats(&h, db, (size_t)(2 * s.out_channels));
-    snprintf(name, sizeof name, "conv_bias_gradients/%" PRId64 "x%" PRId64, count, s.out_channels);
-    emit(name, h);
     free(x); free(w); free(b); free(y); free(dy); free(dw); free(dx); free(db); free(scratch);
     free(rdw); free(rdx); free(mdw); free(mdx);
 }
