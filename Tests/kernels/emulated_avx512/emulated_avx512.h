@@ -20,29 +20,30 @@
 
 // Masked loads and stores touch only the lanes their mask selects (the hardware never faults on the
 // others, and linear.c relies on that at the end of a row); SIMDe 0.7.4 has none of these four.
+// Each selected lane i of `lanes` floats: to[i] = from[i].
+static inline void bndk_emulated_copy_lanes(void *to, const void *from, unsigned k, int lanes) {
+    for (int i = 0; i < lanes; i++)
+        if (k >> i & 1) memcpy((char *)to + 4 * i, (const char *)from + 4 * i, 4);
+}
 static inline simde__m512 bndk_emulated_mm512_maskz_loadu_ps(simde__mmask16 k, const void *p) {
     float lanes[16] = {0};
-    for (int i = 0; i < 16; i++)
-        if (k >> i & 1) memcpy(&lanes[i], (const char *)p + 4 * i, 4);
+    bndk_emulated_copy_lanes(lanes, p, k, 16);
     return simde_mm512_loadu_ps(lanes);
 }
 static inline simde__m256 bndk_emulated_mm256_maskz_loadu_ps(simde__mmask8 k, const void *p) {
     float lanes[8] = {0};
-    for (int i = 0; i < 8; i++)
-        if (k >> i & 1) memcpy(&lanes[i], (const char *)p + 4 * i, 4);
+    bndk_emulated_copy_lanes(lanes, p, k, 8);
     return simde_mm256_loadu_ps(lanes);
 }
 static inline void bndk_emulated_mm512_mask_storeu_ps(void *p, simde__mmask16 k, simde__m512 v) {
     float lanes[16];
     simde_mm512_storeu_ps(lanes, v);
-    for (int i = 0; i < 16; i++)
-        if (k >> i & 1) memcpy((char *)p + 4 * i, &lanes[i], 4);
+    bndk_emulated_copy_lanes(p, lanes, k, 16);
 }
 static inline void bndk_emulated_mm256_mask_storeu_ps(void *p, simde__mmask8 k, simde__m256 v) {
     float lanes[8];
     simde_mm256_storeu_ps(lanes, v);
-    for (int i = 0; i < 8; i++)
-        if (k >> i & 1) memcpy((char *)p + 4 * i, &lanes[i], 4);
+    bndk_emulated_copy_lanes(p, lanes, k, 8);
 }
 // The lanes' sum, wrapping as the instruction sequence does.
 static inline int32_t bndk_emulated_mm512_reduce_add_epi32(simde__m512i v) {
