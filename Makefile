@@ -103,9 +103,13 @@ header-test: build | $(OUT)
 # results compared bit for bit (Tests/kernels/isa_check.sh): the library ships all those clones, but a
 # machine loads one. With the toolchain's clang, as SwiftPM compiles them.
 KERNEL_CC ?= $(TOOLCHAIN_BIN)/clang
+# The C flags of a build whose kernels take the AVX-512 code paths on AVX2, the AVX-512 intrinsics
+# emulated (isa_check.sh's avx512_emulated build, and the whole library in test-avx512-emulated below).
+EMULATED_AVX512_CFLAGS := -DBNDK_NO_CLONES -DBNDK_EMULATED_AVX512 -march=x86-64-v3 \
+                          -I$(abspath Tests/kernels/emulated_avx512) -Wno-psabi
 
 kernel-isa-test: | $(OUT)
-	bash Tests/kernels/isa_check.sh $(KERNEL_CC) $(OUT)/isa
+	bash Tests/kernels/isa_check.sh $(KERNEL_CC) $(OUT)/isa "$(EMULATED_AVX512_CFLAGS)"
 
 # The Python binding (bindings/python: ctypes over libbndrop.so) and its pytest suite: every golden case
 # through Python, the error classes, training, datasets, state_dict, pip install into a venv. It runs
@@ -402,8 +406,7 @@ test-valgrind: build $(SAN_OUT)/no_alloc_tests.c
 # release build and test build take about 5 minutes cold); check-all runs it.
 EMULATED_SCRATCH ?= .build-avx512-emulated
 EMULATED_BUILD := $(EMULATED_SCRATCH)/release
-EMULATED_AVX512_FLAGS := -Xcc -DBNDK_NO_CLONES -Xcc -DBNDK_EMULATED_AVX512 -Xcc -march=x86-64-v3 \
-                         -Xcc -I$(abspath Tests/kernels/emulated_avx512) -Xcc -Wno-psabi
+EMULATED_AVX512_FLAGS := $(addprefix -Xcc ,$(EMULATED_AVX512_CFLAGS))
 
 .PHONY: test-avx512-emulated
 test-avx512-emulated: deps | $(OUT)

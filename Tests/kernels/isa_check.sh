@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The kernels (Sources/BNDropKernels) built once per instruction set and compared bit for bit.
 #
-# usage: isa_check.sh CC OUTDIR
+# usage: isa_check.sh CC OUTDIR EMULATED_AVX512_CFLAGS
 #
 # The library compiles each kernel for AVX-512, AVX2+FMA and the x86-64 baseline (target_clones) and
 # the loader picks one; a machine runs only one of them, so the test suite on this machine would never
@@ -14,8 +14,9 @@
 # skipped (exit status 77 of the program); the baseline and AVX2 builds run on every x86-64 machine
 # this project supports, and avx512_emulated on every one with AVX2.
 set -euo pipefail
-cc=${1:?usage: isa_check.sh CC OUTDIR}
-out=${2:?usage: isa_check.sh CC OUTDIR}
+cc=${1:?usage: isa_check.sh CC OUTDIR EMULATED_AVX512_CFLAGS}
+out=${2:?usage: isa_check.sh CC OUTDIR EMULATED_AVX512_CFLAGS}
+emulated_flags=${3:?usage: isa_check.sh CC OUTDIR EMULATED_AVX512_CFLAGS (from the Makefile)}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 mkdir -p "$out"
@@ -28,14 +29,15 @@ fi
 # avx512_emulated: linear.c's hand-written AVX-512 kernels and the convolution's AVX-512 blocking, on
 # this CPU's AVX2 with the AVX-512 intrinsics emulated (SIMDe, Debian's libsimde-dev, and the few it
 # lacks: emulated_avx512/emulated_avx512.h). It runs on every CPU with AVX2, so the code users with
-# AVX-512 get is checked here too when this CPU has none (the avx512 build is then skipped).
+# AVX-512 get is checked here too when this CPU has none (the avx512 build is then skipped). Its flags
+# are the Makefile's EMULATED_AVX512_CFLAGS, which make test-avx512-emulated builds the whole library with.
 builds=(clones baseline avx2 avx512 avx512_emulated)
 declare -A flags=(
     [clones]=""
     [baseline]="-DBNDK_NO_CLONES -march=x86-64"
     [avx2]="-DBNDK_NO_CLONES -march=x86-64-v3"
     [avx512]="-DBNDK_NO_CLONES -march=x86-64-v4"
-    [avx512_emulated]="-DBNDK_NO_CLONES -DBNDK_EMULATED_AVX512 -march=x86-64-v3 -I$here/emulated_avx512 -Wno-psabi"
+    [avx512_emulated]="$emulated_flags"
 )
 if ! echo '#include <simde/x86/avx512.h>' | "$cc" -E -x c - > /dev/null 2>&1; then
     echo "isa_check: SIMDe's headers are missing (Debian's libsimde-dev; make deps installs it)" >&2

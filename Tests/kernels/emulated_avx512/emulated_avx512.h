@@ -2,7 +2,8 @@
 // header-only library that implements each intrinsic with narrower native ones or scalar code, lane for
 // lane as the instruction defines it) plus the few that SIMDe 0.7.4 lacks, written here the same way.
 //
-// Used only by Tests/kernels/isa_check.sh's "avx512-emulated" build (-DBNDK_EMULATED_AVX512 -march=x86-64-v3):
+// Used only by the test builds with the Makefile's EMULATED_AVX512_CFLAGS (-DBNDK_EMULATED_AVX512
+// -march=x86-64-v3: Tests/kernels/isa_check.sh's avx512_emulated build and make test-avx512-emulated):
 // linear.c then takes its AVX-512 code path on this CPU, so its hand-written AVX-512 kernels, which run
 // on users' AVX-512 CPUs (Intel's Xeons, AMD's Zen 4), are checked against the scalar references and
 // against the other builds' bits on every machine, not only on one that has AVX-512. The multiply-adds
