@@ -310,13 +310,17 @@ final class ParallelKernel<Arguments>: ParallelWork {
     /// splits its 50 x 100 x 100 products, that workload took up to 1.24x the time.
     static var minimumParallelWork: Int { 1 << 20 }
 
+    /// Whether `run` offers `tasks` tasks estimated at `work` operations to the pool (it then runs them
+    /// on as many threads as it has free, one when the pool is busy), rather than on the calling thread.
+    static func offersPool(tasks: Int, work: Int) -> Bool { tasks > 1 && work >= minimumParallelWork }
+
     /// Runs `body(arguments, task, thread)` for every task in `0..<tasks` on the shared pool, on at most
     /// `threads` threads (so per-thread scratch sized for `threads` suffices); `work` estimates the
     /// whole call's operations. The tasks are the same either way, so where they run changes no bit.
     func run(_ tasks: Int, _ arguments: Arguments, work: Int = .max, threads: Int = ThreadPool.maxThreads,
              order: TaskOrder = .fromBothEnds) {
         self.arguments = arguments
-        if work < ParallelKernel.minimumParallelWork {
+        if !ParallelKernel.offersPool(tasks: tasks, work: work) {
             for task in 0..<tasks { perform(task, thread: 0) }
         } else {
             ThreadPool.shared.run(tasks, self, threadLimit: threads, order: order)

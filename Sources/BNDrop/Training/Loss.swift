@@ -234,12 +234,12 @@ extension Loss {
     @_spi(Testing) public static func crossEntropyTasks(batch: Int, classes: Int) -> (tasks: Int, parallel: Bool) {
         let tasks = LossKernels.crossEntropyTasks(batch: batch, classes: classes)
         let work = LossKernels.crossEntropyWork(batch: batch, classes: classes)
-        return (tasks, tasks > 1 && work >= ParallelKernel<Int>.minimumParallelWork)
+        return (tasks, ParallelKernel<Int>.offersPool(tasks: tasks, work: work))
     }
 
     /// The same for an MSE of `count` elements.
     @_spi(Testing) public static func mseTasks(count: Int) -> (tasks: Int, parallel: Bool) {
         let tasks = LossKernels.mseTasks(count: count)
-        return (tasks, tasks > 1 && LossKernels.mseWork(count: count) >= ParallelKernel<Int>.minimumParallelWork)
+        return (tasks, ParallelKernel<Int>.offersPool(tasks: tasks, work: LossKernels.mseWork(count: count)))
     }
 }
