@@ -615,16 +615,16 @@ static inline __attribute__((always_inline)) void group_bias_chains(const float 
                                                                     int64_t height, int64_t width, float *db,
                                                                     int64_t db_stride) {
     const int64_t first = group * per_group, plane = height * width;
-    for (int64_t o = 0; o < channels; o++) {
-        if (pooled) {
-            const bndk_pooled_gradient part = {
-                pooled->pooled + first * channels * (height / 2) * (width / 2),
-                pooled->relu_input ? pooled->relu_input + first * channels * plane : NULL};
-            pooled_bias_chains(part, G, count, per_group, channels, height, width, o, db + group * db_stride, db_stride);
-        } else {
-            bias_chains(dy + first * channels * plane, G, count, per_group, channels * plane, plane, o,
-                        db + group * db_stride, db_stride);
-        }
+    float *group_db = db + group * db_stride;
+    if (pooled) {
+        const bndk_pooled_gradient part = {pooled->pooled + first * channels * (height / 2) * (width / 2),
+                                           pooled->relu_input ? pooled->relu_input + first * channels * plane : NULL};
+        for (int64_t o = 0; o < channels; o++)
+            pooled_bias_chains(part, G, count, per_group, channels, height, width, o, group_db, db_stride);
+    } else {
+        for (int64_t o = 0; o < channels; o++)
+            bias_chains(dy + first * channels * plane, G, count, per_group, channels * plane, plane, o, group_db,
+                        db_stride);
     }
 }
 
