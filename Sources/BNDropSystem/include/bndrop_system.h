@@ -20,4 +20,16 @@ enum {
    the operating system saves (the compiler runtime checks XGETBV); 0 on other architectures. */
 int bndsys_cpu_features(void);
 
+/* The CPU's hint for one turn of a spin-wait loop (x86's PAUSE, ARM's YIELD; nothing elsewhere): the
+   loop then leaves the execution units to the other hardware thread of its core, does not flood the
+   memory pipeline with loads, and, in a virtual machine, lets the hypervisor see the spin (pause-loop
+   exiting) and run the vCPU the spinner waits for. Inline: one instruction in the pool's loops. */
+static inline void bndsys_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif
