@@ -160,18 +160,15 @@ final class LossKernels {
     static let chunkElements = 1 << 15
     static let maxTasks = 64
 
+    // (`tasks(_:_:)`, ThreadPool.swift: how many chunks of a size cover a count.)
     static func samplesPerTask(batch: Int, classes: Int) -> Int {
-        max(1, chunkLogits / classes, (batch + maxTasks - 1) / maxTasks)
+        max(1, chunkLogits / classes, tasks(batch, maxTasks))
     }
-    static func elementsPerTask(count: Int) -> Int { max(chunkElements, (count + maxTasks - 1) / maxTasks) }
+    static func elementsPerTask(count: Int) -> Int { max(chunkElements, tasks(count, maxTasks)) }
     static func crossEntropyTasks(batch: Int, classes: Int) -> Int {
-        let chunk = samplesPerTask(batch: batch, classes: classes)
-        return (batch + chunk - 1) / chunk
+        tasks(batch, samplesPerTask(batch: batch, classes: classes))
     }
-    static func mseTasks(count: Int) -> Int {
-        let chunk = elementsPerTask(count: count)
-        return (count + chunk - 1) / chunk
-    }
+    static func mseTasks(count: Int) -> Int { tasks(count, elementsPerTask(count: count)) }
     /// The operations a call costs (a logit: the exp, the log's share, the gradient, about 24; an MSE
     /// element about 4): the estimate that decides whether its tasks go to the pool.
     static func crossEntropyWork(batch: Int, classes: Int) -> Int { batch &* classes &* 24 }
