@@ -112,8 +112,34 @@ static void one_call(fz_reader *r) {
     }
     case 2: CALL(bnd_net_add_conv2d(net, fz_size(r), fz_size(r), fz_size(r), fz_small(r, 3) - 1)); break;
     case 3: CALL(bnd_net_add_relu(net)); break;
-    case 4: CALL(bnd_net_add_avgpool2d(net, fz_size(r), fz_size(r))); break;
-    case 5: CALL(bnd_net_add_maxpool2d(net, fz_size(r), fz_size(r))); break;
+    case 4: {
+        /* The plain call, or every argument: padding up to 2, sometimes -1 or absurd; flags; divisors. */
+        if (fz_u8(r) & 1) {
+            CALL(bnd_net_add_avgpool2d(net, fz_size(r), fz_size(r)));
+            break;
+        }
+        bnd_avgpool2d_params p = bnd_avgpool2d_default_params(fz_size(r));
+        p.stride = fz_size(r);
+        p.padding = (fz_u8(r) & 7) == 0 ? fz_size(r) : fz_small(r, 3) - 1;
+        p.ceil_mode = fz_flag(r);
+        p.count_include_pad = fz_flag(r);
+        p.divisor_override = (fz_u8(r) & 3) == 0 ? fz_size(r) : 0;
+        CALL(bnd_net_add_avgpool2d_v2(net, (fz_u8(r) & 15) == 0 ? NULL : &p));
+        break;
+    }
+    case 5: {
+        if (fz_u8(r) & 1) {
+            CALL(bnd_net_add_maxpool2d(net, fz_size(r), fz_size(r)));
+            break;
+        }
+        bnd_maxpool2d_params p = bnd_maxpool2d_default_params(fz_size(r));
+        p.stride = fz_size(r);
+        p.padding = (fz_u8(r) & 7) == 0 ? fz_size(r) : fz_small(r, 3) - 1;
+        p.dilation = (fz_u8(r) & 3) == 0 ? fz_size(r) : 1 + fz_small(r, 3);
+        p.ceil_mode = fz_flag(r);
+        CALL(bnd_net_add_maxpool2d_v2(net, (fz_u8(r) & 15) == 0 ? NULL : &p));
+        break;
+    }
     case 6: CALL(bnd_net_add_flatten(net)); break;
     case 7: {
         bnd_batchnorm_params p = bnd_batchnorm_default_params();

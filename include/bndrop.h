@@ -167,6 +167,27 @@ typedef struct bnd_batchnorm_params {
     int32_t track_running_stats;  /* [1] 1 = keep running_mean / running_var / num_batches_tracked */
 } bnd_batchnorm_params;
 
+/* torch.nn.AvgPool2d arguments, square windows (PyTorch's defaults in brackets). */
+typedef struct bnd_avgpool2d_params {
+    int64_t kernel_size;          /* > 0 (no default)                                              */
+    int64_t stride;               /* [0] > 0, or 0 = kernel_size (PyTorch's stride=None)           */
+    int64_t padding;              /* [0] implicit zeros on every side, 0 to kernel_size / 2        */
+    int32_t ceil_mode;            /* [0] 1 = output sizes rounded up: a last window may hang past the
+                                     input (it starts inside the input or its left padding)       */
+    int32_t count_include_pad;    /* [1] 1 = divide by the window's size within the padded input;
+                                     0 = by its cells inside the input                             */
+    int64_t divisor_override;     /* [0] 0 = none; else every window's sum is divided by it        */
+} bnd_avgpool2d_params;
+
+/* torch.nn.MaxPool2d arguments, square windows (PyTorch's defaults in brackets). */
+typedef struct bnd_maxpool2d_params {
+    int64_t kernel_size;          /* > 0 (no default)                                              */
+    int64_t stride;               /* [0] > 0, or 0 = kernel_size (PyTorch's stride=None)           */
+    int64_t padding;              /* [0] implicit -infinity on every side, 0 to kernel_size / 2    */
+    int64_t dilation;             /* [1] > 0: the distance between a window's cells                */
+    int32_t ceil_mode;            /* [0] as in bnd_avgpool2d_params                                */
+} bnd_maxpool2d_params;
+
 /* torch.optim.SGD arguments (defaults in brackets). All finite; lr, momentum, weight_decay >= 0.
    nesterov = 1 needs momentum > 0 and dampening == 0. The optimizers' and BatchNorm's arguments are
    floats: the scalars derived from them are computed in double as PyTorch does, from the float values,
@@ -198,6 +219,9 @@ BND_API bnd_sgd_params bnd_sgd_default_params(void);
 BND_API bnd_adam_params bnd_adam_default_params(void);
 /* torch.optim.AdamW's defaults: Adam's, with weight_decay 1e-2 and decoupled_weight_decay 1. */
 BND_API bnd_adam_params bnd_adamw_default_params(void);
+/* The pooling defaults above with the given kernel_size (not checked here: bnd_net_add_*pool2d_v2 do). */
+BND_API bnd_avgpool2d_params bnd_avgpool2d_default_params(int64_t kernel_size);
+BND_API bnd_maxpool2d_params bnd_maxpool2d_default_params(int64_t kernel_size);
 
 /* ======================================= Building a network ===================================== */
 
@@ -241,12 +265,30 @@ BND_API bnd_status bnd_net_add_conv2d(bnd_net *net, int64_t out_channels, int64_
 /* ReLU: y = max(x, 0), any shape. Returns BND_ERR_INVALID_ARGUMENT (NULL net). */
 BND_API bnd_status bnd_net_add_relu(bnd_net *net);
 
-/* AvgPool2d / MaxPool2d on a {C, H, W} shape, padding 0, floor mode. kernel_size > 0 and no larger
-   than H and W; stride > 0, or 0 meaning "= kernel_size" (PyTorch's stride=None).
+/* AvgPool2d / MaxPool2d on a {C, H, W} shape, padding 0, floor mode: the _v2 calls below with these
+   two arguments and the defaults. kernel_size > 0 and no larger than H and W; stride > 0, or 0 meaning
+   "= kernel_size" (PyTorch's stride=None).
    Returns BND_ERR_INVALID_ARGUMENT (NULL net, kernel_size <= 0, stride < 0), BND_ERR_SHAPE (a shape
    that is not {C, H, W}, a kernel larger than H or W). */
 BND_API bnd_status bnd_net_add_avgpool2d(bnd_net *net, int64_t kernel_size, int64_t stride);
 BND_API bnd_status bnd_net_add_maxpool2d(bnd_net *net, int64_t kernel_size, int64_t stride);
+
+/* torch.nn.AvgPool2d / MaxPool2d with every argument (square windows): padding, ceil_mode,
+   count_include_pad and divisor_override (AvgPool2d), dilation (MaxPool2d), with PyTorch's rules and
+   results. Output {C, OH, OW}, OH = floor((H + 2p - dilation*(k-1) - 1 + (ceil_mode ? s-1 : 0)) / s) + 1,
+   less one in ceil mode when that last window would start at or past H + p (OW likewise); at least 1.
+   AvgPool2d sums the window's cells inside the input (padding adds nothing) and divides as
+   count_include_pad and divisor_override say; MaxPool2d's padding never wins, the gradient goes to the
+   first maximum of a window (or its last NaN), and a window with no cell inside the input (a dilation
+   wider than the input) gives -infinity and takes no gradient, as in PyTorch.
+   params: in, required (from bnd_avgpool2d_default_params / bnd_maxpool2d_default_params), read during
+   the call only.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net or params; kernel_size, dilation <= 0; stride < 0 or above
+   2^31 - 1; padding < 0 or > kernel_size / 2; divisor_override above 2^31 - 1 in magnitude; a flag not
+   0 or 1), BND_ERR_SHAPE (a shape that is not {C, H, W}; an output smaller than 1x1; kernel_size or
+   dilation above 2^31 - 1). */
+BND_API bnd_status bnd_net_add_avgpool2d_v2(bnd_net *net, const bnd_avgpool2d_params *params);
+BND_API bnd_status bnd_net_add_maxpool2d_v2(bnd_net *net, const bnd_maxpool2d_params *params);
 
 /* Flatten: {C, ...} -> {C * ...} (torch.nn.Flatten, start_dim=1). No copy.
    Returns BND_ERR_INVALID_ARGUMENT (NULL net). */

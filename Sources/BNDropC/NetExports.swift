@@ -61,6 +61,39 @@ public func bnd_net_add_maxpool2d(_ net: OpaquePointer?, _ kernelSize: Int64, _ 
     }
 }
 
+@_cdecl("bnd_avgpool2d_default_params")
+public func bnd_avgpool2d_default_params(_ kernelSize: Int64) -> bnd_avgpool2d_params {
+    bnd_avgpool2d_params(kernel_size: kernelSize, stride: 0, padding: 0, ceil_mode: 0, count_include_pad: 1,
+                         divisor_override: 0)
+}
+
+@_cdecl("bnd_maxpool2d_default_params")
+public func bnd_maxpool2d_default_params(_ kernelSize: Int64) -> bnd_maxpool2d_params {
+    bnd_maxpool2d_params(kernel_size: kernelSize, stride: 0, padding: 0, dilation: 1, ceil_mode: 0)
+}
+
+@_cdecl("bnd_net_add_avgpool2d_v2")
+public func bnd_net_add_avgpool2d_v2(_ net: OpaquePointer?, _ params: UnsafePointer<bnd_avgpool2d_params>?) -> bnd_status {
+    api("bnd_net_add_avgpool2d_v2") {
+        let net = try netBox(net).net
+        let p = try required(params, "params").pointee
+        try net.addAvgPool2d(kernelSize: int(p.kernel_size), stride: poolStride(p.stride), padding: int(p.padding),
+                             ceilMode: try flag(p.ceil_mode, "ceil_mode"),
+                             countIncludePad: try flag(p.count_include_pad, "count_include_pad"),
+                             divisorOverride: p.divisor_override == 0 ? nil : int(p.divisor_override))
+    }
+}
+
+@_cdecl("bnd_net_add_maxpool2d_v2")
+public func bnd_net_add_maxpool2d_v2(_ net: OpaquePointer?, _ params: UnsafePointer<bnd_maxpool2d_params>?) -> bnd_status {
+    api("bnd_net_add_maxpool2d_v2") {
+        let net = try netBox(net).net
+        let p = try required(params, "params").pointee
+        try net.addMaxPool2d(kernelSize: int(p.kernel_size), stride: poolStride(p.stride), padding: int(p.padding),
+                             dilation: int(p.dilation), ceilMode: try flag(p.ceil_mode, "ceil_mode"))
+    }
+}
+
 @_cdecl("bnd_net_add_batchnorm")
 public func bnd_net_add_batchnorm(_ net: OpaquePointer?, _ params: UnsafePointer<bnd_batchnorm_params>?) -> bnd_status {
     api("bnd_net_add_batchnorm") {

@@ -92,10 +92,26 @@ final class CNetwork: NetworkUnderTest {
         case let .conv2d(out, kernel, stride, padding):
             try check(bnd_net_add_conv2d(handle, Int64(out), Int64(kernel), Int64(stride), Int64(padding)),
                       "bnd_net_add_conv2d")
-        case let .avgPool2d(kernel, stride):
-            try check(bnd_net_add_avgpool2d(handle, Int64(kernel), Int64(stride ?? 0)), "bnd_net_add_avgpool2d")
-        case let .maxPool2d(kernel, stride):
-            try check(bnd_net_add_maxpool2d(handle, Int64(kernel), Int64(stride ?? 0)), "bnd_net_add_maxpool2d")
+        // The plain calls where they suffice, so that both entry points are checked against PyTorch.
+        case let .avgPool2d(a) where a.isPlain:
+            try check(bnd_net_add_avgpool2d(handle, Int64(a.kernel), Int64(a.stride ?? 0)), "bnd_net_add_avgpool2d")
+        case let .avgPool2d(a):
+            var params = bnd_avgpool2d_default_params(Int64(a.kernel))
+            params.stride = Int64(a.stride ?? 0)
+            params.padding = Int64(a.padding)
+            params.ceil_mode = a.ceilMode ? 1 : 0
+            params.count_include_pad = a.countIncludePad ? 1 : 0
+            params.divisor_override = Int64(a.divisorOverride ?? 0)
+            try check(bnd_net_add_avgpool2d_v2(handle, &params), "bnd_net_add_avgpool2d_v2")
+        case let .maxPool2d(m) where m.isPlain:
+            try check(bnd_net_add_maxpool2d(handle, Int64(m.kernel), Int64(m.stride ?? 0)), "bnd_net_add_maxpool2d")
+        case let .maxPool2d(m):
+            var params = bnd_maxpool2d_default_params(Int64(m.kernel))
+            params.stride = Int64(m.stride ?? 0)
+            params.padding = Int64(m.padding)
+            params.dilation = Int64(m.dilation)
+            params.ceil_mode = m.ceilMode ? 1 : 0
+            try check(bnd_net_add_maxpool2d_v2(handle, &params), "bnd_net_add_maxpool2d_v2")
         case let .batchNorm(eps, momentum, affine, trackRunningStats):
             var params = bnd_batchnorm_default_params()
             params.eps = eps

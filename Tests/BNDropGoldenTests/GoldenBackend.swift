@@ -11,12 +11,25 @@ enum LayerSpec {
     case relu
     case flatten
     case conv2d(out: Int, kernel: Int, stride: Int, padding: Int)
-    /// stride nil: PyTorch's stride=None, the kernel size.
-    case avgPool2d(kernel: Int, stride: Int?)
-    case maxPool2d(kernel: Int, stride: Int?)
+    case avgPool2d(AvgPoolSpec)
+    case maxPool2d(MaxPoolSpec)
     /// momentum nil: PyTorch's momentum=None, a cumulative average.
     case batchNorm(eps: Float, momentum: Float?, affine: Bool, trackRunningStats: Bool)
     case dropout(p: Float)
+}
+
+/// torch.nn.AvgPool2d arguments; stride nil: PyTorch's stride=None, the kernel size.
+struct AvgPoolSpec {
+    var kernel: Int, stride: Int?, padding = 0, ceilMode = false, countIncludePad = true
+    var divisorOverride: Int? = nil
+    /// Only kernel and stride differ from PyTorch's defaults (what bnd_net_add_avgpool2d takes).
+    var isPlain: Bool { padding == 0 && !ceilMode && countIncludePad && divisorOverride == nil }
+}
+
+/// torch.nn.MaxPool2d arguments; stride nil: PyTorch's stride=None, the kernel size.
+struct MaxPoolSpec {
+    var kernel: Int, stride: Int?, padding = 0, dilation = 1, ceilMode = false
+    var isPlain: Bool { padding == 0 && dilation == 1 && !ceilMode }
 }
 
 /// torch.optim.SGD / Adam / AdamW arguments.

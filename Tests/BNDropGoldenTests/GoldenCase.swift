@@ -63,6 +63,21 @@ enum Golden {
         return defaultDirectory
     }
 
+    /// This repository's own cases (Tests/golden: made by PyTorch 2.15 with Tests/golden/make_cases.py,
+    /// for what the shared folder does not cover), in the shared folder's schema.
+    static var teamDirectory: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("golden").standardizedFileURL
+    }
+
+    /// Every *.json case in Tests/golden, sorted by name; throws when there is none.
+    static func teamCases() throws -> [GoldenCase] {
+        let files = try FileManager.default.contentsOfDirectory(at: teamDirectory, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "json" }
+        guard !files.isEmpty else { throw GoldenError("golden cases: no *.json case in \(teamDirectory.path)") }
+        return try cases(files)
+    }
+
     /// Every *.json case in `directory`, sorted by name. Throws, naming the folder and how to choose
     /// another one, when the folder is missing or holds no case.
     static func allCases() throws -> [GoldenCase] {
@@ -78,11 +93,15 @@ enum Golden {
         }
         let files = try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "json" }
-            .sorted { $0.lastPathComponent < $1.lastPathComponent }
         guard !files.isEmpty else {
             throw GoldenError("golden cases: no *.json case in \(dir.path) (\(source)). \(hint)")
         }
-        return try files.map { url in
+        return try cases(files)
+    }
+
+    /// The cases in `files`, sorted by name.
+    private static func cases(_ files: [URL]) throws -> [GoldenCase] {
+        try files.sorted { $0.lastPathComponent < $1.lastPathComponent }.map { url in
             let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url))
             guard let json = object as? [String: Any], let op = json["op"] as? String else {
                 throw GoldenError("\(url.lastPathComponent): no 'op'")

@@ -44,10 +44,17 @@ struct GoldenRunner {
                           trackRunningStats: dict["track_running_stats"] as? Bool ?? true)
     }
 
-    private static func refusePoolPadding(_ dict: [String: Any], _ what: String) throws {
-        if let padding = dict["padding"] as? Int, padding != 0 {
-            throw GoldenError("\(what): pooling with padding \(padding) is not supported")
+    /// A pooling layer from PyTorch's arguments in `dict` (the kernel size under `kernelKey`).
+    private static func pool(_ op: String, _ dict: [String: Any], kernelKey: String, _ what: String) throws -> LayerSpec {
+        let kernel = try int(dict, kernelKey, what), stride = poolStride(dict)
+        let padding = dict["padding"] as? Int ?? 0, ceilMode = dict["ceil_mode"] as? Bool ?? false
+        if op == "avgpool2d" {
+            return .avgPool2d(AvgPoolSpec(kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode,
+                                          countIncludePad: dict["count_include_pad"] as? Bool ?? true,
+                                          divisorOverride: dict["divisor_override"] as? Int))
         }
+        return .maxPool2d(MaxPoolSpec(kernel: kernel, stride: stride, padding: padding,
+                                      dilation: dict["dilation"] as? Int ?? 1, ceilMode: ceilMode))
     }
 
     /// The layer of a single-layer case (PyTorch's argument names).
@@ -59,11 +66,7 @@ struct GoldenRunner {
         case "conv2d":
             return .conv2d(out: try int(c, "out_channels", g.name), kernel: try int(c, "kernel_size", g.name),
                            stride: c["stride"] as? Int ?? 1, padding: c["padding"] as? Int ?? 0)
-        case "avgpool2d", "maxpool2d":
-            try refusePoolPadding(c, g.name)
-            let kernel = try int(c, "kernel_size", g.name)
-            return g.op == "avgpool2d" ? .avgPool2d(kernel: kernel, stride: poolStride(c))
-                                       : .maxPool2d(kernel: kernel, stride: poolStride(c))
+        case "avgpool2d", "maxpool2d": return try pool(g.op, c, kernelKey: "kernel_size", g.name)
         default: throw GoldenError("\(g.name): \(g.op) is not a single layer")
         }
     }
@@ -77,12 +80,8 @@ struct GoldenRunner {
         case "conv2d":
             return .conv2d(out: try int(layer, "out", what), kernel: try int(layer, "kernel", what),
                            stride: layer["stride"] as? Int ?? 1, padding: layer["padding"] as? Int ?? 0)
-        case "avgpool2d":
-            try refusePoolPadding(layer, what)
-            return .avgPool2d(kernel: try int(layer, "kernel", what), stride: poolStride(layer))
-        case "maxpool2d":
-            try refusePoolPadding(layer, what)
-            return .maxPool2d(kernel: try int(layer, "kernel", what), stride: poolStride(layer))
+        case let kind? where kind == "avgpool2d" || kind == "maxpool2d":
+            return try pool(kind, layer, kernelKey: "kernel", what)
         case "batchnorm1d", "batchnorm2d": return batchNorm(layer)
         case "dropout": return .dropout(p: float(layer, "p", 0.5))
         case let other: throw GoldenError("\(what): unknown layer type \(other ?? "(none)")")

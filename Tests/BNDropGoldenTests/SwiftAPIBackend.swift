@@ -52,8 +52,12 @@ final class SwiftNetwork: NetworkUnderTest {
         case .flatten: try net.addFlatten()
         case let .conv2d(out, kernel, stride, padding):
             try net.addConv2d(outChannels: out, kernelSize: kernel, stride: stride, padding: padding)
-        case let .avgPool2d(kernel, stride): try net.addAvgPool2d(kernelSize: kernel, stride: stride)
-        case let .maxPool2d(kernel, stride): try net.addMaxPool2d(kernelSize: kernel, stride: stride)
+        case let .avgPool2d(a):
+            try net.addAvgPool2d(kernelSize: a.kernel, stride: a.stride, padding: a.padding, ceilMode: a.ceilMode,
+                                 countIncludePad: a.countIncludePad, divisorOverride: a.divisorOverride)
+        case let .maxPool2d(m):
+            try net.addMaxPool2d(kernelSize: m.kernel, stride: m.stride, padding: m.padding, dilation: m.dilation,
+                                 ceilMode: m.ceilMode)
         case let .batchNorm(eps, momentum, affine, trackRunningStats):
             try net.addBatchNorm(eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats)
         case .dropout(let p): try net.addDropout(p)

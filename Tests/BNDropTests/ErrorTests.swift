@@ -70,7 +70,7 @@ final class ErrorTests: XCTestCase {
         let net = try Sequential(sampleShape: [1, 28, 28])
         assertThrowsBNDError(try net.addLinear(10), shape, containing: "add a Flatten first")
         assertThrowsBNDError(try net.addConv2d(outChannels: 3, kernelSize: 29), shape, containing: "larger than the padded input")
-        assertThrowsBNDError(try net.addMaxPool2d(kernelSize: 0), invalid, containing: "kernel_size and stride > 0")
+        assertThrowsBNDError(try net.addMaxPool2d(kernelSize: 0), invalid, containing: "kernel_size, stride and dilation > 0")
         try net.addFlatten()
         try net.addLinear(10)
         assertThrowsBNDError(try net.forward([Float](repeating: 0, count: 783), batch: 1), shape, containing: "784")

@@ -38,6 +38,52 @@ static void test_defaults(void) {
            a.decoupled_weight_decay == 0, "adam defaults");
     bnd_adam_params w = bnd_adamw_default_params();
     EXPECT(w.weight_decay == 1e-2f && w.decoupled_weight_decay == 1, "adamw defaults");
+    bnd_avgpool2d_params ap = bnd_avgpool2d_default_params(3);
+    EXPECT(ap.kernel_size == 3 && ap.stride == 0 && ap.padding == 0 && ap.ceil_mode == 0 && ap.count_include_pad == 1 &&
+           ap.divisor_override == 0, "avgpool2d defaults");
+    bnd_maxpool2d_params mp = bnd_maxpool2d_default_params(3);
+    EXPECT(mp.kernel_size == 3 && mp.stride == 0 && mp.padding == 0 && mp.dilation == 1 && mp.ceil_mode == 0,
+           "maxpool2d defaults");
+    test_end();
+}
+
+/* Pooling with PyTorch's other arguments, from C: the output sizes (PyTorch's formulas, worked by hand
+   below) and values of a small plane. Tests/golden holds PyTorch's own results for these arguments. */
+static void test_pooling_arguments(void) {
+    test_begin("pooling: padding, ceil_mode, count_include_pad, divisor_override, dilation");
+    int64_t shape[] = {1, 3, 3}, dims[BND_MAX_RANK];
+    size_t rank = 0;
+    bnd_net *net = NULL;
+    EXPECT_OK(bnd_net_create(shape, 3, &net));
+    bnd_avgpool2d_params a = bnd_avgpool2d_default_params(2);
+    a.ceil_mode = 1;                      /* 3x3, k2 s2: floor gives 1x1, ceil 2x2 (last windows clipped) */
+    a.count_include_pad = 0;
+    EXPECT_OK(bnd_net_add_avgpool2d_v2(net, &a));
+    EXPECT_OK(bnd_net_layer_output_shape(net, 0, dims, BND_MAX_RANK, &rank));
+    EXPECT(rank == 3 && dims[0] == 1 && dims[1] == 2 && dims[2] == 2, "ceil-mode avgpool shape");
+    const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    float y[4] = {0};
+    EXPECT_OK(bnd_net_set_training(net, 0));
+    EXPECT_OK(bnd_net_forward(net, x, 1, y, 4));
+    /* windows {1,2,4,5}/4, {3,6}/2, {7,8}/2, {9}/1 */
+    EXPECT(y[0] == 3.0f && y[1] == 4.5f && y[2] == 7.5f && y[3] == 9.0f, "ceil-mode averages %g %g %g %g",
+           y[0], y[1], y[2], y[3]);
+    bnd_net_free(net);
+
+    EXPECT_OK(bnd_net_create(shape, 3, &net));
+    bnd_maxpool2d_params m = bnd_maxpool2d_default_params(2);
+    m.stride = 1;
+    m.padding = 1;
+    m.dilation = 2;                       /* (3 + 2 - 2 - 1) / 1 + 1 = 3 */
+    EXPECT_OK(bnd_net_add_maxpool2d_v2(net, &m));
+    EXPECT_OK(bnd_net_layer_output_shape(net, 0, dims, BND_MAX_RANK, &rank));
+    EXPECT(rank == 3 && dims[1] == 3 && dims[2] == 3, "dilated maxpool shape");
+    float z[9] = {0};
+    EXPECT_OK(bnd_net_set_training(net, 0));
+    EXPECT_OK(bnd_net_forward(net, x, 1, z, 9));
+    /* output (0, 0) covers cells (-1|1, -1|1): only x[1][1] = 5 is inside; (1, 1) covers (0|2, 0|2) */
+    EXPECT(z[0] == 5.0f && z[4] == 9.0f && z[8] == 5.0f, "dilated maxima %g %g %g", z[0], z[4], z[8]);
+    bnd_net_free(net);
     test_end();
 }
 
@@ -349,6 +395,7 @@ static void test_inference(void) {
 void run_api_tests(void) {
     test_version_and_statuses();
     test_defaults();
+    test_pooling_arguments();
     test_last_error_contract();
     test_introspection();
     test_modes_and_steps();

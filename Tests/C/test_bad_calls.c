@@ -118,6 +118,50 @@ void run_bad_call_tests(void) {
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_maxpool2d(img, -2, 2));
     BAD(BND_ERR_SHAPE, bnd_net_add_maxpool2d(img, 7, 1));
     BAD(BND_ERR_SHAPE, bnd_net_add_avgpool2d(img, INT64_MAX, 0));
+    {   /* the pooling calls with every argument, on {1, 6, 6} */
+        bnd_avgpool2d_params a = bnd_avgpool2d_default_params(3);
+        bnd_maxpool2d_params m = bnd_maxpool2d_default_params(3);
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_avgpool2d_v2(NULL, &a));
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "params", bnd_net_add_avgpool2d_v2(img, NULL));
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "params", bnd_net_add_maxpool2d_v2(img, NULL));
+        a.padding = 2;                    /* more than kernel_size / 2 */
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "padding", bnd_net_add_avgpool2d_v2(img, &a));
+        a.padding = -1;
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "padding", bnd_net_add_avgpool2d_v2(img, &a));
+        a.padding = INT64_MAX;
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_avgpool2d_v2(img, &a));
+        a.padding = 1;
+        a.ceil_mode = 2;
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "ceil_mode", bnd_net_add_avgpool2d_v2(img, &a));
+        a.ceil_mode = 1;
+        a.count_include_pad = -1;
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "count_include_pad", bnd_net_add_avgpool2d_v2(img, &a));
+        a.count_include_pad = 0;
+        a.divisor_override = INT64_MIN;
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "divisor_override", bnd_net_add_avgpool2d_v2(img, &a));
+        a.divisor_override = 0;
+        a.stride = INT64_MAX;
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "stride", bnd_net_add_avgpool2d_v2(img, &a));
+        a.stride = -3;
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_avgpool2d_v2(img, &a));
+        a.stride = 0;
+        a.kernel_size = INT64_MAX;
+        BAD(BND_ERR_SHAPE, bnd_net_add_avgpool2d_v2(img, &a));
+        a.kernel_size = INT64_MIN;
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_avgpool2d_v2(img, &a));
+        m.dilation = 0;
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "dilation", bnd_net_add_maxpool2d_v2(img, &m));
+        m.dilation = 3;                   /* a window of 7 cells on 6 */
+        BAD_MSG(BND_ERR_SHAPE, "output", bnd_net_add_maxpool2d_v2(img, &m));
+        m.dilation = INT64_MAX;
+        BAD(BND_ERR_SHAPE, bnd_net_add_maxpool2d_v2(img, &m));
+        m.dilation = 1;
+        m.ceil_mode = 7;
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_maxpool2d_v2(img, &m));
+        size_t layers = 1;
+        EXPECT_OK(bnd_net_layer_count(img, &layers));
+        EXPECT(layers == 0, "refused pooling calls added %zu layers", layers);
+    }
     EXPECT_OK(bnd_net_add_conv2d(img, 2, 3, 1, 0)); /* -> {2, 4, 4}, not flat */
     {
         bnd_sgd_params p = bnd_sgd_default_params();

@@ -15,7 +15,9 @@
 //                   "bias":true}, {"type":"BatchNorm1d","num_features":48,"eps":1e-05,"momentum":0.1,
 //                   "affine":true,"track_running_stats":true} (momentum null: cumulative average),
 //                   {"type":"Conv2d","in_channels":1,"out_channels":3,"kernel_size":5,"stride":1,
-//                   "padding":0,"bias":true}, {"type":"AvgPool2d","kernel_size":2,"stride":2},
+//                   "padding":0,"bias":true}, {"type":"AvgPool2d","kernel_size":2,"stride":2} (pooling's
+//                   padding, ceil_mode, count_include_pad, divisor_override and dilation only where they
+//                   are not PyTorch's defaults),
 //                   {"type":"Flatten","start_dim":1,"end_dim":-1}, {"type":"Dropout","p":0.5}, {"type":"ReLU"}
 //   rng.<i>         for each Dropout layer i: its mask generator's state (four 64-bit words in hex), so
 //                   that training continues with the very masks it would have drawn
@@ -107,7 +109,16 @@ extension Sequential {
                         ("kernel_size", "\(conv.kernelSize)"), ("stride", "\(conv.stride)"), ("padding", "\(conv.padding)"),
                         ("bias", "true")]
         case let pool as Pool2d:
+            // The arguments bndrop 1.x had, then the others only where they differ from PyTorch's defaults,
+            // so that a checkpoint of the article's pooling still loads in a bndrop without them.
             members += [("kernel_size", "\(pool.kernelSize)"), ("stride", "\(pool.stride)")]
+            if pool.padding != 0 { members.append(("padding", "\(pool.padding)")) }
+            if let max = pool as? MaxPool2d, max.dilation != 1 { members.append(("dilation", "\(max.dilation)")) }
+            if pool.ceilMode { members.append(("ceil_mode", "true")) }
+            if let avg = pool as? AvgPool2d {
+                if !avg.countIncludePad { members.append(("count_include_pad", "false")) }
+                if let divisor = avg.divisorOverride { members.append(("divisor_override", "\(divisor)")) }
+            }
         case is Flatten:
             members += [("start_dim", "1"), ("end_dim", "-1")]
         case let bn as BatchNorm:
@@ -257,8 +268,25 @@ extension Sequential {
         case "AvgPool2d", "MaxPool2d":
             let kernel = try take("kernel_size").integer("\(what): kernel_size")
             let stride = try take("stride").integer("\(what): stride")
-            add = type == "AvgPool2d" ? { try self.addAvgPool2d(kernelSize: kernel, stride: stride) }
-                                      : { try self.addMaxPool2d(kernelSize: kernel, stride: stride) }
+            /// An argument written only when it is not PyTorch's default (absent: the default).
+            func optional<T>(_ key: String, _ fallback: T, _ read: (JSON) throws -> T) throws -> T {
+                try fields[key] == nil ? fallback : read(take(key))
+            }
+            let padding = try optional("padding", 0) { try $0.integer("\(what): padding") }
+            let ceilMode = try optional("ceil_mode", false) { try $0.bool("\(what): ceil_mode") }
+            if type == "AvgPool2d" {
+                let includePad = try optional("count_include_pad", true) { try $0.bool("\(what): count_include_pad") }
+                let divisor: Int? = try optional("divisor_override", nil) { json in
+                    if case .null = json { return nil }
+                    return try json.integer("\(what): divisor_override")
+                }
+                add = { try self.addAvgPool2d(kernelSize: kernel, stride: stride, padding: padding, ceilMode: ceilMode,
+                                              countIncludePad: includePad, divisorOverride: divisor) }
+            } else {
+                let dilation = try optional("dilation", 1) { try $0.integer("\(what): dilation") }
+                add = { try self.addMaxPool2d(kernelSize: kernel, stride: stride, padding: padding, dilation: dilation,
+                                              ceilMode: ceilMode) }
+            }
         case "ReLU":
             add = { try self.addReLU() }
         case "Flatten":

@@ -39,8 +39,12 @@ extension Sequential {
             try addConv2d(outChannels: c.outChannels, kernelSize: c.kernelSize, stride: c.stride, padding: c.padding)
         case is ReLU: try addReLU()
         case is Flatten: try addFlatten()
-        case let p as AvgPool2d: try addAvgPool2d(kernelSize: p.kernelSize, stride: p.stride)
-        case let p as MaxPool2d: try addMaxPool2d(kernelSize: p.kernelSize, stride: p.stride)
+        case let p as AvgPool2d:
+            try addAvgPool2d(kernelSize: p.kernelSize, stride: p.stride, padding: p.padding, ceilMode: p.ceilMode,
+                             countIncludePad: p.countIncludePad, divisorOverride: p.divisorOverride)
+        case let p as MaxPool2d:
+            try addMaxPool2d(kernelSize: p.kernelSize, stride: p.stride, padding: p.padding, dilation: p.dilation,
+                             ceilMode: p.ceilMode)
         case let bn as BatchNorm:
             try addBatchNorm(eps: bn.eps, momentum: bn.momentum, affine: bn.affine, trackRunningStats: bn.trackRunningStats)
         case let d as Dropout:

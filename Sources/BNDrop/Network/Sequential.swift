@@ -118,14 +118,18 @@ public final class Sequential {
     public func addReLU() throws { try add(ReLU(inputShape: outputShape)) }
     public func addFlatten() throws { try add(Flatten(inputShape: outputShape)) }
 
-    /// - Parameter stride: nil means `kernelSize` (PyTorch's stride=None).
-    public func addAvgPool2d(kernelSize: Int, stride: Int? = nil) throws {
-        try add(AvgPool2d(inputShape: outputShape, kernelSize: kernelSize, stride: stride))
+    /// torch.nn.AvgPool2d: see `AvgPool2d.init` (stride nil means `kernelSize`, PyTorch's stride=None).
+    public func addAvgPool2d(kernelSize: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false,
+                             countIncludePad: Bool = true, divisorOverride: Int? = nil) throws {
+        try add(AvgPool2d(inputShape: outputShape, kernelSize: kernelSize, stride: stride, padding: padding,
+                          ceilMode: ceilMode, countIncludePad: countIncludePad, divisorOverride: divisorOverride))
     }
 
-    /// - Parameter stride: nil means `kernelSize` (PyTorch's stride=None).
-    public func addMaxPool2d(kernelSize: Int, stride: Int? = nil) throws {
-        try add(MaxPool2d(inputShape: outputShape, kernelSize: kernelSize, stride: stride))
+    /// torch.nn.MaxPool2d: see `MaxPool2d.init` (stride nil means `kernelSize`, PyTorch's stride=None).
+    public func addMaxPool2d(kernelSize: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1,
+                             ceilMode: Bool = false) throws {
+        try add(MaxPool2d(inputShape: outputShape, kernelSize: kernelSize, stride: stride, padding: padding,
+                          dilation: dilation, ceilMode: ceilMode))
     }
 
     /// BatchNorm1d for a [C] or [C, L] shape, BatchNorm2d for [C, H, W].

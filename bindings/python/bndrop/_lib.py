@@ -34,6 +34,16 @@ class BatchNormParams(Structure):
                 ("affine", c_int32), ("track_running_stats", c_int32)]
 
 
+class AvgPool2dParams(Structure):
+    _fields_ = [("kernel_size", c_int64), ("stride", c_int64), ("padding", c_int64), ("ceil_mode", c_int32),
+                ("count_include_pad", c_int32), ("divisor_override", c_int64)]
+
+
+class MaxPool2dParams(Structure):
+    _fields_ = [("kernel_size", c_int64), ("stride", c_int64), ("padding", c_int64), ("dilation", c_int64),
+                ("ceil_mode", c_int32)]
+
+
 class SGDParams(Structure):
     _fields_ = [("lr", c_float), ("momentum", c_float), ("dampening", c_float), ("weight_decay", c_float),
                 ("nesterov", c_int32)]
@@ -91,6 +101,8 @@ PROTOTYPES = {
     "bnd_last_error": (c_char_p, []),
     "bnd_clear_last_error": (None, []),
     "bnd_batchnorm_default_params": (BatchNormParams, []),
+    "bnd_avgpool2d_default_params": (AvgPool2dParams, [c_int64]),
+    "bnd_maxpool2d_default_params": (MaxPool2dParams, [c_int64]),
     "bnd_sgd_default_params": (SGDParams, []),
     "bnd_adam_default_params": (AdamParams, []),
     "bnd_adamw_default_params": (AdamParams, []),
@@ -101,6 +113,8 @@ PROTOTYPES = {
     "bnd_net_add_relu": (status, [P]),
     "bnd_net_add_avgpool2d": (status, [P, c_int64, c_int64]),
     "bnd_net_add_maxpool2d": (status, [P, c_int64, c_int64]),
+    "bnd_net_add_avgpool2d_v2": (status, [P, POINTER(AvgPool2dParams)]),
+    "bnd_net_add_maxpool2d_v2": (status, [P, POINTER(MaxPool2dParams)]),
     "bnd_net_add_flatten": (status, [P]),
     "bnd_net_add_batchnorm": (status, [P, POINTER(BatchNormParams)]),
     "bnd_net_add_dropout": (status, [P, c_float]),

@@ -149,13 +149,29 @@ class Net(Handle):
     def add_relu(self):
         return self._add(lib.bnd_net_add_relu)
 
-    def add_avgpool2d(self, kernel_size, stride=None):
-        """nn.AvgPool2d(kernel_size, stride); stride None means kernel_size, as in PyTorch."""
-        return self._add(lib.bnd_net_add_avgpool2d, _square(kernel_size, "kernel_size"), _pool_stride(stride, kernel_size))
+    def add_avgpool2d(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                      divisor_override=None):
+        """nn.AvgPool2d with PyTorch's arguments (square windows); stride None means kernel_size."""
+        params = lib.bnd_avgpool2d_default_params(_square(kernel_size, "kernel_size"))
+        params.stride = _pool_stride(stride, kernel_size)
+        params.padding = _square(padding, "padding")
+        params.ceil_mode = 1 if ceil_mode else 0
+        params.count_include_pad = 1 if count_include_pad else 0
+        if divisor_override is not None:
+            params.divisor_override = i64(divisor_override, "divisor_override", InvalidArgumentError)
+            if params.divisor_override == 0:
+                raise InvalidArgumentError("divisor must be not zero")
+        return self._add(lib.bnd_net_add_avgpool2d_v2, ctypes.byref(params))
 
-    def add_maxpool2d(self, kernel_size, stride=None):
-        """nn.MaxPool2d(kernel_size, stride); stride None means kernel_size, as in PyTorch."""
-        return self._add(lib.bnd_net_add_maxpool2d, _square(kernel_size, "kernel_size"), _pool_stride(stride, kernel_size))
+    def add_maxpool2d(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        """nn.MaxPool2d with PyTorch's arguments (square windows, no return_indices); stride None means
+        kernel_size."""
+        params = lib.bnd_maxpool2d_default_params(_square(kernel_size, "kernel_size"))
+        params.stride = _pool_stride(stride, kernel_size)
+        params.padding = _square(padding, "padding")
+        params.dilation = _square(dilation, "dilation")
+        params.ceil_mode = 1 if ceil_mode else 0
+        return self._add(lib.bnd_net_add_maxpool2d_v2, ctypes.byref(params))
 
     def add_flatten(self):
         """nn.Flatten(): (C, ...) -> (C * ...)."""

@@ -32,6 +32,14 @@ def golden_files():
     return files, None
 
 
+TEAM_GOLDEN = REPO / "Tests" / "golden"   # this repository's cases (Tests/golden/make_cases.py)
+
+
+def team_golden_files():
+    """Every *.json case in Tests/golden, sorted."""
+    return sorted(TEAM_GOLDEN.glob("*.json"))
+
+
 def source_env():
     """The environment for a child Python that must import this source tree's bndrop."""
     env = dict(os.environ)
@@ -45,11 +53,12 @@ def load_case(path):
 
 
 def pytest_terminal_summary(terminalreporter):
-    passed = [r for r in terminalreporter.stats.get("passed", []) if "test_golden_case[" in r.nodeid]
-    failed = [r for r in terminalreporter.stats.get("failed", []) if "test_golden_case[" in r.nodeid]
-    if passed or failed:
-        terminalreporter.write_line(f"golden: {len(passed)} of {len(passed) + len(failed)} cases passed through "
-                                    f"the Python binding")
+    for test, label in (("test_golden_case[", "golden"), ("test_team_golden_case[", "golden (Tests/golden)")):
+        passed = [r for r in terminalreporter.stats.get("passed", []) if test in r.nodeid]
+        failed = [r for r in terminalreporter.stats.get("failed", []) if test in r.nodeid]
+        if passed or failed:
+            terminalreporter.write_line(f"{label}: {len(passed)} of {len(passed) + len(failed)} cases passed "
+                                        f"through the Python binding")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import bndrop
-from conftest import golden_files, load_case
+from conftest import golden_files, load_case, team_golden_files
 
 # Tolerances of golden/README.md, as GoldenRunner.swift: single layers, multi-step network
 # trajectories, and the ill-conditioned large-offset BatchNorm case (absolute only).
@@ -14,6 +14,7 @@ NET_ATOL, NET_RTOL = 1e-4, 1e-3
 LARGE_OFFSET_ATOL = 2e-3
 
 FILES, WHY_NONE = golden_files()
+TEAM_FILES = team_golden_files()
 
 
 def assert_close(actual, expected, atol, rtol, what):
@@ -48,9 +49,14 @@ def pool_stride(d):
     return d.get("stride")   # absent or null: the kernel size
 
 
-def refuse_pool_padding(d, what):
-    if d.get("padding", 0) != 0:
-        raise AssertionError(f"{what}: pooling with padding {d['padding']} is not supported")
+def add_pool(net, op, d, kernel_key):
+    """A pooling layer with PyTorch's arguments (those absent: PyTorch's defaults)."""
+    common = dict(stride=pool_stride(d), padding=d.get("padding", 0), ceil_mode=d.get("ceil_mode", False))
+    if op == "avgpool2d":
+        net.add_avgpool2d(d[kernel_key], count_include_pad=d.get("count_include_pad", True),
+                          divisor_override=d.get("divisor_override"), **common)
+    else:
+        net.add_maxpool2d(d[kernel_key], dilation=d.get("dilation", 1), **common)
 
 
 def add_batchnorm(net, d):
@@ -69,9 +75,7 @@ def add_single_layer(net, case):
     elif op == "conv2d":
         net.add_conv2d(c["out_channels"], c["kernel_size"], c.get("stride", 1), c.get("padding", 0))
     elif op in ("avgpool2d", "maxpool2d"):
-        refuse_pool_padding(c, case["case"])
-        add = net.add_avgpool2d if op == "avgpool2d" else net.add_maxpool2d
-        add(c["kernel_size"], pool_stride(c))
+        add_pool(net, op, c, "kernel_size")
     else:
         raise AssertionError(f"{case['case']}: {op} is not a single layer")
 
@@ -87,8 +91,7 @@ def add_network_layer(net, layer, what):
     elif kind == "conv2d":
         net.add_conv2d(layer["out"], layer["kernel"], layer.get("stride", 1), layer.get("padding", 0))
     elif kind in ("avgpool2d", "maxpool2d"):
-        refuse_pool_padding(layer, what)
-        (net.add_avgpool2d if kind == "avgpool2d" else net.add_maxpool2d)(layer["kernel"], pool_stride(layer))
+        add_pool(net, kind, layer, "kernel")
     elif kind in ("batchnorm1d", "batchnorm2d"):
         add_batchnorm(net, layer)
     elif kind == "dropout":
@@ -263,3 +266,13 @@ def test_golden_case(path):
     op = case.get("op")
     assert op in RUNNERS, f"{path.stem}: unknown op {op!r}"
     RUNNERS[op](case)
+
+
+def test_team_golden_cases_exist():
+    assert TEAM_FILES, "no *.json case in Tests/golden"
+
+
+@pytest.mark.parametrize("path", TEAM_FILES, ids=[p.stem for p in TEAM_FILES])
+def test_team_golden_case(path):
+    """This repository's cases (Tests/golden, PyTorch 2.15): the same runners."""
+    test_golden_case(path)

@@ -36,6 +36,21 @@ def test_layers_shapes_and_types():
     for add in (bndrop.Net.add_avgpool2d, bndrop.Net.add_maxpool2d):
         with pytest.raises(bndrop.InvalidArgumentError, match="stride should not be zero"):  # PyTorch's error
             add(bndrop.Net((2, 7, 7)), 2, 0)
+    # PyTorch's other pooling arguments: the output sizes PyTorch 2.15 gives for them
+    assert bndrop.Net((1, 7, 7)).add_avgpool2d(3, 2, padding=1).output_shape == (1, 4, 4)
+    assert bndrop.Net((1, 7, 7)).add_avgpool2d(2, ceil_mode=True).output_shape == (1, 4, 4)
+    assert bndrop.Net((1, 8, 8)).add_avgpool2d(3, 2, 1, ceil_mode=True, count_include_pad=False,
+                                               divisor_override=4).output_shape == (1, 5, 5)
+    assert bndrop.Net((1, 10, 9)).add_maxpool2d(3, 2, 1, dilation=2, ceil_mode=True).output_shape == (1, 5, 4)
+    with pytest.raises(bndrop.InvalidArgumentError, match="padding"):
+        bndrop.Net((1, 7, 7)).add_maxpool2d(3, padding=2)
+    with pytest.raises(bndrop.InvalidArgumentError, match="divisor"):
+        bndrop.Net((1, 7, 7)).add_avgpool2d(3, divisor_override=0)
+    with pytest.raises(bndrop.ShapeError):
+        bndrop.Net((1, 3, 3)).add_maxpool2d(2, stride=1, dilation=3)
+    # the ceil-mode average of a 3x3 plane without the padding in the divisor: every window's mean
+    ceil = bndrop.Net((1, 3, 3)).add_avgpool2d(2, ceil_mode=True, count_include_pad=False).eval()
+    assert ceil(np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)).ravel().tolist() == [3.0, 4.5, 7.5, 9.0]
     bn1d = bndrop.Net((3, 6)).add_batchnorm(eps=1e-3, momentum=None, affine=False)
     assert bn1d.layer_type(0) == "BatchNorm1d"
     assert bn1d.tensor_names() == ["0.running_mean", "0.running_var", "0.num_batches_tracked"]

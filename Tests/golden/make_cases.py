@@ -1,0 +1,90 @@
+"""Writes this folder's golden cases with PyTorch: pooling with padding, ceil_mode, count_include_pad,
+divisor_override and (MaxPool2d) dilation, which ../shared/golden does not cover.
+
+The cases use ../shared/golden's schema (see its README.md), so the same runners read both folders.
+Run it with a Python that has torch (not needed by `make test`, which reads the JSON files):
+
+    python3 Tests/golden/make_cases.py
+
+Inputs come from fixed seeds; the files are written atomically (temporary file, then rename).
+"""
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+
+def tensor(t):
+    t = t.detach().contiguous()
+    values = [float(v) for v in t.flatten().tolist()]
+    return {"shape": list(t.shape), "data": values}
+
+
+def write(name, document):
+    path = HERE / f"{name}.json"
+    fd, temporary = tempfile.mkstemp(dir=HERE, prefix=f".{name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(document, f, separators=(",", ":"))
+        f.write("\n")
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+    print(f"wrote {path.relative_to(HERE.parent.parent)}")
+
+
+def pooling_case(name, op, shape, config, seed, integers=False, notes=""):
+    """One pooling layer: output of the input, and the input gradient of a random output gradient."""
+    generator = torch.Generator().manual_seed(seed)
+    if integers:  # small integers: many ties inside windows, to test which maximum takes the gradient
+        x = torch.randint(-3, 4, shape, generator=generator).float()
+    else:
+        x = torch.randn(shape, generator=generator)
+    x.requires_grad_(True)
+    arguments = {k: v for k, v in config.items()}
+    layer = torch.nn.AvgPool2d(**arguments) if op == "avgpool2d" else torch.nn.MaxPool2d(**arguments)
+    y = layer(x)
+    grad_output = torch.randn(y.shape, generator=generator)
+    y.backward(grad_output)
+    write(name, {
+        "case": name, "op": op, "torch_version": torch.__version__, "config": config, "notes": notes,
+        "tensors": {"input": tensor(x), "output": tensor(y), "grad_output": tensor(grad_output),
+                    "grad_input": tensor(x.grad)},
+    })
+
+
+def main():
+    torch.use_deterministic_algorithms(True)
+    avg = "avgpool2d"
+    pooling_case("avgpool2d_k3_s2_p1", avg, (2, 3, 7, 7),
+                 {"kernel_size": 3, "stride": 2, "padding": 1}, seed=101,
+                 notes="padding counted in the divisor (count_include_pad=True, the default)")
+    pooling_case("avgpool2d_k3_s2_p1_exclude_pad_ceil", avg, (2, 2, 8, 8),
+                 {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+                 seed=102, notes="divisor = the window's cells inside the input; ceil mode adds a last window")
+    pooling_case("avgpool2d_k2_s2_ceil_odd", avg, (2, 2, 7, 7),
+                 {"kernel_size": 2, "stride": 2, "ceil_mode": True}, seed=103,
+                 notes="the last row and column of windows hang over the input: divisor 2 or 1 there")
+    pooling_case("avgpool2d_k4_s3_p2_ceil_rectangular", avg, (2, 2, 9, 6),
+                 {"kernel_size": 4, "stride": 3, "padding": 2, "ceil_mode": True}, seed=104,
+                 notes="pad = kernel/2; a window past the right padding is clipped to it for the divisor")
+    pooling_case("avgpool2d_k3_s1_p1_divisor_override", avg, (1, 2, 5, 5),
+                 {"kernel_size": 3, "stride": 1, "padding": 1, "divisor_override": 5}, seed=105)
+    mx = "maxpool2d"
+    pooling_case("maxpool2d_k3_s2_p1", mx, (2, 3, 7, 7),
+                 {"kernel_size": 3, "stride": 2, "padding": 1}, seed=201)
+    pooling_case("maxpool2d_k2_s2_ceil_odd", mx, (2, 2, 7, 7),
+                 {"kernel_size": 2, "stride": 2, "ceil_mode": True}, seed=202)
+    pooling_case("maxpool2d_k3_s2_p1_dilation2_ceil", mx, (2, 2, 10, 9),
+                 {"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True}, seed=203)
+    pooling_case("maxpool2d_k3_s1_p1_ties", mx, (2, 2, 6, 6),
+                 {"kernel_size": 3, "stride": 1, "padding": 1}, seed=204, integers=True,
+                 notes="integer inputs: ties in most windows; overlapping windows add their gradients")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
