@@ -110,7 +110,20 @@ static void one_call(fz_reader *r) {
         CALL(bnd_net_add_linear(net, pick >= 192 ? wide[pick & 3] : fz_size(r)));
         break;
     }
-    case 2: CALL(bnd_net_add_conv2d(net, fz_size(r), fz_size(r), fz_size(r), fz_small(r, 3) - 1)); break;
+    case 2: {
+        if (fz_u8(r) & 1) {
+            CALL(bnd_net_add_conv2d(net, fz_size(r), fz_size(r), fz_size(r), fz_small(r, 3) - 1));
+            break;
+        }
+        /* Every argument: dilation and groups mostly small and sometimes absurd. */
+        bnd_conv2d_params p = bnd_conv2d_default_params(fz_size(r), fz_size(r));
+        p.stride = fz_size(r);
+        p.padding = fz_small(r, 3) - 1;
+        p.dilation = (fz_u8(r) & 3) == 0 ? fz_size(r) : 1 + fz_small(r, 2);
+        p.groups = (fz_u8(r) & 3) == 0 ? fz_size(r) : 1 + fz_small(r, 2);
+        CALL(bnd_net_add_conv2d_v2(net, (fz_u8(r) & 15) == 0 ? NULL : &p));
+        break;
+    }
     case 3: CALL(bnd_net_add_relu(net)); break;
     case 4: {
         /* The plain call, or every argument: padding up to 2, sometimes -1 or absurd; flags; divisors. */

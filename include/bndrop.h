@@ -167,6 +167,17 @@ typedef struct bnd_batchnorm_params {
     int32_t track_running_stats;  /* [1] 1 = keep running_mean / running_var / num_batches_tracked */
 } bnd_batchnorm_params;
 
+/* torch.nn.Conv2d arguments, square kernel, with a bias (PyTorch's defaults in brackets). */
+typedef struct bnd_conv2d_params {
+    int64_t out_channels;         /* > 0 (no default)                                              */
+    int64_t kernel_size;          /* > 0 (no default)                                              */
+    int64_t stride;               /* [1] > 0                                                       */
+    int64_t padding;              /* [0] >= 0: zeros on every side                                 */
+    int64_t dilation;             /* [1] > 0: the distance between the kernel's taps               */
+    int64_t groups;               /* [1] > 0, dividing in_channels and out_channels: each group's
+                                     output channels see only its in_channels / groups inputs     */
+} bnd_conv2d_params;
+
 /* torch.nn.AvgPool2d arguments, square windows (PyTorch's defaults in brackets). */
 typedef struct bnd_avgpool2d_params {
     int64_t kernel_size;          /* > 0 (no default)                                              */
@@ -219,7 +230,9 @@ BND_API bnd_sgd_params bnd_sgd_default_params(void);
 BND_API bnd_adam_params bnd_adam_default_params(void);
 /* torch.optim.AdamW's defaults: Adam's, with weight_decay 1e-2 and decoupled_weight_decay 1. */
 BND_API bnd_adam_params bnd_adamw_default_params(void);
-/* The pooling defaults above with the given kernel_size (not checked here: bnd_net_add_*pool2d_v2 do). */
+/* The defaults above with the arguments that have none (not checked here: the bnd_net_add_*_v2 calls
+   do). */
+BND_API bnd_conv2d_params bnd_conv2d_default_params(int64_t out_channels, int64_t kernel_size);
 BND_API bnd_avgpool2d_params bnd_avgpool2d_default_params(int64_t kernel_size);
 BND_API bnd_maxpool2d_params bnd_maxpool2d_default_params(int64_t kernel_size);
 
@@ -253,7 +266,7 @@ BND_API void bnd_net_free(bnd_net *net);
    OpenBLAS). */
 BND_API bnd_status bnd_net_add_linear(bnd_net *net, int64_t out_features);
 
-/* Conv2d on a {C, H, W} shape: square kernel, stride, zero padding (no dilation, no groups).
+/* Conv2d on a {C, H, W} shape: square kernel, stride, zero padding (dilation and groups: below).
    Output {out_channels, (H + 2p - k)/s + 1, (W + 2p - k)/s + 1}. out_channels, kernel_size, stride > 0;
    padding >= 0; the kernel must fit the padded input.
    Returns BND_ERR_INVALID_ARGUMENT (NULL net, an argument out of range), BND_ERR_SHAPE (a shape that
@@ -261,6 +274,16 @@ BND_API bnd_status bnd_net_add_linear(bnd_net *net, int64_t out_features);
    BND_ERR_OUT_OF_MEMORY, BND_ERR_IO (no OpenBLAS). */
 BND_API bnd_status bnd_net_add_conv2d(bnd_net *net, int64_t out_channels, int64_t kernel_size,
                                       int64_t stride, int64_t padding);
+
+/* Conv2d with every argument of torch.nn.Conv2d but bias (always on): dilation and groups besides.
+   Output {out_channels, OH, OW}, OH = (H + 2p - dilation*(k-1) - 1)/s + 1 (OW likewise); weight
+   {out_channels, C / groups, k, k} (its state_dict name and shape, as PyTorch's). kernel_size,
+   padding and dilation at most 2^20.
+   params: in, required (from bnd_conv2d_default_params), read during the call only.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL net or params, an argument out of range, groups not dividing
+   C and out_channels), BND_ERR_SHAPE (as bnd_net_add_conv2d), BND_ERR_OUT_OF_MEMORY, BND_ERR_IO (no
+   OpenBLAS). */
+BND_API bnd_status bnd_net_add_conv2d_v2(bnd_net *net, const bnd_conv2d_params *params);
 
 /* ReLU: y = max(x, 0), any shape. Returns BND_ERR_INVALID_ARGUMENT (NULL net). */
 BND_API bnd_status bnd_net_add_relu(bnd_net *net);

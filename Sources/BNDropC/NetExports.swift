@@ -37,6 +37,21 @@ public func bnd_net_add_conv2d(_ net: OpaquePointer?, _ outChannels: Int64, _ ke
     }
 }
 
+@_cdecl("bnd_conv2d_default_params")
+public func bnd_conv2d_default_params(_ outChannels: Int64, _ kernelSize: Int64) -> bnd_conv2d_params {
+    bnd_conv2d_params(out_channels: outChannels, kernel_size: kernelSize, stride: 1, padding: 0, dilation: 1, groups: 1)
+}
+
+@_cdecl("bnd_net_add_conv2d_v2")
+public func bnd_net_add_conv2d_v2(_ net: OpaquePointer?, _ params: UnsafePointer<bnd_conv2d_params>?) -> bnd_status {
+    api("bnd_net_add_conv2d_v2") {
+        let net = try netBox(net).net
+        let p = try required(params, "params").pointee
+        try net.addConv2d(outChannels: int(p.out_channels), kernelSize: int(p.kernel_size), stride: int(p.stride),
+                          padding: int(p.padding), dilation: int(p.dilation), groups: int(p.groups))
+    }
+}
+
 @_cdecl("bnd_net_add_relu")
 public func bnd_net_add_relu(_ net: OpaquePointer?) -> bnd_status {
     api("bnd_net_add_relu") { try netBox(net).net.addReLU() }

@@ -89,9 +89,14 @@ final class CNetwork: NetworkUnderTest {
         case .linear(let out): try check(bnd_net_add_linear(handle, Int64(out)), "bnd_net_add_linear")
         case .relu: try check(bnd_net_add_relu(handle), "bnd_net_add_relu")
         case .flatten: try check(bnd_net_add_flatten(handle), "bnd_net_add_flatten")
-        case let .conv2d(out, kernel, stride, padding):
+        case let .conv2d(out, kernel, stride, padding, 1, 1):
             try check(bnd_net_add_conv2d(handle, Int64(out), Int64(kernel), Int64(stride), Int64(padding)),
                       "bnd_net_add_conv2d")
+        case let .conv2d(out, kernel, stride, padding, dilation, groups):
+            var params = bnd_conv2d_default_params(Int64(out), Int64(kernel))
+            (params.stride, params.padding) = (Int64(stride), Int64(padding))
+            (params.dilation, params.groups) = (Int64(dilation), Int64(groups))
+            try check(bnd_net_add_conv2d_v2(handle, &params), "bnd_net_add_conv2d_v2")
         // The plain calls where they suffice, so that both entry points are checked against PyTorch.
         case let .avgPool2d(a) where a.isPlain:
             try check(bnd_net_add_avgpool2d(handle, Int64(a.kernel), Int64(a.stride ?? 0)), "bnd_net_add_avgpool2d")

@@ -10,7 +10,7 @@ enum LayerSpec {
     case linear(out: Int)
     case relu
     case flatten
-    case conv2d(out: Int, kernel: Int, stride: Int, padding: Int)
+    case conv2d(out: Int, kernel: Int, stride: Int, padding: Int, dilation: Int, groups: Int)
     case avgPool2d(AvgPoolSpec)
     case maxPool2d(MaxPoolSpec)
     /// momentum nil: PyTorch's momentum=None, a cumulative average.

@@ -65,7 +65,8 @@ struct GoldenRunner {
         case "relu": return .relu
         case "conv2d":
             return .conv2d(out: try int(c, "out_channels", g.name), kernel: try int(c, "kernel_size", g.name),
-                           stride: c["stride"] as? Int ?? 1, padding: c["padding"] as? Int ?? 0)
+                           stride: c["stride"] as? Int ?? 1, padding: c["padding"] as? Int ?? 0,
+                           dilation: c["dilation"] as? Int ?? 1, groups: c["groups"] as? Int ?? 1)
         case "avgpool2d", "maxpool2d": return try pool(g.op, c, kernelKey: "kernel_size", g.name)
         default: throw GoldenError("\(g.name): \(g.op) is not a single layer")
         }
@@ -79,7 +80,8 @@ struct GoldenRunner {
         case "flatten": return .flatten
         case "conv2d":
             return .conv2d(out: try int(layer, "out", what), kernel: try int(layer, "kernel", what),
-                           stride: layer["stride"] as? Int ?? 1, padding: layer["padding"] as? Int ?? 0)
+                           stride: layer["stride"] as? Int ?? 1, padding: layer["padding"] as? Int ?? 0,
+                           dilation: layer["dilation"] as? Int ?? 1, groups: layer["groups"] as? Int ?? 1)
         case let kind? where kind == "avgpool2d" || kind == "maxpool2d":
             return try pool(kind, layer, kernelKey: "kernel", what)
         case "batchnorm1d", "batchnorm2d": return batchNorm(layer)

@@ -50,8 +50,9 @@ final class SwiftNetwork: NetworkUnderTest {
         case .linear(let out): try net.addLinear(out)
         case .relu: try net.addReLU()
         case .flatten: try net.addFlatten()
-        case let .conv2d(out, kernel, stride, padding):
-            try net.addConv2d(outChannels: out, kernelSize: kernel, stride: stride, padding: padding)
+        case let .conv2d(out, kernel, stride, padding, dilation, groups):
+            try net.addConv2d(outChannels: out, kernelSize: kernel, stride: stride, padding: padding, dilation: dilation,
+                              groups: groups)
         case let .avgPool2d(a):
             try net.addAvgPool2d(kernelSize: a.kernel, stride: a.stride, padding: a.padding, ceilMode: a.ceilMode,
                                  countIncludePad: a.countIncludePad, divisorOverride: a.divisorOverride)

@@ -116,6 +116,23 @@ final class DeterminismTests: XCTestCase {
         }, sampleSize: 784, batch: 37)  // 37 samples: several sample groups, the last one partial
     }
 
+    /// PyTorch's wider arguments: dilated and grouped convolutions (im2col, a GEMM per group), padded
+    /// ceil-mode pooling (the general loops).
+    func testDilatedGroupedConvolutionsAndPaddedPoolingAreBitIdenticalForAnyThreadCount() throws {
+        try assertSameForEveryThreadCount("CNN with dilation, groups, padded pooling", {
+            let net = try Sequential(sampleShape: [2, 20, 20], seed: 8)
+            try net.addConv2d(outChannels: 6, kernelSize: 3, padding: 2, dilation: 2, groups: 2)
+            try net.addBatchNorm()
+            try net.addReLU()
+            try net.addMaxPool2d(kernelSize: 3, stride: 2, padding: 1, ceilMode: true)
+            try net.addConv2d(outChannels: 6, kernelSize: 3, stride: 2, groups: 6)
+            try net.addAvgPool2d(kernelSize: 3, stride: 2, padding: 1, ceilMode: true, countIncludePad: false)
+            try net.addFlatten()
+            try net.addLinear(10)
+            return net
+        }, sampleSize: 800, batch: 21)
+    }
+
     /// Every task of a region runs once. From both ends, the caller's tasks are a run from the first one
     /// and the workers' the rest, so that consecutive layers split alike give each thread the rows it had;
     /// in order, every thread takes the next task.

@@ -38,6 +38,9 @@ static void test_defaults(void) {
            a.decoupled_weight_decay == 0, "adam defaults");
     bnd_adam_params w = bnd_adamw_default_params();
     EXPECT(w.weight_decay == 1e-2f && w.decoupled_weight_decay == 1, "adamw defaults");
+    bnd_conv2d_params cp = bnd_conv2d_default_params(6, 5);
+    EXPECT(cp.out_channels == 6 && cp.kernel_size == 5 && cp.stride == 1 && cp.padding == 0 && cp.dilation == 1 &&
+           cp.groups == 1, "conv2d defaults");
     bnd_avgpool2d_params ap = bnd_avgpool2d_default_params(3);
     EXPECT(ap.kernel_size == 3 && ap.stride == 0 && ap.padding == 0 && ap.ceil_mode == 0 && ap.count_include_pad == 1 &&
            ap.divisor_override == 0, "avgpool2d defaults");
@@ -83,6 +86,34 @@ static void test_pooling_arguments(void) {
     EXPECT_OK(bnd_net_forward(net, x, 1, z, 9));
     /* output (0, 0) covers cells (-1|1, -1|1): only x[1][1] = 5 is inside; (1, 1) covers (0|2, 0|2) */
     EXPECT(z[0] == 5.0f && z[4] == 9.0f && z[8] == 5.0f, "dilated maxima %g %g %g", z[0], z[4], z[8]);
+    bnd_net_free(net);
+    test_end();
+}
+
+/* Conv2d with dilation and groups from C: shapes, the grouped weight, and a value worked by hand. */
+static void test_conv2d_arguments(void) {
+    test_begin("conv2d: dilation and groups");
+    int64_t shape[] = {2, 5, 5}, dims[BND_MAX_RANK];
+    size_t rank = 0;
+    bnd_net *net = NULL;
+    EXPECT_OK(bnd_net_create(shape, 3, &net));
+    bnd_conv2d_params p = bnd_conv2d_default_params(2, 2);
+    p.dilation = 2;                       /* taps 2 apart: (5 - 2 - 1) / 1 + 1 = 3 */
+    p.groups = 2;                         /* output channel o sees input channel o only */
+    EXPECT_OK(bnd_net_add_conv2d_v2(net, &p));
+    EXPECT_OK(bnd_net_layer_output_shape(net, 0, dims, BND_MAX_RANK, &rank));
+    EXPECT(rank == 3 && dims[0] == 2 && dims[1] == 3 && dims[2] == 3, "dilated grouped conv shape");
+    EXPECT_OK(bnd_net_tensor_shape(net, "0.weight", dims, BND_MAX_RANK, &rank));
+    EXPECT(rank == 4 && dims[0] == 2 && dims[1] == 1 && dims[2] == 2 && dims[3] == 2, "grouped weight shape");
+    const float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1}, zeros[2] = {0, 0};
+    EXPECT_OK(bnd_net_set_tensor(net, "0.weight", ones, 8));
+    EXPECT_OK(bnd_net_set_tensor(net, "0.bias", zeros, 2));
+    float x[50], y[18];
+    for (int i = 0; i < 50; i++) x[i] = (float)i;   /* channel 1 = channel 0 + 25 */
+    EXPECT_OK(bnd_net_set_training(net, 0));
+    EXPECT_OK(bnd_net_forward(net, x, 1, y, 18));
+    /* y[o][0][0] = x[o][0][0] + x[o][0][2] + x[o][2][0] + x[o][2][2]: 0 + 2 + 10 + 12, then + 4 * 25 */
+    EXPECT(y[0] == 24.0f && y[9] == 124.0f, "dilated grouped sums %g %g", y[0], y[9]);
     bnd_net_free(net);
     test_end();
 }
@@ -396,6 +427,7 @@ void run_api_tests(void) {
     test_version_and_statuses();
     test_defaults();
     test_pooling_arguments();
+    test_conv2d_arguments();
     test_last_error_contract();
     test_introspection();
     test_modes_and_steps();

@@ -118,6 +118,33 @@ void run_bad_call_tests(void) {
     BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_maxpool2d(img, -2, 2));
     BAD(BND_ERR_SHAPE, bnd_net_add_maxpool2d(img, 7, 1));
     BAD(BND_ERR_SHAPE, bnd_net_add_avgpool2d(img, INT64_MAX, 0));
+    {   /* Conv2d with every argument, on {1, 6, 6} */
+        bnd_conv2d_params c = bnd_conv2d_default_params(2, 3);
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_conv2d_v2(NULL, &c));
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "params", bnd_net_add_conv2d_v2(img, NULL));
+        c.groups = 2;                     /* 1 input channel */
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "divisible by groups", bnd_net_add_conv2d_v2(img, &c));
+        c.groups = 0;
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "groups", bnd_net_add_conv2d_v2(img, &c));
+        c.groups = INT64_MIN;
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_conv2d_v2(img, &c));
+        c.groups = 1;
+        c.dilation = 0;
+        BAD_MSG(BND_ERR_INVALID_ARGUMENT, "dilation", bnd_net_add_conv2d_v2(img, &c));
+        c.dilation = INT64_MAX;
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_conv2d_v2(img, &c));
+        c.dilation = 3;                   /* taps spanning 7 cells of 6 */
+        BAD_MSG(BND_ERR_SHAPE, "larger than the padded input", bnd_net_add_conv2d_v2(img, &c));
+        c.dilation = 1;
+        c.stride = 0;
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_conv2d_v2(img, &c));
+        c.stride = 1;
+        c.padding = -1;
+        BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_add_conv2d_v2(img, &c));
+        c.padding = 0;
+        c.out_channels = INT64_MAX;
+        BAD(BND_ERR_SHAPE, bnd_net_add_conv2d_v2(img, &c));
+    }
     {   /* the pooling calls with every argument, on {1, 6, 6} */
         bnd_avgpool2d_params a = bnd_avgpool2d_default_params(3);
         bnd_maxpool2d_params m = bnd_maxpool2d_default_params(3);

@@ -34,6 +34,18 @@ static bnd_status add_conv2d(void) {
     return s;
 }
 
+static bnd_status add_conv2d_v2(void) {
+    int64_t shape[3] = {4, 6, 6};
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_create(shape, 3, &net);
+    bnd_conv2d_params p = bnd_conv2d_default_params(2, 3);
+    p.dilation = 2;
+    p.groups = 2;
+    if (s == BND_OK) s = bnd_net_add_conv2d_v2(net, &p);
+    bnd_net_free(net);
+    return s;
+}
+
 /* The child: bndrop told to load a file that does not exist, then the call. */
 static bnd_status without_blas(void *context) {
     setenv("BNDROP_TEST_OPENBLAS_NAME", MISSING_BLAS, 1);
@@ -51,4 +63,5 @@ void run_no_blas_tests(void) {
     run_without_blas("bnd_get_runtime_info without OpenBLAS", runtime_info);
     run_without_blas("bnd_net_add_linear without OpenBLAS", add_linear);
     run_without_blas("bnd_net_add_conv2d without OpenBLAS", add_conv2d);
+    run_without_blas("bnd_net_add_conv2d_v2 without OpenBLAS", add_conv2d_v2);
 }

@@ -126,6 +126,18 @@ static bnd_status add_huge_conv2d(void *context) {
     return s;
 }
 
+static bnd_status add_huge_conv2d_v2(void *context) {
+    (void)context;
+    int64_t shape[3] = { 512, 32, 32 };
+    bnd_net *net = NULL;
+    bnd_status s = bnd_net_create(shape, 3, &net);
+    bnd_conv2d_params p = bnd_conv2d_default_params(2048, 32);
+    p.groups = 2;                         /* a 1 GiB weight (2048 x 256 x 32 x 32) */
+    if (s == BND_OK) s = bnd_net_add_conv2d_v2(net, &p);
+    bnd_net_free(net);
+    return s;
+}
+
 static bnd_status add_huge_batchnorm(void *context) {
     (void)context;
     int64_t shape[1] = { (int64_t)1 << 28 };
@@ -391,6 +403,8 @@ void run_oom_tests(void) {
                 NULL, forward_huge_batch, NULL);
     run_limited("bnd_net_add_conv2d 256 -> 1024 channels, kernel 32 (1 GiB weight)", 512 * MIB,
                 BND_ERR_OUT_OF_MEMORY, NULL, add_huge_conv2d, NULL);
+    run_limited("bnd_net_add_conv2d_v2 512 -> 2048 channels in 2 groups, kernel 32 (1 GiB weight)", 512 * MIB,
+                BND_ERR_OUT_OF_MEMORY, NULL, add_huge_conv2d_v2, NULL);
     run_limited("bnd_net_add_batchnorm, 2^28 channels", 512 * MIB, BND_ERR_OUT_OF_MEMORY, NULL, add_huge_batchnorm,
                 NULL);
     /* a 2 GiB hidden output for a batch of 8192 samples */

@@ -1,5 +1,6 @@
 """Writes this folder's golden cases with PyTorch: pooling with padding, ceil_mode, count_include_pad,
-divisor_override and (MaxPool2d) dilation, which ../shared/golden does not cover.
+divisor_override and (MaxPool2d) dilation, and Conv2d with dilation and groups, which ../shared/golden
+does not cover.
 
 The cases use ../shared/golden's schema (see its README.md), so the same runners read both folders.
 Run it with a Python that has torch (not needed by `make test`, which reads the JSON files):
@@ -56,6 +57,24 @@ def pooling_case(name, op, shape, config, seed, integers=False, notes=""):
     })
 
 
+def conv_case(name, shape, config, seed, notes=""):
+    """One Conv2d: output, and the input, weight and bias gradients of a random output gradient."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)   # the layer's initial weights
+    layer = torch.nn.Conv2d(**config)
+    x = torch.randn(shape, generator=generator, requires_grad=True)
+    y = layer(x)
+    grad_output = torch.randn(y.shape, generator=generator)
+    y.backward(grad_output)
+    write(name, {
+        "case": name, "op": "conv2d", "torch_version": torch.__version__, "config": dict(config, bias=True),
+        "notes": notes,
+        "tensors": {"input": tensor(x), "weight": tensor(layer.weight), "bias": tensor(layer.bias),
+                    "output": tensor(y), "grad_output": tensor(grad_output), "grad_input": tensor(x.grad),
+                    "grad_weight": tensor(layer.weight.grad), "grad_bias": tensor(layer.bias.grad)},
+    })
+
+
 def main():
     torch.use_deterministic_algorithms(True)
     avg = "avgpool2d"
@@ -83,6 +102,19 @@ def main():
     pooling_case("maxpool2d_k3_s1_p1_ties", mx, (2, 2, 6, 6),
                  {"kernel_size": 3, "stride": 1, "padding": 1}, seed=204, integers=True,
                  notes="integer inputs: ties in most windows; overlapping windows add their gradients")
+    conv_case("conv2d_k3_dilation2_p2", (2, 3, 9, 9),
+              {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 2, "dilation": 2}, seed=301)
+    conv_case("conv2d_k3_s2_dilation3", (2, 2, 13, 11),
+              {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2, "dilation": 3}, seed=302)
+    conv_case("conv2d_groups2_k3_p1", (2, 4, 7, 7),
+              {"in_channels": 4, "out_channels": 6, "kernel_size": 3, "padding": 1, "groups": 2}, seed=303,
+              notes="weight (6, 2, 3, 3): output channels 0-2 see input channels 0-1, 3-5 see 2-3")
+    conv_case("conv2d_depthwise_k5_s2_p2", (2, 3, 10, 10),
+              {"in_channels": 3, "out_channels": 6, "kernel_size": 5, "stride": 2, "padding": 2, "groups": 3},
+              seed=304, notes="depthwise with multiplier 2")
+    conv_case("conv2d_groups4_dilation2_s2_p1", (2, 8, 12, 12),
+              {"in_channels": 8, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2,
+               "groups": 4}, seed=305)
     return 0
 
 

@@ -15,9 +15,9 @@
 //                   "bias":true}, {"type":"BatchNorm1d","num_features":48,"eps":1e-05,"momentum":0.1,
 //                   "affine":true,"track_running_stats":true} (momentum null: cumulative average),
 //                   {"type":"Conv2d","in_channels":1,"out_channels":3,"kernel_size":5,"stride":1,
-//                   "padding":0,"bias":true}, {"type":"AvgPool2d","kernel_size":2,"stride":2} (pooling's
-//                   padding, ceil_mode, count_include_pad, divisor_override and dilation only where they
-//                   are not PyTorch's defaults),
+//                   "padding":0,"bias":true}, {"type":"AvgPool2d","kernel_size":2,"stride":2} (Conv2d's
+//                   dilation and groups, pooling's padding, ceil_mode, count_include_pad,
+//                   divisor_override and dilation only where they are not PyTorch's defaults),
 //                   {"type":"Flatten","start_dim":1,"end_dim":-1}, {"type":"Dropout","p":0.5}, {"type":"ReLU"}
 //   rng.<i>         for each Dropout layer i: its mask generator's state (four 64-bit words in hex), so
 //                   that training continues with the very masks it would have drawn
@@ -106,8 +106,11 @@ extension Sequential {
             members += [("in_features", "\(linear.inFeatures)"), ("out_features", "\(linear.outFeatures)"), ("bias", "true")]
         case let conv as Conv2d:
             members += [("in_channels", "\(conv.inChannels)"), ("out_channels", "\(conv.outChannels)"),
-                        ("kernel_size", "\(conv.kernelSize)"), ("stride", "\(conv.stride)"), ("padding", "\(conv.padding)"),
-                        ("bias", "true")]
+                        ("kernel_size", "\(conv.kernelSize)"), ("stride", "\(conv.stride)"), ("padding", "\(conv.padding)")]
+            // As for pooling: dilation and groups only where they are not PyTorch's defaults.
+            if conv.dilation != 1 { members.append(("dilation", "\(conv.dilation)")) }
+            if conv.groups != 1 { members.append(("groups", "\(conv.groups)")) }
+            members.append(("bias", "true"))
         case let pool as Pool2d:
             // The arguments bndrop 1.x had, then the others only where they differ from PyTorch's defaults,
             // so that a checkpoint of the article's pooling still loads in a bndrop without them.
@@ -236,6 +239,10 @@ extension Sequential {
                 throw BNDError.format("\(what): bias false is not supported (bndrop's \(type) always has a bias)")
             }
         }
+        /// An argument written only when it is not PyTorch's default (absent: the default).
+        func optional<T>(_ key: String, _ fallback: T, _ read: (JSON) throws -> T) throws -> T {
+            try fields[key] == nil ? fallback : read(take(key))
+        }
         var add: () throws -> Void
         /// The file's tensor '<index>.weight' must exist with shape `dims` before the layer is built.
         /// (Sizes the layer itself refuses, such as 0, are left to it.)
@@ -262,16 +269,17 @@ extension Sequential {
             let kernel = try take("kernel_size").integer("\(what): kernel_size")
             let stride = try take("stride").integer("\(what): stride")
             let padding = try take("padding").integer("\(what): padding")
+            let dilation = try optional("dilation", 1) { try $0.integer("\(what): dilation") }
+            let groups = try optional("groups", 1) { try $0.integer("\(what): groups") }
             try requireBias()
-            if shape.count == 3 { try weightInFile([out, shape[0], kernel, kernel]) }
-            add = { try self.addConv2d(outChannels: out, kernelSize: kernel, stride: stride, padding: padding) }
+            if shape.count == 3, groups > 0, shape[0] % groups == 0 {  // (else addConv2d refuses the groups)
+                try weightInFile([out, shape[0] / groups, kernel, kernel])
+            }
+            add = { try self.addConv2d(outChannels: out, kernelSize: kernel, stride: stride, padding: padding,
+                                       dilation: dilation, groups: groups) }
         case "AvgPool2d", "MaxPool2d":
             let kernel = try take("kernel_size").integer("\(what): kernel_size")
             let stride = try take("stride").integer("\(what): stride")
-            /// An argument written only when it is not PyTorch's default (absent: the default).
-            func optional<T>(_ key: String, _ fallback: T, _ read: (JSON) throws -> T) throws -> T {
-                try fields[key] == nil ? fallback : read(take(key))
-            }
             let padding = try optional("padding", 0) { try $0.integer("\(what): padding") }
             let ceilMode = try optional("ceil_mode", false) { try $0.bool("\(what): ceil_mode") }
             if type == "AvgPool2d" {

@@ -1,25 +1,32 @@
 import BNDropKernels
 
-/// 2-D convolution, as torch.nn.Conv2d (square kernel, stride, zero padding; no dilation or groups).
+/// 2-D convolution, as torch.nn.Conv2d (square kernel, stride, zero padding, dilation, groups).
 ///
 /// Two lowerings, chosen per layer from its shape (`Lowering.automatic`):
 /// - im2col + GEMM: each sample's patches form a (C·k·k)×(OH·OW) matrix, and y = W·cols + b with W
-///   viewed as out_c×(C·k·k); a group of samples shares one matrix and one GEMM (see
-///   `samplesPerTask`), and backward builds the matrix again instead of keeping it.
+///   viewed as out_c×(C/groups·k·k), one GEMM per group of channels (group g's output channels take
+///   the matrix's rows of its input channels, which are contiguous); a group of samples shares one
+///   matrix and one GEMM (see `samplesPerTask`), and backward builds the matrix again instead of
+///   keeping it.
 /// - direct: the C kernels of convolution.c (bndk_conv_*), vectorised along the output rows, for layers
 ///   with few weights per output position (the article's CNN: 75 and 162 weights), where the patch
-///   matrix is mostly copies of the input and each GEMM is small.
+///   matrix is mostly copies of the input and each GEMM is small; without dilation or groups only.
 /// Both split the batch into the same fixed groups of samples and add the groups' weight gradients in
 /// group order, so either gives the same bits for any thread count.
-/// Default init: W and b ~ U(-1/√fan_in, 1/√fan_in), fan_in = in_c·k·k (as PyTorch).
+/// Default init: W and b ~ U(-1/√fan_in, 1/√fan_in), fan_in = in_c/groups·k·k (as PyTorch).
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int, padding: Int
+    /// The distance between a kernel's taps (1: adjacent), and the channel groups (each group's output
+    /// channels see only its input channels; weight [out_c, in_c/groups, k, k]).
+    public let dilation: Int, groups: Int
     public let weight: Parameter
     public let bias: Parameter
 
     private let height: Int, width: Int, outHeight: Int, outWidth: Int
-    /// Rows of the patch matrix: C·k·k.
+    /// Weights per output channel (a row of W, one group's rows of the patch matrix): C/groups·k·k.
     private let patchSize: Int
+    /// Rows of the patch matrix: C·k·k.
+    private let columnRows: Int
 
     /// How the layer computes (for tests and measurements: the results agree to rounding).
     @_spi(Testing) public enum Lowering: Equatable {
@@ -52,7 +59,7 @@ public final class Conv2d: Layer {
 
     /// - Parameter inputShape: one sample's shape [C, H, W].
     public init(inputShape shape: [Int], outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                random: inout SeededRandom) throws {
+                dilation: Int = 1, groups: Int = 1, random: inout SeededRandom) throws {
         guard shape.count == 3 else {
             throw BNDError.shape("Conv2d expects a sample shape [C, H, W], got \(shape)")
         }
@@ -61,26 +68,39 @@ public final class Conv2d: Layer {
         guard kernelSize > 0 else { throw BNDError.invalidArgument("Conv2d kernel_size must be positive, got \(kernelSize)") }
         guard stride > 0 else { throw BNDError.invalidArgument("Conv2d stride must be positive, got \(stride)") }
         guard padding >= 0 else { throw BNDError.invalidArgument("Conv2d padding must be non-negative, got \(padding)") }
+        guard dilation > 0 else { throw BNDError.invalidArgument("Conv2d dilation must be positive, got \(dilation)") }
+        guard groups > 0 else { throw BNDError.invalidArgument("Conv2d groups must be positive, got \(groups)") }
         (inChannels, height, width) = (shape[0], shape[1], shape[2])
-        guard padding <= 1 << 20, kernelSize <= 1 << 20 else {
-            throw BNDError.invalidArgument("Conv2d kernel_size \(kernelSize) or padding \(padding) is unreasonably large")
+        guard inChannels % groups == 0, outChannels % groups == 0 else {
+            throw BNDError.invalidArgument("Conv2d in_channels (\(inChannels)) and out_channels (\(outChannels)) must "
+                                           + "both be divisible by groups (\(groups))")
         }
+        guard padding <= 1 << 20, kernelSize <= 1 << 20, dilation <= 1 << 20 else {
+            throw BNDError.invalidArgument("Conv2d kernel_size \(kernelSize), padding \(padding) or dilation \(dilation) "
+                                           + "is unreasonably large")
+        }
+        // The taps span dilation·(k − 1) + 1 cells (no overflow: both factors are at most 2^20).
+        let span = dilation * (kernelSize - 1) + 1
         let (ph, o1) = height.addingReportingOverflow(2 * padding)
         let (pw, o2) = width.addingReportingOverflow(2 * padding)
-        guard !o1, !o2, ph >= kernelSize, pw >= kernelSize else {
-            throw BNDError.shape("Conv2d kernel \(kernelSize) is larger than the padded input \(shape) (padding \(padding))")
+        guard !o1, !o2, ph >= span, pw >= span else {
+            throw BNDError.shape("Conv2d kernel \(kernelSize)"
+                                 + (dilation > 1 ? " with dilation \(dilation) (\(span) cells)" : "")
+                                 + " is larger than the padded input \(shape) (padding \(padding))")
         }
         self.outChannels = outChannels
         self.kernelSize = kernelSize
         self.stride = stride
         self.padding = padding
-        outHeight = (ph - kernelSize) / stride + 1
-        outWidth = (pw - kernelSize) / stride + 1
-        patchSize = try Checked.product([inChannels, kernelSize, kernelSize], "Conv2d kernel")
+        (self.dilation, self.groups) = (dilation, groups)
+        outHeight = (ph - span) / stride + 1
+        outWidth = (pw - span) / stride + 1
+        patchSize = try Checked.product([inChannels / groups, kernelSize, kernelSize], "Conv2d kernel")
+        columnRows = patchSize * groups
         _ = try Checked.blasInt(outChannels, patchSize, "Conv2d weight")
         try BLAS.prepare()
-        _ = try Checked.blasInt(patchSize, outHeight * outWidth, "Conv2d patch matrix")
-        weight = try Parameter(shape: [outChannels, inChannels, kernelSize, kernelSize])
+        _ = try Checked.blasInt(columnRows, outHeight * outWidth, "Conv2d patch matrix")
+        weight = try Parameter(shape: [outChannels, inChannels / groups, kernelSize, kernelSize])
         bias = try Parameter(shape: [outChannels])
         directShape = bndk_conv_shape(channels: Int64(inChannels), height: Int64(height), width: Int64(width),
                                       out_channels: Int64(outChannels), kernel: Int64(kernelSize), stride: Int64(stride),
@@ -89,7 +109,7 @@ public final class Conv2d: Layer {
         // (Fewer than C·(Hp + s)·(Wp + s) floats: s·s phase planes per channel, ⌈Hp/s⌉ × ⌈Wp/s⌉ each.)
         let (hs, o3) = ph.addingReportingOverflow(stride), (ws, o4) = pw.addingReportingOverflow(stride)
         let phasePlanes = o3 || o4 ? Int.max : (try? Checked.product([inChannels, hs, ws], "")) ?? .max
-        let directFits = phasePlanes < 1 << 30
+        let directFits = phasePlanes < 1 << 30 && dilation == 1 && groups == 1
         directScratch = directFits ? Int(withUnsafePointer(to: directShape) { bndk_conv_scratch_floats($0, Int64(Conv2d.samplesPerTask)) }) : 0
         prefersDirect = directFits && Conv2d.directIsFaster(inChannels: inChannels, outChannels: outChannels,
                                                            kernelSize: kernelSize, outputPlane: outHeight * outWidth)
@@ -131,7 +151,7 @@ public final class Conv2d: Layer {
                 for kx in 0..<k {
                     let row = cols + ((c * k + ky) * k + kx) * rowStride
                     for oy in 0..<outHeight {
-                        let iy = oy * stride - padding + ky
+                        let iy = oy * stride - padding + ky * dilation
                         let dst = row + oy * outWidth
                         guard iy >= 0 && iy < height else {
                             dst.update(repeating: 0, count: outWidth)
@@ -139,11 +159,11 @@ public final class Conv2d: Layer {
                         }
                         let src = image + iy * width
                         if stride == 1 && padding == 0 {
-                            copyRow(from: src + kx, to: dst, count: outWidth)
+                            copyRow(from: src + kx * dilation, to: dst, count: outWidth)
                             continue
                         }
                         for ox in 0..<outWidth {
-                            let ix = ox * stride - padding + kx
+                            let ix = ox * stride - padding + kx * dilation
                             dst[ox] = (ix >= 0 && ix < width) ? src[ix] : 0
                         }
                     }
@@ -163,15 +183,15 @@ public final class Conv2d: Layer {
                 for kx in 0..<k {
                     let row = cols + ((c * k + ky) * k + kx) * rowStride
                     for oy in 0..<outHeight {
-                        let iy = oy * stride - padding + ky
+                        let iy = oy * stride - padding + ky * dilation
                         guard iy >= 0 && iy < height else { continue }
                         let dst = image + iy * width, src = row + oy * outWidth
                         if stride == 1 && padding == 0 {
-                            addRow(src, to: dst + kx, count: outWidth)
+                            addRow(src, to: dst + kx * dilation, count: outWidth)
                             continue
                         }
                         for ox in 0..<outWidth {
-                            let ix = ox * stride - padding + kx
+                            let ix = ox * stride - padding + kx * dilation
                             if ix >= 0 && ix < width { dst[ix] += src[ox] }
                         }
                     }
@@ -205,7 +225,7 @@ public final class Conv2d: Layer {
     /// Floats of `threadScratch` per thread.
     private func scratchPerThread(needInputGradient: Bool) -> Int {
         if usesDirect { return directScratch }
-        return (patchSize + outChannels + (needInputGradient ? patchSize : 0)) * groupSize
+        return (columnRows + outChannels + (needInputGradient ? columnRows : 0)) * groupSize
     }
 
     /// Sizes the scratch for the pool's thread count now; returns that count and the floats per thread.
@@ -244,11 +264,14 @@ public final class Conv2d: Layer {
         let (x, batch, perThread) = arguments
         let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
         let (first, count) = self.samples(of: task, batch: batch)
-        let rowLength = count * plane
-        let cols = self.threadScratch.pointer + thread * perThread, product = cols + patch * self.groupSize
+        let rowLength = count * plane, groupOut = outC / self.groups
+        let cols = self.threadScratch.pointer + thread * perThread, product = cols + self.columnRows * self.groupSize
         self.buildColumns(x, task: task, batch: batch, into: cols)
-        BLAS.sgemm(m: outC, n: rowLength, k: patch, a: self.weight.value.pointer, lda: patch, b: cols, ldb: rowLength,
-                   beta: 0, c: product, ldc: rowLength)
+        for g in 0..<self.groups {
+            BLAS.sgemm(m: groupOut, n: rowLength, k: patch, a: self.weight.value.pointer + g * groupOut * patch, lda: patch,
+                       b: cols + g * patch * rowLength, ldb: rowLength, beta: 0, c: product + g * groupOut * rowLength,
+                       ldc: rowLength)
+        }
         let b = self.bias.value.pointer, y = self.output.pointer
         for j in 0..<count {
             let yn = y + (first + j) * self.outputCount
@@ -368,8 +391,8 @@ public final class Conv2d: Layer {
         let (dy, x, batch, needInputGradient, perThread) = arguments
         let plane = self.planeSize, patch = self.patchSize, outC = self.outChannels
         let (first, count) = self.samples(of: task, batch: batch)
-        let rowLength = count * plane
-        let cols = self.threadScratch.pointer + thread * perThread, gradOutput = cols + patch * self.groupSize
+        let rowLength = count * plane, groupOut = outC / self.groups
+        let cols = self.threadScratch.pointer + thread * perThread, gradOutput = cols + self.columnRows * self.groupSize
         let gradCols = gradOutput + outC * self.groupSize
         let dwPartial = self.taskPartials.pointer + task * (outC * patch + outC), dbPartial = dwPartial + outC * patch
         self.buildColumns(x, task: task, batch: batch, into: cols)
@@ -383,11 +406,17 @@ public final class Conv2d: Layer {
             for i in 0..<rowLength { sum += row[i] }
             dbPartial[o] = sum
         }
-        BLAS.sgemm(transB: true, m: outC, n: patch, k: rowLength, a: gradOutput, lda: rowLength, b: cols, ldb: rowLength,
-                   beta: 0, c: dwPartial, ldc: patch)
+        for g in 0..<self.groups {
+            BLAS.sgemm(transB: true, m: groupOut, n: patch, k: rowLength, a: gradOutput + g * groupOut * rowLength,
+                       lda: rowLength, b: cols + g * patch * rowLength, ldb: rowLength, beta: 0,
+                       c: dwPartial + g * groupOut * patch, ldc: patch)
+        }
         guard needInputGradient else { return }
-        BLAS.sgemm(transA: true, m: patch, n: rowLength, k: outC, a: self.weight.value.pointer, lda: patch, b: gradOutput,
-                   ldb: rowLength, beta: 0, c: gradCols, ldc: rowLength)
+        for g in 0..<self.groups {
+            BLAS.sgemm(transA: true, m: patch, n: rowLength, k: groupOut, a: self.weight.value.pointer + g * groupOut * patch,
+                       lda: patch, b: gradOutput + g * groupOut * rowLength, ldb: rowLength, beta: 0,
+                       c: gradCols + g * patch * rowLength, ldc: rowLength)
+        }
         for j in 0..<count {
             self.col2im(gradCols + j * plane, self.gradInput.pointer + (first + j) * self.inputCount, rowStride: rowLength)
         }

@@ -36,7 +36,8 @@ extension Sequential {
         switch layer {
         case let l as Linear: try addLinear(l.outFeatures)
         case let c as Conv2d:
-            try addConv2d(outChannels: c.outChannels, kernelSize: c.kernelSize, stride: c.stride, padding: c.padding)
+            try addConv2d(outChannels: c.outChannels, kernelSize: c.kernelSize, stride: c.stride, padding: c.padding,
+                          dilation: c.dilation, groups: c.groups)
         case is ReLU: try addReLU()
         case is Flatten: try addFlatten()
         case let p as AvgPool2d:

@@ -109,10 +109,11 @@ public final class Sequential {
         try add(Linear(inputShape: outputShape, outFeatures: outFeatures, random: &random))
     }
 
-    public func addConv2d(outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0) throws {
+    public func addConv2d(outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
+                          groups: Int = 1) throws {
         var random = nextRandom
         try add(Conv2d(inputShape: outputShape, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
-                       padding: padding, random: &random))
+                       padding: padding, dilation: dilation, groups: groups, random: &random))
     }
 
     public func addReLU() throws { try add(ReLU(inputShape: outputShape)) }

@@ -34,6 +34,11 @@ class BatchNormParams(Structure):
                 ("affine", c_int32), ("track_running_stats", c_int32)]
 
 
+class Conv2dParams(Structure):
+    _fields_ = [("out_channels", c_int64), ("kernel_size", c_int64), ("stride", c_int64), ("padding", c_int64),
+                ("dilation", c_int64), ("groups", c_int64)]
+
+
 class AvgPool2dParams(Structure):
     _fields_ = [("kernel_size", c_int64), ("stride", c_int64), ("padding", c_int64), ("ceil_mode", c_int32),
                 ("count_include_pad", c_int32), ("divisor_override", c_int64)]
@@ -101,6 +106,7 @@ PROTOTYPES = {
     "bnd_last_error": (c_char_p, []),
     "bnd_clear_last_error": (None, []),
     "bnd_batchnorm_default_params": (BatchNormParams, []),
+    "bnd_conv2d_default_params": (Conv2dParams, [c_int64, c_int64]),
     "bnd_avgpool2d_default_params": (AvgPool2dParams, [c_int64]),
     "bnd_maxpool2d_default_params": (MaxPool2dParams, [c_int64]),
     "bnd_sgd_default_params": (SGDParams, []),
@@ -110,6 +116,7 @@ PROTOTYPES = {
     "bnd_net_free": (None, [P]),
     "bnd_net_add_linear": (status, [P, c_int64]),
     "bnd_net_add_conv2d": (status, [P, c_int64, c_int64, c_int64, c_int64]),
+    "bnd_net_add_conv2d_v2": (status, [P, POINTER(Conv2dParams)]),
     "bnd_net_add_relu": (status, [P]),
     "bnd_net_add_avgpool2d": (status, [P, c_int64, c_int64]),
     "bnd_net_add_maxpool2d": (status, [P, c_int64, c_int64]),

@@ -140,11 +140,16 @@ class Net(Handle):
         """nn.Linear(in, out_features) with in taken from the current shape (flat: add_flatten first)."""
         return self._add(lib.bnd_net_add_linear, i64(out_features, "out_features", InvalidArgumentError))
 
-    def add_conv2d(self, out_channels, kernel_size, stride=1, padding=0):
-        """nn.Conv2d(in, out_channels, kernel_size, stride, padding) on a (C, H, W) shape; square kernels,
-        zero padding, with bias."""
-        return self._add(lib.bnd_net_add_conv2d, i64(out_channels, "out_channels", InvalidArgumentError),
-                         _square(kernel_size, "kernel_size"), _square(stride, "stride"), _square(padding, "padding"))
+    def add_conv2d(self, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1):
+        """nn.Conv2d(in, out_channels, kernel_size, stride, padding, dilation, groups) on a (C, H, W)
+        shape; square kernels, zero padding, with bias."""
+        params = lib.bnd_conv2d_default_params(i64(out_channels, "out_channels", InvalidArgumentError),
+                                               _square(kernel_size, "kernel_size"))
+        params.stride = _square(stride, "stride")
+        params.padding = _square(padding, "padding")
+        params.dilation = _square(dilation, "dilation")
+        params.groups = i64(groups, "groups", InvalidArgumentError)
+        return self._add(lib.bnd_net_add_conv2d_v2, ctypes.byref(params))
 
     def add_relu(self):
         return self._add(lib.bnd_net_add_relu)

@@ -57,7 +57,7 @@ TABLE = [
     ("BatchNorm training on one sample", lambda t: small_mlp().forward(np.ones((1, 4))), bndrop.ShapeError,
      ValueError, Status.SHAPE, "bnd_net_forward", "per channel"),
     ("kernel larger than the input", lambda t: bndrop.Net((1, 6, 6)).add_conv2d(2, 7), bndrop.ShapeError,
-     ValueError, Status.SHAPE, "bnd_net_add_conv2d", None),
+     ValueError, Status.SHAPE, "bnd_net_add_conv2d_v2", None),
     ("backward before forward", lambda t: small_mlp().backward(np.ones((4, 2))), bndrop.StateError, RuntimeError,
      Status.STATE, "bnd_net_backward", None),
     ("backward after an optimizer step", lambda t: step_between_forward_and_backward(), bndrop.StateError,

@@ -73,7 +73,8 @@ def add_single_layer(net, case):
     elif op == "relu":
         net.add_relu()
     elif op == "conv2d":
-        net.add_conv2d(c["out_channels"], c["kernel_size"], c.get("stride", 1), c.get("padding", 0))
+        net.add_conv2d(c["out_channels"], c["kernel_size"], c.get("stride", 1), c.get("padding", 0),
+                       c.get("dilation", 1), c.get("groups", 1))
     elif op in ("avgpool2d", "maxpool2d"):
         add_pool(net, op, c, "kernel_size")
     else:
@@ -89,7 +90,8 @@ def add_network_layer(net, layer, what):
     elif kind == "flatten":
         net.add_flatten()
     elif kind == "conv2d":
-        net.add_conv2d(layer["out"], layer["kernel"], layer.get("stride", 1), layer.get("padding", 0))
+        net.add_conv2d(layer["out"], layer["kernel"], layer.get("stride", 1), layer.get("padding", 0),
+                       layer.get("dilation", 1), layer.get("groups", 1))
     elif kind in ("avgpool2d", "maxpool2d"):
         add_pool(net, kind, layer, "kernel")
     elif kind in ("batchnorm1d", "batchnorm2d"):

@@ -48,6 +48,13 @@ def test_layers_shapes_and_types():
         bndrop.Net((1, 7, 7)).add_avgpool2d(3, divisor_override=0)
     with pytest.raises(bndrop.ShapeError):
         bndrop.Net((1, 3, 3)).add_maxpool2d(2, stride=1, dilation=3)
+    # Conv2d's dilation and groups (shapes as PyTorch 2.15 gives them): a grouped weight is (out, in/groups, k, k)
+    grouped = bndrop.Net((4, 11, 9)).add_conv2d(6, 3, stride=2, padding=1, dilation=2, groups=2)
+    assert grouped.output_shape == (6, 5, 4) and grouped.state_dict()["0.weight"].shape == (6, 2, 3, 3)
+    with pytest.raises(bndrop.InvalidArgumentError, match="divisible by groups"):
+        bndrop.Net((4, 8, 8)).add_conv2d(6, 3, groups=4)
+    with pytest.raises(bndrop.ShapeError, match="larger than the padded input"):
+        bndrop.Net((4, 8, 8)).add_conv2d(4, 3, dilation=4)
     # the ceil-mode average of a 3x3 plane without the padding in the divisor: every window's mean
     ceil = bndrop.Net((1, 3, 3)).add_avgpool2d(2, ceil_mode=True, count_include_pad=False).eval()
     assert ceil(np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)).ravel().tolist() == [3.0, 4.5, 7.5, 9.0]
