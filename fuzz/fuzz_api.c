@@ -420,8 +420,22 @@ static void one_call(fz_reader *r) {
         for (int i = 0; i < 64; i++) g_labels[i] = classes > 0 ? (int32_t)(i % classes) : 0;
         if (fz_u8(r) > 220) g_labels[0] = (int32_t)classes;
         CALL(bnd_loss_cross_entropy(g_in, g_labels, b, classes, &loss, fz_u8(r) & 1 ? g_out : NULL));
+        {   /* with PyTorch's other arguments: weights from the fuzzed floats (a count that may not match),
+               an ignore_index that some labels hit, odd smoothing values and reductions */
+            bnd_cross_entropy_params p = bnd_cross_entropy_default_params();
+            if (fz_u8(r) & 1) {
+                p.weight = g_aux;
+                p.weight_count = fz_u8(r) & 1 ? classes : fz_size(r);
+            }
+            if (fz_u8(r) & 1) p.ignore_index = fz_u8(r) & 1 ? 1 : fz_size(r);
+            p.label_smoothing = fz_param(r);
+            p.reduction = fz_flag(r);
+            CALL(bnd_loss_cross_entropy_v2(g_in, g_labels, b, classes, (fz_u8(r) & 7) == 0 ? NULL : &p, &loss,
+                                           fz_u8(r) & 1 ? g_out : NULL));
+        }
         fill(r, g_aux, MAX_FLOATS);
         CALL(bnd_loss_mse(g_in, g_aux, (size_t)fz_small(r, 64), &loss, fz_u8(r) & 1 ? g_out : NULL));
+        CALL(bnd_loss_mse_v2(g_in, g_aux, (size_t)fz_small(r, 64), fz_flag(r), &loss, fz_u8(r) & 1 ? g_out : NULL));
         break;
     }
     case 37: {

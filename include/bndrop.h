@@ -540,6 +540,45 @@ BND_API bnd_status bnd_loss_cross_entropy(const float *logits, const int32_t *la
 BND_API bnd_status bnd_loss_mse(const float *prediction, const float *target, size_t count,
                                 float *out_loss, float *grad);
 
+/* A loss's reduction, as PyTorch's `reduction` argument ('none' is not offered). */
+typedef enum bnd_reduction {
+    BND_REDUCTION_MEAN = 0,
+    BND_REDUCTION_SUM = 1
+} bnd_reduction;
+
+/* torch.nn.CrossEntropyLoss arguments (PyTorch's defaults in brackets). */
+typedef struct bnd_cross_entropy_params {
+    const float *weight;          /* [NULL] or `classes` per-class weights, read during the call     */
+    int64_t weight_count;         /* [0] the floats at weight (must be `classes` when weight is set) */
+    int64_t ignore_index;         /* [-100] samples with this label add no loss, weight or gradient */
+    float   label_smoothing;      /* [0] in [0, 1]: target (1 - e) * onehot + e / classes           */
+    int32_t reduction;            /* [BND_REDUCTION_MEAN] a bnd_reduction                           */
+} bnd_cross_entropy_params;
+
+/* PyTorch's defaults above, by value. Never fails. */
+BND_API bnd_cross_entropy_params bnd_cross_entropy_default_params(void);
+
+/* Cross-entropy with torch.nn.functional.cross_entropy's arguments. With w_c the class weights (1
+   without), p = softmax(logits), e the smoothing, over the samples whose label is not ignore_index:
+   each adds (1 - e) * w_label * (-log p_label) + e / classes * sum_c w_c * (-log p_c); the mean divides
+   the sum by the sum of w_label (NaN when every sample is ignored, as in PyTorch). grad_logits: as in
+   bnd_loss_cross_entropy (may be NULL or `logits`), the gradient of that loss; zero rows for ignored
+   samples. params: in, may be NULL for the defaults. With the defaults and no ignored label, the very
+   result of bnd_loss_cross_entropy; otherwise computed on the calling thread.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL logits/labels/out_loss; a label that is neither a class
+   index nor ignore_index; label_smoothing outside 0..1; weight_count not classes, or weight NULL with
+   a weight_count; an unknown reduction), BND_ERR_SHAPE (batch or classes <= 0, batch * classes
+   overflows). */
+BND_API bnd_status bnd_loss_cross_entropy_v2(const float *logits, const int32_t *labels, int64_t batch,
+                                             int64_t classes, const bnd_cross_entropy_params *params,
+                                             float *out_loss, float *grad_logits);
+
+/* Squared error with a reduction (a bnd_reduction): BND_REDUCTION_MEAN is bnd_loss_mse; SUM gives the
+   sum and grad 2 (prediction - target). Returns BND_ERR_INVALID_ARGUMENT (NULL prediction/target/
+   out_loss, an unknown reduction), BND_ERR_SHAPE (count 0 or too large). */
+BND_API bnd_status bnd_loss_mse_v2(const float *prediction, const float *target, size_t count,
+                                   int32_t reduction, float *out_loss, float *grad);
+
 /* ======================================= Training steps ========================================= */
 
 /* One step: zero_grad, forward in train mode, loss, backward, optimizer step. A net in eval mode is

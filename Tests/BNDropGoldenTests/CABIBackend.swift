@@ -25,9 +25,10 @@ struct CABIBackend: GoldenBackend {
         try CNetwork(sampleShape: sampleShape)
     }
 
-    /// bnd_loss_cross_entropy or bnd_loss_mse; `grad` is NULL when `wantGradient` is false.
-    private func callLoss(_ prediction: [Float], _ target: LossTarget, wantGradient: Bool) throws
-        -> (loss: Float, gradient: [Float]) {
+    /// bnd_loss_cross_entropy or bnd_loss_mse (their _v2 with `options`); `grad` is NULL when
+    /// `wantGradient` is false.
+    private func callLoss(_ prediction: [Float], _ target: LossTarget, options: LossOptionsSpec?,
+                          wantGradient: Bool) throws -> (loss: Float, gradient: [Float]) {
         var loss = Float.nan
         var gradient = [Float](repeating: .nan, count: wantGradient ? prediction.count : 0)
         try gradient.withUnsafeMutableBufferPointer { grad in
@@ -37,26 +38,47 @@ struct CABIBackend: GoldenBackend {
                 guard !labels.isEmpty, prediction.count % labels.count == 0 else {
                     throw GoldenError("\(prediction.count) logits for \(labels.count) labels")
                 }
-                try check(bnd_loss_cross_entropy(prediction, labels, Int64(labels.count),
-                                                 Int64(prediction.count / labels.count), &loss, gradPointer),
-                          "bnd_loss_cross_entropy")
+                let (batch, classes) = (Int64(labels.count), Int64(prediction.count / labels.count))
+                guard let options else {
+                    try check(bnd_loss_cross_entropy(prediction, labels, batch, classes, &loss, gradPointer),
+                              "bnd_loss_cross_entropy")
+                    return
+                }
+                var params = bnd_cross_entropy_default_params()
+                params.ignore_index = Int64(options.ignoreIndex)
+                params.label_smoothing = options.labelSmoothing
+                params.reduction = Int32((options.sum ? BND_REDUCTION_SUM : BND_REDUCTION_MEAN).rawValue)
+                let weight = options.weight ?? []
+                params.weight_count = Int64(weight.count)
+                try weight.withUnsafeBufferPointer { w in
+                    params.weight = options.weight == nil ? nil : w.baseAddress
+                    try check(bnd_loss_cross_entropy_v2(prediction, labels, batch, classes, &params, &loss, gradPointer),
+                              "bnd_loss_cross_entropy_v2")
+                }
             case .values(let values):
                 guard values.count == prediction.count else {
                     throw GoldenError("\(prediction.count) predictions for \(values.count) targets")
                 }
-                try check(bnd_loss_mse(prediction, values, prediction.count, &loss, gradPointer), "bnd_loss_mse")
+                guard let options else {
+                    try check(bnd_loss_mse(prediction, values, prediction.count, &loss, gradPointer), "bnd_loss_mse")
+                    return
+                }
+                let reduction = Int32((options.sum ? BND_REDUCTION_SUM : BND_REDUCTION_MEAN).rawValue)
+                try check(bnd_loss_mse_v2(prediction, values, prediction.count, reduction, &loss, gradPointer),
+                          "bnd_loss_mse_v2")
             }
         }
         return (loss, gradient)
     }
 
-    func loss(_ prediction: [Float], _ target: LossTarget) throws -> (loss: Float, gradient: [Float]) {
-        try callLoss(prediction, target, wantGradient: true)
+    func loss(_ prediction: [Float], _ target: LossTarget, options: LossOptionsSpec?) throws
+        -> (loss: Float, gradient: [Float]) {
+        try callLoss(prediction, target, options: options, wantGradient: true)
     }
 
     /// The C losses take grad = NULL for the loss alone.
-    func lossWithoutGradient(_ prediction: [Float], _ target: LossTarget) throws -> Float? {
-        try callLoss(prediction, target, wantGradient: false).loss
+    func lossWithoutGradient(_ prediction: [Float], _ target: LossTarget, options: LossOptionsSpec?) throws -> Float? {
+        try callLoss(prediction, target, options: options, wantGradient: false).loss
     }
 
     /// The C ABI has no standalone parameter: a Linear(n-1 -> 1) holds the n values, its weight first and

@@ -44,16 +44,26 @@ enum LossTarget {
     case values([Float])
 }
 
+/// A loss's arguments beyond PyTorch's defaults (a case's config), for the calls that take them.
+struct LossOptionsSpec {
+    /// Cross-entropy's: nil or a weight per class, the ignored label, the smoothing.
+    var weight: [Float]? = nil, ignoreIndex = -100, labelSmoothing: Float = 0
+    /// Both losses': reduction 'sum' (else 'mean').
+    var sum = false
+}
+
 protocol GoldenBackend {
     /// "Swift API" or "C ABI", as printed in the summary line.
     var apiName: String { get }
     /// An empty network taking samples of `sampleShape`, in train mode.
     func makeNetwork(sampleShape: [Int]) throws -> NetworkUnderTest
-    /// Cross-entropy (mean over the batch; classes = prediction.count / labels.count) or MSE, and its
-    /// gradient with respect to the prediction.
-    func loss(_ prediction: [Float], _ target: LossTarget) throws -> (loss: Float, gradient: [Float])
+    /// Cross-entropy (classes = prediction.count / labels.count) or MSE, and its gradient with respect
+    /// to the prediction: with `options`, through the calls that take PyTorch's other arguments; nil,
+    /// through the plain calls (mean reduction).
+    func loss(_ prediction: [Float], _ target: LossTarget, options: LossOptionsSpec?) throws
+        -> (loss: Float, gradient: [Float])
     /// The loss computed by a call that skips the gradient, or nil when the API has no such call.
-    func lossWithoutGradient(_ prediction: [Float], _ target: LossTarget) throws -> Float?
+    func lossWithoutGradient(_ prediction: [Float], _ target: LossTarget, options: LossOptionsSpec?) throws -> Float?
     /// A parameter holding `initial`, with an optimizer over it alone.
     func makeParameter(_ initial: GoldenTensor, optimizer: OptimizerSpec) throws -> ParameterUnderTest
 }

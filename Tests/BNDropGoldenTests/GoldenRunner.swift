@@ -162,14 +162,31 @@ struct GoldenRunner {
 
     // MARK: Losses
 
+    /// A loss case's options (PyTorch's argument names), or nil when they are PyTorch's defaults and no
+    /// label is the default ignore_index: the plain calls then.
+    private static func lossOptions(_ c: [String: Any], labels: [Int32]?, _ what: String) throws -> LossOptionsSpec? {
+        let reduction = c["reduction"] as? String ?? "mean"
+        guard reduction == "mean" || reduction == "sum" else {
+            throw GoldenError("\(what): reduction '\(reduction)' is not offered")
+        }
+        let spec = LossOptionsSpec(weight: (c["weight"] as? [NSNumber])?.map(\.floatValue),
+                                   ignoreIndex: c["ignore_index"] as? Int ?? -100,
+                                   labelSmoothing: float(c, "label_smoothing", 0), sum: reduction == "sum")
+        let ignoresSome = labels?.contains { Int($0) == spec.ignoreIndex } ?? false
+        let plain = spec.weight == nil && spec.labelSmoothing == 0 && !spec.sum && !ignoresSome
+        return plain ? nil : spec
+    }
+
     private func runLoss(_ g: GoldenCase) throws {
         let input = try g.tensor("input"), target = try g.tensor("target")
-        let lossTarget: LossTarget = g.op == "cross_entropy" ? .labels(target.data.map { Int32($0) }) : .values(target.data)
-        let result = try backend.loss(input.data, lossTarget)
+        let labels = g.op == "cross_entropy" ? target.data.map { Int32($0) } : nil
+        let lossTarget: LossTarget = labels.map { .labels($0) } ?? .values(target.data)
+        let options = try Self.lossOptions(g.config, labels: labels, g.name)
+        let result = try backend.loss(input.data, lossTarget, options: options)
         let (atol, rtol) = (Self.layerAtol, Self.layerRtol)
         assertClose([result.loss], try g.tensor("loss"), atol: atol, rtol: rtol, "\(g.name) loss")
         assertClose(result.gradient, try g.tensor("grad_input"), atol: atol, rtol: rtol, "\(g.name) grad_input")
-        if let alone = try backend.lossWithoutGradient(input.data, lossTarget) {
+        if let alone = try backend.lossWithoutGradient(input.data, lossTarget, options: options) {
             XCTAssertEqual(alone, result.loss, "\(g.name): the loss without its gradient differs")
         }
     }
@@ -225,7 +242,7 @@ struct GoldenRunner {
                     try net.zeroGrad()
                     let output = try net.forward(input.data, batch: input.shape[0])
                     assertClose(output, try g.tensor("output", in: step), atol: atol, rtol: rtol, "\(what) output")
-                    let result = try backend.loss(output, lossTarget)
+                    let result = try backend.loss(output, lossTarget, options: nil)
                     loss = result.loss
                     _ = try net.backward(result.gradient, batch: input.shape[0])
                     try optimizer.step()

@@ -8,20 +8,29 @@ struct SwiftAPIBackend: GoldenBackend {
         SwiftNetwork(try Sequential(sampleShape: sampleShape))
     }
 
-    func loss(_ prediction: [Float], _ target: LossTarget) throws -> (loss: Float, gradient: [Float]) {
+    func loss(_ prediction: [Float], _ target: LossTarget, options: LossOptionsSpec?) throws
+        -> (loss: Float, gradient: [Float]) {
         switch target {
         case .labels(let labels):
             guard !labels.isEmpty, prediction.count % labels.count == 0 else {
                 throw GoldenError("\(prediction.count) logits for \(labels.count) labels")
             }
-            return try Loss.crossEntropy(logits: prediction, labels: labels, classes: prediction.count / labels.count)
+            let classes = prediction.count / labels.count
+            guard let options else { return try Loss.crossEntropy(logits: prediction, labels: labels, classes: classes) }
+            let crossEntropy = CrossEntropyOptions(weight: options.weight, ignoreIndex: options.ignoreIndex,
+                                                   reduction: options.sum ? .sum : .mean,
+                                                   labelSmoothing: options.labelSmoothing)
+            return try Loss.crossEntropy(logits: prediction, labels: labels, classes: classes, options: crossEntropy)
         case .values(let values):
-            return try Loss.mse(prediction: prediction, target: values)
+            guard let options else { return try Loss.mse(prediction: prediction, target: values) }
+            return try Loss.mse(prediction: prediction, target: values, reduction: options.sum ? .sum : .mean)
         }
     }
 
     /// The Swift API computes the gradient with every loss: no separate call to compare.
-    func lossWithoutGradient(_ prediction: [Float], _ target: LossTarget) throws -> Float? { nil }
+    func lossWithoutGradient(_ prediction: [Float], _ target: LossTarget, options: LossOptionsSpec?) throws -> Float? {
+        nil
+    }
 
     func makeParameter(_ initial: GoldenTensor, optimizer: OptimizerSpec) throws -> ParameterUnderTest {
         let parameter = try Parameter(shape: initial.shape)

@@ -90,6 +90,39 @@ static void test_pooling_arguments(void) {
     test_end();
 }
 
+/* The losses' other arguments from C: the defaults give bnd_loss_cross_entropy's bits, a sum is the mean
+   times the batch, an ignored sample takes a zero gradient row, and in place equals apart. */
+static void test_loss_arguments(void) {
+    test_begin("losses: weight, ignore_index, label_smoothing, reduction");
+    const float logits[12] = {0.5f, -1, 2, 0, 1, 1, 3, -2, 0.25f, 0, -0.5f, 4};
+    const int32_t labels[3] = {2, 0, 3}, some_ignored[3] = {2, -100, 3};
+    float plain = 0, loss = 0, sum = 0, grad[12], plain_grad[12];
+    bnd_cross_entropy_params p = bnd_cross_entropy_default_params();
+    EXPECT(p.weight == NULL && p.weight_count == 0 && p.ignore_index == -100 && p.label_smoothing == 0 &&
+           p.reduction == BND_REDUCTION_MEAN, "cross-entropy defaults");
+    EXPECT_OK(bnd_loss_cross_entropy(logits, labels, 3, 4, &plain, plain_grad));
+    EXPECT_OK(bnd_loss_cross_entropy_v2(logits, labels, 3, 4, &p, &loss, grad));
+    EXPECT(loss == plain && memcmp(grad, plain_grad, sizeof grad) == 0, "defaults: not the plain call's bits");
+    p.reduction = BND_REDUCTION_SUM;
+    EXPECT_OK(bnd_loss_cross_entropy_v2(logits, labels, 3, 4, &p, &sum, grad));
+    EXPECT(fabsf(sum - 3 * plain) <= 1e-5f * sum, "sum %g, mean %g", sum, plain);
+    EXPECT(fabsf(grad[5] - 3 * plain_grad[5]) <= 1e-6f, "sum gradient");
+    p.reduction = BND_REDUCTION_MEAN;
+    p.label_smoothing = 0.3f;
+    EXPECT_OK(bnd_loss_cross_entropy_v2(logits, some_ignored, 3, 4, &p, &loss, grad));
+    EXPECT(grad[4] == 0 && grad[5] == 0 && grad[6] == 0 && grad[7] == 0 && grad[0] != 0, "ignored row");
+    float in_place[12];
+    memcpy(in_place, logits, sizeof in_place);
+    float in_place_loss = 0;
+    EXPECT_OK(bnd_loss_cross_entropy_v2(in_place, some_ignored, 3, 4, &p, &in_place_loss, in_place));
+    EXPECT(in_place_loss == loss && memcmp(in_place, grad, sizeof grad) == 0, "in place differs");
+    const float prediction[3] = {1, 2, 3}, target[3] = {0, 0, 0};
+    float mse_grad[3];
+    EXPECT_OK(bnd_loss_mse_v2(prediction, target, 3, BND_REDUCTION_SUM, &loss, mse_grad));
+    EXPECT(loss == 14 && mse_grad[0] == 2 && mse_grad[2] == 6, "mse sum %g", loss);
+    test_end();
+}
+
 /* Conv2d with dilation and groups from C: shapes, the grouped weight, and a value worked by hand. */
 static void test_conv2d_arguments(void) {
     test_begin("conv2d: dilation and groups");
@@ -428,6 +461,7 @@ void run_api_tests(void) {
     test_defaults();
     test_pooling_arguments();
     test_conv2d_arguments();
+    test_loss_arguments();
     test_last_error_contract();
     test_introspection();
     test_modes_and_steps();

@@ -383,6 +383,40 @@ void run_bad_call_tests(void) {
         /* counts no buffer can hold (2^64 bytes): refused as sizes, never read */
         BAD_MSG(BND_ERR_SHAPE, "too large", bnd_loss_mse(logits, logits, (size_t)1 << 62, &loss, grad));
         BAD_MSG(BND_ERR_SHAPE, "too many", bnd_loss_cross_entropy(logits, ok, INT64_C(1) << 31, INT64_C(1) << 31, &loss, grad));
+        {   /* the losses with PyTorch's other arguments */
+            bnd_cross_entropy_params p = bnd_cross_entropy_default_params();
+            const float weight[4] = {1, 2, 3, 4};
+            BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_cross_entropy_v2(NULL, ok, 2, 4, &p, &loss, grad));
+            BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_cross_entropy_v2(logits, NULL, 2, 4, &p, &loss, grad));
+            BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_cross_entropy_v2(logits, ok, 2, 4, &p, NULL, grad));
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "out of bounds", bnd_loss_cross_entropy_v2(logits, bad_hi, 2, 4, &p, &loss, grad));
+            BAD(BND_ERR_SHAPE, bnd_loss_cross_entropy_v2(logits, ok, 0, 4, &p, &loss, grad));
+            BAD(BND_ERR_SHAPE, bnd_loss_cross_entropy_v2(logits, ok, 2, -4, NULL, &loss, grad));
+            p.ignore_index = 4;           /* now label 4 is ignored, -1 still out of bounds */
+            EXPECT_OK(bnd_loss_cross_entropy_v2(logits, bad_hi, 2, 4, &p, &loss, grad));
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "out of bounds", bnd_loss_cross_entropy_v2(logits, bad_lo, 2, 4, &p, &loss, grad));
+            p.ignore_index = -100;
+            p.label_smoothing = 1.5f;
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "label_smoothing", bnd_loss_cross_entropy_v2(logits, ok, 2, 4, &p, &loss, grad));
+            p.label_smoothing = __builtin_nanf("");
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "label_smoothing", bnd_loss_cross_entropy_v2(logits, ok, 2, 4, &p, &loss, grad));
+            p.label_smoothing = 0;
+            p.reduction = 2;              /* 'none' is not offered */
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "reduction", bnd_loss_cross_entropy_v2(logits, ok, 2, 4, &p, &loss, grad));
+            p.reduction = BND_REDUCTION_SUM;
+            p.weight = weight;
+            p.weight_count = 3;
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "weight_count", bnd_loss_cross_entropy_v2(logits, ok, 2, 4, &p, &loss, grad));
+            p.weight = NULL;
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "weight", bnd_loss_cross_entropy_v2(logits, ok, 2, 4, &p, &loss, grad));
+            p.weight = weight;
+            p.weight_count = 4;
+            EXPECT_OK(bnd_loss_cross_entropy_v2(logits, ok, 2, 4, &p, &loss, grad));
+            BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse_v2(NULL, logits, 8, BND_REDUCTION_SUM, &loss, grad));
+            BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse_v2(logits, logits, 8, BND_REDUCTION_SUM, NULL, grad));
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "reduction", bnd_loss_mse_v2(logits, logits, 8, -1, &loss, grad));
+            BAD(BND_ERR_SHAPE, bnd_loss_mse_v2(logits, logits, 0, BND_REDUCTION_MEAN, &loss, grad));
+        }
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(NULL, logits, 8, &loss, grad));
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(logits, NULL, 8, &loss, grad));
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_loss_mse(logits, logits, 8, NULL, grad));

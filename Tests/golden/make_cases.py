@@ -1,6 +1,6 @@
 """Writes this folder's golden cases with PyTorch: pooling with padding, ceil_mode, count_include_pad,
-divisor_override and (MaxPool2d) dilation, and Conv2d with dilation and groups, which ../shared/golden
-does not cover.
+divisor_override and (MaxPool2d) dilation, Conv2d with dilation and groups, and the losses' weight,
+ignore_index, label_smoothing and reduction, which ../shared/golden does not cover.
 
 The cases use ../shared/golden's schema (see its README.md), so the same runners read both folders.
 Run it with a Python that has torch (not needed by `make test`, which reads the JSON files):
@@ -75,6 +75,28 @@ def conv_case(name, shape, config, seed, notes=""):
     })
 
 
+def loss_case(name, op, config, seed, batch=6, classes=5, labels=None):
+    """One loss: its value and the gradient of its input, with the options in `config` (PyTorch's names)."""
+    generator = torch.Generator().manual_seed(seed)
+    arguments = dict(config)
+    if op == "cross_entropy":
+        x = (3 * torch.randn((batch, classes), generator=generator)).requires_grad_(True)
+        target = torch.tensor(labels) if labels is not None else torch.randint(0, classes, (batch,), generator=generator)
+        if "weight" in arguments:
+            arguments["weight"] = torch.tensor(arguments["weight"])
+        loss = torch.nn.functional.cross_entropy(x, target, **arguments)
+    else:
+        x = torch.randn((batch, classes), generator=generator).requires_grad_(True)
+        target = torch.randn((batch, classes), generator=generator)
+        loss = torch.nn.functional.mse_loss(x, target, **arguments)
+    loss.backward()
+    write(name, {
+        "case": name, "op": op, "torch_version": torch.__version__, "config": config, "notes": "",
+        "tensors": {"input": tensor(x), "target": tensor(target), "loss": tensor(loss.reshape(1)),
+                    "grad_input": tensor(x.grad)},
+    })
+
+
 def main():
     torch.use_deterministic_algorithms(True)
     avg = "avgpool2d"
@@ -115,6 +137,17 @@ def main():
     conv_case("conv2d_groups4_dilation2_s2_p1", (2, 8, 12, 12),
               {"in_channels": 8, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2,
                "groups": 4}, seed=305)
+    weights = [0.5, 2.0, 1.0, 3.0, 0.25]
+    loss_case("cross_entropy_weight", "cross_entropy", {"weight": weights}, seed=401)
+    loss_case("cross_entropy_ignore_index", "cross_entropy", {}, seed=402, labels=[0, -100, 4, 2, -100, 1])
+    loss_case("cross_entropy_label_smoothing", "cross_entropy", {"label_smoothing": 0.1}, seed=403)
+    loss_case("cross_entropy_weight_smoothing_ignore", "cross_entropy",
+              {"weight": weights, "ignore_index": 3, "label_smoothing": 0.25}, seed=404, labels=[3, 0, 1, 3, 4, 2])
+    loss_case("cross_entropy_sum_all_options", "cross_entropy",
+              {"weight": weights, "ignore_index": 1, "label_smoothing": 0.2, "reduction": "sum"}, seed=405,
+              labels=[1, 0, 4, 2, 2, 3])
+    loss_case("cross_entropy_sum", "cross_entropy", {"reduction": "sum"}, seed=406, batch=9, classes=10)
+    loss_case("mse_sum", "mse", {"reduction": "sum"}, seed=407)
     return 0
 
 

@@ -78,27 +78,32 @@ public enum Loss: Int32, Sendable {
         return total
     }
 
-    /// Mean over all elements of (prediction − target)²; gradient 2(prediction − target)/count.
+    /// Mean over all elements of (prediction − target)²; gradient 2(prediction − target)/count. With
+    /// `reduction` `.sum` (torch.nn.MSELoss(reduction='sum')): the sum, gradient 2(prediction − target).
     /// Large counts run on the thread pool (`LossKernels`), with the same bits for every thread count.
     public static func mse(prediction: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int,
-                           gradient: UnsafeMutablePointer<Float>?) throws -> Float {
-        try mse(prediction: prediction, target: target, count: count, gradient: gradient, using: nil)
+                           reduction: Reduction = .mean, gradient: UnsafeMutablePointer<Float>?) throws -> Float {
+        try mse(prediction: prediction, target: target, count: count, reduction: reduction, gradient: gradient,
+                using: nil)
     }
 
     /// `mse` with a caller's kernels, or nil (see `crossEntropy(…, using:)`).
     static func mse(prediction: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int,
-                    gradient: UnsafeMutablePointer<Float>?, using kernels: LossKernels?) throws -> Float {
+                    reduction: Reduction = .mean, gradient: UnsafeMutablePointer<Float>?,
+                    using kernels: LossKernels?) throws -> Float {
         try Checked.elements(count, "mse element count")
-        let call = LossKernels.MSECall(prediction: prediction, target: target, count: count, gradient: gradient)
-        if call.tasks == 1 { return Float(mseSum(call, elements: 0..<count) / Double(count)) }
-        return Float((kernels ?? LossKernels()).mseTotal(call) / Double(count))
+        let mean = reduction == .mean
+        let call = LossKernels.MSECall(prediction: prediction, target: target, count: count, gradient: gradient,
+                                       gradientScale: mean ? 2 / Float(count) : 2)
+        let total = call.tasks == 1 ? mseSum(call, elements: 0..<count) : (kernels ?? LossKernels()).mseTotal(call)
+        return Float(mean ? total / Double(count) : total)
     }
 
     /// The sum of the squared differences over `elements`, in order, writing their gradient when the
     /// call has one.
     static func mseSum(_ call: LossKernels.MSECall, elements: Range<Int>) -> Double {
         var total = 0.0
-        let scale = 2 / Float(call.count)
+        let scale = call.gradientScale
         for i in elements {
             let d = call.prediction[i] - call.target[i]
             total += Double(d) * Double(d)
@@ -119,13 +124,26 @@ public enum Loss: Int32, Sendable {
     }
 
     /// Array form of `mse`: returns the loss and the gradient.
-    public static func mse(prediction: [Float], target: [Float]) throws -> (loss: Float, gradient: [Float]) {
+    public static func mse(prediction: [Float], target: [Float], reduction: Reduction = .mean) throws
+        -> (loss: Float, gradient: [Float]) {
         guard !prediction.isEmpty else { throw BNDError.shape("mse needs at least 1 element, got 0") }
         guard prediction.count == target.count else {
             throw BNDError.shape("mse: prediction has \(prediction.count) elements, target \(target.count)")
         }
         return try withGradient(prediction, target) { p, t, g in
-            try mse(prediction: p, target: t, count: prediction.count, gradient: g)
+            try mse(prediction: p, target: t, count: prediction.count, reduction: reduction, gradient: g)
+        }
+    }
+
+    /// Array form of `crossEntropy(…, options:, …)`: returns the loss and the gradient.
+    public static func crossEntropy(logits: [Float], labels: [Int32], classes: Int,
+                                    options: CrossEntropyOptions) throws -> (loss: Float, gradient: [Float]) {
+        guard !labels.isEmpty else { throw BNDError.shape("cross_entropy needs a batch of at least 1, got 0") }
+        guard classes > 0, logits.count == labels.count * classes else {
+            throw BNDError.shape("cross_entropy: \(logits.count) logits do not match \(labels.count) labels × \(classes) classes")
+        }
+        return try withGradient(logits, labels) { l, y, g in
+            try crossEntropy(logits: l, labels: y, batch: labels.count, classes: classes, options: options, gradient: g)
         }
     }
 
@@ -189,6 +207,8 @@ final class LossKernels {
         let target: UnsafePointer<Float>
         let count: Int
         let gradient: UnsafeMutablePointer<Float>?
+        /// d loss / d difference = scale · difference: 2 / count (mean) or 2 (sum).
+        let gradientScale: Float
         var elementsPerTask: Int { LossKernels.elementsPerTask(count: count) }
         var tasks: Int { LossKernels.mseTasks(count: count) }
     }

@@ -39,6 +39,11 @@ class Conv2dParams(Structure):
                 ("dilation", c_int64), ("groups", c_int64)]
 
 
+class CrossEntropyParams(Structure):
+    _fields_ = [("weight", POINTER(c_float)), ("weight_count", c_int64), ("ignore_index", c_int64),
+                ("label_smoothing", c_float), ("reduction", c_int32)]
+
+
 class AvgPool2dParams(Structure):
     _fields_ = [("kernel_size", c_int64), ("stride", c_int64), ("padding", c_int64), ("ceil_mode", c_int32),
                 ("count_include_pad", c_int32), ("divisor_override", c_int64)]
@@ -107,6 +112,7 @@ PROTOTYPES = {
     "bnd_clear_last_error": (None, []),
     "bnd_batchnorm_default_params": (BatchNormParams, []),
     "bnd_conv2d_default_params": (Conv2dParams, [c_int64, c_int64]),
+    "bnd_cross_entropy_default_params": (CrossEntropyParams, []),
     "bnd_avgpool2d_default_params": (AvgPool2dParams, [c_int64]),
     "bnd_maxpool2d_default_params": (MaxPool2dParams, [c_int64]),
     "bnd_sgd_default_params": (SGDParams, []),
@@ -163,6 +169,8 @@ PROTOTYPES = {
     "bnd_optimizer_free": (None, [P]),
     "bnd_loss_cross_entropy": (status, [P, P, c_int64, c_int64, P_F32, P]),
     "bnd_loss_mse": (status, [P, P, c_size_t, P_F32, P]),
+    "bnd_loss_cross_entropy_v2": (status, [P, P, c_int64, c_int64, POINTER(CrossEntropyParams), P_F32, P]),
+    "bnd_loss_mse_v2": (status, [P, P, c_size_t, c_int32, P_F32, P]),
     "bnd_net_train_step_classification": (status, [P, P, P, P, c_int64, P_F32]),
     "bnd_net_train_step_regression": (status, [P, P, P, P, c_int64, P_F32]),
     "bnd_nets_train_step_classification": (status, [P_P, P_P, c_int64, P, P, c_int64, P_F32, P]),

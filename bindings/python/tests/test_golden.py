@@ -167,14 +167,16 @@ def run_batchnorm(case):
 def run_loss(case):
     t, name = case["tensors"], case["case"]
     x = tensor(t["input"])
+    c = case.get("config", {})
     if case["op"] == "cross_entropy":
         y = labels(t["target"])
-        loss, grad = bndrop.cross_entropy(x, y)
-        alone, none = bndrop.cross_entropy(x, y, need_grad=False)
+        options = {k: c[k] for k in ("weight", "ignore_index", "reduction", "label_smoothing") if k in c}
+        loss, grad = bndrop.cross_entropy(x, y, **options)
+        alone, none = bndrop.cross_entropy(x, y, need_grad=False, **options)
     else:
         y = tensor(t["target"])
-        loss, grad = bndrop.mse(x, y)
-        alone, none = bndrop.mse(x, y, need_grad=False)
+        loss, grad = bndrop.mse(x, y, reduction=c.get("reduction", "mean"))
+        alone, none = bndrop.mse(x, y, need_grad=False, reduction=c.get("reduction", "mean"))
     assert_close([loss], tensor(t["loss"]), LAYER_ATOL, LAYER_RTOL, f"{name} loss")
     assert_close(grad, tensor(t["grad_input"]), LAYER_ATOL, LAYER_RTOL, f"{name} grad_input")
     assert none is None and alone == loss, f"{name}: the loss without its gradient differs"

@@ -295,6 +295,20 @@ def test_losses():
     assert loss == pytest.approx(((pred - target) ** 2).mean(), rel=1e-5)
     np.testing.assert_allclose(grad, 2 * (pred - target) / 6, rtol=1e-5, atol=1e-6)
     assert bndrop.mse(pred, target, need_grad=False)[1] is None
+    # PyTorch's other arguments (Tests/golden holds PyTorch's values): a sum is the mean times the count,
+    # an ignored sample has a zero gradient row, weights of the wrong length or an unknown reduction fail.
+    total, total_grad = bndrop.mse(pred, target, reduction="sum")
+    assert total == pytest.approx(6 * bndrop.mse(pred, target)[0], rel=1e-6)
+    np.testing.assert_allclose(total_grad, 2 * (pred - target), rtol=1e-6)
+    ignored = np.array([0, -100, 1, 1, 2])
+    loss, grad = bndrop.cross_entropy(logits, ignored)
+    kept = ignored != -100
+    assert loss == pytest.approx(-np.log(p[np.arange(5)[kept], ignored[kept]]).mean(), rel=1e-5)
+    assert not grad[1].any() and grad[0].any()
+    with pytest.raises(bndrop.ShapeError, match="weight"):
+        bndrop.cross_entropy(logits, y, weight=[1.0, 2.0, 3.0])
+    with pytest.raises(bndrop.InvalidArgumentError, match="reduction"):
+        bndrop.cross_entropy(logits, y, reduction="none")
 
 
 def test_optimizer_defaults_are_the_librarys():
