@@ -229,10 +229,25 @@ static void one_call(fz_reader *r) {
             uint8_t bad = fz_u8(r);
             for (int i = 0; i < MAX_BATCH; i++) g_labels[i] = (int32_t)(i % classes);
             if (bad > 200) g_labels[bad % MAX_BATCH] = bad & 1 ? -1 : (int32_t)classes;
-            CALL(bnd_net_train_step_classification(net, g_opt[o], g_in, g_labels, b, &loss));
+            if (fz_u8(r) & 1) {
+                CALL(bnd_net_train_step_classification(net, g_opt[o], g_in, g_labels, b, &loss));
+            } else {  /* with the losses' other arguments: weights from g_aux, some labels ignored */
+                bnd_cross_entropy_params p = bnd_cross_entropy_default_params();
+                fill(r, g_aux, MAX_FLOATS);
+                if ((fz_u8(r) & 1) && classes <= MAX_FLOATS) {   /* (g_aux holds MAX_FLOATS weights) */
+                    p.weight = g_aux;
+                    p.weight_count = fz_u8(r) & 1 ? classes : fz_size(r);
+                }
+                p.ignore_index = fz_u8(r) & 1 ? 0 : -100;
+                p.label_smoothing = fz_param(r);
+                p.reduction = fz_flag(r);
+                CALL(bnd_net_train_step_classification_v2(net, g_opt[o], g_in, g_labels, b,
+                                                          (fz_u8(r) & 7) == 0 ? NULL : &p, &loss));
+            }
         } else {
             fill(r, g_aux, MAX_FLOATS);
-            CALL(bnd_net_train_step_regression(net, g_opt[o], g_in, g_aux, b, &loss));
+            if (fz_u8(r) & 1) CALL(bnd_net_train_step_regression(net, g_opt[o], g_in, g_aux, b, &loss));
+            else CALL(bnd_net_train_step_regression_v2(net, g_opt[o], g_in, g_aux, b, fz_flag(r), &loss));
         }
         break;
     }

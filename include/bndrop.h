@@ -611,6 +611,25 @@ BND_API bnd_status bnd_net_train_step_classification(bnd_net *net, bnd_optimizer
 BND_API bnd_status bnd_net_train_step_regression(bnd_net *net, bnd_optimizer *opt, const float *input,
                                                  const float *targets, int64_t batch, float *out_loss);
 
+/* The steps with the losses' other arguments: cross-entropy with bnd_cross_entropy_params (loss: in,
+   may be NULL for PyTorch's defaults, under which a label equal to -100 is ignored; the class weights,
+   output_count of them, read during the call; see bnd_loss_cross_entropy_v2), the squared error with
+   a bnd_reduction. Everything else as the two steps above, what a failed step leaves changed included;
+   the loss's arguments are checked before anything runs.
+   Returns BND_ERR_INVALID_ARGUMENT (NULL pointer, foreign optimizer, a label that is neither a class
+   index nor ignore_index, a loss argument out of range or an unknown reduction), BND_ERR_SHAPE (batch
+   <= 0 or too large, a non-flat output for classification, a batch too small for a BatchNorm of the
+   net to train on), BND_ERR_STATE (the net gained layers since the optimizer was created),
+   BND_ERR_NUMERIC (a NaN or infinite value in input or targets; a non-finite loss, e.g. a mean over
+   samples that are all ignored; a NaN or infinite parameter gradient with a finite loss),
+   BND_ERR_OUT_OF_MEMORY. */
+BND_API bnd_status bnd_net_train_step_classification_v2(bnd_net *net, bnd_optimizer *opt, const float *input,
+                                                        const int32_t *labels, int64_t batch,
+                                                        const bnd_cross_entropy_params *loss, float *out_loss);
+BND_API bnd_status bnd_net_train_step_regression_v2(bnd_net *net, bnd_optimizer *opt, const float *input,
+                                                    const float *targets, int64_t batch, int32_t reduction,
+                                                    float *out_loss);
+
 /* One training step of each of `count` nets on the same batch, the steps running at the same time on
    the library's threads (one net per thread; a step's own parallel work then runs on that thread).
    For small nets that leave a core idle in a step of their own, such as the article's 1-100-100-1

@@ -27,7 +27,7 @@ public func bnd_loss_mse(_ prediction: UnsafePointer<Float>?, _ target: UnsafePo
 }
 
 /// A C `bnd_reduction` value.
-private func reduction(_ value: Int32) throws -> Reduction {
+func reduction(_ value: Int32) throws -> Reduction {
     guard let reduction = Reduction(rawValue: value) else {
         throw BNDError.invalidArgument("reduction must be BND_REDUCTION_MEAN (0) or BND_REDUCTION_SUM (1), got \(value)")
     }
@@ -40,6 +40,28 @@ public func bnd_cross_entropy_default_params() -> bnd_cross_entropy_params {
                              reduction: Int32(BND_REDUCTION_MEAN.rawValue))
 }
 
+/// The Swift options of C cross-entropy arguments (NULL: PyTorch's defaults) for `batch` × `classes`
+/// logits. The class weights are read only for sizes the loss takes (it refuses the others before it
+/// reads anything), `classes` of them.
+func crossEntropyOptions(_ params: UnsafePointer<bnd_cross_entropy_params>?, batch: Int64,
+                         classes: Int64) throws -> CrossEntropyOptions {
+    let p = params?.pointee ?? bnd_cross_entropy_default_params()
+    var weight: [Float]?
+    if let values = p.weight {
+        guard p.weight_count == classes else {
+            throw BNDError.invalidArgument("weight_count must be classes (\(classes)), got \(p.weight_count)")
+        }
+        let (logitCount, overflow) = batch.multipliedReportingOverflow(by: classes)
+        if batch > 0, classes > 0, !overflow, logitCount <= Int64(SizeLimits.maxElements) {
+            weight = Array(UnsafeBufferPointer(start: values, count: int(classes)))
+        }
+    } else if p.weight_count != 0 {
+        throw BNDError.invalidArgument("weight is NULL but weight_count is \(p.weight_count)")
+    }
+    return CrossEntropyOptions(weight: weight, ignoreIndex: int(p.ignore_index), reduction: try reduction(p.reduction),
+                               labelSmoothing: p.label_smoothing)
+}
+
 @_cdecl("bnd_loss_cross_entropy_v2")
 public func bnd_loss_cross_entropy_v2(_ logits: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?, _ batch: Int64,
                                       _ classes: Int64, _ params: UnsafePointer<bnd_cross_entropy_params>?,
@@ -49,22 +71,7 @@ public func bnd_loss_cross_entropy_v2(_ logits: UnsafePointer<Float>?, _ labels:
         let logits = try required(logits, "logits")
         let labels = try required(labels, "labels")
         let outLoss = try required(outLoss, "out_loss")
-        let p = params?.pointee ?? bnd_cross_entropy_default_params()
-        var weight: [Float]?
-        if let values = p.weight {
-            guard p.weight_count == classes else {
-                throw BNDError.invalidArgument("weight_count must be classes (\(classes)), got \(p.weight_count)")
-            }
-            // Read only for sizes the loss takes (it refuses the others before it reads anything).
-            let (logitCount, overflow) = batch.multipliedReportingOverflow(by: classes)
-            if batch > 0, classes > 0, !overflow, logitCount <= Int64(SizeLimits.maxElements) {
-                weight = Array(UnsafeBufferPointer(start: values, count: int(classes)))
-            }
-        } else if p.weight_count != 0 {
-            throw BNDError.invalidArgument("weight is NULL but weight_count is \(p.weight_count)")
-        }
-        let options = CrossEntropyOptions(weight: weight, ignoreIndex: int(p.ignore_index),
-                                          reduction: try reduction(p.reduction), labelSmoothing: p.label_smoothing)
+        let options = try crossEntropyOptions(params, batch: batch, classes: classes)
         store(try Loss.crossEntropy(logits: logits, labels: labels, batch: int(batch), classes: int(classes),
                                     options: options, gradient: gradLogits), outLoss)
     }

@@ -74,6 +74,31 @@ public func bnd_net_train_step_regression(_ net: OpaquePointer?, _ opt: OpaquePo
     }
 }
 
+@_cdecl("bnd_net_train_step_classification_v2")
+public func bnd_net_train_step_classification_v2(_ net: OpaquePointer?, _ opt: OpaquePointer?,
+                                                 _ input: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?,
+                                                 _ batch: Int64, _ loss: UnsafePointer<bnd_cross_entropy_params>?,
+                                                 _ outLoss: UnsafeMutablePointer<Float>?) -> bnd_status {
+    trainStep("bnd_net_train_step_classification_v2", net, opt, input, outLoss) { net, optimizer, input in
+        let labels = try required(labels, "labels")
+        // (A net whose output is not flat is refused by the step, before the classes matter.)
+        let options = try crossEntropyOptions(loss, batch: batch, classes: Int64(net.outputCount))
+        return try net.trainStep(input: input, labels: labels, batch: int(batch), optimizer: optimizer,
+                                 lossOptions: options)
+    }
+}
+
+@_cdecl("bnd_net_train_step_regression_v2")
+public func bnd_net_train_step_regression_v2(_ net: OpaquePointer?, _ opt: OpaquePointer?,
+                                             _ input: UnsafePointer<Float>?, _ targets: UnsafePointer<Float>?,
+                                             _ batch: Int64, _ reductionValue: Int32,
+                                             _ outLoss: UnsafeMutablePointer<Float>?) -> bnd_status {
+    trainStep("bnd_net_train_step_regression_v2", net, opt, input, outLoss) { net, optimizer, input in
+        try net.trainStep(input: input, targets: required(targets, "targets"), batch: int(batch), optimizer: optimizer,
+                          reduction: reduction(reductionValue))
+    }
+}
+
 /// The body both side-by-side steps share: the handles (each optimizer usable with its net), the steps run
 /// by `steps` (the core checks the rest), each net's loss and status stored. The first failed step
 /// (lowest index) is the call's status and message.

@@ -65,6 +65,40 @@ final class LossOptionsTests: XCTestCase {
                                                options: CrossEntropyOptions(ignoreIndex: 7)))
     }
 
+    /// The one-call step with loss options gives the bits of forward, the loss with those options,
+    /// backward and the optimizer step; options it refuses change nothing.
+    func testTrainStepWithLossOptionsIsTheLoopByHand() throws {
+        func net() throws -> Sequential {
+            let net = try Sequential(sampleShape: [5], seed: 9)
+            try net.addLinear(6)
+            try net.addReLU()
+            try net.addLinear(3)
+            return net
+        }
+        let (a, b) = (try net(), try net())
+        let (sgdA, sgdB) = (try SGD(parameters: a.parameters, learningRate: 0.05),
+                            try SGD(parameters: b.parameters, learningRate: 0.05))
+        let x = logits(8, 5), y: [Int32] = [0, 2, 1, 2, 7, 0, 1, 7]
+        let options = CrossEntropyOptions(weight: [0.5, 2, 1.5], ignoreIndex: 7, labelSmoothing: 0.2)
+        let stepLoss = try a.trainStep(input: x, labels: y, optimizer: sgdA, lossOptions: options)
+        b.zeroGrad()
+        let (loss, gradient) = try Loss.crossEntropy(logits: try b.forward(x, batch: 8), labels: y, classes: 3,
+                                                     options: options)
+        _ = try b.backward(gradient, batch: 8)
+        try sgdB.step()
+        XCTAssertEqual(stepLoss.bitPattern, loss.bitPattern)
+        for (name, _) in a.stateDict {
+            XCTAssertEqual(try a.tensor(name).map(\.bitPattern), try b.tensor(name).map(\.bitPattern), name)
+        }
+        let before = try a.tensor("0.weight")
+        assertThrowsBNDError(try a.trainStep(input: x, labels: y, optimizer: sgdA,
+                                             lossOptions: CrossEntropyOptions(labelSmoothing: 2)),
+                             .invalidArgument, containing: "label_smoothing")
+        assertThrowsBNDError(try a.trainStep(input: x, labels: y, optimizer: sgdA), .invalidArgument,
+                             containing: "out of bounds")   // label 7 without ignore_index 7
+        XCTAssertEqual(try a.tensor("0.weight"), before)
+    }
+
     func testMSESumIsTheMeanTimesTheCount() throws {
         let p: [Float] = [1, -2, 0.5, 3], t: [Float] = [0, 0, 1, 1]
         let mean = try Loss.mse(prediction: p, target: t), sum = try Loss.mse(prediction: p, target: t, reduction: .sum)

@@ -120,6 +120,40 @@ static void test_loss_arguments(void) {
     float mse_grad[3];
     EXPECT_OK(bnd_loss_mse_v2(prediction, target, 3, BND_REDUCTION_SUM, &loss, mse_grad));
     EXPECT(loss == 14 && mse_grad[0] == 2 && mse_grad[2] == 6, "mse sum %g", loss);
+
+    /* The training steps: twin nets {4} -> Linear(4) -> ReLU -> Linear(3); the _v2 step with NULL loss
+       arguments is the plain step, bit for bit; a sum's loss is the mean's times the batch (x 3 outputs
+       for the squared error). */
+    int64_t shape[] = {4};
+    bnd_net *a = NULL, *b = NULL;
+    bnd_optimizer *oa = NULL, *ob = NULL;
+    EXPECT_OK(bnd_net_create(shape, 1, &a));
+    EXPECT_OK(bnd_net_create(shape, 1, &b));
+    bnd_net *both[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        EXPECT_OK(bnd_net_add_linear(both[i], 4));
+        EXPECT_OK(bnd_net_add_relu(both[i]));
+        EXPECT_OK(bnd_net_add_linear(both[i], 3));
+        EXPECT_OK(bnd_net_seed(both[i], 5));
+    }
+    EXPECT_OK(bnd_optimizer_create_sgd(a, NULL, &oa));
+    EXPECT_OK(bnd_optimizer_create_sgd(b, NULL, &ob));
+    const float x[12] = {1, -2, 0.5f, 3, 0, 1, -1, 2, 4, 0.25f, -3, 1};
+    const int32_t y[3] = {2, 0, 1};
+    float la = 0, lb = 0, wa[12], wb[12];
+    EXPECT_OK(bnd_net_train_step_classification(a, oa, x, y, 3, &la));
+    EXPECT_OK(bnd_net_train_step_classification_v2(b, ob, x, y, 3, NULL, &lb));
+    EXPECT_OK(bnd_net_get_tensor(a, "2.weight", wa, 12));
+    EXPECT_OK(bnd_net_get_tensor(b, "2.weight", wb, 12));
+    EXPECT(la == lb && memcmp(wa, wb, sizeof wa) == 0, "the _v2 step with the defaults differs from the plain one");
+    const float t[9] = {0, 1, 0, 1, 0, 0, 0, 0, 1};
+    EXPECT_OK(bnd_net_train_step_regression(a, oa, x, t, 3, &la));
+    EXPECT_OK(bnd_net_train_step_regression_v2(b, ob, x, t, 3, BND_REDUCTION_SUM, &lb));
+    EXPECT(fabsf(lb - 9 * la) <= 1e-5f * lb, "squared error: sum %g, mean %g", (double)lb, (double)la);
+    bnd_optimizer_free(oa);
+    bnd_optimizer_free(ob);
+    bnd_net_free(a);
+    bnd_net_free(b);
     test_end();
 }
 

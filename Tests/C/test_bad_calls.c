@@ -453,6 +453,44 @@ void run_bad_call_tests(void) {
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_train_step_regression(mlp, opt, in, NULL, 4, &loss));
         BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_train_step_regression(mlp, foreign, in, targets, 4, &loss));
         BAD(BND_ERR_SHAPE, bnd_net_train_step_regression(mlp, opt, in, targets, -3, &loss));
+        {   /* the steps with the losses' other arguments */
+            bnd_cross_entropy_params p = bnd_cross_entropy_default_params();
+            const float weight[2] = {1, 3};
+            BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_train_step_classification_v2(NULL, opt, in, labels, 4, &p, &loss));
+            BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_train_step_classification_v2(mlp, opt, in, NULL, 4, &p, &loss));
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "different network",
+                    bnd_net_train_step_classification_v2(mlp, foreign, in, labels, 4, NULL, &loss));
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "out of bounds",
+                    bnd_net_train_step_classification_v2(mlp, opt, in, bad_labels, 4, &p, &loss));
+            p.weight = weight;
+            p.weight_count = 3;           /* the net has 2 outputs */
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "weight_count",
+                    bnd_net_train_step_classification_v2(mlp, opt, in, labels, 4, &p, &loss));
+            p.weight_count = 2;
+            p.label_smoothing = -1;
+            BAD_MSG(BND_ERR_INVALID_ARGUMENT, "label_smoothing",
+                    bnd_net_train_step_classification_v2(mlp, opt, in, labels, 4, &p, &loss));
+            p.label_smoothing = 0.1f;
+            BAD(BND_ERR_SHAPE, bnd_net_train_step_classification_v2(mlp, opt, in, labels, 0, &p, &loss));
+            BAD(BND_ERR_SHAPE, bnd_net_train_step_classification_v2(mlp, opt, in, labels, INT64_MAX, &p, &loss));
+            BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_train_step_regression_v2(mlp, opt, in, targets, 4, 5, &loss));
+            BAD(BND_ERR_INVALID_ARGUMENT, bnd_net_train_step_regression_v2(mlp, opt, in, NULL, 4, BND_REDUCTION_SUM, &loss));
+            BAD(BND_ERR_SHAPE, bnd_net_train_step_regression_v2(mlp, opt, in, targets, 0, BND_REDUCTION_SUM, &loss));
+            /* every label ignored: the mean is NaN, a failed step that updates no parameter */
+            float before[12], after[12];
+            int32_t ignored[4] = {1, 1, 1, 1};
+            p.ignore_index = 1;
+            EXPECT_OK(bnd_net_get_tensor(mlp, "0.weight", before, 12));
+            BAD_MSG(BND_ERR_NUMERIC, "the loss is",
+                    bnd_net_train_step_classification_v2(mlp, opt, in, ignored, 4, &p, &loss));
+            EXPECT_OK(bnd_net_get_tensor(mlp, "0.weight", after, 12));
+            test_begin("a step whose labels are all ignored updates no parameter");
+            EXPECT(memcmp(before, after, sizeof before) == 0, "0.weight changed");
+            test_end();
+            p.reduction = BND_REDUCTION_SUM;   /* the sum is 0: a step with zero gradients from the loss */
+            EXPECT_OK(bnd_net_train_step_classification_v2(mlp, opt, in, ignored, 4, &p, &loss));
+            EXPECT(loss == 0, "sum over no sample: %g", (double)loss);
+        }
 
         /* non-finite loss: a status, and no parameter changes */
         float before[12], after[12], nan_in[16];
@@ -460,6 +498,8 @@ void run_bad_call_tests(void) {
         EXPECT_OK(bnd_net_get_tensor(mlp, "0.weight", before, 12));
         BAD(BND_ERR_NUMERIC, bnd_net_train_step_classification(mlp, opt, nan_in, labels, 4, &loss));
         BAD(BND_ERR_NUMERIC, bnd_net_train_step_regression(mlp, opt, nan_in, targets, 4, &loss));
+        BAD(BND_ERR_NUMERIC, bnd_net_train_step_classification_v2(mlp, opt, nan_in, labels, 4, NULL, &loss));
+        BAD(BND_ERR_NUMERIC, bnd_net_train_step_regression_v2(mlp, opt, nan_in, targets, 4, BND_REDUCTION_SUM, &loss));
         targets[3] = INFINITY;
         BAD(BND_ERR_NUMERIC, bnd_net_train_step_regression(mlp, opt, in, targets, 4, &loss));
         targets[3] = 0;
@@ -479,6 +519,8 @@ void run_bad_call_tests(void) {
         BAD_MSG(BND_ERR_STATE, "after the last", bnd_optimizer_step(opt));
         BAD(BND_ERR_STATE, bnd_net_train_step_classification(mlp, opt, in, labels, 4, &loss));
         BAD(BND_ERR_STATE, bnd_net_train_step_regression(mlp, opt, in, targets, 4, &loss));
+        BAD(BND_ERR_STATE, bnd_net_train_step_classification_v2(mlp, opt, in, labels, 4, NULL, &loss));
+        BAD(BND_ERR_STATE, bnd_net_train_step_regression_v2(mlp, opt, in, targets, 4, BND_REDUCTION_MEAN, &loss));
         BAD(BND_ERR_STATE, bnd_net_backward(mlp, buf, 4, NULL, 0)); /* the add discarded the forward */
         bnd_optimizer_free(foreign);
         bnd_optimizer_free(opt);

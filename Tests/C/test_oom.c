@@ -173,9 +173,10 @@ static bnd_status forward_wide(void *context) {
 }
 
 /* The step train_step_wide takes, through its context (NULL: classification through the single step). */
-enum { STEP_REGRESSION = 1, STEP_SIDE_BY_SIDE = 2 };
+enum { STEP_REGRESSION = 1, STEP_SIDE_BY_SIDE = 2, STEP_V2 = 4 };
 static const int k_regression = STEP_REGRESSION, k_side_classification = STEP_SIDE_BY_SIDE,
-                 k_side_regression = STEP_SIDE_BY_SIDE | STEP_REGRESSION;
+                 k_side_regression = STEP_SIDE_BY_SIDE | STEP_REGRESSION, k_v2_classification = STEP_V2,
+                 k_v2_regression = STEP_V2 | STEP_REGRESSION;
 
 static bnd_status train_step_wide(void *context) {
     const int kind = context != NULL ? *(const int *)context : 0;
@@ -185,7 +186,14 @@ static bnd_status train_step_wide(void *context) {
     float loss = 0;
     bnd_status s = wide_net(&net);
     if (s == BND_OK) s = bnd_optimizer_create_sgd(net, NULL, &opt);
-    if (s == BND_OK && (kind & STEP_SIDE_BY_SIDE)) /* the same step through the side-by-side call, one net */
+    if (s == BND_OK && (kind & STEP_V2)) { /* the same step with the losses' other arguments */
+        bnd_cross_entropy_params p = bnd_cross_entropy_default_params();
+        p.label_smoothing = 0.1f;
+        s = regression ? bnd_net_train_step_regression_v2(net, opt, g_wide_zeros, g_wide_zeros, WIDE_BATCH,
+                                                          BND_REDUCTION_SUM, &loss)
+                       : bnd_net_train_step_classification_v2(net, opt, g_wide_zeros, g_wide_labels, WIDE_BATCH, &p,
+                                                              &loss);
+    } else if (s == BND_OK && (kind & STEP_SIDE_BY_SIDE)) /* the same step through the side-by-side call, one net */
         s = regression ? bnd_nets_train_step_regression(&net, &opt, 1, g_wide_zeros, g_wide_zeros, WIDE_BATCH, &loss, NULL)
                        : bnd_nets_train_step_classification(&net, &opt, 1, g_wide_zeros, g_wide_labels, WIDE_BATCH, &loss,
                                                             NULL);
@@ -414,6 +422,10 @@ void run_oom_tests(void) {
                 BND_ERR_OUT_OF_MEMORY, NULL, train_step_wide, NULL);
     run_limited("bnd_net_train_step_regression, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
                 NULL, train_step_wide, (void *)&k_regression);
+    run_limited("bnd_net_train_step_classification_v2, batch 8192 of 1 -> 65536 -> 1", 512 * MIB,
+                BND_ERR_OUT_OF_MEMORY, NULL, train_step_wide, (void *)&k_v2_classification);
+    run_limited("bnd_net_train_step_regression_v2, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,
+                NULL, train_step_wide, (void *)&k_v2_regression);
     run_limited("bnd_nets_train_step_classification, batch 8192 of 1 -> 65536 -> 1", 512 * MIB,
                 BND_ERR_OUT_OF_MEMORY, NULL, train_step_wide, (void *)&k_side_classification);
     run_limited("bnd_nets_train_step_regression, batch 8192 of 1 -> 65536 -> 1", 512 * MIB, BND_ERR_OUT_OF_MEMORY,

@@ -39,6 +39,29 @@ extension Loss {
     public static func crossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
                                     classes: Int, options: CrossEntropyOptions,
                                     gradient: UnsafeMutablePointer<Float>?) throws -> Float {
+        try crossEntropy(logits: logits, labels: labels, batch: batch, classes: classes, options: options,
+                         gradient: gradient, using: nil)
+    }
+
+    /// `crossEntropy(…, options:, …)` with a caller's kernels for the plain path (a network's), or nil.
+    static func crossEntropy(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, classes: Int,
+                             options: CrossEntropyOptions, gradient: UnsafeMutablePointer<Float>?,
+                             using kernels: LossKernels?) throws -> Float {
+        if try checkCrossEntropy(labels: labels, batch: batch, classes: classes, options: options) {
+            return try crossEntropy(logits: logits, labels: labels, batch: batch, classes: classes, gradient: gradient,
+                                    using: kernels)
+        }
+        return options.weight.withOptionalBuffer { weight in
+            weightedCrossEntropy(logits: logits, labels: labels, batch: batch, classes: classes, weight: weight,
+                                 options: options, gradient: gradient)
+        }
+    }
+
+    /// Checks the sizes, the options and the labels (each a class index or ignore_index), throwing as
+    /// PyTorch refuses; returns whether the plain loss computes this one (PyTorch's defaults and no
+    /// label ignored).
+    static func checkCrossEntropy(labels: UnsafePointer<Int32>, batch: Int, classes: Int,
+                                  options: CrossEntropyOptions) throws -> Bool {
         try Checked.batch(batch, "cross_entropy batch")
         try Checked.batch(classes, "cross_entropy classes")
         _ = try Checked.multiply(batch, classes, "cross_entropy logits")
@@ -57,13 +80,7 @@ extension Loss {
                                                + "ignore_index \(options.ignoreIndex) (sample \(n))")
             }
         }
-        if !ignoresSome && options.weight == nil && options.labelSmoothing == 0 && options.reduction == .mean {
-            return try crossEntropy(logits: logits, labels: labels, batch: batch, classes: classes, gradient: gradient)
-        }
-        return options.weight.withOptionalBuffer { weight in
-            weightedCrossEntropy(logits: logits, labels: labels, batch: batch, classes: classes, weight: weight,
-                                 options: options, gradient: gradient)
-        }
+        return !ignoresSome && options.weight == nil && options.labelSmoothing == 0 && options.reduction == .mean
     }
 
     /// The general case of `crossEntropy(…, options:, …)`, its arguments checked.

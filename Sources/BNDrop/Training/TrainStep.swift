@@ -10,61 +10,77 @@
 /// steps with a non-finite gradient.
 extension Sequential {
     /// One classification step with cross-entropy against `labels` (`batch` values in [0, classes)).
+    /// - Parameter lossOptions: nil for the plain cross-entropy (mean; every label a class index), or
+    ///   PyTorch's other arguments (`Loss.crossEntropy(…, options:, …)`: a label may then be ignore_index).
     public func trainStep(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int,
-                          optimizer: Optimizer) throws -> Float {
-        try trainStep(input: input, labels: labels, batch: batch, optimizer: optimizer, inputKnownFinite: false)
+                          optimizer: Optimizer, lossOptions: CrossEntropyOptions? = nil) throws -> Float {
+        try trainStep(input: input, labels: labels, batch: batch, optimizer: optimizer, inputKnownFinite: false,
+                      lossOptions: lossOptions)
     }
 
-    /// One regression step with the mean squared error against `targets` (`batch`·`outputCount` values).
+    /// One regression step with the squared error against `targets` (`batch`·`outputCount` values),
+    /// reduced by its mean or (`reduction` `.sum`) its sum.
     public func trainStep(input: UnsafePointer<Float>, targets: UnsafePointer<Float>, batch: Int,
-                          optimizer: Optimizer) throws -> Float {
-        try trainStep(input: input, targets: targets, batch: batch, optimizer: optimizer, inputKnownFinite: false)
+                          optimizer: Optimizer, reduction: Reduction = .mean) throws -> Float {
+        try trainStep(input: input, targets: targets, batch: batch, optimizer: optimizer, inputKnownFinite: false,
+                      reduction: reduction)
     }
 
     /// The steps, for callers that know the input is finite (`fit`, whose dataset was checked once)
     /// and may skip that check.
     func trainStep(input: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, optimizer: Optimizer,
-                   inputKnownFinite: Bool) throws -> Float {
+                   inputKnownFinite: Bool, lossOptions: CrossEntropyOptions? = nil) throws -> Float {
         guard outputShape.count == 1 else {
             throw BNDError.shape("classification needs a flat output (batch × classes), got \(outputShape)")
         }
         let classes = outputCount
         try checkOptimizer(optimizer)
         try checkStepInput(input, batch: batch, knownFinite: inputKnownFinite)
-        try Loss.checkLabels(labels, batch: batch, classes: classes)
+        guard let options = lossOptions else {
+            try Loss.checkLabels(labels, batch: batch, classes: classes)
+            return try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
+                try Loss.crossEntropy(logits: output, labels: labels, batch: batch, classes: classes, gradient: gradient,
+                                       using: lossKernels)
+            }
+        }
+        // Every argument of the loss checked before anything runs: a refused step changes nothing.
+        _ = try Loss.checkCrossEntropy(labels: labels, batch: batch, classes: classes, options: options)
         return try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
-            try Loss.crossEntropy(logits: output, labels: labels, batch: batch, classes: classes, gradient: gradient,
-                                   using: lossKernels)
+            try Loss.crossEntropy(logits: output, labels: labels, batch: batch, classes: classes, options: options,
+                                   gradient: gradient, using: lossKernels)
         }
     }
 
     func trainStep(input: UnsafePointer<Float>, targets: UnsafePointer<Float>, batch: Int, optimizer: Optimizer,
-                   inputKnownFinite: Bool) throws -> Float {
+                   inputKnownFinite: Bool, reduction: Reduction = .mean) throws -> Float {
         try checkOptimizer(optimizer)
         try checkStepInput(input, batch: batch, knownFinite: inputKnownFinite)
         _ = try Checked.blasInt(batch, outputCount, "targets for a batch of \(batch)")
         try Checked.allFinite(targets, batch * outputCount, "targets")
         return try step(input: input, batch: batch, optimizer: optimizer) { output, gradient in
-            try Loss.mse(prediction: output, target: targets, count: batch * outputCount, gradient: gradient,
-                         using: lossKernels)
+            try Loss.mse(prediction: output, target: targets, count: batch * outputCount, reduction: reduction,
+                         gradient: gradient, using: lossKernels)
         }
     }
 
     /// Array form of the classification step.
-    public func trainStep(input: [Float], labels: [Int32], optimizer: Optimizer) throws -> Float {
+    public func trainStep(input: [Float], labels: [Int32], optimizer: Optimizer,
+                          lossOptions: CrossEntropyOptions? = nil) throws -> Float {
         let batch = labels.count
         guard batch > 0, input.count == batch * inputCount else {
             throw BNDError.shape("\(input.count) input values do not match \(batch) labels × \(inputCount)")
         }
         return try input.withUnsafeBufferPointer { x in
             try labels.withUnsafeBufferPointer { y in
-                try trainStep(input: x.baseAddress!, labels: y.baseAddress!, batch: batch, optimizer: optimizer)
+                try trainStep(input: x.baseAddress!, labels: y.baseAddress!, batch: batch, optimizer: optimizer,
+                              lossOptions: lossOptions)
             }
         }
     }
 
     /// Array form of the regression step.
-    public func trainStep(input: [Float], targets: [Float], optimizer: Optimizer) throws -> Float {
+    public func trainStep(input: [Float], targets: [Float], optimizer: Optimizer, reduction: Reduction = .mean) throws
+        -> Float {
         guard !input.isEmpty, input.count % inputCount == 0 else {
             throw BNDError.shape("\(input.count) input values are not a whole batch of \(sampleShape)")
         }
@@ -74,7 +90,8 @@ extension Sequential {
         }
         return try input.withUnsafeBufferPointer { x in
             try targets.withUnsafeBufferPointer { t in
-                try trainStep(input: x.baseAddress!, targets: t.baseAddress!, batch: batch, optimizer: optimizer)
+                try trainStep(input: x.baseAddress!, targets: t.baseAddress!, batch: batch, optimizer: optimizer,
+                              reduction: reduction)
             }
         }
     }

@@ -171,6 +171,8 @@ PROTOTYPES = {
     "bnd_loss_mse": (status, [P, P, c_size_t, P_F32, P]),
     "bnd_loss_cross_entropy_v2": (status, [P, P, c_int64, c_int64, POINTER(CrossEntropyParams), P_F32, P]),
     "bnd_loss_mse_v2": (status, [P, P, c_size_t, c_int32, P_F32, P]),
+    "bnd_net_train_step_classification_v2": (status, [P, P, P, P, c_int64, POINTER(CrossEntropyParams), P_F32]),
+    "bnd_net_train_step_regression_v2": (status, [P, P, P, P, c_int64, c_int32, P_F32]),
     "bnd_net_train_step_classification": (status, [P, P, P, P, c_int64, P_F32]),
     "bnd_net_train_step_regression": (status, [P, P, P, P, c_int64, P_F32]),
     "bnd_nets_train_step_classification": (status, [P_P, P_P, c_int64, P, P, c_int64, P_F32, P]),

@@ -10,10 +10,27 @@ from .errors import InvalidArgumentError, ShapeError, check
 _REDUCTIONS = {"mean": 0, "sum": 1}   # BND_REDUCTION_MEAN, BND_REDUCTION_SUM
 
 
-def _reduction(reduction):
+def reduction_value(reduction):
+    """A bnd_reduction for PyTorch's reduction name."""
     if reduction not in _REDUCTIONS:
         raise InvalidArgumentError(f"reduction must be 'mean' or 'sum', got {reduction!r} ('none' is not offered)")
     return _REDUCTIONS[reduction]
+
+
+def cross_entropy_params(weight, ignore_index, label_smoothing, reduction, classes):
+    """bnd_cross_entropy_params for F.cross_entropy's arguments, and the weight array it points into
+    (keep it alive for the call)."""
+    params = lib.bnd_cross_entropy_default_params()
+    w = None
+    if weight is not None:
+        w = floats(weight, "weight")
+        expect_shape(w, (classes,), "weight")
+        params.weight = ctypes.cast(address(w), ctypes.POINTER(ctypes.c_float))
+        params.weight_count = w.size
+    params.ignore_index = i64(ignore_index, "ignore_index", InvalidArgumentError)
+    params.label_smoothing = number(label_smoothing, "label_smoothing")
+    params.reduction = reduction_value(reduction)
+    return params, w
 
 
 def cross_entropy(logits, labels, need_grad=True, weight=None, ignore_index=-100, reduction="mean",
@@ -26,16 +43,7 @@ def cross_entropy(logits, labels, need_grad=True, weight=None, ignore_index=-100
         raise ShapeError(f"logits has shape {tuple(x.shape)}, expected (N, C)")
     y = labels_array(labels, "labels")
     expect_shape(y, (x.shape[0],), "labels")
-    params = lib.bnd_cross_entropy_default_params()
-    w = None
-    if weight is not None:
-        w = floats(weight, "weight")
-        expect_shape(w, (x.shape[1],), "weight")
-        params.weight = ctypes.cast(address(w), ctypes.POINTER(ctypes.c_float))
-        params.weight_count = w.size
-    params.ignore_index = i64(ignore_index, "ignore_index", InvalidArgumentError)
-    params.label_smoothing = number(label_smoothing, "label_smoothing")
-    params.reduction = _reduction(reduction)
+    params, keep = cross_entropy_params(weight, ignore_index, label_smoothing, reduction, classes=x.shape[1])
     grad = empty(x.shape) if need_grad else None
     loss = ctypes.c_float()
     check(lib.bnd_loss_cross_entropy_v2(address(x), address(y), x.shape[0], x.shape[1], ctypes.byref(params),
@@ -52,6 +60,6 @@ def mse(prediction, target, need_grad=True, reduction="mean"):
     expect_shape(t, p.shape, "target")
     grad = empty(p.shape) if need_grad else None
     loss = ctypes.c_float()
-    check(lib.bnd_loss_mse_v2(address(p), address(t), p.size, _reduction(reduction), ctypes.byref(loss),
+    check(lib.bnd_loss_mse_v2(address(p), address(t), p.size, reduction_value(reduction), ctypes.byref(loss),
                               None if grad is None else address(grad)), "bnd_loss_mse_v2")
     return loss.value, grad

@@ -350,9 +350,13 @@ class Net(Handle):
 
     # ------------------------------------------------------------------------------- training
 
-    def train_step(self, optimizer, x, labels=None, targets=None):
-        """One step: zero_grad, forward in train mode, loss (cross-entropy with `labels`, MSE with
-        `targets` of shape (N, *output_shape)), backward, optimizer step. Returns the batch's loss."""
+    def train_step(self, optimizer, x, labels=None, targets=None, weight=None, ignore_index=-100,
+                   label_smoothing=0.0, reduction="mean"):
+        """One step: zero_grad, forward in train mode, loss (cross-entropy with `labels`, with
+        F.cross_entropy's weight, ignore_index, label_smoothing and reduction; the squared error with
+        `targets` of shape (N, *output_shape), with reduction), backward, optimizer step. Returns the
+        batch's loss."""
+        from .losses import cross_entropy_params, reduction_value
         from .optim import Optimizer
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a bndrop optimizer, not {type(optimizer).__name__}")
@@ -367,13 +371,17 @@ class Net(Handle):
             if labels is not None:
                 y = labels_array(labels, "labels")
                 expect_shape(y, (n,), "labels")
-                check(lib.bnd_net_train_step_classification(p, o, address(x), address(y), n, ctypes.byref(loss)),
-                      "bnd_net_train_step_classification")
+                params, keep = cross_entropy_params(weight, ignore_index, label_smoothing, reduction,
+                                                    classes=int(np.prod(self._output_shape)))
+                check(lib.bnd_net_train_step_classification_v2(p, o, address(x), address(y), n, ctypes.byref(params),
+                                                               ctypes.byref(loss)),
+                      "bnd_net_train_step_classification_v2")
             else:
                 t = floats(targets, "targets")
                 expect_shape(t, (n,) + self._output_shape, "targets")
-                check(lib.bnd_net_train_step_regression(p, o, address(x), address(t), n, ctypes.byref(loss)),
-                      "bnd_net_train_step_regression")
+                check(lib.bnd_net_train_step_regression_v2(p, o, address(x), address(t), n, reduction_value(reduction),
+                                                           ctypes.byref(loss)),
+                      "bnd_net_train_step_regression_v2")
         return loss.value
 
     # ------------------------------------------------------------------------------- tensors by name

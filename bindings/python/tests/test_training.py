@@ -177,6 +177,29 @@ def test_train_step_regression_matches_forward_mse_backward_step():
         np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name))
 
 
+def test_train_step_with_loss_arguments_matches_the_loss_by_hand():
+    """F.cross_entropy's weight, ignore_index and label_smoothing, and the squared error's sum, in the
+    one-call step: the bits of forward, the loss with those arguments, backward and the optimizer step."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(8, 5)), np.array([0, 2, 1, 2, 9, 0, 1, 9])
+    options = dict(weight=[0.5, 2.0, 1.5], ignore_index=9, label_smoothing=0.2, reduction="sum")
+    a, b = (bndrop.Net(5, seed=3).add_linear(6).add_relu().add_linear(3) for _ in range(2))
+    opt_a, opt_b = bndrop.SGD(a, lr=0.05), bndrop.SGD(b, lr=0.05)
+    loss_a = a.train_step(opt_a, x, labels=y, **options)
+    b.zero_grad()
+    loss_b, grad = bndrop.cross_entropy(b.forward(x), y, **options)
+    b.backward(grad, need_input_grad=False)
+    opt_b.step()
+    assert loss_a == loss_b
+    for name in a.tensor_names():
+        np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name))
+    t = rng.normal(size=(8, 3))
+    summed = a.train_step(opt_a, x, targets=t, reduction="sum")
+    assert summed == pytest.approx(24 * bndrop.mse(b.forward(x), t)[0], rel=1e-5)   # b is a's twin again
+    with pytest.raises(bndrop.InvalidArgumentError, match="out of bounds"):
+        a.train_step(opt_a, x, labels=y)   # label 9 without ignore_index=9
+
+
 def test_the_readme_example_runs(capsys):
     """The Python block of the project README's "Using it from Python", run as written."""
     import os
