@@ -87,15 +87,18 @@ struct PoolGeometry {
 /// [C, H, W] input, and running plane by plane on the thread pool (planes are independent: any split
 /// gives the same bits).
 public class Pool2d: Layer {
-    public let kernelSize: Int, stride: Int, padding: Int, ceilMode: Bool
     let geometry: PoolGeometry
+    public var kernelSize: Int { geometry.kernel }
+    /// The stride taken (`kernelSize` when nil was given).
+    public var stride: Int { geometry.stride }
+    public var padding: Int { geometry.padding }
+    public var ceilMode: Bool { geometry.ceilMode }
 
     /// - Parameter stride: nil means `kernelSize` (PyTorch's default).
     init(_ typeName: String, inputShape: [Int], kernelSize: Int, stride: Int?, padding: Int, dilation: Int,
          ceilMode: Bool) throws {
         geometry = try PoolGeometry(typeName, shape: inputShape, kernel: kernelSize, stride: stride ?? kernelSize,
                                     padding: padding, dilation: dilation, ceilMode: ceilMode)
-        (self.kernelSize, self.stride, self.padding, self.ceilMode) = (kernelSize, geometry.stride, padding, ceilMode)
         try super.init(typeName, inputShape: inputShape, outputShape: geometry.outputShape)
     }
 
@@ -262,7 +265,7 @@ public final class AvgPool2d: Pool2d {
 /// row-major order, or to its last NaN (a NaN counts as the maximum, as in PyTorch); overlapping windows
 /// add theirs.
 public final class MaxPool2d: Pool2d {
-    public let dilation: Int
+    public var dilation: Int { geometry.dilation }
     /// For each output element, the offset of its maximum inside its input plane.
     private let argmax = Buffer<Int32>()
 
@@ -273,7 +276,6 @@ public final class MaxPool2d: Pool2d {
     ///   - ceilMode: output sizes rounded up (see `AvgPool2d`).
     public init(inputShape: [Int], kernelSize: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1,
                 ceilMode: Bool = false) throws {
-        self.dilation = dilation
         try super.init("MaxPool2d", inputShape: inputShape, kernelSize: kernelSize, stride: stride, padding: padding,
                        dilation: dilation, ceilMode: ceilMode)
         guard geometry.height * geometry.width <= Int(Int32.max) else {

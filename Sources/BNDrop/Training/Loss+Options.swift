@@ -71,15 +71,7 @@ extension Loss {
         if let weight = options.weight, weight.count != classes {
             throw BNDError.invalidArgument("cross_entropy weight has \(weight.count) values for \(classes) classes")
         }
-        var ignoresSome = false
-        for n in 0..<batch {
-            let label = labels[n]
-            if Int(label) == options.ignoreIndex { ignoresSome = true; continue }
-            guard label >= 0 && Int(label) < classes else {
-                throw BNDError.invalidArgument("Target \(label) is out of bounds: labels must be in [0, \(classes)) or "
-                                               + "ignore_index \(options.ignoreIndex) (sample \(n))")
-            }
-        }
+        let ignoresSome = try checkLabels(labels, batch: batch, classes: classes, ignoreIndex: options.ignoreIndex)
         return !ignoresSome && options.weight == nil && options.labelSmoothing == 0 && options.reduction == .mean
     }
 

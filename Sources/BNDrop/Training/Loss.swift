@@ -11,11 +11,21 @@ public enum Loss: Int32, Sendable {
     /// Mean squared error on float targets (regression datasets). `BND_LOSS_MSE`.
     case mse = 1
 
-    /// Throws `.invalidArgument` at the first label outside [0, classes).
-    static func checkLabels(_ labels: UnsafePointer<Int32>, batch: Int, classes: Int) throws {
-        for n in 0..<batch where labels[n] < 0 || Int(labels[n]) >= classes {
-            throw BNDError.invalidArgument("Target \(labels[n]) is out of bounds: labels must be in [0, \(classes)) (sample \(n))")
+    /// Throws `.invalidArgument` at the first label outside [0, classes) that is not `ignoreIndex`;
+    /// returns whether some label is `ignoreIndex` (never without one).
+    @discardableResult
+    static func checkLabels(_ labels: UnsafePointer<Int32>, batch: Int, classes: Int, ignoreIndex: Int? = nil) throws
+        -> Bool {
+        var ignoresSome = false
+        for n in 0..<batch {
+            let label = labels[n]
+            if Int(label) == ignoreIndex { ignoresSome = true; continue }
+            guard label >= 0 && Int(label) < classes else {
+                throw BNDError.invalidArgument("Target \(label) is out of bounds: labels must be in [0, \(classes))"
+                                               + (ignoreIndex.map { " or ignore_index \($0)" } ?? "") + " (sample \(n))")
+            }
         }
+        return ignoresSome
     }
 
     /// Mean over the batch of −log_softmax(logits)[label].
@@ -114,12 +124,28 @@ public enum Loss: Int32, Sendable {
 
     /// Array form of `crossEntropy`: returns the loss and the gradient.
     public static func crossEntropy(logits: [Float], labels: [Int32], classes: Int) throws -> (loss: Float, gradient: [Float]) {
+        try crossEntropy(logits: logits, labels: labels, classes: classes, optionally: nil)
+    }
+
+    /// Array form of `crossEntropy(…, options:, …)`: returns the loss and the gradient.
+    public static func crossEntropy(logits: [Float], labels: [Int32], classes: Int,
+                                    options: CrossEntropyOptions) throws -> (loss: Float, gradient: [Float]) {
+        try crossEntropy(logits: logits, labels: labels, classes: classes, optionally: options)
+    }
+
+    /// Both array forms: the plain loss (nil) or the one with options.
+    private static func crossEntropy(logits: [Float], labels: [Int32], classes: Int,
+                                     optionally options: CrossEntropyOptions?) throws -> (loss: Float, gradient: [Float]) {
         guard !labels.isEmpty else { throw BNDError.shape("cross_entropy needs a batch of at least 1, got 0") }
         guard classes > 0, logits.count == labels.count * classes else {
             throw BNDError.shape("cross_entropy: \(logits.count) logits do not match \(labels.count) labels × \(classes) classes")
         }
         return try withGradient(logits, labels) { l, y, g in
-            try crossEntropy(logits: l, labels: y, batch: labels.count, classes: classes, gradient: g)
+            guard let options else {
+                return try crossEntropy(logits: l, labels: y, batch: labels.count, classes: classes, gradient: g)
+            }
+            return try crossEntropy(logits: l, labels: y, batch: labels.count, classes: classes, options: options,
+                                    gradient: g)
         }
     }
 
@@ -135,17 +161,6 @@ public enum Loss: Int32, Sendable {
         }
     }
 
-    /// Array form of `crossEntropy(…, options:, …)`: returns the loss and the gradient.
-    public static func crossEntropy(logits: [Float], labels: [Int32], classes: Int,
-                                    options: CrossEntropyOptions) throws -> (loss: Float, gradient: [Float]) {
-        guard !labels.isEmpty else { throw BNDError.shape("cross_entropy needs a batch of at least 1, got 0") }
-        guard classes > 0, logits.count == labels.count * classes else {
-            throw BNDError.shape("cross_entropy: \(logits.count) logits do not match \(labels.count) labels × \(classes) classes")
-        }
-        return try withGradient(logits, labels) { l, y, g in
-            try crossEntropy(logits: l, labels: y, batch: labels.count, classes: classes, options: options, gradient: g)
-        }
-    }
 
     /// Runs `loss` on the arrays' memory with a zeroed gradient array as large as `values`; returns both.
     private static func withGradient<T>(_ values: [Float], _ reference: [T],
