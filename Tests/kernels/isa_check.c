@@ -850,6 +850,9 @@ int main(void) {
     check_conv((bndk_conv_shape){3, 12, 12, 6, 3, 1, 0}, 4);   /* and second */
     check_conv((bndk_conv_shape){2, 11, 9, 5, 3, 2, 1}, 3);    /* stride and padding, odd sizes */
     check_conv((bndk_conv_shape){1, 7, 7, 1, 1, 1, 0}, 1);
+    /* tiny planes: the forward reads the first samples in place and copies those whose reads would run
+       past the input's end (16-float blocks over 4-float samples: the last three of ten) */
+    check_conv((bndk_conv_shape){1, 2, 2, 2, 1, 1, 0}, 10);
     check_pool(1, 2, 2);
     check_pool(3, 28, 28);
     check_pool(5, 13, 11);
