@@ -42,6 +42,8 @@
 // channels × 4 taps (weight_group_halves). The choice depends on the CPU only, and no sum's order
 // depends on it.
 enum { LANES = 16, VECTORS = 4, MAX_GROUP = 4, NARROW_OUT = 2, NARROW_TAPS = 2, HALF_OUT = 3, HALF_TAPS = 4 };
+// The forward by rows with AVX-512 (forward_wide_rows, below): rows up to WIDE_ROW_MAX wide, WIDE_ROWS at a time.
+enum { WIDE_ROWS = 2, WIDE_ROW_MAX = 48 };
 
 // Whether the weight gradient goes in passes of 8 lanes: AVX2 with FMA and no AVX-512 (as wide_registers,
 // from the instruction set of a build for one).
@@ -104,7 +106,8 @@ typedef struct {
     int group, vectors;             // channels and vectors per register block
     int out_group, tap_group;       // output channels and taps per weight-gradient block
     bool halves;                    // the weight gradient in two passes of 8 lanes (weight_group_halves)
-    bool by_rows;                   // the forward by output rows (forward_rows)
+    bool by_rows;                   // the forward by output rows (forward_rows, or with AVX-512:
+    bool wide_rows;                 // forward_wide_rows)
 } layout;
 
 static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
@@ -134,7 +137,8 @@ static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
     g.halves = !wide && halves_registers();
     g.out_group = wide ? MAX_GROUP : g.halves ? HALF_OUT : NARROW_OUT;
     g.tap_group = wide ? MAX_GROUP : g.halves ? HALF_TAPS : NARROW_TAPS;
-    g.by_rows = !wide && g.s == 1 && g.OW % 8 == 0;
+    g.wide_rows = wide && g.s == 1 && g.OW % 8 == 0 && g.OW <= WIDE_ROW_MAX;
+    g.by_rows = g.wide_rows || (!wide && g.s == 1 && g.OW % 8 == 0);
     return g;
 }
 
@@ -285,11 +289,11 @@ static int group_size(int64_t n, int64_t i, int most) {
 // Each output row is computed as it is stored, OW wide: no junk columns, no copy of the sample when it
 // has no padding (its planes are already rows Wq = W wide), and the bias added in registers on the way
 // to y. Each output's sum is the one forward_block computes, term for term: its taps in order from zero,
-// then the bias. It runs on CPUs without AVX-512, where it was measured (Zen 3, two threads: the
-// article's CNN-BN eval pass 0.85 of its time, its epoch 0.83). With AVX-512 the rows' 8-float vectors
-// would take twice the multiply-add instructions of the phase planes' 16-float ones where the CPU runs
-// 512-bit multiply-adds whole (Intel's Xeons), so those CPUs keep the phase planes until this is
-// measured there.
+// then the bias. Without AVX-512 a row is up to three 8-float vectors (forward_rows; measured on Zen 3,
+// two threads: the article's CNN-BN eval pass 0.85 of its time, its epoch 0.83). With AVX-512, rows up
+// to 48 wide, each as 16-float vectors and, for a width 8 past a multiple of 16, one 8-float vector,
+// WIDE_ROWS rows at a time (forward_wide_rows): on a Xeon (Sapphire Rapids) the article's first layer
+// took 0.64 of the phase planes' time (one core, 10,000 samples; rows of 8-float vectors took 0.97).
 enum { ROW_VECTORS = 3, ROW_GROUP = 3 };
 
 // Output channels [o0, o0 + ob), row oy, columns [8·v0, 8·(v0 + nv)) of one sample.
@@ -331,6 +335,74 @@ static inline __attribute__((always_inline)) void forward_rows(const layout *g, 
         }
 }
 
+// Output channels [o0, o0 + ob), rows [oy, oy + rows) of one sample, each row n16 16-float vectors and n8
+// (0 or 1) 8-float ones wide.
+static inline __attribute__((always_inline)) void forward_wide_row_block(const layout *g, int ob, int rows, int n16,
+                                                                         int n8, int64_t o0, int64_t oy,
+                                                                         const float *planes, const float *w,
+                                                                         const float *b, const int32_t *offsets,
+                                                                         float *y) {
+    float16v acc[ROW_GROUP][WIDE_ROWS][WIDE_ROW_MAX / LANES];
+    float8 tail[ROW_GROUP][WIDE_ROWS];
+    for (int j = 0; j < ob; j++)
+        for (int r = 0; r < rows; r++) {
+            for (int v = 0; v < n16; v++) acc[j][r][v] = (float16v){0};
+            if (n8) tail[j][r] = (float8){0};
+        }
+    const float *start = planes + oy * g->Wq;
+    for (int64_t t = 0; t < g->taps; t++) {
+        const float *src = start + offsets[t];
+        float16v in[WIDE_ROWS][WIDE_ROW_MAX / LANES];
+        float8 in_tail[WIDE_ROWS];
+        for (int r = 0; r < rows; r++) {
+            for (int v = 0; v < n16; v++) in[r][v] = load16(src + r * g->Wq + v * LANES);
+            if (n8) in_tail[r] = load8(src + r * g->Wq + n16 * LANES);
+        }
+        for (int j = 0; j < ob; j++) {
+            const float weight = w[(o0 + j) * g->taps + t];
+            const float16v weight16 = splat16(weight);
+            const float8 weight8 = splat8f(weight);
+            for (int r = 0; r < rows; r++) {
+                for (int v = 0; v < n16; v++) acc[j][r][v] += weight16 * in[r][v];
+                if (n8) tail[j][r] += weight8 * in_tail[r];
+            }
+        }
+    }
+    for (int j = 0; j < ob; j++) {
+        const float bias = b[o0 + j];
+        for (int r = 0; r < rows; r++) {
+            float *dst = y + ((o0 + j) * g->OH + oy + r) * g->OW;
+            for (int v = 0; v < n16; v++) store16(dst + v * LANES, acc[j][r][v] + splat16(bias));
+            if (n8) store8(dst + n16 * LANES, tail[j][r] + splat8f(bias));
+        }
+    }
+}
+
+// Every row of output channels [o0, o0 + ob) of one sample, WIDE_ROWS rows at a time (n16, n8: as above).
+static inline __attribute__((always_inline)) void forward_wide_rows_of(const layout *g, int ob, int n16, int n8,
+                                                                      int64_t o0, const float *planes, const float *w,
+                                                                      const float *b, const int32_t *offsets,
+                                                                      float *y) {
+    int64_t oy = 0;
+    for (; oy + WIDE_ROWS <= g->OH; oy += WIDE_ROWS)
+        forward_wide_row_block(g, ob, WIDE_ROWS, n16, n8, o0, oy, planes, w, b, offsets, y);
+    for (; oy < g->OH; oy++) forward_wide_row_block(g, ob, 1, n16, n8, o0, oy, planes, w, b, offsets, y);
+}
+
+static inline __attribute__((always_inline)) void forward_wide_rows(const layout *g, int ob, int64_t o0,
+                                                                    const float *planes, const float *w,
+                                                                    const float *b, const int32_t *offsets,
+                                                                    float *y) {
+    switch (g->OW) {  // a multiple of 8 up to WIDE_ROW_MAX (make_layout)
+    case 8: forward_wide_rows_of(g, ob, 0, 1, o0, planes, w, b, offsets, y); break;
+    case 16: forward_wide_rows_of(g, ob, 1, 0, o0, planes, w, b, offsets, y); break;
+    case 24: forward_wide_rows_of(g, ob, 1, 1, o0, planes, w, b, offsets, y); break;
+    case 32: forward_wide_rows_of(g, ob, 2, 0, o0, planes, w, b, offsets, y); break;
+    case 40: forward_wide_rows_of(g, ob, 2, 1, o0, planes, w, b, offsets, y); break;
+    default: forward_wide_rows_of(g, ob, 3, 0, o0, planes, w, b, offsets, y); break;
+    }
+}
+
 BNDK_CLONES
 void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t count, const float *w,
                        const float *b, float *y, float *scratch) {
@@ -349,10 +421,18 @@ void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t cou
             float *yn = y + n * out_size;
             for (int64_t i = 0, o0 = 0, groups = (g.O + ROW_GROUP - 1) / ROW_GROUP; i < groups; i++) {
                 const int ob = group_size(g.O, i, ROW_GROUP);
-                switch (ob) {
-                case 1: forward_rows(&g, 1, o0, planes, w, b, offsets, yn); break;
-                case 2: forward_rows(&g, 2, o0, planes, w, b, offsets, yn); break;
-                default: forward_rows(&g, 3, o0, planes, w, b, offsets, yn); break;
+                if (g.wide_rows) {
+                    switch (ob) {
+                    case 1: forward_wide_rows(&g, 1, o0, planes, w, b, offsets, yn); break;
+                    case 2: forward_wide_rows(&g, 2, o0, planes, w, b, offsets, yn); break;
+                    default: forward_wide_rows(&g, 3, o0, planes, w, b, offsets, yn); break;
+                    }
+                } else {
+                    switch (ob) {
+                    case 1: forward_rows(&g, 1, o0, planes, w, b, offsets, yn); break;
+                    case 2: forward_rows(&g, 2, o0, planes, w, b, offsets, yn); break;
+                    default: forward_rows(&g, 3, o0, planes, w, b, offsets, yn); break;
+                    }
                 }
                 o0 += ob;
             }

@@ -853,6 +853,12 @@ int main(void) {
     /* tiny planes: the forward reads the first samples in place and copies those whose reads would run
        past the input's end (16-float blocks over 4-float samples: the last three of ten) */
     check_conv((bndk_conv_shape){1, 2, 2, 2, 1, 1, 0}, 10);
+    /* output rows a multiple of 8 wide (with AVX-512: 16-float and 8-float vectors, two rows at a time):
+       16 wide with padding and an odd number of rows, 40 and 8 wide, 48 wide with two channel groups */
+    check_conv((bndk_conv_shape){2, 15, 14, 4, 3, 1, 2}, 3);
+    check_conv((bndk_conv_shape){1, 5, 42, 5, 3, 1, 0}, 2);
+    check_conv((bndk_conv_shape){3, 10, 10, 2, 3, 1, 0}, 2);
+    check_conv((bndk_conv_shape){1, 4, 50, 6, 3, 1, 0}, 3);
     check_pool(1, 2, 2);
     check_pool(3, 28, 28);
     check_pool(5, 13, 11);
