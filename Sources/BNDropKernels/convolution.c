@@ -39,9 +39,14 @@
 // sums, 6 for the two channels' output gradient and one tap's input. (2 × 3 taps needed 18 and
 // spilled: on Zen 3 the article's CNN-BN epoch took 0.89 of its time with 2 × 2; 1 × 4 and 1 × 5 were
 // in between.) With AVX2 and FMA the weight gradient goes instead in two passes of 8 lanes, 3 output
-// channels × 4 taps (weight_group_halves). The choice depends on the CPU only, and no sum's order
-// depends on it.
+// channels × 4 taps (weight_group_halves). With AVX-512 the weight gradient's blocks take more taps
+// than output channels: up to 3 output channels × WIDE_TAPS (7) taps, 4 × WIDE_TAPS_FULL (5), sums plus
+// the output gradient and one tap's input in 25 of the 32 registers, so each block's pass over the
+// samples' output gradient serves more taps (on a Xeon, Sapphire Rapids: the article's first layer's
+// backward 0.88 of its time with 3 × 7 against 3 × 4, one core, 10,000 samples; the second's the same
+// within noise). The choice depends on the CPU only, and no sum's order depends on it.
 enum { LANES = 16, VECTORS = 4, MAX_GROUP = 4, NARROW_OUT = 2, NARROW_TAPS = 2, HALF_OUT = 3, HALF_TAPS = 4 };
+enum { WIDE_TAPS = 7, WIDE_TAPS_FULL = 5 };
 // The forward by rows with AVX-512 (forward_wide_rows, below): rows up to WIDE_ROW_MAX wide, WIDE_ROWS at a time.
 enum { WIDE_ROWS = 2, WIDE_ROW_MAX = 48 };
 
@@ -104,7 +109,8 @@ typedef struct {
     int64_t xs_size, ys_size;       // one sample's phase planes; one sample's output(-gradient) rows
     int64_t xs, ys, dxs, offsets, total;
     int group, vectors;             // channels and vectors per register block
-    int out_group, tap_group;       // output channels and taps per weight-gradient block
+    int out_group, tap_group;       // output channels and taps per weight-gradient block (taps_per_block)
+    bool wide;                      // AVX-512's 32 registers of 16 floats (wide_registers)
     bool halves;                    // the weight gradient in two passes of 8 lanes (weight_group_halves)
     bool by_rows;                   // the forward by output rows (forward_rows, or with AVX-512:
     bool wide_rows;                 // forward_wide_rows)
@@ -136,7 +142,8 @@ static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
     g.vectors = wide ? VECTORS : VECTORS / 2;
     g.halves = !wide && halves_registers();
     g.out_group = wide ? MAX_GROUP : g.halves ? HALF_OUT : NARROW_OUT;
-    g.tap_group = wide ? MAX_GROUP : g.halves ? HALF_TAPS : NARROW_TAPS;
+    g.tap_group = wide ? WIDE_TAPS : g.halves ? HALF_TAPS : NARROW_TAPS;
+    g.wide = wide;
     g.wide_rows = wide && g.s == 1 && g.OW % 8 == 0 && g.OW <= WIDE_ROW_MAX;
     g.by_rows = g.wide_rows || (!wide && g.s == 1 && g.OW % 8 == 0);
     return g;
@@ -482,12 +489,12 @@ static inline __attribute__((always_inline)) void weight_group(const layout *g, 
                                                                int64_t t0, int64_t count, const float *xs,
                                                                const float *dys, const int32_t *offsets,
                                                                float *dw) {
-    float16v acc[MAX_GROUP][MAX_GROUP];
+    float16v acc[MAX_GROUP][WIDE_TAPS];
     for (int j = 0; j < ob; j++)
         for (int i = 0; i < tb; i++) acc[j][i] = (float16v){0};
     for (int64_t n = 0; n < count; n++) {
         const float *xn = xs + n * g->xs_size, *dn = dys + n * g->ys_size;
-        const float *src[MAX_GROUP];
+        const float *src[WIDE_TAPS];
         for (int i = 0; i < tb; i++) src[i] = xn + offsets[t0 + i];
         for (int64_t p = 0; p < g->positions; p += LANES) {
             float16v d[MAX_GROUP];
@@ -550,18 +557,27 @@ static inline __attribute__((always_inline)) void weight_group_halves(const layo
     case 1: weight_group(g, OB, 1, o0, t0, count, xs, dys, offsets, dw); break; \
     case 2: weight_group(g, OB, 2, o0, t0, count, xs, dys, offsets, dw); break; \
     case 3: weight_group(g, OB, 3, o0, t0, count, xs, dys, offsets, dw); break; \
-    default: weight_group(g, OB, 4, o0, t0, count, xs, dys, offsets, dw); break; \
+    case 4: weight_group(g, OB, 4, o0, t0, count, xs, dys, offsets, dw); break; \
+    case 5: weight_group(g, OB, 5, o0, t0, count, xs, dys, offsets, dw); break; \
+    case 6: weight_group(g, OB, 6, o0, t0, count, xs, dys, offsets, dw); break; \
+    default: weight_group(g, OB, 7, o0, t0, count, xs, dys, offsets, dw); break; \
     }
+
+// The most taps per weight-gradient block for `ob` output channels.
+static int taps_per_block(const layout *g, int ob) {
+    return g->wide && ob == MAX_GROUP ? WIDE_TAPS_FULL : g->tap_group;
+}
 
 static inline __attribute__((always_inline)) void weight_gradient(const layout *g, int64_t count, const float *xs,
                                                                   const float *dys, const int32_t *offsets,
                                                                   float *dw) {
     const int64_t out_groups = (g->O + g->out_group - 1) / g->out_group;
-    const int64_t tap_groups = (g->taps + g->tap_group - 1) / g->tap_group;
     for (int64_t a = 0, o0 = 0; a < out_groups; a++) {
         const int ob = group_size(g->O, a, g->out_group);
+        const int most_taps = taps_per_block(g, ob);
+        const int64_t tap_groups = (g->taps + most_taps - 1) / most_taps;
         for (int64_t b = 0, t0 = 0; b < tap_groups; b++) {
-            const int tb = group_size(g->taps, b, g->tap_group);
+            const int tb = group_size(g->taps, b, most_taps);
             if (g->halves) {
                 switch (ob) {
                 case 1: HALVES_CASE(1) break;
