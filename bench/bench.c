@@ -415,7 +415,6 @@ static double probe_round_trip_ns(void) {
     return best / ROUND_TRIPS * 1e9;
 }
 
-
 /* The larger of two rates, either of which may be NaN (not measured). */
 static double better(double a, double b) {
     if (!isfinite(a)) return b;

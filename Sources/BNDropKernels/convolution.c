@@ -112,8 +112,7 @@ typedef struct {
     int out_group, tap_group;       // output channels and taps per weight-gradient block (taps_per_block)
     bool wide;                      // AVX-512's 32 registers of 16 floats (wide_registers)
     bool halves;                    // the weight gradient in two passes of 8 lanes (weight_group_halves)
-    bool by_rows;                   // the forward by output rows (forward_rows, or with AVX-512:
-    bool wide_rows;                 // forward_wide_rows)
+    bool by_rows;                   // the forward by output rows (forward_row_group)
 } layout;
 
 static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
@@ -144,8 +143,7 @@ static layout make_layout(const bndk_conv_shape *shape, int64_t samples) {
     g.out_group = wide ? MAX_GROUP : g.halves ? HALF_OUT : NARROW_OUT;
     g.tap_group = wide ? WIDE_TAPS : g.halves ? HALF_TAPS : NARROW_TAPS;
     g.wide = wide;
-    g.wide_rows = wide && g.s == 1 && g.OW % 8 == 0 && g.OW <= WIDE_ROW_MAX;
-    g.by_rows = g.wide_rows || (!wide && g.s == 1 && g.OW % 8 == 0);
+    g.by_rows = g.s == 1 && g.OW % 8 == 0 && (!wide || g.OW <= WIDE_ROW_MAX);
     return g;
 }
 
@@ -400,7 +398,7 @@ static inline __attribute__((always_inline)) void forward_wide_rows(const layout
                                                                     const float *planes, const float *w,
                                                                     const float *b, const int32_t *offsets,
                                                                     float *y) {
-    switch (g->OW) {  // a multiple of 8 up to WIDE_ROW_MAX (make_layout)
+    switch (g->OW) {  // a multiple of 8 up to WIDE_ROW_MAX (make_layout's by_rows)
     case 8: forward_wide_rows_of(g, ob, 0, 1, o0, planes, w, b, offsets, y); break;
     case 16: forward_wide_rows_of(g, ob, 1, 0, o0, planes, w, b, offsets, y); break;
     case 24: forward_wide_rows_of(g, ob, 1, 1, o0, planes, w, b, offsets, y); break;
@@ -408,6 +406,17 @@ static inline __attribute__((always_inline)) void forward_wide_rows(const layout
     case 40: forward_wide_rows_of(g, ob, 2, 1, o0, planes, w, b, offsets, y); break;
     default: forward_wide_rows_of(g, ob, 3, 0, o0, planes, w, b, offsets, y); break;
     }
+}
+
+// Every row of output channels [o0, o0 + ob) of one sample, in the registers' vectors.
+static inline __attribute__((always_inline)) void forward_row_group(const layout *g, int ob, int64_t o0,
+                                                                    const float *planes, const float *w,
+                                                                    const float *b, const int32_t *offsets,
+                                                                    float *y) {
+    if (g->wide)
+        forward_wide_rows(g, ob, o0, planes, w, b, offsets, y);
+    else
+        forward_rows(g, ob, o0, planes, w, b, offsets, y);
 }
 
 BNDK_CLONES
@@ -428,18 +437,10 @@ void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t cou
             float *yn = y + n * out_size;
             for (int64_t i = 0, o0 = 0, groups = (g.O + ROW_GROUP - 1) / ROW_GROUP; i < groups; i++) {
                 const int ob = group_size(g.O, i, ROW_GROUP);
-                if (g.wide_rows) {
-                    switch (ob) {
-                    case 1: forward_wide_rows(&g, 1, o0, planes, w, b, offsets, yn); break;
-                    case 2: forward_wide_rows(&g, 2, o0, planes, w, b, offsets, yn); break;
-                    default: forward_wide_rows(&g, 3, o0, planes, w, b, offsets, yn); break;
-                    }
-                } else {
-                    switch (ob) {
-                    case 1: forward_rows(&g, 1, o0, planes, w, b, offsets, yn); break;
-                    case 2: forward_rows(&g, 2, o0, planes, w, b, offsets, yn); break;
-                    default: forward_rows(&g, 3, o0, planes, w, b, offsets, yn); break;
-                    }
+                switch (ob) {
+                case 1: forward_row_group(&g, 1, o0, planes, w, b, offsets, yn); break;
+                case 2: forward_row_group(&g, 2, o0, planes, w, b, offsets, yn); break;
+                default: forward_row_group(&g, 3, o0, planes, w, b, offsets, yn); break;
                 }
                 o0 += ob;
             }
