@@ -69,6 +69,33 @@ final class ConvolutionLoweringTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, 2e-5 * scale, "\(c): \(what) differs by \(worst) (largest value \(scale))")
     }
 
+    /// The direct backward's region runs every sample task and every group of bias gradients once, each
+    /// group right after the last of its sample tasks.
+    func testDirectBackwardRunsEachTaskOnceAndEachBiasGroupAfterItsTasks() {
+        let perGroup = Conv2d.biasTasksPerGroup
+        for sampleTasks in 1...(3 * perGroup + 1) {
+            let groups = (sampleTasks + perGroup - 1) / perGroup
+            var taskPositions = [Int?](repeating: nil, count: sampleTasks)
+            var groupPositions = [Int?](repeating: nil, count: groups)
+            for position in 0..<(sampleTasks + groups) {
+                let (isBias, index) = Conv2d.directBackwardTask(position, sampleTasks: sampleTasks)
+                if isBias {
+                    XCTAssertTrue(index < groups && groupPositions[index] == nil, "\(sampleTasks) tasks: group \(index)")
+                    if index < groups { groupPositions[index] = position }
+                } else {
+                    XCTAssertTrue(index < sampleTasks && taskPositions[index] == nil, "\(sampleTasks) tasks: task \(index)")
+                    if index < sampleTasks { taskPositions[index] = position }
+                }
+            }
+            XCTAssertFalse(taskPositions.contains(nil), "\(sampleTasks) tasks: a sample task never runs")
+            XCTAssertFalse(groupPositions.contains(nil), "\(sampleTasks) tasks: a bias group never runs")
+            for group in 0..<groups {
+                let last = min((group + 1) * perGroup, sampleTasks) - 1
+                XCTAssertEqual(groupPositions[group], taskPositions[last].map { $0 + 1 }, "\(sampleTasks) tasks: group \(group)")
+            }
+        }
+    }
+
     func testDirectAndIm2colAgree() throws {
         for c in Self.cases {
             let direct = try run(c, .direct), reference = try run(c, .im2col)

@@ -434,10 +434,12 @@ public final class Conv2d: Layer {
     private lazy var directBackwardKernel = ParallelKernel<(OutputGradient, UnsafePointer<Float>, Int, Bool, Int, Int)>(
         perThread: { [unowned(unsafe) self] arguments, task, thread in
         let (dy, x, batch, needInputGradient, perThread, sampleTasks) = arguments
-        guard task < sampleTasks else {
-            self.biasGradients(dy, group: task - sampleTasks, batch: batch)
+        let (isBias, index) = Conv2d.directBackwardTask(task, sampleTasks: sampleTasks)
+        if isBias {
+            self.biasGradients(dy, group: index, batch: batch)
             return
         }
+        let task = index
         let (first, count) = self.samples(of: task, batch: batch)
         let outC = self.outChannels, weights = outC * self.patchSize
         let dwPartial = self.taskPartials.pointer + task * (weights + outC)
@@ -455,6 +457,19 @@ public final class Conv2d: Layer {
         }
     })
 
+    /// What position `position` of the direct backward's region runs: each group of bias gradients right
+    /// after the `biasTasksPerGroup` sample tasks whose samples it sums, so that the thread that took
+    /// those tasks (mostly the same thread) finds their output gradient in its caches.
+    @_spi(Testing) public static func directBackwardTask(_ position: Int, sampleTasks: Int) -> (isBias: Bool, index: Int) {
+        let span = biasTasksPerGroup + 1, group = position / span, offset = position % span
+        let lastGroup = (sampleTasks - 1) / biasTasksPerGroup
+        if group < lastGroup {
+            return offset < biasTasksPerGroup ? (false, group * biasTasksPerGroup + offset) : (true, group)
+        }
+        let inLast = sampleTasks - lastGroup * biasTasksPerGroup, offsetInLast = position - lastGroup * span
+        return offsetInLast < inLast ? (false, lastGroup * biasTasksPerGroup + offsetInLast) : (true, lastGroup)
+    }
+
     /// `pooled` from sample `first` on.
     private func samples(_ first: Int, of pooled: bndk_pooled_gradient) -> bndk_pooled_gradient {
         bndk_pooled_gradient(pooled: pooled.pooled + first * outChannels * (outHeight / 2) * (outWidth / 2),
@@ -464,7 +479,7 @@ public final class Conv2d: Layer {
     /// Tasks of the backward pass whose bias gradients one call of `bndk_conv_bias_gradients` computes:
     /// each is a chain of one-by-one adds (PyTorch's order, as the im2col path), slow alone; the
     /// chains of 8 tasks run side by side.
-    static let biasTasksPerGroup = 8
+    @_spi(Testing) public static let biasTasksPerGroup = 8
 
     /// Group `group` of the direct backward pass's bias gradients: the partial db of tasks
     /// 8·group ..< 8·group + 8, each over its own samples, as `backwardKernel` computes them.
