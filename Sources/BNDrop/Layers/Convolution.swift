@@ -428,9 +428,9 @@ public final class Conv2d: Layer {
         }
     })
 
-    /// Task `task` of the direct backward pass: below `sampleTasks`, its samples' partial dW (and input
-    /// gradient) through `bndk_conv_backward`; from there on, group `task - sampleTasks` of the partial db
-    /// (`biasGradients`).
+    /// Position `task` of the direct backward pass (`directBackwardTask` says which): a sample task, its
+    /// samples' partial dW (and input gradient) through `bndk_conv_backward`, or a group of the partial
+    /// db (`biasGradients`).
     private lazy var directBackwardKernel = ParallelKernel<(OutputGradient, UnsafePointer<Float>, Int, Bool, Int, Int)>(
         perThread: { [unowned(unsafe) self] arguments, task, thread in
         let (dy, x, batch, needInputGradient, perThread, sampleTasks) = arguments
