@@ -461,13 +461,10 @@ public final class Conv2d: Layer {
     /// after the `biasTasksPerGroup` sample tasks whose samples it sums, so that the thread that took
     /// those tasks (mostly the same thread) finds their output gradient in its caches.
     @_spi(Testing) public static func directBackwardTask(_ position: Int, sampleTasks: Int) -> (isBias: Bool, index: Int) {
-        let span = biasTasksPerGroup + 1, group = position / span, offset = position % span
-        let lastGroup = (sampleTasks - 1) / biasTasksPerGroup
-        if group < lastGroup {
-            return offset < biasTasksPerGroup ? (false, group * biasTasksPerGroup + offset) : (true, group)
-        }
-        let inLast = sampleTasks - lastGroup * biasTasksPerGroup, offsetInLast = position - lastGroup * span
-        return offsetInLast < inLast ? (false, lastGroup * biasTasksPerGroup + offsetInLast) : (true, lastGroup)
+        // (Every group spans its sample tasks and itself; only the last may have fewer sample tasks.)
+        let group = min(position / (biasTasksPerGroup + 1), (sampleTasks - 1) / biasTasksPerGroup)
+        let firstTask = group * biasTasksPerGroup, offset = position - group * (biasTasksPerGroup + 1)
+        return offset < min(biasTasksPerGroup, sampleTasks - firstTask) ? (false, firstTask + offset) : (true, group)
     }
 
     /// `pooled` from sample `first` on.

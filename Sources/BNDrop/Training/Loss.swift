@@ -161,7 +161,6 @@ public enum Loss: Int32, Sendable {
         }
     }
 
-
     /// Runs `loss` on the arrays' memory with a zeroed gradient array as large as `values`; returns both.
     private static func withGradient<T>(_ values: [Float], _ reference: [T],
                                         _ loss: (UnsafePointer<Float>, UnsafePointer<T>, UnsafeMutablePointer<Float>) throws -> Float)
