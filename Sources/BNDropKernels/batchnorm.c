@@ -5,35 +5,35 @@
 #include <stdint.h>
 
 BNDK_CLONES
-void bndk_channel_moments(const float *x, int64_t rows, int64_t stride, int64_t run, double *mean,
-                          double *squares) {
-    double8 lanes = {0};
-    double rest = 0;
+void bndk_channel_shifted_sums(const float *x, int64_t rows, int64_t stride, int64_t run, float shift, double *sum,
+                               double *squares) {
+    // Four chains of sums (and of squares), so a row's vectors do not wait on one another's additions.
+    double8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};
+    double rest_sum = 0, rest_squares = 0;
+    const double k = shift;
+    const double8 k8 = splat8d(k);
     for (int64_t n = 0; n < rows; n++) {
         const float *row = x + n * stride;
-        int64_t s = 0;
-        for (; s + 8 <= run; s += 8) lanes += widen8(load8(row + s));
-        for (; s < run; s++) rest += row[s];
-    }
-    const double count = (double)(rows * run);
-    const double mu = (sum8(lanes) + rest) / count;
-    const double8 mu8 = splat8d(mu);
-    lanes = (double8){0};
-    rest = 0;
-    for (int64_t n = 0; n < rows; n++) {
-        const float *row = x + n * stride;
-        int64_t s = 0;
-        for (; s + 8 <= run; s += 8) {
-            const double8 d = widen8(load8(row + s)) - mu8;
-            lanes += d * d;
+        int64_t i = 0;
+        for (; i + 32 <= run; i += 32) {
+            const double8 d0 = widen8(load8(row + i)) - k8, d1 = widen8(load8(row + i + 8)) - k8;
+            const double8 d2 = widen8(load8(row + i + 16)) - k8, d3 = widen8(load8(row + i + 24)) - k8;
+            s0 += d0, s1 += d1, s2 += d2, s3 += d3;
+            q0 += d0 * d0, q1 += d1 * d1, q2 += d2 * d2, q3 += d3 * d3;
         }
-        for (; s < run; s++) {
-            const double d = row[s] - mu;
-            rest += d * d;
+        for (; i + 8 <= run; i += 8) {
+            const double8 d = widen8(load8(row + i)) - k8;
+            s0 += d;
+            q0 += d * d;
+        }
+        for (; i < run; i++) {
+            const double d = (double)row[i] - k;
+            rest_sum += d;
+            rest_squares += d * d;
         }
     }
-    *mean = mu;
-    *squares = sum8(lanes) + rest;
+    *sum = sum8((s0 + s1) + (s2 + s3)) + rest_sum;
+    *squares = sum8((q0 + q1) + (q2 + q3)) + rest_squares;
 }
 
 // Stores of eight floats that bypass the caches (`streaming`): for outputs too large to stay cached until

@@ -116,6 +116,23 @@ final class DeterminismTests: XCTestCase {
         }, sampleSize: 784, batch: 37)  // 37 samples: several sample groups, the last one partial
     }
 
+    /// BatchNorm2d over several blocks of samples, its sums per block added in block order, whichever
+    /// threads took the blocks.
+    func testBatchNorm2dOverSeveralBlocksIsBitIdenticalForAnyThreadCount() throws {
+        let batch = 150
+        let perBlock = BatchNorm.samplesPerBlock(batch: batch, sampleValues: 4 * 16 * 16)
+        XCTAssertGreaterThanOrEqual((batch + perBlock - 1) / perBlock, 3, "the batch spans several blocks")
+        try assertSameForEveryThreadCount("BatchNorm2d", {
+            let net = try Sequential(sampleShape: [4, 16, 16], seed: 9)
+            try net.addBatchNorm()
+            try net.addReLU()
+            try net.addAvgPool2d(kernelSize: 2)
+            try net.addFlatten()
+            try net.addLinear(10)
+            return net
+        }, sampleSize: 4 * 16 * 16, batch: batch)
+    }
+
     /// PyTorch's wider arguments: dilated and grouped convolutions (im2col, a GEMM per group), padded
     /// ceil-mode pooling (the general loops).
     func testDilatedGroupedConvolutionsAndPaddedPoolingAreBitIdenticalForAnyThreadCount() throws {

@@ -191,6 +191,45 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// BatchNorm2d over a batch of several blocks of samples (each block's sums taken apart, then added in
+    /// block order), with a large common offset: the output, the input gradient and the parameter gradients
+    /// against their formulas computed here in double precision.
+    func testBatchNorm2dOverSeveralBlocksMatchesTheFormula() throws {
+        let (channels, spatial, batch) = (4, 256, 150)
+        let perBlock = BatchNorm.samplesPerBlock(batch: batch, sampleValues: channels * spatial)
+        XCTAssertGreaterThanOrEqual((batch + perBlock - 1) / perBlock, 3, "the batch spans several blocks")
+        let net = try Sequential(sampleShape: [channels, 16, 16])
+        try net.addBatchNorm()
+        let gamma = (0..<channels).map { 0.5 + Float($0) * 0.3 }, beta = (0..<channels).map { Float($0) * 0.1 - 0.2 }
+        try net.setTensor("0.weight", gamma)
+        try net.setTensor("0.bias", beta)
+        let x = Self.input(batch * channels * spatial, seed: 21).map { $0 * 0.01 + 1000 }
+        let dy = Self.input(batch * channels * spatial, seed: 22)
+        let y = try net.forward(x, batch: batch)
+        let dx = try net.backward(dy, batch: batch)
+        let dGamma = try net.gradient("0.weight"), dBeta = try net.gradient("0.bias")
+        let count = Double(batch * spatial)
+        for c in 0..<channels {
+            let indices = (0..<batch).flatMap { n in (0..<spatial).map { (n * channels + c) * spatial + $0 } }
+            let mean = indices.map { Double(x[$0]) }.reduce(0, +) / count
+            let variance = indices.map { (Double(x[$0]) - mean) * (Double(x[$0]) - mean) }.reduce(0, +) / count
+            let invStd = 1 / (variance + 1e-5).squareRoot()
+            // x̂ with the mean as float32, as the layer (and PyTorch) keeps it.
+            let xhat = indices.map { (Double(x[$0]) - Double(Float(mean))) * invStd }
+            let sumDy = indices.map { Double(dy[$0]) }.reduce(0, +)
+            let dotXhat = zip(indices, xhat).map { Double(dy[$0.0]) * $0.1 }.reduce(0, +)
+            XCTAssertEqual(Double(dBeta[c]), sumDy, accuracy: 1e-4 * (1 + abs(sumDy)), "dβ, channel \(c)")
+            XCTAssertEqual(Double(dGamma[c]), dotXhat, accuracy: 2e-3 * (1 + abs(dotXhat)), "dγ, channel \(c)")
+            for (k, i) in indices.enumerated() {
+                let expected = xhat[k] * Double(gamma[c]) + Double(beta[c])
+                XCTAssertEqual(Double(y[i]), expected, accuracy: 1e-5 * (1 + abs(expected)), "y, channel \(c), value \(i)")
+                let gradient = (Double(dy[i]) - sumDy / count - xhat[k] * dotXhat / count) * invStd * Double(gamma[c])
+                XCTAssertEqual(Double(dx[i]), gradient, accuracy: 2e-3 * (1 + abs(gradient)),
+                               "dx, channel \(c), value \(i)")
+            }
+        }
+    }
+
     /// Outputs and input gradients written past the caches (large tensors) are the same bits as cached
     /// stores; runs of odd lengths start at every alignment.
     func testBatchNormStreamingStoresChangeNoBit() throws {

@@ -6,9 +6,9 @@ import BNDropKernels
 /// Train mode (or eval without running statistics) normalises with the batch's mean and biased
 /// variance; with running statistics it then updates running_mean and the *unbiased* running_var with
 /// `momentum` (or the cumulative average when `momentum` is nil). Eval mode with running statistics
-/// normalises with them and updates nothing. Sums are taken in double precision (two passes over N×C×L
-/// channels; one pass shifted by each channel's first value for N×C), so inputs with a large common offset
-/// keep their variance. The loops are C kernels (`Sources/BNDropKernels/batchnorm.c`).
+/// normalises with them and updates nothing. Sums are taken in double precision, shifted by each channel's
+/// first value, so inputs with a large common offset keep their variance. The loops are C kernels
+/// (`Sources/BNDropKernels/batchnorm.c`).
 ///
 /// `eps`, `momentum`, `affine` and `trackRunningStats` are fixed at construction; only the mode changes.
 public final class BatchNorm: Layer {
@@ -35,9 +35,11 @@ public final class BatchNorm: Layer {
     private let savedInvStd: FloatBuffer
     private let unbiasedVar: FloatBuffer
     /// Per-channel scratch of the N×C path (`spatial == 1`), which walks rows rather than channels:
-    /// two double sums, and four float constants per channel.
+    /// two double sums, and four float constants per channel (the N×C×L path's constants too).
     private let rowSums: Buffer<Double>
     private let rowConstants: FloatBuffer
+    /// The N×C×L path's sums per block of samples: two doubles per channel per block (`blockSums(_:)`).
+    private let blockSumSpace = Buffer<Double>()
     /// Whether the last forward normalised with the batch's statistics (train mode, or eval without
     /// running statistics) rather than the running ones.
     private var usedBatchStatistics = true
@@ -115,15 +117,20 @@ public final class BatchNorm: Layer {
             throw BNDError.internalError("\(typeName): no statistics to normalise with")
         }
         try output.resize(batch * inputCount)
+        if spatial > 1 { try reserveBlockSums(batch: batch) }
         // The factor of this batch's running-statistics update, when there is one.
         var factor: Float? = nil
         if isTraining, let nbt = numBatchesTracked {
             if nbt.value < Int64.max { nbt.value += 1 }  // a loaded count can be anything >= 0: no overflow
             factor = momentum ?? Float(1 / Double(nbt.value))
         }
-        // Channels are independent: each task takes a group of them.
-        let group = channelsPerTask(batch: batch)
-        forwardKernel.run(tasks(numFeatures, group), (x, batch, useBatchStats, factor, group), order: .inOrder)
+        if spatial > 1 {
+            forwardByBlocks(x, batch: batch, useBatchStats: useBatchStats, factor: factor)
+        } else {
+            // Channels are independent: each task takes a group of them.
+            let group = channelsPerTask(batch: batch)
+            forwardKernel.run(tasks(numFeatures, group), (x, batch, useBatchStats, factor, group), order: .inOrder)
+        }
         usedBatchStatistics = useBatchStats
         return UnsafePointer(output.pointer)
     }
@@ -168,36 +175,13 @@ public final class BatchNorm: Layer {
         min(numFeatures, max(1, BatchNorm.minimumValuesPerTask / max(1, batch * spatial)))
     }
 
-    /// Task `task` of the forward pass, for each of its channels: the statistics, their running average,
-    /// the normalisation.
+    /// Task `task` of the N×C forward pass: its channels' statistics, their running average, the
+    /// normalisation.
     private lazy var forwardKernel = ParallelKernel<(UnsafePointer<Float>, Int, Bool, Float?, Int)> {
         [unowned(unsafe) self] arguments, task in
         let (x, batch, useBatchStats, factor, group) = arguments
         let channels = (task * group)..<min((task + 1) * group, self.numFeatures)
-        if self.spatial == 1 {
-            self.forwardRows(x, batch: batch, channels: channels, useBatchStats: useBatchStats, factor: factor)
-            return
-        }
-        for c in channels {
-            if useBatchStats {
-                self.batchStatistics(x, batch: batch, channel: c)
-                if let factor { self.updateRunningStatistics(channels: c..<(c + 1), factor: factor) }
-            } else {
-                self.runningStatistics(channels: c..<(c + 1))
-            }
-            self.normalize(x, into: self.output.pointer, batch: batch, channel: c)
-        }
-    }
-
-    /// Channel `c`'s batch mean, 1/√(biased var + eps) and unbiased variance, summed in double precision
-    /// in two passes so that a large common offset keeps its variance (`bndk_channel_moments`).
-    private func batchStatistics(_ x: UnsafePointer<Float>, batch: Int, channel c: Int) {
-        let perChannel = Double(batch * spatial)
-        var mu = 0.0, squares = 0.0
-        bndk_channel_moments(x + c * spatial, Int64(batch), Int64(numFeatures * spatial), Int64(spatial), &mu, &squares)
-        savedMean.pointer[c] = Float(mu)
-        savedInvStd.pointer[c] = Float(1 / (squares / perChannel + Double(eps)).squareRoot())
-        unbiasedVar.pointer[c] = Float(squares / (perChannel - 1))
+        self.forwardRows(x, batch: batch, channels: channels, useBatchStats: useBatchStats, factor: factor)
     }
 
     /// Eval mode: channel `c` normalises with the running statistics.
@@ -242,22 +226,22 @@ public final class BatchNorm: Layer {
     override func computeBackward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                                   needInputGradient: Bool) throws -> UnsafePointer<Float>? {
         if needInputGradient { try gradInput.resize(batch * inputCount) }
-        let group = channelsPerTask(batch: batch)
-        backwardKernel.run(tasks(numFeatures, group), (dy, x, batch, needInputGradient, group), order: .inOrder)
+        if spatial > 1 {
+            try reserveBlockSums(batch: batch)
+            backwardByBlocks(dy, x, batch: batch, needInputGradient: needInputGradient)
+        } else {
+            let group = channelsPerTask(batch: batch)
+            backwardKernel.run(tasks(numFeatures, group), (dy, x, batch, needInputGradient, group), order: .inOrder)
+        }
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
     }
 
+    /// Task `task` of the N×C backward pass: its channels.
     private lazy var backwardKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool, Int)> {
         [unowned(unsafe) self] arguments, task in
         let (dy, x, batch, needInputGradient, group) = arguments
         let channels = (task * group)..<min((task + 1) * group, self.numFeatures)
-        if self.spatial == 1 {
-            self.backwardRows(dy, x, batch: batch, channels: channels, needInputGradient: needInputGradient)
-            return
-        }
-        for c in channels {
-            self.backward(dy, x, self.gradInput.pointer, batch: batch, channel: c, needInputGradient: needInputGradient)
-        }
+        self.backwardRows(dy, x, batch: batch, channels: channels, needInputGradient: needInputGradient)
     }
 
     // MARK: N×C input (spatial == 1): row by row
@@ -334,30 +318,154 @@ public final class BatchNorm: Layer {
         }
     }
 
-    /// Channel `c`'s parameter gradients and (when asked) input gradient.
-    private func backward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                          batch: Int, channel c: Int, needInputGradient: Bool) {
-        let (rows, stride, run) = (Int64(batch), Int64(numFeatures * spatial), Int64(spatial))
-        let offset = c * spatial
-        let perChannel = Double(batch * spatial)
-        let mean = savedMean.pointer[c], invStd = savedInvStd.pointer[c]
-        var sumDy = 0.0, dotXmuDy = 0.0
-        bndk_channel_gradient_sums(dy + offset, x + offset, rows, stride, run, mean, &sumDy, &dotXmuDy)
-        if let w = weight, let b = bias {
-            w.gradient.pointer[c] += Float(dotXmuDy * Double(invStd))
-            b.gradient.pointer[c] += Float(sumDy)
+    // MARK: N×C×L and N×C×H×W input: by blocks of samples
+    //
+    // The layers around (Conv2d, pooling, the forward by blocks of samples) split the batch into blocks of
+    // samples, which the pool's threads take from both ends (`TaskOrder.fromBothEnds`): each core's caches
+    // hold about half of the batch's samples. Split by channels instead, every task read every sample, half
+    // of them from the other core's cache: on two threads the article's CNN-BN epoch spent about twice the
+    // CPU time in BatchNorm2d's kernels that it spent on one. By blocks, each task sums its samples' values
+    // per channel (`blockSums`), the blocks' sums are added in block order (the same for any thread count),
+    // and a second region normalises (or back-propagates through) each block with the channels' constants.
+
+    /// Samples per block: about `minimumValuesPerTask` values, in whole groups of 8 samples (Conv2d's
+    /// tasks), at least 8 and at most the batch. Depends on the batch and the shape only.
+    @_spi(Testing) public static func samplesPerBlock(batch: Int, sampleValues: Int) -> Int {
+        let wanted = BatchNorm.minimumValuesPerTask / max(1, sampleValues)
+        return min(batch, max(8, wanted / 8 * 8))
+    }
+
+    private func blockLayout(batch: Int) -> (perBlock: Int, blocks: Int) {
+        let perBlock = BatchNorm.samplesPerBlock(batch: batch, sampleValues: inputCount)
+        return (perBlock, tasks(batch, perBlock))
+    }
+
+    /// Makes room for the sums of a batch's blocks (before anything changes: an allocation can fail).
+    private func reserveBlockSums(batch: Int) throws {
+        try blockSumSpace.resize(Checked.multiply(2 * numFeatures, blockLayout(batch: batch).blocks,
+                                                  "BatchNorm sums per block"))
+    }
+
+    /// Block `block`'s two sums of channel `c`.
+    private func blockSums(_ block: Int, channel c: Int) -> UnsafeMutablePointer<Double> {
+        blockSumSpace.pointer + 2 * (block * numFeatures + c)
+    }
+
+    /// Channel `c`'s shift: its first value when finite, else 0 (a non-finite mean then comes out as the
+    /// plain sum gives it).
+    private func shift(_ x: UnsafePointer<Float>, channel c: Int) -> Float {
+        let first = x[c * spatial]
+        return first.isFinite ? first : 0
+    }
+
+    private func forwardByBlocks(_ x: UnsafePointer<Float>, batch: Int, useBatchStats: Bool, factor: Float?) {
+        let (perBlock, blocks) = blockLayout(batch: batch)
+        if useBatchStats {
+            blockStatisticsKernel.run(blocks, (x, batch, perBlock))
+            let count = Double(batch * spatial)
+            let savedMean = self.savedMean.pointer, savedInvStd = self.savedInvStd.pointer
+            let unbiasedVar = self.unbiasedVar.pointer
+            for c in 0..<numFeatures {
+                var sum = 0.0, squares = 0.0
+                for block in 0..<blocks {
+                    let sums = blockSums(block, channel: c)
+                    sum += sums[0]
+                    squares += sums[1]
+                }
+                // Σ(x − mean)² = Σd² − (Σd)²/n, d = x − shift; never below 0 (NaN stays NaN).
+                let raw = squares - sum * sum / count, centred = raw < 0 ? 0 : raw
+                savedMean[c] = Float(Double(shift(x, channel: c)) + sum / count)
+                savedInvStd[c] = Float(1 / (centred / count + Double(eps)).squareRoot())
+                unbiasedVar[c] = Float(centred / (count - 1))
+            }
+            if let factor { updateRunningStatistics(channels: 0..<numFeatures, factor: factor) }
+        } else {
+            runningStatistics(channels: 0..<numFeatures)
+        }
+        normalizeKernel.run(blocks, (x, batch, perBlock))
+    }
+
+    /// Block `task`'s shifted sums of every channel (`bndk_channel_shifted_sums`).
+    private lazy var blockStatisticsKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> {
+        [unowned(unsafe) self] arguments, task in
+        let (x, batch, perBlock) = arguments
+        let first = task * perBlock, count = min(perBlock, batch - first)
+        for c in 0..<self.numFeatures {
+            let sums = self.blockSums(task, channel: c)
+            bndk_channel_shifted_sums(x + first * self.inputCount + c * self.spatial, Int64(count),
+                                      Int64(self.inputCount), Int64(self.spatial), self.shift(x, channel: c),
+                                      sums, sums + 1)
+        }
+    }
+
+    /// Block `task` normalised with the saved statistics, every channel.
+    private lazy var normalizeKernel = ParallelKernel<(UnsafePointer<Float>, Int, Int)> {
+        [unowned(unsafe) self] arguments, task in
+        let (x, batch, perBlock) = arguments
+        let samples = (task * perBlock)..<min((task + 1) * perBlock, batch)
+        for c in 0..<self.numFeatures {
+            self.normalize(x, into: self.output.pointer, batch: batch, channel: c, samples: samples)
+        }
+    }
+
+    private func backwardByBlocks(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, batch: Int,
+                                  needInputGradient: Bool) {
+        let (perBlock, blocks) = blockLayout(batch: batch)
+        blockGradientSumsKernel.run(blocks, (dy, x, batch, perBlock))
+        let count = Double(batch * spatial)
+        let invStd = savedInvStd.pointer, gamma = weight?.value.pointer
+        let scale = rowConstants.pointer, meanDy = scale + numFeatures, projection = meanDy + numFeatures
+        for c in 0..<numFeatures {
+            var sumDy = 0.0, dot = 0.0
+            for block in 0..<blocks {
+                let sums = blockSums(block, channel: c)
+                sumDy += sums[0]
+                dot += sums[1]
+            }
+            if let w = weight, let b = bias {
+                w.gradient.pointer[c] += Float(dot * Double(invStd[c]))
+                b.gradient.pointer[c] += Float(sumDy)
+            }
+            // dx = (dy − Σdy/n − (x−μ)·invstd²·Σ(x−μ)dy/n)·invstd·γ
+            scale[c] = invStd[c] * (gamma?[c] ?? 1)
+            meanDy[c] = Float(sumDy / count)
+            projection[c] = Float(dot / count) * invStd[c] * invStd[c]
         }
         guard needInputGradient else { return }
-        let scale = invStd * (weight?.value.pointer[c] ?? 1)
-        guard usedBatchStatistics else {
-            // Running statistics are constants of the input: dx = dy·invstd·γ.
-            bndk_channel_affine(dy + offset, dx + offset, rows, stride, run, 0, scale, 0, streams(batch) ? 1 : 0)
-            return
+        blockInputGradientKernel.run(blocks, (dy, x, batch, perBlock))
+    }
+
+    /// Block `task`'s sums Σdy and Σ(x − mean)·dy of every channel.
+    private lazy var blockGradientSumsKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Int)> {
+        [unowned(unsafe) self] arguments, task in
+        let (dy, x, batch, perBlock) = arguments
+        let first = task * perBlock, count = min(perBlock, batch - first)
+        let mean = self.savedMean.pointer
+        for c in 0..<self.numFeatures {
+            let offset = first * self.inputCount + c * self.spatial, sums = self.blockSums(task, channel: c)
+            bndk_channel_gradient_sums(dy + offset, x + offset, Int64(count), Int64(self.inputCount),
+                                       Int64(self.spatial), mean[c], sums, sums + 1)
         }
-        // dx = (dy − Σdy/n − (x−μ)·invstd²·Σ(x−μ)dy/n)·invstd·γ
-        let meanDy = Float(sumDy / perChannel)
-        let projection = Float(dotXmuDy / perChannel) * invStd * invStd
-        bndk_channel_input_gradient(dy + offset, x + offset, dx + offset, rows, stride, run, mean, meanDy, projection, scale,
-                                    streams(batch) ? 1 : 0)
+    }
+
+    /// Block `task`'s input gradient, every channel, with the constants `backwardByBlocks` stored.
+    private lazy var blockInputGradientKernel = ParallelKernel<(UnsafePointer<Float>, UnsafePointer<Float>, Int, Int)> {
+        [unowned(unsafe) self] arguments, task in
+        let (dy, x, batch, perBlock) = arguments
+        let first = task * perBlock, count = min(perBlock, batch - first)
+        let (rows, stride, run) = (Int64(count), Int64(self.inputCount), Int64(self.spatial))
+        let scale = self.rowConstants.pointer, meanDy = scale + self.numFeatures, projection = meanDy + self.numFeatures
+        let streaming: Int32 = self.streams(batch) ? 1 : 0
+        let dx = self.gradInput.pointer
+        for c in 0..<self.numFeatures {
+            let offset = first * self.inputCount + c * self.spatial
+            if self.usedBatchStatistics {
+                bndk_channel_input_gradient(dy + offset, x + offset, dx + offset, rows, stride, run,
+                                            self.savedMean.pointer[c], meanDy[c], projection[c], scale[c], streaming)
+            } else {
+                // Running statistics are constants of the input: dx = dy·invstd·γ.
+                bndk_channel_affine(dy + offset, dx + offset, rows, stride, run, 0, scale[c], 0, streaming)
+            }
+        }
     }
 }

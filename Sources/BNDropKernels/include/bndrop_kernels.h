@@ -25,9 +25,12 @@ const char *bndk_instruction_set(void);
 
 /* ---- BatchNorm, one channel ---- */
 
-/* *mean = Σx / count and *squares = Σ(x − mean)², in two passes (exact for a large common offset). */
-void bndk_channel_moments(const float *x, int64_t rows, int64_t stride, int64_t run, double *mean,
-                          double *squares);
+/* *sum = Σ(x − shift) and *squares = Σ(x − shift)² over the channel's rows, in double precision, in one
+   pass. With `shift` a value of the channel (its first), a large common offset costs nothing to
+   cancellation: Σ(x − mean)² = squares − sum²/count. The rows' sums are taken in four chains of eight
+   lanes, added in a fixed order: the result depends on rows, stride and run only. */
+void bndk_channel_shifted_sums(const float *x, int64_t rows, int64_t stride, int64_t run, float shift, double *sum,
+                               double *squares);
 
 /* y = (x − mean)·scale + shift over the channel (x and y may be the same). `streaming`: store past the
    caches (for outputs far larger than them; the values are the same). */
