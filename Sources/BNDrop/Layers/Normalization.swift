@@ -328,11 +328,13 @@ public final class BatchNorm: Layer {
     // per channel (`blockSums`), the blocks' sums are added in block order (the same for any thread count),
     // and a second region normalises (or back-propagates through) each block with the channels' constants.
 
-    /// Samples per block: about `minimumValuesPerTask` values, in whole groups of 8 samples (Conv2d's
-    /// tasks), at least 8 and at most the batch. Depends on the batch and the shape only.
+    /// Samples per block: about `minimumValuesPerTask` values but at most an eighth of the batch (so that
+    /// the blocks spread evenly over the threads), in whole groups of 8 samples (Conv2d's tasks), at least
+    /// 8 and at most the batch. Depends on the batch and the shape only.
     @_spi(Testing) public static func samplesPerBlock(batch: Int, sampleValues: Int) -> Int {
         let wanted = BatchNorm.minimumValuesPerTask / max(1, sampleValues)
-        return min(batch, max(8, wanted / 8 * 8))
+        let eighth = (batch + 63) / 64 * 8
+        return min(batch, max(8, min(wanted, eighth) / 8 * 8))
     }
 
     private func blockLayout(batch: Int) -> (perBlock: Int, blocks: Int) {
