@@ -32,7 +32,7 @@ final class ConvolutionLoweringTests: XCTestCase {
         Case(channels: 2, height: 10, width: 32, outChannels: 4, kernel: 3, stride: 1, padding: 1, batch: 5),
         Case(channels: 1, height: 9, width: 10, outChannels: 5, kernel: 3, stride: 1, padding: 0, batch: 7),
         Case(channels: 3, height: 7, width: 16, outChannels: 1, kernel: 5, stride: 1, padding: 2, batch: 3),
-        // 64 samples and more: the bias gradients of 8 tasks at a time, then the rest.
+        // Many tasks of 8 samples, the last one partial.
         Case(channels: 1, height: 12, width: 12, outChannels: 3, kernel: 3, stride: 1, padding: 1, batch: 75),
         Case(channels: 2, height: 9, width: 9, outChannels: 10, kernel: 3, stride: 2, padding: 0, batch: 139),
     ]
@@ -69,29 +69,32 @@ final class ConvolutionLoweringTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, 2e-5 * scale, "\(c): \(what) differs by \(worst) (largest value \(scale))")
     }
 
-    /// The direct backward's region runs every sample task and every group of bias gradients once, each
-    /// group right after the last of its sample tasks.
-    func testDirectBackwardRunsEachTaskOnceAndEachBiasGroupAfterItsTasks() {
-        let perGroup = Conv2d.biasTasksPerGroup
-        for sampleTasks in 1...(3 * perGroup + 1) {
-            let groups = (sampleTasks + perGroup - 1) / perGroup
-            var taskPositions = [Int?](repeating: nil, count: sampleTasks)
-            var groupPositions = [Int?](repeating: nil, count: groups)
-            for position in 0..<(sampleTasks + groups) {
-                let (isBias, index) = Conv2d.directBackwardTask(position, sampleTasks: sampleTasks)
-                if isBias {
-                    XCTAssertTrue(index < groups && groupPositions[index] == nil, "\(sampleTasks) tasks: group \(index)")
-                    if index < groups { groupPositions[index] = position }
-                } else {
-                    XCTAssertTrue(index < sampleTasks && taskPositions[index] == nil, "\(sampleTasks) tasks: task \(index)")
-                    if index < sampleTasks { taskPositions[index] = position }
+    /// The bias gradient's order, the same in both lowerings: each sample's terms one by one in the order
+    /// of its positions (PyTorch's own order for one sample), then the samples' sums in order within each
+    /// task of 8 samples, then the tasks' sums in order; twice (the gradient accumulates).
+    func testBiasGradientIsEachSampleSummedOneByOneThenTheSamplesInOrder() throws {
+        for c in Self.cases {
+            let plane = ((c.height + 2 * c.padding - c.kernel) / c.stride + 1) * ((c.width + 2 * c.padding - c.kernel) / c.stride + 1)
+            var data = SeededRandom(seed: 17)  // the same draws as `run`
+            _ = (0..<(c.batch * c.channels * c.height * c.width)).map { _ in data.nextNormal() }
+            let dy = (0..<(c.batch * c.outChannels * plane)).map { _ in data.nextNormal() }
+            var expected = [Float](repeating: 0, count: c.outChannels)
+            for _ in 0..<2 {
+                for o in 0..<c.outChannels {
+                    for first in stride(from: 0, to: c.batch, by: 8) {
+                        var task: Float = 0
+                        for n in first..<min(first + 8, c.batch) {
+                            var sample: Float = 0
+                            for i in 0..<plane { sample += dy[(n * c.outChannels + o) * plane + i] }
+                            task += sample
+                        }
+                        expected[o] += task
+                    }
                 }
             }
-            XCTAssertFalse(taskPositions.contains(nil), "\(sampleTasks) tasks: a sample task never runs")
-            XCTAssertFalse(groupPositions.contains(nil), "\(sampleTasks) tasks: a bias group never runs")
-            for group in 0..<groups {
-                let last = min((group + 1) * perGroup, sampleTasks) - 1
-                XCTAssertEqual(groupPositions[group], taskPositions[last].map { $0 + 1 }, "\(sampleTasks) tasks: group \(group)")
+            for lowering in [Conv2d.Lowering.direct, .im2col] {
+                XCTAssertEqual(try run(c, lowering).biasGradient.map(\.bitPattern), expected.map(\.bitPattern),
+                               "\(c), \(lowering)")
             }
         }
     }
@@ -102,7 +105,7 @@ final class ConvolutionLoweringTests: XCTestCase {
             assertClose(direct.output, reference.output, "output", c)
             assertClose(direct.weightGradient, reference.weightGradient, "weight gradient", c)
             assertClose(direct.biasGradient, reference.biasGradient, "bias gradient", c)
-            // Both add the bias gradient's terms one by one in the same order (PyTorch's): same bits.
+            // Both add the bias gradient's terms in the same order: same bits.
             XCTAssertEqual(direct.biasGradient.map(\.bitPattern), reference.biasGradient.map(\.bitPattern), "\(c)")
             assertClose(direct.inputGradient, reference.inputGradient, "input gradient", c)
         }

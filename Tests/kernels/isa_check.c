@@ -652,8 +652,7 @@ static void check_conv(bndk_conv_shape s, int64_t count) {
     fill(b, s.out_channels, 0.0f, 0.5f);
     fill(dy, count * out, 0.0f, 1.0f);
     bndk_conv_forward(&s, x, count, w, b, y, scratch);
-    bndk_conv_backward(&s, x, dy, count, w, dw, dx, scratch);
-    bndk_conv_bias_gradients(dy, count, (count + 1) / 2, s.out_channels, OH * OW, db, s.out_channels);
+    bndk_conv_backward(&s, x, dy, count, w, dw, db, dx, scratch);
 
     /* Against double-precision sums: the kernel's order differs, and it fuses where the CPU has FMA. */
     double *rdw = calloc((size_t)wn, sizeof(double)), *rdx = calloc((size_t)(count * in), sizeof(double));
@@ -685,15 +684,16 @@ static void check_conv(bndk_conv_shape s, int64_t count) {
     for (int64_t i = 0; i < wn; i++) CHECK(fabs(dw[i] - rdw[i]) <= 1e-5 * mdw[i] + 1e-30, "conv_backward dw[%" PRId64 "]", i);
     for (int64_t i = 0; i < count * in; i++)
         CHECK(fabs(dx[i] - rdx[i]) <= 1e-5 * mdx[i] + 1e-30, "conv_backward dx[%" PRId64 "]", i);
-    /* Bias gradients: float sums, one by one in the order of the samples and positions. */
-    for (int64_t group = 0; group < 2; group++) {
-        const int64_t first = group * ((count + 1) / 2), last = first + (count + 1) / 2 < count ? first + (count + 1) / 2 : count;
-        for (int64_t o = 0; o < s.out_channels && first < count; o++) {
-            float want = 0;
-            for (int64_t n = first; n < last; n++)
-                for (int64_t q = 0; q < OH * OW; q++) want += dy[(n * s.out_channels + o) * OH * OW + q];
-            CHECK(same_float(db[group * s.out_channels + o], want), "conv_bias_gradients [%" PRId64 ",%" PRId64 "]", group, o);
+    /* The bias gradient: float sums, each sample's one by one in the order of its positions, then the
+       samples' sums in order from 0. */
+    for (int64_t o = 0; o < s.out_channels; o++) {
+        float want = 0;
+        for (int64_t n = 0; n < count; n++) {
+            float sample = 0;
+            for (int64_t q = 0; q < OH * OW; q++) sample += dy[(n * s.out_channels + o) * OH * OW + q];
+            want += sample;
         }
+        CHECK(same_float(db[o], want), "conv_backward db[%" PRId64 "]", o);
     }
     hash h = hash_start();
     hash_floats(&h, y, (size_t)(count * out));
@@ -704,8 +704,8 @@ static void check_conv(bndk_conv_shape s, int64_t count) {
     emit(name, h);
 
     h = hash_start();
-    hash_floats(&h, db, (size_t)(2 * s.out_channels));
-    snprintf(name, sizeof name, "conv_bias_gradients/%" PRId64 "x%" PRId64, count, s.out_channels);
+    hash_floats(&h, db, (size_t)s.out_channels);
+    snprintf(name, sizeof name, "conv_bias_gradient/%" PRId64 "x%" PRId64, count, s.out_channels);
     emit(name, h);
 
     /* Through an AvgPool2d(2) after the convolution, with the ReLU between them (its input: y) and
@@ -713,25 +713,22 @@ static void check_conv(bndk_conv_shape s, int64_t count) {
     if (OH >= 2 && OW >= 2) {
         const int64_t pooled_size = s.out_channels * (OH / 2) * (OW / 2);
         float *pooled = floats(count * pooled_size), *through = floats(count * out);
-        float *dw2 = floats(wn), *dx2 = floats(count * in), *db2 = floats(2 * s.out_channels);
+        float *dw2 = floats(wn), *dx2 = floats(count * in), *db2 = floats(s.out_channels);
         fill(pooled, count * pooled_size, 0.0f, 1.0f);
         h = hash_start();
         for (int relu = 0; relu < 2; relu++) {
             bndk_avgpool2_backward(pooled, relu ? y : NULL, through, count * s.out_channels, OH, OW);
-            bndk_conv_backward(&s, x, through, count, w, dw, dx, scratch);
-            bndk_conv_bias_gradients(through, count, (count + 1) / 2, s.out_channels, OH * OW, db, s.out_channels);
+            bndk_conv_backward(&s, x, through, count, w, dw, db, dx, scratch);
             const bndk_pooled_gradient given = {pooled, relu ? y : NULL};
-            bndk_conv_backward_pooled(&s, x, given, count, w, dw2, dx2, scratch);
-            CHECK(bndk_conv_bias_gradients_pooled(given, count, (count + 1) / 2, s.out_channels, OH, OW, db2,
-                                                  s.out_channels) == 1, "conv_bias_gradients_pooled refused");
+            bndk_conv_backward_pooled(&s, x, given, count, w, dw2, db2, dx2, scratch);
             for (int64_t i = 0; i < wn; i++) CHECK(same_float(dw2[i], dw[i]), "conv_backward_pooled dw[%" PRId64 "]", i);
             for (int64_t i = 0; i < count * in; i++)
                 CHECK(same_float(dx2[i], dx[i]), "conv_backward_pooled dx[%" PRId64 "]", i);
-            for (int64_t i = 0; i < 2 * s.out_channels && i < count * s.out_channels; i++)
-                CHECK(same_float(db2[i], db[i]), "conv_bias_gradients_pooled [%" PRId64 "]", i);
+            for (int64_t i = 0; i < s.out_channels; i++)
+                CHECK(same_float(db2[i], db[i]), "conv_backward_pooled db[%" PRId64 "]", i);
             hash_floats(&h, dw2, (size_t)wn);
             hash_floats(&h, dx2, (size_t)(count * in));
-            hash_floats(&h, db2, (size_t)(count < 2 ? count * s.out_channels : 2 * s.out_channels));
+            hash_floats(&h, db2, (size_t)s.out_channels);
         }
         snprintf(name, sizeof name, "conv_pooled/%" PRId64 "x%" PRId64 "x%" PRId64 "->%" PRId64 "/k%" PRId64 "s%" PRId64,
                  s.channels, s.height, s.width, s.out_channels, s.kernel, s.stride);

@@ -333,13 +333,12 @@ public final class Conv2d: Layer {
 
     /// With the direct kernels, an AvgPool2d(2) right after this layer (the ReLU between them folded into
     /// it, or none: the article's CNN, twice) hands its output gradient to this layer's backward, which
-    /// makes its own output gradient from it as the kernels read it (`bndk_conv_backward_pooled`,
-    /// `bndk_conv_bias_gradients_pooled`, the same bits): the pooling's input gradient, batch·O·OH·OW
-    /// floats, is neither written nor read back twice.
+    /// makes its own output gradient from it as the kernels read it (`bndk_conv_backward_pooled`, the
+    /// same bits): the pooling's input gradient, batch·O·OH·OW floats, is neither written nor read back.
     override func takesGradient(through pool: AvgPool2d) -> Bool {
         usesDirect && pool.isHalving && pool.lastForwardInput == UnsafePointer(output.pointer)
             && pool.geometry.channels == outChannels && pool.geometry.height == outHeight
-            && pool.geometry.width == outWidth && outWidth <= Int(BNDK_POOLED_MAX_WIDTH)
+            && pool.geometry.width == outWidth
     }
 
     override func computeBackward(through pool: AvgPool2d, _ poolGradient: UnsafePointer<Float>,
@@ -366,14 +365,7 @@ public final class Conv2d: Layer {
         if needInputGradient { try gradInput.resize(batch * inputCount) }
         let work = (needInputGradient ? 2 : 1) * batch * outputCount * patchSize
         if usesDirect {
-            // The bias gradients' groups (`biasGradients`) as further tasks of the same region: run as a region
-            // of their own, their work estimate (batch·O·OH·OW adds) kept them on one core while the other
-            // waited, though their chains of one-by-one adds run far below the vector rate that estimate
-            // assumes (the article's CNN-BN epoch on a Xeon: 6.7% of its samples in that region, on the
-            // calling thread, with the worker spinning).
-            let biasGroups = tasks(taskCount, Conv2d.biasTasksPerGroup)
-            directBackwardKernel.run(taskCount + biasGroups, (dy, x, batch, needInputGradient, perThread, taskCount),
-                                     work: work, threads: threads)
+            directBackwardKernel.run(taskCount, (dy, x, batch, needInputGradient, perThread), work: work, threads: threads)
         } else if case .given(let given) = dy {
             backwardKernel.run(taskCount, (given, x, batch, needInputGradient, perThread), work: work, threads: threads)
         } else {
@@ -406,11 +398,16 @@ public final class Conv2d: Layer {
             let dyn = dy + (first + j) * self.outputCount
             for o in 0..<outC { (gradOutput + o * rowLength + j * plane).update(from: dyn + o * plane, count: plane) }
         }
+        // Each sample's terms one by one, then the samples' sums in order (as bndk_conv_backward).
         for o in 0..<outC {
             let row = gradOutput + o * rowLength
-            var sum: Float = 0
-            for i in 0..<rowLength { sum += row[i] }
-            dbPartial[o] = sum
+            var total: Float = 0
+            for j in 0..<count {
+                var sum: Float = 0
+                for i in (j * plane)..<((j + 1) * plane) { sum += row[i] }
+                total += sum
+            }
+            dbPartial[o] = total
         }
         for g in 0..<self.groups {
             BLAS.sgemm(transB: true, m: groupOut, n: patch, k: rowLength, a: gradOutput + g * groupOut * rowLength,
@@ -428,73 +425,32 @@ public final class Conv2d: Layer {
         }
     })
 
-    /// Position `task` of the direct backward pass (`directBackwardTask` says which): a sample task, its
-    /// samples' partial dW (and input gradient) through `bndk_conv_backward`, or a group of the partial
-    /// db (`biasGradients`).
-    private lazy var directBackwardKernel = ParallelKernel<(OutputGradient, UnsafePointer<Float>, Int, Bool, Int, Int)>(
+    /// Task `task` of the direct backward pass: its samples' partial dW, db (and input gradient) through
+    /// `bndk_conv_backward`.
+    private lazy var directBackwardKernel = ParallelKernel<(OutputGradient, UnsafePointer<Float>, Int, Bool, Int)>(
         perThread: { [unowned(unsafe) self] arguments, task, thread in
-        let (dy, x, batch, needInputGradient, perThread, sampleTasks) = arguments
-        let (isBias, index) = Conv2d.directBackwardTask(task, sampleTasks: sampleTasks)
-        if isBias {
-            self.biasGradients(dy, group: index, batch: batch)
-            return
-        }
-        let task = index
+        let (dy, x, batch, needInputGradient, perThread) = arguments
         let (first, count) = self.samples(of: task, batch: batch)
         let outC = self.outChannels, weights = outC * self.patchSize
-        let dwPartial = self.taskPartials.pointer + task * (weights + outC)
+        let dwPartial = self.taskPartials.pointer + task * (weights + outC), dbPartial = dwPartial + weights
         let dx = needInputGradient ? self.gradInput.pointer + first * self.inputCount : nil
         let scratch = self.threadScratch.pointer + thread * perThread
         withUnsafePointer(to: self.directShape) { shape in
             switch dy {
             case .given(let given):
                 bndk_conv_backward(shape, x + first * self.inputCount, given + first * self.outputCount, Int64(count),
-                                   self.weight.value.pointer, dwPartial, dx, scratch)
+                                   self.weight.value.pointer, dwPartial, dbPartial, dx, scratch)
             case .pooled(let pooled):
                 bndk_conv_backward_pooled(shape, x + first * self.inputCount, self.samples(first, of: pooled),
-                                          Int64(count), self.weight.value.pointer, dwPartial, dx, scratch)
+                                          Int64(count), self.weight.value.pointer, dwPartial, dbPartial, dx, scratch)
             }
         }
     })
-
-    /// What position `position` of the direct backward's region runs: each group of bias gradients right
-    /// after the `biasTasksPerGroup` sample tasks whose samples it sums, so that the thread that took
-    /// those tasks (mostly the same thread) finds their output gradient in its caches.
-    @_spi(Testing) public static func directBackwardTask(_ position: Int, sampleTasks: Int) -> (isBias: Bool, index: Int) {
-        // (Every group spans its sample tasks and itself; only the last may have fewer sample tasks.)
-        let group = min(position / (biasTasksPerGroup + 1), (sampleTasks - 1) / biasTasksPerGroup)
-        let firstTask = group * biasTasksPerGroup, offset = position - group * (biasTasksPerGroup + 1)
-        return offset < min(biasTasksPerGroup, sampleTasks - firstTask) ? (false, firstTask + offset) : (true, group)
-    }
 
     /// `pooled` from sample `first` on.
     private func samples(_ first: Int, of pooled: bndk_pooled_gradient) -> bndk_pooled_gradient {
         bndk_pooled_gradient(pooled: pooled.pooled + first * outChannels * (outHeight / 2) * (outWidth / 2),
                              relu_input: pooled.relu_input.map { $0 + first * outputCount })
-    }
-
-    /// Tasks of the backward pass whose bias gradients one call of `bndk_conv_bias_gradients` computes:
-    /// each is a chain of one-by-one adds (PyTorch's order, as the im2col path), slow alone; the
-    /// chains of 8 tasks run side by side.
-    @_spi(Testing) public static let biasTasksPerGroup = 8
-
-    /// Group `group` of the direct backward pass's bias gradients: the partial db of tasks
-    /// 8·group ..< 8·group + 8, each over its own samples, as `backwardKernel` computes them.
-    private func biasGradients(_ dy: OutputGradient, group: Int, batch: Int) {
-        let perTask = Conv2d.samplesPerTask, firstTask = group * Conv2d.biasTasksPerGroup
-        let first = firstTask * perTask, count = min(Conv2d.biasTasksPerGroup * perTask, batch - first)
-        let weights = self.outChannels * self.patchSize, partialSize = weights + self.outChannels
-        let db = self.taskPartials.pointer + firstTask * partialSize + weights
-        switch dy {
-        case .given(let given):
-            bndk_conv_bias_gradients(given + first * self.outputCount, Int64(count), Int64(perTask), Int64(self.outChannels),
-                                     Int64(self.outHeight * self.outWidth), db, Int64(partialSize))
-        case .pooled(let pooled):
-            // (Rows up to BNDK_POOLED_MAX_WIDTH wide: `takesGradient(through:)` checked.)
-            _ = bndk_conv_bias_gradients_pooled(self.samples(first, of: pooled), Int64(count), Int64(perTask),
-                                                Int64(self.outChannels), Int64(self.outHeight), Int64(self.outWidth), db,
-                                                Int64(partialSize))
-        }
     }
 }
 

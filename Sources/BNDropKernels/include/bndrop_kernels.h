@@ -224,17 +224,12 @@ void bndk_conv_forward(const bndk_conv_shape *shape, const float *x, int64_t cou
                        const float *b, float *y, float *scratch);
 
 /* For `count` samples with input x and output gradient dy: sets dw (O×C×k×k) to its gradient summed
-   over these samples, and when dx is not NULL writes the input gradient (count × C·H·W). The order of
-   every sum depends on the shape and `count` only. (The bias gradient: bndk_conv_bias_gradients.) */
+   over these samples, when db is not NULL db (O) to the bias gradient summed over them, and when dx is
+   not NULL writes the input gradient (count × C·H·W). The order of every sum depends on the shape and
+   `count` only. The bias gradient: each sample's terms of a channel added one by one in the order of
+   its positions (PyTorch's order for one sample), then the samples' sums added in order, from 0. */
 void bndk_conv_backward(const bndk_conv_shape *shape, const float *x, const float *dy, int64_t count,
-                        const float *w, float *dw, float *dx, float *scratch);
-
-/* Bias gradients of the groups of `per_group` consecutive samples of dy (samples × channels × plane;
-   the last group may have fewer): db[g·db_stride + o] = Σ dy[n][o][·] over group g's samples, the
-   terms added one by one in the order of the samples and positions (PyTorch's order). Several groups'
-   chains of adds run side by side; each group's sum is the same as alone. */
-void bndk_conv_bias_gradients(const float *dy, int64_t samples, int64_t per_group, int64_t channels,
-                              int64_t plane, float *db, int64_t db_stride);
+                        const float *w, float *dw, float *db, float *dx, float *scratch);
 
 /* A convolution's output gradient given as the gradient of the AvgPool2d(2) (2×2 windows, stride 2)
    right after it, and through the ReLU between them when `relu_input` (the convolution's output, the
@@ -246,17 +241,9 @@ typedef struct {
     const float *relu_input;
 } bndk_pooled_gradient;
 
-/* The widest output rows bndk_conv_bias_gradients_pooled takes. */
-#define BNDK_POOLED_MAX_WIDTH 256
-
 /* bndk_conv_backward with the output gradient given through the pooling after the convolution. */
 void bndk_conv_backward_pooled(const bndk_conv_shape *shape, const float *x, bndk_pooled_gradient dy, int64_t count,
-                               const float *w, float *dw, float *dx, float *scratch);
-
-/* bndk_conv_bias_gradients with dy given through the pooling (output planes height × width): the same
-   sums. Returns 0, with nothing written, when width is over BNDK_POOLED_MAX_WIDTH; else 1. */
-int bndk_conv_bias_gradients_pooled(bndk_pooled_gradient dy, int64_t samples, int64_t per_group, int64_t channels,
-                                    int64_t height, int64_t width, float *db, int64_t db_stride);
+                               const float *w, float *dw, float *db, float *dx, float *scratch);
 
 /* ---- AvgPool2d, 2×2 windows, stride 2, over `planes` planes height × width (any parity) ---- */
 
