@@ -353,6 +353,17 @@ public final class BatchNorm: Layer {
         blockSumSpace.pointer + 2 * (block * numFeatures + c)
     }
 
+    /// Channel `c`'s two sums over the first `blocks` blocks, added in block order.
+    private func totalOfBlocks(_ blocks: Int, channel c: Int) -> (Double, Double) {
+        var first = 0.0, second = 0.0
+        for block in 0..<blocks {
+            let sums = blockSums(block, channel: c)
+            first += sums[0]
+            second += sums[1]
+        }
+        return (first, second)
+    }
+
     /// Channel `c`'s shift: its first value when finite, else 0 (a non-finite mean then comes out as the
     /// plain sum gives it).
     private func shift(_ x: UnsafePointer<Float>, channel c: Int) -> Float {
@@ -368,12 +379,7 @@ public final class BatchNorm: Layer {
             let savedMean = self.savedMean.pointer, savedInvStd = self.savedInvStd.pointer
             let unbiasedVar = self.unbiasedVar.pointer
             for c in 0..<numFeatures {
-                var sum = 0.0, squares = 0.0
-                for block in 0..<blocks {
-                    let sums = blockSums(block, channel: c)
-                    sum += sums[0]
-                    squares += sums[1]
-                }
+                let (sum, squares) = totalOfBlocks(blocks, channel: c)
                 // Σ(x − mean)² = Σd² − (Σd)²/n, d = x − shift; never below 0 (NaN stays NaN).
                 let raw = squares - sum * sum / count, centred = raw < 0 ? 0 : raw
                 savedMean[c] = Float(Double(shift(x, channel: c)) + sum / count)
@@ -418,12 +424,7 @@ public final class BatchNorm: Layer {
         let invStd = savedInvStd.pointer, gamma = weight?.value.pointer
         let scale = rowConstants.pointer, meanDy = scale + numFeatures, projection = meanDy + numFeatures
         for c in 0..<numFeatures {
-            var sumDy = 0.0, dot = 0.0
-            for block in 0..<blocks {
-                let sums = blockSums(block, channel: c)
-                sumDy += sums[0]
-                dot += sums[1]
-            }
+            let (sumDy, dot) = totalOfBlocks(blocks, channel: c)
             if let w = weight, let b = bias {
                 w.gradient.pointer[c] += Float(dot * Double(invStd[c]))
                 b.gradient.pointer[c] += Float(sumDy)
