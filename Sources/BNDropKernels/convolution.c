@@ -8,8 +8,9 @@
 // each output plane is computed as rows Wq wide (columns ox >= OW are junk and dropped), in blocks of
 // up to 64 consecutive positions held in vector registers, each tap one contiguous load per vector.
 // The weight gradient is the same correlation read the other way (dot products of the output gradient,
-// zero at the junk columns, with the shifted input; the partial sums stay in registers across all the
-// samples of a call), and the input gradient the adjoint (the output gradient shifted back, per phase
+// zero at the junk columns, with the shifted input; a block's partial sums stay in registers across a
+// sample's positions and in scratch from one sample to the next), the bias gradient the output
+// gradient's sums, and the input gradient the adjoint (the output gradient shifted back, per phase
 // plane).
 #include <stdbool.h>
 #include "bndrop_kernels.h"
