@@ -528,42 +528,36 @@ static inline __attribute__((always_inline)) void weight_group(const layout *g, 
 // × 4 taps (12 sums, 3 output-gradient vectors, one tap's input): 7 loads for 12 multiply-adds, where 2 × 2
 // in 16 lanes took 8 for 8. On Zen 3 the article's CNN-BN epoch on one core took 0.93 of its time (median
 // of 8 rounds alternating with 2 × 2; the weight gradient's share of the samples of the convolutions'
-// backward 43% -> 24%). Same bits (Tests/kernels/isa_check.c's hashes unchanged).
+// backward 43% -> 24%). Same bits (Tests/kernels/isa_check.c's hashes unchanged). One sample at a time,
+// its sums carried in `lanes` between samples, as weight_group.
 static inline __attribute__((always_inline)) void weight_group_halves(const layout *g, int ob, int tb, int64_t o0,
-                                                                      int64_t t0, int64_t count, const float *xs,
-                                                                      const float *dys, const int32_t *offsets,
-                                                                      float *dw) {
-    float lanes[HALF_OUT][HALF_TAPS][LANES];
+                                                                      int64_t t0, const float *xn, const float *dn,
+                                                                      const int32_t *offsets, float *lanes) {
     for (int half = 0; half < 2; half++) {
         float8 acc[HALF_OUT][HALF_TAPS];
         for (int j = 0; j < ob; j++)
-            for (int i = 0; i < tb; i++) acc[j][i] = (float8){0};
-        for (int64_t n = 0; n < count; n++) {
-            const float *xn = xs + n * g->xs_size + 8 * half, *dn = dys + n * g->ys_size + 8 * half;
-            const float *src[HALF_TAPS];
-            for (int i = 0; i < tb; i++) src[i] = xn + offsets[t0 + i];
-            for (int64_t p = 0; p < g->positions; p += LANES) {
-                float8 d[HALF_OUT];
-                for (int j = 0; j < ob; j++) d[j] = load8(dn + (o0 + j) * g->row + p);
-                for (int i = 0; i < tb; i++) {
-                    const float8 in = load8(src[i] + p);
-                    for (int j = 0; j < ob; j++) acc[j][i] += d[j] * in;
-                }
+            for (int i = 0; i < tb; i++) acc[j][i] = load8(lanes + ((o0 + j) * g->taps + t0 + i) * LANES + 8 * half);
+        const float *src[HALF_TAPS];
+        for (int i = 0; i < tb; i++) src[i] = xn + offsets[t0 + i] + 8 * half;
+        for (int64_t p = 0; p < g->positions; p += LANES) {
+            float8 d[HALF_OUT];
+            for (int j = 0; j < ob; j++) d[j] = load8(dn + (o0 + j) * g->row + p + 8 * half);
+            for (int i = 0; i < tb; i++) {
+                const float8 in = load8(src[i] + p);
+                for (int j = 0; j < ob; j++) acc[j][i] += d[j] * in;
             }
         }
         for (int j = 0; j < ob; j++)
-            for (int i = 0; i < tb; i++) store8(lanes[j][i] + 8 * half, acc[j][i]);
+            for (int i = 0; i < tb; i++) store8(lanes + ((o0 + j) * g->taps + t0 + i) * LANES + 8 * half, acc[j][i]);
     }
-    for (int j = 0; j < ob; j++)
-        for (int i = 0; i < tb; i++) dw[(o0 + j) * g->taps + t0 + i] = sum16(load16(lanes[j][i]));
 }
 
 #define HALVES_CASE(OB) \
     switch (tb) { \
-    case 1: weight_group_halves(g, OB, 1, o0, t0, count, xs, dys, offsets, dw); break; \
-    case 2: weight_group_halves(g, OB, 2, o0, t0, count, xs, dys, offsets, dw); break; \
-    case 3: weight_group_halves(g, OB, 3, o0, t0, count, xs, dys, offsets, dw); break; \
-    default: weight_group_halves(g, OB, 4, o0, t0, count, xs, dys, offsets, dw); break; \
+    case 1: weight_group_halves(g, OB, 1, o0, t0, xn, dn, offsets, lanes); break; \
+    case 2: weight_group_halves(g, OB, 2, o0, t0, xn, dn, offsets, lanes); break; \
+    case 3: weight_group_halves(g, OB, 3, o0, t0, xn, dn, offsets, lanes); break; \
+    default: weight_group_halves(g, OB, 4, o0, t0, xn, dn, offsets, lanes); break; \
     }
 
 #define WEIGHT_CASE(OB) \
@@ -589,23 +583,6 @@ static inline __attribute__((always_inline)) void weight_gradient(const layout *
                                                                   const float *dys, const int32_t *offsets,
                                                                   float *lanes, float *dw) {
     const int64_t out_groups = (g->O + g->out_group - 1) / g->out_group;
-    if (g->halves) {
-        for (int64_t a = 0, o0 = 0; a < out_groups; a++) {
-            const int ob = group_size(g->O, a, g->out_group);
-            const int64_t tap_groups = (g->taps + g->tap_group - 1) / g->tap_group;
-            for (int64_t b = 0, t0 = 0; b < tap_groups; b++) {
-                const int tb = group_size(g->taps, b, g->tap_group);
-                switch (ob) {
-                case 1: HALVES_CASE(1) break;
-                case 2: HALVES_CASE(2) break;
-                default: HALVES_CASE(3) break;
-                }
-                t0 += tb;
-            }
-            o0 += ob;
-        }
-        return;
-    }
     zero_floats(lanes, g->O * g->taps * LANES);
     for (int64_t n = 0; n < count; n++) {
         const float *xn = xs + n * g->xs_size, *dn = dys + n * g->ys_size;
@@ -615,11 +592,19 @@ static inline __attribute__((always_inline)) void weight_gradient(const layout *
             const int64_t tap_groups = (g->taps + most_taps - 1) / most_taps;
             for (int64_t b = 0, t0 = 0; b < tap_groups; b++) {
                 const int tb = group_size(g->taps, b, most_taps);
-                switch (ob) {
-                case 1: WEIGHT_CASE(1) break;
-                case 2: WEIGHT_CASE(2) break;
-                case 3: WEIGHT_CASE(3) break;
-                default: WEIGHT_CASE(4) break;
+                if (g->halves) {
+                    switch (ob) {
+                    case 1: HALVES_CASE(1) break;
+                    case 2: HALVES_CASE(2) break;
+                    default: HALVES_CASE(3) break;
+                    }
+                } else {
+                    switch (ob) {
+                    case 1: WEIGHT_CASE(1) break;
+                    case 2: WEIGHT_CASE(2) break;
+                    case 3: WEIGHT_CASE(3) break;
+                    default: WEIGHT_CASE(4) break;
+                    }
                 }
                 t0 += tb;
             }
