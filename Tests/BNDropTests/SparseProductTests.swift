@@ -1,5 +1,5 @@
 import XCTest
-import BNDrop
+@_spi(Testing) import BNDrop
 import BNDropKernels
 
 /// Products whose left operand is mostly zeros skip the zeros (`bndk_sparse_product`, chosen by Linear on
@@ -522,5 +522,99 @@ final class SparseProductTests: XCTestCase {
         for o in 0..<outF where o != 7 && dy[o] == 0 {
             XCTAssertTrue(linear.weight.gradient.pointer[o * inF + 5].isNaN, "dW[\(o)][5]")
         }
+    }
+
+    /// Rows like images: zeros at both ends of each row (the background) and scattered within.
+    private func imageLike(rows: Int, width: Int, random: inout SeededRandom) -> [Float] {
+        (0..<rows * width).map { i in
+            let column = i % width
+            guard column >= width / 4, column < width - width / 4 else { return 0 }
+            return random.nextUnitFloat() < 0.3 ? 0 : random.nextUnitFloat()
+        }
+    }
+
+    /// With a dense output gradient (after BatchNorm) and an input mostly zeros in runs (images), the
+    /// weight gradient skips the input's zeros (`bndk_sparse_input_weight_gradient`, with AVX-512): each
+    /// value is the old one plus one chain of fused multiply-adds over the samples in order whose input is
+    /// not zero (a zero sum taken as +0), within rounding of the exact sum, and the same bits for any
+    /// thread count; a dense input or a small batch keeps OpenBLAS.
+    func testWeightGradientSkipsTheZerosOfTheInput() throws {
+        for (batch, inF, outF) in [(130, 102, 48), (128, 37, 100), (200, 30, 2)] {
+            var random = SeededRandom(seed: UInt64(inF))
+            let x = imageLike(rows: batch, width: inF, random: &random)
+            let input = UnsafeMutablePointer<Float>.allocate(capacity: batch * inF)  // the forward keeps a pointer to it
+            defer { input.deallocate() }
+            input.initialize(from: x, count: batch * inF)
+            let dy = (0..<batch * outF).map { _ in random.nextNormal() }
+            let name = "\(batch)×\(inF)→\(outF)"
+            let skips = Linear.skipsInputZeros(input, batch: batch, inFeatures: inF, outFeatures: outF)
+            XCTAssertEqual(skips, bndk_sparse_input_weight_gradient_available() != 0, "\(name): skips the input's zeros")
+            var results: [[Float]] = []
+            let original = ThreadPool.shared.threadCount
+            defer { try? ThreadPool.shared.setThreadCount(original) }
+            for threads in [1, 2, 3] {
+                try ThreadPool.shared.setThreadCount(threads)
+                var seeded = SeededRandom(seed: 3)
+                let linear = try Linear(inputShape: [inF], outFeatures: outF, random: &seeded)
+                let old = (0..<outF * inF).map { Float($0 % 7) - 3 }
+                linear.weight.gradient.pointer.update(from: old, count: outF * inF)
+                _ = try linear.forward(input, batch: batch)
+                _ = try linear.backward(dy, batch: batch, needInputGradient: false)
+                let dW = Array(UnsafeBufferPointer(start: linear.weight.gradient.pointer, count: outF * inF))
+                var expected = [(value: Double, scale: Double)]()
+                for o in 0..<outF {
+                    for k in 0..<inF {
+                        var sum = Double(old[o * inF + k]), scale = abs(sum)
+                        var chain: Float = 0
+                        for n in 0..<batch where x[n * inF + k] != 0 {
+                            let term = Double(x[n * inF + k]) * Double(dy[n * outF + o])
+                            sum += term
+                            scale += abs(term)
+                            chain = chain.addingProduct(x[n * inF + k], dy[n * outF + o])  // fused
+                        }
+                        expected.append((sum, scale))
+                        if skips {
+                            let exact = old[o * inF + k] + (chain + 0)
+                            XCTAssertEqual(dW[o * inF + k].bitPattern, exact.bitPattern, "\(name) dW[\(o)][\(k)] in the defined order")
+                        }
+                    }
+                }
+                dW.withUnsafeBufferPointer { assertClose($0.baseAddress!, expected, "\(name) dW") }
+                results.append(dW)
+            }
+            XCTAssertEqual(results[0].map(\.bitPattern), results[1].map(\.bitPattern), "\(name): 1 and 2 threads")
+            XCTAssertEqual(results[0].map(\.bitPattern), results[2].map(\.bitPattern), "\(name): 1 and 3 threads")
+        }
+        // Inputs without zeros in runs (a ReLU's, scattered), and batches under 128, keep OpenBLAS's product.
+        var random = SeededRandom(seed: 5)
+        let small = imageLike(rows: 64, width: 100, random: &random)
+        XCTAssertFalse(small.withUnsafeBufferPointer {
+            Linear.skipsInputZeros($0.baseAddress!, batch: 64, inFeatures: 100, outFeatures: 48)
+        })
+        let dense = (0..<128 * 100).map { _ in random.nextUnitFloat() < 0.5 ? 0 : random.nextUnitFloat() }
+        XCTAssertFalse(dense.withUnsafeBufferPointer {
+            Linear.skipsInputZeros($0.baseAddress!, batch: 128, inFeatures: 100, outFeatures: 48)
+        })
+    }
+
+    /// A skipped zero of the input must not hide the NaN of 0·∞ when the output gradient is infinite:
+    /// the weight gradient then runs dense, as PyTorch's does.
+    func testInfiniteOutputGradientMeetingTheInputsZerosStillGivesNaN() throws {
+        let (batch, inF, outF) = (128, 40, 48)
+        var random = SeededRandom(seed: 11)
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: batch * inF)
+        defer { input.deallocate() }
+        input.initialize(from: imageLike(rows: batch, width: inF, random: &random), count: batch * inF)
+        input[3 * inF] = 0
+        XCTAssertEqual(Linear.skipsInputZeros(input, batch: batch, inFeatures: inF, outFeatures: outF),
+                       bndk_sparse_input_weight_gradient_available() != 0, "an input whose zeros would be skipped")
+        var dy = (0..<batch * outF).map { _ in random.nextNormal() }
+        dy[3 * outF + 5] = .infinity  // sample 3, output 5: meets x[3][0] = 0
+        let linear = try Linear(inputShape: [inF], outFeatures: outF, random: &random)
+        linear.weight.gradient.fill(0)
+        _ = try linear.forward(input, batch: batch)
+        _ = try linear.backward(dy, batch: batch, needInputGradient: false)
+        XCTAssertTrue(linear.weight.gradient.pointer[5 * inF + 0].isNaN, "dW[5][0] = Σ … + 0·∞")
+        XCTAssertTrue(linear.weight.gradient.pointer[6 * inF + 0].isFinite, "dW[6][0]")
     }
 }

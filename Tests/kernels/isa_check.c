@@ -538,6 +538,60 @@ static void check_linear(int64_t rows, int64_t depth, int64_t width) {
     free(a); free(b); free(packed); free(sums); free(start); free(keep); free(c);
 }
 
+/* The weight gradient over a mostly-zero input: dw[o][k] += (+0 + one chain of fused multiply-adds over
+   the samples in order whose x[n][k] is not zero), split between two calls at column `split` (any split
+   gives the same bits); a NaN in x and a sample whose whole group of columns is zero included. */
+static void check_sparse_input_weight_gradient(int64_t batch, int64_t columns, int64_t width, int64_t split) {
+    char name[80];
+    const int64_t x_stride = columns + 3, dy_stride = width + 1, dw_stride = columns + 2;
+    float *x = floats(batch * x_stride), *dy = floats(batch * dy_stride), *dw = floats(width * dw_stride);
+    float *start = floats(width * dw_stride);
+    fill(x, batch * x_stride, 0.0f, 1.0f);
+    for (int64_t n = 0; n < batch; n++)
+        for (int64_t k = 0; k < columns; k++)
+            if (next_u64() % 2 || (n % 7 == 3 && k < columns / 2)) x[n * x_stride + k] = 0.0f;  /* half zero, some groups whole */
+    if (batch > 2 && columns > 2) x[2 * x_stride + 1] = NAN;
+    fill(dy, batch * dy_stride, 0.0f, 1.0f);
+    fill(start, width * dw_stride, 0.0f, 1.0f);
+    start[0] = -0.0f;
+    memcpy(dw, start, sizeof(float) * (size_t)(width * dw_stride));
+    CHECK(bndk_sparse_input_weight_gradient(batch, split, width, x, x_stride, dy, dy_stride, dw, dw_stride) == 1,
+          "sparse_input_weight_gradient refused %" PRId64 " wide", width);
+    CHECK(bndk_sparse_input_weight_gradient(batch, columns - split, width, x + split, x_stride, dy, dy_stride, dw + split,
+                                            dw_stride) == 1, "sparse_input_weight_gradient refused the second call");
+    for (int64_t o = 0; o < width; o++)
+        for (int64_t k = 0; k < dw_stride; k++) {
+            float want = start[o * dw_stride + k];
+            if (k < columns) {
+                float sum = 0;
+                for (int64_t n = 0; n < batch; n++) {
+                    const float v = x[n * x_stride + k];
+                    if (v != 0.0f || v != v) sum = fmaf(v, dy[n * dy_stride + o], sum);
+                }
+                want += sum + 0.0f;
+            }
+            CHECK(same_float(dw[o * dw_stride + k], want), "sparse_input_weight_gradient %" PRId64 "x%" PRId64 "x%" PRId64
+                  " [%" PRId64 ",%" PRId64 "]: %a, want %a", batch, columns, width, o, k, dw[o * dw_stride + k], want);
+        }
+    hash h = hash_start();
+    hash_floats(&h, dw, (size_t)(width * dw_stride));
+    snprintf(name, sizeof name, "sparse_input_weight_gradient/%" PRId64 "x%" PRId64 "x%" PRId64, batch, columns, width);
+    emit(name, h);
+    for (int64_t group = 1; group <= 4; group++) {
+        int64_t want = 0;
+        for (int64_t n = 0; n < batch; n++)
+            for (int64_t k = 0; k < columns; k += group) {
+                int any = 0;
+                for (int64_t j = k; j < columns && j < k + group; j++) any |= x[n * x_stride + j] != 0.0f;
+                want += any;
+            }
+        CHECK(bndk_count_listed_groups(x, batch, columns, x_stride, group) == want, "count_listed_groups by %" PRId64, group);
+    }
+    CHECK(bndk_sparse_input_weight_gradient(batch, columns, 129, x, x_stride, dy, dy_stride, dw, dw_stride) == 0,
+          "sparse_input_weight_gradient took 129 outputs");
+    free(x); free(dy); free(dw); free(start);
+}
+
 /* ---- A Linear with one input or one output ---- */
 
 static void check_thin(int64_t rows, int64_t width) {
@@ -845,6 +899,10 @@ int main(void) {
     check_linear(4, 20, 7);
     check_linear(13, 48, 24);   /* the narrow product: the article's 48 -> 24 and 24 -> 10 */
     check_linear(11, 24, 10);
+    check_sparse_input_weight_gradient(200, 784, 48, 392);  /* the article's first layer, two tasks */
+    check_sparse_input_weight_gradient(70, 150, 10, 37);     /* blocks and groups cut mid-way */
+    check_sparse_input_weight_gradient(33, 45, 100, 16);     /* groups of 2 columns (over 64 outputs) */
+    check_sparse_input_weight_gradient(5, 3, 128, 1);
     check_conv((bndk_conv_shape){1, 28, 28, 3, 5, 1, 0}, 3);   /* the article's CNN, first layer */
     check_conv((bndk_conv_shape){3, 12, 12, 6, 3, 1, 0}, 4);   /* and second */
     check_conv((bndk_conv_shape){2, 11, 9, 5, 3, 2, 1}, 3);    /* stride and padding, odd sizes */

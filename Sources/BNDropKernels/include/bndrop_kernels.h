@@ -198,6 +198,22 @@ int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth
 int bndk_narrow_product(int64_t rows, int64_t depth, int64_t width, const float *a, int64_t a_stride, const float *b,
                         int64_t b_stride, const float *start, float *c, int64_t c_stride);
 
+/* The weight gradient of a Linear whose input x is mostly zeros (images; dy dense, after BatchNorm):
+   dw[o][k] += (+0 + Σ over n < batch with x[n][k] != 0 (or NaN), in that order, of x[n][k]·dy[n][o]
+   as one chain of fused multiply-adds) for o < width, k < columns (x's rows x_stride floats apart, dy's
+   dy_stride, dw's dw_stride). Skipping a zero is exact only when dy is finite: callers check. The value
+   depends on the data only (any split of the columns between calls gives the same bits). Returns 1, or
+   0 with nothing written when width is over 128. With AVX-512 (bndk_sparse_input_weight_gradient_available)
+   columns go in groups of bndk_sparse_input_weight_gradient_group(width) sharing the samples where any
+   of them is not zero; elsewhere it runs scalar code, the same bits, which the library does not call. */
+int bndk_sparse_input_weight_gradient_available(void);
+int64_t bndk_sparse_input_weight_gradient_group(int64_t width);
+int bndk_sparse_input_weight_gradient(int64_t batch, int64_t columns, int64_t width, const float *x, int64_t x_stride,
+                                      const float *dy, int64_t dy_stride, float *dw, int64_t dw_stride);
+/* How many (row, group of `group` consecutive columns) pairs of x[0..<rows][0..<columns] have an entry
+   that is not zero (or is NaN): the samples-times-groups the kernel above takes. */
+int64_t bndk_count_listed_groups(const float *x, int64_t rows, int64_t columns, int64_t stride, int64_t group);
+
 /* ---- Dropout ---- */
 
 /* Element i of a pass (i = first, first + 1, ...; x, mask and y point at element `first`) gets
