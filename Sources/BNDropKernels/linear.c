@@ -221,6 +221,12 @@ void bndk_pack_rows(const float *restrict a, int64_t rows, int64_t columns, int 
     }
 }
 
+// The weight gradient over a mostly-zero input (below): columns per group for a result `vectors` vectors
+// wide, QUAD while the group's sums fit the registers (4 x 4 vectors), else 2 (2 x 8). The one rule behind
+// the kernel and bndk_sparse_input_weight_gradient_group.
+enum { QUAD = 4 };
+static inline int columns_per_group(int64_t vectors) { return vectors <= 4 ? QUAD : 2; }
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #if defined(BNDK_EMULATED_AVX512)
 // The test builds that run this AVX-512 code on a CPU without it (Tests/kernels/isa_check.sh, make
@@ -711,10 +717,12 @@ static int avx512_narrow_product(int64_t rows, int64_t depth, int64_t width, con
 // 300-310 for OpenBLAS's product (both reading x from L3: about 65 us of each; without the chunks of
 // samples and blocks of columns, 290-360 us); a zero input skips only in groups (62% of the groups of 4
 // columns have a nonzero, against 50% of the pixels), and 8 columns per group (72% listed) took the same
-// time, 2 columns (55%) 1.2 times it. The article's MLP-BN epoch (batch 512, two threads): 0.86-0.88 of
-// its time with OpenBLAS's product (medians of 10 alternating runs). With every group listed the kernel
-// takes 1.2 times OpenBLAS's time, and with 64 samples 1.15-1.4 times: Linear.skipsInputZeros decides.
-enum { QUAD = 4, CHUNK_SAMPLES = 64, BLOCK_COLUMNS = 128, WEIGHT_MAX_VECTORS = 8 };
+// time, 2 columns (55%) 1.2 times it. In the article's MLP-BN epoch (batch 512, two threads) it took
+// 0.78-0.80 of the CPU time of OpenBLAS's product (perf); the epoch's wall time was within the VM's noise.
+// With every group listed the kernel takes 1.2 times OpenBLAS's time, and with 64 samples 1.15-1.4
+// times: Linear.skipsInputZeros decides.
+enum { CHUNK_SAMPLES = 64, BLOCK_COLUMNS = 128, WEIGHT_MAX_VECTORS = 8 };  // (QUAD: above)
+
 
 SPARSE_TARGET __attribute__((always_inline)) static inline void
 sparse_input_block(const int vectors, const int group, __mmask16 tail, int64_t batch, int64_t columns,
@@ -781,40 +789,30 @@ sparse_input_block(const int vectors, const int group, __mmask16 tail, int64_t b
     }
 }
 
-#define SPARSE_INPUT_BLOCKS(N, GROUP) \
-    case N: \
-        for (int64_t k = 0; k < columns; k += BLOCK_COLUMNS) \
-            sparse_input_block(N, GROUP, tail, batch, columns - k < BLOCK_COLUMNS ? columns - k : BLOCK_COLUMNS, \
-                               x + k, x_stride, dy, dy_stride, width, dw + k, dw_stride, partial); \
-        return 1;
+// Blocks of columns whose partial rows fill the scratch: 128 columns of up to 64 floats, or 64 of up to 128.
+#define SPARSE_INPUT_BLOCKS(N) \
+    case N: { \
+        const int64_t block = N <= 4 ? BLOCK_COLUMNS : BLOCK_COLUMNS / 2; \
+        for (int64_t k = 0; k < columns; k += block) \
+            sparse_input_block(N, columns_per_group(N), tail, batch, columns - k < block ? columns - k : block, x + k, \
+                               x_stride, dy, dy_stride, width, dw + k, dw_stride, partial); \
+        return 1; \
+    }
 
 SPARSE_TARGET
 static int avx512_sparse_input_weight_gradient(int64_t batch, int64_t columns, int64_t width, const float *x,
                                                int64_t x_stride, const float *dy, int64_t dy_stride, float *dw,
                                                int64_t dw_stride) {
-    if (width <= 0 || width > 16 * WEIGHT_MAX_VECTORS) return 0;
     if (batch <= 0 || columns <= 0) return 1;
-    // A block's partial rows: at most 128 columns x 64 floats, or 64 x 128 (32 KB).
-    float partial[BLOCK_COLUMNS * 64];
+    float partial[BLOCK_COLUMNS * 64];  // 32 KB
     const int vectors = (int)((width + 15) / 16);
     const __mmask16 tail = first_lanes(width - 16 * (vectors - 1));
     switch (vectors) {
-        SPARSE_INPUT_BLOCKS(1, 4) SPARSE_INPUT_BLOCKS(2, 4) SPARSE_INPUT_BLOCKS(3, 4) SPARSE_INPUT_BLOCKS(4, 4)
-        default: break;
+        SPARSE_INPUT_BLOCKS(1) SPARSE_INPUT_BLOCKS(2) SPARSE_INPUT_BLOCKS(3) SPARSE_INPUT_BLOCKS(4)
+        SPARSE_INPUT_BLOCKS(5) SPARSE_INPUT_BLOCKS(6) SPARSE_INPUT_BLOCKS(7) SPARSE_INPUT_BLOCKS(8)
+        default: return 0;  // (width checked by the caller)
     }
-    // Over 4 vectors: groups of 2 columns, blocks of 64 (the partial rows still fit the scratch).
-    for (int64_t k = 0; k < columns; k += BLOCK_COLUMNS / 2) {
-        const int64_t block = columns - k < BLOCK_COLUMNS / 2 ? columns - k : BLOCK_COLUMNS / 2;
-        switch (vectors) {
-            case 5: sparse_input_block(5, 2, tail, batch, block, x + k, x_stride, dy, dy_stride, width, dw + k, dw_stride, partial); break;
-            case 6: sparse_input_block(6, 2, tail, batch, block, x + k, x_stride, dy, dy_stride, width, dw + k, dw_stride, partial); break;
-            case 7: sparse_input_block(7, 2, tail, batch, block, x + k, x_stride, dy, dy_stride, width, dw + k, dw_stride, partial); break;
-            default: sparse_input_block(8, 2, tail, batch, block, x + k, x_stride, dy, dy_stride, width, dw + k, dw_stride, partial); break;
-        }
-    }
-    return 1;
 }
-
 
 // The (row, group) pairs with a listed entry, from one compare per 16 columns: a group of 2 or 4 columns
 // (which divide 16, so no group straddles two vectors) is listed when any bit of its part of the mask is.
@@ -929,6 +927,7 @@ int bndk_sparse_input_weight_gradient_available(void) { return avx512_available(
 
 int bndk_sparse_input_weight_gradient(int64_t batch, int64_t columns, int64_t width, const float *x, int64_t x_stride,
                                       const float *dy, int64_t dy_stride, float *dw, int64_t dw_stride) {
+    if (width <= 0 || width > SPARSE_MAX_WIDTH) return 0;
     if (avx512_available())
         return avx512_sparse_input_weight_gradient(batch, columns, width, x, x_stride, dy, dy_stride, dw, dw_stride);
     for (int64_t o = 0; o < width; o++)
@@ -955,4 +954,4 @@ int64_t bndk_count_listed_groups(const float *x, int64_t rows, int64_t columns, 
     return listed;
 }
 
-int64_t bndk_sparse_input_weight_gradient_group(int64_t width) { return width <= 64 ? 4 : 2; }
+int64_t bndk_sparse_input_weight_gradient_group(int64_t width) { return columns_per_group((width + 15) / 16); }

@@ -56,6 +56,12 @@ public final class Linear: Layer {
     /// size only.
     private var weightColumnsPerTask: Int { tasks(inFeatures, tasks(inFeatures, Linear.columnsPerTask)) }
 
+    /// Input columns per weight-gradient task of a backward pass that does not take dyᵀ's rows: the dense
+    /// product's, or `sparseInputColumnsPerTask` when it skips the input's zeros.
+    private func columnsPerWeightTask(_ sparse: SparseBackward) -> Int {
+        sparse.weightGradientSkipsInputZeros ? Linear.sparseInputColumnsPerTask : weightColumnsPerTask
+    }
+
     /// Takes in the ReLU before it where its forward product can skip zeros (the CPU and the sizes allow
     /// it: see "Skipping zeros"): the kernel then lists only the positive entries of the ReLU's input,
     /// and the input gradient is masked as it is stored, so the ReLU's output and its backward pass are
@@ -286,7 +292,7 @@ public final class Linear: Layer {
             sparse.weightGradientSkipsInputZeros = true
         }
         let weightTasks = sparse.weightGradient != nil ? tasks(outF, Linear.rowsPerTask)
-            : tasks(inF, sparse.weightGradientSkipsInputZeros ? Linear.sparseInputColumnsPerTask : weightColumnsPerTask)
+            : tasks(inF, columnsPerWeightTask(sparse))
         let rowTasks = needInputGradient ? tasks(batch, Linear.rowsPerTask(batch: batch)) : 0
         backwardKernel.run(weightTasks + rowTasks, (dy, x, z, batch, weightTasks, sparse), work: 2 * batch * inF * outF)
         return needInputGradient ? UnsafePointer(gradInput.pointer) : nil
@@ -317,7 +323,7 @@ public final class Linear: Layer {
                                     Int64(transposedGradient.stride), 0, input.start, Int64(input.stride), nil, 1, nil, 0,
                                     self.weight.gradient.pointer + first * inF, Int64(inF))
             } else {
-                let perTask = sparse.weightGradientSkipsInputZeros ? Linear.sparseInputColumnsPerTask : self.weightColumnsPerTask
+                let perTask = self.columnsPerWeightTask(sparse)
                 let first = task * perTask, columns = min(perTask, inF - first)
                 let dW = self.weight.gradient.pointer + first
                 if outF == 1 {  // dW[k] += Σ_n dy[n]·x[n][k], x = ReLU(z) when taken in
@@ -421,19 +427,28 @@ public final class Linear: Layer {
     /// thread count.
     static func listedShare(_ values: UnsafePointer<Float>, rows: Int, width: Int, afterReLU: Bool = false)
         -> (listed: Int, of: Int) {
-        let step = max(1, rows / sparseSampleRows)
-        if step == 1 {  // every row: one call over the contiguous rows
-            return (Int(bndk_count_listed(values, Int64(rows * width), afterReLU ? 1 : 0)), rows * width)
+        let (listed, rowsSeen) = countOnSampledRows(rows) { first, count in
+            Int(bndk_count_listed(values + first * width, Int64(count * width), afterReLU ? 1 : 0))
         }
-        var listed = 0, seen = 0
-        for row in stride(from: 0, to: rows, by: step) {
-            listed += Int(bndk_count_listed(values + row * width, Int64(width), afterReLU ? 1 : 0))
-            seen += width
-        }
-        return (listed, seen)
+        return (listed, rowsSeen * width)
     }
 
     static let sparseSampleRows = 64
+
+    /// `count(first, n)` (what rows [first, first + n) list) summed over the rows the backward's choices
+    /// look at: every row of up to 127 rows (one call over them all), else every (rows / 64)-th row.
+    /// Returns that sum and the number of rows looked at.
+    private static func countOnSampledRows(_ rows: Int, _ count: (_ first: Int, _ n: Int) -> Int)
+        -> (listed: Int, rowsSeen: Int) {
+        let step = max(1, rows / sparseSampleRows)
+        if step == 1 { return (count(0, rows), rows) }
+        var listed = 0, seen = 0
+        for row in stride(from: 0, to: rows, by: step) {
+            listed += count(row, 1)
+            seen += 1
+        }
+        return (listed, seen)
+    }
 
     /// Whether the weight gradient dW += dyᵀ·x skips the zeros of its input x (`batch` rows of
     /// `inFeatures`): with AVX-512, a result 2-128 wide, and at most three quarters of the groups of
@@ -449,15 +464,11 @@ public final class Linear: Layer {
         guard sparseInputWeightGradientAvailable, outFeatures >= 2, outFeatures <= sparseMaximumWidth,
               inFeatures >= 2, batch >= sparseInputMinimumBatch else { return false }
         let group = Int(bndk_sparse_input_weight_gradient_group(Int64(outFeatures)))
-        let groupsPerRow = (inFeatures + group - 1) / group
-        let step = max(1, batch / sparseSampleRows)
-        var listed = 0, seen = 0
-        for row in stride(from: 0, to: batch, by: step) {
-            listed += Int(bndk_count_listed_groups(x + row * inFeatures, 1, Int64(inFeatures), Int64(inFeatures),
-                                                   Int64(group)))
-            seen += groupsPerRow
+        let (listed, rowsSeen) = countOnSampledRows(batch) { first, count in
+            Int(bndk_count_listed_groups(x + first * inFeatures, Int64(count), Int64(inFeatures), Int64(inFeatures),
+                                         Int64(group)))
         }
-        return listed * 4 <= seen * 3
+        return listed * 4 <= rowsSeen * tasks(inFeatures, group) * 3
     }
 
     /// The smallest batch whose weight gradient skips the input's zeros: with 64 samples OpenBLAS's
