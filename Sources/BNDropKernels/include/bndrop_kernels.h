@@ -184,7 +184,8 @@ void bndk_sparse_product(int64_t rows, int64_t depth, int64_t width, const float
    rows anyway (up to 128 rows).
    `next_a`, `next_rows` (NULL, 0 for none): the rows of a left operand (rows a_stride floats apart) the
    caller will ask for next, a hint only: the AVX2 pairs load them into cache while they compute, as they
-   load the next window of their own rows (measured in linear_avx2.c); the other kernels ignore it. */
+   load the next window of their own rows (measured in linear_avx2.c), and so do the AVX-512 groups when
+   their next 128 rows and b fit half of the L2 cache (linear.c); the other kernels ignore it. */
 int bndk_sparse_product_within(int64_t listed_limit, int64_t rows, int64_t depth, int64_t width, const float *a,
                                int64_t a_stride, int positive_only, const float *b, int64_t b_stride, const float *start,
                                int accumulate, const float *keep, int64_t keep_stride, float *c, int64_t c_stride,
