@@ -134,6 +134,19 @@ public final class BatchLoader {
     /// spread over the pool's threads.
     static let samplesPerGatherTask = 32
 
+    /// What the gather's cost counts per sample besides its values (a copied value costs about four
+    /// arithmetic operations): in a dataset past the caches (`rowsFromMemoryBytes`), each sample's row sits
+    /// at a random place and comes from memory, 200-300 ns a row on the project's VM whatever was asked
+    /// for ahead (bench/NOTES.md). Counted so, a batch of 64 images (two tasks) is worth both threads,
+    /// whose waits on memory overlap: the MLP-BN epoch in batches of 64 took 0.89-0.93 of its time
+    /// (paired medians of 12 alternating runs, two series). A small dataset stays in cache: not counted.
+    private var rowFetchWork: Int { storageBytes >= BatchLoader.rowsFromMemoryBytes ? 1 << 14 : 0 }
+    private var storageBytes: Int {
+        dataset.pixelStorage != nil ? dataset.count * dataset.sampleSize
+                                    : dataset.count * dataset.sampleSize * MemoryLayout<Float>.stride
+    }
+    static let rowsFromMemoryBytes = 16 << 20
+
     /// Task `task` of the gather: samples [32·task, 32·task + 32) of the batch into the input buffer.
     private lazy var gatherKernel = ParallelKernel<(UnsafePointer<Int>, Int)> { [unowned(unsafe) self] arguments, task in
         let (indices, size) = arguments
@@ -166,7 +179,7 @@ public final class BatchLoader {
         let indices = order.pointer + position
         let inputs = inputBuffer.pointer
         gatherKernel.run(tasks(size, BatchLoader.samplesPerGatherTask), (UnsafePointer(indices), size),
-                         work: 4 * size * sampleSize)  // a copied value costs about four arithmetic ones
+                         work: size * (4 * sampleSize + rowFetchWork))
         if let labels = dataset.labels, let out = labelBuffer?.pointer {
             for k in 0..<size { out[k] = labels[indices[k]] }
         }
