@@ -80,6 +80,9 @@ public final class BatchLoader {
         labelBuffer = dataset.isClassification ? try Buffer<Int32>(uninitializedCount: capacity, what: "batch labels") : nil
         targetBuffer = dataset.isClassification ? nil
             : try FloatBuffer(count: try Checked.multiply(capacity, dataset.targetCount, "batch targets"))
+        // The bytes the gather reads from: the pixels, else the features.
+        let gatheredBytes = dataset.pixelStorage?.count ?? dataset.count * dataset.sampleSize * MemoryLayout<Float>.stride
+        rowFetchWork = gatheredBytes >= BatchLoader.rowsFromMemoryBytes ? 1 << 14 : 0
     }
 
     /// The number of batches each epoch yields.
@@ -140,11 +143,7 @@ public final class BatchLoader {
     /// for ahead (bench/NOTES.md). Counted so, a batch of 64 images (two tasks) is worth both threads,
     /// whose waits on memory overlap: the MLP-BN epoch in batches of 64 took 0.89-0.93 of its time
     /// (paired medians of 12 alternating runs, two series). A small dataset stays in cache: not counted.
-    private var rowFetchWork: Int { storageBytes >= BatchLoader.rowsFromMemoryBytes ? 1 << 14 : 0 }
-    private var storageBytes: Int {
-        dataset.pixelStorage != nil ? dataset.count * dataset.sampleSize
-                                    : dataset.count * dataset.sampleSize * MemoryLayout<Float>.stride
-    }
+    private let rowFetchWork: Int
     static let rowsFromMemoryBytes = 16 << 20
 
     /// Task `task` of the gather: samples [32·task, 32·task + 32) of the batch into the input buffer.
