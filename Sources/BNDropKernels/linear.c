@@ -188,6 +188,17 @@ uint16_t bndk_order_key(int64_t first, int64_t listed, int64_t depth) {
     return (uint16_t)(vector << 8 | listed * 255 / depth);  // listed <= depth < 2^31: no overflow
 }
 
+bndk_lines_ahead bndk_rows_ahead(const float *a, int64_t rows, int64_t after, int64_t a_stride, int64_t depth,
+                                 const float *next_a, int64_t next_rows, int64_t window) {
+    const float *first = after < rows ? a + after * a_stride : next_a;
+    const int64_t available = after < rows ? rows - after : next_rows, count = available < window ? available : window;
+    const bndk_lines_ahead none = {NULL, NULL};
+    if (!first || count <= 0) return none;
+    const bndk_lines_ahead lines = {(const char *)((uintptr_t)first & ~(uintptr_t)63),
+                                    (const char *)(first + (count - 1) * a_stride + depth)};
+    return lines;
+}
+
 void bndk_order_by_keys(const uint16_t *keys, int64_t count, int32_t *order) {
     // Counting sort by the low byte into `by_low`, then by the high byte into `order`.
     int32_t low[256] = {0}, high[256] = {0}, by_low[ORDER_ROWS];
@@ -439,9 +450,6 @@ enum { MAX_GROUP = 4 };  // (ORDER_ROWS, MASK_VECTORS: linear_products.h)
 // and the right operand fill at most half of L2: with 1 MB (Zen 4) loading the next rows ahead had made
 // the pass slower in an earlier session, as they push out what the groups still read. A hint only: which
 // lines are loaded never changes a result.
-struct lines_ahead {
-    const char *next, *end;
-};
 
 // The L2 cache's size a core sees (sysconf; 0 when unknown), looked up once.
 static int64_t level2_cache_bytes(void) {
@@ -455,18 +463,14 @@ static int64_t level2_cache_bytes(void) {
     return bytes;
 }
 
-// The lines of `rows` rows from `first` (a_stride floats apart, `depth` used; up to ORDER_ROWS of them) to
-// load ahead, or none when there are none or they and the right operand (depth x b_stride floats) would
-// not leave half of L2 to the rest.
-static struct lines_ahead rows_ahead(const float *first, int64_t rows, int64_t a_stride, int64_t depth,
-                                     int64_t b_stride) {
-    const struct lines_ahead none = {NULL, NULL};
-    if (!first || rows <= 0) return none;
-    const int64_t span = ((rows < ORDER_ROWS ? rows : ORDER_ROWS) - 1) * a_stride + depth;  // floats
-    const int64_t needed = (2 * span + depth * b_stride) * (int64_t)sizeof(float);
-    if (needed > level2_cache_bytes() / 2) return none;
-    const struct lines_ahead lines = {(const char *)first, (const char *)(first + span)};
-    return lines;
+// The lines of the next ORDER_ROWS rows to load ahead (bndk_rows_ahead), or none when they, the block being
+// computed (as large) and the right operand (depth x b_stride floats) would not leave half of L2 to the rest.
+static bndk_lines_ahead rows_ahead(const float *a, int64_t rows, int64_t after, int64_t a_stride, int64_t depth,
+                                   const float *next_a, int64_t next_rows, int64_t b_stride) {
+    const bndk_lines_ahead lines = bndk_rows_ahead(a, rows, after, a_stride, depth, next_a, next_rows, ORDER_ROWS);
+    const int64_t needed = 2 * (lines.end - lines.next) + depth * b_stride * (int64_t)sizeof(float);
+    const bndk_lines_ahead none = {NULL, NULL};
+    return needed > level2_cache_bytes() / 2 ? none : lines;
 }
 
 // Puts rows [0, count) of a (count <= ORDER_ROWS) in that order, keeps each row's masks in `masks` (row r's
@@ -530,7 +534,7 @@ SPARSE_TARGET __attribute__((always_inline)) static inline void
 sparse_group(const int vectors, const int group, __mmask16 tail, const int32_t *members, const int valid, int64_t depth,
              const float *a, int64_t a_stride, const float *b, int64_t b_stride, const float *start, int accumulate,
              const float *keep, int64_t keep_stride, float *c, int64_t c_stride, int32_t *columns,
-             const uint16_t *masks, struct lines_ahead *ahead) {
+             const uint16_t *masks, bndk_lines_ahead *ahead) {
     const float *rows[MAX_GROUP];
     const uint16_t *row_masks[MAX_GROUP];
     for (int r = 0; r < group; r++) {
@@ -611,10 +615,7 @@ sparse_groups(const int vectors, __mmask16 tail, int64_t listed_limit, int64_t r
         // (Over the limit: only when rows <= ORDER_ROWS, before anything is stored.)
         if (order_rows(a_part, a_stride, count, depth, order, masks) > listed_limit) return 0;
         // The rows ordered next: this call's next ORDER_ROWS, else the caller's hint.
-        const int64_t after = first + count;
-        struct lines_ahead ahead =
-            after < rows ? rows_ahead(a + after * a_stride, rows - after, a_stride, depth, b_stride)
-                         : rows_ahead(next_a, next_rows, a_stride, depth, b_stride);
+        bndk_lines_ahead ahead = rows_ahead(a, rows, first + count, a_stride, depth, next_a, next_rows, b_stride);
         for (int64_t r = 0; r < count; r += group) {
             const int valid = count - r < group ? (int)(count - r) : group;
             sparse_group(vectors, group, tail, order + r, valid, depth, a_part, a_stride, b, b_stride, start, accumulate,

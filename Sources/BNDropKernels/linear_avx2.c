@@ -370,12 +370,9 @@ AVX2_TARGET static int sparse_groups(int64_t width, int64_t listed_limit, int64_
         // 0.94 of the time (median of 10 rounds alternating with the kernel without it; both cores
         // 0.96-0.99, within the machine's noise). A burst of 20 lines per pair, instead of one every 4
         // columns, measured the same, its samples on the prefetches.
-        const int64_t after = first + count;
-        const float *ahead_rows = after < rows ? a + after * a_stride : next_a;
-        const int64_t ahead_count = after < rows ? rows - after : next_rows;
-        const int64_t ahead_n = ahead_count < PAIR_WINDOW ? ahead_count : PAIR_WINDOW;
-        const char *line = ahead_rows && ahead_n > 0 ? (const char *)((uintptr_t)ahead_rows & ~(uintptr_t)63) : NULL;
-        const char *line_end = line ? (const char *)(ahead_rows + (ahead_n - 1) * a_stride + depth) : NULL;
+        const bndk_lines_ahead ahead =
+            bndk_rows_ahead(a, rows, first + count, a_stride, depth, next_a, next_rows, PAIR_WINDOW);
+        const char *line = ahead.next, *line_end = ahead.end;
         for (int64_t k0 = 0; k0 < depth; k0 += block) {
             const int64_t k1 = depth - k0 < block ? depth : k0 + block;
             for (int64_t p = 0; p < count; p += 2) {

@@ -33,6 +33,15 @@ int bndk_listed_within(int64_t listed_limit, int64_t rows, int64_t depth, const 
                        int positive_only);
 uint16_t bndk_order_key(int64_t first, int64_t listed, int64_t depth);
 void bndk_order_by_keys(const uint16_t *keys, int64_t count, int32_t *order);
+// The rows a grouped kernel orders after rows [0, after) of its call's `rows` (rows of a, a_stride floats
+// apart, `depth` of each used): the call's own next ones, else the caller's hint (next_a, next_rows); at
+// most `window` of them, as the cache lines they span from the start of the first one's line, which the
+// kernel loads while it computes ({NULL, NULL}: none).
+typedef struct {
+    const char *next, *end;
+} bndk_lines_ahead;
+bndk_lines_ahead bndk_rows_ahead(const float *a, int64_t rows, int64_t after, int64_t a_stride, int64_t depth,
+                                 const float *next_a, int64_t next_rows, int64_t window);
 // The columns of the left operand per block when the right operand, rows b_stride floats apart, goes in
 // blocks of BLOCK_FLOATS (a ReLU taken in): whole vectors of 16, at least one.
 int64_t bndk_sparse_block_columns(int64_t b_stride);
