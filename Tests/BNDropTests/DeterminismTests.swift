@@ -175,6 +175,35 @@ final class DeterminismTests: XCTestCase {
         XCTAssertTrue(sawWorker, "the worker took no task in 200 regions")
     }
 
+    /// A background job's chunks run exactly once each, on idle workers between regions or on the caller
+    /// in its finish; a second job offered while one is out, and every job with one thread, runs whole
+    /// on the caller.
+    func testBackgroundChunksRunOnceAndFillIdleWorkers() throws {
+        let pool = ThreadPool.shared
+        let original = pool.threadCount
+        defer { try? pool.setThreadCount(original) }
+        try pool.setThreadCount(2)
+        _ = pool.threadsRunningTasks(8, fromBothEnds: true, microseconds: 1)  // (a worker exists)
+        var workerChunks = 0
+        for round in 0..<200 where round < 20 || workerChunks == 0 {
+            let result = pool.threadsRunningBackgroundChunks(24, microseconds: 20, regionsMeanwhile: round % 3)
+            XCTAssertTrue(result.offered, "round \(round): the pool did not take the job")
+            XCTAssertEqual(result.runs, [Int](repeating: 1, count: 24), "round \(round)")
+            XCTAssertTrue(result.threads.allSatisfy { $0 == 0 || $0 == 1 }, "round \(round): \(result.threads)")
+            XCTAssertFalse(result.secondOffered, "round \(round): a second job was taken while one was out")
+            XCTAssertEqual(result.secondThreads, [0, 0, 0], "round \(round)")
+            workerChunks += result.threads.filter { $0 == 1 }.count
+        }
+        // (One that never took a chunk in 200 jobs, each out for at least 0.5 ms, would be a pool fault.)
+        XCTAssertGreaterThan(workerChunks, 0, "the worker took no background chunk")
+
+        try pool.setThreadCount(1)
+        let alone = pool.threadsRunningBackgroundChunks(5, microseconds: 1, regionsMeanwhile: 1)
+        XCTAssertFalse(alone.offered)
+        XCTAssertEqual(alone.threads, [0, 0, 0, 0, 0])
+        XCTAssertEqual(alone.runs, [1, 1, 1, 1, 1])
+    }
+
     /// Losses large enough for the thread pool (cross-entropy over 4,000 × 100 logits, MSE over 300,000
     /// elements: several tasks each) give the same loss and gradient bits for every thread count, and
     /// agree with a plain double-precision computation.

@@ -1,6 +1,6 @@
 import XCTest
 import Foundation
-@preconcurrency import BNDrop
+@_spi(Testing) @preconcurrency import BNDrop
 
 /// The mini-batch loader, fit and evaluate.
 final class TrainingTests: XCTestCase {
@@ -115,12 +115,24 @@ final class TrainingTests: XCTestCase {
         let ordered = try BatchLoader(dataset: data, batchSize: 4, shuffle: false)
         XCTAssertEqual(batches(ordered, epochs: 2), [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] + [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
 
-        // The same buffers serve every batch.
+        // Two sets of buffers serve every batch, by turns (the next batch is gathered into the set the
+        // current one does not use); without prefetching, one set.
         let loader = try BatchLoader(dataset: data, batchSize: 4, seed: 3)
+        XCTAssertTrue(loader.prefetch)
         let first = loader.nextBatch()!
         let second = loader.nextBatch()!
-        XCTAssertEqual(first.inputs, second.inputs)
-        XCTAssertEqual(first.labels, second.labels)
+        XCTAssertNotEqual(first.inputs, second.inputs)
+        XCTAssertNotEqual(first.labels, second.labels)
+        loader.startEpoch()
+        let third = loader.nextBatch()!
+        XCTAssertEqual(first.inputs, third.inputs)
+        XCTAssertEqual(first.labels, third.labels)
+        let single = try BatchLoader(dataset: data, batchSize: 4, seed: 3, prefetch: false)
+        XCTAssertFalse(single.prefetch)
+        let one = single.nextBatch()!
+        let two = single.nextBatch()!
+        XCTAssertEqual(one.inputs, two.inputs)
+        XCTAssertEqual(one.labels, two.labels)
         XCTAssertEqual(second.inputArray, second.sampleIndices.flatMap { [Float($0), -Float($0)] })
         XCTAssertEqual(second.labelArray, second.sampleIndices.map { Int32($0 % 3) })
         XCTAssertEqual(second.targetArray, [])
@@ -135,6 +147,63 @@ final class TrainingTests: XCTestCase {
         }
         XCTAssertThrowsError(try BatchLoader(dataset: data, batchSize: 0)) { error in
             XCTAssertEqual(error as? BNDError, .shape("batch_size must be positive, got 0"))
+        }
+    }
+
+    /// Prefetching (each next batch gathered by the pool's idle workers while the current one is used)
+    /// changes no batch: with one thread and with two, over whole epochs, an epoch abandoned midway and a
+    /// reset, a prefetching loader gives the samples, features, labels and targets of one that gathers
+    /// every batch when asked; and the batch handed out is not written while the next one is gathered.
+    func testPrefetchedBatchesEqualBatchesGatheredWhenAsked() throws {
+        let pool = ThreadPool.shared
+        let original = pool.threadCount
+        defer { try? pool.setThreadCount(original) }
+        let classification = try indexedDataset(50)
+        let regression = try Dataset(features: (0..<50).map(Float.init), sampleShape: [1],
+                                     targets: (0..<50).flatMap { [Float($0) * 10, -Float($0)] }, targetCount: 2)
+        func contents(_ batch: Batch) -> [Float] {
+            batch.inputArray + batch.labelArray.map(Float.init) + batch.targetArray + batch.sampleIndices.map(Float.init)
+        }
+        for threads in [1, 2] {
+            try pool.setThreadCount(threads)
+            _ = pool.threadsRunningTasks(8, fromBothEnds: true, microseconds: 1)  // (a worker exists)
+            var ahead = 0
+            for data in [classification, regression] {
+                for (size, dropLast) in [(4, false), (7, true), (16, false), (50, false)] {
+                    let asked = try BatchLoader(dataset: data, batchSize: size, seed: 5, dropLast: dropLast, prefetch: false)
+                    let early = try BatchLoader(dataset: data, batchSize: size, seed: 5, dropLast: dropLast)
+                    func compareEpoch(_ what: String, stopAfter: Int = .max) {
+                        var index = 0
+                        while index < stopAfter, let b = early.nextBatch() {
+                            guard let a = asked.nextBatch() else { return XCTFail("\(what): a batch too many") }
+                            let handedOut = contents(b)
+                            XCTAssertEqual(handedOut, contents(a), "\(what), batch \(index)")
+                            // Give the workers time to gather the next batch, then look again.
+                            _ = pool.threadsRunningTasks(2, fromBothEnds: true, microseconds: 50)
+                            XCTAssertEqual(contents(b), handedOut, "\(what), batch \(index) changed")
+                            index += 1
+                        }
+                        if stopAfter == .max { XCTAssertNil(asked.nextBatch(), "\(what): a batch missing") }
+                    }
+                    let name = "\(threads) threads, batch \(size)\(dropLast ? " dropping the last" : "")"
+                    for epoch in 0..<3 { compareEpoch("\(name), epoch \(epoch)") }
+                    compareEpoch("\(name), an epoch abandoned", stopAfter: 2)
+                    asked.startEpoch()
+                    early.startEpoch()
+                    compareEpoch("\(name), after startEpoch")
+                    _ = early.nextBatch()
+                    asked.reset()
+                    early.reset()
+                    compareEpoch("\(name), after reset")
+                    XCTAssertEqual(asked.batchesGatheredAhead, 0)
+                    ahead += early.batchesGatheredAhead
+                }
+            }
+            if threads == 1 {
+                XCTAssertEqual(ahead, 0, "one thread: no background gathers")
+            } else {
+                XCTAssertGreaterThan(ahead, 100, "two threads: the batches after the first of an epoch come from background gathers")
+            }
         }
     }
 

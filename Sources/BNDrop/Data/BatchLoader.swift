@@ -41,6 +41,8 @@ public struct Batch {
 /// batches, epoch after epoch. The last, smaller batch of an epoch is included unless `dropLast`.
 ///
 /// Batches are gathered into buffers allocated once at construction; `nextBatch` allocates nothing.
+/// While the caller trains on one batch, the next is gathered into a second set of buffers by the thread
+/// pool's idle workers (`prefetch`; see `nextBatch`): the same values, copied earlier.
 public final class BatchLoader {
     public let dataset: Dataset
     public let batchSize: Int
@@ -50,19 +52,41 @@ public final class BatchLoader {
     /// The current (or last) epoch's index; -1 before the first batch.
     public private(set) var epoch = -1
 
+    /// Whether the next batch is gathered in the background while the caller uses the current one.
+    public let prefetch: Bool
+
     private var random: SeededRandom
     private let order: Buffer<Int>
-    private let inputBuffer: FloatBuffer
-    private let labelBuffer: Buffer<Int32>?
-    private let targetBuffer: FloatBuffer?
+    /// One set of batch buffers, or two when prefetching: the batch handed out and the next one.
+    private let slots: [Slot]
     private var position = 0
     private var batchIndex = 0
     private var inEpoch = false
+    /// The batch being gathered in the background: which samples, into which slot.
+    private var ahead: (position: Int, size: Int, slot: Int, ticket: BackgroundTicket)?
+    /// The slot of the batch handed out last.
+    private var current = 0
+    /// Batches handed out whose gather had been offered to the pool as background work (tests).
+    @_spi(Testing) public private(set) var batchesGatheredAhead = 0
+
+    /// The buffers one batch is gathered into.
+    private struct Slot {
+        let inputs: FloatBuffer
+        let labels: Buffer<Int32>?
+        let targets: FloatBuffer?
+    }
+
+    /// Batches whose inputs take more room than this are not prefetched (that would double the loader's
+    /// memory for them): a full-batch loader over a large dataset.
+    static let prefetchLimitBytes = 64 << 20
 
     /// - Parameters:
     ///   - shuffle: false visits the samples in order (seed unused).
     ///   - dropLast: leave out an epoch's last batch when it is smaller than `batchSize`.
-    public init(dataset: Dataset, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false) throws {
+    ///   - prefetch: gather each next batch in the background (a second set of batch buffers); ignored
+    ///     for batches past `prefetchLimitBytes`. Either way the batches are the same.
+    public init(dataset: Dataset, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false,
+                prefetch: Bool = true) throws {
         try Checked.batch(batchSize, "batch_size")
         if dropLast, dataset.count < batchSize {
             throw BNDError.shape("drop_last with \(dataset.count) samples and batch_size \(batchSize) leaves no batch")
@@ -76,10 +100,17 @@ public final class BatchLoader {
         let capacity = min(batchSize, dataset.count)
         order = try Buffer<Int>(uninitializedCount: dataset.count, what: "the sample order")
         for i in 0..<dataset.count { order.pointer[i] = i }
-        inputBuffer = try FloatBuffer(count: try Checked.multiply(capacity, dataset.sampleSize, "batch inputs"))
-        labelBuffer = dataset.isClassification ? try Buffer<Int32>(uninitializedCount: capacity, what: "batch labels") : nil
-        targetBuffer = dataset.isClassification ? nil
-            : try FloatBuffer(count: try Checked.multiply(capacity, dataset.targetCount, "batch targets"))
+        let inputCount = try Checked.multiply(capacity, dataset.sampleSize, "batch inputs")
+        self.prefetch = prefetch && inputCount <= BatchLoader.prefetchLimitBytes / MemoryLayout<Float>.stride
+        var slots: [Slot] = []
+        for _ in 0..<(self.prefetch ? 2 : 1) {
+            slots.append(Slot(
+                inputs: try FloatBuffer(count: inputCount),
+                labels: dataset.isClassification ? try Buffer<Int32>(uninitializedCount: capacity, what: "batch labels") : nil,
+                targets: dataset.isClassification ? nil
+                    : try FloatBuffer(count: try Checked.multiply(capacity, dataset.targetCount, "batch targets"))))
+        }
+        self.slots = slots
         // The bytes the gather reads from: the pixels, else the features.
         let gatheredBytes = dataset.pixelStorage?.count ?? dataset.count * dataset.sampleSize * MemoryLayout<Float>.stride
         rowFetchWork = gatheredBytes >= BatchLoader.rowsFromMemoryBytes ? 1 << 14 : 0
@@ -97,8 +128,11 @@ public final class BatchLoader {
         return dropLast || remainder == 0 ? min(batchSize, dataset.count) : remainder
     }
 
+    deinit { finishAhead() }
+
     /// Starts the next epoch now (reshuffling), abandoning what is left of the current one.
     public func startEpoch() {
+        finishAhead()  // (its gather reads the order about to change)
         epoch += 1
         position = 0
         batchIndex = 0
@@ -117,6 +151,7 @@ public final class BatchLoader {
 
     /// Restarts from the seed's first epoch, as a freshly built loader.
     public func reset() {
+        finishAhead()
         random = SeededRandom(seed: seed)
         epoch = -1
         inEpoch = false
@@ -137,6 +172,10 @@ public final class BatchLoader {
     /// spread over the pool's threads.
     static let samplesPerGatherTask = 32
 
+    /// Samples per chunk of a background gather: a worker busy with one joins a region that starts
+    /// meanwhile within a few microseconds (8 rows from memory: 2-3 µs on the project's VM).
+    static let samplesPerBackgroundChunk = 8
+
     /// What the gather's cost counts per sample besides its values (a copied value costs about four
     /// arithmetic operations): in a dataset past the caches (`rowsFromMemoryBytes`), each sample's row sits
     /// at a random place and comes from memory, 200-300 ns a row on the project's VM whatever was asked
@@ -146,53 +185,111 @@ public final class BatchLoader {
     private let rowFetchWork: Int
     static let rowsFromMemoryBytes = 16 << 20
 
-    /// Task `task` of the gather: samples [32·task, 32·task + 32) of the batch into the input buffer.
-    private lazy var gatherKernel = ParallelKernel<(UnsafePointer<Int>, Int)> { [unowned(unsafe) self] arguments, task in
-        let (indices, size) = arguments
-        let sampleSize = self.dataset.sampleSize, inputs = self.inputBuffer.pointer
-        let first = task * BatchLoader.samplesPerGatherTask
-        let count = min(BatchLoader.samplesPerGatherTask, size - first)
-        indices.withMemoryRebound(to: Int64.self, capacity: size) { indices64 in
-            let destination = inputs + first * sampleSize, rows = indices64 + first
-            if let pixels = self.dataset.pixelStorage {
+    /// Samples [first, first + count) of the batch at `indices` (its sample indices) into `slot`.
+    private func gather(_ indices: UnsafePointer<Int>, first: Int, count: Int, into slot: Slot) {
+        let sampleSize = dataset.sampleSize
+        indices.withMemoryRebound(to: Int64.self, capacity: first + count) { indices64 in
+            let destination = slot.inputs.pointer + first * sampleSize, rows = indices64 + first
+            if let pixels = dataset.pixelStorage {
                 // An IDX dataset: its bytes, converted to the very floats `features` holds.
                 bndk_gather_unit_bytes(destination, pixels.pointer, rows, Int64(count), Int64(sampleSize))
             } else {
-                bndk_gather_rows(destination, self.dataset.features, rows, Int64(count), Int64(sampleSize))
+                bndk_gather_rows(destination, dataset.features, rows, Int64(count), Int64(sampleSize))
             }
         }
+        if let labels = dataset.labels, let out = slot.labels?.pointer {
+            for k in first..<(first + count) { out[k] = labels[indices[k]] }
+        }
+        if let targets = dataset.targets, let out = slot.targets?.pointer {
+            let t = dataset.targetCount
+            for k in first..<(first + count) { (out + k * t).update(from: targets + indices[k] * t, count: t) }
+        }
+    }
+
+    /// Task `task` of the gather: samples [32·task, 32·task + 32) of the batch into a slot.
+    private lazy var gatherKernel = ParallelKernel<(UnsafePointer<Int>, Int, Int)> { [unowned(unsafe) self] arguments, task in
+        let (indices, size, slot) = arguments
+        let first = task * BatchLoader.samplesPerGatherTask
+        self.gather(indices, first: first, count: min(BatchLoader.samplesPerGatherTask, size - first),
+                    into: self.slots[slot])
+    }
+
+    /// The background gather: chunk `chunk` is samples [8·chunk, 8·chunk + 8) of the batch into a slot.
+    private final class BackgroundGather: ParallelWork {
+        unowned(unsafe) let loader: BatchLoader
+        var indices: UnsafePointer<Int>?
+        var size = 0
+        var slot = 0
+        init(_ loader: BatchLoader) { self.loader = loader }
+        func perform(_ chunk: Int, thread: Int) {
+            guard let indices else { return }
+            let first = chunk * BatchLoader.samplesPerBackgroundChunk
+            loader.gather(indices, first: first, count: min(BatchLoader.samplesPerBackgroundChunk, size - first),
+                          into: loader.slots[slot])
+        }
+    }
+    private lazy var backgroundGather = BackgroundGather(self)
+
+    /// The size of the batch starting at `position` of the epoch (0: none, the epoch is over).
+    private func batchSize(at position: Int) -> Int {
+        let size = min(batchSize, dataset.count - position)
+        return size == 0 || (dropLast && size < batchSize) ? 0 : size
+    }
+
+    /// Waits for the background gather, if one is under way, and forgets it.
+    private func finishAhead() {
+        if let ahead { ThreadPool.shared.finishBackground(ahead.ticket) }
+        ahead = nil
     }
 
     /// The next batch of the current epoch, starting a new epoch first when none is running; nil once the
     /// epoch is exhausted (the call after that starts the next epoch). So `while let b = loader.nextBatch()`
     /// runs exactly one epoch.
+    ///
+    /// With `prefetch`, the batch after the one returned is then offered to the thread pool as a background
+    /// job (`ThreadPool.postBackground`), gathered into the other set of buffers by workers while they
+    /// would otherwise wait (during a training step's serial stretches); the next call finishes what they
+    /// left. The batch returned is never written meanwhile: its buffers are the other set.
     public func nextBatch() -> Batch? {
         if !inEpoch { startEpoch() }
-        let remaining = dataset.count - position
-        let size = min(batchSize, remaining)
-        if size == 0 || (dropLast && size < batchSize) {
+        let size = batchSize(at: position)
+        if size == 0 {
+            finishAhead()
             inEpoch = false
             return nil
         }
-        let sampleSize = dataset.sampleSize
         let indices = order.pointer + position
-        let inputs = inputBuffer.pointer
-        gatherKernel.run(tasks(size, BatchLoader.samplesPerGatherTask), (UnsafePointer(indices), size),
-                         work: size * (4 * sampleSize + rowFetchWork))
-        if let labels = dataset.labels, let out = labelBuffer?.pointer {
-            for k in 0..<size { out[k] = labels[indices[k]] }
+        let slot: Int
+        if let ahead, ahead.position == position, ahead.size == size {
+            ThreadPool.shared.finishBackground(ahead.ticket)
+            self.ahead = nil
+            slot = ahead.slot
+            batchesGatheredAhead += 1
+        } else {
+            finishAhead()
+            slot = (current + 1) % slots.count
+            gatherKernel.run(tasks(size, BatchLoader.samplesPerGatherTask), (UnsafePointer(indices), size, slot),
+                             work: size * (4 * dataset.sampleSize + rowFetchWork))
         }
-        if let targets = dataset.targets, let out = targetBuffer?.pointer {
-            let t = dataset.targetCount
-            for k in 0..<size { (out + k * t).update(from: targets + indices[k] * t, count: t) }
-        }
-        let batch = Batch(epoch: epoch, index: batchIndex, size: size, inputs: UnsafePointer(inputs),
-                          labels: labelBuffer.map { UnsafePointer($0.pointer) },
-                          targets: targetBuffer.map { UnsafePointer($0.pointer) },
+        current = slot
+        let buffers = slots[slot]
+        let batch = Batch(epoch: epoch, index: batchIndex, size: size, inputs: UnsafePointer(buffers.inputs.pointer),
+                          labels: buffers.labels.map { UnsafePointer($0.pointer) },
+                          targets: buffers.targets.map { UnsafePointer($0.pointer) },
                           sampleIndices: UnsafeBufferPointer(start: indices, count: size),
-                          sampleSize: sampleSize, targetCount: dataset.targetCount)
+                          sampleSize: dataset.sampleSize, targetCount: dataset.targetCount)
         position += size
         batchIndex += 1
+        let nextSize = batchSize(at: position)
+        if slots.count > 1, nextSize > 0 {
+            let job = backgroundGather
+            job.indices = UnsafePointer(order.pointer + position)
+            job.size = nextSize
+            job.slot = 1 - slot
+            let ticket = ThreadPool.shared.postBackground(tasks(nextSize, BatchLoader.samplesPerBackgroundChunk), job)
+            // (Not taken, as with one thread: the next call gathers it as this one did.)
+            if ticket.offered { ahead = (position, nextSize, 1 - slot, ticket) }
+        }
         return batch
     }
 }

@@ -16,6 +16,10 @@ import Synchronization
 /// started while another runs (another thread's network, or a task that starts a region itself) runs
 /// on its caller alone: correct, only not parallel.
 ///
+/// **Background work.** Besides regions, a caller may offer work it will need later as a background job
+/// (`postBackground`): idle workers run its chunks while no region needs them, in the serial stretches
+/// of a training step where they would only wait (the loader's next batch; see Background work below).
+///
 /// The size is `sched_getaffinity`'s CPU count by default, `BNDROP_NUM_THREADS` when set, or what
 /// `setThreadCount` chose. OpenBLAS is asked to stay single-threaded (see `BLAS`), so the two never
 /// compete for the cores.
@@ -61,6 +65,17 @@ public final class ThreadPool: @unchecked Sendable {
     /// workers: a worker still waking up costs nothing.
     private let completed = Atomic<Int>(0)
     private let padding3 = CacheLinePadding()
+    /// The background job's sequence number and its chunks not yet handed out, laid out as `claims`
+    /// (see Background work below).
+    private let backgroundClaims = Atomic<WordPair>(Claims.none)
+    private let padding4 = CacheLinePadding()
+    /// Chunks of the background job that have finished.
+    private let backgroundCompleted = Atomic<Int>(0)
+    private let padding5 = CacheLinePadding()
+    /// 1 while a background job is out (posted, not yet finished): another one runs on its caller.
+    private let backgroundBusy = Atomic<Int>(0)
+    /// Workers started so far (`workers.count`, readable outside a region).
+    private let startedWorkers = Atomic<Int>(0)
 
     /// Allocated once, never moved: pthread objects must keep their address (a Swift property's
     /// address is not guaranteed to be stable).
@@ -73,6 +88,9 @@ public final class ThreadPool: @unchecked Sendable {
     // The current region's work, written before `claims` and `region` move; read only after a
     // successful claim (which the caller's wait for every task orders before its next write).
     private var job: ParallelWork?
+    /// The background job's work, written before `backgroundClaims` moves; read only after a successful
+    /// claim (which `finishBackground`'s wait for every chunk orders before its next write).
+    private var backgroundJob: ParallelWork?
 
     init(threads: Int) {
         configuredThreads = Atomic(max(1, min(threads, ThreadPool.maxThreads)))
@@ -133,15 +151,22 @@ public final class ThreadPool: @unchecked Sendable {
     /// region is over.
     @inline(__always)
     private func claim(_ sequence: Int, fromFront: Bool) -> Int? {
-        var current = claims.load(ordering: .acquiring)
+        ThreadPool.claim(from: claims, sequence, fromFront: fromFront)
+    }
+
+    /// The first (`fromFront`) or last unclaimed item of job `sequence` in `word` (`claims` or
+    /// `backgroundClaims`), or nil when none is left or the job is over.
+    @inline(__always)
+    private static func claim(from word: borrowing Atomic<WordPair>, _ sequence: Int, fromFront: Bool) -> Int? {
+        var current = word.load(ordering: .acquiring)
         while Claims.sequence(of: current) == sequence {
             let (front, back) = Claims.range(current)
             guard front < back else { return nil }
             let task = fromFront ? front : back - 1
             let desired = fromFront ? Claims.word(sequence: sequence, front: front + 1, back: back)
                                     : Claims.word(sequence: sequence, front: front, back: back - 1)
-            let (exchanged, original) = claims.compareExchange(expected: current, desired: desired,
-                                                               ordering: .acquiringAndReleasing)
+            let (exchanged, original) = word.compareExchange(expected: current, desired: desired,
+                                                             ordering: .acquiringAndReleasing)
             if exchanged { return task }
             current = original
         }
@@ -178,6 +203,7 @@ public final class ThreadPool: @unchecked Sendable {
             }
             pthread_detach(thread)
             workers.append(thread)
+            startedWorkers.store(workers.count, ordering: .releasing)
         }
     }
 
@@ -192,24 +218,31 @@ public final class ThreadPool: @unchecked Sendable {
             clock_gettime(CLOCK_MONOTONIC, &start)
             var spins = 0
             while current == seen {
-                spinPause()
-                spins &+= 1
-                if spins % 1024 == 0 {
-                    clock_gettime(CLOCK_MONOTONIC, &now)
-                    let elapsed = (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec)
-                    if elapsed > ThreadPool.spinNanoseconds { break }
+                // Between regions, a chunk of the background job if one is out (the spin restarts after it).
+                if runBackgroundChunk(index: index) {
+                    clock_gettime(CLOCK_MONOTONIC, &start)
+                    spins = 0
+                } else {
+                    spinPause()
+                    spins &+= 1
+                    if spins % 1024 == 0 {
+                        clock_gettime(CLOCK_MONOTONIC, &now)
+                        let elapsed = (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec)
+                        if elapsed > ThreadPool.spinNanoseconds { break }
+                    }
                 }
                 current = region.load(ordering: .acquiring)
             }
             if current == seen {
                 pthread_mutex_lock(mutex)
-                while region.load(ordering: .acquiring) == seen {
+                while region.load(ordering: .acquiring) == seen && !backgroundOffered(to: index) {
                     sleepers += 1
                     pthread_cond_wait(wakeup, mutex)
                     sleepers -= 1
                 }
                 pthread_mutex_unlock(mutex)
                 current = region.load(ordering: .acquiring)
+                if current == seen { continue }  // woken for background work
             }
             seen = current
             // Only the first workers join a region (as many as it asked for); the others wait again.
@@ -217,6 +250,67 @@ public final class ThreadPool: @unchecked Sendable {
             let sequence = current / ThreadPool.regionStride
             while runClaimedTask(sequence, thread: index + 1) { completed.add(1, ordering: .releasing) }
         }
+    }
+
+    // MARK: Background work
+    //
+    // A caller that knows work it will need later (the loader's next batch) offers it as a background job
+    // of small independent chunks and goes on. Idle workers take its chunks one at a time whenever no region
+    // needs them: in a training step, while the calling thread runs the serial stretches (the small layers,
+    // the loss, the optimizer) during which they would only wait. A region started meanwhile runs as
+    // usual, a worker busy with a chunk joining it when the chunk is done. `finishBackground` runs the
+    // chunks no worker took on the caller and waits for the ones under way. One job at a time: another
+    // caller's job, offered while one is out, runs whole in its own `finishBackground`, as does every job
+    // with one thread. Chunks must write disjoint outputs and use no per-thread scratch (they run beside
+    // the caller's regions, whatever thread index they get): where they run then changes no result.
+
+    /// Offers `chunks` chunks of `work` to idle workers until `finishBackground(ticket)`.
+    func postBackground(_ chunks: Int, _ work: ParallelWork) -> BackgroundTicket {
+        guard chunks > 0, chunks <= Claims.maxTasks, threadCount > 1, startedWorkers.load(ordering: .acquiring) > 0,
+              backgroundBusy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
+            return BackgroundTicket(sequence: 0, chunks: max(chunks, 0), work: work, offered: false)
+        }
+        backgroundJob = work
+        backgroundCompleted.store(0, ordering: .relaxed)
+        let sequence = Claims.sequence(of: backgroundClaims.load(ordering: .relaxed)) + 1
+        backgroundClaims.store(Claims.word(sequence: sequence, front: 0, back: chunks), ordering: .releasing)
+        pthread_mutex_lock(mutex)
+        if sleepers > 0 { pthread_cond_broadcast(wakeup) }
+        pthread_mutex_unlock(mutex)
+        return BackgroundTicket(sequence: sequence, chunks: chunks, work: work, offered: true)
+    }
+
+    /// Returns once every chunk of `ticket`'s job has run: those no worker took, on the calling thread.
+    func finishBackground(_ ticket: BackgroundTicket) {
+        guard ticket.offered else {
+            for chunk in 0..<ticket.chunks { ticket.work.perform(chunk, thread: 0) }
+            return
+        }
+        while let chunk = ThreadPool.claim(from: backgroundClaims, ticket.sequence, fromFront: true) {
+            ticket.work.perform(chunk, thread: 0)
+            backgroundCompleted.add(1, ordering: .releasing)
+        }
+        while backgroundCompleted.load(ordering: .acquiring) < ticket.chunks { spinPause() }
+        backgroundJob = nil
+        backgroundBusy.store(0, ordering: .releasing)
+    }
+
+    /// Whether worker `index` may take a chunk of the background job now (one is left, and the worker
+    /// is among the configured threads).
+    private func backgroundOffered(to index: Int) -> Bool {
+        let (front, back) = Claims.range(backgroundClaims.load(ordering: .acquiring))
+        return front < back && index < threadCount - 1
+    }
+
+    /// Worker `index` claims and runs one chunk of the background job; false when none is left for it.
+    @inline(never)
+    private func runBackgroundChunk(index: Int) -> Bool {
+        guard backgroundOffered(to: index) else { return false }
+        let sequence = Claims.sequence(of: backgroundClaims.load(ordering: .acquiring))
+        guard let chunk = ThreadPool.claim(from: backgroundClaims, sequence, fromFront: true) else { return false }
+        backgroundJob?.perform(chunk, thread: index + 1)
+        backgroundCompleted.add(1, ordering: .releasing)
+        return true
     }
 
     /// How long an idle worker spins before it sleeps (0.3 ms; OpenBLAS's own threads spin about 0.1 s).
@@ -266,6 +360,16 @@ enum TaskOrder {
     /// time: BatchNorm's groups of channels on N×C rows (each a strided walk through the whole batch; split
     /// so on 256×64×28×28, from both ends took 1.04x the time).
     case inOrder
+}
+
+/// A background job offered to the pool (`ThreadPool.postBackground`), to be finished by its caller.
+struct BackgroundTicket {
+    let sequence: Int
+    let chunks: Int
+    let work: ParallelWork
+    /// false: the pool did not take it (one thread, no worker yet, another job out); `finishBackground`
+    /// runs all of it.
+    let offered: Bool
 }
 
 /// The layout of `ThreadPool.claims`: the region's sequence number (first word; 0 before the first region)
@@ -354,20 +458,49 @@ extension ThreadPool {
     }
 }
 
+extension ThreadPool {
+    /// Offers `chunks` background chunks of about `microseconds` each, runs `regionsMeanwhile` regions of
+    /// 8 tasks of as long while it is out (plus a second background job, which must run whole in its own
+    /// finish), then finishes it. Returns the thread that ran each chunk (0: the caller), how many times
+    /// each ran, and whether the pool took the job and the second one.
+    @_spi(Testing) public func threadsRunningBackgroundChunks(_ chunks: Int, microseconds: Int, regionsMeanwhile: Int)
+        -> (threads: [Int], runs: [Int], offered: Bool, secondOffered: Bool, secondThreads: [Int]) {
+        let recorder = TaskRecorder(tasks: chunks, microseconds: microseconds)
+        let ticket = postBackground(chunks, recorder)
+        let second = TaskRecorder(tasks: 3, microseconds: 1)
+        let secondTicket = postBackground(3, second)
+        finishBackground(secondTicket)
+        for _ in 0..<regionsMeanwhile {
+            let region = TaskRecorder(tasks: 8, microseconds: microseconds)
+            run(8, region, threadLimit: ThreadPool.maxThreads)
+        }
+        finishBackground(ticket)
+        return (recorder.threads, recorder.runs, ticket.offered, secondTicket.offered, second.threads)
+    }
+}
+
 /// Each task writes the thread that ran it into its own slot, after spinning for a while.
 private final class TaskRecorder: ParallelWork, @unchecked Sendable {
     private let slots: UnsafeMutableBufferPointer<Int>
+    private let counts: UnsafeMutableBufferPointer<Int>
     private let nanoseconds: Int
 
     init(tasks: Int, microseconds: Int) {
         slots = .allocate(capacity: tasks)
         slots.initialize(repeating: -1)
+        counts = .allocate(capacity: tasks)
+        counts.initialize(repeating: 0)
         nanoseconds = microseconds * 1000
     }
 
-    deinit { slots.deallocate() }
+    deinit {
+        slots.deallocate()
+        counts.deallocate()
+    }
 
     var threads: [Int] { Array(slots) }
+    /// How many times each task ran.
+    var runs: [Int] { Array(counts) }
 
     func perform(_ task: Int, thread: Int) {
         var start = timespec(), now = timespec()
@@ -376,5 +509,6 @@ private final class TaskRecorder: ParallelWork, @unchecked Sendable {
             clock_gettime(CLOCK_MONOTONIC, &now)
         } while (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) < nanoseconds
         slots[task] = thread
+        counts[task] += 1
     }
 }
