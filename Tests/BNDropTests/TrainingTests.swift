@@ -123,7 +123,10 @@ final class TrainingTests: XCTestCase {
         let second = loader.nextBatch()!
         XCTAssertNotEqual(first.inputs, second.inputs)
         XCTAssertNotEqual(first.labels, second.labels)
-        loader.startEpoch()
+        XCTAssertEqual(second.inputArray, second.sampleIndices.flatMap { [Float($0), -Float($0)] })
+        XCTAssertEqual(second.labelArray, second.sampleIndices.map { Int32($0 % 3) })
+        XCTAssertEqual(second.targetArray, [])
+        loader.startEpoch()  // (`second` is no longer valid: its buffers take the batch after `third`)
         let third = loader.nextBatch()!
         XCTAssertEqual(first.inputs, third.inputs)
         XCTAssertEqual(first.labels, third.labels)
@@ -133,9 +136,7 @@ final class TrainingTests: XCTestCase {
         let two = single.nextBatch()!
         XCTAssertEqual(one.inputs, two.inputs)
         XCTAssertEqual(one.labels, two.labels)
-        XCTAssertEqual(second.inputArray, second.sampleIndices.flatMap { [Float($0), -Float($0)] })
-        XCTAssertEqual(second.labelArray, second.sampleIndices.map { Int32($0 % 3) })
-        XCTAssertEqual(second.targetArray, [])
+        XCTAssertEqual(two.inputArray, two.sampleIndices.flatMap { [Float($0), -Float($0)] })
 
         // A batch larger than the dataset gives one batch of everything; with dropLast it would give
         // none, which the loader refuses up front.
