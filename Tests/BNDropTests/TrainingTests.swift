@@ -116,27 +116,24 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(batches(ordered, epochs: 2), [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] + [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
 
         // Two sets of buffers serve every batch, by turns (the next batch is gathered into the set the
-        // current one does not use); without prefetching, one set.
-        let loader = try BatchLoader(dataset: data, batchSize: 4, seed: 3)
-        XCTAssertTrue(loader.prefetch)
-        let first = loader.nextBatch()!
-        let second = loader.nextBatch()!
-        XCTAssertNotEqual(first.inputs, second.inputs)
-        XCTAssertNotEqual(first.labels, second.labels)
-        XCTAssertEqual(second.inputArray, second.sampleIndices.flatMap { [Float($0), -Float($0)] })
-        XCTAssertEqual(second.labelArray, second.sampleIndices.map { Int32($0 % 3) })
-        XCTAssertEqual(second.targetArray, [])
-        loader.startEpoch()  // (`second` is no longer valid: its buffers take the batch after `third`)
-        let third = loader.nextBatch()!
-        XCTAssertEqual(first.inputs, third.inputs)
-        XCTAssertEqual(first.labels, third.labels)
-        let single = try BatchLoader(dataset: data, batchSize: 4, seed: 3, prefetch: false)
-        XCTAssertFalse(single.prefetch)
-        let one = single.nextBatch()!
-        let two = single.nextBatch()!
-        XCTAssertEqual(one.inputs, two.inputs)
-        XCTAssertEqual(one.labels, two.labels)
-        XCTAssertEqual(two.inputArray, two.sampleIndices.flatMap { [Float($0), -Float($0)] })
+        // current one does not use); without prefetching, one set. Each batch holds its own samples.
+        for prefetch in [true, false] {
+            let loader = try BatchLoader(dataset: data, batchSize: 4, seed: 3, prefetch: prefetch)
+            XCTAssertEqual(loader.prefetch, prefetch)
+            var inputs: [UnsafePointer<Float>] = [], labels: [UnsafePointer<Int32>?] = []
+            for _ in 0..<3 {  // (each batch read before the next call, which may reuse its buffers)
+                let batch = loader.nextBatch()!
+                XCTAssertEqual(batch.inputArray, batch.sampleIndices.flatMap { [Float($0), -Float($0)] })
+                XCTAssertEqual(batch.labelArray, batch.sampleIndices.map { Int32($0 % 3) })
+                XCTAssertEqual(batch.targetArray, [])
+                inputs.append(batch.inputs)
+                labels.append(batch.labels)
+            }
+            XCTAssertEqual(inputs[0], inputs[2])
+            XCTAssertEqual(labels[0], labels[2])
+            XCTAssertEqual(inputs[0] != inputs[1], prefetch)
+            XCTAssertEqual(labels[0] != labels[1], prefetch)
+        }
 
         // A batch larger than the dataset gives one batch of everything; with dropLast it would give
         // none, which the loader refuses up front.
