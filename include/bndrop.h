@@ -793,8 +793,8 @@ BND_API void bnd_loader_free(bnd_loader *loader);   /* NULL: no-op */
    are owned by the loader and valid until its next call or its free. While the caller uses a batch,
    the library's idle worker threads gather the next one into a second set of buffers (batches of up
    to 64 MB of inputs; the same values the next call would gather; the batch handed out is never
-   written). out_labels and
-   out_targets may be NULL when not wanted. Returns BND_ERR_INVALID_ARGUMENT (NULL loader, out_inputs or out_batch). */
+   written). out_labels and out_targets may be NULL when not wanted. Returns
+   BND_ERR_INVALID_ARGUMENT (NULL loader, out_inputs or out_batch). */
 BND_API bnd_status bnd_loader_next(bnd_loader *loader, const float **out_inputs, const int32_t **out_labels,
                                    const float **out_targets, int64_t *out_batch);
 

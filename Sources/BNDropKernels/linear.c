@@ -776,7 +776,6 @@ static int avx512_narrow_product(int64_t rows, int64_t depth, int64_t width, con
 // times: Linear.skipsInputZeros decides.
 enum { CHUNK_SAMPLES = 64, BLOCK_COLUMNS = 128, WEIGHT_MAX_VECTORS = 8 };  // (QUAD: above)
 
-
 SPARSE_TARGET __attribute__((always_inline)) static inline void
 sparse_input_block(const int vectors, const int group, __mmask16 tail, int64_t batch, int64_t columns,
                    const float *x, int64_t x_stride, const float *dy, int64_t dy_stride, int64_t width, float *dw,

@@ -62,8 +62,9 @@ public final class BatchLoader {
     private var position = 0
     private var batchIndex = 0
     private var inEpoch = false
-    /// The batch being gathered in the background: which samples, into which slot.
-    private var ahead: (position: Int, size: Int, slot: Int, ticket: BackgroundTicket)?
+    /// The background gather under way, if any: always the batch at `position`, into
+    /// `backgroundGather.slot` (set when it is offered; `startEpoch` and `reset` finish it first).
+    private var ahead: BackgroundTicket?
     /// The slot of the batch handed out last.
     private var current = 0
     /// Batches handed out whose gather had been offered to the pool as background work (tests).
@@ -238,7 +239,7 @@ public final class BatchLoader {
 
     /// Waits for the background gather, if one is under way, and forgets it.
     private func finishAhead() {
-        if let ahead { ThreadPool.shared.finishBackground(ahead.ticket) }
+        if let ahead { ThreadPool.shared.finishBackground(ahead) }
         ahead = nil
     }
 
@@ -253,20 +254,17 @@ public final class BatchLoader {
     public func nextBatch() -> Batch? {
         if !inEpoch { startEpoch() }
         let size = batchSize(at: position)
-        if size == 0 {
-            finishAhead()
+        if size == 0 {  // (no gather is under way: none is offered past an epoch's last batch)
             inEpoch = false
             return nil
         }
         let indices = order.pointer + position
         let slot: Int
-        if let ahead, ahead.position == position, ahead.size == size {
-            ThreadPool.shared.finishBackground(ahead.ticket)
-            self.ahead = nil
-            slot = ahead.slot
+        if ahead != nil {
+            finishAhead()
+            slot = backgroundGather.slot
             batchesGatheredAhead += 1
         } else {
-            finishAhead()
             slot = (current + 1) % slots.count
             gatherKernel.run(tasks(size, BatchLoader.samplesPerGatherTask), (UnsafePointer(indices), size, slot),
                              work: size * (4 * dataset.sampleSize + rowFetchWork))
@@ -288,7 +286,7 @@ public final class BatchLoader {
             job.slot = 1 - slot
             let ticket = ThreadPool.shared.postBackground(tasks(nextSize, BatchLoader.samplesPerBackgroundChunk), job)
             // (Not taken, as with one thread: the next call gathers it as this one did.)
-            if ticket.offered { ahead = (position, nextSize, 1 - slot, ticket) }
+            if ticket.offered { ahead = ticket }
         }
         return batch
     }
