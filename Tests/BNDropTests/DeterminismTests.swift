@@ -182,8 +182,7 @@ final class DeterminismTests: XCTestCase {
         let pool = ThreadPool.shared
         let original = pool.threadCount
         defer { try? pool.setThreadCount(original) }
-        try pool.setThreadCount(2)
-        _ = pool.threadsRunningTasks(8, fromBothEnds: true, microseconds: 1)  // (a worker exists)
+        try pool.useThreadsWithWorkers(2)
         var workerChunks = 0
         for round in 0..<200 where round < 20 || workerChunks == 0 {
             let result = pool.threadsRunningBackgroundChunks(24, microseconds: 20, regionsMeanwhile: round % 3)

@@ -163,8 +163,7 @@ final class TrainingTests: XCTestCase {
             batch.inputArray + batch.labelArray.map(Float.init) + batch.targetArray + batch.sampleIndices.map(Float.init)
         }
         for threads in [1, 2] {
-            try pool.setThreadCount(threads)
-            _ = pool.threadsRunningTasks(8, fromBothEnds: true, microseconds: 1)  // (a worker exists)
+            try pool.useThreadsWithWorkers(threads)
             var ahead = 0
             for data in [classification, regression] {
                 for (size, dropLast) in [(4, false), (7, true), (16, false), (50, false)] {
@@ -203,6 +202,28 @@ final class TrainingTests: XCTestCase {
                 XCTAssertGreaterThan(ahead, 100, "two threads: the batches after the first of an epoch come from background gathers")
             }
         }
+    }
+
+    /// A loader dropped while the workers gather its next batch: its deinit finishes the gather on the
+    /// dropping thread, and the pool takes background work afterwards (a worker had once held the
+    /// loader's last reference inside a chunk and deadlocked in its deinit, leaving the pool's one
+    /// background job out for good).
+    func testALoaderDroppedWhileItsNextBatchIsGatheredLeavesThePoolFree() throws {
+        let pool = ThreadPool.shared
+        let original = pool.threadCount
+        defer { try? pool.setThreadCount(original) }
+        try pool.useThreadsWithWorkers(2)
+        let count = 2000, width = 784
+        let data = try Dataset(features: (0..<(count * width)).map { Float($0 % 255) / 255 }, sampleShape: [width],
+                               labels: (0..<count).map { Int32($0 % 10) })
+        for round in 0..<300 {
+            let loader = try BatchLoader(dataset: data, batchSize: 64, seed: UInt64(round))
+            XCTAssertNotNil(loader.nextBatch())  // (offers the next batch, 8 chunks, to the workers)
+            if round % 3 == 1 { _ = pool.threadsRunningTasks(2, fromBothEnds: true, microseconds: 2) }
+        }  // (each loader is dropped here, its gather perhaps under way on the worker)
+        let after = try BatchLoader(dataset: data, batchSize: 64, seed: 1)
+        for _ in 0..<5 { XCTAssertNotNil(after.nextBatch()) }
+        XCTAssertEqual(after.batchesGatheredAhead, 4, "the pool no longer takes background work")
     }
 
     func testRegressionBatchesCarryTargets() throws {

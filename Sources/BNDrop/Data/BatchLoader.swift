@@ -186,8 +186,9 @@ public final class BatchLoader {
     private let rowFetchWork: Int
     static let rowsFromMemoryBytes = 16 << 20
 
-    /// Samples [first, first + count) of the batch at `indices` (its sample indices) into `slot`.
-    private func gather(_ indices: UnsafePointer<Int>, first: Int, count: Int, into slot: Slot) {
+    /// Samples [first, first + count) of the batch at `indices` (its sample indices in `dataset`) into `slot`.
+    private static func gather(_ dataset: Dataset, _ indices: UnsafePointer<Int>, first: Int, count: Int,
+                               into slot: Slot) {
         let sampleSize = dataset.sampleSize
         indices.withMemoryRebound(to: Int64.self, capacity: first + count) { indices64 in
             let destination = slot.inputs.pointer + first * sampleSize, rows = indices64 + first
@@ -211,25 +212,34 @@ public final class BatchLoader {
     private lazy var gatherKernel = ParallelKernel<(UnsafePointer<Int>, Int, Int)> { [unowned(unsafe) self] arguments, task in
         let (indices, size, slot) = arguments
         let first = task * BatchLoader.samplesPerGatherTask
-        self.gather(indices, first: first, count: min(BatchLoader.samplesPerGatherTask, size - first),
-                    into: self.slots[slot])
+        BatchLoader.gather(self.dataset, indices, first: first, count: min(BatchLoader.samplesPerGatherTask, size - first),
+                           into: self.slots[slot])
     }
 
     /// The background gather: chunk `chunk` is samples [8·chunk, 8·chunk + 8) of the batch into a slot.
+    /// It holds what it reads and writes (the dataset, the buffers), never the loader: a worker that
+    /// took a reference to the loader for a chunk could hold its last one when the caller drops it, and
+    /// releasing that would run the loader's deinit on the worker, where it waits for the worker's own
+    /// chunk (a deadlock that the full test suite met about once in ten runs). The sample indices point
+    /// into the loader's order, which its deinit keeps until the gather is finished.
     private final class BackgroundGather: ParallelWork {
-        unowned(unsafe) let loader: BatchLoader
+        let dataset: Dataset
+        let slots: [Slot]
         var indices: UnsafePointer<Int>?
         var size = 0
         var slot = 0
-        init(_ loader: BatchLoader) { self.loader = loader }
+        init(dataset: Dataset, slots: [Slot]) {
+            self.dataset = dataset
+            self.slots = slots
+        }
         func perform(_ chunk: Int, thread: Int) {
             guard let indices else { return }
             let first = chunk * BatchLoader.samplesPerBackgroundChunk
-            loader.gather(indices, first: first, count: min(BatchLoader.samplesPerBackgroundChunk, size - first),
-                          into: loader.slots[slot])
+            BatchLoader.gather(dataset, indices, first: first,
+                               count: min(BatchLoader.samplesPerBackgroundChunk, size - first), into: slots[slot])
         }
     }
-    private lazy var backgroundGather = BackgroundGather(self)
+    private lazy var backgroundGather = BackgroundGather(dataset: dataset, slots: slots)
 
     /// The size of the batch starting at `position` of the epoch (0: none, the epoch is over).
     private func batchSize(at position: Int) -> Int {
