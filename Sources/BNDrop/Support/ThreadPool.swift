@@ -262,7 +262,9 @@ public final class ThreadPool: @unchecked Sendable {
     // chunks no worker took on the caller and waits for the ones under way. One job at a time: another
     // caller's job, offered while one is out, runs whole in its own `finishBackground`, as does every job
     // with one thread. Chunks must write disjoint outputs and use no per-thread scratch (they run beside
-    // the caller's regions, whatever thread index they get): where they run then changes no result.
+    // the caller's regions, whatever thread index they get): where they run then changes no result. And
+    // a job must not reference the object whose deinit finishes it (the loader): a worker holding that
+    // object's last reference in a chunk would run the deinit, and wait for its own chunk, itself.
 
     /// Offers `chunks` chunks of `work` to idle workers until `finishBackground(ticket)`.
     func postBackground(_ chunks: Int, _ work: ParallelWork) -> BackgroundTicket {
