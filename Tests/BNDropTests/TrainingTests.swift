@@ -226,6 +226,47 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(after.batchesGatheredAhead, 4, "the pool no longer takes background work")
     }
 
+    /// A loader left mid-epoch with its next batch offered (a fit stopped by its callback, a C or Python
+    /// loop that breaks) and kept for later does not hold the pool's background job: once the workers
+    /// have gathered its batch, another loader gathers ahead again; and the kept loader goes on with the
+    /// batches a loader without prefetching gives.
+    func testALoaderLeftMidEpochLeavesThePoolToOtherLoaders() throws {
+        let pool = ThreadPool.shared
+        let original = pool.threadCount
+        defer { try? pool.setThreadCount(original) }
+        try pool.useThreadsWithWorkers(2)
+        let count = 2000, width = 784
+        let data = try Dataset(features: (0..<(count * width)).map { Float($0 % 251) / 251 }, sampleShape: [width],
+                               labels: (0..<count).map { Int32($0 % 10) })
+        let kept = try BatchLoader(dataset: data, batchSize: 64, seed: 5)
+        let reference = try BatchLoader(dataset: data, batchSize: 64, seed: 5, prefetch: false)
+        XCTAssertNotNil(kept.nextBatch())  // (offers the next batch, 8 chunks, to the worker)
+        XCTAssertNotNil(reference.nextBatch())
+        // The worker runs a job's 8 chunks within microseconds; a bound, not a measurement: 20 s.
+        func waitForThePool(_ what: String) {
+            var waited = 0
+            while pool.backgroundJobIsOut && waited < 200_000 {
+                usleep(100)
+                waited += 1
+            }
+            XCTAssertFalse(pool.backgroundJobIsOut, what)
+        }
+        waitForThePool("the job of a loader left mid-epoch still holds the pool")
+        let other = try BatchLoader(dataset: data, batchSize: 64, seed: 6)
+        for _ in 0..<5 { XCTAssertNotNil(other.nextBatch()) }
+        XCTAssertEqual(other.batchesGatheredAhead, 4, "another loader could not gather ahead")
+        waitForThePool("the other loader's last job still holds the pool")  // (it too is left mid-epoch)
+        for step in 0..<3 {
+            guard let batch = kept.nextBatch(), let expected = reference.nextBatch() else {
+                return XCTFail("step \(step): an epoch of 2000 samples ended early")
+            }
+            XCTAssertEqual(Array(batch.sampleIndices), Array(expected.sampleIndices), "step \(step)")
+            XCTAssertEqual(batch.inputArray, expected.inputArray, "step \(step)")
+            XCTAssertEqual(batch.labelArray, expected.labelArray, "step \(step)")
+        }
+        XCTAssertEqual(kept.batchesGatheredAhead, 3)
+    }
+
     func testRegressionBatchesCarryTargets() throws {
         let data = try Dataset(features: (0..<6).map(Float.init), sampleShape: [1],
                                targets: (0..<6).flatMap { [Float($0) * 10, Float($0) * 100] }, targetCount: 2)

@@ -72,8 +72,11 @@ public final class ThreadPool: @unchecked Sendable {
     /// Chunks of the background job that have finished.
     private let backgroundCompleted = Atomic<Int>(0)
     private let padding5 = CacheLinePadding()
-    /// 1 while a background job is out (posted, not yet finished): another one runs on its caller.
-    private let backgroundBusy = Atomic<Int>(0)
+    /// The sequence number of the last background job all of whose chunks have finished, shifted left by
+    /// one, and in the low bit 1 while a job is out (some chunk not yet finished; another job offered
+    /// meanwhile runs on its caller). One word, so that a job's end shows both at once: a caller that saw
+    /// its job done may offer the next at once. (Jobs finish in the order offered: one at a time.)
+    private let backgroundState = Atomic<Int>(0)
     /// Workers started so far (`workers.count`, readable outside a region).
     private let startedWorkers = Atomic<Int>(0)
 
@@ -88,9 +91,11 @@ public final class ThreadPool: @unchecked Sendable {
     // The current region's work, written before `claims` and `region` move; read only after a
     // successful claim (which the caller's wait for every task orders before its next write).
     private var job: ParallelWork?
-    /// The background job's work, written before `backgroundClaims` moves; read only after a successful
-    /// claim (which `finishBackground`'s wait for every chunk orders before its next write).
+    /// The background job's work and its number of chunks, written before `backgroundClaims` moves; read
+    /// only after a successful claim (the job's last chunk to finish clears the work and frees the slot
+    /// before the next job can write them).
     private var backgroundJob: ParallelWork?
+    private var backgroundChunks = 0
 
     init(threads: Int) {
         configuredThreads = Atomic(max(1, min(threads, ThreadPool.maxThreads)))
@@ -261,18 +266,24 @@ public final class ThreadPool: @unchecked Sendable {
     // usual, a worker busy with a chunk joining it when the chunk is done. `finishBackground` runs the
     // chunks no worker took on the caller and waits for the ones under way. One job at a time: another
     // caller's job, offered while one is out, runs whole in its own `finishBackground`, as does every job
-    // with one thread. Chunks must write disjoint outputs and use no per-thread scratch (they run beside
+    // with one thread. A job is out until its last chunk finishes, whoever runs it, not until its caller
+    // calls `finishBackground`: a caller that stops asking for its work (a loader abandoned mid-epoch,
+    // kept for later) would otherwise hold the pool's one job and leave every other caller without
+    // background work. Chunks must write disjoint outputs and use no per-thread scratch (they run beside
     // the caller's regions, whatever thread index they get): where they run then changes no result. And
     // a job must not reference the object whose deinit finishes it (the loader): a worker holding that
     // object's last reference in a chunk would run the deinit, and wait for its own chunk, itself.
 
-    /// Offers `chunks` chunks of `work` to idle workers until `finishBackground(ticket)`.
+    /// Offers `chunks` chunks of `work` to idle workers; `finishBackground(ticket)` runs what they left.
     func postBackground(_ chunks: Int, _ work: ParallelWork) -> BackgroundTicket {
+        let state = backgroundState.load(ordering: .relaxed)
         guard chunks > 0, chunks <= Claims.maxTasks, threadCount > 1, startedWorkers.load(ordering: .acquiring) > 0,
-              backgroundBusy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
+              state & 1 == 0,
+              backgroundState.compareExchange(expected: state, desired: state | 1, ordering: .acquiring).exchanged else {
             return BackgroundTicket(sequence: 0, chunks: max(chunks, 0), work: work, offered: false)
         }
         backgroundJob = work
+        backgroundChunks = chunks
         backgroundCompleted.store(0, ordering: .relaxed)
         let sequence = Claims.sequence(of: backgroundClaims.load(ordering: .relaxed)) + 1
         backgroundClaims.store(Claims.word(sequence: sequence, front: 0, back: chunks), ordering: .releasing)
@@ -290,11 +301,19 @@ public final class ThreadPool: @unchecked Sendable {
         }
         while let chunk = ThreadPool.claim(from: backgroundClaims, ticket.sequence, fromFront: true) {
             ticket.work.perform(chunk, thread: 0)
-            backgroundCompleted.add(1, ordering: .releasing)
+            backgroundChunkFinished(sequence: ticket.sequence)
         }
-        while backgroundCompleted.load(ordering: .acquiring) < ticket.chunks { spinPause() }
+        while backgroundState.load(ordering: .acquiring) >> 1 < ticket.sequence { spinPause() }
+    }
+
+    /// Counts a finished chunk of job `sequence`; the last one clears the job and frees the slot for the
+    /// next. (The count's read-modify-writes order every chunk's writes before the last one's release of
+    /// `backgroundState`, which `finishBackground` acquires.)
+    private func backgroundChunkFinished(sequence: Int) {
+        let chunks = backgroundChunks  // (read first: once the count reaches it, the next job may rewrite it)
+        guard backgroundCompleted.add(1, ordering: .acquiringAndReleasing).newValue == chunks else { return }
         backgroundJob = nil
-        backgroundBusy.store(0, ordering: .releasing)
+        backgroundState.store(sequence << 1, ordering: .releasing)  // (done, and no job out)
     }
 
     /// Whether worker `index` may take a chunk of the background job now (one is left, and the worker
@@ -311,7 +330,7 @@ public final class ThreadPool: @unchecked Sendable {
         let sequence = Claims.sequence(of: backgroundClaims.load(ordering: .acquiring))
         guard let chunk = ThreadPool.claim(from: backgroundClaims, sequence, fromFront: true) else { return false }
         backgroundJob?.perform(chunk, thread: index + 1)
-        backgroundCompleted.add(1, ordering: .releasing)
+        backgroundChunkFinished(sequence: sequence)
         return true
     }
 
@@ -461,16 +480,21 @@ extension ThreadPool {
 }
 
 extension ThreadPool {
+    /// Whether a background job is out (some of its chunks not yet finished).
+    @_spi(Testing) public var backgroundJobIsOut: Bool { backgroundState.load(ordering: .acquiring) & 1 != 0 }
+
     /// Offers `chunks` background chunks of about `microseconds` each, runs `regionsMeanwhile` regions of
-    /// 8 tasks of as long while it is out (plus a second background job, which must run whole in its own
-    /// finish), then finishes it. Returns the thread that ran each chunk (0: the caller), how many times
-    /// each ran, and whether the pool took the job and the second one.
+    /// 8 tasks of as long while it is out (plus a second background job, offered while no chunk of the
+    /// first can have finished, which must run whole in its own finish), then finishes it. Returns the
+    /// thread that ran each chunk (0: the caller), how many times each ran, and whether the pool took the
+    /// job and the second one.
     @_spi(Testing) public func threadsRunningBackgroundChunks(_ chunks: Int, microseconds: Int, regionsMeanwhile: Int)
         -> (threads: [Int], runs: [Int], offered: Bool, secondOffered: Bool, secondThreads: [Int]) {
-        let recorder = TaskRecorder(tasks: chunks, microseconds: microseconds)
+        let recorder = TaskRecorder(tasks: chunks, microseconds: microseconds, gated: true)
         let ticket = postBackground(chunks, recorder)
         let second = TaskRecorder(tasks: 3, microseconds: 1)
         let secondTicket = postBackground(3, second)
+        recorder.openGate()
         finishBackground(secondTicket)
         for _ in 0..<regionsMeanwhile {
             let region = TaskRecorder(tasks: 8, microseconds: microseconds)
@@ -481,19 +505,24 @@ extension ThreadPool {
     }
 }
 
-/// Each task writes the thread that ran it into its own slot, after spinning for a while.
+/// Each task writes the thread that ran it into its own slot, after spinning for a while (and, when
+/// gated, after waiting for `openGate`: until then no task of it can finish).
 private final class TaskRecorder: ParallelWork, @unchecked Sendable {
     private let slots: UnsafeMutableBufferPointer<Int>
     private let counts: UnsafeMutableBufferPointer<Int>
     private let nanoseconds: Int
+    private let gateOpen: Atomic<Bool>
 
-    init(tasks: Int, microseconds: Int) {
+    init(tasks: Int, microseconds: Int, gated: Bool = false) {
         slots = .allocate(capacity: tasks)
         slots.initialize(repeating: -1)
         counts = .allocate(capacity: tasks)
         counts.initialize(repeating: 0)
         nanoseconds = microseconds * 1000
+        gateOpen = Atomic(!gated)
     }
+
+    func openGate() { gateOpen.store(true, ordering: .releasing) }
 
     deinit {
         slots.deallocate()
@@ -505,6 +534,7 @@ private final class TaskRecorder: ParallelWork, @unchecked Sendable {
     var runs: [Int] { Array(counts) }
 
     func perform(_ task: Int, thread: Int) {
+        while !gateOpen.load(ordering: .acquiring) { sched_yield() }
         var start = timespec(), now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         repeat {
