@@ -204,6 +204,13 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// 2000 samples of 784 values (the loader's background gather then takes 8 chunks a batch of 64).
+    private func imageSizedDataset() throws -> Dataset {
+        let count = 2000, width = 784
+        return try Dataset(features: (0..<(count * width)).map { Float($0 % 251) / 251 }, sampleShape: [width],
+                           labels: (0..<count).map { Int32($0 % 10) })
+    }
+
     /// A loader dropped while the workers gather its next batch: its deinit finishes the gather on the
     /// dropping thread, and the pool takes background work afterwards (a worker had once held the
     /// loader's last reference inside a chunk and deadlocked in its deinit, leaving the pool's one
@@ -213,9 +220,7 @@ final class TrainingTests: XCTestCase {
         let original = pool.threadCount
         defer { try? pool.setThreadCount(original) }
         try pool.useThreadsWithWorkers(2)
-        let count = 2000, width = 784
-        let data = try Dataset(features: (0..<(count * width)).map { Float($0 % 255) / 255 }, sampleShape: [width],
-                               labels: (0..<count).map { Int32($0 % 10) })
+        let data = try imageSizedDataset()
         for round in 0..<300 {
             let loader = try BatchLoader(dataset: data, batchSize: 64, seed: UInt64(round))
             XCTAssertNotNil(loader.nextBatch())  // (offers the next batch, 8 chunks, to the workers)
@@ -235,9 +240,7 @@ final class TrainingTests: XCTestCase {
         let original = pool.threadCount
         defer { try? pool.setThreadCount(original) }
         try pool.useThreadsWithWorkers(2)
-        let count = 2000, width = 784
-        let data = try Dataset(features: (0..<(count * width)).map { Float($0 % 251) / 251 }, sampleShape: [width],
-                               labels: (0..<count).map { Int32($0 % 10) })
+        let data = try imageSizedDataset()
         let kept = try BatchLoader(dataset: data, batchSize: 64, seed: 5)
         let reference = try BatchLoader(dataset: data, batchSize: 64, seed: 5, prefetch: false)
         XCTAssertNotNil(kept.nextBatch())  // (offers the next batch, 8 chunks, to the worker)
