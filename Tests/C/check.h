@@ -80,6 +80,7 @@ void run_oom_tests(void);
 extern int g_skip_oom_group;
 void run_failed_step_tests(void); /* a failed training step changes nothing but the gradients (test_failed_step.c) */
 void run_side_by_side_tests(void); /* several nets' steps at the same time (test_side_by_side.c) */
+void run_fork_tests(void); /* fork() while the pool works: the child goes on (test_fork.c) */
 /* Last: every status the header documents was produced by a test, and no other (test_status_table.c). */
 void run_status_table(const char *header_path);
 

@@ -163,6 +163,7 @@ int main(int argc, char **argv) {
     run_group("checkpoints", run_checkpoint_tests);
     run_group("failed steps", run_failed_step_tests);
     run_group("side by side", run_side_by_side_tests);
+    run_group("fork", run_fork_tests);
     run_thread_tests();
     run_alloc_tests();
     g_header_path = BNDROP_HEADER_PATH;

@@ -25,7 +25,7 @@ import Synchronization
 /// compete for the cores.
 public final class ThreadPool: @unchecked Sendable {
     /// The pool every layer uses.
-    public static let shared = ThreadPool(threads: ThreadPool.defaultThreadCount())
+    public static let shared = ThreadPool.makeShared()
 
     /// The largest thread count accepted.
     public static let maxThreads = 256
@@ -101,6 +101,63 @@ public final class ThreadPool: @unchecked Sendable {
         configuredThreads = Atomic(max(1, min(threads, ThreadPool.maxThreads)))
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wakeup, nil)
+    }
+
+    // MARK: fork
+    //
+    // A process that forks (Python's multiprocessing does by default on Linux) gets a child with only the
+    // forking thread: the pool's workers are gone, and whatever they held at that instant (the mutex, a
+    // background chunk half done) would stay held in the child: its first region or its loader's next
+    // batch would wait forever. So the shared pool takes part in fork (pthread_atfork, registered when it
+    // is made): before the fork the forking thread waits for a region under way to end and keeps others
+    // from starting, finishes the background job if one is out (running its chunks no worker took) and
+    // keeps others from being offered, and takes the mutex; after it, the parent lets all of that go, and
+    // the child starts with no workers (it starts its own at its first region), no sleepers and a fresh
+    // mutex and condition. The parent waits at most for one region or background job.
+
+    private func prepareForFork() {
+        while !busy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { spinPause() }
+        while true {
+            let state = backgroundState.load(ordering: .acquiring)
+            if state & 1 == 0 {
+                // No job out: hold the "out" bit, so that none is offered across the fork.
+                if backgroundState.compareExchange(expected: state, desired: state | 1, ordering: .acquiring).exchanged {
+                    break
+                }
+                continue
+            }
+            // A job is out: run its chunks no worker took (as its owner's finish would) and wait for it.
+            let sequence = Claims.sequence(of: backgroundClaims.load(ordering: .acquiring))
+            while let chunk = ThreadPool.claim(from: backgroundClaims, sequence, fromFront: true) {
+                backgroundJob?.perform(chunk, thread: 0)
+                backgroundChunkFinished(sequence: sequence)
+            }
+            while backgroundState.load(ordering: .acquiring) >> 1 < sequence { spinPause() }
+        }
+        pthread_mutex_lock(mutex)
+    }
+
+    private func resumeAfterFork(inChild: Bool) {
+        if inChild {
+            pthread_mutex_init(mutex, nil)  // (the parent's, locked by this very thread, is not used again)
+            pthread_cond_init(wakeup, nil)
+            sleepers = 0
+            workers = []
+            startedWorkers.store(0, ordering: .releasing)
+        } else {
+            pthread_mutex_unlock(mutex)
+        }
+        backgroundState.store(backgroundState.load(ordering: .relaxed) & ~1, ordering: .releasing)
+        busy.store(0, ordering: .releasing)
+    }
+
+    /// Registers the shared pool's fork handlers (once, when the pool is made).
+    private static func makeShared() -> ThreadPool {
+        let pool = ThreadPool(threads: ThreadPool.defaultThreadCount())
+        pthread_atfork({ ThreadPool.shared.prepareForFork() },
+                       { ThreadPool.shared.resumeAfterFork(inChild: false) },
+                       { ThreadPool.shared.resumeAfterFork(inChild: true) })
+        return pool
     }
 
     /// The CPUs this process may run on (`sched_getaffinity`), or `BNDROP_NUM_THREADS` when it is set to
