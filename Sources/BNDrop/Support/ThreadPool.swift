@@ -36,6 +36,9 @@ public final class ThreadPool: @unchecked Sendable {
     private let configuredThreads: Atomic<Int>
     /// 1 while a region runs: a second caller runs its tasks alone.
     private let busy = Atomic<Int>(0)
+    /// 1 from a fork's start to its end (see fork below): regions run on their caller alone meanwhile and
+    /// background jobs are not offered, so that the forking thread does not wait behind a stream of them.
+    private let forkPending = Atomic<Int>(0)
 
     // The words below each sit on a cache line of their own (the stored properties of a class are laid
     // out in order; padding between them): idle workers spin reading `region`, and the caller writes
@@ -113,9 +116,11 @@ public final class ThreadPool: @unchecked Sendable {
     // from starting, finishes the background job if one is out (running its chunks no worker took) and
     // keeps others from being offered, and takes the mutex; after it, the parent lets all of that go, and
     // the child starts with no workers (it starts its own at its first region), no sleepers and a fresh
-    // mutex and condition. The parent waits at most for one region or background job.
+    // mutex and condition. Meanwhile regions run on their callers alone and no job is offered
+    // (`forkPending`), so the parent waits at most for the region and the job under way when it began.
 
     private func prepareForFork() {
+        forkPending.store(1, ordering: .sequentiallyConsistent)
         while !busy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { spinPause() }
         while true {
             let state = backgroundState.load(ordering: .acquiring)
@@ -149,6 +154,7 @@ public final class ThreadPool: @unchecked Sendable {
         }
         backgroundState.store(backgroundState.load(ordering: .relaxed) & ~1, ordering: .releasing)
         busy.store(0, ordering: .releasing)
+        forkPending.store(0, ordering: .releasing)
     }
 
     /// Registers the shared pool's fork handlers (once, when the pool is made).
@@ -185,7 +191,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// and a training step allocates nothing.
     func run(_ tasks: Int, _ work: ParallelWork, threadLimit: Int, order: TaskOrder = .fromBothEnds) {
         let threads = min(threadLimit, threadCount, tasks)
-        guard threads > 1, tasks <= Claims.maxTasks,
+        guard threads > 1, tasks <= Claims.maxTasks, forkPending.load(ordering: .relaxed) == 0,
               busy.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
             for task in 0..<tasks { work.perform(task, thread: 0) }
             return
@@ -335,7 +341,7 @@ public final class ThreadPool: @unchecked Sendable {
     func postBackground(_ chunks: Int, _ work: ParallelWork) -> BackgroundTicket {
         let state = backgroundState.load(ordering: .relaxed)
         guard chunks > 0, chunks <= Claims.maxTasks, threadCount > 1, startedWorkers.load(ordering: .acquiring) > 0,
-              state & 1 == 0,
+              state & 1 == 0, forkPending.load(ordering: .relaxed) == 0,
               backgroundState.compareExchange(expected: state, desired: state | 1, ordering: .acquiring).exchanged else {
             return BackgroundTicket(sequence: 0, chunks: max(chunks, 0), work: work, offered: false)
         }
