@@ -131,13 +131,8 @@ public final class ThreadPool: @unchecked Sendable {
                 }
                 continue
             }
-            // A job is out: run its chunks no worker took (as its owner's finish would) and wait for it.
-            let sequence = Claims.sequence(of: backgroundClaims.load(ordering: .acquiring))
-            while let chunk = ThreadPool.claim(from: backgroundClaims, sequence, fromFront: true) {
-                backgroundJob?.perform(chunk, thread: 0)
-                backgroundChunkFinished(sequence: sequence)
-            }
-            while backgroundState.load(ordering: .acquiring) >> 1 < sequence { spinPause() }
+            // A job is out: complete it, as its owner's finish would.
+            completeBackground(Claims.sequence(of: backgroundClaims.load(ordering: .acquiring)))
         }
         pthread_mutex_lock(mutex)
     }
@@ -362,11 +357,18 @@ public final class ThreadPool: @unchecked Sendable {
             for chunk in 0..<ticket.chunks { ticket.work.perform(chunk, thread: 0) }
             return
         }
-        while let chunk = ThreadPool.claim(from: backgroundClaims, ticket.sequence, fromFront: true) {
-            ticket.work.perform(chunk, thread: 0)
-            backgroundChunkFinished(sequence: ticket.sequence)
+        completeBackground(ticket.sequence)
+    }
+
+    /// Runs the chunks of background job `sequence` that no worker took, on the calling thread, and waits
+    /// until all of its chunks have finished (at once when the job is over). After a successful claim
+    /// `backgroundJob` is that job's work: the job cannot end before the claimed chunk is counted.
+    private func completeBackground(_ sequence: Int) {
+        while let chunk = ThreadPool.claim(from: backgroundClaims, sequence, fromFront: true) {
+            backgroundJob?.perform(chunk, thread: 0)
+            backgroundChunkFinished(sequence: sequence)
         }
-        while backgroundState.load(ordering: .acquiring) >> 1 < ticket.sequence { spinPause() }
+        while backgroundState.load(ordering: .acquiring) >> 1 < sequence { spinPause() }
     }
 
     /// Counts a finished chunk of job `sequence`; the last one clears the job and frees the slot for the
