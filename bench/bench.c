@@ -1071,7 +1071,7 @@ static void json_numbers(FILE *f, const double *values, int count) {
 
 typedef struct machine {
     char cpu[256], corename[192], config[256], coretype_env[128], l2_env[64], threads_env[64];
-    int coretype_set, cores, bndrop_threads, torch_threads;
+    int coretype_set, cores, bndrop_threads, torch_threads, subnormals_in_double;
     double sgemm_gflops, fma_peak_gflops, copy_gbs;
     int torch_available, torch_runs_done;
     double torch_probes[10];  /* the probe around each counted PyTorch run (the lower of before and after) */
@@ -1121,6 +1121,7 @@ static void write_json(const char *path, const machine *m) {
     if (m->coretype_set) json_escaped(f, m->coretype_env); else fputs("null", f);
     fprintf(f, ",\n    \"bndrop_threads\": %d,\n    \"openblas_num_threads\": %d,\n    \"torch_threads\": %d,\n",
             m->bndrop_threads, m->bndrop_threads, m->torch_threads);
+    fprintf(f, "    \"subnormals_in_double\": %s,\n", m->subnormals_in_double ? "true" : "false");
     fprintf(f, "    \"loadavg_start\": \"%s\",\n    \"loadavg_end\": \"%s\",\n    \"cpu_pressure_some_avg10_start\": ",
             m->load_start, m->load_end);
     json_number_or_null(f, m->cpu_pressure_start);
@@ -1398,6 +1399,10 @@ int main(int argc, char **argv) {
            "SIMD width %d floats (bndrop's kernels: %d) -> PyTorch gets --threads %d\n",
            m.bndrop_threads, info.blas_threads, nt ? ", OPENBLAS_NUM_THREADS=" : "", nt ? nt : "",
            info.simd_width, info.kernel_simd_width, m.torch_threads);
+    m.subnormals_in_double = info.subnormals_in_double;
+    printf("subnormal values:  %s\n", info.subnormals_in_double
+               ? "slow on this CPU: Adam computes the parameters holding them in double (the same bits)"
+               : "at full speed on this CPU: Adam's step stays in float");
     m.sgemm_gflops = measure_sgemm_gflops(m.bndrop_threads);
     printf("SGEMM 1024^3:      %.1f GFLOP/s (cblas_sgemm on %d threads, best of 10)\n", m.sgemm_gflops,
            m.bndrop_threads);

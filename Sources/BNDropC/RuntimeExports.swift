@@ -18,6 +18,7 @@ public func bnd_get_runtime_info(_ outInfo: UnsafeMutablePointer<bnd_runtime_inf
         info.threads = Int32(clamping: runtime.threads)
         info.simd_width = Int32(clamping: runtime.simdWidth)
         info.kernel_simd_width = Int32(clamping: runtime.kernelSimdWidth)
+        info.subnormals_in_double = runtime.subnormalsInDouble ? 1 : 0
         outInfo.pointee = info
     }
 }

@@ -56,7 +56,8 @@ final class RuntimeCABITests: XCTestCase {
             XCTAssertEqual(info.kernel_simd_width, 16)
         }
         XCTAssertLessThanOrEqual(info.kernel_simd_width, info.simd_width)
-        XCTAssertEqual(Self.reserved(info), [Int32](repeating: 0, count: 9), "reserved fields are 0")
+        XCTAssertEqual(info.subnormals_in_double, try RuntimeInfo.current.subnormalsInDouble ? 1 : 0)
+        XCTAssertEqual(Self.reserved(info), [Int32](repeating: 0, count: 8), "reserved fields are 0")
         print("bnd_get_runtime_info: core \(Self.text(info.blas_core)), detected '\(Self.text(info.blas_detected_core))', "
               + "by_environment \(info.blas_core_by_environment), by_bndrop \(info.blas_core_by_bndrop), "
               + "loaded_by_host \(info.blas_loaded_by_host), blas_threads \(info.blas_threads), "

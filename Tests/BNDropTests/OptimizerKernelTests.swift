@@ -85,4 +85,76 @@ final class OptimizerKernelTests: XCTestCase {
             XCTAssertEqual(v.map(\.bitPattern), vRef.map(\.bitPattern), "second moments after step \(t)")
         }
     }
+
+    /// Late in a run, the moments of parameters whose gradient stays zero fall through the subnormal range,
+    /// where the kernel computes a vector in double precision, each operation rounded to float (Intel's
+    /// cores run float operations on subnormal values in microcode). Those vectors must still give the
+    /// formula's bits: p, m, v and g drawn from every range (subnormal, tiny, normal, zero, both signs), a
+    /// vector with one such lane among normal ones, with and without coupled weight decay, with √v divided
+    /// through the inverse and by division (c outside the inverse's range), 60 steps of mostly zero
+    /// gradients, which take subnormal first moments towards zero.
+    func testAdamStepWithSubnormalValuesMatchesTheFormulaBitForBit() {
+        // Both ways whatever this CPU measures, then the measured one.
+        defer { bndk_set_subnormal_policy(Int32(BNDK_SUBNORMALS_MEASURED)) }
+        for policy in [BNDK_SUBNORMALS_IN_DOUBLE, BNDK_SUBNORMALS_IN_FLOAT, BNDK_SUBNORMALS_MEASURED] {
+            bndk_set_subnormal_policy(Int32(policy))
+            if policy != BNDK_SUBNORMALS_MEASURED {
+                XCTAssertEqual(bndk_subnormals_take_double_path(), policy == BNDK_SUBNORMALS_IN_DOUBLE ? 1 : 0)
+            }
+            checkAdamStepsThroughTheSubnormalRange(policy: Int(policy))
+        }
+    }
+
+    private func checkAdamStepsThroughTheSubnormalRange(policy: Int) {
+        var random = SystemRandomNumberGenerator()
+        func value(_ kind: Int) -> Float {
+            let sign: Float = Bool.random(using: &random) ? -1 : 1
+            switch kind {
+            case 0: return 0
+            case 1: return sign * Float(bitPattern: UInt32.random(in: 1...0x007F_FFFF, using: &random))  // subnormal
+            case 2: return sign * Float(bitPattern: UInt32.random(in: 0x0080_0000...0x1F00_0000, using: &random))  // tiny
+            default: return sign * Float.random(in: 1e-4...1, using: &random)
+            }
+        }
+        let count = 16 * 40 + 5
+        for (coupled, c) in [(0, Float(0.0316)), (1, Float(0.5)), (0, Float(0x1p60)), (1, Float(0x1p-127))] {
+            // Vectors of normal values with one lane (or none, or all) of another kind.
+            func draw() -> [Float] {
+                (0..<count).map { i in
+                    let vector = i / 16
+                    let kind = vector % 4 == 0 ? Int.random(in: 0...3, using: &random) : (i % 16 == vector % 16 ? vector % 3 : 3)
+                    return value(kind)
+                }
+            }
+            var p = draw(), m = draw(), v = draw().map { abs($0) }
+            var (pRef, mRef, vRef) = (p, m, v)
+            let (keep1, beta2, keep2, eps, stepSize, decay): (Float, Float, Float, Float, Float, Float) =
+                (0.1, 0.999, 0.001, 1e-8, 0.01, 0.01)
+            var stepsWithSubnormalMoments = 0
+            for step in 1...60 {
+                // Mostly zero gradients (dead units), some of every kind.
+                let g = (0..<count).map { i in (i + step) % 5 == 0 ? value(Int.random(in: 0...3, using: &random)) : 0 }
+                for i in 0..<count {
+                    let gi = coupled == 1 ? g[i] + decay * pRef[i] : g[i]
+                    mRef[i] = mRef[i] + (gi - mRef[i]) * keep1
+                    vRef[i] = beta2 * vRef[i] + keep2 * gi * gi
+                    let denom = vRef[i].squareRoot() / c + eps
+                    pRef[i] = pRef[i] - stepSize * mRef[i] / denom
+                }
+                g.withUnsafeBufferPointer { g in
+                    bndk_adam_step(&p, g.baseAddress!, &m, &v, Int64(count), keep1, beta2, keep2, eps, stepSize, c,
+                                   Int32(coupled), decay)
+                }
+                func differing(_ a: [Float], _ b: [Float]) -> String {
+                    guard let i = a.indices.first(where: { a[$0].bitPattern != b[$0].bitPattern }) else { return "" }
+                    return "[\(i)]: \(a[i]) against \(b[i])"
+                }
+                XCTAssertEqual(differing(p, pRef), "", "parameters, step \(step), coupled \(coupled), c \(c), policy \(policy)")
+                XCTAssertEqual(differing(m, mRef), "", "first moments, step \(step), coupled \(coupled), c \(c), policy \(policy)")
+                XCTAssertEqual(differing(v, vRef), "", "second moments, step \(step), coupled \(coupled), c \(c), policy \(policy)")
+                if m.contains(where: { $0 != 0 && abs($0) < Float.leastNormalMagnitude }) { stepsWithSubnormalMoments += 1 }
+            }
+            XCTAssertGreaterThanOrEqual(stepsWithSubnormalMoments, 10, "the run should pass through the subnormal range")
+        }
+    }
 }

@@ -87,8 +87,8 @@ class RuntimeInfoStruct(Structure):
     _fields_ = [("blas_core", c_char * 32), ("blas_detected_core", c_char * 32), ("blas_config", c_char * 128),
                 ("blas_core_by_environment", c_int32), ("blas_core_by_bndrop", c_int32),
                 ("blas_loaded_by_host", c_int32), ("blas_threads", c_int32), ("threads", c_int32),
-                ("simd_width", c_int32), ("kernel_simd_width", c_int32),
-                ("reserved", c_int32 * 9)]
+                ("simd_width", c_int32), ("kernel_simd_width", c_int32), ("subnormals_in_double", c_int32),
+                ("reserved", c_int32 * 8)]
 
 
 FIT_CALLBACK = CFUNCTYPE(c_int32, POINTER(FitEventStruct), c_void_p)

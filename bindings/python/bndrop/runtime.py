@@ -33,6 +33,7 @@ def runtime_info():
         "threads": info.threads,
         "simd_width": info.simd_width,
         "kernel_simd_width": info.kernel_simd_width,
+        "subnormals_in_double": bool(info.subnormals_in_double),
     }
 
 

@@ -351,6 +351,7 @@ def test_runtime():
     assert info["threads"] == bndrop.get_num_threads() >= 1
     assert info["blas_config"].startswith("OpenBLAS") and info["simd_width"] in (4, 8, 16)
     assert info["kernel_simd_width"] in (4, 8, 16) and info["kernel_simd_width"] <= info["simd_width"]
+    assert isinstance(info["subnormals_in_double"], bool)
     assert info["blas_threads"] == 1
     threads = bndrop.get_num_threads()
     try:
