@@ -118,9 +118,9 @@ typedef uint32_t uint16v __attribute__((vector_size(64)));
 #define WIDE16(x) (__builtin_convertvector((x), double16v) * ones)
 #define ROUNDED16(x) WIDE16(__builtin_convertvector((x), float16v))
 
-// The bits of the smallest magnitude above which the float step cannot meet a subnormal value on the
-// way (none of the factors the value is multiplied by is below `smallest`), as long as no two values
-// cancel to a tiny one: 2^-122 / smallest, at most 2^-20. Factors of 0 or above 1 leave it unchanged.
+// The bits of the smallest magnitude above which a value's products cannot be subnormal (none of the
+// factors it is multiplied by is below `smallest`), as long as no two values cancel to a tiny one:
+// 2^-122 / smallest, at most 2^-20.
 static uint32_t tiny_limit(float smallest) {
     const float limit = smallest > 0x1p-102f && smallest < 1 ? 0x1p-122f / smallest : smallest >= 1 ? 0x1p-122f : 0x1p-20f;
     uint32_t bits;
@@ -146,20 +146,18 @@ void bndk_adam_step(float *restrict p, const float *restrict grad, float *restri
     const int by_inverse = divides_by_inverse(correction2_sqrt);
     const double inverse = 1.0 / (double)correction2_sqrt;
     const double16v inverses = splat16d(inverse);
-    // Which vectors take the double way: m, v and (with coupled decay) p are multiplied by keep1, beta2,
-    // step_size and decay; g also by itself and keep2 (g·g·keep2 is subnormal below √(2^-122 / keep2)).
-    float smallest = 1;
-    smallest = smaller_factor(smallest, keep1);
-    smallest = smaller_factor(smallest, beta2);
-    smallest = smaller_factor(smallest, keep2);
-    smallest = smaller_factor(smallest, step_size);
-    if (coupled_decay) smallest = smaller_factor(smallest, decay);
-    const uint32_t moment_limit = tiny_limit(smallest);
+    // Which vectors take the double way: those with a value below the limit of what it is multiplied by.
+    // m by keep1 and step_size (m·keep1 in (g − m)·keep1, then step_size·m), v by beta2, p by decay (coupled),
+    // g by keep1, keep2 and itself (keep2·g·g is subnormal below √(2^-122 / keep2)).
+    const uint32_t first_limit = tiny_limit(smaller_factor(smaller_factor(1, keep1), step_size));
+    const uint32_t second_limit = tiny_limit(smaller_factor(1, beta2));
+    const uint32_t parameter_limit = tiny_limit(smaller_factor(1, decay));
     const float keep2_factor = smaller_factor(1, keep2);
     const float square_limit = keep2_factor > 0x1p-100f ? __builtin_sqrtf(0x1p-122f / keep2_factor) : 0x1p-11f;
     uint32_t gradient_limit;
     memcpy(&gradient_limit, &square_limit, sizeof gradient_limit);
-    if (gradient_limit < moment_limit) gradient_limit = moment_limit;
+    const uint32_t gradient_product_limit = tiny_limit(smaller_factor(smaller_factor(1, keep1), keep2));
+    if (gradient_limit < gradient_product_limit) gradient_limit = gradient_product_limit;
     // v's side of a step (the second moment and the denominator) in float, for the vector loop's two ways.
 #define SECOND_MOMENT_IN_FLOAT(g, v0, vi, denom) \
     do { \
@@ -179,8 +177,8 @@ void bndk_adam_step(float *restrict p, const float *restrict grad, float *restri
         // dead units' parameters have tiny first moments and normal second moments: their v's side stays
         // in float, and so do the square roots and divisions, which take many times longer in double.
         int16v both = TINY16(g0, gradient_limit);
-        if (coupled_decay) both |= TINY16(load16(p + i), moment_limit);
-        const int16v m_side = both | TINY16(m0, moment_limit), v_side = both | TINY16(v0, moment_limit);
+        if (coupled_decay) both |= TINY16(load16(p + i), parameter_limit);
+        const int16v m_side = both | TINY16(m0, first_limit), v_side = both | TINY16(v0, second_limit);
         float16v vi, denom;
         if (!double_path || __builtin_reduce_or(m_side | v_side) == 0) {
             const float16v g = coupled_decay ? g0 + decays * load16(p + i) : g0;
