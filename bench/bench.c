@@ -1401,8 +1401,9 @@ int main(int argc, char **argv) {
            info.simd_width, info.kernel_simd_width, m.torch_threads);
     m.subnormals_in_double = info.subnormals_in_double;
     printf("subnormal values:  %s\n", info.subnormals_in_double
-               ? "slow on this CPU: Adam computes the parameters holding them in double (the same bits)"
-               : "at full speed on this CPU: Adam's step stays in float");
+               ? "slow on this CPU: Adam and SGD with momentum compute the parameters holding them in double "
+                 "(the same bits)"
+               : "at full speed on this CPU: the optimizers' steps stay in float");
     m.sgemm_gflops = measure_sgemm_gflops(m.bndrop_threads);
     printf("SGEMM 1024^3:      %.1f GFLOP/s (cblas_sgemm on %d threads, best of 10)\n", m.sgemm_gflops,
            m.bndrop_threads);

@@ -995,13 +995,14 @@ typedef struct bnd_runtime_info {
                                            every x86-64 CPU. The choice changes no result: the kernels
                                            round every operation as written (no fused multiply-add) and
                                            sum in fixed lanes                                           */
-    int32_t subnormals_in_double;       /* 1 when Adam's step computes the parameters whose values are
-                                           tiny or subnormal in double precision, each result rounded to
-                                           float (the same bits), because this CPU's float operations on
-                                           subnormal values are slow (measured once per process; Intel's
-                                           cores take a microcode assist of ~135 cycles for each); 0 when
-                                           they run at full speed. Late in a run with dead ReLU units,
-                                           their first moments fall through the subnormal range          */
+    int32_t subnormals_in_double;       /* 1 when Adam's and SGD-with-momentum's steps compute the
+                                           parameters whose values are tiny or subnormal in double
+                                           precision, each result rounded to float (the same bits),
+                                           because this CPU's float operations on subnormal values are
+                                           slow (measured once per process; Intel's cores take a
+                                           microcode assist of ~135 cycles for each); 0 when they run at
+                                           full speed. Late in a run with dead ReLU units, their first
+                                           moments and momentum buffers fall through the subnormal range */
     int32_t reserved[8];                /* 0                                                           */
 } bnd_runtime_info;
 

@@ -115,6 +115,10 @@ typedef uint32_t uint16v __attribute__((vector_size(64)));
 // lane, but read through an empty asm statement, so that the compiler cannot see that the operands of the
 // next operation are widened floats. It would turn such an operation back into the float one (which gives
 // the same bits, by the argument above, and the same assists).
+#define DOUBLE_WAY_ONES \
+    double one_ = 1.0; \
+    __asm__("" : "+m"(one_)); \
+    const double16v ones = splat16d(one_)
 #define WIDE16(x) (__builtin_convertvector((x), double16v) * ones)
 #define ROUNDED16(x) WIDE16(__builtin_convertvector((x), float16v))
 
@@ -188,9 +192,7 @@ void bndk_adam_step(float *restrict p, const float *restrict grad, float *restri
             store16(v + i, vi);
             store16(p + i, load16(p + i) - steps * mi / denom);
         } else {  // the same operations in double, each rounded to float (above)
-            double one = 1.0;
-            __asm__("" : "+m"(one));
-            const double16v ones = splat16d(one);
+            DOUBLE_WAY_ONES;
             const double16v pd = WIDE16(load16(p + i)), md = WIDE16(m0);
             const double16v gd = coupled_decay ? ROUNDED16(WIDE16(g0) + ROUNDED16(splat16d((double)decay) * pd))
                                                : WIDE16(g0);
@@ -239,7 +241,40 @@ void bndk_sgd_step(float *restrict p, const float *restrict grad, float *restric
         return;
     }
     const float keep = 1 - dampening;
-    for (int64_t i = 0; i < count; i++) {
+    // Momentum buffers of dead units decay by `momentum` each step through the subnormal range, as Adam's
+    // first moments do: vectors with a tiny value take the double way where the CPU is slow on them (see
+    // Adam's step). buf is multiplied by momentum and, as the step, by lr (and momentum again with
+    // Nesterov); g by keep, lr and momentum; p by weight_decay.
+    const int double_path = bndk_subnormals_take_double_path();
+    const uint32_t buffer_limit = tiny_limit(smaller_factor(smaller_factor(1, momentum), lr));
+    const uint32_t gradient_limit = tiny_limit(smaller_factor(smaller_factor(smaller_factor(1, keep), lr), momentum));
+    const uint32_t parameter_limit = tiny_limit(smaller_factor(1, weight_decay));
+    const float16v lrs = splat16(lr), momentums = splat16(momentum), keeps = splat16(keep);
+    const float16v decays = splat16(weight_decay);
+    int64_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        const float16v p0 = load16(p + i), g0 = load16(grad + i), b0 = load16(buf + i);
+        int16v risky = TINY16(b0, buffer_limit) | TINY16(g0, gradient_limit);
+        if (weight_decay != 0) risky |= TINY16(p0, parameter_limit);
+        if (!double_path || __builtin_reduce_or(risky) == 0) {
+            const float16v g = weight_decay != 0 ? g0 + decays * p0 : g0;
+            const float16v b = started ? momentums * b0 + keeps * g : g;
+            store16(buf + i, b);
+            store16(p + i, p0 - lrs * (nesterov ? g + momentums * b : b));
+        } else {  // the same operations in double, each rounded to float (see Adam's step)
+            DOUBLE_WAY_ONES;
+            const double16v pd = WIDE16(p0);
+            const double16v g = weight_decay != 0 ? ROUNDED16(WIDE16(g0) + ROUNDED16(splat16d((double)weight_decay) * pd))
+                                                  : WIDE16(g0);
+            const double16v b =
+                started ? ROUNDED16(ROUNDED16(splat16d((double)momentum) * WIDE16(b0)) + ROUNDED16(splat16d((double)keep) * g))
+                        : g;
+            const double16v step = nesterov ? ROUNDED16(g + ROUNDED16(splat16d((double)momentum) * b)) : b;
+            store16(buf + i, __builtin_convertvector(b, float16v));
+            store16(p + i, __builtin_convertvector(pd - ROUNDED16(splat16d((double)lr) * step), float16v));
+        }
+    }
+    for (; i < count; i++) {
         const float g = weight_decay != 0 ? grad[i] + weight_decay * p[i] : grad[i];
         const float b = started ? momentum * buf[i] + keep * g : g;
         buf[i] = b;

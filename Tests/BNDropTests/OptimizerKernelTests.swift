@@ -101,11 +101,16 @@ final class OptimizerKernelTests: XCTestCase {
             if policy != BNDK_SUBNORMALS_MEASURED {
                 XCTAssertEqual(bndk_subnormals_take_double_path(), policy == BNDK_SUBNORMALS_IN_DOUBLE ? 1 : 0)
             }
-            checkAdamStepsThroughTheSubnormalRange(policy: Int(policy))
+            // Steps after which some first moment was subnormal, over the four settings: the two without
+            // coupled decay keep subnormal moments in nearly every step (their dead lanes' moments decay
+            // by 0.1 a step, and a lane takes up to 151 steps to reach 0).
+            let steps = checkAdamStepsThroughTheSubnormalRange(policy: Int(policy))
+            print("Adam, policy \(policy): \(steps) of 240 steps left subnormal first moments")
+            XCTAssertGreaterThanOrEqual(steps, 60, "the runs should pass through the subnormal range")
         }
     }
 
-    private func checkAdamStepsThroughTheSubnormalRange(policy: Int) {
+    private func checkAdamStepsThroughTheSubnormalRange(policy: Int) -> Int {
         var random = SystemRandomNumberGenerator()
         func value(_ kind: Int) -> Float {
             let sign: Float = Bool.random(using: &random) ? -1 : 1
@@ -117,6 +122,7 @@ final class OptimizerKernelTests: XCTestCase {
             }
         }
         let count = 16 * 40 + 5
+        var stepsWithSubnormalMoments = 0
         for (coupled, c) in [(0, Float(0.0316)), (1, Float(0.5)), (0, Float(0x1p60)), (1, Float(0x1p-127))] {
             // Vectors of normal values with one lane (or none, or all) of another kind.
             func draw() -> [Float] {
@@ -130,7 +136,6 @@ final class OptimizerKernelTests: XCTestCase {
             var (pRef, mRef, vRef) = (p, m, v)
             let (keep1, beta2, keep2, eps, stepSize, decay): (Float, Float, Float, Float, Float, Float) =
                 (0.1, 0.999, 0.001, 1e-8, 0.01, 0.01)
-            var stepsWithSubnormalMoments = 0
             for step in 1...60 {
                 // Mostly zero gradients (dead units), some of every kind.
                 let g = (0..<count).map { i in (i + step) % 5 == 0 ? value(Int.random(in: 0...3, using: &random)) : 0 }
@@ -154,7 +159,69 @@ final class OptimizerKernelTests: XCTestCase {
                 XCTAssertEqual(differing(v, vRef), "", "second moments, step \(step), coupled \(coupled), c \(c), policy \(policy)")
                 if m.contains(where: { $0 != 0 && abs($0) < Float.leastNormalMagnitude }) { stepsWithSubnormalMoments += 1 }
             }
-            XCTAssertGreaterThanOrEqual(stepsWithSubnormalMoments, 10, "the run should pass through the subnormal range")
+        }
+        return stepsWithSubnormalMoments
+    }
+    /// SGD's momentum buffers of dead units decay through the subnormal range too: the same check as
+    /// Adam's, both ways, against torch.optim.SGD's update written out (plain, with dampening and weight
+    /// decay, with Nesterov), bit for bit: p and the buffers.
+    func testSGDMomentumWithSubnormalValuesMatchesTheFormulaBitForBit() {
+        defer { bndk_set_subnormal_policy(Int32(BNDK_SUBNORMALS_MEASURED)) }
+        var random = SystemRandomNumberGenerator()
+        func value(_ kind: Int) -> Float {
+            let sign: Float = Bool.random(using: &random) ? -1 : 1
+            switch kind {
+            case 0: return 0
+            case 1: return sign * Float(bitPattern: UInt32.random(in: 1...0x007F_FFFF, using: &random))  // subnormal
+            case 2: return sign * Float(bitPattern: UInt32.random(in: 0x0080_0000...0x1F00_0000, using: &random))  // tiny
+            default: return sign * Float.random(in: 1e-4...1, using: &random)
+            }
+        }
+        let count = 16 * 40 + 7
+        for policy in [BNDK_SUBNORMALS_IN_DOUBLE, BNDK_SUBNORMALS_IN_FLOAT] {
+            bndk_set_subnormal_policy(Int32(policy))
+            var stepsWithSubnormalBuffers = 0
+            for (momentum, dampening, decay, nesterov): (Float, Float, Float, Bool) in
+                    [(0.9, 0, 0, false), (0.9, 0.1, 0.01, false), (0.5, 0, 1e-3, true)] {
+                // Vectors of normal values with one lane (or none, or all) of another kind.
+                func draw() -> [Float] {
+                    (0..<count).map { i in
+                        let vector = i / 16
+                        let kind = vector % 4 == 0 ? Int.random(in: 0...3, using: &random)
+                                                   : (i % 16 == vector % 16 ? vector % 3 : 3)
+                        return value(kind)
+                    }
+                }
+                var p = draw(), buffer = [Float](repeating: 0, count: count)
+                var (pRef, bufferRef) = (p, buffer)
+                let lr: Float = 0.01, keep = 1 - dampening
+                for step in 1...60 {
+                    let g = step == 1 ? draw() : (0..<count).map { i in
+                        (i + step) % 5 == 0 ? value(Int.random(in: 0...3, using: &random)) : 0
+                    }
+                    for i in 0..<count {
+                        let gi = decay != 0 ? g[i] + decay * pRef[i] : g[i]
+                        let b = step > 1 ? momentum * bufferRef[i] + keep * gi : gi
+                        bufferRef[i] = b
+                        pRef[i] = pRef[i] - lr * (nesterov ? gi + momentum * b : b)
+                    }
+                    g.withUnsafeBufferPointer { g in
+                        bndk_sgd_step(&p, g.baseAddress!, &buffer, Int64(count), lr, momentum, dampening, decay,
+                                      nesterov ? 1 : 0, step > 1 ? 1 : 0)
+                    }
+                    let what = "step \(step), momentum \(momentum), dampening \(dampening), decay \(decay), "
+                        + "nesterov \(nesterov), policy \(policy)"
+                    XCTAssertEqual(p.indices.first { p[$0].bitPattern != pRef[$0].bitPattern }, nil, "parameters, \(what)")
+                    XCTAssertEqual(buffer.indices.first { buffer[$0].bitPattern != bufferRef[$0].bitPattern }, nil,
+                                   "buffers, \(what)")
+                    if buffer.contains(where: { $0 != 0 && abs($0) < Float.leastNormalMagnitude }) {
+                        stepsWithSubnormalBuffers += 1
+                    }
+                }
+            }
+            // Over the three settings (the plain one keeps subnormal buffers in nearly every step).
+            print("SGD, policy \(policy): \(stepsWithSubnormalBuffers) of 180 steps left subnormal buffers")
+            XCTAssertGreaterThanOrEqual(stepsWithSubnormalBuffers, 40, "the runs should pass through the subnormal range")
         }
     }
 }

@@ -125,9 +125,9 @@ public struct RuntimeInfo: Equatable, Sendable {
     /// the CPU runs: "avx512", "avx2" or "baseline" ("avx512-emulated" in the test build that runs the
     /// AVX-512 code paths on AVX2: `make test-avx512-emulated`).
     public var kernelInstructionSet: String { String(cString: bndk_instruction_set()) }
-    /// Whether Adam's step computes parameters with tiny or subnormal values in double precision (the
-    /// same bits) because this CPU's float operations on subnormal values are slow: measured once per
-    /// process (`Sources/BNDropKernels/optimizers.c`).
+    /// Whether Adam's and SGD-with-momentum's steps compute parameters with tiny or subnormal values in
+    /// double precision (the same bits) because this CPU's float operations on subnormal values are
+    /// slow: measured once per process (`Sources/BNDropKernels/optimizers.c`).
     public var subnormalsInDouble: Bool { bndk_subnormals_take_double_path() != 0 }
     /// Floats per vector of those kernels: 16, 8 or 4.
     public var kernelSimdWidth: Int {

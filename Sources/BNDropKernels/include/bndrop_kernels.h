@@ -83,10 +83,10 @@ void bndk_relu_select(const float *mask, const float *source, float *out, int64_
 void bndk_adam_step(float *p, const float *grad, float *m, float *v, int64_t count, float keep1, float beta2,
                     float keep2, float eps, float step_size, float correction2_sqrt, int coupled_decay, float decay);
 
-/* Whether Adam's step computes vectors holding tiny or subnormal values in double precision (each result
-   rounded to float: the same bits) because this CPU's float operations on subnormal values are slow: under
-   BNDK_SUBNORMALS_MEASURED (the default), measured once per process (see optimizers.c); the other two
-   policies force either way, for tests. */
+/* Whether Adam's and SGD-with-momentum's steps compute vectors holding tiny or subnormal values in double
+   precision (each result rounded to float: the same bits) because this CPU's float operations on
+   subnormal values are slow: under BNDK_SUBNORMALS_MEASURED (the default), measured once per process (see
+   optimizers.c); the other two policies force either way, for tests. */
 enum { BNDK_SUBNORMALS_MEASURED = 0, BNDK_SUBNORMALS_IN_DOUBLE = 1, BNDK_SUBNORMALS_IN_FLOAT = 2 };
 int bndk_subnormals_take_double_path(void);
 void bndk_set_subnormal_policy(int policy);
