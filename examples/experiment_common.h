@@ -64,7 +64,7 @@ static inline void usage(FILE *to, const char *program, const experiment_default
             "  --data DIR      directory with train/t10k IDX files (default %s; dropout_regression\n"
             "                  makes its own points and ignores it)\n"
             "  --out DIR       output directory for CSV/JSON (default report/data)\n"
-            "  --seed N        seed for initial weights, shuffling and dropout (default 0)\n"
+            "  --seed N        seed for initial weights, shuffling and dropout, 0 to 2^64-1 (default 0)\n"
             "  --epochs N      training epochs, 1 to %d (default %lld, the article's; %lld with --short)\n"
             "  --batch-size N  samples per training step, 1 to %d (default %lld, the article's)\n"
             "  --short         a quick run, as in `make test`: %s\n",
@@ -74,17 +74,14 @@ static inline void usage(FILE *to, const char *program, const experiment_default
 
 /* The value of a whole-number option: digits only (strtoull alone would take a sign or leading spaces,
    and wrap "-1" round), from `least` to `most`; exits with status 2 and a message naming the flag
-   otherwise ("takes a whole number", with its range unless that is all of unsigned long long). */
+   otherwise ("takes a whole number from `least` to `most`"). */
 static inline unsigned long long parse_whole_number(const char *program, const char *flag, const char *text,
                                                     unsigned long long least, unsigned long long most) {
     char *end = NULL;
     errno = 0;
     unsigned long long v = isdigit((unsigned char)text[0]) ? strtoull(text, &end, 10) : 0;
     if (end == NULL || errno != 0 || *end != '\0' || v < least || v > most) {
-        if (least == 0 && most == ULLONG_MAX)
-            fprintf(stderr, "%s: %s takes a whole number, got '%s'\n", program, flag, text);
-        else
-            fprintf(stderr, "%s: %s takes a whole number from %llu to %llu, got '%s'\n", program, flag, least, most, text);
+        fprintf(stderr, "%s: %s takes a whole number from %llu to %llu, got '%s'\n", program, flag, least, most, text);
         exit(2);
     }
     return v;
