@@ -111,7 +111,8 @@ func run() throws {
     let short = CommandLine.arguments.contains("--short")
     let epochs = countOption("--epochs", short ? 200 : 1000)
     let batchSize = countOption("--batch-size", count)
-    let seed = wholeNumberOption("--seed", UInt64(0), 0...UInt64.max, rule: "a whole number")
+    let seed = wholeNumberOption("--seed", UInt64(0), 0...UInt64.max,
+                                 rule: "a whole number from 0 to 18446744073709551615")
     try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
     var noise = NoiseSource(state: seed)
