@@ -1000,7 +1000,7 @@ typedef struct bnd_runtime_info {
                                            precision, each result rounded to float (the same bits),
                                            because this CPU's float operations on subnormal values are
                                            slow (measured once per process; Intel's cores take a
-                                           microcode assist of ~135 cycles for each); 0 when they run at
+                                           microcode assist of 110-135 cycles each); 0 when they run at
                                            full speed. Late in a run with dead ReLU units, their first
                                            moments and momentum buffers fall through the subnormal range */
     int32_t reserved[8];                /* 0                                                           */

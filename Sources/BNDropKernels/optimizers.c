@@ -36,7 +36,7 @@ void bndk_divide_by(const float *a, float c, float *out, int64_t count) {
 // ---- Subnormal values without the CPU's slow path ----
 // Late in a run, the first moments of parameters whose gradient has stayed zero (the dead units of a
 // ReLU net) decay by beta1 each step through the subnormal range to zero. Intel's cores (measured on a
-// Xeon of model 207) take a microcode assist of about 135 cycles for every vector instruction that
+// Xeon of model 207) take a microcode assist of 110-135 cycles for every vector instruction that
 // multiplies, divides or takes the square root of a subnormal value, or whose result is subnormal, unless
 // the process flushes them to zero (which PyTorch does not, so neither can bndrop); additions with
 // subnormal inputs and normal results, and conversions between float and double either way, run at full
@@ -57,12 +57,12 @@ void bndk_divide_by(const float *a, float c, float *out, int64_t count) {
 // only decide speed, never a value: a vector that should have gone the double way and did not takes the
 // assists, as before.
 //
-// The double way costs about 100 cycles a vector and its test 10-15% of the plain step (6.4 µs against
-// 5.5 on those 10,401 parameters), which pays only where subnormal values are that slow. Not every CPU
+// The double way costs about 100 cycles a vector and its test about 9% of the plain step (6.2 µs against
+// 5.7 on those 10,401 parameters), which pays only where subnormal values are that slow. Not every CPU
 // takes assists as large (AMD's Zen cores had Adam's step only about twice as slow with subnormal moments),
 // so the library measures it once: a chain of 256 multiplies of a subnormal value, against the same chain
 // on a normal one; the double way is used when the first takes over 4 times as long (Xeon model 207:
-// about 35 times). Either way gives the same bits.
+// 24-29 times: 41 ns a multiply against 1.4). Either way gives the same bits.
 
 static int subnormal_policy = BNDK_SUBNORMALS_MEASURED;  // (bndk_set_subnormal_policy, for tests)
 
