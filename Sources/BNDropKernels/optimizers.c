@@ -270,7 +270,9 @@ void bndk_sgd_step(float *restrict p, const float *restrict grad, float *restric
                 started ? ROUNDED16(ROUNDED16(splat16d((double)momentum) * WIDE16(b0)) + ROUNDED16(splat16d((double)keep) * g))
                         : g;
             const double16v step = nesterov ? ROUNDED16(g + ROUNDED16(splat16d((double)momentum) * b)) : b;
-            store16(buf + i, __builtin_convertvector(b, float16v));
+            // A first step without decay copies g into the buffer: its own bits, as the float way stores them
+            // (widening would quiet a signalling NaN, and flush a subnormal where the process set DAZ).
+            store16(buf + i, started || weight_decay != 0 ? __builtin_convertvector(b, float16v) : g0);
             store16(p + i, __builtin_convertvector(pd - ROUNDED16(splat16d((double)lr) * step), float16v));
         }
     }

@@ -224,4 +224,22 @@ final class OptimizerKernelTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(stepsWithSubnormalBuffers, 40, "the runs should pass through the subnormal range")
         }
     }
+    /// SGD's first step with momentum and no weight decay copies the gradient into the buffer, as
+    /// torch.optim.SGD does (buf = g.clone()): its bits, signalling NaN and subnormals included, in a
+    /// vector that takes the double way (its tiny values) as in one that does not.
+    func testSGDFirstStepCopiesTheGradientIntoTheBufferBitForBit() {
+        defer { bndk_set_subnormal_policy(Int32(BNDK_SUBNORMALS_MEASURED)) }
+        let special: [Float] = [Float(bitPattern: 0x7F80_2669), Float(bitPattern: 0xFFA0_0001), .nan, -.infinity,
+                                Float(bitPattern: 0x8064_1600), .leastNonzeroMagnitude, -0.0, 0, 0x1p-120, 1e-3,
+                                Float(bitPattern: 0x0000_0001), -1, 3, 0.5, Float(bitPattern: 0x0040_0000), 2]
+        let gradient = special + special.map { $0 == 0 || $0.isNaN ? 1 : $0 * 0 + 1 } + special.reversed() + [7]
+        for policy in [BNDK_SUBNORMALS_IN_DOUBLE, BNDK_SUBNORMALS_IN_FLOAT] {
+            bndk_set_subnormal_policy(Int32(policy))
+            var p = [Float](repeating: 1, count: gradient.count), buffer = [Float](repeating: 0, count: gradient.count)
+            gradient.withUnsafeBufferPointer { g in
+                bndk_sgd_step(&p, g.baseAddress!, &buffer, Int64(gradient.count), 0.01, 0.9, 0, 0, 0, 0)
+            }
+            XCTAssertEqual(buffer.map(\.bitPattern), gradient.map(\.bitPattern), "policy \(policy)")
+        }
+    }
 }

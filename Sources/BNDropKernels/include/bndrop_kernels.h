@@ -91,8 +91,10 @@ enum { BNDK_SUBNORMALS_MEASURED = 0, BNDK_SUBNORMALS_IN_DOUBLE = 1, BNDK_SUBNORM
 int bndk_subnormals_take_double_path(void);
 void bndk_set_subnormal_policy(int policy);
 
-/* out[i] = a[i] / c rounded to float, computed as Adam computes √v / correction2_sqrt (by the inverse of c
-   in double precision, which gives the same floats: see optimizers.c); for Adam's test. */
+/* out[i] = a[i] / c, computed as Adam computes √v / correction2_sqrt (by the inverse of c in double
+   precision), for Adam's test: the float quotient for every a Adam divides (0, or at least 2^-74.5 as √v
+   is, with c at most 2^50: see optimizers.c). A subnormal a can round a quotient that lies exactly
+   halfway between two subnormal floats the other way. */
 void bndk_divide_by(const float *a, float c, float *out, int64_t count);
 
 /* One SGD step on `count` parameters, as torch.optim.SGD (see Optimizers.swift): g = grad (+ weight_decay·p
