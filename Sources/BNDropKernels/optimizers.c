@@ -122,14 +122,17 @@ typedef uint32_t uint16v __attribute__((vector_size(64)));
 #define WIDE16(x) (__builtin_convertvector((x), double16v) * ones)
 #define ROUNDED16(x) WIDE16(__builtin_convertvector((x), float16v))
 
+static uint32_t float_bits(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return bits;
+}
+
 // The bits of the smallest magnitude above which a value's products cannot be subnormal (none of the
 // factors it is multiplied by is below `smallest`), as long as no two values cancel to a tiny one:
 // 2^-122 / smallest, at most 2^-20.
 static uint32_t tiny_limit(float smallest) {
-    const float limit = smallest > 0x1p-102f && smallest < 1 ? 0x1p-122f / smallest : smallest >= 1 ? 0x1p-122f : 0x1p-20f;
-    uint32_t bits;
-    memcpy(&bits, &limit, sizeof bits);
-    return bits;
+    return float_bits(smallest > 0x1p-102f && smallest < 1 ? 0x1p-122f / smallest : smallest >= 1 ? 0x1p-122f : 0x1p-20f);
 }
 
 static inline float smaller_factor(float a, float b) {
@@ -157,9 +160,8 @@ void bndk_adam_step(float *restrict p, const float *restrict grad, float *restri
     const uint32_t second_limit = tiny_limit(smaller_factor(1, beta2));
     const uint32_t parameter_limit = tiny_limit(smaller_factor(1, decay));
     const float keep2_factor = smaller_factor(1, keep2);
-    const float square_limit = keep2_factor > 0x1p-100f ? __builtin_sqrtf(0x1p-122f / keep2_factor) : 0x1p-11f;
-    uint32_t gradient_limit;
-    memcpy(&gradient_limit, &square_limit, sizeof gradient_limit);
+    uint32_t gradient_limit =
+        float_bits(keep2_factor > 0x1p-100f ? __builtin_sqrtf(0x1p-122f / keep2_factor) : 0x1p-11f);
     const uint32_t gradient_product_limit = tiny_limit(smaller_factor(smaller_factor(1, keep1), keep2));
     if (gradient_limit < gradient_product_limit) gradient_limit = gradient_product_limit;
     // v's side of a step (the second moment and the denominator) in float, for the vector loop's two ways.

@@ -111,34 +111,16 @@ final class OptimizerKernelTests: XCTestCase {
     }
 
     private func checkAdamStepsThroughTheSubnormalRange(policy: Int) -> Int {
-        var random = SystemRandomNumberGenerator()
-        func value(_ kind: Int) -> Float {
-            let sign: Float = Bool.random(using: &random) ? -1 : 1
-            switch kind {
-            case 0: return 0
-            case 1: return sign * Float(bitPattern: UInt32.random(in: 1...0x007F_FFFF, using: &random))  // subnormal
-            case 2: return sign * Float(bitPattern: UInt32.random(in: 0x0080_0000...0x1F00_0000, using: &random))  // tiny
-            default: return sign * Float.random(in: 1e-4...1, using: &random)
-            }
-        }
         let count = 16 * 40 + 5
         var stepsWithSubnormalMoments = 0
         for (coupled, c) in [(0, Float(0.0316)), (1, Float(0.5)), (0, Float(0x1p60)), (1, Float(0x1p-127))] {
-            // Vectors of normal values with one lane (or none, or all) of another kind.
-            func draw() -> [Float] {
-                (0..<count).map { i in
-                    let vector = i / 16
-                    let kind = vector % 4 == 0 ? Int.random(in: 0...3, using: &random) : (i % 16 == vector % 16 ? vector % 3 : 3)
-                    return value(kind)
-                }
-            }
-            var p = draw(), m = draw(), v = draw().map { abs($0) }
+            var p = vectorsWithOddLanes(count), m = vectorsWithOddLanes(count), v = vectorsWithOddLanes(count).map { abs($0) }
             var (pRef, mRef, vRef) = (p, m, v)
             let (keep1, beta2, keep2, eps, stepSize, decay): (Float, Float, Float, Float, Float, Float) =
                 (0.1, 0.999, 0.001, 1e-8, 0.01, 0.01)
             for step in 1...60 {
                 // Mostly zero gradients (dead units), some of every kind.
-                let g = (0..<count).map { i in (i + step) % 5 == 0 ? value(Int.random(in: 0...3, using: &random)) : 0 }
+                let g = mostlyZeroGradients(count, step: step)
                 for i in 0..<count {
                     let gi = coupled == 1 ? g[i] + decay * pRef[i] : g[i]
                     mRef[i] = mRef[i] + (gi - mRef[i]) * keep1
@@ -150,55 +132,66 @@ final class OptimizerKernelTests: XCTestCase {
                     bndk_adam_step(&p, g.baseAddress!, &m, &v, Int64(count), keep1, beta2, keep2, eps, stepSize, c,
                                    Int32(coupled), decay)
                 }
-                func differing(_ a: [Float], _ b: [Float]) -> String {
-                    guard let i = a.indices.first(where: { a[$0].bitPattern != b[$0].bitPattern }) else { return "" }
-                    return "[\(i)]: \(a[i]) against \(b[i])"
-                }
-                XCTAssertEqual(differing(p, pRef), "", "parameters, step \(step), coupled \(coupled), c \(c), policy \(policy)")
-                XCTAssertEqual(differing(m, mRef), "", "first moments, step \(step), coupled \(coupled), c \(c), policy \(policy)")
-                XCTAssertEqual(differing(v, vRef), "", "second moments, step \(step), coupled \(coupled), c \(c), policy \(policy)")
-                if m.contains(where: { $0 != 0 && abs($0) < Float.leastNormalMagnitude }) { stepsWithSubnormalMoments += 1 }
+                XCTAssertEqual(Self.firstDifference(p, pRef), "", "parameters, step \(step), coupled \(coupled), c \(c), policy \(policy)")
+                XCTAssertEqual(Self.firstDifference(m, mRef), "", "first moments, step \(step), coupled \(coupled), c \(c), policy \(policy)")
+                XCTAssertEqual(Self.firstDifference(v, vRef), "", "second moments, step \(step), coupled \(coupled), c \(c), policy \(policy)")
+                if m.contains(where: Self.isSubnormal) { stepsWithSubnormalMoments += 1 }
             }
         }
         return stepsWithSubnormalMoments
     }
+
+    /// A random float of one kind: 0 (kind 0), subnormal (1), tiny normal, 2^-126 to about 2^-65 (2), or
+    /// ordinary, 1e-4 to 1 (3), either sign.
+    private static func randomValue(kind: Int) -> Float {
+        let sign: Float = Bool.random() ? -1 : 1
+        switch kind {
+        case 0: return 0
+        case 1: return sign * Float(bitPattern: UInt32.random(in: 1...0x007F_FFFF))
+        case 2: return sign * Float(bitPattern: UInt32.random(in: 0x0080_0000...0x1F00_0000))
+        default: return sign * Float.random(in: 1e-4...1)
+        }
+    }
+
+    /// `count` values in vectors of 16: every fourth vector of random kinds, the others ordinary values with
+    /// one lane of zero, a subnormal or a tiny value (the kind and the lane by the vector's index).
+    private func vectorsWithOddLanes(_ count: Int) -> [Float] {
+        (0..<count).map { i in
+            let vector = i / 16
+            let kind = vector % 4 == 0 ? Int.random(in: 0...3) : (i % 16 == vector % 16 ? vector % 3 : 3)
+            return Self.randomValue(kind: kind)
+        }
+    }
+
+    /// A step's gradients as dead units have them: zero but for every fifth value, which is of a random kind.
+    private func mostlyZeroGradients(_ count: Int, step: Int) -> [Float] {
+        (0..<count).map { i in (i + step) % 5 == 0 ? Self.randomValue(kind: Int.random(in: 0...3)) : 0 }
+    }
+
+    private static func isSubnormal(_ x: Float) -> Bool { x != 0 && abs(x) < Float.leastNormalMagnitude }
+
+    /// "" when `a` and `b` hold the same bits, else the first index where they differ and both values.
+    private static func firstDifference(_ a: [Float], _ b: [Float]) -> String {
+        guard let i = a.indices.first(where: { a[$0].bitPattern != b[$0].bitPattern }) else { return "" }
+        return "[\(i)]: \(a[i]) against \(b[i])"
+    }
+
     /// SGD's momentum buffers of dead units decay through the subnormal range too: the same check as
     /// Adam's, both ways, against torch.optim.SGD's update written out (plain, with dampening and weight
     /// decay, with Nesterov), bit for bit: p and the buffers.
     func testSGDMomentumWithSubnormalValuesMatchesTheFormulaBitForBit() {
         defer { bndk_set_subnormal_policy(Int32(BNDK_SUBNORMALS_MEASURED)) }
-        var random = SystemRandomNumberGenerator()
-        func value(_ kind: Int) -> Float {
-            let sign: Float = Bool.random(using: &random) ? -1 : 1
-            switch kind {
-            case 0: return 0
-            case 1: return sign * Float(bitPattern: UInt32.random(in: 1...0x007F_FFFF, using: &random))  // subnormal
-            case 2: return sign * Float(bitPattern: UInt32.random(in: 0x0080_0000...0x1F00_0000, using: &random))  // tiny
-            default: return sign * Float.random(in: 1e-4...1, using: &random)
-            }
-        }
         let count = 16 * 40 + 7
         for policy in [BNDK_SUBNORMALS_IN_DOUBLE, BNDK_SUBNORMALS_IN_FLOAT] {
             bndk_set_subnormal_policy(Int32(policy))
             var stepsWithSubnormalBuffers = 0
             for (momentum, dampening, decay, nesterov): (Float, Float, Float, Bool) in
                     [(0.9, 0, 0, false), (0.9, 0.1, 0.01, false), (0.5, 0, 1e-3, true)] {
-                // Vectors of normal values with one lane (or none, or all) of another kind.
-                func draw() -> [Float] {
-                    (0..<count).map { i in
-                        let vector = i / 16
-                        let kind = vector % 4 == 0 ? Int.random(in: 0...3, using: &random)
-                                                   : (i % 16 == vector % 16 ? vector % 3 : 3)
-                        return value(kind)
-                    }
-                }
-                var p = draw(), buffer = [Float](repeating: 0, count: count)
+                var p = vectorsWithOddLanes(count), buffer = [Float](repeating: 0, count: count)
                 var (pRef, bufferRef) = (p, buffer)
                 let lr: Float = 0.01, keep = 1 - dampening
                 for step in 1...60 {
-                    let g = step == 1 ? draw() : (0..<count).map { i in
-                        (i + step) % 5 == 0 ? value(Int.random(in: 0...3, using: &random)) : 0
-                    }
+                    let g = step == 1 ? vectorsWithOddLanes(count) : mostlyZeroGradients(count, step: step)
                     for i in 0..<count {
                         let gi = decay != 0 ? g[i] + decay * pRef[i] : g[i]
                         let b = step > 1 ? momentum * bufferRef[i] + keep * gi : gi
@@ -211,12 +204,9 @@ final class OptimizerKernelTests: XCTestCase {
                     }
                     let what = "step \(step), momentum \(momentum), dampening \(dampening), decay \(decay), "
                         + "nesterov \(nesterov), policy \(policy)"
-                    XCTAssertEqual(p.indices.first { p[$0].bitPattern != pRef[$0].bitPattern }, nil, "parameters, \(what)")
-                    XCTAssertEqual(buffer.indices.first { buffer[$0].bitPattern != bufferRef[$0].bitPattern }, nil,
-                                   "buffers, \(what)")
-                    if buffer.contains(where: { $0 != 0 && abs($0) < Float.leastNormalMagnitude }) {
-                        stepsWithSubnormalBuffers += 1
-                    }
+                    XCTAssertEqual(Self.firstDifference(p, pRef), "", "parameters, \(what)")
+                    XCTAssertEqual(Self.firstDifference(buffer, bufferRef), "", "buffers, \(what)")
+                    if buffer.contains(where: Self.isSubnormal) { stepsWithSubnormalBuffers += 1 }
                 }
             }
             // Over the three settings (the plain one keeps subnormal buffers in nearly every step).
@@ -224,6 +214,7 @@ final class OptimizerKernelTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(stepsWithSubnormalBuffers, 40, "the runs should pass through the subnormal range")
         }
     }
+
     /// SGD's first step with momentum and no weight decay copies the gradient into the buffer, as
     /// torch.optim.SGD does (buf = g.clone()): its bits, signalling NaN and subnormals included, in a
     /// vector that takes the double way (its tiny values) as in one that does not.
